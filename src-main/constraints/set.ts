@@ -1,0 +1,179 @@
+/**
+ * The constraint-set file format (version 1): what the UI saves and exports and what the CLI reads.
+ * One zod schema validates it everywhere; errors name the constraint index and field.
+ */
+import { z } from 'zod';
+
+export const UPOS_TAGS = [
+  'ADJ', 'ADP', 'ADV', 'AUX', 'CCONJ', 'DET', 'INTJ', 'NOUN', 'NUM', 'PART',
+  'PRON', 'PROPN', 'PUNCT', 'SCONJ', 'SYM', 'VERB', 'X',
+] as const;
+export type UposTag = (typeof UPOS_TAGS)[number];
+/** "*" marks a position whose tag does not matter. */
+export const POS_ANY = '*';
+
+export const SPAN_LABELS = ['NP', 'VP', 'PP'] as const;
+export const SENTIMENT_LABELS = ['positive', 'neutral', 'negative'] as const;
+
+const common = {
+  weight: z.number().finite().min(0).max(100).default(1),
+  enabled: z.boolean().default(true),
+  /** Optional user label shown in the UI. */
+  label: z.string().max(200).optional(),
+};
+
+export const posConstraint = z.object({
+  kind: z.literal('pos'),
+  tags: z.array(z.enum([...UPOS_TAGS, POS_ANY])).min(1).max(128),
+  ...common,
+}).strict();
+
+export const attributeConstraint = z.object({
+  kind: z.literal('attribute'),
+  field: z.string().min(1).max(100),
+  value: z.string().min(1).max(200),
+  ...common,
+}).strict();
+
+export const lengthConstraint = z.object({
+  kind: z.literal('length'),
+  tokens: z.number().int().min(1).max(512),
+  ...common,
+}).strict();
+
+export const sentimentConstraint = z.object({
+  kind: z.literal('sentiment'),
+  label: z.enum(SENTIMENT_LABELS),
+  ...common,
+}).strict();
+
+export const spansConstraint = z.object({
+  kind: z.literal('spans'),
+  spans: z.array(
+    z.tuple([z.number().int().min(0), z.number().int().min(0), z.enum(SPAN_LABELS)])
+      .refine(([s, e]) => e >= s, { message: 'span end must be >= start' }),
+  ).min(1).max(32),
+  ...common,
+}).strict();
+
+export const recordConstraint = z.object({
+  kind: z.literal('record'),
+  value: z.record(z.string(), z.string()),
+  ...common,
+}).strict();
+
+export const textConstraint = z.object({
+  kind: z.literal('text'),
+  value: z.string().min(1).max(2000),
+  ...common,
+}).strict();
+
+export const infillConstraint = z.object({
+  kind: z.literal('infill'),
+  /** Text with blanks marked by three underscores: "___". */
+  template: z.string().min(1).max(2000),
+  ...common,
+}).strict();
+
+export const jsonSchemaConstraint = z.object({
+  kind: z.literal('json-schema'),
+  schema: z.union([z.record(z.string(), z.unknown()), z.boolean()]),
+  ...common,
+}).strict();
+
+export const regexConstraint = z.object({
+  kind: z.literal('regex'),
+  pattern: z.string().min(1).max(2000),
+  ...common,
+}).strict();
+
+export const wordsConstraint = z.object({
+  kind: z.literal('words'),
+  include: z.array(z.string().min(1).max(100)).max(32).default([]),
+  exclude: z.array(z.string().min(1).max(100)).max(32).default([]),
+  ...common,
+}).strict();
+
+export const constraintSchema = z.discriminatedUnion('kind', [
+  posConstraint, attributeConstraint, lengthConstraint, sentimentConstraint, spansConstraint,
+  recordConstraint, textConstraint, infillConstraint, jsonSchemaConstraint, regexConstraint, wordsConstraint,
+]);
+export type Constraint = z.infer<typeof constraintSchema>;
+export type ConstraintKind = Constraint['kind'];
+export const CONSTRAINT_KINDS = constraintSchema.options.map((o) => o.shape.kind.value) as ConstraintKind[];
+
+/** Classifier-gradient guidance settings (defaults follow Diffusion-LM). */
+export const guidanceSettings = z.object({
+  enabled: z.boolean().default(true),
+  /** Adagrad steps after each denoising step. */
+  iterations: z.number().int().min(0).max(20).default(3),
+  /** Adagrad learning rate. */
+  stepSize: z.number().positive().max(10).default(0.1),
+  /** Global multiplier on every classifier's weight (the UI's "guidance strength"). */
+  strength: z.number().min(0).max(100).default(1),
+  /** Weight of the fluency anchor lambda * sum((mu - x)^2 / sigma); null means the per-control default. */
+  fluencyWeight: z.number().min(0).max(100).nullable().default(null),
+  /** Guidance is switched off for this many final steps. */
+  offLastSteps: z.number().int().min(0).max(2000).default(10),
+}).strict();
+
+export const samplerSettings = z.object({
+  steps: z.number().int().min(1).max(2000).default(200),
+  samples: z.number().int().min(1).max(1024).default(8),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
+  /** Replace predicted x0 by the nearest embedding at every step (Diffusion-LM's clamping trick). */
+  clamp: z.boolean().default(true),
+  guidance: guidanceSettings.default(guidanceSettings.parse({})),
+}).strict();
+export type SamplerSettings = z.infer<typeof samplerSettings>;
+
+export const constraintSetSchema = z.object({
+  version: z.literal(1),
+  name: z.string().max(200).optional(),
+  description: z.string().max(5000).optional(),
+  constraints: z.array(constraintSchema).max(64),
+  sampler: samplerSettings.default(samplerSettings.parse({})),
+}).strict();
+export type ConstraintSet = z.infer<typeof constraintSetSchema>;
+export type ConstraintSetInput = z.input<typeof constraintSetSchema>;
+
+export class ConstraintSetError extends Error {
+  readonly code = 'INVALID_CONSTRAINT_SET';
+  constructor(message: string, readonly issues: { path: string; message: string }[], readonly source?: string) {
+    super(message);
+    this.name = 'ConstraintSetError';
+  }
+}
+
+/** Render a zod path like constraints.2.tags.0 as constraints[2].tags[0]. */
+export function formatPath(path: PropertyKey[]): string {
+  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '');
+}
+
+/** Validate an unknown value as a constraint set; the error names each offending field (and the file, if given). */
+export function parseConstraintSet(value: unknown, source?: string): ConstraintSet {
+  const kindIssue = unknownKindIssue(value);
+  if (kindIssue) throw new ConstraintSetError(`${source ? `${source}: ` : ''}${kindIssue.path}: ${kindIssue.message}`, [kindIssue], source);
+  const result = constraintSetSchema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((i) => ({ path: formatPath(i.path) || '(root)', message: i.message }));
+  const summary = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+  throw new ConstraintSetError(`${source ? `${source}: ` : ''}invalid constraint set: ${summary}`, issues, source);
+}
+
+/** zod's discriminated-union message for an unknown kind is generic; name the kind instead. */
+function unknownKindIssue(value: unknown): { path: string; message: string } | null {
+  if (!value || typeof value !== 'object' || !Array.isArray((value as { constraints?: unknown }).constraints)) return null;
+  const list = (value as { constraints: unknown[] }).constraints;
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    const kind = c && typeof c === 'object' ? (c as { kind?: unknown }).kind : undefined;
+    if (typeof kind !== 'string' || !(CONSTRAINT_KINDS as string[]).includes(kind)) {
+      return {
+        path: `constraints[${i}].kind`,
+        message: `unknown constraint kind ${JSON.stringify(kind)} (known: ${CONSTRAINT_KINDS.join(', ')})`,
+      };
+    }
+  }
+  return null;
+}

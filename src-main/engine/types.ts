@@ -1,0 +1,122 @@
+/**
+ * The engine's public contract: what the services (and through them the UI, the CLI and the tests) call.
+ * The implementation lives beside this file and runs inference off the main thread.
+ */
+import type { ConstraintSet } from '../constraints/set';
+
+export type DevicePreference = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
+export const DEVICE_PREFERENCES: DevicePreference[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'];
+
+export interface DeviceProbe {
+  provider: Exclude<DevicePreference, 'auto'>;
+  /** Whether the binary ships this provider on this platform. */
+  bundled: boolean;
+  /** Whether a session could be created with it here. */
+  usable: boolean;
+  /** Why it was skipped or failed, in words (e.g. "Failed to get a WebGPU adapter"). */
+  reason?: string;
+}
+
+export interface DeviceReport {
+  requested: DevicePreference;
+  /** The provider that actually runs. */
+  active: Exclude<DevicePreference, 'auto'>;
+  probes: DeviceProbe[];
+}
+
+export interface ModelSummary {
+  id: string;
+  name: string;
+  version: string;
+  kind: string;
+  /** Folder the bundle was loaded from. */
+  path: string;
+  /** sha256 over the manifest's file list (identifies the exact weights in a run's recipe). */
+  hash: string;
+  source: 'bundled' | 'user';
+  canvas: { length: number; segments: { name: string; start: number; length: number; format?: string }[] };
+  /** Field -> known values, from the bundle's record schema (drives the UI's attribute pickers). */
+  recordFields: Record<string, string[]>;
+  /** Guidance controls this bundle has classifiers for (pos, attribute, length, sentiment, spans). */
+  controls: string[];
+  hasScorer: boolean;
+  /** Set when the bundle could not be loaded: the message names the problem. */
+  error?: string;
+}
+
+export interface GenerateRequest {
+  model: string;
+  device: DevicePreference;
+  constraints: ConstraintSet;
+}
+
+export interface StepProgress {
+  /** 1-based count of completed denoising steps. */
+  step: number;
+  steps: number;
+  elapsedMs: number;
+  /** Index of the first sample in the batch this progress belongs to. */
+  batchStart: number;
+  /** Current decoded canvas per sample of the batch (record and text parts), for the live view. */
+  canvases: { record: string; text: string }[];
+}
+
+export interface ConstraintScore {
+  /** Index into the constraint set's constraints. */
+  index: number;
+  kind: string;
+  satisfied: boolean;
+  /** In [0, 1] where it makes sense (e.g. POS exact-match rate), else a kind-specific number. */
+  score: number;
+  detail?: string;
+}
+
+export interface GeneratedOutput {
+  /** 0-based sample index within the run. */
+  index: number;
+  seed: number;
+  text: string;
+  /** Parsed record segment, or null when it does not parse as JSON. */
+  record: Record<string, unknown> | null;
+  /** The raw record segment text (even when it does not parse). */
+  recordText: string;
+  tokens: number[];
+  constraints: ConstraintScore[];
+  /** Perplexity under the bundle's autoregressive scorer (lower is better); null without a scorer. */
+  fluency: number | null;
+}
+
+export interface RunTimings {
+  loadMs: number;
+  compileMs: number;
+  sampleMs: number;
+  perStepMs: number;
+  totalMs: number;
+}
+
+export interface RunSummary {
+  status: 'completed' | 'cancelled' | 'failed';
+  model: { id: string; version: string; hash: string };
+  device: DeviceReport;
+  timings: RunTimings;
+  error?: string;
+}
+
+export interface GenerateHooks {
+  onProgress?(p: StepProgress): void;
+  /** Called once per finished sample, in index order; the store writes each as it arrives. */
+  onOutput?(o: GeneratedOutput): void;
+  signal?: AbortSignal;
+}
+
+export interface Engine {
+  listModels(): Promise<ModelSummary[]>;
+  probeDevices(preference: DevicePreference): Promise<DeviceReport>;
+  generate(request: GenerateRequest, hooks: GenerateHooks): Promise<RunSummary>;
+  dispose(): Promise<void>;
+}
+
+export interface EngineOptions {
+  /** Folders searched for bundles; the first is the app's bundled models/ folder. */
+  modelDirs: string[];
+}
