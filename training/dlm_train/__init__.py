@@ -1,0 +1,1 @@
+"""Diffusion-LM training pipeline for DLM Studio (see training/README.md)."""
