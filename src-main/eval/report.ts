@@ -1,0 +1,98 @@
+/** Markdown rendering of evaluation results (the table committed under docs/evaluation/). */
+import type { ControlResult, EvalResults, SideStats } from './run';
+
+const pct = (x: number | undefined | null) => (x === undefined || x === null || !Number.isFinite(x) ? '-' : (100 * x).toFixed(1));
+const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+
+function side(s: SideStats | null): [string, string, string] {
+  if (!s) return ['-', '-', '-'];
+  return [pct(s.success), pct(s.meanScore), s.fluencyMean === null ? '-' : `${num(s.fluencyMean)} (${num(s.fluencyMedian)})`];
+}
+
+function publishedCell(c: ControlResult): string {
+  if (!c.published) return '-';
+  return `${c.published.success.toFixed(1)} / ${c.published.lmScore.toFixed(2)}`;
+}
+
+/** The figure of ours that matches the paper's metric (POS: mean per-position match; others: success). */
+function comparable(c: ControlResult): string {
+  if (!c.published || !c.guided) return '-';
+  return pct(c.published.compare === 'score' ? c.guided.meanScore : c.guided.success);
+}
+
+export function renderMarkdown(r: EvalResults): string {
+  const L: string[] = [];
+  const s = r.settings;
+  L.push(`# Evaluation: ${r.model.id} (${r.date.slice(0, 10)}, ${r.mode} mode)`);
+  L.push('');
+  L.push('Produced by `dlm-studio eval` (src-main/eval/). Numbers are what this run measured.');
+  L.push('');
+  L.push('| | |');
+  L.push('| --- | --- |');
+  L.push(`| date | ${r.date} |`);
+  L.push(`| hardware | ${r.hardware.cpu}, ${r.hardware.cores} logical cores visible, ${r.hardware.memoryGiB} GiB, ${r.hardware.platform}, Node ${r.hardware.node} |`);
+  L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})` : '-'} |`);
+  L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
+  L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
+  L.push(`| settings | ${s.steps} steps, ${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
+  L.push(`| targets | ${s.targets.file} (sha256 \`${s.targets.sha256.slice(0, 16)}...\`, seed ${s.targets.seed}; built from the dev set) |`);
+  L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min |`);
+  L.push('');
+  L.push('## Control success and fluency (E2E targets from the dev set)');
+  L.push('');
+  L.push('Success: % of samples satisfying every constraint of their target (independent evaluators: wink-nlp, compromise,');
+  L.push('VADER, ajv). Score: mean per-constraint score (POS: fraction of positions whose tag matches). Perplexity: mean');
+  L.push('(median) under the bundle\'s autoregressive scorer; it is a different LM from the paper\'s, so lm-scores are not');
+  L.push('directly comparable. "Comparable" is our guided figure in the paper\'s metric.');
+  L.push('');
+  L.push('| control | targets | samples (g/u) | guided success % | guided score % | guided ppl | unguided success % | unguided score % | unguided ppl | comparable % | Diffusion-LM success / lm-score |');
+  L.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const c of r.controls) {
+    const g = side(c.guided);
+    const u = side(c.unguided);
+    L.push(`| ${c.control} | ${c.targets} | ${c.guided?.samples ?? 0}/${c.unguided?.samples ?? 0} | ${g[0]} | ${g[1]} | ${g[2]} | ${u[0]} | ${u[1]} | ${u[2]} | ${comparable(c)} | ${publishedCell(c)} |`);
+  }
+  const notes = r.controls.filter((c) => c.error || c.warnings.length || c.perKind);
+  if (notes.length) {
+    L.push('');
+    for (const c of notes) {
+      if (c.perKind) L.push(`- ${c.control}: guided success per part: ${Object.entries(c.perKind).map(([k, v]) => `${k} ${pct(v)}%`).join(', ')}`);
+      for (const w of c.warnings) L.push(`- ${c.control}: warning: ${w}`);
+      if (c.error) L.push(`- ${c.control}: error: ${c.error}`);
+    }
+  }
+  L.push('');
+  L.push('## Data-to-text and text-to-record (E2E test set)');
+  L.push('');
+  const d = r.dataToText;
+  if (d) {
+    L.push(`Data-to-text (record held on the canvas, text generated): BLEU-4 over ${d.items} of ${d.totalMrs} test MRs, multi-reference`);
+    L.push(`(${d.references} references, grouped by MR as in the official evaluation; mteval-v13a tokenization, lowercased).`);
+    L.push('');
+    L.push('| system | BLEU | n-gram precisions (1-4) | brevity penalty |');
+    L.push('| --- | ---: | --- | ---: |');
+    L.push(`| this bundle (${d.items} MRs) | ${num(d.bleu)} | ${d.precisions.map((p) => num(p, 3)).join(' / ')} | ${num(d.brevityPenalty, 3)} |`);
+    L.push(`| TGen (challenge baseline, all 630 MRs) | ${d.tgenBleu.toFixed(2)} | | |`);
+    if (d.error) L.push(`\nError: ${d.error}`);
+    if (d.examples.length) {
+      L.push('');
+      L.push('Examples:');
+      L.push('');
+      for (const e of d.examples) L.push(`- \`${JSON.stringify(e.record)}\` -> ${JSON.stringify(e.text)}`);
+    }
+  } else L.push('Data-to-text: not run.');
+  L.push('');
+  const t = r.textToRecord;
+  if (t) {
+    L.push(`Text-to-record (first reference text held, record generated): ${t.items} texts, ${t.parsed} records parsed, ${t.exact} exact.`);
+    L.push('');
+    L.push('| field | gold mentions | correct | accuracy % | spurious |');
+    L.push('| --- | ---: | ---: | ---: | ---: |');
+    for (const [f, v] of Object.entries(t.perField)) L.push(`| ${f} | ${v.gold} | ${v.correct} | ${pct(v.accuracy)} | ${v.spurious} |`);
+    if (t.error) L.push(`\nError: ${t.error}`);
+  } else L.push('Text-to-record: not run.');
+  L.push('');
+  L.push('Published references: Diffusion-LM, Li et al. 2022, Table 2 (E2E); TGen, E2E NLG Challenge baseline (test set).');
+  L.push('E2E data: Novikova, Dušek and Rieser (2017), CC BY-SA 4.0.');
+  return L.join('\n') + '\n';
+}

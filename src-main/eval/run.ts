@@ -1,0 +1,378 @@
+/**
+ * The evaluation harness: generates guided and unguided samples for every control target through the engine (the
+ * same Engine the services wrap for the UI and CLI), scores them with the model-independent evaluators and the
+ * bundle's fluency scorer, and runs data-to-text / text-to-record on the E2E test set.
+ */
+import { cpus, totalmem, platform, arch, release } from 'node:os';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { guidanceSettings, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, RunSummary } from '../engine/types';
+import { corpusBleu } from './bleu';
+import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
+import { DIFFUSION_LM_E2E, TGEN_E2E_TEST } from './published';
+import { COMPOSITIONS, CONTROLS, loadTargets, type EvalTarget } from './targets';
+
+/** Scores each output against each constraint of the set (evaluateOutputs from src-main/constraints). */
+export type EvaluateFn = (set: ConstraintSet, outputs: { text: string; record: Record<string, unknown> | null }[]) =>
+  ConstraintScore[][] | Promise<ConstraintScore[][]>;
+
+export interface EvalSettings {
+  mode: 'quick' | 'full';
+  model: string;
+  device: DevicePreference;
+  steps: number;
+  samplesPerTarget: number;
+  /** Targets used per control (the first N of the targets file for that control). */
+  targetsPerControl: number;
+  /** Unguided samples are drawn once (they do not depend on the target) and shared across targets. */
+  unguidedPool: number;
+  seed: number;
+  /** Test-set MRs for data-to-text (0 skips it; more than 630 means all). */
+  dataToTextItems: number;
+  /** Test-set texts for text-to-record (0 skips it). */
+  textToRecordItems: number;
+  /** Controls to run (default: all controls and compositions). */
+  controls?: string[];
+  /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
+  guidance?: Partial<z.input<typeof guidanceSettings>>;
+  targetsPath: string;
+  testPath: string;
+}
+
+export interface SideStats {
+  samples: number;
+  /** Fraction of samples that satisfy every constraint of the target. */
+  success: number;
+  /** Mean kind-specific score in [0, 1] (e.g. the fraction of POS positions matched), averaged over constraints. */
+  meanScore: number;
+  /** Mean and median perplexity under the bundle's scorer over outputs that have one (null without a scorer). */
+  fluencyMean: number | null;
+  fluencyMedian: number | null;
+  /** Wall-clock seconds per sample (generation only). */
+  secondsPerSample: number;
+}
+
+export interface ControlResult {
+  control: string;
+  targets: number;
+  guided: SideStats | null;
+  unguided: SideStats | null;
+  /** Per-constraint-kind success inside a composition (guided). */
+  perKind?: Record<string, number>;
+  published: { success: number; lmScore: number; metric: string; compare: 'success' | 'score' } | null;
+  warnings: string[];
+  error?: string;
+}
+
+export interface EvalResults {
+  format: 'dlm-eval-results/1';
+  date: string;
+  mode: 'quick' | 'full';
+  hardware: { cpu: string; cores: number; memoryGiB: number; platform: string; node: string };
+  model: { id: string; version: string; hash: string; path: string; controls: string[]; hasScorer: boolean };
+  device: DeviceReport | null;
+  settings: Omit<EvalSettings, 'targetsPath' | 'testPath'> & { targets: { file: string; sha256: string; seed: number }; testFile: string };
+  controls: ControlResult[];
+  dataToText: null | {
+    items: number;
+    totalMrs: number;
+    references: number;
+    bleu: number;
+    precisions: number[];
+    brevityPenalty: number;
+    tgenBleu: number;
+    secondsPerItem: number;
+    examples: { record: Record<string, string>; text: string }[];
+    error?: string;
+  };
+  textToRecord: null | {
+    items: number;
+    parsed: number;
+    exact: number;
+    perField: Record<string, { gold: number; correct: number; accuracy: number; spurious: number }>;
+    secondsPerItem: number;
+    error?: string;
+  };
+  seconds: number;
+}
+
+export interface EvalDeps {
+  engine: Engine;
+  evaluate: EvaluateFn;
+  log?: (line: string) => void;
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function sha256(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+export function hardwareInfo(): EvalResults['hardware'] {
+  const c = cpus();
+  return {
+    cpu: c[0]?.model.trim() ?? 'unknown',
+    cores: c.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    platform: `${platform()} ${release()} ${arch()}`,
+    node: process.version,
+  };
+}
+
+interface Generated {
+  outputs: GeneratedOutput[];
+  summary: RunSummary;
+  seconds: number;
+}
+
+async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput): Promise<Generated> {
+  const constraints = parseConstraintSet(set);
+  const outputs: GeneratedOutput[] = [];
+  const t0 = performance.now();
+  const summary = await deps.engine.generate(
+    { model: s.model, device: s.device, constraints },
+    { onOutput: (o) => outputs.push(o) },
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  if (summary.status !== 'completed') throw new Error(`generation ${summary.status}: ${summary.error ?? 'no reason given'}`);
+  outputs.sort((a, b) => a.index - b.index);
+  return { outputs, summary, seconds };
+}
+
+function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean): NonNullable<ConstraintSetInput['sampler']> {
+  return { steps: s.steps, samples, seed, guidance: { ...(s.guidance ?? {}), enabled: guided } };
+}
+
+interface Scored {
+  satisfiedAll: boolean;
+  score: number;
+  perKind: Record<string, boolean>;
+  fluency: number | null;
+}
+
+async function score(deps: EvalDeps, constraints: Constraint[], outputs: GeneratedOutput[]): Promise<Scored[]> {
+  const set = parseConstraintSet({ version: 1, constraints });
+  const scores = await deps.evaluate(set, outputs.map((o) => ({ text: o.text, record: o.record })));
+  if (scores.length !== outputs.length) throw new Error(`evaluator returned ${scores.length} results for ${outputs.length} outputs`);
+  return outputs.map((o, i) => {
+    const per = scores[i]!;
+    if (per.length !== constraints.length) throw new Error(`evaluator returned ${per.length} scores for ${constraints.length} constraints`);
+    const perKind: Record<string, boolean> = {};
+    for (const p of per) perKind[p.kind] = (perKind[p.kind] ?? true) && p.satisfied;
+    const sc = per.map((p) => (Number.isFinite(p.score) ? Math.min(1, Math.max(0, p.score)) : p.satisfied ? 1 : 0));
+    return { satisfiedAll: per.every((p) => p.satisfied), score: mean(sc), perKind, fluency: o.fluency };
+  });
+}
+
+function stats(scored: Scored[], seconds: number): SideStats {
+  const fl = scored.map((x) => x.fluency).filter((f): f is number => f !== null && Number.isFinite(f));
+  return {
+    samples: scored.length,
+    success: scored.length ? scored.filter((x) => x.satisfiedAll).length / scored.length : 0,
+    meanScore: scored.length ? mean(scored.map((x) => x.score)) : 0,
+    fluencyMean: fl.length ? mean(fl) : null,
+    fluencyMedian: fl.length ? median(fl) : null,
+    secondsPerSample: scored.length ? seconds / scored.length : 0,
+  };
+}
+
+function targetsFor(all: EvalTarget[], control: string, n: number): EvalTarget[] {
+  return all.filter((t) => t.control === control).slice(0, n);
+}
+
+export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Promise<EvalResults> {
+  const log = deps.log ?? (() => {});
+  const t0 = performance.now();
+  const targetsFile = loadTargets(settings.targetsPath);
+  const models = await deps.engine.listModels();
+  const model: ModelSummary | undefined = models.find((m) => m.id === settings.model);
+  if (!model) throw new Error(`--model ${settings.model}: no such bundle (found: ${models.map((m) => m.id).join(', ') || 'none'})`);
+  if (model.error) throw new Error(`--model ${settings.model}: ${model.error}`);
+  const controls = settings.controls ?? [...CONTROLS, ...COMPOSITIONS];
+  const known = new Set<string>([...CONTROLS, ...COMPOSITIONS]);
+  for (const c of controls) if (!known.has(c)) throw new Error(`--controls: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
+
+  let device: DeviceReport | null = null;
+  const results: ControlResult[] = [];
+
+  // Unguided pool: samples from the model with no constraints at all, shared by every target.
+  log(`unguided pool: ${settings.unguidedPool} samples, ${settings.steps} steps`);
+  let pool: GeneratedOutput[] = [];
+  let poolSeconds = 0;
+  let poolError: string | undefined;
+  try {
+    const g = await generate(deps, settings, { version: 1, constraints: [], sampler: samplerFor(settings, settings.unguidedPool, settings.seed, false) });
+    pool = g.outputs;
+    poolSeconds = g.seconds;
+    device = g.summary.device;
+  } catch (e) {
+    poolError = (e as Error).message;
+    log(`unguided pool failed: ${poolError}`);
+  }
+
+  let targetIndex = 0;
+  for (const control of controls) {
+    const targets = targetsFor(targetsFile.targets, control, settings.targetsPerControl);
+    const pub = DIFFUSION_LM_E2E[control] ?? null;
+    const res: ControlResult = { control, targets: targets.length, guided: null, unguided: null, published: pub, warnings: [] };
+    results.push(res);
+    if (targets.length === 0) {
+      res.error = `no targets for ${control} in ${settings.targetsPath}`;
+      continue;
+    }
+    const kinds = [...new Set(targets.flatMap((t) => t.constraints.map((c) => c.kind)))];
+    const missing = kinds.filter((k) => k !== 'json-schema' && !model.controls.includes(k));
+    if (missing.length) res.warnings.push(`bundle has no classifier for ${missing.join(', ')}: "guided" runs without that guidance`);
+    log(`${control}: ${targets.length} targets x ${settings.samplesPerTarget} samples`);
+    const guided: Scored[] = [];
+    const unguided: Scored[] = [];
+    let gSeconds = 0;
+    try {
+      for (const t of targets) {
+        const seed = (settings.seed + 1000 + targetIndex++) >>> 0;
+        const g = await generate(deps, settings, { version: 1, constraints: t.constraints, sampler: samplerFor(settings, settings.samplesPerTarget, seed, true) });
+        device ??= g.summary.device;
+        for (const w of g.summary.warnings ?? []) if (!res.warnings.includes(w)) res.warnings.push(w);
+        gSeconds += g.seconds;
+        guided.push(...(await score(deps, t.constraints, g.outputs)));
+        if (pool.length) {
+          const k = (targetIndex * settings.samplesPerTarget) % pool.length;
+          const slice = Array.from({ length: Math.min(settings.samplesPerTarget, pool.length) }, (_, j) => pool[(k + j) % pool.length]!);
+          unguided.push(...(await score(deps, t.constraints, slice)));
+        }
+      }
+      res.guided = stats(guided, gSeconds);
+      if (pool.length) res.unguided = stats(unguided, poolSeconds * (unguided.length / pool.length));
+      else res.error = `unguided pool failed: ${poolError}`;
+      if (control.includes('+')) {
+        res.perKind = {};
+        for (const k of kinds) res.perKind[k] = guided.filter((x) => x.perKind[k]).length / guided.length;
+      }
+      log(`${control}: guided ${(100 * res.guided.success).toFixed(1)}% / unguided ${res.unguided ? (100 * res.unguided.success).toFixed(1) : '-'}%`);
+    } catch (e) {
+      res.error = (e as Error).message;
+      if (guided.length) res.guided = stats(guided, gSeconds);
+      log(`${control}: failed: ${res.error}`);
+    }
+  }
+
+  const testRows = settings.dataToTextItems > 0 || settings.textToRecordItems > 0 ? readE2ECsv(settings.testPath) : [];
+  const groups = testRows.length ? groupByMr(testRows) : [];
+  const spread = (n: number): MrGroup[] => {
+    if (n >= groups.length) return groups;
+    // evenly spaced MRs over the whole test set (it is ordered by MR), deterministic
+    return Array.from({ length: n }, (_, i) => groups[Math.floor((i * groups.length) / n)]!);
+  };
+
+  let dataToText: EvalResults['dataToText'] = null;
+  if (settings.dataToTextItems > 0) {
+    const items = spread(settings.dataToTextItems);
+    log(`data-to-text: ${items.length} of ${groups.length} test MRs`);
+    const hyps: string[] = [];
+    let seconds = 0;
+    let error: string | undefined;
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const g = await generate(deps, settings, {
+          version: 1,
+          constraints: [{ kind: 'record', value: items[i]!.record }],
+          sampler: samplerFor(settings, 1, (settings.seed + 500000 + i) >>> 0, true),
+        });
+        device ??= g.summary.device;
+        seconds += g.seconds;
+        hyps.push(g.outputs[0]?.text.trim() ?? '');
+      }
+    } catch (e) {
+      error = (e as Error).message;
+      log(`data-to-text failed after ${hyps.length} items: ${error}`);
+    }
+    const done = items.slice(0, hyps.length);
+    const b = hyps.length ? corpusBleu(hyps, done.map((g) => g.refs)) : null;
+    dataToText = {
+      items: hyps.length,
+      totalMrs: groups.length,
+      references: done.reduce((a, g) => a + g.refs.length, 0),
+      bleu: b?.bleu ?? 0,
+      precisions: b?.precisions ?? [],
+      brevityPenalty: b?.brevityPenalty ?? 0,
+      tgenBleu: TGEN_E2E_TEST.bleu,
+      secondsPerItem: hyps.length ? seconds / hyps.length : 0,
+      examples: done.slice(0, 3).map((g, i) => ({ record: g.record, text: hyps[i]! })),
+      ...(error ? { error } : {}),
+    };
+    log(`data-to-text: BLEU ${dataToText.bleu.toFixed(2)} over ${hyps.length} MRs`);
+  }
+
+  let textToRecord: EvalResults['textToRecord'] = null;
+  if (settings.textToRecordItems > 0) {
+    const items = spread(settings.textToRecordItems);
+    log(`text-to-record: ${items.length} test texts`);
+    const perField: Record<string, { gold: number; correct: number; accuracy: number; spurious: number }> = {};
+    for (const f of E2E_FIELDS) perField[f] = { gold: 0, correct: 0, accuracy: 0, spurious: 0 };
+    let parsed = 0;
+    let exact = 0;
+    let n = 0;
+    let seconds = 0;
+    let error: string | undefined;
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const gold = items[i]!.record;
+        const g = await generate(deps, settings, {
+          version: 1,
+          constraints: [{ kind: 'text', value: items[i]!.refs[0]! }],
+          sampler: samplerFor(settings, 1, (settings.seed + 700000 + i) >>> 0, true),
+        });
+        device ??= g.summary.device;
+        seconds += g.seconds;
+        n++;
+        const rec = g.outputs[0]?.record ?? null;
+        if (rec) parsed++;
+        const out = rec ?? {};
+        let allRight = rec !== null;
+        for (const f of E2E_FIELDS) {
+          const pf = perField[f]!;
+          if (f in gold) {
+            pf.gold++;
+            if (out[f] === gold[f]) pf.correct++;
+            else allRight = false;
+          } else if (f in out) {
+            pf.spurious++;
+            allRight = false;
+          }
+        }
+        if (allRight && Object.keys(out).every((k) => k in gold)) exact++;
+      }
+    } catch (e) {
+      error = (e as Error).message;
+      log(`text-to-record failed after ${n} items: ${error}`);
+    }
+    for (const pf of Object.values(perField)) pf.accuracy = pf.gold ? pf.correct / pf.gold : 0;
+    textToRecord = { items: n, parsed, exact, perField, secondsPerItem: n ? seconds / n : 0, ...(error ? { error } : {}) };
+  }
+
+  const { targetsPath: _t, testPath: _p, ...rest } = settings;
+  return {
+    format: 'dlm-eval-results/1',
+    date: new Date().toISOString(),
+    mode: settings.mode,
+    hardware: hardwareInfo(),
+    model: { id: model.id, version: model.version, hash: model.hash, path: model.path, controls: model.controls, hasScorer: model.hasScorer },
+    device,
+    settings: {
+      ...rest,
+      targets: { file: settings.targetsPath, sha256: sha256(settings.targetsPath), seed: targetsFile.seed },
+      testFile: settings.testPath,
+    },
+    controls: results,
+    dataToText,
+    textToRecord,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { ConstraintSet } from '../../../src-main/constraints/set';
+import type { Engine, GenerateRequest, GenerateHooks, GeneratedOutput, ModelSummary, RunSummary } from '../../../src-main/engine/types';
+import { groupByMr, readE2ECsv } from '../../../src-main/eval/e2e';
+import { renderMarkdown } from '../../../src-main/eval/report';
+import { runEvaluation, type EvalSettings, type EvaluateFn } from '../../../src-main/eval/run';
+
+const TEST = '/work/shared/data/e2e/testset_w_refs.csv';
+const groups = groupByMr(readE2ECsv(TEST));
+const refOf = new Map(groups.map((g) => [JSON.stringify(g.record), g.refs[0]!]));
+const recOf = new Map(groups.map((g) => [g.refs[0]!, g.record]));
+
+const model: ModelSummary = {
+  id: 'fake', name: 'fake', version: '0', kind: 'continuous-embedding-diffusion', path: '/fake', hash: 'abc', source: 'bundled',
+  canvas: { length: 8, segments: [] }, recordFields: {}, controls: ['pos', 'attribute', 'length', 'sentiment', 'spans'], hasScorer: true,
+};
+
+/** A fake engine: guided samples say GOOD, unguided ones BAD; records and texts map through the test set. */
+function fakeEngine(calls: GenerateRequest[]): Engine {
+  return {
+    listModels: async () => [model],
+    probeDevices: async () => ({ requested: 'cpu', active: 'cpu', probes: [] }),
+    dispose: async () => {},
+    async generate(req: GenerateRequest, hooks: GenerateHooks): Promise<RunSummary> {
+      calls.push(req);
+      const set = req.constraints;
+      for (let i = 0; i < set.sampler.samples; i++) {
+        const rec = set.constraints.find((c) => c.kind === 'record');
+        const txt = set.constraints.find((c) => c.kind === 'text');
+        let text = set.sampler.guidance.enabled && set.constraints.length ? 'GOOD' : 'BAD';
+        let record: Record<string, unknown> | null = { name: 'x' };
+        if (rec && rec.kind === 'record') text = refOf.get(JSON.stringify(rec.value))!;
+        if (txt && txt.kind === 'text') {
+          const { near: _drop, ...r } = recOf.get(txt.value)!;
+          record = r;
+        }
+        const o: GeneratedOutput = { index: i, seed: i, text, record, recordText: '', tokens: [], constraints: [], fluency: text === 'GOOD' ? 2 : 8 };
+        hooks.onOutput?.(o);
+      }
+      return {
+        status: 'completed', model: { id: 'fake', version: '0', hash: 'abc' }, device: { requested: 'cpu', active: 'cpu', probes: [] },
+        timings: { loadMs: 0, compileMs: 0, sampleMs: 0, perStepMs: 0, totalMs: 0 },
+      };
+    },
+  };
+}
+
+const evaluate: EvaluateFn = (set: ConstraintSet, outputs) =>
+  outputs.map((o) => set.constraints.map((c, index) => ({ index, kind: c.kind, satisfied: o.text === 'GOOD', score: o.text === 'GOOD' ? 1 : 0.25 })));
+
+const settings: EvalSettings = {
+  mode: 'quick', model: 'fake', device: 'cpu', steps: 3, samplesPerTarget: 2, targetsPerControl: 2, unguidedPool: 3, seed: 1,
+  dataToTextItems: 4, textToRecordItems: 5, targetsPath: 'tests/fixtures/eval/targets.json', testPath: TEST,
+};
+
+describe('runEvaluation (fake engine, fake evaluator)', () => {
+  it('aggregates guided and unguided rates, BLEU and per-field accuracy', async () => {
+    const calls: GenerateRequest[] = [];
+    const r = await runEvaluation(settings, { engine: fakeEngine(calls), evaluate });
+    expect(r.controls.map((c) => c.control)).toEqual(['pos', 'spans', 'attribute', 'length', 'sentiment', 'json-schema', 'attribute+length', 'pos+sentiment', 'attribute+pos']);
+    for (const c of r.controls) {
+      expect(c.error).toBeUndefined();
+      expect(c.guided).toMatchObject({ samples: 4, success: 1, meanScore: 1, fluencyMean: 2 });
+      expect(c.unguided).toMatchObject({ samples: 4, success: 0, meanScore: 0.25, fluencyMean: 8 });
+    }
+    expect(r.controls.find((c) => c.control === 'json-schema')!.warnings).toEqual([]);
+    expect(r.controls.find((c) => c.control === 'attribute+length')!.perKind).toEqual({ attribute: 1, length: 1 });
+    // one unguided pool run + 2 guided runs per control + data-to-text + text-to-record items
+    expect(calls.length).toBe(1 + 2 * 9 + 4 + 5);
+    expect(calls[0]!.constraints.constraints).toEqual([]);
+    expect(calls[0]!.constraints.sampler.guidance.enabled).toBe(false);
+    expect(calls[1]!.constraints.sampler.guidance.enabled).toBe(true);
+    expect(r.dataToText!.items).toBe(4);
+    expect(r.dataToText!.bleu).toBeCloseTo(100, 6);
+    expect(r.textToRecord!.perField.near!.accuracy).toBe(0);
+    expect(r.textToRecord!.perField.name!.accuracy).toBe(1);
+    expect(r.textToRecord!.exact).toBe(r.textToRecord!.items - r.textToRecord!.perField.near!.gold);
+    const md = renderMarkdown(r);
+    expect(md).toContain('| pos | 2 | 4/4 | 100.0 | 100.0 | 2.00 (2.00) | 0.0 | 25.0 | 8.00 (8.00) | 100.0 | 90.0 / 5.16 |');
+    expect(md).toContain('| TGen (challenge baseline, all 630 MRs) | 65.93 |');
+  });
+
+  it('names an unknown model and an unknown control', async () => {
+    await expect(runEvaluation({ ...settings, model: 'nope' }, { engine: fakeEngine([]), evaluate })).rejects.toThrow(/--model nope: no such bundle \(found: fake\)/);
+    await expect(runEvaluation({ ...settings, controls: ['tree'] }, { engine: fakeEngine([]), evaluate })).rejects.toThrow(/unknown control "tree"/);
+  });
+
+  it('records a failing control and carries on', async () => {
+    const engine = fakeEngine([]);
+    const inner = engine.generate.bind(engine);
+    engine.generate = async (req, hooks) => {
+      if (req.constraints.constraints.some((c) => c.kind === 'json-schema')) throw new Error('UNSUPPORTED_KEYWORD: const');
+      return inner(req, hooks);
+    };
+    const r = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0 }, { engine, evaluate });
+    expect(r.controls.find((c) => c.control === 'json-schema')!.error).toMatch(/UNSUPPORTED_KEYWORD: const/);
+    expect(r.controls.find((c) => c.control === 'length')!.guided!.success).toBe(1);
+    expect(r.dataToText).toBeNull();
+  });
+});
