@@ -100,6 +100,8 @@ export interface RunSummary {
   device: DeviceReport;
   timings: RunTimings;
   error?: string;
+  /** Things the run could not honour but did not fail on (e.g. a control the bundle has no classifier for). */
+  warnings?: string[];
 }
 
 export interface GenerateHooks {
@@ -111,7 +113,8 @@ export interface GenerateHooks {
 
 export interface Engine {
   listModels(): Promise<ModelSummary[]>;
-  probeDevices(preference: DevicePreference): Promise<DeviceReport>;
+  /** Probe on the given model's denoiser (default: the bundled default model). */
+  probeDevices(preference: DevicePreference, model?: string): Promise<DeviceReport>;
   generate(request: GenerateRequest, hooks: GenerateHooks): Promise<RunSummary>;
   dispose(): Promise<void>;
 }
@@ -119,4 +122,6 @@ export interface Engine {
 export interface EngineOptions {
   /** Folders searched for bundles; the first is the app's bundled models/ folder. */
   modelDirs: string[];
+  /** Samples denoised together in one batch (default 8). */
+  batchSize?: number;
 }

@@ -1,0 +1,87 @@
+/**
+ * Execution providers: probe each by creating a session on the real denoiser and running one forward pass,
+ * catch, fall back, and report which one runs and why the others were skipped. Runs inside the engine worker.
+ */
+import * as ort from 'onnxruntime-node';
+import type { DevicePreference, DeviceProbe, DeviceReport } from './types';
+
+export type Provider = Exclude<DevicePreference, 'auto'>;
+
+/** Order `auto` tries, best first. */
+export const AUTO_ORDER: Provider[] = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
+
+const PLATFORM_OF: Partial<Record<Provider, NodeJS.Platform>> = { dml: 'win32', coreml: 'darwin' };
+
+export function bundledProviders(): Map<string, boolean> {
+  const m = new Map<string, boolean>();
+  try {
+    for (const b of ort.listSupportedBackends()) m.set(b.name, b.bundled);
+  } catch {
+    m.set('cpu', true);
+  }
+  return m;
+}
+
+export function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    // deterministic, same-device reproducibility: fixed thread pool sizes
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+  };
+}
+
+/** Why a provider cannot be tried at all here, or null if it can. */
+export function unavailableReason(p: Provider, bundled: Map<string, boolean>): string | null {
+  const plat = PLATFORM_OF[p];
+  if (plat && process.platform !== plat) return `${p} is only available on ${plat === 'win32' ? 'Windows' : 'macOS'}`;
+  if (!bundled.has(p)) return `onnxruntime-node ${ort.env.versions.node ?? ''} has no ${p} provider for ${process.platform}/${process.arch}`.replace('  ', ' ');
+  if (p === 'cuda' && bundled.get(p) === false) {
+    return 'the CUDA provider is not installed (Linux: run scripts/enable-cuda-provider.sh on a machine with internet, CUDA 12 and cuDNN 9)';
+  }
+  return null;
+}
+
+export type ProbeFn = (p: Provider) => Promise<void>;
+
+/**
+ * Pick the provider for a preference. `auto` tries AUTO_ORDER; a named provider is tried first and falls back to
+ * cpu. `probe` must throw when the provider cannot run the denoiser.
+ */
+export async function chooseProvider(pref: DevicePreference, probe: ProbeFn, bundled = bundledProviders()): Promise<DeviceReport> {
+  const order: Provider[] = pref === 'auto' ? AUTO_ORDER : pref === 'cpu' ? ['cpu'] : [pref, 'cpu'];
+  const probes: DeviceProbe[] = [];
+  let active: Provider | null = null;
+  for (const p of order) {
+    const reason = unavailableReason(p, bundled);
+    if (reason) {
+      probes.push({ provider: p, bundled: false, usable: false, reason });
+      continue;
+    }
+    try {
+      await probe(p);
+      probes.push({ provider: p, bundled: true, usable: true });
+      active = p;
+      break;
+    } catch (e) {
+      probes.push({ provider: p, bundled: true, usable: false, reason: cleanReason(e) });
+    }
+  }
+  if (!active) throw new Error(`no execution provider could run the denoiser: ${probes.map((p) => `${p.provider}: ${p.reason}`).join('; ')}`);
+  return { requested: pref, active, probes };
+}
+
+/** First line of an ORT error without its source location and assertion text. */
+export function cleanReason(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  let line = msg.split('\n').find((l) => l.trim())?.trim() ?? 'failed';
+  line = line.replace(/^\/\S+:\d+\s+/, '').replace(/^.*?\bwas false\.\s*/, '');
+  if (/WebGPU adapter/i.test(line) && process.platform === 'linux') line += ' (WebGPU on Linux needs a GPU with a Vulkan driver and the Vulkan loader, libvulkan1)';
+  return line.slice(0, 400);
+}
+
+export function describeReport(r: DeviceReport): string {
+  const skipped = r.probes.filter((p) => !p.usable).map((p) => `${p.provider} skipped: ${p.reason}`);
+  return [`device ${r.active} (requested ${r.requested})`, ...skipped].join('; ');
+}

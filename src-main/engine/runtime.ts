@@ -1,0 +1,302 @@
+/**
+ * What the engine worker does: owns the bundles and ONNX Runtime sessions, probes devices, and runs generation.
+ * Lives in the worker thread (worker.ts); nothing here touches the main thread.
+ */
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { type ClassifierEntry, type LoadedBundle, loadBundle } from './bundle';
+import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './constraints-adapter';
+import { chooseProvider, type Provider, sessionOptions } from './devices';
+import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, makeTerm } from './guidance';
+import { sampleSeeds } from './prng';
+import { nearestGraph, scoresGraph } from './onnx-graph';
+import { type Embeddings, type GuidanceConfig, type GuidanceTerm, makeEmbeddings, type Rounder, sampleBatch } from './sampler';
+import { buildSchedule } from './schedule';
+import { perplexities } from './scorer';
+import { END } from './tokenizer';
+import type { DevicePreference, DeviceReport, GeneratedOutput, GenerateRequest, RunSummary, StepProgress } from './types';
+
+export interface GenerateJob {
+  dir: string;
+  request: GenerateRequest;
+  batchSize: number;
+}
+
+export interface RunSink {
+  progress(p: StepProgress): void;
+  output(o: GeneratedOutput): void;
+  cancelled(): boolean;
+}
+
+interface Loaded {
+  bundle: LoadedBundle;
+  emb: Embeddings;
+  model: EngineModelInfo;
+  rounder: Rounder;
+}
+
+/** Nearest-embedding search as ONNX graphs on the cpu provider (one thread: it is small, and stays deterministic). */
+async function ortRounder(emb: Embeddings): Promise<Rounder> {
+  const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionProviders: ['cpu'] };
+  const near = await ort.InferenceSession.create(nearestGraph(emb.E, emb.V, emb.d), opts);
+  const scores = await ort.InferenceSession.create(scoresGraph(emb.E, emb.V, emb.d), opts);
+  return {
+    async nearest(x, count) {
+      const out = await near.run({ X: new ort.Tensor('float32', x.subarray(0, count * emb.d), [count, emb.d]) });
+      const idx = out.IDX!.data as BigInt64Array;
+      const r = new Int32Array(count);
+      for (let i = 0; i < count; i++) r[i] = Number(idx[i]);
+      return r;
+    },
+    async scores(x, count) {
+      const out = await scores.run({ X: new ort.Tensor('float32', x.subarray(0, count * emb.d), [count, emb.d]) });
+      return out.S!.data as Float32Array;
+    },
+  };
+}
+
+export function decodeCanvas(tokens: ArrayLike<number>, off: number, bundle: LoadedBundle): { recordText: string; text: string; textIds: number[] } {
+  const segs = bundle.manifest.canvas.segments;
+  const rec = segs.find((s) => s.name === 'record');
+  const txt = segs.find((s) => s.name === 'text')!;
+  let recordText = '';
+  if (rec) for (let i = 0; i < rec.length; i++) recordText += bundle.tokenizer.surface(tokens[off + rec.start + i]!);
+  const textIds: number[] = [];
+  for (let i = 0; i < txt.length; i++) {
+    const id = tokens[off + txt.start + i]!;
+    if (id === END) break;
+    textIds.push(id);
+  }
+  return { recordText, text: bundle.tokenizer.decode(textIds), textIds };
+}
+
+export function parseRecord(s: string): Record<string, unknown> | null {
+  try {
+    const v = JSON.parse(s) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+export class Runtime {
+  private loaded = new Map<string, Loaded>();
+  private sessions = new Map<string, ort.InferenceSession>();
+  private reports = new Map<string, DeviceReport>();
+
+  async load(dir: string): Promise<Loaded> {
+    // re-verify every time (hashes are cached by size + mtime), so a bundle changed on disk is noticed
+    const bundle = await loadBundle(dir);
+    const hit = this.loaded.get(dir);
+    if (hit && hit.bundle.hash === bundle.hash) return hit;
+    if (hit) this.dropSessions(dir);
+    const m = bundle.manifest;
+    const emb = makeEmbeddings(bundle.embeddings, bundle.vocabSize, bundle.dim);
+    const l: Loaded = {
+      bundle,
+      emb,
+      rounder: await ortRounder(emb),
+      model: {
+        vocab: bundle.tokenizer.tokens,
+        specials: { pad: 0, sep: 1, end: 2, unk: 3 },
+        canvas: m.canvas,
+        recordFields: m.record_schema?.fields ?? {},
+        tokenizer: bundle.tokenizer,
+      },
+    };
+    this.loaded.set(dir, l);
+    return l;
+  }
+
+  private dropSessions(dir: string): void {
+    for (const [k, s] of this.sessions) {
+      if (k.startsWith(`${dir}|`)) {
+        void s.release();
+        this.sessions.delete(k);
+      }
+    }
+    for (const k of this.reports.keys()) if (k.startsWith(`${dir}|`)) this.reports.delete(k);
+  }
+
+  async session(dir: string, file: string, provider: Provider): Promise<ort.InferenceSession> {
+    const key = `${dir}|${provider}|${file}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = await ort.InferenceSession.create(join(dir, file), sessionOptions(provider));
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  async probe(dir: string, pref: DevicePreference): Promise<DeviceReport> {
+    const l = await this.load(dir);
+    const key = `${dir}|${pref}`;
+    const hit = this.reports.get(key);
+    if (hit) return hit;
+    const m = l.bundle.manifest;
+    const report = await chooseProvider(pref, async (p) => {
+      const s = await this.session(dir, m.denoiser.file, p).catch((e: unknown) => {
+        throw e;
+      });
+      try {
+        const N = m.canvas.length;
+        const d = m.embedding.dim;
+        const out = await s.run({ x_t: new ort.Tensor('float32', new Float32Array(N * d), [1, N, d]), t: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+        const x0 = out.x0 ?? out[s.outputNames[0]!]!;
+        if (!(x0.data as Float32Array).every(Number.isFinite)) throw new Error(`${p}: the denoiser produced non-finite values`);
+      } catch (e) {
+        this.sessions.delete(`${dir}|${p}|${m.denoiser.file}`);
+        void s.release();
+        throw e;
+      }
+    });
+    this.reports.set(key, report);
+    return report;
+  }
+
+  /** A session for a secondary graph (classifier, scorer) on the active provider, else on cpu. */
+  private async auxSession(dir: string, file: string, provider: Provider): Promise<ort.InferenceSession> {
+    if (provider === 'cpu') return this.session(dir, file, 'cpu');
+    try {
+      return await this.session(dir, file, provider);
+    } catch {
+      return this.session(dir, file, 'cpu');
+    }
+  }
+
+  private async classifierRunner(dir: string, entry: ClassifierEntry, provider: Provider): Promise<ClassifierRunner> {
+    const sessions = new Map<number, ort.InferenceSession>();
+    for (const b of entry.batch_sizes) sessions.set(b, await this.auxSession(dir, entry.files[String(b)]!, provider));
+    return { entry, sessions };
+  }
+
+  async generate(job: GenerateJob, sink: RunSink): Promise<RunSummary & { warnings: string[] }> {
+    const t0 = performance.now();
+    const { request } = job;
+    const l = await this.load(job.dir);
+    const { bundle, emb } = l;
+    const m = bundle.manifest;
+    const device = await this.probe(job.dir, request.device);
+    const provider = device.active;
+    const denoiser = await this.session(job.dir, m.denoiser.file, provider);
+    const tLoaded = performance.now();
+
+    const set = request.constraints;
+    const sampler = set.sampler;
+    const N = m.canvas.length;
+    const d = m.embedding.dim;
+    const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps);
+    const compiled = await compileForEngine(set, l.model);
+    const held = new Int32Array(N).fill(-1);
+    for (const h of compiled.held) held[h.position] = h.token;
+    const warnings: string[] = [];
+
+    // guidance terms from the soft targets the bundle has classifiers for
+    const gs = sampler.guidance;
+    let guidance: GuidanceConfig | null = null;
+    if (gs.enabled && gs.iterations > 0 && gs.strength > 0 && compiled.soft.length) {
+      const terms: GuidanceTerm[] = [];
+      const lambdas: number[] = [];
+      for (const soft of compiled.soft) {
+        const entry = m.classifiers.find((c) => c.control === soft.kind);
+        if (!entry) {
+          warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
+          continue;
+        }
+        const runner = await this.classifierRunner(job.dir, entry, provider);
+        const seg = m.canvas.segments.find((s) => s.name === entry.segment)!;
+        buildTargets(entry, soft, seg.length, runner.sessions.values().next().value);
+        terms.push(makeTerm(runner, soft, (soft.weight ?? 1) * gs.strength, seg.length, N, d));
+        lambdas.push(entry.lambda ?? DEFAULT_LAMBDA[soft.kind] ?? 0.01);
+      }
+      if (terms.length) {
+        guidance = {
+          terms,
+          iterations: gs.iterations,
+          stepSize: gs.stepSize,
+          // the strongest anchor among the active controls (Diffusion-LM's composition used 0.01)
+          lambda: gs.fluencyWeight ?? Math.max(...lambdas),
+          offLastSteps: gs.offLastSteps,
+        };
+      }
+    }
+    const scorer = m.scorer ? await this.auxSession(job.dir, m.scorer.file, provider) : null;
+    const textSeg = m.canvas.segments.find((s) => s.name === 'text')!;
+    const tCompiled = performance.now();
+
+    const total = sampler.samples;
+    const seeds = sampleSeeds(sampler.seed, total);
+    const stepTimes: number[] = [];
+    let cancelled = false;
+    const tSample = performance.now();
+    for (let start = 0; start < total && !cancelled; start += job.batchSize) {
+      const batchSeeds = seeds.slice(start, start + job.batchSize);
+      const B = batchSeeds.length;
+      const res = await sampleBatch({
+        seeds: batchSeeds,
+        length: N,
+        emb,
+        schedule,
+        clamp: sampler.clamp,
+        rounder: l.rounder,
+        held,
+        projectors: compiled.hard,
+        guidance,
+        async denoise(x, t, b) {
+          const out = await denoiser.run({ x_t: new ort.Tensor('float32', x, [b, N, d]), t: new ort.Tensor('float32', t, [b]) });
+          const x0 = (out.x0 ?? out[denoiser.outputNames[0]!])!;
+          return x0.data as Float32Array;
+        },
+        onStep(step, tokens) {
+          const canvases: { record: string; text: string }[] = [];
+          for (let b = 0; b < B; b++) {
+            const c = decodeCanvas(tokens, b * N, bundle);
+            canvases.push({ record: c.recordText, text: c.text });
+          }
+          sink.progress({ step, steps: sampler.steps, elapsedMs: performance.now() - tSample, batchStart: start, canvases });
+        },
+        cancelled: () => sink.cancelled(),
+      });
+      stepTimes.push(...res.stepMs);
+      if (!res.tokens) {
+        cancelled = true;
+        break;
+      }
+      const decoded = batchSeeds.map((_, b) => decodeCanvas(res.tokens!, b * N, bundle));
+      const fluency = scorer ? await perplexities(scorer, decoded.map((c) => c.textIds), textSeg.length + 1, m.scorer!.bos, m.scorer!.eos) : null;
+      const outputs = decoded.map((c) => ({ text: c.text, record: parseRecord(c.recordText) }));
+      const scores = await evaluateForEngine(set, outputs);
+      decoded.forEach((c, b) => {
+        sink.output({
+          index: start + b,
+          seed: batchSeeds[b]!,
+          text: c.text,
+          record: outputs[b]!.record,
+          recordText: c.recordText,
+          tokens: Array.from(res.tokens!.subarray(b * N, (b + 1) * N)),
+          constraints: scores[b] ?? [],
+          fluency: fluency ? fluency[b]! : null,
+        });
+      });
+    }
+    const tEnd = performance.now();
+    return {
+      status: cancelled ? 'cancelled' : 'completed',
+      model: { id: m.id, version: m.version, hash: bundle.hash },
+      device,
+      timings: {
+        loadMs: tLoaded - t0,
+        compileMs: tCompiled - tLoaded,
+        sampleMs: tEnd - tSample,
+        perStepMs: stepTimes.length ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : 0,
+        totalMs: tEnd - t0,
+      },
+      warnings,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+}
