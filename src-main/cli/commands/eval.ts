@@ -1,0 +1,115 @@
+/** `dlm-studio eval`: control success and fluency (guided vs unguided), data-to-text BLEU and text-to-record accuracy. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEVICE_PREFERENCES, type DevicePreference } from '../../engine/types';
+import { evaluateForEval } from '../../eval/evaluator';
+import { renderMarkdown } from '../../eval/report';
+import { runEvaluation, type EvalSettings } from '../../eval/run';
+import { CliError, intOption, type CliCommand } from '../framework';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+export const EVAL_PRESETS = {
+  quick: { steps: 10, samplesPerTarget: 2, targetsPerControl: 1, unguidedPool: 4, dataToTextItems: 3, textToRecordItems: 3 },
+  full: { steps: 200, samplesPerTarget: 8, targetsPerControl: 20, unguidedPool: 64, dataToTextItems: 630, textToRecordItems: 100 },
+} as const;
+
+const usage = `usage: dlm-studio eval [--quick] [options]
+
+Generates guided and unguided samples for control targets built from the E2E dev set
+(tests/fixtures/eval/targets.json, rebuilt by npm run eval:targets), scores them with the independent
+evaluators and the bundle's fluency scorer, and runs data-to-text (BLEU) and text-to-record on the E2E test set.
+Writes a JSON results file and a Markdown table beside it.
+
+  --quick                      few targets, samples and steps (CI); default is the full evaluation
+  --model <id>                 bundle id (default e2e-default)
+  --device <pref>              ${DEVICE_PREFERENCES.join('|')} (default auto)
+  --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps})
+  --samples-per-target <n>     guided samples per target (quick ${EVAL_PRESETS.quick.samplesPerTarget}, full ${EVAL_PRESETS.full.samplesPerTarget})
+  --targets-per-control <n>    targets per control (quick ${EVAL_PRESETS.quick.targetsPerControl}, full ${EVAL_PRESETS.full.targetsPerControl})
+  --unguided-pool <n>          unguided samples, shared by all targets (quick ${EVAL_PRESETS.quick.unguidedPool}, full ${EVAL_PRESETS.full.unguidedPool})
+  --data-to-text <n>           test MRs for BLEU, 0 to skip (quick ${EVAL_PRESETS.quick.dataToTextItems}, full all ${EVAL_PRESETS.full.dataToTextItems})
+  --text-to-record <n>         test texts for record accuracy, 0 to skip (quick ${EVAL_PRESETS.quick.textToRecordItems}, full ${EVAL_PRESETS.full.textToRecordItems})
+  --controls <a,b,...>         only these controls (pos, spans, attribute, length, sentiment, json-schema,
+                               attribute+length, pos+sentiment, attribute+pos)
+  --seed <n>                   base seed (default 0)
+  --targets <file>             targets file (default tests/fixtures/eval/targets.json)
+  --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA/testset_w_refs.csv or /work/shared/data/e2e/...)
+  --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;
+
+export const evalCommand: CliCommand = {
+  name: 'eval',
+  summary: 'evaluate control success, fluency, BLEU and record accuracy (guided vs unguided)',
+  usage,
+  options: {
+    quick: { type: 'boolean' },
+    model: { type: 'string' },
+    device: { type: 'string' },
+    steps: { type: 'string' },
+    'samples-per-target': { type: 'string' },
+    'targets-per-control': { type: 'string' },
+    'unguided-pool': { type: 'string' },
+    'data-to-text': { type: 'string' },
+    'text-to-record': { type: 'string' },
+    controls: { type: 'string' },
+    seed: { type: 'string' },
+    targets: { type: 'string' },
+    'test-set': { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run(ctx, args) {
+    const v = args.values;
+    const mode = v.quick === true ? 'quick' : 'full';
+    const preset = EVAL_PRESETS[mode];
+    const device = (typeof v.device === 'string' ? v.device : 'auto') as DevicePreference;
+    if (!DEVICE_PREFERENCES.includes(device)) throw new CliError('INVALID_INPUT', `--device must be one of ${DEVICE_PREFERENCES.join(', ')} (got ${JSON.stringify(v.device)})`);
+    const positive = (name: string, dflt: number, min = 1) => {
+      const n = intOption(args, name) ?? dflt;
+      if (n < min) throw new CliError('INVALID_INPUT', `--${name} must be at least ${min} (got ${n})`);
+      return n;
+    };
+    const dataDir = process.env.E2E_DATA ?? '/work/shared/data/e2e';
+    const model = typeof v.model === 'string' ? v.model : 'e2e-default';
+    const settings: EvalSettings = {
+      mode,
+      model,
+      device,
+      steps: positive('steps', preset.steps),
+      samplesPerTarget: positive('samples-per-target', preset.samplesPerTarget),
+      targetsPerControl: positive('targets-per-control', preset.targetsPerControl),
+      unguidedPool: positive('unguided-pool', preset.unguidedPool),
+      dataToTextItems: positive('data-to-text', preset.dataToTextItems, 0),
+      textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
+      seed: positive('seed', 0, 0),
+      ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(root, 'tests/fixtures/eval/targets.json')),
+      testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, 'testset_w_refs.csv')),
+    };
+    if (/dev|train/i.test(settings.testPath.split('/').pop() ?? '')) {
+      throw new CliError('INVALID_INPUT', `--test-set ${settings.testPath}: data-to-text is evaluated on the E2E test set (testset_w_refs.csv)`);
+    }
+    const factory = ctx.engine.engine;
+    if (!factory) throw new CliError('ENGINE_UNAVAILABLE', ctx.engine.reason ?? 'no inference engine in this build');
+    const engine = await factory(ctx.modelDirs);
+    const stamp = new Date().toISOString().slice(0, 10);
+    const out = resolve(typeof v.out === 'string' ? v.out : join('eval-results', `${stamp}-${model}-${mode}.json`));
+    if (!out.endsWith('.json')) throw new CliError('INVALID_INPUT', `--out ${out}: the results file must end in .json`);
+    try {
+      const results = await runEvaluation(settings, { engine, evaluate: evaluateForEval, log: (l) => ctx.err(`[eval] ${l}`) });
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+      const md = renderMarkdown(results);
+      const mdPath = out.replace(/\.json$/, '.md');
+      writeFileSync(mdPath, md);
+      ctx.out(ctx.json ? JSON.stringify({ results: out, markdown: mdPath }) : `${md}\nresults: ${out}\ntable: ${mdPath}`);
+      const failed = results.controls.filter((c) => c.error);
+      if (failed.length === results.controls.length) {
+        ctx.err(`every control failed: ${failed[0]?.error}`);
+        return 1;
+      }
+    } finally {
+      await engine.dispose();
+    }
+  },
+};

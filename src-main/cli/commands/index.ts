@@ -1,0 +1,10 @@
+/**
+ * The command registry. To add a command, write a module in this folder exporting a CliCommand and list it
+ * here (order = order in `dlm-studio help`).
+ */
+import type { CliCommand } from '../framework';
+import { runsCommand } from './runs';
+import { serveTestCommand } from './serve-test';
+import { setsCommand } from './sets';
+
+export const COMMANDS: CliCommand[] = [setsCommand, runsCommand, serveTestCommand];

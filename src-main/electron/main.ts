@@ -1,0 +1,129 @@
+/**
+ * Electron main process: a thin shell. It serves the renderer from the app:// protocol, locks the window
+ * down, and connects the renderer to the services over IPC. All logic lives in src-main/services.
+ */
+import { app, BrowserWindow, ipcMain, protocol, session } from 'electron';
+import { readFile } from 'node:fs/promises';
+import { extname, join, normalize, relative, isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createStudioServices, type StudioServices } from '../services';
+import { defaultEngine } from '../services/engine-loader';
+import { registerIpcTransport } from '../transports/ipc';
+import { APP_ENTRY, APP_HOST, APP_SCHEME, CONTENT_SECURITY_POLICY, isTrustedUrl } from './security';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const rendererDir = join(here, '..', 'renderer');
+const preloadPath = join(here, '..', 'preload', 'index.cjs');
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.woff2': 'font/woff2',
+  '.json': 'application/json',
+};
+
+protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
+app.enableSandbox();
+
+let services: StudioServices | null = null;
+let mainWindow: BrowserWindow | null = null;
+
+async function serveRenderer(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.host !== APP_HOST) return new Response('not found', { status: 404 });
+  const rel = normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)).replace(/^[/\\]+/, '');
+  const file = join(rendererDir, rel);
+  const inside = relative(rendererDir, file);
+  if (inside.startsWith('..') || isAbsolute(inside)) return new Response('forbidden', { status: 403 });
+  try {
+    const body = await readFile(file);
+    return new Response(body, {
+      headers: {
+        'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
+        'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+        'X-Content-Type-Options': 'nosniff',
+      },
+    });
+  } catch {
+    return new Response('not found', { status: 404 });
+  }
+}
+
+function createWindow(): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1280,
+    height: 820,
+    minWidth: 900,
+    minHeight: 600,
+    show: false,
+    title: 'DLM Studio',
+    webPreferences: {
+      preload: preloadPath,
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      nodeIntegrationInWorker: false,
+      nodeIntegrationInSubFrames: false,
+      webSecurity: true,
+      allowRunningInsecureContent: false,
+      experimentalFeatures: false,
+      webviewTag: false,
+      navigateOnDragDrop: false,
+      safeDialogs: true,
+      spellcheck: false,
+    },
+  });
+  win.once('ready-to-show', () => win.show());
+  void win.loadURL(APP_ENTRY);
+  return win;
+}
+
+// Navigation, new windows and webviews are blocked for every web contents the app ever creates.
+app.on('web-contents-created', (_event, contents) => {
+  contents.on('will-navigate', (event) => event.preventDefault());
+  contents.on('will-redirect', (event) => event.preventDefault());
+  contents.on('will-attach-webview', (event) => event.preventDefault());
+  contents.setWindowOpenHandler(() => ({ action: 'deny' }));
+});
+
+app.on('window-all-closed', () => {
+  app.quit();
+});
+
+app.on('before-quit', (event) => {
+  if (!services) return;
+  event.preventDefault();
+  const s = services;
+  services = null;
+  void s.close().finally(() => app.quit());
+});
+
+void app.whenReady().then(() => {
+  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+  session.defaultSession.setPermissionCheckHandler(() => false);
+  protocol.handle(APP_SCHEME, serveRenderer);
+
+  const modelsRoot = app.isPackaged ? join(process.resourcesPath, 'models') : join(app.getAppPath(), 'models');
+  const choice = defaultEngine();
+  services = createStudioServices({
+    dataDir: app.getPath('userData'),
+    modelDirs: [modelsRoot],
+    engine: choice.engine,
+    engineUnavailableReason: choice.reason,
+    app: { name: 'DLM Studio', version: app.getVersion() },
+  });
+  registerIpcTransport({
+    ipcMain,
+    dispatcher: services.dispatcher,
+    events: services.events,
+    isTrustedUrl,
+    targets: () => (mainWindow && !mainWindow.isDestroyed() ? [mainWindow.webContents] : []),
+  });
+  mainWindow = createWindow();
+  mainWindow.on('closed', () => {
+    mainWindow = null;
+  });
+});
