@@ -1,0 +1,309 @@
+"""Export a training run as a model bundle (docs/ARCHITECTURE.md, "Model bundle").
+
+    python3 -m training.dlm_train.export --run training/runs/e2e-default --out models/e2e-default \
+        [--id e2e-default --name "E2E restaurants (default)" --version 1.0.0] [--card-steps 200] [--verify-node]
+
+Writes manifest.json, denoiser.onnx (EMA weights, dynamic batch), embeddings.f32, vocab.json, denoiser.pt (the same
+EMA weights for the PyTorch reference sampler) and DATA_CARD.md (with samples from the reference sampler).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from . import sample as S
+from .bundle import FORMAT, add_files_and_rehash, write_manifest
+from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
+from .model import Denoiser, ModelConfig, diffusion_losses
+from .schedule import training_schedule
+from .tokenizer import Tokenizer
+
+E2E_ATTRIBUTION = (
+    "Trained on the E2E NLG Challenge dataset (Novikova, Dušek and Rieser, \"The E2E Dataset: New Challenges for "
+    "End-to-End Generation\", SIGDIAL 2017; https://github.com/tuetschek/e2e-dataset), licensed under CC BY-SA 4.0 "
+    "(https://creativecommons.org/licenses/by-sa/4.0/). Changes: meaning representations were converted to JSON "
+    "records, texts were tokenized, and examples longer than the canvas were dropped. The shipped weights and the "
+    "sample outputs derived from the data are shared under the same license."
+)
+
+
+def load_run(run_dir: str):
+    ck = torch.load(os.path.join(run_dir, "ckpt.pt"), map_location="cpu")
+    mcfg = ModelConfig(**ck["model_config"])
+    model = Denoiser(mcfg)
+    model.load_state_dict(ck["ema"])
+    model.eval()
+    tok = Tokenizer.load(os.path.join(run_dir, "vocab.json"))
+    with open(os.path.join(run_dir, "data.json"), encoding="utf-8") as f:
+        data_info = json.load(f)
+    log = []
+    lp = os.path.join(run_dir, "log.jsonl")
+    if os.path.exists(lp):
+        with open(lp, encoding="utf-8") as f:
+            log = [json.loads(ln) for ln in f if ln.strip()]
+    return ck, model, tok, data_info, log
+
+
+@torch.no_grad()
+def dev_metrics(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, dev_path: str, cfg: dict, n: int = 512) -> dict:
+    dev = read_corpus(dev_path)
+    split = encode_split(tok, layout, dev)
+    ids = torch.from_numpy(split.ids[:n])
+    abar = torch.tensor(training_schedule(cfg["schedule"]["T"], cfg["schedule"]["s"]), dtype=torch.float32)
+    g = torch.Generator().manual_seed(1234)
+    tot = {"loss": 0.0, "mse": 0.0, "nll": 0.0}
+    batches = 0
+    for i in range(0, len(ids), 128):
+        out = diffusion_losses(model, ids[i:i + 128], abar, generator=g)
+        for k in tot:
+            tot[k] += float(out[k])
+        batches += 1
+    res = {f"dev_{k}": round(v / batches, 5) for k, v in tot.items()}
+    res["dev_examples_scored"] = int(len(ids))
+    res["dev_dropped"] = int(split.dropped)
+    # rounding accuracy of the (clean) embeddings under the nearest-embedding rule
+    acc = (S.nearest(model.emb(ids), model.emb.weight) == ids).float().mean()
+    res["embedding_rounding_accuracy"] = round(float(acc), 5)
+    return res
+
+
+def export_onnx(model: Denoiser, path: str, opset: int = 14) -> None:
+    L, d = model.cfg.length, model.cfg.d
+    x = torch.randn(2, L, d)
+    t = torch.tensor([10.0, 1500.0])
+    torch.onnx.export(model, (x, t), path, input_names=["x_t", "t"], output_names=["x0"],
+                      dynamic_axes={"x_t": {0: "B"}, "t": {0: "B"}, "x0": {0: "B"}}, opset_version=opset,
+                      do_constant_folding=True)
+    import onnx
+    onnx.checker.check_model(onnx.load(path))
+
+
+def verify_with_node(model: Denoiser, bundle_dir: str) -> dict:
+    L, d = model.cfg.length, model.cfg.d
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, L, d, generator=g)
+    t = torch.tensor([0.0, 700.0, 1999.0])
+    with torch.no_grad():
+        x0 = model(x, t)
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"batch": 3, "N": L, "d": d, "x_t": x.reshape(-1).tolist(), "t": t.tolist(),
+                   "x0": x0.reshape(-1).tolist()}, f)
+        case = f.name
+    try:
+        r = subprocess.run(["node", os.path.join(here, "onnx_check.mjs"), bundle_dir, case], capture_output=True,
+                           text=True, cwd=os.path.dirname(os.path.dirname(here)), timeout=300)
+    finally:
+        os.unlink(case)
+    if r.returncode != 0:
+        raise RuntimeError(f"onnxruntime-node check failed: {r.stderr.strip()[-2000:]}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    if not res["ok"] or res["maxDiff"] > 1e-3:
+        raise RuntimeError(f"onnxruntime-node output differs from PyTorch: {res}")
+    return res
+
+
+def loss_summary(log: List[dict]) -> List[dict]:
+    rows = [r for r in log if "step" in r and "loss" in r]
+    if not rows:
+        return []
+    picks = sorted({0, len(rows) - 1, *[int(len(rows) * f) for f in (0.05, 0.1, 0.25, 0.5, 0.75, 0.9)]})
+    return [rows[i] for i in picks if i < len(rows)]
+
+
+def dev_records(dev_path: str, k: int) -> List[dict]:
+    seen, out = set(), []
+    for ex in read_corpus(dev_path):
+        key = canonical_record(ex.record or {})
+        if key not in seen:
+            seen.add(key)
+            out.append(ex.record)
+    step = max(1, len(out) // k)
+    return out[::step][:k]
+
+
+def card_samples(ref: S.Reference, dev_path: Optional[str], n: int, steps: int, seed: int) -> dict:
+    t0 = time.time()
+    uncond = [S.decode(ref, r) for r in S.sample(ref, n, steps, seed)]
+    d2t = []
+    if ref.layout.record_len and dev_path and n:
+        recs = dev_records(dev_path, n)
+        givens, helds = zip(*[S.held_canvas(ref, r) for r in recs])
+        ids = S.sample(ref, len(recs), steps, seed + 1, np.stack(givens), np.stack(helds))
+        d2t = [{"record": canonical_record(r), "text": S.decode(ref, row)["text"]} for r, row in zip(recs, ids)]
+    return {"unconditional": uncond, "data_to_text": d2t, "steps": steps, "seed": seed,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def md_escape(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: bool) -> str:
+    tr = m["training"]
+    lines = [f"# Data card: {m['name']} (`{m['id']}` {m['version']})", ""]
+    lines += ["## What it is", "",
+              f"A continuous diffusion language model (Diffusion-LM style: diffusion over learned {m['embedding']['dim']}-d "
+              f"word embeddings, a bidirectional transformer denoiser predicting x0, sqrt schedule with T = "
+              f"{m['schedule']['T']}) with {tr['parameters']:,} parameters. One canvas of {m['canvas']['length']} "
+              f"tokens holds " + ("a JSON record, a separator and the text, so the model can generate both, describe "
+                                   "a given record or structure a given text." if len(m['canvas']['segments']) > 1
+                                   else "a text."), ""]
+    lines += ["## Training data", "",
+              f"- Corpus: `{tr['data']}` ({tr['license']}).",
+              f"- Examples: {data_info['examples']} read, {data_info['kept']} used, **{data_info['dropped']} dropped** "
+              f"because the record or the text did not fit its canvas segment.",
+              f"- Vocabulary: {m['tokenizer']['size']} tokens built from the training split only (pieces seen at least "
+              f"{tr['config']['data']['min_count']} times, every character seen, printable ASCII).",
+              "- Split: trained on the training split only; the dev split was used for the dev loss and the sample "
+              "records below; the test split was not used.", ""]
+    lines += ["## Training budget", "",
+              f"- Steps: {tr['steps']} at batch {tr['config']['train']['batch_size']} "
+              f"({tr['steps'] * tr['config']['train']['batch_size']:,} canvases, "
+              f"{tr['steps'] * tr['config']['train']['batch_size'] / max(1, data_info['kept']):.2f} epochs).",
+              f"- Wall time: {tr['wall_time_s'] / 60:.1f} min of training ({tr['stopped']}).",
+              f"- Hardware: {tr['hardware']}.",
+              f"- Optimizer: AdamW, lr {tr['config']['train']['lr']} with {tr['config']['train']['warmup']} warmup "
+              f"steps then linear decay, grad clip {tr['config']['train']['grad_clip']}, EMA "
+              f"{tr['config']['train']['ema_decay']} (the exported weights are the EMA weights).",
+              f"- For comparison, the Diffusion-LM paper trained E2E for 200K steps at batch 64 on an A100 with an "
+              f"80M-parameter denoiser; this model had far less compute, and its samples show it.", ""]
+    summ = loss_summary(log)
+    if summ:
+        lines += ["## Loss curve (training, averaged over each logging window)", "",
+                  "| step | loss | mse | rounding nll | lr |", "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['step']} | {r['loss']:.4f} | {r['mse']:.4f} | {r['nll']:.4f} | {r['lr']:.2e} |" for r in summ]
+        lines.append("")
+    if m.get("metrics"):
+        lines += ["## Metrics", "", "```json", json.dumps(m["metrics"], indent=1), "```", ""]
+    lines += ["## Samples", "",
+              f"From the PyTorch reference sampler (`python3 -m training.dlm_train.sample`), {samples['steps']} "
+              f"denoising steps, clamping on, seed {samples['seed']} (data-to-text: seed {samples['seed'] + 1}); "
+              "not cherry-picked. `text` is the text segment up to `<end>`.", ""]
+    if samples["unconditional"]:
+        lines += [f"### {len(samples['unconditional'])} unconditional samples", "",
+                  "| # | record | text |", "| --- | --- | --- |"]
+        lines += [f"| {i} | `{md_escape(s.get('record', ''))}` | {md_escape(s['text'])} |"
+                  for i, s in enumerate(samples["unconditional"])]
+        lines.append("")
+    if samples["data_to_text"]:
+        lines += [f"### {len(samples['data_to_text'])} data-to-text samples (dev-set records held)", "",
+                  "| # | record (given) | text |", "| --- | --- | --- |"]
+        lines += [f"| {i} | `{md_escape(s['record'])}` | {md_escape(s['text'])} |"
+                  for i, s in enumerate(samples["data_to_text"])]
+        lines.append("")
+    lines += ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
+              f"Training data: {tr['data']} ({tr['license']}).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="training run directory (holds ckpt.pt, vocab.json, data.json)")
+    ap.add_argument("--out", required=True, help="bundle directory to write (e.g. models/e2e-default)")
+    ap.add_argument("--id")
+    ap.add_argument("--name")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--dev", default="/work/shared/data/e2e/devset.csv",
+                    help="dev split for dev metrics and data-to-text samples ('' to skip)")
+    ap.add_argument("--card-samples", type=int, default=20)
+    ap.add_argument("--card-steps", type=int, default=200)
+    ap.add_argument("--card-seed", type=int, default=0)
+    ap.add_argument("--hardware", help="override the hardware string recorded at training time")
+    ap.add_argument("--verify-node", action="store_true", help="check denoiser.onnx in onnxruntime-node")
+    args = ap.parse_args(argv)
+
+    ck, model, tok, data_info, log = load_run(args.run)
+    cfg = ck["config"]
+    bid = args.id or cfg["name"]
+    layout = CanvasLayout(data_info["canvas"]["length"],
+                          next((s["length"] for s in data_info["canvas"]["segments"] if s["name"] == "record"), 0))
+    os.makedirs(args.out, exist_ok=True)
+    for stale in ("manifest.json",):
+        if os.path.exists(os.path.join(args.out, stale)):
+            os.remove(os.path.join(args.out, stale))
+
+    export_onnx(model, os.path.join(args.out, "denoiser.onnx"))
+    model.emb.weight.detach().numpy().astype("<f4").tofile(os.path.join(args.out, "embeddings.f32"))
+    shutil.copyfile(os.path.join(args.run, "vocab.json"), os.path.join(args.out, "vocab.json"))
+    torch.save(model.state_dict(), os.path.join(args.out, "denoiser.pt"))
+
+    metrics = {}
+    rows = [r for r in log if "loss" in r]
+    if rows:
+        tail = rows[-10:]
+        metrics.update({f"train_{k}_final": round(sum(r[k] for r in tail) / len(tail), 5)
+                        for k in ("loss", "mse", "nll")})
+    if args.dev and layout.record_len:
+        metrics.update(dev_metrics(model, tok, layout, args.dev, cfg))
+    stop = next((r for r in reversed(log) if r.get("event") == "stop"), None)
+    dc = cfg["data"]
+    is_e2e = "e2e" in os.path.basename(dc["train"]).lower() or "e2e" in (dc.get("corpus_name") or "").lower() or \
+        "/e2e/" in dc["train"]
+    manifest = {
+        "format": FORMAT,
+        "id": bid,
+        "version": args.version,
+        "kind": "continuous-embedding-diffusion",
+        "name": args.name or bid,
+        "tokenizer": {"type": "surface-pieces/1", "vocab": "vocab.json", "size": len(tok)},
+        "canvas": layout.to_json(),
+        "embedding": {"file": "embeddings.f32", "dim": model.cfg.d, "dtype": "float32"},
+        "schedule": {"type": "sqrt", "T": cfg["schedule"]["T"], "s": cfg["schedule"]["s"]},
+        "denoiser": {"file": "denoiser.onnx", "inputs": {"x_t": "float32[B,N,d]", "t": "float32[B]"},
+                     "outputs": {"x0": "float32[B,N,d]"}, "opset": 14},
+        "record_schema": data_info.get("record_schema") or {"fields": {}},
+        "files": [],
+        "training": {
+            "data": dc.get("corpus_name") or os.path.basename(dc["train"]),
+            "license": dc.get("license") or ("CC BY-SA 4.0" if is_e2e else "unknown"),
+            "steps": ck["state"]["step"],
+            "wall_time_s": round(ck["state"]["train_time"], 1),
+            "stopped": f"stopped by {stop['reason']}" if stop else "checkpoint",
+            "hardware": args.hardware or ck.get("hardware", "unknown"),
+            "world_size": ck.get("world_size", 1),
+            "parameters": model.num_parameters(),
+            "exported_utc": dt.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "config": cfg,
+        },
+        "metrics": metrics,
+        "reference": {"file": "denoiser.pt", "framework": "pytorch", "weights": "ema",
+                      "model_config": model.cfg.to_json()},
+        "classifiers": [],
+        "scorer": None,
+    }
+    write_manifest(args.out, manifest)
+    files = ["denoiser.onnx", "embeddings.f32", "vocab.json", "denoiser.pt"]
+    add_files_and_rehash(args.out, files)
+    if args.verify_node:
+        r = verify_with_node(model, args.out)
+        manifest["metrics"]["onnxruntime_node_max_abs_diff"] = r["maxDiff"]
+        print(f"onnxruntime-node: {r}", flush=True)
+    ref = S.from_model(model, tok, layout, cfg["schedule"]["T"], cfg["schedule"]["s"])
+    samples = card_samples(ref, args.dev, args.card_samples, args.card_steps, args.card_seed)
+    manifest["metrics"]["card_sampling_seconds"] = samples["seconds"]
+    with open(os.path.join(args.out, "DATA_CARD.md"), "w", encoding="utf-8") as f:
+        f.write(data_card(manifest, data_info, log, samples, is_e2e))
+    with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
+        json.dump(samples, f, ensure_ascii=False, indent=1)
+    write_manifest(args.out, {**manifest, "files": []})
+    m = add_files_and_rehash(args.out, files + ["DATA_CARD.md", "samples.json"])
+    total = sum(f["bytes"] for f in m["files"])
+    print(f"bundle {args.out}: {len(m['files'])} files, {total / 1e6:.2f} MB; steps {m['training']['steps']}; "
+          f"metrics {json.dumps(m['metrics'])}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""PyTorch reference sampler over a bundle's weights (docs/ARCHITECTURE.md, "Sampler" and "Shared PRNG").
+
+    python3 -m training.dlm_train.sample --bundle models/e2e-default --samples 4 --steps 200 --seed 0
+    python3 -m training.dlm_train.sample --bundle ... --record '{"name":"The Vaults","eatType":"pub"}'   (data-to-text)
+    python3 -m training.dlm_train.sample --bundle ... --text 'The Vaults is a pub.'                   (text-to-record)
+    python3 -m training.dlm_train.sample --bundle ... --json     (one JSON object per sample, with token ids)
+    python3 -m training.dlm_train.sample --bundle ... --bench    (ms per denoising step at batch 8 and 64)
+
+Noise comes from the shared mulberry32 streams, so the TypeScript engine reproduces these outputs given the same
+seed (up to float differences between ONNX Runtime and PyTorch, which can flip near-ties in rounding).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .bundle import read_manifest, verify_bundle
+from .data import CanvasLayout, canonical_record, parse_mr
+from .model import Denoiser, ModelConfig
+from .prng import normals, sample_seeds
+from .schedule import respace
+from .tokenizer import END, PAD, SEP, Tokenizer
+
+
+@dataclass
+class Reference:
+    model: Denoiser
+    emb: torch.Tensor  # [V, d] float32
+    tok: Tokenizer
+    layout: CanvasLayout
+    T: int
+    s: float
+
+    @property
+    def d(self) -> int:
+        return self.emb.shape[1]
+
+
+def load_bundle(bundle_dir: str, verify: bool = True) -> Reference:
+    m = verify_bundle(bundle_dir) if verify else read_manifest(bundle_dir)
+    ref = m.get("reference")
+    if not ref:
+        raise ValueError(f"{bundle_dir}/manifest.json: field 'reference' (PyTorch weights) is missing")
+    ck = torch.load(os.path.join(bundle_dir, ref["file"]), map_location="cpu")
+    model = Denoiser(ModelConfig(**ref["model_config"]))
+    model.load_state_dict(ck)
+    model.eval()
+    tok = Tokenizer.load(os.path.join(bundle_dir, m["tokenizer"]["vocab"]))
+    e = m["embedding"]
+    raw = np.fromfile(os.path.join(bundle_dir, e["file"]), dtype="<f4")
+    if raw.size != len(tok) * e["dim"]:
+        raise ValueError(f"{bundle_dir}/{e['file']}: {raw.size} floats, expected vocab {len(tok)} x dim {e['dim']}")
+    emb = torch.from_numpy(raw.reshape(len(tok), e["dim"]).copy())
+    segs = {sg["name"]: sg for sg in m["canvas"]["segments"]}
+    layout = CanvasLayout(m["canvas"]["length"], segs["record"]["length"] if "record" in segs else 0)
+    return Reference(model, emb, tok, layout, m["schedule"]["T"], m["schedule"]["s"])
+
+
+def from_model(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, T: int = 2000, s: float = 1e-4) -> Reference:
+    model.eval()
+    return Reference(model, model.emb.weight.detach().clone(), tok, layout, T, s)
+
+
+def nearest(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """ids of the nearest embedding (L2) per position; x [B, N, d] -> [B, N]."""
+    d2 = (x * x).sum(-1, keepdim=True) - 2.0 * torch.matmul(x, emb.t()) + (emb * emb).sum(-1)
+    return d2.argmin(-1)
+
+
+def held_canvas(ref: Reference, record: Optional[dict] = None, text: Optional[str] = None):
+    """Token ids and a held mask for data-to-text (record given) or text-to-record (text given)."""
+    L = ref.layout
+    ids = np.zeros(L.length, dtype=np.int64)
+    held = np.zeros(L.length, dtype=bool)
+    if record is not None:
+        if not L.record_len:
+            raise ValueError("bundle has no record segment")
+        r = ref.tok.encode(canonical_record(record))
+        if len(r) > L.record_len:
+            raise ValueError(f"record: {len(r)} tokens, the record segment holds {L.record_len}")
+        ids[:L.record_len] = r + [PAD] * (L.record_len - len(r))
+        ids[L.record_len] = SEP
+        held[:L.text_start] = True
+    if text is not None:
+        t = ref.tok.encode(text) + [END]
+        if len(t) > L.text_len:
+            raise ValueError(f"text: {len(t) - 1} tokens, the text segment holds {L.text_len - 1}")
+        ids[L.text_start:] = t + [PAD] * (L.text_len - len(t))
+        held[L.text_start:] = True
+        if L.record_len:
+            ids[L.record_len] = SEP
+            held[L.record_len] = True
+    return ids, held
+
+
+@torch.no_grad()
+def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optional[np.ndarray] = None,
+           held: Optional[np.ndarray] = None, clamp: bool = True, first_index: int = 0,
+           step_times: Optional[list] = None) -> np.ndarray:
+    """Run the sampler loop for samples first_index .. first_index+n-1 of seed `seed`; returns ids [n, N].
+    given/held: [N] or [n, N] token ids and mask of positions held (infilling)."""
+    L, d = ref.layout.length, ref.d
+    sch = respace(steps, ref.T, ref.s)
+    seeds = [int(x) for x in sample_seeds(seed, first_index + n)[first_index:]]
+    nd = L * d
+
+    def draw(k_index: int) -> torch.Tensor:  # k_index 0: x_T, then one per step k = S-1 .. 1
+        return torch.from_numpy(np.stack([normals(sj, k_index * nd, nd) for sj in seeds]).reshape(n, L, d))
+
+    emb = ref.emb
+    if held is not None:
+        held_t = torch.from_numpy(np.broadcast_to(held, (n, L)).copy()).unsqueeze(-1)
+        given_emb = emb[torch.from_numpy(np.broadcast_to(given, (n, L)).copy())]
+    x = draw(0)
+    for j, k in enumerate(range(steps - 1, -1, -1)):
+        t0 = time.perf_counter()
+        t = torch.full((n,), float(sch.use[k]), dtype=torch.float32)
+        x0 = ref.model(x, t)
+        if clamp:
+            x0 = emb[nearest(x0, emb)]
+        if held is not None:
+            x0 = torch.where(held_t, given_emb, x0)
+        mean = float(sch.c1[k]) * x0 + float(sch.c2[k]) * x
+        if k > 0:
+            z = draw(j + 1)
+            x = mean + float(np.sqrt(sch.var[k])) * z
+            if held is not None:
+                ap = sch.abar_prev[k]
+                x = torch.where(held_t, float(np.sqrt(ap)) * given_emb + float(np.sqrt(1.0 - ap)) * z, x)
+        else:
+            x = mean
+            if held is not None:
+                x = torch.where(held_t, given_emb, x)
+        x = x.float()
+        if step_times is not None:
+            step_times.append(time.perf_counter() - t0)
+    return nearest(x, emb).numpy()
+
+
+def decode(ref: Reference, ids: Sequence[int]) -> dict:
+    """record: surfaces of the record segment; text: surfaces of the text segment up to the first <end>."""
+    L = ref.layout
+    ids = [int(i) for i in ids]
+    text_ids = ids[L.text_start:]
+    if END in text_ids:
+        text_ids = text_ids[:text_ids.index(END)]
+    out = {"text": ref.tok.decode(text_ids)}
+    if L.record_len:
+        out["record"] = ref.tok.decode(ids[:L.record_len])
+        try:
+            out["record_valid_json"] = isinstance(json.loads(out["record"]), dict)
+        except json.JSONDecodeError:
+            out["record_valid_json"] = False
+    return out
+
+
+def bench(ref: Reference, steps: int = 20) -> dict:
+    res = {}
+    for b in (8, 64):
+        times: list = []
+        sample(ref, b, steps=steps, seed=1, step_times=times)
+        res[b] = 1000.0 * float(np.median(times[1:] if len(times) > 1 else times))
+    return res
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", default="models/e2e-default")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--record", help="data-to-text: a JSON object or an E2E MR 'name[...], eatType[...]'")
+    ap.add_argument("--text", help="text-to-record: the text to structure")
+    ap.add_argument("--no-clamp", action="store_true", help="do not replace x0 by its nearest embedding per step")
+    ap.add_argument("--json", action="store_true", help="print one JSON object per sample")
+    ap.add_argument("--bench", action="store_true", help="print ms per denoising step at batch 8 and 64")
+    ap.add_argument("--threads", type=int)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ref = load_bundle(args.bundle)
+    if args.bench:
+        r = bench(ref)
+        print(json.dumps({"ms_per_step": {str(k): round(v, 2) for k, v in r.items()},
+                          "threads": torch.get_num_threads(), "torch": torch.__version__}))
+        return 0
+    record = None
+    if args.record:
+        record = json.loads(args.record) if args.record.strip().startswith("{") else parse_mr(args.record, "--record")
+    if record is not None and args.text is not None:
+        raise SystemExit("give --record or --text, not both")
+    given, held = (held_canvas(ref, record, args.text) if (record is not None or args.text is not None)
+                   else (None, None))
+    ids = sample(ref, args.samples, args.steps, args.seed, given, held, clamp=not args.no_clamp)
+    for j, row in enumerate(ids):
+        out = decode(ref, row)
+        if args.json:
+            print(json.dumps({"index": j, "seed": args.seed, "steps": args.steps, **out, "ids": row.tolist()},
+                             ensure_ascii=False))
+        else:
+            print(f"[{j}] {out.get('record', '')}\n    {out['text']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Train a Diffusion-LM denoiser from a JSON config.
+
+    python3 -m training.dlm_train.train --config training/configs/e2e-default.json
+    torchrun --nproc_per_node=2 -m training.dlm_train.train --config ...   (DDP; gloo on CPU, nccl on CUDA)
+
+Re-running the same command resumes from <run_dir>/ckpt.pt. The run stops cleanly (checkpoint written) at
+train.max_steps, at train.stop_at (ISO UTC time) or after train.time_budget_s seconds of training.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .data import CanvasLayout, encode_split, read_corpus, record_schema, vocab_texts
+from .model import Denoiser, ModelConfig, diffusion_losses
+from .schedule import training_schedule
+from .tokenizer import Tokenizer, build_vocab
+
+DEFAULTS = {
+    "name": "run",
+    "run_dir": None,
+    "data": {"train": "/work/shared/data/e2e/trainset.csv", "limit": None, "min_count": 3,
+             "canvas_length": 96, "record_len": 44, "corpus_name": None, "license": None},
+    "model": {"d": 16, "hidden": 128, "layers": 4, "heads": 4, "mlp_ratio": 4, "dropout": 0.1, "time_dim": 128},
+    "schedule": {"T": 2000, "s": 1e-4},
+    "train": {"batch_size": 64, "lr": 1e-3, "warmup": 200, "max_steps": 4000, "weight_decay": 0.0,
+              "grad_clip": 1.0, "ema_decay": 0.997, "ckpt_every": 200, "log_every": 10, "seed": 0,
+              "threads": None, "device": "auto", "stop_at": None, "time_budget_s": None},
+}
+
+
+def merge(base: dict, over: dict, where: str = "config") -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if k not in base:
+            raise ValueError(f"{where}: unknown key {k!r} (known: {sorted(base)})")
+        out[k] = merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) else v
+    return out
+
+
+def load_config(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        try:
+            cfg = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON: {e}") from None
+    return merge(DEFAULTS, cfg, path)
+
+
+def parse_utc(s: str) -> float:
+    d = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.timezone.utc)
+    return d.timestamp()
+
+
+def hardware_string(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        return f"{world} x {torch.cuda.get_device_name(device)} (CUDA, torch {torch.__version__})"
+    return f"{world} x CPU process, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()} " \
+           f"(torch {torch.__version__})"
+
+
+class EMA:
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def lr_at(tc: dict, step: int, progress: float) -> float:
+    if step < tc["warmup"]:
+        return tc["lr"] * (step + 1) / tc["warmup"]
+    return tc["lr"] * max(0.0, 1.0 - progress)
+
+
+def prepare_data(cfg: dict, run_dir: str, is_main: bool):
+    dc = cfg["data"]
+    examples = read_corpus(dc["train"], dc["limit"])
+    has_records = all(e.record is not None for e in examples)
+    layout = CanvasLayout(dc["canvas_length"], dc["record_len"] if has_records else 0)
+    vocab_path = os.path.join(run_dir, "vocab.json")
+    if os.path.exists(vocab_path):
+        tok = Tokenizer.load(vocab_path)
+    else:
+        tok = build_vocab(vocab_texts(examples), dc["min_count"])
+    split = encode_split(tok, layout, examples)
+    if len(split.ids) == 0:
+        raise ValueError(f"{dc['train']}: no example fits the canvas ({layout.to_json()})")
+    if is_main and not os.path.exists(vocab_path):
+        tok.save(vocab_path)
+        with open(os.path.join(run_dir, "data.json"), "w", encoding="utf-8") as f:
+            json.dump({"train": dc["train"], "examples": split.total, "kept": len(split.ids), "dropped": split.dropped,
+                       "canvas": layout.to_json(), "vocab_size": len(tok),
+                       "record_schema": {"fields": record_schema(examples)} if has_records else None},
+                      f, ensure_ascii=False, indent=1)
+    return tok, layout, split
+
+
+def atomic_save(obj, path: str) -> None:
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[list] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--run-dir", help="default: training/runs/<name>")
+    ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--stop-at", help="ISO time (UTC if no zone) at which to checkpoint and stop")
+    ap.add_argument("--time-budget-s", type=float)
+    ap.add_argument("--device", help="auto | cpu | cuda")
+    args = ap.parse_args(argv)
+
+    cfg = load_config(args.config)
+    tc = cfg["train"]
+    for k, v in (("max_steps", args.max_steps), ("stop_at", args.stop_at), ("time_budget_s", args.time_budget_s),
+                 ("device", args.device)):
+        if v is not None:
+            tc[k] = v
+    run_dir = args.run_dir or cfg["run_dir"] or os.path.join("training", "runs", cfg["name"])
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    want = tc["device"]
+    use_cuda = torch.cuda.is_available() if want == "auto" else want == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise SystemExit("train.device is 'cuda' but CUDA is not available")
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if tc["threads"]:
+        torch.set_num_threads(int(tc["threads"]))
+    ddp = world > 1
+    if ddp:
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    is_main = rank == 0
+    if is_main:
+        os.makedirs(run_dir, exist_ok=True)
+    if ddp:
+        torch.distributed.barrier()
+
+    tok, layout, split = prepare_data(cfg, run_dir, is_main)
+    if ddp:
+        torch.distributed.barrier()
+        tok = Tokenizer.load(os.path.join(run_dir, "vocab.json"))  # every rank uses rank 0's file
+        split = encode_split(tok, layout, read_corpus(cfg["data"]["train"], cfg["data"]["limit"]))
+    data = torch.from_numpy(split.ids)
+    n = len(data)
+
+    mcfg = ModelConfig(vocab_size=len(tok), length=layout.length, **cfg["model"])
+    torch.manual_seed(tc["seed"])
+    model = Denoiser(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    ema = EMA(model, tc["ema_decay"])
+    abar = torch.tensor(training_schedule(cfg["schedule"]["T"], cfg["schedule"]["s"]), dtype=torch.float32,
+                        device=device)
+
+    ckpt_path = os.path.join(run_dir, "ckpt.pt")
+    state = {"step": 0, "epoch": 0, "pos": 0, "train_time": 0.0}
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        ema.shadow = {k: v.to(device) for k, v in ck["ema"].items()}
+        state = ck["state"]
+        torch.set_rng_state(ck["rng_cpu"])
+        if use_cuda and ck.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
+        if is_main:
+            print(f"resumed from {ckpt_path} at step {state['step']}", flush=True)
+    if rank:
+        torch.manual_seed(tc["seed"] * 1000 + rank + state["step"])  # different noise per rank
+    loss_module = LossModule(model, abar)
+    train_model = torch.nn.parallel.DistributedDataParallel(loss_module) if ddp else loss_module
+
+    def save(reason: str) -> None:
+        state["saved_step"] = state["step"]
+        if not is_main:
+            return
+        atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.shadow, "state": state,
+                     "config": cfg, "model_config": mcfg.to_json(), "rng_cpu": torch.get_rng_state(),
+                     "rng_cuda": torch.cuda.get_rng_state(device) if use_cuda else None,
+                     "hardware": hardware_string(device, world), "world_size": world}, ckpt_path)
+        print(f"[{dt.datetime.utcnow():%H:%M:%S}] checkpoint at step {state['step']} ({reason})", flush=True)
+
+    B = tc["batch_size"]
+    if B % world:
+        raise ValueError(f"train.batch_size ({B}) must be divisible by the number of processes ({world})")
+    b = B // world
+    stop_at = parse_utc(tc["stop_at"]) if tc["stop_at"] else None
+    budget = tc["time_budget_s"]
+    log_f = open(os.path.join(run_dir, "log.jsonl"), "a", encoding="utf-8") if is_main else None
+    if is_main:
+        print(f"model {model.num_parameters():,} params; {n} canvases ({split.dropped} dropped of {split.total}); "
+              f"vocab {len(tok)}; {hardware_string(device, world)}; batch {B}", flush=True)
+
+    model.train()
+    acc = {"loss": 0.0, "mse": 0.0, "nll": 0.0, "prior": 0.0, "n": 0}
+    t_last = time.time()
+    stop_reason = None
+    while True:
+        if state["step"] >= tc["max_steps"]:
+            stop_reason = "max_steps"
+        elif stop_at is not None and time.time() >= stop_at:
+            stop_reason = "stop_at"
+        elif budget is not None and state["train_time"] >= budget:
+            stop_reason = "time_budget_s"
+        if ddp:  # every rank stops at the same step
+            flag = torch.tensor([0 if stop_reason is None else 1], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            if flag.item() and stop_reason is None:
+                stop_reason = "peer"
+        if stop_reason:
+            break
+        t0 = time.time()
+        if state["pos"] + B > n:
+            state["epoch"] += 1
+            state["pos"] = 0
+        g = torch.Generator().manual_seed(tc["seed"] * 100003 + state["epoch"])
+        perm = torch.randperm(n, generator=g)
+        idx = perm[state["pos"] + rank * b: state["pos"] + (rank + 1) * b]
+        state["pos"] += B
+        ids = data[idx].to(device)
+
+        progress = state["step"] / tc["max_steps"]
+        if budget:
+            progress = max(progress, state["train_time"] / budget)
+        if stop_at is not None and "start_wall" in state:
+            progress = max(progress, (time.time() - state["start_wall"]) / max(1.0, stop_at - state["start_wall"]))
+        lr = lr_at(tc, state["step"], progress)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        out = train_model(ids)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+        opt.step()
+        ema.update(model, state["step"])
+        state["step"] += 1
+        state.setdefault("start_wall", t0)
+        state["train_time"] += time.time() - t0
+        for k in ("loss", "mse", "nll", "prior"):
+            acc[k] += float(out[k])
+        acc["n"] += 1
+        if is_main and state["step"] % tc["log_every"] == 0:
+            now = time.time()
+            rec = {"step": state["step"], "epoch": state["epoch"], "lr": lr, "grad_norm": float(gnorm),
+                   "train_time_s": round(state["train_time"], 1), "s_per_step": round((now - t_last) / acc["n"], 3),
+                   "utc": dt.datetime.utcnow().strftime("%H:%M:%S")}
+            rec.update({k: round(acc[k] / acc["n"], 5) for k in ("loss", "mse", "nll", "prior")})
+            log_f.write(json.dumps(rec) + "\n")
+            log_f.flush()
+            print(json.dumps(rec), flush=True)
+            acc = {"loss": 0.0, "mse": 0.0, "nll": 0.0, "prior": 0.0, "n": 0}
+            t_last = now
+        if state["step"] % tc["ckpt_every"] == 0:
+            save("periodic")
+    if state["step"] % tc["ckpt_every"] or state.get("saved_step") != state["step"]:
+        save(f"stop: {stop_reason}")
+    if log_f:
+        log_f.write(json.dumps({"event": "stop", "reason": stop_reason, "step": state["step"],
+                                "train_time_s": round(state["train_time"], 1)}) + "\n")
+        log_f.close()
+    if ddp:  # the replicas must hold identical weights
+        total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
+        lo, hi = total.clone(), total.clone()
+        torch.distributed.all_reduce(lo, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(hi, op=torch.distributed.ReduceOp.MAX)
+        if is_main:
+            print(f"ddp: {world} replicas, parameter checksum spread {float(hi - lo):.3g}", flush=True)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+class LossModule(torch.nn.Module):
+    """Computes the whole loss inside forward, so DDP sees (and all-reduces) every parameter's gradient."""
+
+    def __init__(self, model: Denoiser, abar: torch.Tensor):
+        super().__init__()
+        self.model = model
+        self.register_buffer("abar", abar)
+
+    def forward(self, ids: torch.Tensor) -> dict:
+        return diffusion_losses(self.model, ids, self.abar)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/bin/sh
+# CI smoke test: train a tiny config for a few steps on a slice of E2E, export a bundle, run the Python tests.
+#   training/smoke.sh [outdir]        (default: tests/.generated/tiny-e2e)
+set -eu
+cd "$(dirname "$0")/.."
+OUT="${1:-tests/.generated/tiny-e2e}"
+PY="${PYTHON:-/usr/bin/python3}"
+RUN="$(mktemp -d "${TMPDIR:-/tmp}/dlm-smoke-run.XXXXXX")"
+trap 'rm -rf "$RUN"' EXIT
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+"$PY" -m training.dlm_train.train --config training/configs/tiny.json --run-dir "$RUN" --max-steps 10
+"$PY" -m training.dlm_train.train --config training/configs/tiny.json --run-dir "$RUN"   # resumes to max_steps
+VERIFY=""
+if command -v node >/dev/null 2>&1 && [ -d node_modules/onnxruntime-node ]; then VERIFY="--verify-node"; fi
+"$PY" -m training.dlm_train.export --run "$RUN" --out "$OUT" --id tiny-e2e --name "Tiny E2E (smoke test)" \
+  --version 0.0.1 --card-samples 4 --card-steps 10 $VERIFY
+"$PY" -m training.dlm_train.sample --bundle "$OUT" --samples 2 --steps 10 --json > /dev/null
+"$PY" -m unittest discover -s training/tests -t . -v 2>&1 | tail -n 25
+echo "smoke: bundle at $OUT"

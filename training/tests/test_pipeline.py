@@ -1,0 +1,203 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+from training.dlm_train import sample as S
+from training.dlm_train.bundle import add_files_and_rehash, verify_bundle, write_manifest
+from training.dlm_train.data import CanvasLayout, Example, build_canvas, parse_mr
+from training.dlm_train.model import Denoiser, ModelConfig, diffusion_losses
+from training.dlm_train.prng import Mulberry32, mulberry32_outputs, normals, sample_seeds
+from training.dlm_train.schedule import respace, respace_indices, training_schedule
+from training.dlm_train.tokenizer import END, PAD, SEP, build_vocab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = "/work/shared/data/e2e/trainset.csv"
+
+
+class PrngTest(unittest.TestCase):
+    def test_vectorized_matches_scalar(self):
+        for seed in (0, 1, 42, 2**32 - 1):
+            r = Mulberry32(seed)
+            self.assertEqual([r.next() for _ in range(50)], [int(v) for v in mulberry32_outputs(seed, 0, 50)])
+        r = Mulberry32(9)
+        seq = [r.next() for _ in range(20)]
+        self.assertEqual(seq[7:12], [int(v) for v in mulberry32_outputs(9, 7, 5)])
+
+    def test_known_values(self):  # the widely published mulberry32(42) stream (JS reference)
+        self.assertEqual([int(v) for v in mulberry32_outputs(42, 0, 3)], [2581720956, 1925393290, 3661312704])
+
+    def test_normals_stream_is_offset_consistent(self):
+        full = normals(5, 0, 101)
+        np.testing.assert_array_equal(full[37:90], normals(5, 37, 53))
+        self.assertEqual(full.dtype, np.float32)
+        big = normals(3, 0, 20000)
+        self.assertLess(abs(float(big.mean())), 0.05)
+        self.assertLess(abs(float(big.std()) - 1.0), 0.05)
+
+    def test_sample_seeds(self):
+        r = Mulberry32(11)
+        self.assertEqual([r.next() for _ in range(4)], [int(v) for v in sample_seeds(11, 4)])
+
+
+class ScheduleTest(unittest.TestCase):
+    def test_sqrt_schedule(self):
+        ab = training_schedule()
+        self.assertEqual(len(ab), 2000)
+        self.assertTrue(np.all(np.diff(ab) < 0))
+        self.assertAlmostEqual(ab[0], (1 - np.sqrt(1 / 2000 + 1e-4)) / (1 - np.sqrt(1e-4)), places=12)
+        self.assertLess(ab[-1], 1e-3)
+
+    def test_respacing(self):
+        self.assertEqual(respace_indices(1).tolist(), [1999])
+        self.assertEqual(respace_indices(2).tolist(), [0, 1999])
+        u = respace_indices(200)
+        self.assertEqual((u[0], u[1], u[-1]), (0, 10, 1999))
+        self.assertEqual(respace_indices(3).tolist(), [0, 1000, 1999])  # 999.5 rounds half away from zero
+        r = respace(200)
+        self.assertEqual(r.var[0], r.var[1])
+        self.assertAlmostEqual(r.c1[0], 1.0, places=12)
+        self.assertAlmostEqual(r.c2[0], 0.0, places=12)
+        with self.assertRaises(ValueError):
+            respace_indices(0)
+
+
+def tiny_model(V=40, L=12):
+    torch.manual_seed(0)
+    return Denoiser(ModelConfig(vocab_size=V, length=L, d=4, hidden=16, layers=1, heads=2, mlp_ratio=2,
+                                dropout=0.0, time_dim=8))
+
+
+class ModelTest(unittest.TestCase):
+    def test_shapes_and_loss_decreases(self):
+        m = tiny_model()
+        ids = torch.randint(0, 40, (8, 12))
+        abar = torch.tensor(training_schedule(), dtype=torch.float32)
+        opt = torch.optim.AdamW(m.parameters(), 3e-3)
+        g = torch.Generator().manual_seed(0)
+        first = None
+        for _ in range(60):
+            out = diffusion_losses(m, ids, abar)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            first = first if first is not None else float(out["loss"])
+        last = float(diffusion_losses(m, ids, abar, generator=g)["loss"])
+        self.assertLess(last, first)
+        self.assertEqual(m(torch.randn(3, 12, 4), torch.tensor([0.0, 5.0, 1999.0])).shape, (3, 12, 4))
+
+    def test_rounding_logits_argmax_is_nearest(self):
+        m = tiny_model()
+        x = torch.randn(2, 12, 4)
+        self.assertTrue(torch.equal(m.rounding_logits(x).argmax(-1), S.nearest(x, m.emb.weight)))
+
+
+class CanvasTest(unittest.TestCase):
+    def test_layout_and_drop(self):
+        tok = build_vocab(['{"name":"A"}', "A is a pub."] * 3, min_count=1)
+        lay = CanvasLayout(20, 8)
+        c = build_canvas(tok, lay, Example("A is a pub.", {"name": "A"}))
+        self.assertEqual(len(c), 20)
+        self.assertEqual(c[8], SEP)
+        self.assertEqual(tok.decode(c[:8]), '{"name":"A"}')
+        text = c[9:]
+        self.assertEqual(tok.decode(text[:text.index(END)]), "A is a pub.")
+        self.assertTrue(all(t == PAD for t in text[text.index(END) + 1:]))
+        self.assertIsNone(build_canvas(tok, lay, Example("A is a pub. " * 5, {"name": "A"})))
+
+
+class SamplerAndBundleTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def _ref(self):
+        tok = build_vocab(['{"name":"A","eatType":"pub"}', "A is a pub near B."] * 3, min_count=1)
+        m = tiny_model(V=len(tok), L=24)
+        return S.from_model(m, tok, CanvasLayout(24, 10))
+
+    def test_sampler_is_deterministic_and_batch_independent(self):
+        ref = self._ref()
+        a = S.sample(ref, 3, steps=5, seed=7)
+        b = S.sample(ref, 3, steps=5, seed=7)
+        np.testing.assert_array_equal(a, b)
+        c = S.sample(ref, 1, steps=5, seed=7, first_index=2)  # sample 2 alone equals sample 2 of the batch
+        np.testing.assert_array_equal(a[2], c[0])
+        self.assertFalse(np.array_equal(a, S.sample(ref, 3, steps=5, seed=8)))
+
+    def test_held_positions_are_kept(self):
+        ref = self._ref()
+        given, held = S.held_canvas(ref, record={"name": "A", "eatType": "pub"})
+        out = S.sample(ref, 2, steps=4, seed=1, given=given, held=held)
+        for row in out:
+            np.testing.assert_array_equal(row[held], given[held])
+            self.assertEqual(S.decode(ref, row)["record"], '{"name":"A","eatType":"pub"}')
+        given, held = S.held_canvas(ref, text="A is a pub.")
+        out = S.sample(ref, 1, steps=4, seed=1, given=given, held=held)
+        self.assertEqual(S.decode(ref, out[0])["text"], "A is a pub.")
+        with self.assertRaises(ValueError):
+            S.held_canvas(ref, text="A is a pub near B. " * 6)
+
+    def test_add_files_and_rehash(self):
+        write_manifest(self.dir, {"format": "dlm-bundle/1", "files": [], "classifiers": [], "scorer": None})
+        with open(os.path.join(self.dir, "a.bin"), "wb") as f:
+            f.write(b"abc")
+        os.makedirs(os.path.join(self.dir, "classifiers"))
+        with open(os.path.join(self.dir, "classifiers", "pos.b1.onnx"), "wb") as f:
+            f.write(b"xyz")
+        m = add_files_and_rehash(self.dir, ["a.bin", "classifiers/pos.b1.onnx"], {"scorer": {"file": "s"}})
+        self.assertEqual([f["path"] for f in m["files"]], ["a.bin", "classifiers/pos.b1.onnx"])
+        self.assertEqual(m["files"][0]["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        self.assertEqual(m["scorer"], {"file": "s"})
+        verify_bundle(self.dir)
+        with open(os.path.join(self.dir, "a.bin"), "wb") as f:
+            f.write(b"abd")
+        with self.assertRaisesRegex(ValueError, r"files\[0\]\.sha256 .*a\.bin"):
+            verify_bundle(self.dir)
+        with self.assertRaises(FileNotFoundError):
+            add_files_and_rehash(self.dir, ["missing.onnx"])
+        with self.assertRaises(ValueError):
+            add_files_and_rehash(self.dir, ["../escape"])
+
+
+@unittest.skipUnless(os.path.exists(TRAIN), "E2E data not present")
+class TrainResumeTest(unittest.TestCase):
+    def test_train_resume_and_config_errors(self):
+        d = tempfile.mkdtemp()
+        try:
+            cfg = os.path.join(d, "c.json")
+            with open(cfg, "w") as f:
+                json.dump({"name": "t", "data": {"train": TRAIN, "limit": 300},
+                           "model": {"hidden": 16, "layers": 1, "heads": 2, "mlp_ratio": 2, "time_dim": 8},
+                           "train": {"batch_size": 8, "max_steps": 6, "ckpt_every": 3, "log_every": 1,
+                                     "warmup": 2, "threads": 1}}, f)
+            run = os.path.join(d, "run")
+            env = {**os.environ, "PYTHONPATH": ROOT}
+            cmd = [sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir", run]
+            subprocess.run(cmd + ["--max-steps", "3"], check=True, cwd=ROOT, env=env, capture_output=True)
+            r = subprocess.run(cmd, check=True, cwd=ROOT, env=env, capture_output=True, text=True)
+            self.assertIn("resumed from", r.stdout)
+            ck = torch.load(os.path.join(run, "ckpt.pt"))
+            self.assertEqual(ck["state"]["step"], 6)
+            with open(os.path.join(run, "log.jsonl")) as f:
+                steps = [json.loads(ln)["step"] for ln in f if '"loss"' in ln]
+            self.assertEqual(steps, [1, 2, 3, 4, 5, 6])
+            with open(cfg, "w") as f:
+                json.dump({"train": {"batch_sise": 8}}, f)
+            r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("batch_sise", r.stderr)
+        finally:
+            shutil.rmtree(d)
+
+
+if __name__ == "__main__":
+    unittest.main()
