@@ -253,7 +253,7 @@ export class Runtime {
             const c = decodeCanvas(tokens, b * N, bundle);
             canvases.push({ record: c.recordText, text: c.text });
           }
-          sink.progress({ step, steps: sampler.steps, elapsedMs: performance.now() - tSample, batchStart: start, canvases });
+          sink.progress({ step, steps: sampler.steps, elapsedMs: performance.now() - tSample, at: performance.timeOrigin + performance.now(), batchStart: start, canvases });
         },
         cancelled: () => sink.cancelled(),
       });

@@ -55,6 +55,8 @@ export interface StepProgress {
   step: number;
   steps: number;
   elapsedMs: number;
+  /** Wall-clock time the step finished (epoch ms, performance.timeOrigin + performance.now() in the worker). */
+  at?: number;
   /** Index of the first sample in the batch this progress belongs to. */
   batchStart: number;
   /** Current decoded canvas per sample of the batch (record and text parts), for the live view. */

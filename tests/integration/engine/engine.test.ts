@@ -1,0 +1,175 @@
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConstraintSetInput } from '../../../src-main/constraints/set';
+import { canonicalRecord } from '../../../src-main/engine/constraints-adapter';
+import { createEngine } from '../../../src-main/engine/index';
+import { Tokenizer } from '../../../src-main/engine/tokenizer';
+import type { Engine, GeneratedOutput, GenerateRequest, StepProgress } from '../../../src-main/engine/types';
+import { MICRO, MICRO_N, type MicroBundle, writeMicroBundle } from './micro-bundle';
+
+let root: string;
+let micro: MicroBundle;
+let engine: Engine;
+const tok = Tokenizer.fromJSON(JSON.parse(readFileSync(new URL('../../fixtures/tokenizer/vocab.json', import.meta.url), 'utf8')));
+
+function request(set: ConstraintSetInput, device: GenerateRequest['device'] = 'cpu'): GenerateRequest {
+  return { model: 'micro', device, constraints: set as GenerateRequest['constraints'] };
+}
+
+async function run(e: Engine, set: ConstraintSetInput, device: GenerateRequest['device'] = 'cpu') {
+  const outputs: GeneratedOutput[] = [];
+  const progress: StepProgress[] = [];
+  const summary = await e.generate(request(set, device), { onOutput: (o) => outputs.push(o), onProgress: (p) => progress.push(p) });
+  return { outputs, progress, summary };
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'dlm-engine-'));
+  micro = writeMicroBundle(join(root, 'micro'));
+  engine = createEngine({ modelDirs: [root], batchSize: 4 });
+});
+afterAll(async () => {
+  await engine.dispose();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
+  it('generates the requested samples with progress per step, in index order', async () => {
+    const { outputs, progress, summary } = await run(engine, { version: 1, constraints: [], sampler: { steps: 6, samples: 6, seed: 3 } });
+    expect(summary.status).toBe('completed');
+    expect(summary.device.active).toBe('cpu');
+    expect(summary.model.id).toBe('micro');
+    expect(outputs.map((o) => o.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const o of outputs) {
+      expect(o.tokens).toHaveLength(MICRO_N);
+      expect(typeof o.text).toBe('string');
+      expect(typeof o.fluency).toBe('number');
+      expect(o.fluency).toBeGreaterThan(1);
+    }
+    // two batches (4 + 2) x 6 steps; each progress carries the batch's canvases
+    expect(progress).toHaveLength(12);
+    expect(progress[0]).toMatchObject({ step: 1, steps: 6, batchStart: 0 });
+    expect(progress[0]!.canvases).toHaveLength(4);
+    expect(progress[11]).toMatchObject({ step: 6, batchStart: 4 });
+    expect(progress[11]!.canvases).toHaveLength(2);
+    expect(summary.timings.perStepMs).toBeGreaterThan(0);
+  });
+
+  it('same seed + settings + device gives identical outputs; another seed differs; batching does not matter', async () => {
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { steps: 8, samples: 5, seed: 11 } };
+    const a = await run(engine, set);
+    const b = await run(engine, set);
+    expect(a.outputs.map((o) => o.tokens)).toEqual(b.outputs.map((o) => o.tokens));
+    expect(a.outputs.map((o) => o.fluency)).toEqual(b.outputs.map((o) => o.fluency));
+    const other = await run(engine, { ...set, sampler: { ...set.sampler, seed: 12 } });
+    expect(other.outputs.map((o) => o.tokens)).not.toEqual(a.outputs.map((o) => o.tokens));
+    const e1 = createEngine({ modelDirs: [root], batchSize: 1 });
+    try {
+      const c = await run(e1, set);
+      expect(c.outputs.map((o) => o.seed)).toEqual(a.outputs.map((o) => o.seed));
+      expect(c.outputs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
+    } finally {
+      await e1.dispose();
+    }
+  });
+
+  it('cancel stops within one step', async () => {
+    const ctl = new AbortController();
+    const progress: StepProgress[] = [];
+    const outputs: GeneratedOutput[] = [];
+    let abortedAt = 0;
+    const summary = await engine.generate(request({
+      version: 1, constraints: [{ kind: 'sentiment', label: 'negative' }],
+      sampler: { steps: 2000, samples: 4, seed: 1, guidance: { iterations: 5, offLastSteps: 0 } },
+    }), {
+      signal: ctl.signal,
+      onOutput: (o) => outputs.push(o),
+      onProgress: (p) => {
+        progress.push(p);
+        if (p.step === 3) {
+          abortedAt = performance.timeOrigin + performance.now();
+          ctl.abort();
+        }
+      },
+    });
+    expect(summary.status).toBe('cancelled');
+    expect(outputs).toHaveLength(0);
+    // steps the worker finished after the abort (by wall clock): at most the one in flight
+    const after = progress.filter((p) => p.at! > abortedAt);
+    expect(after.length).toBeLessThanOrEqual(1);
+    expect(progress.length).toBeLessThan(2000);
+    // the engine is usable right after
+    const next = await run(engine, { version: 1, constraints: [], sampler: { steps: 2, samples: 1, seed: 1 } });
+    expect(next.summary.status).toBe('completed');
+  });
+
+  it('webgpu without an adapter falls back to cpu and says why', async () => {
+    const report = await engine.probeDevices('webgpu', 'micro');
+    expect(report.requested).toBe('webgpu');
+    expect(report.active).toBe('cpu');
+    const webgpu = report.probes.find((p) => p.provider === 'webgpu');
+    expect(webgpu?.usable).toBe(false);
+    expect(webgpu?.reason).toMatch(/adapter|not|no /i);
+    const { summary } = await run(engine, { version: 1, constraints: [], sampler: { steps: 2, samples: 1 } }, 'webgpu');
+    expect(summary.device.active).toBe('cpu');
+    expect(summary.device.probes[0]).toMatchObject({ provider: 'webgpu', usable: false });
+    const auto = await engine.probeDevices('auto', 'micro');
+    expect(auto.active).toBe('cpu');
+    expect(auto.probes.filter((p) => !p.usable).every((p) => typeof p.reason === 'string' && p.reason.length > 0)).toBe(true);
+  });
+
+  it('infilling holds the given record (data-to-text) and the given text (text-to-record) exactly', async () => {
+    const record = { name: 'Alimentum', food: 'Italian' };
+    const r = await run(engine, { version: 1, constraints: [{ kind: 'record', value: record }], sampler: { steps: 10, samples: 3, seed: 5 } });
+    const recIds = tok.encode(canonicalRecord(record));
+    for (const o of r.outputs) {
+      expect(o.tokens.slice(0, recIds.length)).toEqual(recIds);
+      expect(o.tokens.slice(recIds.length, MICRO.record).every((t) => t === 0)).toBe(true);
+      expect(o.record).toEqual(record);
+      expect(o.recordText).toBe('{"name":"Alimentum","food":"Italian"}');
+    }
+    const text = 'The Vaults is a pub.';
+    const t = await run(engine, { version: 1, constraints: [{ kind: 'text', value: text }], sampler: { steps: 10, samples: 2, seed: 6 } });
+    for (const o of t.outputs) expect(o.text).toBe(text);
+    // every progress canvas shows the held text too
+    expect(t.progress.every((p) => p.canvases.every((c) => c.text === text))).toBe(true);
+  });
+
+  it('guidance raises the classifier log-probability of the target over unguided sampling', async () => {
+    const logp = (tokens: number[], target: number) => {
+      const d = MICRO.d;
+      const logits = [0, 0, 0];
+      tokens.forEach((t, i) => {
+        for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
+      });
+      const m = Math.max(...logits);
+      const lse = m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0));
+      return logits[target]! - lse;
+    };
+    const base = { steps: 20, samples: 8, seed: 21 };
+    const plain = await run(engine, { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { ...base, guidance: { enabled: false } } });
+    const guided = await run(engine, { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { ...base, guidance: { iterations: 3, stepSize: 0.3, offLastSteps: 0 } } });
+    const mean = (os: GeneratedOutput[]) => os.reduce((a, o) => a + logp(o.tokens, 2), 0) / os.length;
+    expect(mean(guided.outputs)).toBeGreaterThan(mean(plain.outputs) + 0.5);
+    expect(guided.summary.warnings ?? []).toEqual([]);
+  });
+
+  it('refuses a corrupt bundle by name, and an unknown model', async () => {
+    const dir = join(root, 'broken');
+    cpSync(micro.dir, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    m.id = 'broken';
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    const buf = readFileSync(join(dir, 'denoiser.onnx'));
+    buf[buf.length - 3] ^= 0x55;
+    writeFileSync(join(dir, 'denoiser.onnx'), buf);
+    const list = await engine.listModels();
+    expect(list.find((x) => x.path === dir)?.error).toMatch(/denoiser\.onnx.*sha256/);
+    await expect(engine.generate({ ...request({ version: 1, constraints: [] }), model: 'broken' }, {})).rejects.toMatchObject({ code: 'BUNDLE_INVALID', message: expect.stringMatching(/denoiser\.onnx/) });
+    await expect(engine.generate({ ...request({ version: 1, constraints: [] }), model: 'nope' }, {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    copyFileSync(join(micro.dir, 'denoiser.onnx'), join(dir, 'denoiser.onnx'));
+    expect((await engine.listModels()).find((x) => x.path === dir)?.error).toBeUndefined();
+  });
+});

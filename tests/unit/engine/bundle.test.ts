@@ -1,0 +1,107 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BundleError, loadBundle, resolveModel, scanModels } from '../../../src-main/engine/bundle';
+import { writeMicroBundle } from '../../integration/engine/micro-bundle';
+
+let root: string;
+let good: string;
+
+function copyBundle(name: string): string {
+  const dst = join(root, name);
+  mkdirSync(join(dst, 'classifiers'), { recursive: true });
+  for (const f of ['manifest.json', 'denoiser.onnx', 'embeddings.f32', 'vocab.json', 'scorer.onnx', 'classifiers/sentiment.b1.onnx', 'classifiers/sentiment.b4.onnx']) {
+    copyFileSync(join(good, f), join(dst, f));
+  }
+  return dst;
+}
+
+function editManifest(dir: string, edit: (m: Record<string, any>) => void): void {
+  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  edit(m);
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+}
+
+async function refusal(dir: string): Promise<BundleError> {
+  try {
+    await loadBundle(dir);
+  } catch (e) {
+    expect(e).toBeInstanceOf(BundleError);
+    expect((e as BundleError).code).toBe('BUNDLE_INVALID');
+    return e as BundleError;
+  }
+  throw new Error(`bundle ${dir} was accepted`);
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'dlm-bundles-'));
+  good = join(root, 'a-good');
+  writeMicroBundle(good);
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('bundle loading', () => {
+  it('loads a good bundle: tokenizer, embeddings, hash', async () => {
+    const b = await loadBundle(good);
+    expect(b.manifest.id).toBe('micro');
+    expect(b.embeddings.length).toBe(b.vocabSize * b.dim);
+    expect(b.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(b.tokenizer.decode(b.tokenizer.encode('The Vaults'))).toBe('The Vaults');
+  });
+
+  it('refuses a corrupt file by name and field (sha256)', async () => {
+    const dir = copyBundle('corrupt');
+    const buf = readFileSync(join(dir, 'embeddings.f32'));
+    buf[100] ^= 0xff;
+    writeFileSync(join(dir, 'embeddings.f32'), buf);
+    const e = await refusal(dir);
+    expect(e.message).toMatch(/embeddings\.f32/);
+    expect(e.field).toMatch(/^files\[\d\]\.sha256$/);
+    expect(e.file).toBe('embeddings.f32');
+  });
+
+  it('refuses an incomplete bundle (missing file) and a truncated one (size)', async () => {
+    const dir = copyBundle('incomplete');
+    unlinkSync(join(dir, 'denoiser.onnx'));
+    expect((await refusal(dir)).message).toMatch(/denoiser\.onnx.*missing/);
+    const dir2 = copyBundle('truncated');
+    writeFileSync(join(dir2, 'scorer.onnx'), readFileSync(join(dir2, 'scorer.onnx')).subarray(0, 10));
+    const e = await refusal(dir2);
+    expect(e.message).toMatch(/scorer\.onnx has 10 bytes/);
+    expect(e.field).toMatch(/bytes$/);
+  });
+
+  it('refuses a malformed or mismatched manifest, naming the field', async () => {
+    const cases: [string, (m: Record<string, any>) => void, RegExp][] = [
+      ['bad-format', (m) => { m.format = 'other/2'; }, /field format/],
+      ['bad-canvas', (m) => { m.canvas.length = 99; }, /field canvas\.length/],
+      ['bad-segment', (m) => { m.canvas.segments[2].start = 3; }, /canvas\.segments\[2\]\.start/],
+      ['unlisted', (m) => { m.files = m.files.filter((f: { path: string }) => f.path !== 'denoiser.onnx'); }, /denoiser\.file: denoiser\.onnx is not listed/],
+      ['vocab-size', (m) => { m.tokenizer.size = 5; }, /tokenizer\.size/],
+      ['emb-dim', (m) => { m.embedding.dim = 4; }, /embedding\.dim/],
+      ['cls-batch', (m) => { m.classifiers[0].batch_sizes = [1, 4, 8]; }, /classifiers\[0\]\.files.*batch size 8/],
+      ['escape', (m) => { m.denoiser.file = '../x.onnx'; }, /denoiser\.file.*relative path/],
+    ];
+    for (const [name, edit, re] of cases) {
+      const dir = copyBundle(name);
+      editManifest(dir, edit);
+      expect((await refusal(dir)).message, name).toMatch(re);
+    }
+    const dir = copyBundle('not-json');
+    writeFileSync(join(dir, 'manifest.json'), '{"format":');
+    expect((await refusal(dir)).message).toMatch(/manifest\.json is not valid JSON/);
+  });
+
+  it('lists valid and invalid bundles; resolves ids; unknown ids are NOT_FOUND', async () => {
+    const list = await scanModels([root]);
+    const ok = list.filter((m) => !m.error);
+    expect(ok.map((m) => m.id)).toEqual(['micro']);
+    expect(ok[0]!.controls).toEqual(['sentiment']);
+    expect(ok[0]!.hasScorer).toBe(true);
+    const bad = list.find((m) => m.path.endsWith('corrupt'));
+    expect(bad?.error).toMatch(/embeddings\.f32.*sha256/);
+    expect((await resolveModel([root], 'micro')).path).toBe(good);
+    await expect(resolveModel([root], 'nope')).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/unknown model "nope"/) });
+  });
+});
