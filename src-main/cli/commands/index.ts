@@ -3,8 +3,10 @@
  * here (order = order in `dlm-studio help`).
  */
 import type { CliCommand } from '../framework';
+import { generateCommand } from './generate';
+import { modelsCommand } from './models';
 import { runsCommand } from './runs';
 import { serveTestCommand } from './serve-test';
 import { setsCommand } from './sets';
 
-export const COMMANDS: CliCommand[] = [setsCommand, runsCommand, serveTestCommand];
+export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, setsCommand, runsCommand, serveTestCommand];

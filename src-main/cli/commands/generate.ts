@@ -1,0 +1,137 @@
+/** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseConstraintSet, type ConstraintSet } from '../../constraints/set';
+import { DEFAULT_MODEL_ID } from '../../engine/bundle';
+import { DEVICE_PREFERENCES, type DevicePreference, type GeneratedOutput } from '../../engine/types';
+import { CliError, intOption, type CliCommand } from '../framework';
+
+const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
+                          [--device auto|cpu|cuda|dml|coreml|webgpu] [--out <file.jsonl>]
+
+  --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
+  --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
+  --samples, --steps, --seed   override the set's sampler settings
+  --device       execution provider (default auto: the best that works here)
+  --out          write one JSON object per sample to this file (default: stdout)
+Progress goes to stderr.`;
+
+/** Read and validate a constraint-set file; errors name the file and the offending field. */
+export function readConstraintFile(path: string): ConstraintSet {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new CliError('IO_ERROR', `cannot read constraints file ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new CliError('INVALID_INPUT', `${path}: not valid JSON (${(e as Error).message})`);
+  }
+  return parseConstraintSet(raw, path);
+}
+
+export const generateCommand: CliCommand = {
+  name: 'generate',
+  summary: 'generate samples under a constraint set (JSON lines out, progress on stderr)',
+  usage,
+  options: {
+    model: { type: 'string' },
+    constraints: { type: 'string' },
+    samples: { type: 'string' },
+    steps: { type: 'string' },
+    seed: { type: 'string' },
+    device: { type: 'string' },
+    out: { type: 'string' },
+  },
+  async run(ctx, args) {
+    if (args.positionals.length) throw new CliError('USAGE', `unexpected argument ${JSON.stringify(args.positionals[0])}\n\n${usage}`);
+    const device = (args.values.device ?? 'auto') as string;
+    if (!(DEVICE_PREFERENCES as string[]).includes(device)) throw new CliError('INVALID_INPUT', `--device must be one of ${DEVICE_PREFERENCES.join(', ')} (got ${JSON.stringify(device)})`);
+    const model = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
+    const file = args.values.constraints as string | undefined;
+    const set = file ? readConstraintFile(resolve(file)) : parseConstraintSet({ version: 1, constraints: [] });
+    const sampler = { ...set.sampler };
+    const samples = intOption(args, 'samples');
+    const steps = intOption(args, 'steps');
+    const seed = intOption(args, 'seed');
+    if (samples !== undefined) sampler.samples = samples;
+    if (steps !== undefined) sampler.steps = steps;
+    if (seed !== undefined) sampler.seed = seed;
+    if (sampler.samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
+    if (sampler.steps < 1) throw new CliError('INVALID_INPUT', '--steps must be at least 1');
+
+    const client = ctx.client();
+    const models = await client.call('models.list');
+    const summary = models.find((m) => m.id === model && !m.error);
+    if (!summary) {
+      const bad = models.find((m) => m.id === model);
+      if (bad?.error) throw new CliError('BUNDLE_INVALID', `model "${model}" cannot be loaded: ${bad.error}`);
+      throw new CliError('NOT_FOUND', `unknown model "${model}" (available: ${models.filter((m) => !m.error).map((m) => m.id).join(', ') || 'none'}; add folders with --models)`);
+    }
+    if (sampler.steps > 2000) throw new CliError('INVALID_INPUT', `--steps must be at most the model's training T`);
+
+    const outPath = args.values.out ? resolve(args.values.out as string) : null;
+    // the active device is known once probed (the engine caches the probe for the run that follows)
+    const activeDevice = (await client.call('devices.probe', { preference: device as DevicePreference })).active;
+    const stream: WriteStream | null = outPath ? createWriteStream(outPath, { flags: 'w' }) : null;
+    const write = (line: string) => (stream ? stream.write(line + '\n') : process.stdout.write(line + '\n'));
+    const t0 = Date.now();
+    let runId = -1;
+    let written = 0;
+    const lineOf = (o: GeneratedOutput) => JSON.stringify({
+      index: o.index, text: o.text, record: o.record, recordText: o.recordText, seed: o.seed,
+      steps: sampler.steps, device: activeDevice, model: summary.id, modelVersion: summary.version,
+      constraints: o.constraints, fluency: o.fluency,
+    });
+    const early: { runId: number; output: GeneratedOutput }[] = [];
+    const offs: (() => void)[] = [];
+    const finished = new Promise<{ status: string; error: string | null; device: string | null; warnings: string[] }>((resolveDone) => {
+      offs.push(
+        client.on('run.progress', (p) => {
+          if (p.runId !== runId) return;
+          if (p.step === 1 || p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
+            ctx.err(`samples ${p.batchStart + 1}-${p.batchStart + p.canvases.length}/${sampler.samples}: step ${p.step}/${p.steps} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+          }
+        }),
+        client.on('run.output', (e) => {
+          if (runId < 0) early.push(e);
+          else if (e.runId === runId) {
+            write(lineOf(e.output));
+            written++;
+          }
+        }),
+        client.on('run.finished', (e) => {
+          if (e.runId !== runId) return;
+          resolveDone({ status: e.status, error: e.error, device: e.summary?.device.active ?? null, warnings: e.summary?.warnings ?? [] });
+        }),
+      );
+    });
+    const onSigint = () => {
+      ctx.err('cancelling...');
+      if (runId >= 0) void client.call('runs.cancel', { runId }).catch(() => undefined);
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      runId = (await client.call('runs.start', { model, device: device as DevicePreference, constraintSet: { ...set, sampler }, sampler })).runId;
+      for (const e of early.splice(0)) {
+        if (e.runId === runId) {
+          write(lineOf(e.output));
+          written++;
+        }
+      }
+      const done = await finished;
+      for (const w of done.warnings) ctx.err(`warning: ${w}`);
+      if (done.status !== 'completed') {
+        throw new CliError(done.status === 'cancelled' ? 'CONFLICT' : 'INTERNAL', `run ${runId} ${done.status}${done.error ? `: ${done.error}` : ''}`);
+      }
+      ctx.err(`${written} samples on ${done.device ?? activeDevice} in ${((Date.now() - t0) / 1000).toFixed(1)} s${outPath ? ` -> ${outPath}` : ''} (run ${runId})`);
+    } finally {
+      for (const off of offs) off();
+      process.removeListener('SIGINT', onSigint);
+      if (stream) await new Promise<void>((r) => stream.end(r));
+    }
+  },
+};
