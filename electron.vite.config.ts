@@ -5,7 +5,7 @@ import { svelte } from '@sveltejs/vite-plugin-svelte';
 const root = import.meta.dirname;
 
 export default defineConfig({
-  // Main process bundle. `cli` is the plain-Node command line (bin/dlm-studio.js runs out/main/cli.js);
+  // Main process bundle: `index` is Electron's main process, `cli` the plain-Node command line (bin/dlm-studio.js runs out/main/cli.js);
   // dependencies (better-sqlite3, onnxruntime-node, ws, zod, ...) stay external and load from node_modules.
   main: {
     build: {
@@ -15,8 +15,11 @@ export default defineConfig({
         input: {
           index: resolve(root, 'src-main/electron/main.ts'),
           cli: resolve(root, 'src-main/cli/main.ts'),
+          // the engine's inference worker thread; createEngine looks for it beside itself
+          'engine-worker': resolve(root, 'src-main/engine/worker.ts'),
         },
-        output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
+        // shared chunks stay in out/main/ too, so code in them finds engine-worker.js beside itself
+        output: { format: 'es', entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js' },
       },
     },
   },

@@ -14,6 +14,8 @@ import { APP_ENTRY, APP_HOST, APP_SCHEME, CONTENT_SECURITY_POLICY, isTrustedUrl 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererDir = join(here, '..', 'renderer');
 const preloadPath = join(here, '..', 'preload', 'index.cjs');
+/** The window's own session (not the default one): permissions, protocol and preload are set on it. */
+const STUDIO_PARTITION = 'persist:studio';
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -61,7 +63,9 @@ function createWindow(): BrowserWindow {
     show: false,
     title: 'DLM Studio',
     webPreferences: {
-      preload: preloadPath,
+      // The preload is registered on this session for app://studio/* only (see whenReady), so it never
+      // runs in any other origin even if one were ever loaded.
+      partition: STUDIO_PARTITION,
       contextIsolation: true,
       sandbox: true,
       nodeIntegration: false,
@@ -74,6 +78,7 @@ function createWindow(): BrowserWindow {
       navigateOnDragDrop: false,
       safeDialogs: true,
       spellcheck: false,
+      disableBlinkFeatures: 'Auxclick',
     },
   });
   win.once('ready-to-show', () => win.show());
@@ -102,9 +107,24 @@ app.on('before-quit', (event) => {
 });
 
 void app.whenReady().then(() => {
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
-  session.defaultSession.setPermissionCheckHandler(() => false);
-  protocol.handle(APP_SCHEME, serveRenderer);
+  for (const ses of [session.defaultSession, session.fromPartition(STUDIO_PARTITION)]) {
+    // deny by default: the studio needs no camera, microphone, notifications, geolocation, ...
+    ses.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
+    ses.setPermissionCheckHandler(() => false);
+    ses.setDevicePermissionHandler(() => false);
+    // every response in the session carries the policy (the app:// handler sets the same header)
+    ses.webRequest.onHeadersReceived((details, callback) => {
+      callback({
+        responseHeaders: {
+          ...details.responseHeaders,
+          'Content-Security-Policy': ["default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"],
+        },
+      });
+    });
+  }
+  const studioSession = session.fromPartition(STUDIO_PARTITION);
+  studioSession.protocol.handle(APP_SCHEME, serveRenderer);
+  studioSession.registerPreloadScript({ type: 'frame', id: 'dlm-studio-preload', filePath: preloadPath, matches: [`${APP_SCHEME}://${APP_HOST}/*`] });
 
   const modelsRoot = app.isPackaged ? join(process.resourcesPath, 'models') : join(app.getAppPath(), 'models');
   const choice = defaultEngine();

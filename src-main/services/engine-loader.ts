@@ -1,6 +1,8 @@
 /**
- * How the app and the CLI obtain the real inference engine (src-main/engine/index.ts, `createEngine`).
+ * How the app and the CLI obtain the real inference engine (src-main/engine/index.ts). The engine is created
+ * lazily by the services, with the bundled model folder plus the user's model folders.
  */
+import { createEngine } from '../engine/index';
 import type { EngineFactory } from './index';
 
 export interface EngineChoice {
@@ -9,5 +11,5 @@ export interface EngineChoice {
 }
 
 export function defaultEngine(): EngineChoice {
-  return { engine: null, reason: 'the inference engine is not built into this version yet' };
+  return { engine: (modelDirs) => createEngine({ modelDirs }) };
 }
