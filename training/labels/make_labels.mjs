@@ -80,7 +80,8 @@ export function posCodes(text) {
  * compromise marks each term's chunk as Noun / Verb / Adjective / Pivot. We merge runs of terms with the same
  * chunk (within a sentence) into NP / VP; a term tagged Preposition followed by a Noun chunk forms a PP spanning
  * the preposition and that noun chunk (constituent style); a lone preposition is a one-word PP; Adjective and
- * Pivot runs are left outside (O). Spans cover term text only (punctuation after a word is outside).
+ * Pivot runs are left outside (O). Punctuation after a term ends its run (compromise would otherwise chunk
+ * "the city centre, Alimentum, that" as one noun chunk). Spans cover term text only (punctuation is outside).
  */
 export function chunkSpans(text) {
   const doc = nlp(text);
@@ -90,15 +91,17 @@ export function chunkSpans(text) {
     // contractions expand to implicit terms of length 0 ("who's" -> who + is): skip those
     const terms = s.terms.filter((t) => t.offset.length > 0).map((t) => ({
       start: t.offset.start, end: t.offset.start + t.offset.length,
-      chunk: t.chunk, prep: t.tags.includes('Preposition'),
+      chunk: t.chunk, prep: t.tags.includes('Preposition'), punctAfter: /[^\s'’-]/.test(t.post ?? ''),
     }));
-    // runs of equal chunk label; a preposition always starts a run of its own
+    // runs of equal chunk label; a preposition always starts a run of its own, punctuation after a term ends one
     const runs = [];
+    let prev = null;
     for (const t of terms) {
       const kind = t.prep ? 'Prep' : t.chunk;
       const last = runs[runs.length - 1];
-      if (last && kind === last.kind && kind !== 'Prep') last.end = t.end;
+      if (last && kind === last.kind && kind !== 'Prep' && !prev.punctAfter) last.end = t.end;
       else runs.push({ kind, start: t.start, end: t.end });
+      prev = t;
     }
     for (let r = 0; r < runs.length; r++) {
       const run = runs[r];

@@ -1,0 +1,143 @@
+"""Train the guidance classifiers (one shared trunk, five heads) on noised frozen embeddings, and evaluate them on
+dev per noise level of the respaced sampling schedule."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.dlm_train.schedule import respace
+
+from .labels import GuidanceData
+from .model import CONTROLS, ClassifierConfig, GuidanceClassifier
+
+SAMPLING_STEPS = 200
+EVAL_KS = [0, 50, 100, 150, 199]
+
+
+class Noiser:
+    """x_t = sqrt(abar_s[k]) x0 + sqrt(1 - abar_s[k]) eps at a respaced step k; t = use[k] (training scale).
+    x0 = EMB(w) + sqrt(1 - abar[0]) noise, as the denoiser is trained; 'clean' = EMB(w) exactly with t = 0."""
+
+    def __init__(self, emb: np.ndarray, steps: int = SAMPLING_STEPS):
+        self.emb = torch.from_numpy(emb)
+        r = respace(steps)
+        self.use = torch.from_numpy(r.use.astype(np.float32))
+        self.abar = torch.from_numpy(r.abar.astype(np.float32))
+        self.std0 = float(math.sqrt(1.0 - r.abar[0]))
+
+    def __call__(self, ids: torch.Tensor, k: torch.Tensor, clean: torch.Tensor, g: Optional[torch.Generator] = None):
+        x = self.emb[ids]
+        B = ids.shape[0]
+        x0 = x + self.std0 * torch.randn(x.shape, generator=g)
+        ab = self.abar[k].view(B, 1, 1)
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn(x.shape, generator=g)
+        c = clean.view(B, 1, 1)
+        xt = torch.where(c, x, xt)
+        t = torch.where(clean, torch.zeros(B), self.use[k])
+        return xt, t
+
+
+def _batch(data: GuidanceData, idx: np.ndarray, ts: int, Lt: int) -> Dict[str, torch.Tensor]:
+    return {
+        "ids": torch.from_numpy(data.ids[idx, ts:ts + Lt]),
+        "pos": torch.from_numpy(data.pos[idx]), "spans": torch.from_numpy(data.spans[idx]),
+        "attribute": torch.from_numpy(data.attr[idx]), "length": torch.from_numpy(data.length[idx]),
+        "sentiment": torch.from_numpy(data.sentiment[idx]),
+    }
+
+
+def losses(model: GuidanceClassifier, x: torch.Tensor, t: torch.Tensor, b: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    h = model.trunk(x, t)
+    out = {}
+    for c in CONTROLS:
+        lg = model.head(c, h)
+        y = b[c]
+        out[c] = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), y.reshape(-1), ignore_index=-1)
+    return out
+
+
+def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, train: GuidanceData, budget_s: float,
+                     batch: int = 64, lr: float = 1e-3, clean_frac: float = 0.1, seed: int = 0,
+                     max_steps: Optional[int] = None, log=print) -> Dict:
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = GuidanceClassifier(cfg)
+    noiser = Noiser(emb)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    n = len(train.ids)
+    t0 = time.time()
+    step, hist = 0, []
+    model.train()
+    while True:
+        el = time.time() - t0
+        if el >= budget_s or (max_steps is not None and step >= max_steps):
+            break
+        # linear warmup 100 steps, then cosine decay over the time budget
+        frac = min(1.0, el / budget_s)
+        for pg in opt.param_groups:
+            pg["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        idx = rng.integers(0, n, size=batch)
+        b = _batch(train, idx, text_start, cfg.text_len)
+        k = torch.randint(0, SAMPLING_STEPS, (batch,), generator=g)
+        clean = torch.rand(batch, generator=g) < clean_frac
+        x, t = noiser(b["ids"], k, clean, g)
+        ls = losses(model, x, t, b)
+        loss = sum(ls.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 200 == 0:
+            hist.append({"step": step, "s": round(time.time() - t0, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
+            log(f"[classifiers] step {step} {time.time() - t0:.0f}s " + " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
+    model.eval()
+    return {"model": model, "steps": step, "seconds": round(time.time() - t0, 1), "history": hist, "batch": batch}
+
+
+@torch.no_grad()
+def evaluate(model: GuidanceClassifier, emb: np.ndarray, text_start: int, data: GuidanceData,
+             ks: List = None, batch: int = 256, seed: int = 1234) -> Dict[str, Dict[str, float]]:
+    """Dev accuracy per control and noise level: keys are respaced step indices k of the 200-step schedule
+    (the denoiser's t = use[k]) and 'clean' (EMB(w) itself, t = 0).
+    pos/spans: per text token (positions after the text excluded); attribute: per (text, field) whose value was
+    seen in training, 'not mentioned' included; length: exact token count; sentiment: 3-way."""
+    ks = ks if ks is not None else ["clean"] + EVAL_KS
+    model.eval()
+    noiser = Noiser(emb)
+    Lt = model.cfg.text_len
+    res: Dict[str, Dict[str, float]] = {c: {} for c in CONTROLS}
+    n = len(data.ids)
+    for kk in ks:
+        g = torch.Generator().manual_seed(seed)
+        hit = {c: 0 for c in CONTROLS}
+        tot = {c: 0 for c in CONTROLS}
+        for s in range(0, n, batch):
+            idx = np.arange(s, min(n, s + batch))
+            b = _batch(data, idx, text_start, Lt)
+            B = len(idx)
+            clean = torch.full((B,), kk == "clean")
+            k = torch.full((B,), 0 if kk == "clean" else int(kk), dtype=torch.long)
+            x, t = noiser(b["ids"], k, clean, g)
+            h = model.trunk(x, t)
+            intext = torch.arange(Lt)[None, :] < b["length"][:, None]
+            for c in CONTROLS:
+                pred = model.head(c, h).argmax(-1)
+                y = b[c]
+                if c in ("pos", "spans"):
+                    m = intext
+                elif c == "attribute":
+                    m = y >= 0
+                else:
+                    m = torch.ones_like(y, dtype=torch.bool)
+                hit[c] += int(((pred == y) & m).sum())
+                tot[c] += int(m.sum())
+        for c in CONTROLS:
+            res[c][str(kk)] = round(hit[c] / max(1, tot[c]), 4)
+    return res
