@@ -13,7 +13,7 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_
 VERIFY=""
 if command -v node >/dev/null 2>&1 && [ -d node_modules/onnxruntime-node ]; then VERIFY="--verify-node"; fi
 "$PY" -m training.dlm_train.export --run "$RUN" --out "$OUT" --id tiny-e2e --name "Tiny E2E (smoke test)" \
-  --version 0.0.1 --card-samples 4 --card-steps 10 $VERIFY
+  --version 0.0.1 --dev training/fixtures/e2e-dev-slice.csv --card-samples 4 --card-steps 10 $VERIFY
 "$PY" -m training.dlm_train.sample --bundle "$OUT" --samples 2 --steps 10 --json > /dev/null
 "$PY" -m unittest discover -s training/tests -t . -v 2>&1 | tail -n 25
 echo "smoke: bundle at $OUT"

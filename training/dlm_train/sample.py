@@ -5,6 +5,7 @@
     python3 -m training.dlm_train.sample --bundle ... --text 'The Vaults is a pub.'                   (text-to-record)
     python3 -m training.dlm_train.sample --bundle ... --json     (one JSON object per sample, with token ids)
     python3 -m training.dlm_train.sample --bundle ... --bench    (ms per denoising step at batch 8 and 64)
+    python3 -m training.dlm_train.sample --run training/runs/e2e-default   (EMA weights of a run checkpoint)
 
 Noise comes from the shared mulberry32 streams, so the TypeScript engine reproduces these outputs given the same
 seed (up to float differences between ONNX Runtime and PyTorch, which can flip near-ties in rounding).
@@ -67,6 +68,14 @@ def load_bundle(bundle_dir: str, verify: bool = True) -> Reference:
 def from_model(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, T: int = 2000, s: float = 1e-4) -> Reference:
     model.eval()
     return Reference(model, model.emb.weight.detach().clone(), tok, layout, T, s)
+
+
+def load_run_reference(run_dir: str) -> Reference:
+    from .export import load_run  # export imports this module
+    ck, model, tok, data_info, _ = load_run(run_dir)
+    segs = {sg["name"]: sg for sg in data_info["canvas"]["segments"]}
+    layout = CanvasLayout(data_info["canvas"]["length"], segs["record"]["length"] if "record" in segs else 0)
+    return from_model(model, tok, layout, ck["config"]["schedule"]["T"], ck["config"]["schedule"]["s"])
 
 
 def nearest(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -174,6 +183,7 @@ def bench(ref: Reference, steps: int = 20) -> dict:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default="models/e2e-default")
+    ap.add_argument("--run", help="sample from a training run's checkpoint (EMA weights) instead of a bundle")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=4)
@@ -186,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    ref = load_bundle(args.bundle)
+    ref = load_run_reference(args.run) if args.run else load_bundle(args.bundle)
     if args.bench:
         r = bench(ref)
         print(json.dumps({"ms_per_step": {str(k): round(v, 2) for k, v in r.items()},

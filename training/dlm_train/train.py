@@ -64,11 +64,22 @@ def parse_utc(s: str) -> float:
     return d.timestamp()
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_string(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         return f"{world} x {torch.cuda.get_device_name(device)} (CUDA, torch {torch.__version__})"
-    return f"{world} x CPU process, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()} " \
-           f"(torch {torch.__version__})"
+    return f"{world} x CPU process, {torch.get_num_threads()} thread(s) each, {cpu_name()} ({os.cpu_count()} cores), " \
+           f"torch {torch.__version__}"
 
 
 class EMA:

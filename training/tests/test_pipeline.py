@@ -18,7 +18,7 @@ from training.dlm_train.schedule import respace, respace_indices, training_sched
 from training.dlm_train.tokenizer import END, PAD, SEP, build_vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRAIN = "/work/shared/data/e2e/trainset.csv"
+TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
 
 
 class PrngTest(unittest.TestCase):
