@@ -263,7 +263,14 @@ export async function scanModels(modelDirs: string[]): Promise<ModelSummary[]> {
       await verifyFiles(dir, m);
       out.push(summarize(dir, m, source));
     } catch (e) {
-      const name = dir.split(sep).pop() ?? dir;
+      // name an invalid bundle by its manifest's id when that much is readable, else by its folder
+      let name = dir.split(sep).pop() ?? dir;
+      try {
+        const raw = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { id?: unknown };
+        if (typeof raw.id === 'string' && raw.id) name = raw.id;
+      } catch {
+        // keep the folder name
+      }
       out.push({
         id: name, name, version: '', kind: '', path: dir, hash: '', source,
         canvas: { length: 0, segments: [] }, recordFields: {}, controls: [], hasScorer: false,

@@ -7,7 +7,7 @@ import type { ConstraintSet } from '../constraints/set';
 import type { SoftTarget } from './guidance';
 import type { Projector } from './sampler';
 import type { Tokenizer } from './tokenizer';
-import { END, PAD } from './tokenizer';
+import { END, PAD, SEP } from './tokenizer';
 import type { ConstraintScore } from './types';
 
 export const E2E_FIELD_ORDER = ['name', 'eatType', 'food', 'priceRange', 'customer rating', 'area', 'familyFriendly', 'near'];
@@ -40,6 +40,7 @@ export function canonicalRecord(value: Record<string, unknown>): string {
   return JSON.stringify(ordered);
 }
 
+/** Hold a whole segment (tokens, optional terminal, then <pad>), and the <sep> between record and text. */
 function holdSegment(model: EngineModelInfo, name: string, ids: number[], terminal: number | null, path: string): { position: number; token: number }[] {
   const seg = model.canvas.segments.find((s) => s.name === name);
   if (!seg) throw new CompileError(`${path}: this model has no ${name} segment`, path);
@@ -47,6 +48,8 @@ function holdSegment(model: EngineModelInfo, name: string, ids: number[], termin
   if (seq.length > seg.length) throw new CompileError(`${path}: ${seq.length} tokens do not fit the ${seg.length}-token ${name} segment`, path);
   const out: { position: number; token: number }[] = [];
   for (let i = 0; i < seg.length; i++) out.push({ position: seg.start + i, token: i < seq.length ? seq[i]! : PAD });
+  const sep = model.canvas.segments.find((s) => s.name === 'sep');
+  if (sep) out.push({ position: sep.start, token: SEP });
   return out;
 }
 

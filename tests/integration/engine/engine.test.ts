@@ -1,6 +1,7 @@
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
 import { canonicalRecord } from '../../../src-main/engine/constraints-adapter';
@@ -12,10 +13,10 @@ import { MICRO, MICRO_N, type MicroBundle, writeMicroBundle } from './micro-bund
 let root: string;
 let micro: MicroBundle;
 let engine: Engine;
-const tok = Tokenizer.fromJSON(JSON.parse(readFileSync(new URL('../../fixtures/tokenizer/vocab.json', import.meta.url), 'utf8')));
+let modelId = 'micro';
 
 function request(set: ConstraintSetInput, device: GenerateRequest['device'] = 'cpu'): GenerateRequest {
-  return { model: 'micro', device, constraints: set as GenerateRequest['constraints'] };
+  return { model: modelId, device, constraints: set as GenerateRequest['constraints'] };
 }
 
 async function run(e: Engine, set: ConstraintSetInput, device: GenerateRequest['device'] = 'cpu') {
@@ -25,7 +26,106 @@ async function run(e: Engine, set: ConstraintSetInput, device: GenerateRequest['
   return { outputs, progress, summary };
 }
 
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const REAL_BUNDLES = [
+  { name: 'tiny bundle (training smoke test)', dir: `${ROOT}tests/.generated/tiny-e2e`, id: 'tiny-e2e', hint: ' (make it with npm run smoke:bundle)' },
+  { name: 'default bundle', dir: `${ROOT}models/e2e-default`, id: 'e2e-default', hint: '' },
+];
+
+/** The checks every bundle must pass, on a bundle trained by the training pipeline. */
+for (const b of REAL_BUNDLES) {
+  const missing = existsSync(join(b.dir, 'manifest.json')) ? '' : `${b.dir} is absent${b.hint}`;
+  describe.skipIf(missing !== '')(`engine on the ${b.name}${missing ? ` [skipped: ${missing}]` : ''}`, () => {
+    let e: Engine;
+    let tok: Tokenizer;
+    let segs: { name: string; start: number; length: number }[];
+    const go = async (set: ConstraintSetInput, device: GenerateRequest['device'] = 'cpu') => {
+      const outputs: GeneratedOutput[] = [];
+      const progress: StepProgress[] = [];
+      const summary = await e.generate({ model: b.id, device, constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o), onProgress: (p) => progress.push(p) });
+      return { outputs, progress, summary };
+    };
+    beforeAll(async () => {
+      e = createEngine({ modelDirs: [dirname(b.dir)] });
+      const m = (await e.listModels()).find((x) => x.id === b.id)!;
+      segs = m.canvas.segments;
+      tok = Tokenizer.fromJSON(JSON.parse(readFileSync(join(b.dir, 'vocab.json'), 'utf8')));
+    });
+    afterAll(() => e.dispose());
+
+    it('determinism: same seed + settings + device -> identical outputs', async () => {
+      const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 10, samples: 3, seed: 5 } };
+      const a = await go(set);
+      const c = await go(set);
+      expect(a.summary.status).toBe('completed');
+      expect(a.outputs.map((o) => o.tokens)).toEqual(c.outputs.map((o) => o.tokens));
+      expect(a.outputs.map((o) => o.text)).toEqual(c.outputs.map((o) => o.text));
+    });
+
+    it('cancel stops within one step', async () => {
+      const ctl = new AbortController();
+      const progress: StepProgress[] = [];
+      let abortedAt = 0;
+      const summary = await e.generate({ model: b.id, device: 'cpu', constraints: { version: 1, constraints: [], sampler: { steps: 500, samples: 8, seed: 1 } } as GenerateRequest['constraints'] }, {
+        signal: ctl.signal,
+        onProgress: (p) => {
+          progress.push(p);
+          if (p.step === 2) {
+            abortedAt = performance.timeOrigin + performance.now();
+            ctl.abort();
+          }
+        },
+      });
+      expect(summary.status).toBe('cancelled');
+      expect(progress.filter((p) => p.at! > abortedAt).length).toBeLessThanOrEqual(1);
+    });
+
+    it('webgpu falls back to cpu here and says why', async () => {
+      const { summary } = await go({ version: 1, constraints: [], sampler: { steps: 2, samples: 1 } }, 'webgpu');
+      expect(summary.device.active).toBe('cpu');
+      const w = summary.device.probes.find((p) => p.provider === 'webgpu');
+      if (w?.usable) return; // a machine with a WebGPU adapter: nothing to fall back from
+      expect(w?.reason).toBeTruthy();
+    });
+
+    it('infilling holds the given record and text exactly', async () => {
+      const record = { name: 'The Vaults', eatType: 'pub', priceRange: 'moderate' };
+      const r = await go({ version: 1, constraints: [{ kind: 'record', value: record }], sampler: { steps: 10, samples: 2, seed: 9 } });
+      const ids = tok.encode(canonicalRecord(record));
+      const rec = segs.find((s) => s.name === 'record')!;
+      for (const o of r.outputs) {
+        expect(o.tokens.slice(rec.start, rec.start + ids.length)).toEqual(ids);
+        expect(o.tokens.slice(rec.start + ids.length, rec.start + rec.length).every((t) => t === 0)).toBe(true);
+        expect(o.record).toEqual(record);
+      }
+      const text = 'The Vaults is a moderately priced pub near Café Adriatic.';
+      const t = await go({ version: 1, constraints: [{ kind: 'text', value: text }], sampler: { steps: 10, samples: 2, seed: 9 } });
+      for (const o of t.outputs) expect(o.text).toBe(text);
+    });
+
+    it('a corrupt copy of the bundle is refused by name', async () => {
+      const tmp = mkdtempSync(join(tmpdir(), 'dlm-corrupt-'));
+      try {
+        const dir = join(tmp, 'copy');
+        cpSync(b.dir, dir, { recursive: true });
+        const buf = readFileSync(join(dir, 'embeddings.f32'));
+        buf[7] ^= 0x10;
+        writeFileSync(join(dir, 'embeddings.f32'), buf);
+        const e2 = createEngine({ modelDirs: [tmp] });
+        expect((await e2.listModels())[0]?.error).toMatch(/embeddings\.f32.*sha256/);
+        await expect(e2.generate({ model: b.id, device: 'cpu', constraints: { version: 1, constraints: [] } as unknown as GenerateRequest['constraints'] }, {})).rejects.toMatchObject({ code: 'BUNDLE_INVALID' });
+        await e2.dispose();
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+const tok = Tokenizer.fromJSON(JSON.parse(readFileSync(new URL('../../fixtures/tokenizer/vocab.json', import.meta.url), 'utf8')));
+
 beforeAll(() => {
+  modelId = 'micro';
   root = mkdtempSync(join(tmpdir(), 'dlm-engine-'));
   micro = writeMicroBundle(join(root, 'micro'));
   engine = createEngine({ modelDirs: [root], batchSize: 4 });
