@@ -43,8 +43,9 @@ export const lengthConstraint = z.object({
 
 export const sentimentConstraint = z.object({
   kind: z.literal('sentiment'),
-  label: z.enum(SENTIMENT_LABELS),
   ...common,
+  // after ...common: the target label replaces the optional UI label here
+  label: z.enum(SENTIMENT_LABELS),
 }).strict();
 
 export const spansConstraint = z.object({

@@ -1,0 +1,737 @@
+/**
+ * JSON Schema (Draft 2020-12 and Draft 7) -> regular language of canonical JSON texts -> minimized DFA.
+ *
+ * Canonical form: compact JSON exactly as JSON.stringify writes it, with object keys ordered by the schema's key
+ * order (every property name in the order it first appears in the schema document, `properties` then `required`),
+ * then keys the schema never names, in the instance's own order. `canonicalJson` writes it. The automaton accepts the
+ * canonical text of an instance iff the instance is valid (within the stated approximations, docs/constraints.md).
+ *
+ * The compiler splits each schema by JSON type, since most keywords only constrain one type: scalar types become
+ * languages, arrays and objects stay structural (so allOf can merge them exactly) until they are materialized.
+ */
+import type { DFA } from 'refa';
+import { ConstraintCompileError, SchemaTooLargeError, UnsupportedKeywordError, ptrJoin } from './errors';
+import type { Budget, Lang } from './lang';
+import {
+  acceptsEmpty, alt, charSet, checkDeadline, cp, disjoint, empty, eps, intersect, isEmptyLang, lit, minimal, minus,
+  quotient, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars,
+} from './lang';
+import { MAX_SAFE, ceilDiv, floorDiv, fracAll, intRange, multipleOfInt, toRational } from './numbers';
+import { encodeContent, formatLang, stringChar, stringContentAll, SUPPORTED_FORMATS } from './strings';
+
+export type Draft = '2020-12' | '7';
+
+export interface JsonSchemaCompileOptions {
+  /** Draft used when the schema has no recognised $schema (default 2020-12). */
+  draft?: Draft;
+  /** How many times one $ref target may be expanded inside itself (default 3). Deeper instances are rejected. */
+  maxRefDepth?: number;
+  /** Nesting depth of arrays/objects allowed where the schema leaves a value unconstrained (default 2). */
+  anyDepth?: number;
+  /** Most DFA states of any intermediate automaton (default 20000). */
+  maxStates?: number;
+  /** Compile time limit in ms (default 5000). */
+  timeLimitMs?: number;
+}
+
+export interface CompiledJsonSchema {
+  /** Minimized DFA over code points of the canonical JSON text. */
+  dfa: DFA;
+  draft: Draft;
+  /** Key order of the canonical form. */
+  keyRank: Map<string, number>;
+  /** Canonical JSON text of an instance (the string the automaton must accept when the instance is valid). */
+  canonicalize(value: unknown): string;
+  /** Whether the automaton accepts this instance (in canonical form). */
+  accepts(value: unknown): boolean;
+  /** Schema keywords this schema used (all of them compiled). */
+  keywords: string[];
+  states: number;
+  compileMs: number;
+}
+
+/** Keywords with no effect on validity: accepted and ignored. */
+const ANNOTATIONS = new Set([
+  '$schema', '$id', '$comment', 'title', 'description', 'default', 'examples', 'deprecated', 'readOnly', 'writeOnly',
+  '$defs', 'definitions', 'contentMediaType', 'contentEncoding', 'contentSchema', '$anchor',
+]);
+/** Keywords the compiler turns into automata (the "claimed" keywords of the coverage report). */
+export const CLAIMED_KEYWORDS = [
+  'type', 'enum', 'const', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems',
+  'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum',
+  'exclusiveMaximum', 'multipleOf', 'anyOf', 'oneOf', 'allOf', '$ref', 'uniqueItems',
+] as const;
+const SUPPORTED = new Set<string>(CLAIMED_KEYWORDS);
+const TYPE_NAMES = ['null', 'boolean', 'integer', 'number', 'string', 'array', 'object'];
+
+// ---------------------------------------------------------------- typed languages
+
+type Part<D> = { struct: D; lang?: undefined } | { lang: Lang; struct?: undefined };
+interface ArrDesc { prefix: Typed[]; items: Typed; min: number; max: number }
+interface ObjDesc { props: Map<string, Typed>; required: Set<string>; ap: Typed }
+/** A schema's language split by JSON type. Scalars are languages of canonical JSON text (strings encoded). */
+interface Typed {
+  null: Lang | null;
+  boolean: Lang | null;
+  int: Lang | null;
+  frac: Lang | null;
+  string: Lang | null;
+  array: Part<ArrDesc>[];
+  object: Part<ObjDesc>[];
+  /** Set on the unconstrained value (nesting depth): intersecting with it is the identity. */
+  any?: number;
+}
+const SCALARS = ['null', 'boolean', 'int', 'frac', 'string'] as const;
+
+const emptyTyped = (): Typed => ({ null: null, boolean: null, int: null, frac: null, string: null, array: [], object: [] });
+
+interface Ctx {
+  root: unknown;
+  draft: Draft;
+  keyRank: Map<string, number>;
+  refStack: Map<string, number>;
+  maxRefDepth: number;
+  anyDepth: number;
+  used: Set<string>;
+  hasRefs: boolean;
+  anyCache: Map<number, Typed>;
+  matCache: WeakMap<Typed, Lang>;
+  defaults: { null: Lang; boolean: Lang; int: Lang; frac: Lang; string: Lang; looseInt: Lang };
+}
+
+function anyTyped(ctx: Ctx, depth: number): Typed {
+  const hit = ctx.anyCache.get(depth);
+  if (hit) return hit;
+  const d = ctx.defaults;
+  const t: Typed = {
+    null: d.null, boolean: d.boolean, int: d.looseInt, frac: d.frac, string: d.string,
+    array: depth > 0 ? [{ struct: { prefix: [], items: anyTyped(ctx, depth - 1), min: 0, max: Infinity } }] : [],
+    object: depth > 0 ? [{ struct: { props: new Map(), required: new Set(), ap: anyTyped(ctx, depth - 1) } }] : [],
+    any: depth,
+  };
+  ctx.anyCache.set(depth, t);
+  return t;
+}
+
+function isEmptyTyped(t: Typed): boolean {
+  return SCALARS.every((k) => t[k] === null) && t.array.length === 0 && t.object.length === 0;
+}
+
+const MAX_PARTS = 64;
+
+function intersectTyped(ctx: Ctx, a: Typed, b: Typed): Typed {
+  if (a.any !== undefined && (b.any === undefined || b.any <= a.any)) return b;
+  if (b.any !== undefined) return a;
+  const out = emptyTyped();
+  for (const k of SCALARS) {
+    const x = a[k];
+    const y = b[k];
+    if (x && y) {
+      // the default language of a type contains every language of that type: intersecting with it is the identity
+      if (x === ctx.defaults[k]) out[k] = y;
+      else if (y === ctx.defaults[k]) out[k] = x;
+      else {
+        const z = intersect(x, y);
+        out[k] = isEmptyLang(z) ? null : z;
+      }
+    }
+  }
+  for (const pa of a.array) for (const pb of b.array) pushPart(out.array, mergeArr(ctx, pa, pb));
+  for (const pa of a.object) for (const pb of b.object) pushPart(out.object, mergeObj(ctx, pa, pb));
+  if (out.array.length > MAX_PARTS || out.object.length > MAX_PARTS) throw new SchemaTooLargeError(whereNow, 'too many alternatives after merging allOf/anyOf');
+  return out;
+}
+function pushPart<D>(list: Part<D>[], p: Part<D> | null): void {
+  if (p) list.push(p);
+}
+
+function unionTyped(a: Typed, b: Typed): Typed {
+  if (a.any !== undefined && (b.any === undefined || a.any >= b.any)) return a;
+  if (b.any !== undefined && a.any === undefined) return b;
+  const out = emptyTyped();
+  for (const k of SCALARS) {
+    const x = a[k];
+    const y = b[k];
+    out[k] = x && y ? minimal(alt(x, y)) : (x ?? y);
+  }
+  out.array = [...a.array, ...b.array];
+  out.object = [...a.object, ...b.object];
+  return out;
+}
+
+function elemAt(d: ArrDesc, i: number): Typed {
+  return i < d.prefix.length ? d.prefix[i]! : d.items;
+}
+
+function mergeArr(ctx: Ctx, a: Part<ArrDesc>, b: Part<ArrDesc>): Part<ArrDesc> | null {
+  if (a.struct && b.struct) {
+    const n = Math.max(a.struct.prefix.length, b.struct.prefix.length);
+    const prefix: Typed[] = [];
+    for (let i = 0; i < n; i++) prefix.push(intersectTyped(ctx, elemAt(a.struct, i), elemAt(b.struct, i)));
+    const d: ArrDesc = {
+      prefix,
+      items: intersectTyped(ctx, a.struct.items, b.struct.items),
+      min: Math.max(a.struct.min, b.struct.min),
+      max: Math.min(a.struct.max, b.struct.max),
+    };
+    return d.min > d.max ? null : { struct: d };
+  }
+  const la = a.lang ?? matArr(ctx, a.struct!);
+  const lb = b.lang ?? matArr(ctx, b.struct!);
+  const l = intersect(la, lb);
+  return isEmptyLang(l) ? null : { lang: l };
+}
+
+function mergeObj(ctx: Ctx, a: Part<ObjDesc>, b: Part<ObjDesc>): Part<ObjDesc> | null {
+  if (a.struct && b.struct) {
+    const props = new Map<string, Typed>();
+    const keys = new Set([...a.struct.props.keys(), ...b.struct.props.keys()]);
+    for (const k of keys) {
+      props.set(k, intersectTyped(ctx, a.struct.props.get(k) ?? a.struct.ap, b.struct.props.get(k) ?? b.struct.ap));
+    }
+    return {
+      struct: {
+        props,
+        required: new Set([...a.struct.required, ...b.struct.required]),
+        ap: intersectTyped(ctx, a.struct.ap, b.struct.ap),
+      },
+    };
+  }
+  const la = a.lang ?? matObj(ctx, a.struct!);
+  const lb = b.lang ?? matObj(ctx, b.struct!);
+  const l = intersect(la, lb);
+  return isEmptyLang(l) ? null : { lang: l };
+}
+
+// ---------------------------------------------------------------- materialization
+
+/** Materialized unconstrained values by depth (independent of the schema, so shared by all compiles). */
+const anyLangCache = new Map<number, Lang>();
+
+function materialize(ctx: Ctx, t: Typed): Lang {
+  const hit = ctx.matCache.get(t);
+  if (hit) return hit;
+  if (t.any !== undefined) {
+    const shared = anyLangCache.get(t.any);
+    if (shared) return shared;
+  }
+  checkDeadline();
+  const parts: Lang[] = [];
+  for (const k of SCALARS) if (t[k]) parts.push(t[k]!);
+  for (const p of t.array) parts.push(p.lang ?? matArr(ctx, p.struct));
+  for (const p of t.object) parts.push(p.lang ?? matObj(ctx, p.struct));
+  const l = minimal(alt(...parts));
+  ctx.matCache.set(t, l);
+  if (t.any !== undefined) anyLangCache.set(t.any, l);
+  return l;
+}
+
+/** `[` elements `]`, built as ("," element)* and then stripped of its first comma. */
+function matArr(ctx: Ctx, d: ArrDesc): Lang {
+  const P = d.prefix.length;
+  const itemsEmpty = isEmptyTyped(d.items);
+  const max = itemsEmpty ? Math.min(d.max, P) : d.max;
+  const min = d.min;
+  if (min > max) return empty();
+  const K = Math.max(P, min);
+  const elem = (i: number): Lang => seq(lit(','), materialize(ctx, elemAt(d, i)));
+  // Suffix from K on: only `items` elements remain.
+  let tail: Lang;
+  if (K >= max) tail = eps();
+  else tail = rep(elem(K), 0, max === Infinity ? Infinity : max - K);
+  for (let i = Math.min(K, max) - 1; i >= 0; i--) {
+    const more = seq(elem(i), tail);
+    tail = i >= min ? alt(eps(), more) : more;
+    tail = minimal(tail);
+  }
+  return wrap('[', tail, ']');
+}
+
+function wrap(open: string, members: Lang, close: string): Lang {
+  const inner = quotient(members, 0x2c);
+  return minimal(seq(lit(open), acceptsEmpty(members) ? alt(eps(), inner) : inner, lit(close)));
+}
+
+function matObj(ctx: Ctx, d: ObjDesc): Lang {
+  const keys = [...new Set([...d.props.keys(), ...d.required])].sort((a, b) => rankOf(ctx, a) - rankOf(ctx, b));
+  let extra: Lang = eps();
+  if (!isEmptyTyped(d.ap)) {
+    const keyContent = keys.length ? minus(stringContentAll(), words(keys)) : stringContentAll();
+    const member = seq(lit(','), encodeContent(keyContent), lit(':'), materialize(ctx, d.ap));
+    extra = minimal(rep(member, 0, Infinity));
+  }
+  const parts: Lang[] = [extra];
+  for (const k of keys) {
+    const t = d.props.get(k) ?? d.ap;
+    const member = seq(lit(`,${JSON.stringify(k)}:`), materialize(ctx, t));
+    parts.push(d.required.has(k) ? member : rep(member, 0, 1), extra);
+  }
+  return wrap('{', minimal(seq(...parts)), '}');
+}
+
+function rankOf(ctx: Ctx, key: string): number {
+  return ctx.keyRank.get(key) ?? Number.MAX_SAFE_INTEGER;
+}
+
+// ---------------------------------------------------------------- schema walk
+
+let whereNow = '';
+
+function compileNode(ctx: Ctx, schema: unknown, ptr: string): Typed {
+  checkDeadline();
+  const prevWhere = setWhere(ptr);
+  const prevNow = whereNow;
+  whereNow = ptr;
+  try {
+    return compileNodeInner(ctx, schema, ptr);
+  } finally {
+    setWhere(prevWhere);
+    whereNow = prevNow;
+  }
+}
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function invalid(keyword: string, ptr: string, msg: string): ConstraintCompileError {
+  return new ConstraintCompileError('INVALID_SCHEMA', `invalid schema: "${keyword}" at #${ptr}: ${msg}`, keyword, ptr);
+}
+
+function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
+  if (schema === true) return anyTyped(ctx, ctx.anyDepth);
+  if (schema === false) return emptyTyped();
+  if (!isObj(schema)) throw new ConstraintCompileError('INVALID_SCHEMA', `invalid schema at #${ptr}: expected an object or a boolean`, undefined, ptr);
+
+  for (const k of Object.keys(schema)) {
+    if (ANNOTATIONS.has(k)) {
+      if (k === '$id' && ptr !== '' && ctx.hasRefs) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'a nested $id changes how $ref resolves');
+      continue;
+    }
+    if (k === 'prefixItems' && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'prefixItems is a Draft 2020-12 keyword');
+    if (k === 'additionalItems' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'additionalItems is not a Draft 2020-12 keyword (use prefixItems + items)');
+    if (!SUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k));
+    if (k === 'uniqueItems' && schema[k] === true) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'uniqueItems: true is not a regular language');
+    ctx.used.add(k);
+  }
+
+  if (typeof schema.$ref === 'string' && ctx.draft === '7') {
+    // Draft 7: $ref overrides its siblings.
+    return compileRef(ctx, schema.$ref, ptrJoin(ptr, '$ref'));
+  }
+
+  const parts: Typed[] = [typeBase(ctx, schema, ptr)];
+  if ('enum' in schema) {
+    if (!Array.isArray(schema.enum)) throw invalid('enum', ptr, 'must be an array');
+    parts.push(literalTyped(ctx, schema.enum));
+  }
+  if ('const' in schema) parts.push(literalTyped(ctx, [schema.const]));
+  if ('$ref' in schema) {
+    if (typeof schema.$ref !== 'string') throw invalid('$ref', ptr, 'must be a string');
+    parts.push(compileRef(ctx, schema.$ref, ptrJoin(ptr, '$ref')));
+  }
+  if ('allOf' in schema) {
+    const list = schemaList(schema.allOf, 'allOf', ptr);
+    list.forEach((s, i) => parts.push(compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'allOf'), i))));
+  }
+  if ('anyOf' in schema) {
+    const list = schemaList(schema.anyOf, 'anyOf', ptr);
+    let u = emptyTyped();
+    list.forEach((s, i) => { u = unionTyped(u, compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'anyOf'), i))); });
+    parts.push(u);
+  }
+  if ('oneOf' in schema) {
+    const list = schemaList(schema.oneOf, 'oneOf', ptr);
+    parts.push(oneOfTyped(ctx, list.map((s, i) => compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'oneOf'), i)))));
+  }
+  let t = parts[0]!;
+  for (let i = 1; i < parts.length; i++) {
+    if (isEmptyTyped(t)) break;
+    t = intersectTyped(ctx, t, parts[i]!);
+  }
+  return t;
+}
+
+function schemaList(x: unknown, kw: string, ptr: string): unknown[] {
+  if (!Array.isArray(x) || x.length === 0) throw invalid(kw, ptr, 'must be a non-empty array of schemas');
+  return x;
+}
+
+/** Exactly one branch: a plain union when branches are pairwise disjoint (checked on the DFAs), otherwise the exact
+ * "in exactly one" language built with complements. */
+function oneOfTyped(ctx: Ctx, branches: Typed[]): Typed {
+  const langs = branches.map((b) => materialize(ctx, b));
+  let pairwiseDisjoint = true;
+  for (let i = 0; i < langs.length && pairwiseDisjoint; i++) {
+    for (let j = i + 1; j < langs.length; j++) {
+      if (!disjoint(langs[i]!, langs[j]!)) {
+        pairwiseDisjoint = false;
+        break;
+      }
+    }
+  }
+  if (pairwiseDisjoint) return branches.reduce((u, b) => unionTyped(u, b), emptyTyped());
+  const pieces: Lang[] = [];
+  for (let i = 0; i < langs.length; i++) {
+    const others = langs.filter((_, j) => j !== i);
+    pieces.push(minus(langs[i]!, alt(...others)));
+  }
+  return langToTyped(ctx, minimal(alt(...pieces)));
+}
+
+function langToTyped(ctx: Ctx, l: Lang): Typed {
+  const t = emptyTyped();
+  for (const k of SCALARS) {
+    const x = intersect(l, ctx.defaults[k]);
+    t[k] = isEmptyLang(x) ? null : x;
+  }
+  const arr = intersect(l, seq(lit('['), rep(anyChar(), 0, Infinity)));
+  if (!isEmptyLang(arr)) t.array.push({ lang: arr });
+  const obj = intersect(l, seq(lit('{'), rep(anyChar(), 0, Infinity)));
+  if (!isEmptyLang(obj)) t.object.push({ lang: obj });
+  return t;
+}
+
+function literalTyped(ctx: Ctx, values: unknown[]): Typed {
+  const buckets: Record<(typeof SCALARS)[number] | 'array' | 'object', string[]> = {
+    null: [], boolean: [], int: [], frac: [], string: [], array: [], object: [],
+  };
+  for (const v of values) {
+    const s = canonicalJson(v, ctx.keyRank);
+    if (v === null) buckets.null.push(s);
+    else if (typeof v === 'boolean') buckets.boolean.push(s);
+    else if (typeof v === 'number') {
+      if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) buckets.int.push(s);
+      else buckets.frac.push(s);
+    } else if (typeof v === 'string') buckets.string.push(s);
+    else if (Array.isArray(v)) buckets.array.push(s);
+    else buckets.object.push(s);
+  }
+  const t = emptyTyped();
+  for (const k of SCALARS) if (buckets[k].length) t[k] = minimal(words(buckets[k]));
+  if (buckets.array.length) t.array.push({ lang: minimal(words(buckets.array)) });
+  if (buckets.object.length) t.object.push({ lang: minimal(words(buckets.object)) });
+  return t;
+}
+
+function resolvePointer(ctx: Ctx, ref: string, ptr: string): { target: unknown; at: string } {
+  if (!ref.startsWith('#')) throw new UnsupportedKeywordError('$ref', ptr, `only local references ("#/...") are supported, got ${JSON.stringify(ref)}`);
+  let frag: string;
+  try {
+    frag = decodeURIComponent(ref.slice(1));
+  } catch {
+    throw invalid('$ref', ptr, `malformed reference ${JSON.stringify(ref)}`);
+  }
+  if (frag !== '' && !frag.startsWith('/')) throw new UnsupportedKeywordError('$ref', ptr, `anchor references (${JSON.stringify(ref)}) are not supported`);
+  let node: unknown = ctx.root;
+  if (frag !== '') {
+    for (const raw of frag.slice(1).split('/')) {
+      const tok = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+      if (Array.isArray(node) && /^\d+$/.test(tok)) node = node[Number(tok)];
+      else if (isObj(node) && Object.prototype.hasOwnProperty.call(node, tok)) node = node[tok];
+      else throw new ConstraintCompileError('INVALID_SCHEMA', `$ref at #${ptr}: ${JSON.stringify(ref)} does not resolve`, '$ref', ptr);
+    }
+  }
+  return { target: node, at: frag };
+}
+
+function compileRef(ctx: Ctx, ref: string, ptr: string): Typed {
+  const { target, at } = resolvePointer(ctx, ref, ptr);
+  const depth = ctx.refStack.get(at) ?? 0;
+  if (depth >= ctx.maxRefDepth) return emptyTyped(); // recursion cut: deeper nesting is not generated
+  ctx.refStack.set(at, depth + 1);
+  try {
+    return compileNode(ctx, target, at);
+  } finally {
+    ctx.refStack.set(at, depth);
+  }
+}
+
+function num(schema: Record<string, unknown>, kw: string, ptr: string): number | undefined {
+  const v = schema[kw];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(kw, ptr, 'must be a finite number');
+  return v;
+}
+function count(schema: Record<string, unknown>, kw: string, ptr: string): number | undefined {
+  const v = schema[kw];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalid(kw, ptr, 'must be a non-negative integer');
+  return v;
+}
+
+const NUMERIC_KWS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
+const STRING_KWS = ['minLength', 'maxLength', 'pattern', 'format'];
+const ARRAY_KWS = ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'];
+const OBJECT_KWS = ['properties', 'required', 'additionalProperties'];
+
+/** The schema's `type` plus its type-specific keywords. */
+function typeBase(ctx: Ctx, schema: Record<string, unknown>, ptr: string): Typed {
+  let types: Set<string>;
+  if ('type' in schema) {
+    const list = Array.isArray(schema.type) ? schema.type : [schema.type];
+    for (const x of list) if (typeof x !== 'string' || !TYPE_NAMES.includes(x)) throw invalid('type', ptr, `unknown type ${JSON.stringify(x)}`);
+    types = new Set(list as string[]);
+  } else {
+    const has = (kws: string[]) => kws.some((k) => k in schema);
+    if (!has(NUMERIC_KWS) && !has(STRING_KWS) && !has(ARRAY_KWS) && !has(OBJECT_KWS)) return anyTyped(ctx, ctx.anyDepth);
+    types = new Set(TYPE_NAMES);
+  }
+  const t = emptyTyped();
+  if (types.has('null')) t.null = ctx.defaults.null;
+  if (types.has('boolean')) t.boolean = ctx.defaults.boolean;
+  if (types.has('integer') || types.has('number')) t.int = NUMERIC_KWS.some((k) => k in schema) ? intLang(schema, ptr) : ctx.defaults.int;
+  if (types.has('number')) t.frac = fracLang(schema, ptr);
+  if (types.has('string')) t.string = STRING_KWS.some((k) => k in schema) ? stringLang(schema, ptr) : ctx.defaults.string;
+  if (types.has('array')) t.array.push({ struct: arrDesc(ctx, schema, ptr) });
+  if (types.has('object')) t.object.push({ struct: objDesc(ctx, schema, ptr) });
+  for (const k of SCALARS) if (t[k] && isEmptyLang(t[k]!)) t[k] = null;
+  return t;
+}
+
+function intLang(schema: Record<string, unknown>, ptr: string): Lang | null {
+  let lo = -MAX_SAFE;
+  let hi = MAX_SAFE;
+  const bound = (kw: string, f: (p: bigint, q: bigint) => void) => {
+    const v = num(schema, kw, ptr);
+    if (v === undefined) return;
+    const r = toRational(v);
+    if (!r) throw invalid(kw, ptr, 'not a finite number');
+    f(r.p, r.q);
+  };
+  bound('minimum', (p, q) => { const c = ceilDiv(p, q); if (c > lo) lo = c; });
+  bound('maximum', (p, q) => { const c = floorDiv(p, q); if (c < hi) hi = c; });
+  bound('exclusiveMinimum', (p, q) => { const c = floorDiv(p, q) + 1n; if (c > lo) lo = c; });
+  bound('exclusiveMaximum', (p, q) => { const c = ceilDiv(p, q) - 1n; if (c < hi) hi = c; });
+  if (lo > hi) return null;
+  let l = intRange(lo, hi);
+  const m = num(schema, 'multipleOf', ptr);
+  if (m !== undefined) {
+    if (m <= 0) throw invalid('multipleOf', ptr, 'must be > 0');
+    const r = toRational(m)!;
+    // An integer x is a multiple of p/q (coprime) iff p divides x.
+    const p = r.p;
+    if (p > 10_000n) throw new UnsupportedKeywordError('multipleOf', ptrJoin(ptr, 'multipleOf'), `divisor ${p} is too large for a digit automaton (limit 10000)`);
+    if (p > 1n) l = intersect(l, multipleOfInt(p));
+  }
+  return l;
+}
+
+function fracLang(schema: Record<string, unknown>, ptr: string): Lang | null {
+  for (const kw of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
+    if (kw in schema) {
+      throw new UnsupportedKeywordError(kw, ptrJoin(ptr, kw), 'bounds are compiled only for integers; add "type": "integer"');
+    }
+  }
+  const m = num(schema, 'multipleOf', ptr);
+  if (m !== undefined) {
+    const r = toRational(m);
+    if (r && r.q === 1n) return null; // a multiple of an integer is an integer (huge exponent forms are excluded)
+    throw new UnsupportedKeywordError('multipleOf', ptrJoin(ptr, 'multipleOf'), 'non-integer divisors on numbers are not compiled; add "type": "integer"');
+  }
+  return fracAll();
+}
+
+function stringLang(schema: Record<string, unknown>, ptr: string): Lang | null {
+  const parts: Lang[] = [];
+  const minL = count(schema, 'minLength', ptr);
+  const maxL = count(schema, 'maxLength', ptr);
+  if (minL !== undefined || maxL !== undefined) {
+    const lo = minL ?? 0;
+    const hi = maxL ?? Infinity;
+    if (lo > hi) return null;
+    if (Math.max(lo, hi === Infinity ? 0 : hi) > 5000) throw new SchemaTooLargeError(ptr, 'string length bounds above 5000');
+    parts.push(rep(stringChar(), lo, hi));
+  }
+  if ('pattern' in schema) {
+    if (typeof schema.pattern !== 'string') throw invalid('pattern', ptr, 'must be a string');
+    const prev = setWhere(ptrJoin(ptr, 'pattern'));
+    try {
+      parts.push(regexLang(schema.pattern, true));
+    } finally {
+      setWhere(prev);
+    }
+  }
+  if ('format' in schema) {
+    const f = schema.format;
+    if (typeof f !== 'string') throw invalid('format', ptr, 'must be a string');
+    if (!SUPPORTED_FORMATS.includes(f)) throw new UnsupportedKeywordError('format', ptrJoin(ptr, 'format'), `format "${f}" is not supported (supported: ${SUPPORTED_FORMATS.join(', ')})`);
+    parts.push(formatLang(f));
+  }
+  const content = parts.length ? intersect(stringContentAll(), ...parts) : stringContentAll();
+  if (isEmptyLang(content)) return null;
+  return minimal(encodeContent(content));
+}
+
+function arrDesc(ctx: Ctx, schema: Record<string, unknown>, ptr: string): ArrDesc {
+  const prefix: Typed[] = [];
+  let items: Typed | null = null;
+  const itemsKw = schema.items;
+  if (ctx.draft === '2020-12') {
+    if ('prefixItems' in schema) {
+      const list = schema.prefixItems;
+      if (!Array.isArray(list)) throw invalid('prefixItems', ptr, 'must be an array of schemas');
+      list.forEach((s, i) => prefix.push(compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'prefixItems'), i))));
+    }
+    if (itemsKw !== undefined) {
+      if (Array.isArray(itemsKw)) throw invalid('items', ptr, 'in Draft 2020-12 items must be a schema (use prefixItems for tuples)');
+      items = compileNode(ctx, itemsKw, ptrJoin(ptr, 'items'));
+    }
+  } else {
+    if (Array.isArray(itemsKw)) {
+      itemsKw.forEach((s, i) => prefix.push(compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'items'), i))));
+      if ('additionalItems' in schema) items = compileNode(ctx, schema.additionalItems, ptrJoin(ptr, 'additionalItems'));
+    } else if (itemsKw !== undefined) {
+      items = compileNode(ctx, itemsKw, ptrJoin(ptr, 'items'));
+    }
+  }
+  const min = count(schema, 'minItems', ptr) ?? 0;
+  const maxItems = count(schema, 'maxItems', ptr);
+  const max = maxItems ?? Infinity;
+  if (maxItems !== undefined && maxItems > 256) throw new SchemaTooLargeError(ptrJoin(ptr, 'maxItems'), 'maxItems above 256');
+  if (min > 256) throw new SchemaTooLargeError(ptrJoin(ptr, 'minItems'), 'minItems above 256');
+  return { prefix, items: items ?? anyTyped(ctx, ctx.anyDepth), min, max };
+}
+
+function objDesc(ctx: Ctx, schema: Record<string, unknown>, ptr: string): ObjDesc {
+  const props = new Map<string, Typed>();
+  if ('properties' in schema) {
+    if (!isObj(schema.properties)) throw invalid('properties', ptr, 'must be an object');
+    for (const [k, s] of Object.entries(schema.properties)) {
+      props.set(k, compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'properties'), k)));
+    }
+  }
+  const required = new Set<string>();
+  if ('required' in schema) {
+    const r = schema.required;
+    if (!Array.isArray(r) || r.some((x) => typeof x !== 'string')) throw invalid('required', ptr, 'must be an array of strings');
+    for (const k of r as string[]) required.add(k);
+  }
+  const ap: Typed = 'additionalProperties' in schema
+    ? compileNode(ctx, schema.additionalProperties, ptrJoin(ptr, 'additionalProperties'))
+    : anyTyped(ctx, ctx.anyDepth);
+  if (required.size + props.size > 200) throw new SchemaTooLargeError(ptr, 'more than 200 properties');
+  return { props, required, ap };
+}
+
+// ---------------------------------------------------------------- canonical form
+
+/** Key order of the canonical form: property names in document order (properties, then required). */
+export function schemaKeyOrder(schema: unknown): Map<string, number> {
+  const rank = new Map<string, number>();
+  const add = (k: string) => {
+    if (!rank.has(k)) rank.set(k, rank.size);
+  };
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      node.forEach(walk);
+      return;
+    }
+    if (!isObj(node)) return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'enum' || k === 'const' || k === 'default' || k === 'examples') continue;
+      if (k === 'properties' && isObj(v)) {
+        for (const [pk, pv] of Object.entries(v)) {
+          add(pk);
+          walk(pv);
+        }
+        continue;
+      }
+      if (k === 'required' && Array.isArray(v)) {
+        for (const x of v) if (typeof x === 'string') add(x);
+        continue;
+      }
+      walk(v);
+    }
+  };
+  walk(schema);
+  return rank;
+}
+
+/** JSON.stringify of `value` with object keys in the schema's order (then unknown keys in the value's order). */
+export function canonicalJson(value: unknown, keyRank: Map<string, number>): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, keyRank)).join(',')}]`;
+  if (isObj(value)) {
+    const keys = Object.keys(value);
+    const known = keys.filter((k) => keyRank.has(k)).sort((a, b) => keyRank.get(a)! - keyRank.get(b)!);
+    const unknown = keys.filter((k) => !keyRank.has(k));
+    return `{${[...known, ...unknown].map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k], keyRank)}`).join(',')}}`;
+  }
+  const s = JSON.stringify(value);
+  if (s === undefined) throw new TypeError('not a JSON value');
+  return s;
+}
+
+function detectDraft(schema: unknown, fallback: Draft): Draft {
+  if (isObj(schema) && typeof schema.$schema === 'string') {
+    if (/draft-0[467]/.test(schema.$schema)) return '7';
+    if (/2020-12/.test(schema.$schema)) return '2020-12';
+  }
+  return fallback;
+}
+
+function containsRef(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(containsRef);
+  if (!isObj(node)) return false;
+  return Object.entries(node).some(([k, v]) => (k === '$ref' && typeof v === 'string') || (k !== 'enum' && k !== 'const' && containsRef(v)));
+}
+
+/** Default languages per type, built on first use and shared by all compiles. */
+function lazy(build: () => Lang): () => Lang {
+  let v: Lang | null = null;
+  return () => (v ??= build());
+}
+const DEFAULT_BUILDERS = {
+  null: lazy(() => lit('null')),
+  boolean: lazy(() => minimal(alt(lit('true'), lit('false')))),
+  int: lazy(() => minimal(intRange(-MAX_SAFE, MAX_SAFE))),
+  frac: lazy(() => minimal(fracAll())),
+  string: lazy(() => minimal(encodeContent(stringContentAll()))),
+  // unconstrained values: any integer of up to 16 digits (smaller automaton than the exact safe range)
+  looseInt: lazy(() => minimal(seq(rep(lit('-'), 0, 1), alt(lit('0'), seq(chars('1-9'), rep(chars('0-9'), 0, 15)))))),
+};
+function defaults(): Ctx['defaults'] {
+  const d = {} as Ctx['defaults'];
+  for (const k of Object.keys(DEFAULT_BUILDERS) as (keyof typeof DEFAULT_BUILDERS)[]) {
+    Object.defineProperty(d, k, { get: DEFAULT_BUILDERS[k], enumerable: true });
+  }
+  return d;
+}
+
+export function compileJsonSchema(schema: unknown, options: JsonSchemaCompileOptions = {}): CompiledJsonSchema {
+  const t0 = performance.now();
+  const draft = detectDraft(schema, options.draft ?? '2020-12');
+  const b: Budget = { maxStates: options.maxStates ?? 20_000, deadline: Date.now() + (options.timeLimitMs ?? 5000) };
+  return withBudget(b, () => {
+    const ctx: Ctx = {
+      root: schema,
+      draft,
+      keyRank: schemaKeyOrder(schema),
+      refStack: new Map(),
+      maxRefDepth: options.maxRefDepth ?? 3,
+      anyDepth: options.anyDepth ?? 2,
+      used: new Set(),
+      hasRefs: containsRef(schema),
+      anyCache: new Map(),
+      matCache: new WeakMap(),
+      defaults: defaults(),
+    };
+    setWhere('');
+    whereNow = '';
+    const typed = compileNode(ctx, schema, '');
+    setWhere('');
+    const dfa = toDfa(materialize(ctx, typed));
+    const keyRank = ctx.keyRank;
+    const canonicalize = (v: unknown) => canonicalJson(v, keyRank);
+    return {
+      dfa,
+      draft,
+      keyRank,
+      canonicalize,
+      accepts: (v: unknown) => dfa.test(cp(canonicalize(v))),
+      keywords: [...ctx.used],
+      states: dfa.countNodes(),
+      compileMs: performance.now() - t0,
+    };
+  });
+}

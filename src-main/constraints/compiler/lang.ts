@@ -1,0 +1,215 @@
+/**
+ * Regular languages over Unicode code points, built with refa automata. Every language here is an ENFA that the
+ * caller may reuse: combinators copy their operands, never mutate them.
+ */
+import { CharSet, DFA, ENFA, JS, TooManyNodesError, Transformers, transform } from 'refa';
+import type { CharRange } from 'refa';
+import { ConstraintCompileError, SchemaTooLargeError } from './errors';
+
+export const MAX_CHAR = 0x10ffff;
+export type Lang = ENFA;
+const OPTS = { maxCharacter: MAX_CHAR } as const;
+
+/** Limits on automaton size and compile time; exceeding them raises SchemaTooLargeError naming `where`. */
+export interface Budget {
+  /** Most DFA states any intermediate or final automaton may have. */
+  maxStates: number;
+  /** Date.now() after which compilation gives up. */
+  deadline: number;
+}
+let budget: Budget = { maxStates: 20_000, deadline: Number.POSITIVE_INFINITY };
+let where = '';
+
+export function withBudget<T>(b: Budget, fn: () => T): T {
+  const saved = budget;
+  const savedWhere = where;
+  budget = b;
+  try {
+    return fn();
+  } finally {
+    budget = saved;
+    where = savedWhere;
+  }
+}
+/** Set the schema pointer blamed by size/time errors; returns the previous one. */
+export function setWhere(pointer: string): string {
+  const prev = where;
+  where = pointer;
+  return prev;
+}
+export function checkDeadline(): void {
+  if (Date.now() > budget.deadline) throw new SchemaTooLargeError(where, 'compile time limit exceeded');
+}
+
+export const cp = (s: string): number[] => Array.from(s, (c) => c.codePointAt(0)!);
+
+export function charSet(ranges: Iterable<[number, number]>): CharSet {
+  const rs: CharRange[] = [];
+  for (const [min, max] of ranges) rs.push({ min, max });
+  return CharSet.empty(MAX_CHAR).union(rs);
+}
+/** Character class from a string of single characters and "a-z" ranges (no escaping: keep it simple). */
+export function cls(spec: string): CharSet {
+  const chars = cp(spec);
+  const ranges: [number, number][] = [];
+  for (let i = 0; i < chars.length; i++) {
+    if (chars[i + 1] === 0x2d && i + 2 < chars.length) {
+      ranges.push([chars[i]!, chars[i + 2]!]);
+      i += 2;
+    } else ranges.push([chars[i]!, chars[i]!]);
+  }
+  return charSet(ranges);
+}
+
+export const empty = (): Lang => ENFA.empty(OPTS);
+/** The empty word (built with distinct initial and final nodes: refa's emptyWord() shares one node, which
+ * appending to it does not handle). */
+export function eps(): Lang {
+  const b = new ENFA.Builder(ENFA.nodeFactory);
+  b.linkNodes(b.initial, b.final, null);
+  return ENFA.fromBuilder(b, OPTS);
+}
+export const chars = (set: CharSet | string): Lang => ENFA.fromCharSet(typeof set === 'string' ? cls(set) : set);
+export const anyChar = (): Lang => ENFA.fromCharSet(CharSet.all(MAX_CHAR));
+
+export function lit(s: string): Lang {
+  const e = eps();
+  for (const c of cp(s)) e.append(ENFA.fromCharSet(CharSet.fromCharacter(MAX_CHAR, c)));
+  return e;
+}
+
+export function seq(...parts: Lang[]): Lang {
+  const e = eps();
+  for (const p of parts) e.append(p);
+  return e;
+}
+
+export function alt(...parts: Lang[]): Lang {
+  const e = empty();
+  for (const p of parts) e.union(p);
+  return e;
+}
+
+export function rep(p: Lang, min: number, max: number): Lang {
+  if (max === 0) return eps();
+  if (min === 1 && max === 1) return p.copy();
+  const e = p.copy();
+  e.quantify(min, max);
+  return e;
+}
+export const opt = (p: Lang): Lang => rep(p, 0, 1);
+
+function guard<T>(fn: () => T): T {
+  checkDeadline();
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof TooManyNodesError) throw new SchemaTooLargeError(where, `automaton exceeds ${budget.maxStates} states`);
+    throw e;
+  }
+}
+
+/** Minimized DFA of a language (bounded by the budget). */
+export function toDfa(l: Lang): DFA {
+  return guard(() => {
+    const d = DFA.fromFA(l, new DFA.LimitedNodeFactory(budget.maxStates));
+    d.minimize();
+    return d;
+  });
+}
+export const fromDfa = (d: DFA): Lang => ENFA.fromFA(d);
+/** Determinize + minimize (keeps intermediate automata small). */
+export const minimal = (l: Lang): Lang => fromDfa(toDfa(l));
+
+export function intersect(...ls: Lang[]): Lang {
+  if (ls.length === 0) throw new Error('intersect of nothing');
+  let d = toDfa(ls[0]!);
+  for (let i = 1; i < ls.length; i++) {
+    const right = ls[i]!;
+    d = guard(() => {
+      const x = DFA.fromIntersection(d, right, new DFA.LimitedNodeFactory(budget.maxStates));
+      x.minimize();
+      return x;
+    });
+    if (d.isEmpty) break;
+  }
+  return fromDfa(d);
+}
+
+/** Words of `universe` that are not in `l`. */
+export function minus(universe: Lang, l: Lang): Lang {
+  const c = toDfa(l);
+  guard(() => c.complement(new DFA.LimitedNodeFactory(budget.maxStates)));
+  return intersect(universe, fromDfa(c));
+}
+
+export function isEmptyLang(l: Lang): boolean {
+  return toDfa(l).isEmpty;
+}
+export function acceptsEmpty(l: Lang): boolean {
+  return l.test([]);
+}
+export function disjoint(a: Lang, b: Lang): boolean {
+  return toDfa(intersect(a, b)).isEmpty;
+}
+
+/** Left quotient by one character: { w | c w in L }. */
+export function quotient(l: Lang, c: number): Lang {
+  const d = toDfa(l);
+  const start = d.initial.out.get(c);
+  if (!start) return empty();
+  const base = d.transitionIterator();
+  const it = { initial: start, getOut: base.getOut, isFinal: base.isFinal };
+  return guard(() => {
+    const q = DFA.fromTransitionIterator(it, OPTS, new DFA.LimitedNodeFactory(budget.maxStates));
+    q.minimize();
+    return fromDfa(q);
+  });
+}
+
+/** A finite set of literal strings. */
+export function words(strings: Iterable<string>): Lang {
+  const ws = [...strings].map(cp);
+  if (ws.length === 0) return empty();
+  return guard(() => ENFA.fromWords(ws, OPTS, new ENFA.LimitedNodeFactory(budget.maxStates * 4)));
+}
+
+/**
+ * Language of a JavaScript regular expression (u flag, as JSON Schema's `pattern` and Ajv use it).
+ * `search`: true for JSON Schema's unanchored search semantics (the pattern may match anywhere), false for a
+ * whole-string match. Anchors and lookarounds refa can resolve are handled; others are refused.
+ */
+export function regexLang(source: string, search: boolean, keyword = 'pattern', flags = 'u'): Lang {
+  const wrapped = search ? `^(?:[^]*?(?:${source})[^]*)$` : `^(?:${source})$`;
+  let parser: JS.Parser;
+  try {
+    new RegExp(source, flags);
+    parser = JS.Parser.fromLiteral({ source: wrapped, flags });
+  } catch (e) {
+    throw new ConstraintCompileError('INVALID_PATTERN', `${keyword} at #${where}: invalid regular expression /${source}/${flags}: ${(e as Error).message}`, keyword, where);
+  }
+  return guard(() => {
+    let expression;
+    try {
+      ({ expression } = parser.parse({ assertions: 'parse', backreferences: 'throw', maxNodes: budget.maxStates * 4 }));
+    } catch (e) {
+      if (e instanceof TooManyNodesError) throw e;
+      throw new ConstraintCompileError('INVALID_PATTERN', `${keyword} at #${where}: cannot compile /${source}/: ${(e as Error).message}`, keyword, where);
+    }
+    const simplify = Transformers.simplify({ ignoreOrder: true, ignoreAmbiguity: true });
+    expression = transform(simplify, expression);
+    expression = transform(Transformers.patternEdgeAssertions({ remove: true }), expression);
+    expression = transform(simplify, expression);
+    try {
+      return ENFA.fromRegex(expression, OPTS, { assertions: 'throw' }, new ENFA.LimitedNodeFactory(budget.maxStates * 4));
+    } catch (e) {
+      if (e instanceof TooManyNodesError) throw e;
+      throw new ConstraintCompileError('INVALID_PATTERN', `${keyword} at #${where}: /${source}/ uses assertions that cannot be compiled to an automaton (${(e as Error).message})`, keyword, where);
+    }
+  });
+}
+
+/** Count of states of the minimized DFA. */
+export function stateCount(l: Lang): number {
+  return toDfa(l).countNodes();
+}

@@ -1,0 +1,318 @@
+/**
+ * Projection of per-position scores onto a token automaton (DINGO-style dynamic programming, log space).
+ *
+ * scores: Float32Array [L, V] row-major, log-scores of each token at each position of the segment (logits, or
+ * -||x0_i - EMB(v)||^2 for continuous models). fixed: Int32Array [L], -1 = free, else the token held there.
+ *  - `viterbi`: the most probable accepted sequence of exactly L tokens (max-product). Each position may be
+ *    restricted to its top-k tokens; if no accepted sequence survives, the full vocabulary is used (exact).
+ *  - `logPartition`: log of the sum over accepted sequences of exp(sum of scores) (sum-product / forward), and the
+ *    log-probability that independent per-position softmax draws form an accepted sequence.
+ *  - `sampleAccepted`: an exact draw from the per-position distributions conditioned on acceptance
+ *    (forward filtering, backward sampling).
+ */
+import type { TokenAutomaton } from './token-automaton';
+import { nextState } from './token-automaton';
+
+export interface ViterbiResult {
+  tokens: Int32Array;
+  /** Sum of the chosen tokens' scores. */
+  score: number;
+  /** Whether the top-k restriction had to fall back to the full vocabulary. */
+  fellBack: boolean;
+}
+
+/** Per-position candidate token lists (null = the whole vocabulary). */
+function candidates(
+  scores: Float32Array,
+  L: number,
+  V: number,
+  k: number,
+  fixed: Int32Array | undefined,
+  always: number[],
+): (Int32Array | null)[] {
+  const out: (Int32Array | null)[] = [];
+  const heapV = new Float64Array(k);
+  const heapI = new Int32Array(k);
+  for (let i = 0; i < L; i++) {
+    const f = fixed ? fixed[i]! : -1;
+    if (f >= 0) {
+      out.push(Int32Array.of(f));
+      continue;
+    }
+    if (k <= 0 || k >= V) {
+      out.push(null);
+      continue;
+    }
+    // min-heap of the k best
+    let size = 0;
+    const row = i * V;
+    for (let t = 0; t < V; t++) {
+      const v = scores[row + t]!;
+      if (size < k) {
+        let j = size++;
+        while (j > 0) {
+          const p = (j - 1) >> 1;
+          if (heapV[p]! <= v) break;
+          heapV[j] = heapV[p]!;
+          heapI[j] = heapI[p]!;
+          j = p;
+        }
+        heapV[j] = v;
+        heapI[j] = t;
+      } else if (v > heapV[0]!) {
+        let j = 0;
+        for (;;) {
+          const l = 2 * j + 1;
+          if (l >= k) break;
+          const r = l + 1;
+          const c = r < k && heapV[r]! < heapV[l]! ? r : l;
+          if (heapV[c]! >= v) break;
+          heapV[j] = heapV[c]!;
+          heapI[j] = heapI[c]!;
+          j = c;
+        }
+        heapV[j] = v;
+        heapI[j] = t;
+      }
+    }
+    const set = new Set<number>(heapI.subarray(0, size));
+    for (const a of always) set.add(a);
+    out.push(Int32Array.from(set));
+  }
+  return out;
+}
+
+function runViterbi(a: TokenAutomaton, scores: Float32Array, L: number, V: number, cand: (Int32Array | null)[]): { tokens: Int32Array; score: number } | null {
+  const S = a.numStates;
+  if (a.start < 0) return null;
+  let W = new Float64Array(S).fill(-Infinity);
+  let W2 = new Float64Array(S);
+  W[a.start] = 0;
+  const bpQ = new Int32Array(L * S);
+  const bpT = new Int32Array(L * S);
+  const active: number[] = [a.start];
+  const { offsets, tokens, next } = a;
+  for (let i = 0; i < L; i++) {
+    W2.fill(-Infinity);
+    const row = i * V;
+    const c = cand[i]!;
+    const base = i * S;
+    const nextActive: number[] = [];
+    for (const q of active) {
+      const w = W[q]!;
+      if (c === null) {
+        for (let e = offsets[q]!; e < offsets[q + 1]!; e++) {
+          const t = tokens[e]!;
+          const nq = next[e]!;
+          const v = w + scores[row + t]!;
+          if (v > W2[nq]!) {
+            if (W2[nq] === -Infinity) nextActive.push(nq);
+            W2[nq] = v;
+            bpQ[base + nq] = q;
+            bpT[base + nq] = t;
+          }
+        }
+      } else {
+        for (let j = 0; j < c.length; j++) {
+          const t = c[j]!;
+          const nq = nextState(a, q, t);
+          if (nq < 0) continue;
+          const v = w + scores[row + t]!;
+          if (v > W2[nq]!) {
+            if (W2[nq] === -Infinity) nextActive.push(nq);
+            W2[nq] = v;
+            bpQ[base + nq] = q;
+            bpT[base + nq] = t;
+          }
+        }
+      }
+    }
+    [W, W2] = [W2, W];
+    active.length = 0;
+    for (const q of nextActive) active.push(q);
+    if (active.length === 0) return null;
+  }
+  let best = -1;
+  let bestV = -Infinity;
+  for (const q of active) if (a.accept[q] && W[q]! > bestV) {
+    bestV = W[q]!;
+    best = q;
+  }
+  if (best < 0) return null;
+  const out = new Int32Array(L);
+  let q = best;
+  for (let i = L - 1; i >= 0; i--) {
+    out[i] = bpT[i * S + q]!;
+    q = bpQ[i * S + q]!;
+  }
+  return { tokens: out, score: bestV };
+}
+
+export interface ViterbiOptions {
+  /** Candidates per position (default 32); 0 = always the whole vocabulary. */
+  topK?: number;
+  /** Tokens always kept among the candidates (the segment's padding specials). */
+  always?: number[];
+}
+
+export function viterbi(
+  a: TokenAutomaton,
+  scores: Float32Array,
+  L: number,
+  fixed?: Int32Array,
+  options: ViterbiOptions = {},
+): ViterbiResult | null {
+  const V = a.vocabSize;
+  if (scores.length < L * V) throw new RangeError(`scores has ${scores.length} entries, expected ${L} x ${V}`);
+  const k = options.topK ?? 32;
+  // Top-k only pays off when states allow many tokens (free text); sparse automata run exactly over their edges.
+  const sparse = a.edges <= a.numStates * k;
+  if (k > 0 && k < V && !sparse) {
+    const r = runViterbi(a, scores, L, V, candidates(scores, L, V, k, fixed, options.always ?? []));
+    if (r) return { ...r, fellBack: false };
+  }
+  const r = runViterbi(a, scores, L, V, candidates(scores, L, V, 0, fixed, []));
+  return r ? { ...r, fellBack: k > 0 && k < V && !sparse } : null;
+}
+
+interface Forward {
+  /** Scaled forward messages [L+1, S]. */
+  alpha: Float64Array;
+  /** exp(score - rowMax) [L, V] (0 for tokens excluded by `fixed`). */
+  e: Float64Array;
+  logZ: number;
+  logRowNorm: number;
+}
+
+function forward(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int32Array): Forward | null {
+  const V = a.vocabSize;
+  const S = a.numStates;
+  if (a.start < 0) return null;
+  const e = new Float64Array(L * V);
+  let logZ = 0;
+  let logRowNorm = 0;
+  const rowMax = new Float64Array(L);
+  for (let i = 0; i < L; i++) {
+    let m = -Infinity;
+    for (let t = 0; t < V; t++) m = Math.max(m, scores[i * V + t]!);
+    rowMax[i] = m;
+    let sum = 0;
+    for (let t = 0; t < V; t++) {
+      const x = Math.exp(scores[i * V + t]! - m);
+      sum += x;
+      e[i * V + t] = x;
+    }
+    logRowNorm += m + Math.log(sum);
+    const f = fixed ? fixed[i]! : -1;
+    if (f >= 0) {
+      const keep = e[i * V + f]!;
+      e.fill(0, i * V, (i + 1) * V);
+      e[i * V + f] = keep;
+    }
+  }
+  const alpha = new Float64Array((L + 1) * S);
+  alpha[a.start] = 1;
+  const { offsets, tokens, next } = a;
+  for (let i = 0; i < L; i++) {
+    const cur = i * S;
+    const nxt = (i + 1) * S;
+    for (let q = 0; q < S; q++) {
+      const w = alpha[cur + q]!;
+      if (w === 0) continue;
+      for (let k = offsets[q]!; k < offsets[q + 1]!; k++) {
+        const x = e[i * V + tokens[k]!]!;
+        if (x !== 0) alpha[nxt + next[k]!] += w * x;
+      }
+    }
+    let c = 0;
+    for (let q = 0; q < S; q++) c += alpha[nxt + q]!;
+    if (c === 0) return null;
+    for (let q = 0; q < S; q++) alpha[nxt + q] /= c;
+    logZ += rowMax[i]! + Math.log(c);
+  }
+  let fin = 0;
+  for (let q = 0; q < S; q++) if (a.accept[q]) fin += alpha[L * S + q]!;
+  if (fin === 0) return null;
+  logZ += Math.log(fin);
+  return { alpha, e, logZ, logRowNorm };
+}
+
+export interface PartitionResult {
+  /** log sum over accepted sequences of exp(sum of scores); -Infinity when none fits. */
+  logZ: number;
+  /** log P(accepted) when each position draws independently from softmax(scores[i]) (fixed positions held). */
+  logProbValid: number;
+}
+
+export function logPartition(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int32Array): PartitionResult {
+  const f = forward(a, scores, L, fixed);
+  if (!f) return { logZ: -Infinity, logProbValid: -Infinity };
+  return { logZ: f.logZ, logProbValid: f.logZ - f.logRowNorm };
+}
+
+/** Reverse CSR (incoming edges per state), cached per automaton. */
+const reverseCache = new WeakMap<TokenAutomaton, { offsets: Int32Array; from: Int32Array; tokens: Int32Array }>();
+function reverse(a: TokenAutomaton) {
+  const hit = reverseCache.get(a);
+  if (hit) return hit;
+  const S = a.numStates;
+  const cnt = new Int32Array(S + 1);
+  for (let k = 0; k < a.edges; k++) cnt[a.next[k]! + 1]++;
+  for (let q = 0; q < S; q++) cnt[q + 1] += cnt[q]!;
+  const pos = cnt.slice(0, S);
+  const from = new Int32Array(a.edges);
+  const tokens = new Int32Array(a.edges);
+  for (let q = 0; q < S; q++) {
+    for (let k = a.offsets[q]!; k < a.offsets[q + 1]!; k++) {
+      const s = a.next[k]!;
+      const p = pos[s]!++;
+      from[p] = q;
+      tokens[p] = a.tokens[k]!;
+    }
+  }
+  const r = { offsets: cnt, from, tokens };
+  reverseCache.set(a, r);
+  return r;
+}
+
+/** Exact sample from the distribution prod_i softmax(scores[i])[t_i] restricted to accepted sequences. */
+export function sampleAccepted(
+  a: TokenAutomaton,
+  scores: Float32Array,
+  L: number,
+  rng: () => number,
+  fixed?: Int32Array,
+): Int32Array | null {
+  const f = forward(a, scores, L, fixed);
+  if (!f) return null;
+  const S = a.numStates;
+  const V = a.vocabSize;
+  const rev = reverse(a);
+  let total = 0;
+  for (let q = 0; q < S; q++) if (a.accept[q]) total += f.alpha[L * S + q]!;
+  let u = rng() * total;
+  let q = -1;
+  for (let s = 0; s < S; s++) {
+    if (!a.accept[s]) continue;
+    q = s;
+    u -= f.alpha[L * S + s]!;
+    if (u <= 0) break;
+  }
+  const out = new Int32Array(L);
+  for (let i = L - 1; i >= 0; i--) {
+    let sum = 0;
+    for (let k = rev.offsets[q]!; k < rev.offsets[q + 1]!; k++) sum += f.alpha[i * S + rev.from[k]!]! * f.e[i * V + rev.tokens[k]!]!;
+    let r = rng() * sum;
+    let pick = -1;
+    for (let k = rev.offsets[q]!; k < rev.offsets[q + 1]!; k++) {
+      const w = f.alpha[i * S + rev.from[k]!]! * f.e[i * V + rev.tokens[k]!]!;
+      if (w === 0) continue;
+      pick = k;
+      r -= w;
+      if (r <= 0) break;
+    }
+    out[i] = rev.tokens[pick]!;
+    q = rev.from[pick]!;
+  }
+  return out;
+}

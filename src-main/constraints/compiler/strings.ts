@@ -1,0 +1,204 @@
+/**
+ * JSON string values: languages over the decoded characters (for minLength, pattern, format) and their encoding
+ * into JSON string literals exactly as JSON.stringify writes them (`"` and `\` escaped, \b \f \n \r \t, other
+ * controls as \u00xx in lower case, everything else literal). Lone surrogates are left out of the alphabet.
+ */
+import { CharSet, ENFA } from 'refa';
+import type { DFA } from 'refa';
+import type { Lang } from './lang';
+import { MAX_CHAR, alt, chars, charSet, intersect, lit, regexLang, rep, seq, toDfa, words } from './lang';
+
+/** Any character a string may hold (every code point except lone surrogates). */
+export const stringCharSet = (): CharSet => charSet([[0, 0xd7ff], [0xe000, MAX_CHAR]]);
+export const stringChar = (): Lang => chars(stringCharSet());
+export const stringContentAll = (): Lang => rep(stringChar(), 0, Infinity);
+
+const SHORT: Record<number, string> = { 0x22: '"', 0x5c: '\\', 8: 'b', 9: 't', 10: 'n', 12: 'f', 13: 'r' };
+const ESCAPED = charSet([[0, 0x1f], [0x22, 0x22], [0x5c, 0x5c]]);
+
+function escapeOf(c: number): string {
+  const s = SHORT[c];
+  if (s !== undefined) return `\\${s}`;
+  return `\\u${c.toString(16).padStart(4, '0')}`;
+}
+
+/** The language of JSON string literals whose decoded content is in `content`. */
+export function encodeContent(content: Lang): Lang {
+  const d: DFA = toDfa(intersect(content, stringContentAll()));
+  const b = new ENFA.Builder(ENFA.nodeFactory);
+  const map = new Map<DFA.ReadonlyNode, ENFA.Node>();
+  const nodeOf = (n: DFA.ReadonlyNode): ENFA.Node => {
+    let e = map.get(n);
+    if (!e) {
+      e = b.createNode();
+      map.set(n, e);
+    }
+    return e;
+  };
+  const one = (c: number) => CharSet.fromCharacter(MAX_CHAR, c);
+  // refa links two nodes at most once: collect the character sets per edge first
+  const edges = new Map<ENFA.Node, Map<ENFA.Node, CharSet>>();
+  const edge = (from: ENFA.Node, to: ENFA.Node, set: CharSet) => {
+    let m = edges.get(from);
+    if (!m) edges.set(from, (m = new Map()));
+    const prev = m.get(to);
+    m.set(to, prev ? prev.union(set) : set);
+  };
+  edge(b.initial, nodeOf(d.initial), one(0x22));
+  for (const n of d.nodes()) {
+    const from = nodeOf(n);
+    if (d.finals.has(n as DFA.Node)) edge(from, b.final, one(0x22));
+    // escape chains are shared per source node: "\" then the escape letter, or "u00" + two hex digits
+    let bs: ENFA.Node | null = null;
+    let u00: ENFA.Node | null = null;
+    const hi: (ENFA.Node | null)[] = [null, null];
+    for (const [range, to] of n.out) {
+      const target = nodeOf(to);
+      const set = CharSet.fromRange(MAX_CHAR, range);
+      const plain = set.without(ESCAPED);
+      if (!plain.isEmpty) edge(from, target, plain);
+      const special = set.intersect(ESCAPED);
+      if (special.isEmpty) continue;
+      for (const c of special.characters()) {
+        if (!bs) {
+          bs = b.createNode();
+          edge(from, bs, one(0x5c));
+        }
+        const esc = escapeOf(c);
+        if (esc.length === 2) {
+          edge(bs, target, one(esc.charCodeAt(1)));
+          continue;
+        }
+        if (!u00) {
+          const u = b.createNode();
+          const u0 = b.createNode();
+          u00 = b.createNode();
+          edge(bs, u, one(0x75));
+          edge(u, u0, one(0x30));
+          edge(u0, u00, one(0x30));
+        }
+        const h = c >> 4;
+        if (!hi[h]) {
+          hi[h] = b.createNode();
+          edge(u00, hi[h]!, one(0x30 + h));
+        }
+        edge(hi[h]!, target, one(esc.charCodeAt(5)));
+      }
+    }
+  }
+  for (const [from, m] of edges) for (const [to, set] of m) b.linkNodes(from, to, set);
+  return ENFA.fromBuilder(b, { maxCharacter: MAX_CHAR });
+}
+
+// ---------------------------------------------------------------- formats (assertions, as ajv-formats "full" mode)
+
+export const SUPPORTED_FORMATS = ['date', 'time', 'date-time', 'email', 'uuid', 'uri', 'ipv4'];
+
+const formatCache = new Map<string, Lang>();
+
+const DAY31 = '(?:0[1-9]|[12][0-9]|3[01])';
+const DAY30 = '(?:0[1-9]|[12][0-9]|30)';
+const LEAP_YEAR = '(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)';
+const DATE = `(?:[0-9]{4}-(?:0[13578]|1[02])-${DAY31}|[0-9]{4}-(?:0[469]|11)-${DAY30}|[0-9]{4}-02-(?:0[1-9]|1[0-9]|2[0-8])|${LEAP_YEAR}-02-29)`;
+const TZ = '(?:[zZ]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)';
+const TIME_NORMAL = `(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?${TZ}`;
+
+/** Leap-second times (second 60) are valid only when the UTC time is 23:59; they are enumerated. */
+function leapSecondTimes(): string[] {
+  const out: string[] = [];
+  const pad = (n: number) => String(n).padStart(2, '0');
+  for (const sign of [1, -1]) {
+    for (let tzH = 0; tzH <= 23; tzH++) {
+      for (let tzM = 0; tzM <= 59; tzM++) {
+        for (let min = 0; min <= 59; min++) {
+          const utcMin = min - tzM * sign;
+          if (utcMin !== 59 && utcMin !== -1) continue;
+          for (let hr = 0; hr <= 23; hr++) {
+            const utcHr = hr - tzH * sign - (utcMin < 0 ? 1 : 0);
+            if (utcHr !== 23 && utcHr !== -1) continue;
+            const t = `${pad(hr)}:${pad(min)}:60`;
+            const s = sign > 0 ? '+' : '-';
+            out.push(`${t}${s}${pad(tzH)}:${pad(tzM)}`, `${t}${s}${pad(tzH)}${pad(tzM)}`);
+            if (tzM === 0) out.push(`${t}${s}${pad(tzH)}`);
+            if (tzH === 0 && tzM === 0 && sign > 0) out.push(`${t}z`, `${t}Z`);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function timeLang(): Lang {
+  // seconds 60 may carry a fraction: insert it between "60" and the offset
+  const leap = leapSecondTimes();
+  const withFrac = alt(...groupByPrefix(leap));
+  return alt(regexLang(TIME_NORMAL, false, 'format'), withFrac);
+}
+function groupByPrefix(leap: string[]): Lang[] {
+  // "hh:mm:60" + optional fraction + offset
+  const byOffset = new Map<string, string[]>();
+  for (const s of leap) {
+    const head = s.slice(0, 8);
+    const tz = s.slice(8);
+    const list = byOffset.get(head) ?? [];
+    list.push(tz);
+    byOffset.set(head, list);
+  }
+  const out: Lang[] = [];
+  for (const [head, tzs] of byOffset) {
+    out.push(seq(lit(head), rep(seq(lit('.'), rep(chars('0-9'), 1, Infinity)), 0, 1), words(tzs)));
+  }
+  return out;
+}
+
+// RFC 3986 URI (absolute, with scheme), ASCII only, as ajv-formats' "uri" requires ("/" or ":" present).
+const UNRESERVED = "A-Za-z0-9\\-._~";
+const SUBDELIMS = "!$&'()*+,;=";
+const PCT = '%[0-9A-Fa-f]{2}';
+const PCHAR = `(?:[${UNRESERVED}${SUBDELIMS}:@]|${PCT})`;
+const DEC_OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+const IPV4 = `${DEC_OCTET}(?:\\.${DEC_OCTET}){3}`;
+const H16 = '[0-9A-Fa-f]{1,4}';
+const LS32 = `(?:${H16}:${H16}|${IPV4})`;
+const IPV6 = [
+  `(?:${H16}:){6}${LS32}`,
+  `::(?:${H16}:){5}${LS32}`,
+  `(?:${H16})?::(?:${H16}:){4}${LS32}`,
+  `(?:(?:${H16}:){0,1}${H16})?::(?:${H16}:){3}${LS32}`,
+  `(?:(?:${H16}:){0,2}${H16})?::(?:${H16}:){2}${LS32}`,
+  `(?:(?:${H16}:){0,3}${H16})?::${H16}:${LS32}`,
+  `(?:(?:${H16}:){0,4}${H16})?::${LS32}`,
+  `(?:(?:${H16}:){0,5}${H16})?::${H16}`,
+  `(?:(?:${H16}:){0,6}${H16})?::`,
+].join('|');
+const IP_LITERAL = `\\[(?:${IPV6}|[Vv][0-9A-Fa-f]+\\.[${UNRESERVED}${SUBDELIMS}:]+)\\]`;
+const HOST = `(?:${IP_LITERAL}|${IPV4}|(?:[${UNRESERVED}${SUBDELIMS}]|${PCT})*)`;
+const AUTHORITY = `(?:(?:[${UNRESERVED}${SUBDELIMS}:]|${PCT})*@)?${HOST}(?::[0-9]*)?`;
+const PATH_ABEMPTY = `(?:/${PCHAR}*)*`;
+const HIER = `(?://${AUTHORITY}${PATH_ABEMPTY}|/(?:${PCHAR}+(?:/${PCHAR}*)*)?|${PCHAR}+(?:/${PCHAR}*)*|)`;
+const URI = `[A-Za-z][A-Za-z0-9+\\-.]*:${HIER}(?:\\?(?:${PCHAR}|[/?])*)?(?:#(?:${PCHAR}|[/?])*)?`;
+
+const EMAIL = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
+const UUID = '(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}';
+
+/** Decoded-content language of a supported format. */
+export function formatLang(name: string): Lang {
+  const hit = formatCache.get(name);
+  if (hit) return hit;
+  let l: Lang;
+  switch (name) {
+    case 'date': l = regexLang(DATE, false, 'format'); break;
+    case 'time': l = timeLang(); break;
+    case 'date-time': l = seq(regexLang(DATE, false, 'format'), chars('tT \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'), timeLang()); break;
+    case 'email': l = regexLang(EMAIL, false, 'format'); break;
+    case 'uuid': l = regexLang(UUID, false, 'format'); break;
+    case 'ipv4': l = regexLang(IPV4, false, 'format'); break;
+    case 'uri': l = intersect(regexLang(URI, false, 'format'), regexLang('[/:]', true, 'format')); break;
+    default: throw new Error(`format ${name} not supported`);
+  }
+  const d = toDfa(l);
+  l = ENFA.fromFA(d);
+  formatCache.set(name, l);
+  return l;
+}
