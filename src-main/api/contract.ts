@@ -6,7 +6,7 @@
  * transport and the in-process CLI client all carry exactly this contract. Browser-safe: no Node imports.
  */
 import { z } from 'zod';
-import { parseConstraintSet, samplerSettings, type ConstraintSet, type ConstraintSetInput, type SamplerSettings } from '../constraints/set';
+import { parseConstraintSet, samplerSettings, type ConstraintSet, type ConstraintSetInput, type SamplerSettings, type UposTag } from '../constraints/set';
 import {
   DEVICE_PREFERENCES,
   type DevicePreference,
@@ -148,6 +148,31 @@ export interface RecipeImportResult {
   recipes: ImportedRecipe[];
 }
 
+/** The compiler's verdict on one constraint (see src-main/constraints/compiler, `Verdict`). */
+export interface CompileVerdict {
+  index: number;
+  kind: string;
+  /** hard: enforced by projection; held: tokens held; soft: a guidance target; unchecked: no model to compile against. */
+  status: 'hard' | 'held' | 'soft' | 'disabled' | 'error' | 'unchecked';
+  detail?: string;
+  /** Why the compiler refuses it: e.g. code UNSUPPORTED_KEYWORD with the keyword and its JSON pointer. */
+  error?: { code: string; message: string; keyword?: string; pointer?: string };
+}
+
+export interface CompileReport {
+  /** The model whose vocabulary and canvas the set was compiled against (null: schema-level checks only). */
+  model: string | null;
+  /** Why the full compile was not possible, when model is null. */
+  note?: string;
+  compileMs: number;
+  verdicts: CompileVerdict[];
+}
+
+export interface PosTagsResult {
+  /** One UPOS tag per word of the sentence, as the POS evaluator tags it. */
+  tokens: { text: string; tag: UposTag }[];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Input schemas
 // ---------------------------------------------------------------------------------------------
@@ -211,6 +236,11 @@ export const calls = {
   'constraintSets.save': call<StoredConstraintSet>()(z.object({ name, body: constraintSetBody }).strict()),
   'constraintSets.delete': call<{ deleted: number }>()(byIdOrName),
   'constraintSets.validate': call<ValidationResult>()(z.object({ body: z.unknown().refine((v) => v !== undefined, { message: 'required' }) }).strict()),
+
+  /** Compile a set against a model (default: the first loadable one) and return the compiler's verdict per constraint. */
+  'constraints.compile': call<CompileReport>()(z.object({ body: constraintSetBody, model: z.string().min(1).max(200).optional() }).strict()),
+  /** UPOS tags of an example sentence (the start of a POS template). */
+  'constraints.posTags': call<PosTagsResult>()(z.object({ sentence: z.string().trim().min(1, 'sentence must not be empty').max(2000) }).strict()),
 
   'presets.list': call<Preset[]>()(z.object({ query: query.optional() }).strict()),
   'presets.save': call<Preset>()(z.object({ name, settings: samplerInput }).strict()),

@@ -13,6 +13,8 @@ export const CALL_NAME_LIST = [
   'constraintSets.save',
   'constraintSets.delete',
   'constraintSets.validate',
+  'constraints.compile',
+  'constraints.posTags',
   'presets.list',
   'presets.save',
   'presets.delete',

@@ -12,6 +12,7 @@ import { createDispatcher, EventHub, type Dispatcher, type Handlers } from '../a
 import { openStore, type Store } from '../store';
 import { EXPORT_EXTENSIONS, exportRuns, importRecipes, writeFileAtomic } from '../export';
 import { RunManager } from './runs';
+import { compileReport, posTagsReport } from './constraint-tools';
 
 export type EngineFactory = (modelDirs: string[]) => Engine | Promise<Engine>;
 
@@ -142,6 +143,9 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
         return { valid: false, issues };
       }
     },
+
+    'constraints.compile': (input) => compileReport(input.body, input.model, async () => (await getEngine()).listModels()),
+    'constraints.posTags': (input) => posTagsReport(input.sentence),
 
     'presets.list': (input) => store.presets.list(input.query ?? ''),
     'presets.save': (input) => store.presets.save(input.name, input.settings),
