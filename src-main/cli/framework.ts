@@ -78,7 +78,7 @@ export interface RunCliOptions {
 }
 
 export function formatHelp(commands: CliCommand[], app: { name: string; version: string }): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+  const width = Math.max(4, ...commands.map((c) => c.name.length));
   return [
     `${app.name} ${app.version}: controllable text generation with diffusion language models`,
     '',
@@ -86,6 +86,7 @@ export function formatHelp(commands: CliCommand[], app: { name: string; version:
     '',
     'commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${'help'.padEnd(width)}  this help, or a command's: dlm-studio help <command>`,
     '',
     'global options:',
     '  --data-dir <dir>   studio data folder (default: the app\'s, or $DLM_STUDIO_DATA_DIR)',
@@ -103,6 +104,16 @@ export async function runCli(opts: RunCliOptions): Promise<number> {
   if (!name || name === '--help' || name === '-h') {
     out(help());
     return name ? 0 : 2;
+  }
+  if (name === 'help') {
+    const target = rest[0] && !rest[0].startsWith('-') ? rest[0] : undefined;
+    const cmd = target ? opts.commands.find((c) => c.name === target) : undefined;
+    if (target && !cmd) {
+      err(`error [USAGE]: unknown command "${target}" (commands: ${opts.commands.map((c) => c.name).join(', ')})`);
+      return 2;
+    }
+    out(cmd ? cmd.usage : help());
+    return 0;
   }
   if (name === '--version') {
     out(opts.app.version);

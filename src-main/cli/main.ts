@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { defaultEngine } from '../services/engine-loader';
 import { COMMANDS } from './commands';
-import { formatHelp, runCli, type CliCommand } from './framework';
+import { runCli } from './framework';
 
 // out/main/cli.js and src-main/cli/main.ts both sit two folders below the project root
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,22 +21,7 @@ function appInfo(): { name: string; version: string } {
 
 export async function main(argv: string[]): Promise<number> {
   const app = appInfo();
-  const helpCommand: CliCommand = {
-    name: 'help',
-    summary: 'show this help, or a command\'s: dlm-studio help <command>',
-    usage: 'usage: dlm-studio help [command]',
-    async run(ctx, args) {
-      const target = args.positionals[0];
-      const cmd = target ? COMMANDS.find((c) => c.name === target) : undefined;
-      if (target && !cmd) {
-        ctx.err(`error [USAGE]: unknown command "${target}"`);
-        return 2;
-      }
-      ctx.out(cmd ? cmd.usage : formatHelp(commands, app));
-    },
-  };
-  const commands = [...COMMANDS, helpCommand];
-  return runCli({ argv, commands, bundledModelDirs: [`${root}models`], engine: defaultEngine(), app });
+  return runCli({ argv, commands: COMMANDS, bundledModelDirs: [`${root}models`], engine: defaultEngine(), app });
 }
 
 const invokedDirectly = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
