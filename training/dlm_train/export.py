@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import json
 import os
 import shutil
@@ -39,7 +40,7 @@ E2E_ATTRIBUTION = (
 
 
 def load_run(run_dir: str):
-    ck = torch.load(os.path.join(run_dir, "ckpt.pt"), map_location="cpu")
+    ck = torch.load(os.path.join(run_dir, "ckpt.pt"), map_location="cpu", weights_only=False)  # our own run
     mcfg = ModelConfig(**ck["model_config"])
     model = Denoiser(mcfg)
     model.load_state_dict(ck["ema"])
@@ -82,9 +83,12 @@ def export_onnx(model: Denoiser, path: str, opset: int = 14) -> None:
     L, d = model.cfg.length, model.cfg.d
     x = torch.randn(2, L, d)
     t = torch.tensor([10.0, 1500.0])
+    extra = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        extra["dynamo"] = False  # the TorchScript exporter (newer torch defaults to the dynamo one)
     torch.onnx.export(model, (x, t), path, input_names=["x_t", "t"], output_names=["x0"],
                       dynamic_axes={"x_t": {0: "B"}, "t": {0: "B"}, "x0": {0: "B"}}, opset_version=opset,
-                      do_constant_folding=True)
+                      do_constant_folding=True, **extra)
     import onnx
     onnx.checker.check_model(onnx.load(path))
 

@@ -50,7 +50,7 @@ def load_bundle(bundle_dir: str, verify: bool = True) -> Reference:
     ref = m.get("reference")
     if not ref:
         raise ValueError(f"{bundle_dir}/manifest.json: field 'reference' (PyTorch weights) is missing")
-    ck = torch.load(os.path.join(bundle_dir, ref["file"]), map_location="cpu")
+    ck = torch.load(os.path.join(bundle_dir, ref["file"]), map_location="cpu", weights_only=True)
     model = Denoiser(ModelConfig(**ref["model_config"]))
     model.load_state_dict(ck)
     model.eval()

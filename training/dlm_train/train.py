@@ -190,7 +190,7 @@ def main(argv: Optional[list] = None) -> int:
     ckpt_path = os.path.join(run_dir, "ckpt.pt")
     state = {"step": 0, "epoch": 0, "pos": 0, "train_time": 0.0}
     if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=device)
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)  # our own checkpoint
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         ema.shadow = {k: v.to(device) for k, v in ck["ema"].items()}
