@@ -66,7 +66,7 @@ for (const b of REAL_BUNDLES) {
       const ctl = new AbortController();
       const progress: StepProgress[] = [];
       let abortedAt = 0;
-      const summary = await e.generate({ model: b.id, device: 'cpu', constraints: { version: 1, constraints: [], sampler: { steps: 500, samples: 8, seed: 1 } } as GenerateRequest['constraints'] }, {
+      const summary = await e.generate({ model: b.id, device: 'cpu', constraints: { version: 1, constraints: [], sampler: { steps: 500, samples: 8, seed: 1 } } as unknown as GenerateRequest['constraints'] }, {
         signal: ctl.signal,
         onProgress: (p) => {
           progress.push(p);
@@ -235,6 +235,30 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     for (const o of t.outputs) expect(o.text).toBe(text);
     // every progress canvas shows the held text too
     expect(t.progress.every((p) => p.canvases.every((c) => c.text === text))).toBe(true);
+  });
+
+  it('infill templates and JSON Schemas are enforced by projection where clamping rounds', async () => {
+    const r = await run(engine, {
+      version: 1,
+      constraints: [
+        { kind: 'infill', template: 'The ___ is a pub.' },
+        { kind: 'json-schema', schema: { type: 'object', properties: { name: { enum: ['Aromi', 'Zizzi'] } }, required: ['name'], additionalProperties: false } },
+      ],
+      sampler: { steps: 8, samples: 3, seed: 2 },
+    });
+    expect(r.summary.status).toBe('completed');
+    for (const o of r.outputs) {
+      expect(o.text).toMatch(/^The .+ is a pub\.$/s);
+      expect(['Aromi', 'Zizzi']).toContain((o.record as { name: string } | null)?.name);
+      expect(Object.keys(o.record!)).toEqual(['name']);
+    }
+    // the live canvases are projected too
+    expect(r.progress.every((p) => p.canvases.every((c) => c.text.startsWith('The ') && c.text.endsWith(' is a pub.')))).toBe(true);
+  });
+
+  it('a constraint the compiler refuses fails the run with its name', async () => {
+    await expect(engine.generate(request({ version: 1, constraints: [{ kind: 'length', tokens: 3 }, { kind: 'json-schema', schema: { type: 'object', patternProperties: { '^x': {} } } }] }), {}))
+      .rejects.toMatchObject({ message: expect.stringMatching(/constraints\[1\] \(json-schema\)/) });
   });
 
   it('guidance raises the classifier log-probability of the target over unguided sampling', async () => {
