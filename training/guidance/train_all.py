@@ -181,7 +181,8 @@ def main(argv: List[str] = None) -> int:
     man = b.manifest
     scorer_info = None
     if not a.skip_scorer:
-        scfg = ScorerConfig(vocab_size=len(b.tok), max_len=lay.text_len)
+        # the engine feeds <sep> + up to Lt-1 tokens + <end>: Lt + 1 positions
+        scfg = ScorerConfig(vocab_size=len(b.tok), max_len=lay.text_len + 1)
         if a.tiny:
             scfg.hidden, scfg.layers, scfg.heads = 32, 1, 2
         s_budget = max(10.0, budget - (time.time() - t_start)) if not a.tiny else budget
@@ -192,7 +193,7 @@ def main(argv: List[str] = None) -> int:
         export_scorer(so["model"], os.path.join(a.bundle, "scorer.onnx"))
         # the exported graph at a batch and length other than the export example's
         g = torch.Generator().manual_seed(7)
-        tok = torch.randint(4, len(b.tok), (2, min(7, lay.text_len)), generator=g)
+        tok = torch.randint(4, len(b.tok), (2, lay.text_len + 1), generator=g)
         tok[:, 0] = 1
         with torch.no_grad():
             ref = so["model"](tok).numpy()
@@ -200,11 +201,13 @@ def main(argv: List[str] = None) -> int:
         serr = float(np.abs(out - ref).max())
         if serr > 1e-3:
             raise RuntimeError(f"scorer.onnx: logits differ from PyTorch by {serr:.3g}")
+        lsm = torch.log_softmax(torch.from_numpy(ref), -1)
+        nll = -lsm[:, :-1].gather(-1, tok[:, 1:].unsqueeze(-1)).squeeze(-1)
         fixtures["scorer"] = {"file": "scorer.onnx", "tokens": tok.flatten().tolist(), "dims": list(tok.shape),
-                              "logits": _b64(torch.from_numpy(ref))}
+                              "nll": _b64(nll), "logits_head": _b64(torch.from_numpy(ref[:, :, :16].copy()))}
         scorer_info = {
             "file": "scorer.onnx", "inputs": {"tokens": "int64[B,L]"}, "outputs": {"logits": f"float32[B,L,{len(b.tok)}]"},
-            "bos": 1, "eos": 2, "max_len": lay.text_len,
+            "bos": 1, "eos": 2, "max_len": lay.text_len + 1,
             "metrics": {**sm, "onnx_check_max_abs_err": serr},
             "model": {"type": "causal transformer", "config": scfg.to_json(), "steps": so["steps"],
                       "batch": so["batch"], "train_seconds": so["seconds"]},
@@ -242,10 +245,12 @@ def write_card(bundle: str, entries, scorer, tr, dv, tiny: bool) -> None:
         "for the metrics below):",
         "- parts of speech: wink-nlp 2 with wink-eng-lite-web-model (UPOS). A tokenizer piece takes the tag of the "
         "wink token covering its first non-space character; whitespace-only pieces are SPACE; positions after the text "
-        "are PAD.",
+        "(<end>, <pad>) are PAD.",
         "- phrase spans: compromise 14's rule-based chunker (noun / verb chunks; a preposition plus the following noun "
         "chunk makes a PP). compromise has no full constituency parser (none exists in JavaScript), so these are "
-        "chunks, not constituents of a parse tree; expect rule-based errors. Tagged per position as BIO.",
+        "chunks, not constituents of a parse tree; expect rule-based errors. Tagged per position as BIO: a piece "
+        "takes the chunk of its first non-space character (B- on the chunk's first piece, I- after; whitespace pieces "
+        "inside a chunk are I-, outside O).",
         "- semantic content: the E2E record of each text (class 0 = field not in the record).",
         "- length: the number of text tokens under this bundle's tokenizer.",
         "- sentiment: VADER (vader-sentiment) compound score, negative < -0.05 <= neutral <= 0.05 < positive.",
