@@ -82,6 +82,9 @@ def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--data", default="/work/shared/data/e2e", help="folder with trainset.csv and devset.csv")
+    ap.add_argument("--train", default="", help="training CSV (default: <data>/trainset.csv); rows must be the first "
+                    "rows of trainset.csv, in order, as the labels are keyed by row")
+    ap.add_argument("--dev", default="", help="dev CSV (default: <data>/devset.csv), same rule")
     ap.add_argument("--labels", default=os.path.join(ROOT, "training", "labels"))
     ap.add_argument("--budget-min", type=float, default=25.0, help="training time for classifiers + scorer")
     ap.add_argument("--batch-sizes", default="1,8")
@@ -100,8 +103,8 @@ def main(argv: List[str] = None) -> int:
     lay = b.layout
     if not b.value_labels:
         raise ValueError(f"{a.bundle}/manifest.json: record_schema.fields is empty; the attribute classifier needs it")
-    train_ex = read_corpus(os.path.join(a.data, "trainset.csv"))
-    dev_ex = read_corpus(os.path.join(a.data, "devset.csv"))
+    train_ex = read_corpus(a.train or os.path.join(a.data, "trainset.csv"))
+    dev_ex = read_corpus(a.dev or os.path.join(a.data, "devset.csv"))
     lim_tr, lim_dev = (600, 200) if a.tiny else (None, None)
     tr = build_guidance_data(b.tok, lay, train_ex, os.path.join(a.labels, "e2e-train.jsonl.gz"), b.value_labels, lim_tr)
     dv = build_guidance_data(b.tok, lay, dev_ex, os.path.join(a.labels, "e2e-dev.jsonl.gz"), b.value_labels, lim_dev)
