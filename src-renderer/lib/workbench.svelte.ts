@@ -1,0 +1,353 @@
+/**
+ * The studio's working state that outlives a place: the constraint set being composed, the generation
+ * settings, and the run being watched (its live canvases, outputs and progress). Places are re-mounted when
+ * the user navigates, so this lives beside the shell's Studio, one per Studio.
+ */
+import { samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
+import type {
+  CompileReport,
+  DevicePreference,
+  DeviceReport,
+  GeneratedOutput,
+  RunRecipe,
+  RunStatus,
+  StudioEvents,
+  ValidationResult,
+} from '../../src-main/api/contract';
+import { describeError } from './api';
+import { useStudio, type Studio } from './studio.svelte';
+import { blockOf, bodyOf, changedPositions, defaultConstraint, type Block, wordsOf } from './blocks';
+
+export interface LiveSample {
+  index: number;
+  words: string[];
+  changed: boolean[];
+  record: string;
+  /** Words changed at the latest step. */
+  changes: number;
+}
+
+export interface WatchedRun {
+  runId: number;
+  status: RunStatus;
+  setName: string | null;
+  step: number;
+  steps: number;
+  elapsedMs: number;
+  /** Samples (all batches) and how many have finished. */
+  samples: number;
+  batchStart: number;
+  live: LiveSample[];
+  /** Words changed per step, summed over the batch (the "settling" curve). */
+  churn: number[];
+  outputs: GeneratedOutput[];
+  events: number;
+  error: string | null;
+  warnings: string[];
+  device: DeviceReport | null;
+  timings: { totalMs: number; perStepMs: number } | null;
+}
+
+export class Workbench {
+  // ----- compose
+  name = $state('');
+  description = $state('');
+  blocks = $state<Block[]>([]);
+  sampler = $state<SamplerSettings>(samplerSettings.parse({ steps: 40, samples: 4 }));
+  /** The saved set the draft came from, and whether it changed since. */
+  loaded = $state<{ id: number; name: string; version: number } | null>(null);
+  dirty = $state(false);
+  validation = $state<ValidationResult | null>(null);
+  compile = $state<CompileReport | null>(null);
+  checking = $state(false);
+  checkError = $state<string | null>(null);
+
+  // ----- generate
+  device = $state<DevicePreference>('auto');
+  deviceReport = $state<DeviceReport | null>(null);
+  deviceError = $state<string | null>(null);
+  run = $state<WatchedRun | null>(null);
+  /** Output indices picked for export. */
+  selected = $state<number[]>([]);
+
+  private checkTimer: ReturnType<typeof setTimeout> | null = null;
+  private checkSeq = 0;
+
+  constructor(readonly studio: Studio) {
+    this.device = studio.settings?.defaultDevice ?? 'auto';
+    this.deviceReport = studio.device;
+    const c = studio.client;
+    c.on('run.started', (e) => this.mine(e.runId) && (this.run!.status = 'running'));
+    c.on('run.progress', (e) => this.onProgress(e));
+    c.on('run.output', (e) => {
+      if (!this.mine(e.runId)) return;
+      const run = this.run!;
+      run.events++;
+      run.outputs = [...run.outputs, e.output];
+    });
+    c.on('run.finished', (e) => this.onFinished(e));
+  }
+
+  private mine(runId: number): boolean {
+    return this.run !== null && this.run.runId === runId;
+  }
+
+  private onProgress(e: StudioEvents['run.progress']): void {
+    if (!this.mine(e.runId)) return;
+    const run = this.run!;
+    run.events++;
+    run.status = 'running';
+    if (e.batchStart !== run.batchStart) {
+      run.batchStart = e.batchStart;
+      run.live = [];
+    }
+    let churn = 0;
+    run.live = e.canvases.map((cv, i) => {
+      const prev = run.live[i];
+      const words = wordsOf(cv.text);
+      const changed = changedPositions(prev?.words, words);
+      const changes = prev ? changed.filter(Boolean).length : 0;
+      churn += changes;
+      return { index: e.batchStart + i, words, changed, record: cv.record, changes };
+    });
+    if (e.step > 1 || run.churn.length > 0) run.churn = [...run.churn, churn];
+    run.step = e.step;
+    run.steps = e.steps;
+    run.elapsedMs = e.elapsedMs;
+  }
+
+  private onFinished(e: StudioEvents['run.finished']): void {
+    if (!this.mine(e.runId)) return;
+    const run = this.run!;
+    run.events++;
+    run.status = e.status;
+    run.error = e.error;
+    if (e.summary) {
+      run.warnings = e.summary.warnings ?? [];
+      run.device = e.summary.device;
+      run.timings = { totalMs: e.summary.timings.totalMs, perStepMs: e.summary.timings.perStepMs };
+    }
+    if (e.status === 'completed') this.studio.notify(`Run #${e.runId} finished: ${run.outputs.length} outputs`);
+    else if (e.status === 'failed') this.studio.notify(`Run #${e.runId} failed: ${e.error ?? 'unknown error'}`, 'error');
+  }
+
+  // ----- compose actions
+
+  touch(): void {
+    this.dirty = true;
+    this.scheduleCheck();
+  }
+
+  addBlock(kind: ConstraintKind): void {
+    this.blocks = [...this.blocks, blockOf(defaultConstraint(kind, this.studio.activeModel?.recordFields))];
+    this.touch();
+  }
+
+  removeBlock(uid: number): void {
+    this.blocks = this.blocks.filter((b) => b.uid !== uid);
+    this.touch();
+  }
+
+  moveBlock(uid: number, delta: -1 | 1): void {
+    const i = this.blocks.findIndex((b) => b.uid === uid);
+    const j = i + delta;
+    if (i < 0 || j < 0 || j >= this.blocks.length) return;
+    const next = [...this.blocks];
+    [next[i], next[j]] = [next[j]!, next[i]!];
+    this.blocks = next;
+    this.touch();
+  }
+
+  duplicateBlock(uid: number): void {
+    const i = this.blocks.findIndex((b) => b.uid === uid);
+    if (i < 0) return;
+    const copy = blockOf(this.blocks[i]!.c);
+    if (this.blocks[i]!.schemaText !== undefined) copy.schemaText = this.blocks[i]!.schemaText;
+    this.blocks = [...this.blocks.slice(0, i + 1), copy, ...this.blocks.slice(i + 1)];
+    this.touch();
+  }
+
+  current(): ReturnType<typeof bodyOf> {
+    return bodyOf(this.blocks, { name: this.name, description: this.description, sampler: this.sampler });
+  }
+
+  /** Replace the draft with a set (from the library, a recipe, or a new empty set). */
+  loadSet(body: ConstraintSet, from: { id: number; name: string; version: number } | null, name?: string): void {
+    this.name = name ?? from?.name ?? body.name ?? '';
+    this.description = body.description ?? '';
+    this.blocks = body.constraints.map((c) => blockOf(c));
+    this.sampler = structuredClone(body.sampler);
+    this.loaded = from;
+    this.dirty = false;
+    this.validation = null;
+    this.compile = null;
+    this.scheduleCheck(0);
+  }
+
+  newSet(): void {
+    this.loadSet({ version: 1, constraints: [], sampler: samplerSettings.parse({ steps: 40, samples: 4 }) }, null, '');
+  }
+
+  /** Validate, then compile against the active model, a moment after the last edit. */
+  scheduleCheck(delay = 350): void {
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    this.checkTimer = setTimeout(() => void this.check(), delay);
+  }
+
+  async check(): Promise<void> {
+    const seq = ++this.checkSeq;
+    const { body, parseErrors } = this.current();
+    if (parseErrors.length) {
+      this.validation = null;
+      this.compile = null;
+      return;
+    }
+    this.checking = true;
+    try {
+      const validation = await this.studio.client.call('constraintSets.validate', { body });
+      if (seq !== this.checkSeq) return;
+      this.validation = validation;
+      if (!validation.valid) {
+        this.compile = null;
+        return;
+      }
+      const report = await this.studio.client.call('constraints.compile', { body, ...(this.studio.activeModelId ? { model: this.studio.activeModelId } : {}) });
+      if (seq !== this.checkSeq) return;
+      this.compile = report;
+      this.checkError = null;
+    } catch (err) {
+      if (seq === this.checkSeq) this.checkError = describeError(err);
+    } finally {
+      if (seq === this.checkSeq) this.checking = false;
+    }
+  }
+
+  async save(): Promise<boolean> {
+    const { body, parseErrors } = this.current();
+    if (parseErrors.length) {
+      this.studio.notify(`Block ${parseErrors[0]!.index + 1}: ${parseErrors[0]!.message}`, 'error');
+      return false;
+    }
+    const name = this.name.trim();
+    if (!name) {
+      this.studio.notify('Give the set a name before saving.', 'error');
+      return false;
+    }
+    try {
+      const saved = await this.studio.client.call('constraintSets.save', { name, body });
+      this.loaded = { id: saved.id, name: saved.name, version: saved.version };
+      this.dirty = false;
+      this.studio.notify(`Saved “${saved.name}” as version ${saved.version}`);
+      return true;
+    } catch (err) {
+      this.studio.fail(err);
+      return false;
+    }
+  }
+
+  async openSet(id: number): Promise<void> {
+    try {
+      const set = await this.studio.client.call('constraintSets.get', { id });
+      this.loadSet(set.body, { id: set.id, name: set.name, version: set.version });
+    } catch (err) {
+      this.studio.fail(err);
+    }
+  }
+
+  // ----- generate actions
+
+  async probe(preference: DevicePreference): Promise<void> {
+    this.device = preference;
+    try {
+      this.deviceReport = await this.studio.client.call('devices.probe', { preference });
+      this.deviceError = null;
+    } catch (err) {
+      this.deviceReport = null;
+      this.deviceError = describeError(err);
+    }
+  }
+
+  get running(): boolean {
+    return this.run !== null && (this.run.status === 'queued' || this.run.status === 'running');
+  }
+
+  async start(): Promise<void> {
+    const model = this.studio.activeModelId;
+    if (!model) {
+      this.studio.notify('No model is installed to run.', 'error');
+      return;
+    }
+    const { body, parseErrors } = this.current();
+    if (parseErrors.length) {
+      this.studio.notify(`Block ${parseErrors[0]!.index + 1}: ${parseErrors[0]!.message}`, 'error');
+      return;
+    }
+    try {
+      const sampler = $state.snapshot(this.sampler);
+      // a saved, unchanged set runs by id, so the run links back to it in the library
+      const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
+      const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });
+      this.selected = [];
+      this.run = {
+        runId: r.runId,
+        status: r.status,
+        setName: this.loaded?.name ?? (body.name || null),
+        step: 0,
+        steps: sampler.steps,
+        elapsedMs: 0,
+        samples: sampler.samples,
+        batchStart: 0,
+        live: [],
+        churn: [],
+        outputs: [],
+        events: 0,
+        error: null,
+        warnings: [],
+        device: null,
+        timings: null,
+      };
+    } catch (err) {
+      this.studio.fail(err);
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (!this.run) return;
+    try {
+      const r = await this.studio.client.call('runs.cancel', { runId: this.run.runId });
+      if (this.run && this.run.runId === r.runId && (r.status === 'cancelled' || r.status === 'completed' || r.status === 'failed')) this.run.status = r.status;
+    } catch (err) {
+      this.studio.fail(err);
+    }
+  }
+
+  /** Load a recipe (imported or from a past run) into Compose + Generate so it can be run again. */
+  applyRecipe(recipe: RunRecipe): string[] {
+    const notes: string[] = [];
+    const cs = recipe.constraintSet;
+    this.loadSet(cs.body, null, cs.name ?? cs.body.name ?? '');
+    this.sampler = structuredClone(recipe.sampler);
+    if (cs.id !== null) notes.push(`the set was “${cs.name ?? '?'}” v${cs.version ?? '?'} in the studio that made it`);
+    this.device = recipe.device.requested;
+    const model = this.studio.models.find((m) => m.id === recipe.model.id && !m.error);
+    if (model) {
+      this.studio.activeModelId = model.id;
+      if (recipe.model.hash && model.hash !== recipe.model.hash) notes.push(`model ${model.id} is installed but its weights differ (hash ${model.hash.slice(0, 12)}… vs ${recipe.model.hash.slice(0, 12)}…)`);
+    } else {
+      notes.push(`model ${recipe.model.id} is not installed here; ${this.studio.activeModelId ?? 'no model'} is selected instead`);
+    }
+    void this.probe(this.device);
+    return notes;
+  }
+}
+
+const benches = new WeakMap<Studio, Workbench>();
+export function useWorkbench(): Workbench {
+  const studio = useStudio();
+  let w = benches.get(studio);
+  if (!w) {
+    w = new Workbench(studio);
+    benches.set(studio, w);
+  }
+  return w;
+}
