@@ -2,6 +2,9 @@
  * Execution providers: probe each by creating a session on the real denoiser and running one forward pass,
  * catch, fall back, and report which one runs and why the others were skipped. Runs inside the engine worker.
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { DevicePreference, DeviceProbe, DeviceReport } from './types';
 
@@ -23,13 +26,28 @@ export function bundledProviders(): Map<string, boolean> {
 }
 
 export function sessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
+  const threads = Number(process.env.DLM_ENGINE_THREADS) || undefined;
+  const spin = process.env.DLM_ENGINE_SPIN ?? '0';
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
-    // deterministic, same-device reproducibility: fixed thread pool sizes
     interOpNumThreads: 1,
+    ...(threads ? { intraOpNumThreads: threads } : {}),
     executionMode: 'sequential',
+    // several sessions (denoiser, classifiers, rounding) run in turn: idle pools must not spin on the cores the
+    // next session needs
+    extra: { session: { intra_op: { allow_spinning: spin } } },
   };
+}
+
+/** Whether scripts/enable-cuda-provider.sh (onnxruntime-node's installer) put the CUDA provider library in place. */
+export function cudaProviderInstalled(): boolean {
+  try {
+    const main = createRequire(import.meta.url).resolve('onnxruntime-node');
+    return existsSync(join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
 }
 
 /** Why a provider cannot be tried at all here, or null if it can. */
@@ -37,7 +55,7 @@ export function unavailableReason(p: Provider, bundled: Map<string, boolean>): s
   const plat = PLATFORM_OF[p];
   if (plat && process.platform !== plat) return `${p} is only available on ${plat === 'win32' ? 'Windows' : 'macOS'}`;
   if (!bundled.has(p)) return `onnxruntime-node ${ort.env.versions.node ?? ''} has no ${p} provider for ${process.platform}/${process.arch}`.replace('  ', ' ');
-  if (p === 'cuda' && bundled.get(p) === false) {
+  if (p === 'cuda' && bundled.get(p) === false && !cudaProviderInstalled()) {
     return 'the CUDA provider is not installed (Linux: run scripts/enable-cuda-provider.sh on a machine with internet, CUDA 12 and cuDNN 9)';
   }
   return null;
