@@ -3,10 +3,11 @@
  * here (order = order in `dlm-studio help`).
  */
 import type { CliCommand } from '../framework';
+import { benchCommand } from './bench';
 import { generateCommand } from './generate';
 import { modelsCommand } from './models';
 import { runsCommand } from './runs';
 import { serveTestCommand } from './serve-test';
 import { setsCommand } from './sets';
 
-export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, setsCommand, runsCommand, serveTestCommand];
+export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, setsCommand, runsCommand, serveTestCommand];

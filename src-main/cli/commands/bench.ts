@@ -1,0 +1,219 @@
+/**
+ * `dlm-studio bench`: the engine's figures, all measured in one run on this machine: ms per denoising step against
+ * the PyTorch reference sampler on the same weights, guided (K = 3, two classifiers) against unguided time,
+ * main-thread event-loop lag while generating, and peak memory for 64 samples.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { ConstraintSetInput } from '../../constraints/set';
+import { DEFAULT_MODEL_ID } from '../../engine/bundle';
+import { createEngine } from '../../engine/index';
+import type { Engine, GenerateRequest, ModelSummary, StepProgress } from '../../engine/types';
+import { CliError, intOption, table, type CliCommand } from '../framework';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] [--python <path>] [--json]
+
+  --model    bundle to measure (default ${DEFAULT_MODEL_ID})
+  --steps    denoising steps per timed run (default 20)
+  --samples  samples of the memory / event-loop run (default 64)
+  --python   interpreter for the PyTorch reference sampler (default /usr/bin/python3, or $PYTHON)
+Targets (default bundle, 2-core CPU): engine >= 2x faster per step than PyTorch; guided <= 2x unguided;
+event-loop lag p99 < 50 ms; peak memory < 1.5 GB for 64 samples.`;
+
+export interface BenchResult {
+  model: { id: string; version: string; path: string };
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
+  steps: number;
+  engine: { batch: number; msPerStep: number }[];
+  reference: { batch: number; msPerStep: number }[] | { error: string };
+  speedup: { batch: number; x: number }[];
+  guidance: { controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number } | { error: string };
+  eventLoop: { samples: number; lagP50Ms: number; lagP99Ms: number; lagMaxMs: number; runSeconds: number };
+  memory: { samples: number; peakRssMiB: number };
+  targets: { name: string; value: string; target: string; met: boolean | null }[];
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? (s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+
+/** Per-step times from the worker's step-finish timestamps (first step of each batch excluded: warm-up). */
+async function timedRun(engine: Engine, model: string, set: ConstraintSetInput): Promise<{ msPerStep: number; seconds: number }> {
+  const progress: StepProgress[] = [];
+  const t0 = performance.now();
+  const s = await engine.generate({ model, device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onProgress: (p) => progress.push(p) });
+  if (s.status !== 'completed') throw new Error(`bench run ${s.status}: ${s.error ?? ''}`);
+  const deltas: number[] = [];
+  for (let i = 1; i < progress.length; i++) {
+    const a = progress[i - 1]!;
+    const b = progress[i]!;
+    if (b.batchStart === a.batchStart && b.step === a.step + 1) deltas.push(b.at! - a.at!);
+  }
+  return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000 };
+}
+
+function runReference(python: string, bundle: string): Promise<{ batch: number; msPerStep: number }[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(python, ['-m', 'training.dlm_train.sample', '--bundle', bundle, '--bench'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`reference sampler exited ${code}: ${err.trim().split('\n').pop() ?? ''}`));
+      try {
+        const r = JSON.parse(out.trim().split('\n').pop()!) as { ms_per_step: Record<string, number> };
+        resolve(Object.entries(r.ms_per_step).map(([b, ms]) => ({ batch: Number(b), msPerStep: ms })));
+      } catch (e) {
+        reject(new Error(`reference sampler printed no figures: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+/** Two guided controls this bundle has classifiers for, with targets of the E2E kind. */
+function guidedSet(m: ModelSummary, steps: number): { set: ConstraintSetInput; controls: string[] } | null {
+  const food = m.recordFields.food?.includes('Italian') ? 'Italian' : m.recordFields.food?.[0];
+  const targets: Record<string, ConstraintSetInput['constraints'][number]> = {
+    pos: { kind: 'pos', tags: ['PROPN', 'PROPN', 'AUX', 'DET', 'ADJ', 'NOUN', 'ADP', 'DET', 'NOUN', 'NOUN', 'PUNCT'] },
+    attribute: food ? { kind: 'attribute', field: 'food', value: food } : { kind: 'length', tokens: 12 },
+    length: { kind: 'length', tokens: 14 },
+    sentiment: { kind: 'sentiment', label: 'positive' },
+    spans: { kind: 'spans', spans: [[0, 1, 'NP']] },
+  };
+  const order = ['pos', 'attribute', 'length', 'sentiment', 'spans'].filter((c) => m.controls.includes(c));
+  if (order.length < 2) return null;
+  const controls = order.slice(0, 2);
+  return {
+    controls,
+    set: { version: 1, constraints: controls.map((c) => targets[c]!), sampler: { steps, samples: 8, seed: 1, guidance: { iterations: 3, offLastSteps: 0 } } },
+  };
+}
+
+export async function runBench(o: { modelDirs: string[]; model: string; steps: number; samples: number; python: string; log: (s: string) => void }): Promise<BenchResult> {
+  const e8 = createEngine({ modelDirs: o.modelDirs, batchSize: 8 });
+  const e64 = createEngine({ modelDirs: o.modelDirs, batchSize: 64 });
+  try {
+    const models = await e8.listModels();
+    const m = models.find((x) => x.id === o.model && !x.error);
+    if (!m) {
+      const bad = models.find((x) => x.id === o.model);
+      throw new CliError(bad ? 'BUNDLE_INVALID' : 'NOT_FOUND', bad?.error ? `model "${o.model}" cannot be loaded: ${bad.error}` : `unknown model "${o.model}" (available: ${models.filter((x) => !x.error).map((x) => x.id).join(', ') || 'none'})`);
+    }
+    const plain = (samples: number): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: o.steps, samples, seed: 1 } });
+
+    o.log(`warming up (${m.id})...`);
+    await timedRun(e8, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 8, seed: 0 } });
+    await timedRun(e64, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 64, seed: 0 } });
+
+    o.log(`engine: ${o.steps} steps at batch 8 and 64...`);
+    const engine = [
+      { batch: 8, msPerStep: (await timedRun(e8, m.id, plain(8))).msPerStep },
+      { batch: 64, msPerStep: (await timedRun(e64, m.id, plain(64))).msPerStep },
+    ];
+
+    o.log('PyTorch reference sampler on the same weights...');
+    let reference: BenchResult['reference'];
+    try {
+      if (!existsSync(o.python)) throw new Error(`${o.python} not found`);
+      reference = await runReference(o.python, m.path);
+    } catch (e) {
+      reference = { error: (e as Error).message };
+    }
+    const speedup = Array.isArray(reference)
+      ? engine.flatMap((en) => {
+        const r = (reference as { batch: number; msPerStep: number }[]).find((x) => x.batch === en.batch);
+        return r ? [{ batch: en.batch, x: r.msPerStep / en.msPerStep }] : [];
+      })
+      : [];
+
+    o.log('guided (K = 3, two classifiers) vs unguided at batch 8...');
+    let guidance: BenchResult['guidance'];
+    const g = guidedSet(m, o.steps);
+    if (!g) guidance = { error: `bundle ${m.id} has fewer than two guidance classifiers (${m.controls.join(', ') || 'none'})` };
+    else {
+      const un = (await timedRun(e8, m.id, plain(8))).msPerStep;
+      const gu = (await timedRun(e8, m.id, g.set)).msPerStep;
+      guidance = { controls: g.controls, iterations: 3, unguidedMsPerStep: un, guidedMsPerStep: gu, ratio: gu / un };
+    }
+
+    o.log(`event-loop lag and peak memory while generating ${o.samples} samples (batch 8)...`);
+    const resolution = 10;
+    const h = monitorEventLoopDelay({ resolution });
+    let peak = process.memoryUsage.rss();
+    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
+    h.enable();
+    const run = await timedRun(e8, m.id, plain(o.samples));
+    h.disable();
+    clearInterval(timer);
+    peak = Math.max(peak, process.memoryUsage.rss());
+    // the histogram records timer intervals; the lag is what exceeds the resolution
+    const lag = (ns: number) => Math.max(0, ns / 1e6 - resolution);
+    const eventLoop = { samples: o.samples, lagP50Ms: lag(h.percentile(50)), lagP99Ms: lag(h.percentile(99)), lagMaxMs: lag(h.max), runSeconds: run.seconds };
+    const memory = { samples: o.samples, peakRssMiB: peak / 2 ** 20 };
+
+    const best = speedup.length ? Math.min(...speedup.map((s) => s.x)) : null;
+    const targets: BenchResult['targets'] = [
+      { name: 'engine vs PyTorch per step', value: best === null ? 'n/a' : speedup.map((s) => `${s.x.toFixed(2)}x (batch ${s.batch})`).join(', '), target: '>= 2x faster', met: best === null ? null : best >= 2 },
+      { name: 'guided / unguided time', value: 'ratio' in guidance ? `${guidance.ratio.toFixed(2)}x` : 'n/a', target: '<= 2x', met: 'ratio' in guidance ? guidance.ratio <= 2 : null },
+      { name: 'event-loop lag p99', value: `${eventLoop.lagP99Ms.toFixed(1)} ms`, target: '< 50 ms', met: eventLoop.lagP99Ms < 50 },
+      { name: `peak memory, ${o.samples} samples`, value: `${memory.peakRssMiB.toFixed(0)} MiB`, target: '< 1536 MiB', met: memory.peakRssMiB < 1536 },
+    ];
+    return {
+      model: { id: m.id, version: m.version, path: m.path },
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGiB: totalmem() / 2 ** 30, node: process.versions.node, platform: `${process.platform}/${process.arch}` },
+      steps: o.steps, engine, reference, speedup, guidance, eventLoop, memory, targets,
+    };
+  } finally {
+    await e8.dispose();
+    await e64.dispose();
+  }
+}
+
+export function formatBench(r: BenchResult): string {
+  const ref = Array.isArray(r.reference) ? r.reference : null;
+  const lines = [
+    `model ${r.model.id} ${r.model.version} (${r.model.path})`,
+    `machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${r.machine.memoryGiB.toFixed(0)} GiB, node ${r.machine.node}, ${r.machine.platform}`,
+    '',
+    `ms per denoising step (${r.steps} steps, median; cpu):`,
+    table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup'], r.engine.map((e) => {
+      const p = ref?.find((x) => x.batch === e.batch);
+      return [e.batch, e.msPerStep.toFixed(2), p ? p.msPerStep.toFixed(2) : '-', p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x` : '-'];
+    })),
+    ...(ref ? [] : [`reference: ${(r.reference as { error: string }).error}`]),
+    '',
+    'guidance' in r && 'ratio' in r.guidance
+      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x`
+      : `guidance: ${(r.guidance as { error: string }).error}`,
+    `main-thread event-loop lag while generating ${r.eventLoop.samples} samples (${r.eventLoop.runSeconds.toFixed(1)} s): p50 ${r.eventLoop.lagP50Ms.toFixed(2)} ms, p99 ${r.eventLoop.lagP99Ms.toFixed(2)} ms, max ${r.eventLoop.lagMaxMs.toFixed(2)} ms`,
+    `peak RSS (main + engine worker) for ${r.memory.samples} samples: ${r.memory.peakRssMiB.toFixed(0)} MiB`,
+    '',
+    table(['target', 'measured', 'goal', 'met'], r.targets.map((t) => [t.name, t.value, t.target, t.met === null ? 'n/a' : t.met ? 'yes' : 'NO'])),
+  ];
+  return lines.join('\n');
+}
+
+export const benchCommand: CliCommand = {
+  name: 'bench',
+  summary: 'measure the engine: ms/step vs PyTorch, guided vs unguided, event-loop lag, peak memory',
+  usage,
+  options: { model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, python: { type: 'string' } },
+  async run(ctx, args) {
+    const steps = intOption(args, 'steps') ?? 20;
+    const samples = intOption(args, 'samples') ?? 64;
+    if (steps < 3 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 3..2000');
+    if (samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
+    const python = (args.values.python as string | undefined) ?? process.env.PYTHON ?? '/usr/bin/python3';
+    const r = await runBench({ modelDirs: ctx.modelDirs, model: (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID, steps, samples, python, log: (s) => ctx.err(s) });
+    ctx.out(ctx.json ? JSON.stringify(r, null, 2) : formatBench(r));
+  },
+};
+
