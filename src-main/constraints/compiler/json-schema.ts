@@ -3,21 +3,21 @@
  *
  * Canonical form: compact JSON exactly as JSON.stringify writes it, with object keys ordered by the schema's key
  * order (every property name in the order it first appears in the schema document, `properties` then `required`),
- * then keys the schema never names, in the instance's own order. `canonicalJson` writes it. The automaton accepts the
+ * then keys the schema never names, sorted by UTF-16 code units. `canonicalJson` writes it. The automaton accepts the
  * canonical text of an instance iff the instance is valid (within the stated approximations, docs/constraints.md).
  *
  * The compiler splits each schema by JSON type, since most keywords only constrain one type: scalar types become
  * languages, arrays and objects stay structural (so allOf can merge them exactly) until they are materialized.
  */
-import type { DFA } from 'refa';
+import { TooManyNodesError, type DFA } from 'refa';
 import { ConstraintCompileError, SchemaTooLargeError, UnsupportedKeywordError, ptrJoin } from './errors';
 import type { Budget, Lang } from './lang';
 import {
   acceptsEmpty, alt, charSet, checkDeadline, cp, disjoint, empty, eps, intersect, isEmptyLang, lit, minimal, minus,
   quotient, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars,
 } from './lang';
-import { MAX_SAFE, ceilDiv, floorDiv, fracAll, intRange, multipleOfInt, toRational } from './numbers';
-import { encodeContent, formatLang, stringChar, stringContentAll, SUPPORTED_FORMATS } from './strings';
+import { BoundNotExactError, MAX_SAFE, ceilDiv, decimalMultiple, floorDiv, fracAll, fracBound, intRange, multipleOfInt, toRational } from './numbers';
+import { encodeContent, encodedFormat, formatLang, stringChar, stringContentAll, SUPPORTED_FORMATS } from './strings';
 
 export type Draft = '2020-12' | '7';
 
@@ -26,7 +26,7 @@ export interface JsonSchemaCompileOptions {
   draft?: Draft;
   /** How many times one $ref target may be expanded inside itself (default 3). Deeper instances are rejected. */
   maxRefDepth?: number;
-  /** Nesting depth of arrays/objects allowed where the schema leaves a value unconstrained (default 2). */
+  /** Nesting depth of arrays/objects allowed where the schema leaves a value unconstrained (default 3). */
   anyDepth?: number;
   /** Most DFA states of any intermediate automaton (default 20000). */
   maxStates?: number;
@@ -481,7 +481,7 @@ function typeBase(ctx: Ctx, schema: Record<string, unknown>, ptr: string): Typed
   if (types.has('null')) t.null = ctx.defaults.null;
   if (types.has('boolean')) t.boolean = ctx.defaults.boolean;
   if (types.has('integer') || types.has('number')) t.int = NUMERIC_KWS.some((k) => k in schema) ? intLang(schema, ptr) : ctx.defaults.int;
-  if (types.has('number')) t.frac = fracLang(schema, ptr);
+  if (types.has('number')) t.frac = NUMERIC_KWS.some((k) => k in schema) ? fracLang(schema, ptr) : ctx.defaults.frac;
   if (types.has('string')) t.string = STRING_KWS.some((k) => k in schema) ? stringLang(schema, ptr) : ctx.defaults.string;
   if (types.has('array')) t.array.push({ struct: arrDesc(ctx, schema, ptr) });
   if (types.has('object')) t.object.push({ struct: objDesc(ctx, schema, ptr) });
@@ -518,18 +518,32 @@ function intLang(schema: Record<string, unknown>, ptr: string): Lang | null {
 }
 
 function fracLang(schema: Record<string, unknown>, ptr: string): Lang | null {
-  for (const kw of ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']) {
-    if (kw in schema) {
-      throw new UnsupportedKeywordError(kw, ptrJoin(ptr, kw), 'bounds are compiled only for integers; add "type": "integer"');
+  const parts: Lang[] = [fracAll()];
+  const bounds: [string, 'min' | 'max', boolean][] = [
+    ['minimum', 'min', false], ['exclusiveMinimum', 'min', true], ['maximum', 'max', false], ['exclusiveMaximum', 'max', true],
+  ];
+  for (const [kw, dir, strict] of bounds) {
+    const v = num(schema, kw, ptr);
+    if (v === undefined) continue;
+    try {
+      parts.push(fracBound(v, dir, strict));
+    } catch (e) {
+      if (e instanceof BoundNotExactError) throw new UnsupportedKeywordError(kw, ptrJoin(ptr, kw), `${e.message}: only bounds written without an exponent are compiled exactly for non-integers`);
+      throw e;
     }
   }
   const m = num(schema, 'multipleOf', ptr);
   if (m !== undefined) {
+    if (m <= 0) throw invalid('multipleOf', ptr, 'must be > 0');
     const r = toRational(m);
-    if (r && r.q === 1n) return null; // a multiple of an integer is an integer (huge exponent forms are excluded)
-    throw new UnsupportedKeywordError('multipleOf', ptrJoin(ptr, 'multipleOf'), 'non-integer divisors on numbers are not compiled; add "type": "integer"');
+    if (!r) throw invalid('multipleOf', ptr, 'not a finite number');
+    if (r.q === 1n) return null; // a multiple of an integer is an integer (huge exponent forms are left out)
+    const l = decimalMultiple(r.p, r.q);
+    if (!l) throw new UnsupportedKeywordError('multipleOf', ptrJoin(ptr, 'multipleOf'), `divisor ${m} has no exact decimal automaton (its denominator must divide a power of 10 and the modulus stay under 10000)`);
+    parts.push(l);
   }
-  return fracAll();
+  const out = parts.length === 1 ? parts[0]! : intersect(...parts);
+  return isEmptyLang(out) ? null : out;
 }
 
 function stringLang(schema: Record<string, unknown>, ptr: string): Lang | null {
@@ -558,6 +572,7 @@ function stringLang(schema: Record<string, unknown>, ptr: string): Lang | null {
     if (!SUPPORTED_FORMATS.includes(f)) throw new UnsupportedKeywordError('format', ptrJoin(ptr, 'format'), `format "${f}" is not supported (supported: ${SUPPORTED_FORMATS.join(', ')})`);
     parts.push(formatLang(f));
   }
+  if (parts.length === 1 && 'format' in schema) return encodedFormat(schema.format as string);
   const content = parts.length ? intersect(stringContentAll(), ...parts) : stringContentAll();
   if (isEmptyLang(content)) return null;
   return minimal(encodeContent(content));
@@ -648,13 +663,13 @@ export function schemaKeyOrder(schema: unknown): Map<string, number> {
   return rank;
 }
 
-/** JSON.stringify of `value` with object keys in the schema's order (then unknown keys in the value's order). */
+/** JSON.stringify of `value` with object keys in the schema's order (then keys it never names, sorted). */
 export function canonicalJson(value: unknown, keyRank: Map<string, number>): string {
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, keyRank)).join(',')}]`;
   if (isObj(value)) {
     const keys = Object.keys(value);
     const known = keys.filter((k) => keyRank.has(k)).sort((a, b) => keyRank.get(a)! - keyRank.get(b)!);
-    const unknown = keys.filter((k) => !keyRank.has(k));
+    const unknown = keys.filter((k) => !keyRank.has(k)).sort();
     return `{${[...known, ...unknown].map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k], keyRank)}`).join(',')}}`;
   }
   const s = JSON.stringify(value);
@@ -662,10 +677,17 @@ export function canonicalJson(value: unknown, keyRank: Map<string, number>): str
   return s;
 }
 
+const DRAFT_URIS: Record<string, Draft> = {
+  'https://json-schema.org/draft/2020-12/schema': '2020-12',
+  'http://json-schema.org/draft-07/schema': '7',
+  'http://json-schema.org/draft-06/schema': '7',
+};
 function detectDraft(schema: unknown, fallback: Draft): Draft {
-  if (isObj(schema) && typeof schema.$schema === 'string') {
-    if (/draft-0[467]/.test(schema.$schema)) return '7';
-    if (/2020-12/.test(schema.$schema)) return '2020-12';
+  if (isObj(schema) && '$schema' in schema) {
+    const uri = String(schema.$schema).replace(/#$/, '');
+    const d = DRAFT_URIS[uri];
+    if (!d) throw new UnsupportedKeywordError('$schema', '/$schema', `unknown meta-schema ${JSON.stringify(schema.$schema)} (its vocabulary cannot be known)`);
+    return d;
   }
   return fallback;
 }
@@ -709,7 +731,7 @@ export function compileJsonSchema(schema: unknown, options: JsonSchemaCompileOpt
       keyRank: schemaKeyOrder(schema),
       refStack: new Map(),
       maxRefDepth: options.maxRefDepth ?? 3,
-      anyDepth: options.anyDepth ?? 2,
+      anyDepth: options.anyDepth ?? 3,
       used: new Set(),
       hasRefs: containsRef(schema),
       anyCache: new Map(),
@@ -718,7 +740,13 @@ export function compileJsonSchema(schema: unknown, options: JsonSchemaCompileOpt
     };
     setWhere('');
     whereNow = '';
-    const typed = compileNode(ctx, schema, '');
+    let typed: Typed;
+    try {
+      typed = compileNode(ctx, schema, '');
+    } catch (e) {
+      if (e instanceof TooManyNodesError) throw new SchemaTooLargeError(whereNow, 'automaton too large');
+      throw e;
+    }
     setWhere('');
     const dfa = toDfa(materialize(ctx, typed));
     const keyRank = ctx.keyRank;

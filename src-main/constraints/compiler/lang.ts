@@ -37,9 +37,21 @@ export function setWhere(pointer: string): string {
   where = pointer;
   return prev;
 }
+/** Run fn without charging its time to the current budget (for schema-independent, cached work). */
+export function uncharged<T>(fn: () => T): T {
+  const t0 = Date.now();
+  try {
+    return fn();
+  } finally {
+    budget = { ...budget, deadline: budget.deadline + (Date.now() - t0) };
+  }
+}
 export function checkDeadline(): void {
   if (Date.now() > budget.deadline) throw new SchemaTooLargeError(where, 'compile time limit exceeded');
 }
+
+/** Node factory for ENFA construction (refa's default stops at 10,000 nodes). */
+const enfaFactory = (): ENFA.LimitedNodeFactory => new ENFA.LimitedNodeFactory(Math.max(200_000, budget.maxStates * 20));
 
 export const cp = (s: string): number[] => Array.from(s, (c) => c.codePointAt(0)!);
 
@@ -79,23 +91,31 @@ export function lit(s: string): Lang {
 }
 
 export function seq(...parts: Lang[]): Lang {
-  const e = eps();
-  for (const p of parts) e.append(p);
-  return e;
+  return guard(() => {
+    const e = eps();
+    const f = enfaFactory();
+    for (const p of parts) e.append(p, f);
+    return e;
+  });
 }
 
 export function alt(...parts: Lang[]): Lang {
-  const e = empty();
-  for (const p of parts) e.union(p);
-  return e;
+  return guard(() => {
+    const e = empty();
+    const f = enfaFactory();
+    for (const p of parts) e.union(p, undefined, f);
+    return e;
+  });
 }
 
 export function rep(p: Lang, min: number, max: number): Lang {
   if (max === 0) return eps();
-  if (min === 1 && max === 1) return p.copy();
-  const e = p.copy();
-  e.quantify(min, max);
-  return e;
+  return guard(() => {
+    const f = enfaFactory();
+    const e = p.copy(f);
+    if (!(min === 1 && max === 1)) e.quantify(min, max, false, f);
+    return e;
+  });
 }
 export const opt = (p: Lang): Lang => rep(p, 0, 1);
 
@@ -117,7 +137,7 @@ export function toDfa(l: Lang): DFA {
     return d;
   });
 }
-export const fromDfa = (d: DFA): Lang => ENFA.fromFA(d);
+export const fromDfa = (d: DFA): Lang => guard(() => ENFA.fromFA(d, enfaFactory()));
 /** Determinize + minimize (keeps intermediate automata small). */
 export const minimal = (l: Lang): Lang => fromDfa(toDfa(l));
 
@@ -171,7 +191,7 @@ export function quotient(l: Lang, c: number): Lang {
 export function words(strings: Iterable<string>): Lang {
   const ws = [...strings].map(cp);
   if (ws.length === 0) return empty();
-  return guard(() => ENFA.fromWords(ws, OPTS, new ENFA.LimitedNodeFactory(budget.maxStates * 4)));
+  return guard(() => ENFA.fromWords(ws, OPTS, enfaFactory()));
 }
 
 /**
@@ -191,7 +211,7 @@ export function regexLang(source: string, search: boolean, keyword = 'pattern', 
   return guard(() => {
     let expression;
     try {
-      ({ expression } = parser.parse({ assertions: 'parse', backreferences: 'throw', maxNodes: budget.maxStates * 4 }));
+      ({ expression } = parser.parse({ assertions: 'parse', backreferences: 'throw', maxNodes: 100_000 }));
     } catch (e) {
       if (e instanceof TooManyNodesError) throw e;
       throw new ConstraintCompileError('INVALID_PATTERN', `${keyword} at #${where}: cannot compile /${source}/: ${(e as Error).message}`, keyword, where);
@@ -201,7 +221,7 @@ export function regexLang(source: string, search: boolean, keyword = 'pattern', 
     expression = transform(Transformers.patternEdgeAssertions({ remove: true }), expression);
     expression = transform(simplify, expression);
     try {
-      return ENFA.fromRegex(expression, OPTS, { assertions: 'throw' }, new ENFA.LimitedNodeFactory(budget.maxStates * 4));
+      return ENFA.fromRegex(expression, OPTS, { assertions: 'throw' }, enfaFactory());
     } catch (e) {
       if (e instanceof TooManyNodesError) throw e;
       throw new ConstraintCompileError('INVALID_PATTERN', `${keyword} at #${where}: /${source}/ uses assertions that cannot be compiled to an automaton (${(e as Error).message})`, keyword, where);

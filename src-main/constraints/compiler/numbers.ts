@@ -92,10 +92,12 @@ function divisibleDigits(m: number): Lang {
   b.linkNodes(b.initial, nodes[0]!, null);
   b.linkNodes(nodes[0]!, b.final, null);
   for (let r = 0; r < m; r++) {
+    const byTarget = new Map<number, number[]>();
     for (let d = 0; d <= 9; d++) {
       const to = (r * 10 + d) % m;
-      b.linkNodes(nodes[r]!, nodes[to]!, CharSet.fromCharacter(MAX_CHAR, 0x30 + d));
+      byTarget.set(to, [...(byTarget.get(to) ?? []), 0x30 + d]);
     }
+    for (const [to, cs] of byTarget) b.linkNodes(nodes[r]!, nodes[to]!, CharSet.fromCharacters(MAX_CHAR, cs));
   }
   return ENFA.fromBuilder(b, { maxCharacter: MAX_CHAR });
 }
@@ -135,4 +137,133 @@ export function ceilDiv(p: bigint, q: bigint): bigint {
 export function floorDiv(p: bigint, q: bigint): bigint {
   const f = p / q;
   return p % q !== 0n && p < 0n ? f - 1n : f;
+}
+
+// ---------------------------------------------------------------- bounds and divisibility on non-integers (FRAC)
+
+const INT_PART_MAX = 10n ** 21n - 1n;
+const FRAC_DIGITS = () => seq(rep(D(), 0, Infinity), NZ());
+
+/** Fraction digit strings F (canonical: ending in 1-9) compared with Cf as decimals 0.F vs 0.Cf. */
+function fracCmp(cf: string, op: 'gt' | 'lt'): Lang {
+  const parts: Lang[] = [];
+  for (let i = 0; i < cf.length; i++) {
+    const d = Number(cf[i]);
+    const range = op === 'gt' ? digitRange(d + 1, 9) : digitRange(0, d - 1);
+    parts.push(seq(lit(cf.slice(0, i)), range, rep(D(), 0, Infinity)));
+  }
+  if (op === 'gt') parts.push(seq(lit(cf), rep(D(), 1, Infinity)));
+  else for (let j = 1; j < cf.length; j++) parts.push(lit(cf.slice(0, j)));
+  return intersect(alt(...parts), FRAC_DIGITS());
+}
+
+/** Unsigned decimals "I.F" (F canonical) with value > c (or >= when !strict), c = ci.cf >= 0. */
+function decAbove(ci: bigint, cf: string, strict: boolean): Lang {
+  const higherInt = seq(natRange(ci + 1n, INT_PART_MAX), lit('.'), FRAC_DIGITS());
+  let sameInt: Lang;
+  if (cf === '') sameInt = FRAC_DIGITS(); // any fraction > .0
+  else sameInt = strict ? fracCmp(cf, 'gt') : alt(fracCmp(cf, 'gt'), lit(cf));
+  return alt(higherInt, seq(lit(ci.toString()), lit('.'), sameInt));
+}
+/** Unsigned decimals "I.F" with value < c (or <=), c = ci.cf >= 0. */
+function decBelow(ci: bigint, cf: string, strict: boolean): Lang {
+  const lowerInt = ci > 0n ? seq(natRange(0n, ci - 1n), lit('.'), FRAC_DIGITS()) : empty();
+  let sameInt: Lang;
+  if (cf === '') sameInt = empty(); // .F > .0 always
+  else sameInt = strict ? fracCmp(cf, 'lt') : alt(fracCmp(cf, 'lt'), lit(cf));
+  return alt(lowerInt, seq(lit(ci.toString()), lit('.'), sameInt));
+}
+
+export class BoundNotExactError extends Error {}
+
+/** Split a finite bound into sign, integer part and canonical fraction digits; null if it needs exponent notation. */
+function splitBound(c: number): { neg: boolean; ci: bigint; cf: string } | null {
+  if (c === 0) return { neg: false, ci: 0n, cf: '' };
+  const s = String(Math.abs(c));
+  const m = /^(\d+)(?:\.(\d+))?$/.exec(s);
+  if (!m) return null;
+  return { neg: c < 0, ci: BigInt(m[1]!), cf: m[2] ?? '' };
+}
+
+const EXP_TINY_POS = () => seq(NZ(), rep(seq(lit('.'), FRAC_DIGITS()), 0, 1), lit('e-'), NZ(), rep(D(), 0, 2));
+const EXP_HUGE_POS = () => seq(NZ(), rep(seq(lit('.'), FRAC_DIGITS()), 0, 1), lit('e+'), NZ(), rep(D(), 0, 2));
+const DEC_ANY = () => seq(alt(lit('0'), seq(NZ(), rep(D(), 0, 20))), lit('.'), FRAC_DIGITS());
+
+/**
+ * Canonical non-integer numbers (FRAC) x with x > c / x >= c (dir 'min') or x < c / x <= c (dir 'max').
+ * Exact for bounds written without an exponent (1e-7 <= |c| < 1e21, or 0); other bounds throw BoundNotExactError.
+ */
+export function fracBound(c: number, dir: 'min' | 'max', strict: boolean): Lang {
+  const b = splitBound(c);
+  if (!b) throw new BoundNotExactError(`bound ${c} needs exponent notation`);
+  const { neg, ci, cf } = b;
+  const pos = (l: Lang) => l;
+  const negl = (l: Lang) => seq(lit('-'), l);
+  const parts: Lang[] = [];
+  if (dir === 'min') {
+    if (!neg) {
+      // x >= c >= 0: positive decimals above; positive tiny only if c == 0; positive huge always
+      parts.push(pos(decAbove(ci, cf, strict)), pos(EXP_HUGE_POS()));
+      if (c === 0) parts.push(pos(EXP_TINY_POS()));
+    } else {
+      // c < 0: every positive; negatives -y with y < |c| (or <=)
+      parts.push(pos(DEC_ANY()), pos(EXP_TINY_POS()), pos(EXP_HUGE_POS()));
+      parts.push(negl(decBelow(ci, cf, strict)), negl(EXP_TINY_POS()));
+    }
+  } else if (neg) {
+    // x <= c < 0: negatives -y with y > |c| (or >=), negative huge
+    parts.push(negl(decAbove(ci, cf, strict)), negl(EXP_HUGE_POS()));
+  } else {
+    // c >= 0: every negative; positives below c; positive tiny if c > 0
+    parts.push(negl(DEC_ANY()), negl(EXP_TINY_POS()), negl(EXP_HUGE_POS()));
+    parts.push(pos(decBelow(ci, cf, strict)));
+    if (c > 0) parts.push(pos(EXP_TINY_POS()));
+    else if (c === 0 && !strict) { /* x <= 0: negatives only (0 itself is an INT) */ }
+  }
+  return alt(...parts);
+}
+
+/**
+ * Canonical decimals (no exponent) that are multiples of p/q, where q divides 10^m for some m <= 12:
+ * x is a multiple iff N = x * 10^m is an integer divisible by D = (10^m / q) * p. Exponent forms are excluded.
+ * Returns null when q has prime factors other than 2 and 5 (or D is too large): not compiled.
+ */
+export function decimalMultiple(p: bigint, q: bigint): Lang | null {
+  let m = 0;
+  while (m <= 12 && (10n ** BigInt(m)) % q !== 0n) m++;
+  if (m > 12) return null;
+  const Dv = (10n ** BigInt(m) / q) * p;
+  if (Dv > 10_000n) return null;
+  const Dn = Number(Dv);
+  // states: integer-part residue r (before '.'), then (r, j) after j fraction digits
+  const b = new ENFA.Builder(ENFA.nodeFactory);
+  const one = (c: number) => CharSet.fromCharacter(MAX_CHAR, c);
+  const intNodes = Array.from({ length: Dn }, () => b.createNode());
+  const fracNodes = Array.from({ length: m + 1 }, () => Array.from({ length: Dn }, () => b.createNode()));
+  const edges = new Map<ENFA.Node, Map<ENFA.Node, number[]>>();
+  const edge = (from: ENFA.Node, to: ENFA.Node, c: number) => {
+    let e = edges.get(from);
+    if (!e) edges.set(from, (e = new Map()));
+    const l = e.get(to) ?? [];
+    l.push(c);
+    e.set(to, l);
+  };
+  const start = b.createNode();
+  b.linkNodes(b.initial, start, null);
+  edge(start, intNodes[0]!, 0x2d); // optional minus: from start, '-' goes to a fresh integer start
+  for (let d = 0; d <= 9; d++) edge(start, intNodes[d % Dn]!, 0x30 + d);
+  // after '-' we reuse intNodes[0] as "no digits yet"; leading-zero/canonical shape comes from intersecting with FRAC
+  for (let r = 0; r < Dn; r++) {
+    for (let d = 0; d <= 9; d++) edge(intNodes[r]!, intNodes[(r * 10 + d) % Dn]!, 0x30 + d);
+    edge(intNodes[r]!, fracNodes[0]![r]!, 0x2e);
+  }
+  const pow10 = (k: number) => Number((10n ** BigInt(k)) % Dv);
+  for (let j = 0; j <= m; j++) {
+    for (let r = 0; r < Dn; r++) {
+      if (j < m) for (let d = 0; d <= 9; d++) edge(fracNodes[j]![r]!, fracNodes[j + 1]![(r * 10 + d) % Dn]!, 0x30 + d);
+      if (j >= 1 && (r * pow10(m - j)) % Dn === 0) b.linkNodes(fracNodes[j]![r]!, b.final, null);
+    }
+  }
+  for (const [from, e] of edges) for (const [to, cs] of e) b.linkNodes(from, to, CharSet.fromCharacters(MAX_CHAR, [...new Set(cs)].sort((x, y) => x - y)));
+  return intersect(ENFA.fromBuilder(b, { maxCharacter: MAX_CHAR }), fracAll());
 }

@@ -3,10 +3,9 @@
  * into JSON string literals exactly as JSON.stringify writes them (`"` and `\` escaped, \b \f \n \r \t, other
  * controls as \u00xx in lower case, everything else literal). Lone surrogates are left out of the alphabet.
  */
-import { CharSet, ENFA } from 'refa';
-import type { DFA } from 'refa';
+import { CharSet, DFA, ENFA } from 'refa';
 import type { Lang } from './lang';
-import { MAX_CHAR, alt, chars, charSet, intersect, lit, regexLang, rep, seq, toDfa, words } from './lang';
+import { MAX_CHAR, alt, chars, charSet, fromDfa, intersect, lit, regexLang, rep, seq, toDfa, uncharged, withBudget, words } from './lang';
 
 /** Any character a string may hold (every code point except lone surrogates). */
 export const stringCharSet = (): CharSet => charSet([[0, 0xd7ff], [0xe000, MAX_CHAR]]);
@@ -103,53 +102,90 @@ const DATE = `(?:[0-9]{4}-(?:0[13578]|1[02])-${DAY31}|[0-9]{4}-(?:0[469]|11)-${D
 const TZ = '(?:[zZ]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)';
 const TIME_NORMAL = `(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?${TZ}`;
 
-/** Leap-second times (second 60) are valid only when the UTC time is 23:59; they are enumerated. */
-function leapSecondTimes(): string[] {
-  const out: string[] = [];
+/**
+ * Leap-second times "hh:mm:60[.fraction]offset" (as ajv-formats checks them: valid only when the time in UTC is
+ * 23:59). The offset is a function of the local time, so the automaton remembers hh:mm: built directly as a DFA
+ * (a trie of the 1440 local times, each with the trie of its own offsets) rather than through subset construction.
+ */
+function leapSecondLang(): Lang {
   const pad = (n: number) => String(n).padStart(2, '0');
-  for (const sign of [1, -1]) {
-    for (let tzH = 0; tzH <= 23; tzH++) {
-      for (let tzM = 0; tzM <= 59; tzM++) {
-        for (let min = 0; min <= 59; min++) {
-          const utcMin = min - tzM * sign;
-          if (utcMin !== 59 && utcMin !== -1) continue;
-          for (let hr = 0; hr <= 23; hr++) {
+  interface T { kids: Map<number, T>; final: boolean; node?: DFA.Node }
+  const mk = (): T => ({ kids: new Map(), final: false });
+  const insert = (root: T, str: string): T => {
+    let t = root;
+    for (const ch of str) {
+      const c = ch.codePointAt(0)!;
+      let k = t.kids.get(c);
+      if (!k) t.kids.set(c, (k = mk()));
+      t = k;
+    }
+    return t;
+  };
+  const root = mk();
+  const spell = (sign: string, h: number, m: number): string[] => {
+    const out = [`${sign}${pad(h)}:${pad(m)}`, `${sign}${pad(h)}${pad(m)}`];
+    if (m === 0) out.push(`${sign}${pad(h)}`);
+    if (sign === '+' && h === 0 && m === 0) out.push('z', 'Z');
+    return out;
+  };
+  for (let hr = 0; hr <= 23; hr++) {
+    for (let min = 0; min <= 59; min++) {
+      const offsets: string[] = [];
+      for (const sign of [1, -1]) {
+        for (let tzH = 0; tzH <= 23; tzH++) {
+          for (let tzM = 0; tzM <= 59; tzM++) {
+            const utcMin = min - tzM * sign;
+            if (utcMin !== 59 && utcMin !== -1) continue;
             const utcHr = hr - tzH * sign - (utcMin < 0 ? 1 : 0);
             if (utcHr !== 23 && utcHr !== -1) continue;
-            const t = `${pad(hr)}:${pad(min)}:60`;
-            const s = sign > 0 ? '+' : '-';
-            out.push(`${t}${s}${pad(tzH)}:${pad(tzM)}`, `${t}${s}${pad(tzH)}${pad(tzM)}`);
-            if (tzM === 0) out.push(`${t}${s}${pad(tzH)}`);
-            if (tzH === 0 && tzM === 0 && sign > 0) out.push(`${t}z`, `${t}Z`);
+            offsets.push(...spell(sign > 0 ? '+' : '-', tzH, tzM));
           }
         }
       }
+      if (offsets.length === 0) continue;
+      const L = insert(root, `${pad(hr)}:${pad(min)}:60`);
+      const offRoot = mk();
+      for (const o of offsets) insert(offRoot, o).final = true;
+      // fraction: L --.--> P --digit--> F --digit--> F; offsets follow L or F
+      const P = mk();
+      const F = mk();
+      L.kids.set(0x2e, P);
+      for (let d = 0x30; d <= 0x39; d++) {
+        P.kids.set(d, F);
+        F.kids.set(d, F);
+      }
+      for (const [c, k] of offRoot.kids) {
+        L.kids.set(c, k);
+        F.kids.set(c, k);
+      }
     }
   }
-  return out;
+  const b = new DFA.Builder(new DFA.LimitedNodeFactory(1_000_000));
+  const seen = new Set<T>();
+  const stack: T[] = [root];
+  root.node = b.initial;
+  seen.add(root);
+  while (stack.length) {
+    const t = stack.pop()!;
+    if (t.final) b.makeFinal(t.node!);
+    const byChild = new Map<T, number[]>();
+    for (const [c, k] of t.kids) byChild.set(k, [...(byChild.get(k) ?? []), c]);
+    for (const [k, cs] of byChild) {
+      if (!seen.has(k)) {
+        seen.add(k);
+        k.node = b.createNode();
+        stack.push(k);
+      }
+      b.linkNodes(t.node!, k.node!, CharSet.fromCharacters(MAX_CHAR, cs.sort((x, y) => x - y)));
+    }
+  }
+  const dfa = DFA.fromBuilder(b, { maxCharacter: MAX_CHAR });
+  dfa.minimize();
+  return fromDfa(dfa);
 }
 
 function timeLang(): Lang {
-  // seconds 60 may carry a fraction: insert it between "60" and the offset
-  const leap = leapSecondTimes();
-  const withFrac = alt(...groupByPrefix(leap));
-  return alt(regexLang(TIME_NORMAL, false, 'format'), withFrac);
-}
-function groupByPrefix(leap: string[]): Lang[] {
-  // "hh:mm:60" + optional fraction + offset
-  const byOffset = new Map<string, string[]>();
-  for (const s of leap) {
-    const head = s.slice(0, 8);
-    const tz = s.slice(8);
-    const list = byOffset.get(head) ?? [];
-    list.push(tz);
-    byOffset.set(head, list);
-  }
-  const out: Lang[] = [];
-  for (const [head, tzs] of byOffset) {
-    out.push(seq(lit(head), rep(seq(lit('.'), rep(chars('0-9'), 1, Infinity)), 0, 1), words(tzs)));
-  }
-  return out;
+  return alt(regexLang(TIME_NORMAL, false, 'format'), leapSecondLang());
 }
 
 // RFC 3986 URI (absolute, with scheme), ASCII only, as ajv-formats' "uri" requires ("/" or ":" present).
@@ -179,26 +215,44 @@ const PATH_ABEMPTY = `(?:/${PCHAR}*)*`;
 const HIER = `(?://${AUTHORITY}${PATH_ABEMPTY}|/(?:${PCHAR}+(?:/${PCHAR}*)*)?|${PCHAR}+(?:/${PCHAR}*)*|)`;
 const URI = `[A-Za-z][A-Za-z0-9+\\-.]*:${HIER}(?:\\?(?:${PCHAR}|[/?])*)?(?:#(?:${PCHAR}|[/?])*)?`;
 
-const EMAIL = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\\.)+[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?";
-const UUID = '(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}';
+// RFC 5321 mailbox (ASCII): dot-atom or quoted local part; domain name or [IPv4] / [IPv6:...] address literal.
+const ATEXT = "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]";
+const QUOTED_LOCAL = '"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\[\\x20-\\x7e])*"';
+const EMAIL = `(?:${ATEXT}+(?:\\.${ATEXT}+)*|${QUOTED_LOCAL})@(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\\.)*[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?|\\[(?:IPV4_LITERAL|IPv6:(?:IPV6_LITERAL))\\])`;
+const UUID = '[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}';
 
 /** Decoded-content language of a supported format. */
 export function formatLang(name: string): Lang {
   const hit = formatCache.get(name);
   if (hit) return hit;
+  // built once per process, independent of the schema: not charged to the schema's budget
+  const l = uncharged(() => withBudget({ maxStates: 400_000, deadline: Date.now() + 60_000 }, () => buildFormat(name)));
+  formatCache.set(name, l);
+  return l;
+}
+
+const encodedFormatCache = new Map<string, Lang>();
+/** The JSON string literals of a format (cached: formats are schema-independent). */
+export function encodedFormat(name: string): Lang {
+  const hit = encodedFormatCache.get(name);
+  if (hit) return hit;
+  const f = formatLang(name);
+  const l = uncharged(() => withBudget({ maxStates: 400_000, deadline: Date.now() + 60_000 }, () => fromDfa(toDfa(encodeContent(f)))));
+  encodedFormatCache.set(name, l);
+  return l;
+}
+
+function buildFormat(name: string): Lang {
   let l: Lang;
   switch (name) {
     case 'date': l = regexLang(DATE, false, 'format'); break;
     case 'time': l = timeLang(); break;
     case 'date-time': l = seq(regexLang(DATE, false, 'format'), chars('tT \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'), timeLang()); break;
-    case 'email': l = regexLang(EMAIL, false, 'format'); break;
+    case 'email': l = regexLang(EMAIL.replace('IPV4_LITERAL', IPV4).replace('IPV6_LITERAL', IPV6), false, 'format'); break;
     case 'uuid': l = regexLang(UUID, false, 'format'); break;
     case 'ipv4': l = regexLang(IPV4, false, 'format'); break;
     case 'uri': l = intersect(regexLang(URI, false, 'format'), regexLang('[/:]', true, 'format')); break;
     default: throw new Error(`format ${name} not supported`);
   }
-  const d = toDfa(l);
-  l = ENFA.fromFA(d);
-  formatCache.set(name, l);
-  return l;
+  return fromDfa(toDfa(l));
 }
