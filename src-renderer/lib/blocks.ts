@@ -15,6 +15,8 @@ export interface Block {
 }
 
 let nextUid = 1;
+/** Deep copy of JSON data (also of Svelte state proxies, which structuredClone refuses). */
+export const clone = <T>(v: T): T => (v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T));
 export const newUid = (): number => nextUid++;
 
 export const KIND_INFO: Record<ConstraintKind, { title: string; hint: string; segment: 'record' | 'text' }> = {
@@ -32,6 +34,10 @@ export const KIND_INFO: Record<ConstraintKind, { title: string; hint: string; se
 };
 
 export const KINDS: ConstraintKind[] = [...CONSTRAINT_KINDS];
+/** Title and hint of a kind, also for kinds this studio does not know (typed into the JSON source). */
+export function kindInfo(kind: string): { title: string; hint: string; segment: 'record' | 'text' | '?' } {
+  return (KIND_INFO as Record<string, { title: string; hint: string; segment: 'record' | 'text' }>)[kind] ?? { title: `Unknown kind “${kind}”`, hint: 'not a constraint kind of this studio', segment: '?' };
+}
 export const POS_CHOICES = ['*', ...UPOS_TAGS] as const;
 
 const common = { weight: 1, enabled: true };
@@ -78,8 +84,8 @@ export const DEFAULT_SCHEMA = {
 };
 
 export function blockOf(c: Constraint): Block {
-  const b: Block = { uid: newUid(), c: structuredClone(c) };
-  if (c.kind === 'json-schema') b.schemaText = JSON.stringify(c.schema, null, 2);
+  const b: Block = { uid: newUid(), c: clone(c) };
+  if (c && c.kind === 'json-schema') b.schemaText = JSON.stringify(c.schema ?? {}, null, 2);
   return b;
 }
 
@@ -120,7 +126,7 @@ export function bodyOf(
     }
     return b.c;
   });
-  const body: ConstraintSet = { version: 1, constraints: structuredClone(constraints), sampler: structuredClone(meta.sampler) };
+  const body: ConstraintSet = { version: 1, constraints: clone(constraints), sampler: clone(meta.sampler) };
   if (meta.name.trim()) body.name = meta.name.trim();
   if (meta.description.trim()) body.description = meta.description.trim();
   return { body, parseErrors };

@@ -6,7 +6,7 @@ import { getContext, setContext } from 'svelte';
 import type { AppInfo, DeviceReport, ModelSummary, Settings } from '../../src-main/api/contract';
 import { describeError, type StudioClient, type TransportKind } from './api';
 
-export type PlaceId = 'compose' | 'generate' | 'library' | 'compare' | 'settings';
+export type PlaceId = 'compose' | 'generate' | 'library' | 'compare' | 'export' | 'settings';
 
 export interface Notice {
   id: number;

@@ -16,7 +16,7 @@ import type {
 } from '../../src-main/api/contract';
 import { describeError } from './api';
 import { useStudio, type Studio } from './studio.svelte';
-import { blockOf, bodyOf, changedPositions, defaultConstraint, type Block, wordsOf } from './blocks';
+import { blockOf, bodyOf, changedPositions, clone, defaultConstraint, type Block, wordsOf } from './blocks';
 
 export interface LiveSample {
   index: number;
@@ -61,6 +61,11 @@ export class Workbench {
   compile = $state<CompileReport | null>(null);
   checking = $state(false);
   checkError = $state<string | null>(null);
+  /** The set as JSON text (Compose's source panel); while the user types in it, it drives the blocks. */
+  jsonText = $state('');
+  jsonError = $state<string | null>(null);
+  jsonEditing = $state(false);
+  jsonOpen = $state(true);
 
   // ----- generate
   device = $state<DevicePreference>('auto');
@@ -69,6 +74,14 @@ export class Workbench {
   run = $state<WatchedRun | null>(null);
   /** Output indices picked for export. */
   selected = $state<number[]>([]);
+
+  // ----- requests between places
+  /** Runs Compare should show when it opens. */
+  compareIds = $state<number[]>([]);
+  /** Runs the Export place should preselect. */
+  exportIds = $state<number[]>([]);
+  /** The run Library should open. */
+  libraryRun = $state<number | null>(null);
 
   private checkTimer: ReturnType<typeof setTimeout> | null = null;
   private checkSeq = 0;
@@ -176,9 +189,10 @@ export class Workbench {
     this.name = name ?? from?.name ?? body.name ?? '';
     this.description = body.description ?? '';
     this.blocks = body.constraints.map((c) => blockOf(c));
-    this.sampler = structuredClone(body.sampler);
+    this.sampler = clone(body.sampler);
     this.loaded = from;
     this.dirty = false;
+    this.jsonEditing = false;
     this.validation = null;
     this.compile = null;
     this.scheduleCheck(0);
@@ -186,6 +200,44 @@ export class Workbench {
 
   newSet(): void {
     this.loadSet({ version: 1, constraints: [], sampler: samplerSettings.parse({ steps: 40, samples: 4 }) }, null, '');
+  }
+
+  /** Keep the JSON source in step with the blocks, unless the user is typing in it. */
+  syncJson(): void {
+    if (!this.jsonEditing) {
+      this.jsonText = JSON.stringify(this.current().body, null, 2);
+      this.jsonError = null;
+    }
+  }
+
+  /** The user typed in the JSON source: when it parses, it replaces the blocks (validation names what is wrong). */
+  applyJson(text: string): boolean {
+    this.jsonText = text;
+    this.jsonEditing = true;
+    this.validation = null;
+    this.compile = null;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      this.jsonError = `Not valid JSON: ${(err as Error).message}`;
+      return false;
+    }
+    if (!value || typeof value !== 'object' || Array.isArray(value)) {
+      this.jsonError = 'A constraint set is a JSON object: {"version": 1, "constraints": [...]}';
+      return false;
+    }
+    this.jsonError = null;
+    const v = value as { name?: unknown; description?: unknown; constraints?: unknown; sampler?: unknown };
+    if (typeof v.name === 'string') this.name = v.name;
+    this.description = typeof v.description === 'string' ? v.description : '';
+    const list = Array.isArray(v.constraints) ? v.constraints : [];
+    this.blocks = list.map((c) => blockOf((c && typeof c === 'object' ? { weight: 1, enabled: true, ...c } : c) as never));
+    const sampler = samplerSettings.safeParse(v.sampler ?? {});
+    if (sampler.success) this.sampler = sampler.data;
+    this.dirty = true;
+    this.scheduleCheck();
+    return true;
   }
 
   /** Validate, then compile against the active model, a moment after the last edit. */
@@ -326,7 +378,7 @@ export class Workbench {
     const notes: string[] = [];
     const cs = recipe.constraintSet;
     this.loadSet(cs.body, null, cs.name ?? cs.body.name ?? '');
-    this.sampler = structuredClone(recipe.sampler);
+    this.sampler = clone(recipe.sampler);
     if (cs.id !== null) notes.push(`the set was “${cs.name ?? '?'}” v${cs.version ?? '?'} in the studio that made it`);
     this.device = recipe.device.requested;
     const model = this.studio.models.find((m) => m.id === recipe.model.id && !m.error);

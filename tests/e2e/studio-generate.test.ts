@@ -1,0 +1,132 @@
+/**
+ * Compose a set from blocks (a JSON schema and a POS template, with the compiler's live verdicts), run it on
+ * the real engine, watch the live view redraw at every step, get scored output cards, and cancel a long run.
+ */
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './harness';
+import { openPlace, openStudio } from './studio-helpers';
+
+let h: Harness;
+let client: Awaited<ReturnType<typeof openStudio>>;
+beforeAll(async () => {
+  h = await startHarness();
+  client = await openStudio(h);
+});
+afterAll(async () => {
+  client?.close();
+  await h?.close();
+});
+
+describe('compose and generate', () => {
+  it('composes a set with a JSON schema and a POS template, checked live by the compiler', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    await page.getByTestId('compose-name').fill('e2e schema and pos');
+    await page.getByTestId('add-json-schema').click();
+    const schemaBlock = page.locator('[data-block-index="0"]');
+    await schemaBlock.locator('[data-testid="block-verdict"][data-status="hard"]').waitFor();
+
+    // a keyword the compiler refuses is named, with its pointer
+    const editor = schemaBlock.getByTestId('schema-editor');
+    const good = await editor.inputValue();
+    const refused = JSON.parse(good);
+    refused.properties.name.patternProperties = { x: {} };
+    await editor.fill(JSON.stringify(refused, null, 2));
+    const err = schemaBlock.getByTestId('verdict-error');
+    await err.waitFor();
+    expect(await err.textContent()).toMatch(/patternProperties.*#\/properties\/name\/patternProperties/s);
+    await h.screenshot('compose-schema-refused');
+    // bad JSON is reported while typing
+    await editor.fill('{"type": "object",');
+    await schemaBlock.getByTestId('schema-parse-error').waitFor();
+    expect(await schemaBlock.getByTestId('schema-parse-error').textContent()).toMatch(/Not valid JSON/);
+    await editor.fill(good);
+    await schemaBlock.locator('[data-testid="block-verdict"][data-status="hard"]').waitFor();
+
+    // POS template from an example sentence, one position marked "any"
+    await page.getByTestId('add-pos').click();
+    const posBlock = page.locator('[data-block-index="1"]');
+    await posBlock.getByTestId('pos-example').fill('The Eagle is a cheap pub.');
+    await posBlock.getByTestId('pos-tag').click();
+    await posBlock.locator('[data-testid="pos-tags"] li select').nth(6).waitFor();
+    const tags = await posBlock.locator('[data-testid="pos-tags"] li select').evaluateAll((els) => els.map((e) => (e as HTMLSelectElement).value));
+    expect(tags).toEqual(['DET', 'PROPN', 'AUX', 'DET', 'ADJ', 'NOUN', 'PUNCT']);
+    await posBlock.locator('[data-testid="pos-tags"] li').nth(1).getByRole('button', { name: 'any' }).click();
+    await posBlock.locator('[data-testid="block-verdict"][data-status="soft"]').waitFor();
+    await page.getByTestId('compose-summary').waitFor();
+    expect(await page.getByTestId('compose-summary').textContent()).toMatch(/Ready to generate/);
+
+    await page.getByTestId('compose-save').click();
+    await page.getByText('Saved “e2e schema and pos” as version 1').waitFor();
+    const saved = await client.call('constraintSets.get', { name: 'e2e schema and pos' });
+    expect(saved.body.constraints.map((c) => c.kind)).toEqual(['json-schema', 'pos']);
+    expect(saved.body.constraints[1]).toMatchObject({ kind: 'pos', tags: ['DET', '*', 'AUX', 'DET', 'ADJ', 'NOUN', 'PUNCT'] });
+    await h.screenshot('compose');
+  });
+
+  it('runs the set and redraws the live view at every step until the outputs arrive', async () => {
+    const { page } = h;
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-steps').fill('16');
+    await page.getByTestId('generate-samples').fill('3');
+    await page.getByTestId('generate-seed').fill('7');
+    await page.getByTestId('device-active').waitFor();
+    await page.getByTestId('generate-run').click();
+    // record every step the live view shows, and how many samples it draws
+    const seen = new Set<number>();
+    let maxSamples = 0;
+    for (let i = 0; i < 600; i++) {
+      const live = page.getByTestId('live-view');
+      if (await live.count()) {
+        const step = Number(await live.getAttribute('data-step'));
+        seen.add(step);
+        maxSamples = Math.max(maxSamples, await page.getByTestId('live-sample').count());
+      }
+      const status = await page.getByTestId('generate-status').getAttribute('data-status').catch(() => null);
+      if (status === 'completed' || status === 'failed') break;
+      await page.waitForTimeout(25);
+    }
+    expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
+    expect(seen.size).toBeGreaterThanOrEqual(4);
+    expect(maxSamples).toBe(3);
+    expect(Number(await page.getByTestId('live-view').getAttribute('data-step'))).toBe(16);
+    const cards = page.getByTestId('output-card');
+    await expect(cards.count()).resolves.toBe(3);
+    // every card shows one badge per constraint score the services stored, satisfied or not
+    const runs0 = await client.call('runs.list', {});
+    const detail = await client.call('runs.get', { runId: runs0[0]!.id });
+    for (const o of detail.outputs) {
+      const card = page.locator(`[data-testid="output-card"][data-index="${o.index}"]`);
+      await expect(card.getByTestId('constraint-badge').count()).resolves.toBe(o.constraints.length);
+      await expect(card.locator('[data-testid="constraint-badge"][data-satisfied="true"]').count()).resolves.toBe(o.constraints.filter((c) => c.satisfied).length);
+      expect(await card.getByTestId('output-text').textContent()).toBe(o.text || '(empty text)');
+    }
+    await h.screenshot('generate');
+    // sorting by fluency orders the cards by perplexity
+    await page.getByTestId('generate-sort').selectOption('fluency');
+    const ppl = await cards.evaluateAll((els) => els.map((e) => Number(/ppl ([\d.]+)/.exec(e.textContent ?? '')?.[1] ?? 'NaN')));
+    expect(ppl.every((v) => Number.isFinite(v))).toBe(true);
+    expect([...ppl].sort((a, b) => a - b)).toEqual(ppl);
+
+    const runs = await client.call('runs.list', {});
+    expect(runs[0]).toMatchObject({ status: 'completed', outputCount: 3 });
+    expect(runs[0]!.recipe.constraintSet.name).toBe('e2e schema and pos');
+  });
+
+  it('cancels a long run from the Cancel button', async () => {
+    const { page } = h;
+    await page.getByTestId('generate-steps').fill('2000');
+    await page.getByTestId('generate-samples').fill('8');
+    await page.getByTestId('generate-run').click();
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="live-view"]')?.getAttribute('data-step')) >= 3);
+    await h.screenshot('generate-live');
+    await page.getByTestId('generate-cancel').click();
+    await page.locator('[data-testid="generate-status"][data-status="cancelled"]').waitFor();
+    const db = new Database(h.dbPath, { readonly: true });
+    const row = db.prepare('SELECT status FROM runs ORDER BY id DESC LIMIT 1').get() as { status: string };
+    db.close();
+    expect(row.status).toBe('cancelled');
+    expect(h.problems).toEqual([]);
+  });
+});

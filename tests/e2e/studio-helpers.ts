@@ -1,0 +1,42 @@
+/**
+ * Helpers for the studio's end-to-end tests (issue 7): the model the tests run (the bundled e2e-default when
+ * it is installed, else the tiny smoke bundle), a typed client on the same test transport as the page, and
+ * small waits on the live page.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { createClient, type StudioClient } from '../../src-main/api/client';
+import { connectWsChannel, type SocketFactory } from '../../src-main/transports/ws-client';
+import { ROOT, type Harness } from './harness';
+
+export const TINY_BUNDLE = join(ROOT, 'tests', '.generated', 'tiny-e2e');
+
+/** The folder to add to the studio's model folders, or null when the bundled default model is installed. */
+export function extraModelFolder(): string | null {
+  if (existsSync(join(ROOT, 'models', 'e2e-default', 'manifest.json'))) return null;
+  if (existsSync(join(TINY_BUNDLE, 'manifest.json'))) return TINY_BUNDLE;
+  throw new Error(`no model for the e2e tests: install models/e2e-default or run \`npm run smoke:bundle\` (makes ${TINY_BUNDLE})`);
+}
+
+/** A client on the page's test transport (same services, same SQLite file). */
+export async function serviceClient(h: Harness): Promise<StudioClient & { close(): void }> {
+  const connectUrl = decodeURIComponent(new URL(h.pageUrl).hash.replace(/^#ws=/, ''));
+  const channel = await connectWsChannel(connectUrl, ((u: string) => new WebSocket(u)) as unknown as SocketFactory);
+  return Object.assign(createClient(channel), { close: () => channel.close() });
+}
+
+/** Point the services at the test model (before the page loads) and open the page. */
+export async function openStudio(h: Harness): Promise<StudioClient & { close(): void }> {
+  const client = await serviceClient(h);
+  const folder = extraModelFolder();
+  if (folder) await client.call('settings.set', { modelFolders: [folder] });
+  await h.page.goto(h.pageUrl);
+  await h.page.getByRole('navigation', { name: 'Places' }).waitFor();
+  return client;
+}
+
+export async function openPlace(h: Harness, name: string): Promise<void> {
+  await h.page.getByRole('navigation', { name: 'Places' }).getByRole('button', { name: new RegExp(`^${name}`) }).click();
+  await h.page.locator('#place-title', { hasText: name }).waitFor();
+}
