@@ -3,8 +3,8 @@
  * in-process typed client), named errors and exit codes. Commands live in ./commands/ (one module each).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { defaultDataDir } from '../services/paths';
 import type { StudioClient } from '../api/client';
 import { ApiError, toApiError, type ErrorCode } from '../api/errors';
 import { createStudioServices, type StudioServices } from '../services';
@@ -58,13 +58,7 @@ export const GLOBAL_OPTIONS: OptionSpec = {
   help: { type: 'boolean', short: 'h' },
 };
 
-/** Same folder as Electron's app.getPath('userData') for this app, so the CLI and the app share one database. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
-  if (env.DLM_STUDIO_DATA_DIR) return resolve(env.DLM_STUDIO_DATA_DIR);
-  if (platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'dlm-studio');
-  if (platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'dlm-studio');
-  return join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'dlm-studio');
-}
+export { defaultDataDir } from '../services/paths';
 
 export interface RunCliOptions {
   argv: string[];

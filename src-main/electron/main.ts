@@ -8,6 +8,7 @@ import { extname, join, normalize, relative, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStudioServices, type StudioServices } from '../services';
 import { defaultEngine } from '../services/engine-loader';
+import { defaultDataDir } from '../services/paths';
 import { registerIpcTransport } from '../transports/ipc';
 import { APP_ENTRY, APP_HOST, APP_SCHEME, CONTENT_SECURITY_POLICY, isTrustedUrl } from './security';
 
@@ -29,6 +30,8 @@ const MIME: Record<string, string> = {
 
 protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
 app.enableSandbox();
+// one data folder for the app and the CLI (also where Electron keeps its own profile data)
+app.setPath('userData', defaultDataDir());
 
 let services: StudioServices | null = null;
 let mainWindow: BrowserWindow | null = null;
@@ -129,7 +132,7 @@ void app.whenReady().then(() => {
   const modelsRoot = app.isPackaged ? join(process.resourcesPath, 'models') : join(app.getAppPath(), 'models');
   const choice = defaultEngine();
   services = createStudioServices({
-    dataDir: app.getPath('userData'),
+    dataDir: defaultDataDir(),
     modelDirs: [modelsRoot],
     engine: choice.engine,
     engineUnavailableReason: choice.reason,

@@ -3,6 +3,7 @@
  * outputs (each written in its own transaction as it arrives) and settings.
  */
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import type { ConstraintSet, SamplerSettings } from '../constraints/set';
 import type { GeneratedOutput, RunTimings } from '../engine/types';
 import type {
@@ -22,6 +23,25 @@ export type { DB } from './db';
 export const DATABASE_FILE = 'studio.sqlite';
 
 const now = () => new Date().toISOString();
+
+/** This process, as recorded in runs.owner. */
+export const PROCESS_OWNER = `${hostname()}:${process.pid}`;
+
+function ownerIsAlive(owner: string | null): boolean {
+  if (!owner || owner === PROCESS_OWNER) return false;
+  const sep = owner.lastIndexOf(':');
+  const host = owner.slice(0, sep);
+  const pid = Number(owner.slice(sep + 1));
+  // another machine sharing the folder: we cannot tell, so leave its runs alone
+  if (host !== hostname()) return true;
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** Escape LIKE wildcards so a search for "50%" matches literally. */
 function likePattern(query: string): string {
@@ -206,9 +226,9 @@ export class RunRepo {
     const info = this.db
       .prepare(
         `INSERT INTO runs (status, recipe, model_id, model_version, model_hash, device_requested, device_active, seed, steps, samples,
-                           constraint_set_id, constraint_set_name, constraint_set_version, created_at)
+                           constraint_set_id, constraint_set_name, constraint_set_version, created_at, owner)
          VALUES (@status, @recipe, @modelId, @modelVersion, @modelHash, @deviceRequested, @deviceActive, @seed, @steps, @samples,
-                 @setId, @setName, @setVersion, @createdAt)`,
+                 @setId, @setName, @setVersion, @createdAt, @owner)`,
       )
       .run({
         status,
@@ -225,6 +245,7 @@ export class RunRepo {
         setName: recipe.constraintSet.name,
         setVersion: recipe.constraintSet.version,
         createdAt: now(),
+        owner: PROCESS_OWNER,
       });
     return this.get(Number(info.lastInsertRowid))!;
   }
@@ -265,11 +286,19 @@ export class RunRepo {
     this.db.prepare('UPDATE runs SET status = ?, timings = ?, error = ?, finished_at = ? WHERE id = ?').run(status, timings ? JSON.stringify(timings) : null, error, now(), id);
   }
 
-  /** Runs left queued/running by a process that died are marked failed at startup. */
+  /**
+   * Runs left queued/running by a process that is gone are marked failed (called at startup). Runs owned by
+   * another live process on this machine (the app, while the CLI opens the same folder) are left alone.
+   */
   failInterrupted(): number {
-    return this.db
-      .prepare(`UPDATE runs SET status = 'failed', error = 'interrupted: the studio stopped during this run', finished_at = ? WHERE status IN ('queued', 'running')`)
-      .run(now()).changes;
+    const open = this.db.prepare(`SELECT id, owner FROM runs WHERE status IN ('queued', 'running')`).all() as { id: number; owner: string | null }[];
+    const dead = open.filter((r) => !ownerIsAlive(r.owner));
+    const mark = this.db.prepare(`UPDATE runs SET status = 'failed', error = 'interrupted: the studio stopped during this run', finished_at = ? WHERE id = ?`);
+    const t = now();
+    this.db.transaction(() => {
+      for (const r of dead) mark.run(t, r.id);
+    })();
+    return dead.length;
   }
 
   delete(id: number): number {

@@ -71,4 +71,9 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
       );
     `);
   },
+  // 1 -> 2: which process owns a queued/running run, so a second process on the same data folder (the CLI
+  // while the app runs) does not mark the other's live runs as interrupted
+  (db) => {
+    db.exec(`ALTER TABLE runs ADD COLUMN owner TEXT`);
+  },
 ];

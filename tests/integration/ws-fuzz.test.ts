@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calls, CALL_NAMES, type CallName } from '../../src-main/api/contract';
 import { createClient } from '../../src-main/api/client';
+import { SCHEMA_VERSION } from '../../src-main/store';
 import { createStudioServices, type StudioServices } from '../../src-main/services';
 import { defaultEngine } from '../../src-main/services/engine-loader';
 import { connectWsChannel, type WsChannel } from '../../src-main/transports/ws-client';
@@ -145,7 +146,7 @@ describe('WebSocket transport under malformed input', () => {
 
     // still up, and nothing was written by any malformed call
     const client = createClient(channel);
-    expect((await client.call('app.info')).schemaVersion).toBe(1);
+    expect((await client.call('app.info')).schemaVersion).toBe(SCHEMA_VERSION);
     expect(await client.call('constraintSets.list', {})).toEqual([]);
     expect(await client.call('presets.list', {})).toEqual([]);
     expect(await client.call('runs.list', {})).toEqual([]);

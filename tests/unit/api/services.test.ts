@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StudioClient } from '../../../src-main/api/client';
 import type { StudioEvent } from '../../../src-main/api/contract';
 import { ApiError } from '../../../src-main/api/errors';
+import { SCHEMA_VERSION } from '../../../src-main/store';
 import { createStudioServices, type StudioServices } from '../../../src-main/services';
 import { createInProcessClient } from '../../../src-main/transports/inproc';
 import { FakeEngine } from './fake-engine';
@@ -45,7 +46,7 @@ describe('settings and info', () => {
     const s = await client.call('settings.set', { theme: 'light', modelFolders: ['/home/me/models'] });
     expect(s).toEqual({ defaultDevice: 'auto', modelFolders: ['/home/me/models'], theme: 'light' });
     const info = await client.call('app.info');
-    expect(info).toMatchObject({ version: '9.9.9', schemaVersion: 1, modelDirs: ['/bundled/models', '/home/me/models'], engine: { available: true } });
+    expect(info).toMatchObject({ version: '9.9.9', schemaVersion: SCHEMA_VERSION, modelDirs: ['/bundled/models', '/home/me/models'], engine: { available: true } });
     await expect(client.call('settings.set', { modelFolders: ['relative/path'] })).rejects.toMatchObject({ code: 'INVALID_INPUT', path: 'modelFolders[0]' });
   });
 });

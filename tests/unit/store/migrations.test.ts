@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, SCHEMA_VERSION, SchemaTooNewError, userVersion, type DB } from '../../../src-main/store/db';
+import { MIGRATIONS } from '../../../src-main/store/migrations';
 
 let dir: string;
 beforeEach(() => {
@@ -52,6 +53,17 @@ describe('openDatabase', () => {
     expect(userVersion(db2)).toBe(2);
     expect(tables(db2)).toEqual(['a', 'b']);
     db2.close();
+  });
+
+  it('upgrades a version-1 database step by step, keeping its rows', () => {
+    const file = join(dir, 'v1.sqlite');
+    const v1 = openDatabase(file, { migrations: MIGRATIONS.slice(0, 1) });
+    v1.prepare(`INSERT INTO runs (status, recipe, model_id, device_requested, seed, steps, samples, created_at) VALUES ('completed', '{}', 'm', 'cpu', 1, 2, 3, 'now')`).run();
+    v1.close();
+    const db = openDatabase(file);
+    expect(userVersion(db)).toBe(SCHEMA_VERSION);
+    expect(db.prepare('SELECT model_id, owner FROM runs').all()).toEqual([{ model_id: 'm', owner: null }]);
+    db.close();
   });
 
   it('rolls a failing step back completely and keeps the previous version', () => {

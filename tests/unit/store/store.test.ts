@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConstraintSet } from '../../../src-main/constraints/set';
@@ -126,6 +126,21 @@ describe('runs and outputs', () => {
     expect(store.runs.failInterrupted()).toBe(2);
     expect(store.runs.get(a.id)!.error).toMatch(/interrupted/);
     expect(store.runs.get(b.id)!.status).toBe('failed');
+  });
+
+  it('leaves runs of another live process alone and fails those of a dead one', () => {
+    const host = hostname();
+    const live = store.runs.create(recipe());
+    const dead = store.runs.create(recipe());
+    const foreign = store.runs.create(recipe());
+    const setOwner = store.db.prepare('UPDATE runs SET owner = ? WHERE id = ?');
+    setOwner.run(`${host}:${process.ppid}`, live.id); // the test runner's parent is alive
+    setOwner.run(`${host}:${2 ** 22 + 12345}`, dead.id); // above Linux's pid_max: never a live process
+    setOwner.run(`another-machine:1`, foreign.id);
+    expect(store.runs.failInterrupted()).toBe(1);
+    expect(store.runs.get(live.id)!.status).toBe('queued');
+    expect(store.runs.get(dead.id)!.status).toBe('failed');
+    expect(store.runs.get(foreign.id)!.status).toBe('queued');
   });
 
   it('keeps a run row when its constraint set is deleted (set id becomes null)', () => {
