@@ -3,30 +3,20 @@
  * down, and connects the renderer to the services over IPC. All logic lives in src-main/services.
  */
 import { app, BrowserWindow, ipcMain, protocol, session } from 'electron';
-import { readFile } from 'node:fs/promises';
-import { extname, join, normalize, relative, isAbsolute } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStudioServices, type StudioServices } from '../services';
 import { defaultEngine } from '../services/engine-loader';
 import { defaultDataDir } from '../services/paths';
 import { registerIpcTransport } from '../transports/ipc';
-import { APP_ENTRY, APP_HOST, APP_SCHEME, CONTENT_SECURITY_POLICY, isTrustedUrl } from './security';
+import { rendererProtocolHandler } from './protocol';
+import { APP_ENTRY, APP_HOST, APP_SCHEME, isTrustedUrl } from './security';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererDir = join(here, '..', 'renderer');
 const preloadPath = join(here, '..', 'preload', 'index.cjs');
 /** The window's own session (not the default one): permissions, protocol and preload are set on it. */
 const STUDIO_PARTITION = 'persist:studio';
-
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.woff2': 'font/woff2',
-  '.json': 'application/json',
-};
 
 protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
 app.enableSandbox();
@@ -35,27 +25,6 @@ app.setPath('userData', defaultDataDir());
 
 let services: StudioServices | null = null;
 let mainWindow: BrowserWindow | null = null;
-
-async function serveRenderer(request: Request): Promise<Response> {
-  const url = new URL(request.url);
-  if (url.host !== APP_HOST) return new Response('not found', { status: 404 });
-  const rel = normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)).replace(/^[/\\]+/, '');
-  const file = join(rendererDir, rel);
-  const inside = relative(rendererDir, file);
-  if (inside.startsWith('..') || isAbsolute(inside)) return new Response('forbidden', { status: 403 });
-  try {
-    const body = await readFile(file);
-    return new Response(body, {
-      headers: {
-        'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
-        'Content-Security-Policy': CONTENT_SECURITY_POLICY,
-        'X-Content-Type-Options': 'nosniff',
-      },
-    });
-  } catch {
-    return new Response('not found', { status: 404 });
-  }
-}
 
 function createWindow(): BrowserWindow {
   const win = new BrowserWindow({
@@ -126,7 +95,7 @@ void app.whenReady().then(() => {
     });
   }
   const studioSession = session.fromPartition(STUDIO_PARTITION);
-  studioSession.protocol.handle(APP_SCHEME, serveRenderer);
+  studioSession.protocol.handle(APP_SCHEME, rendererProtocolHandler(rendererDir));
   studioSession.registerPreloadScript({ type: 'frame', id: 'dlm-studio-preload', filePath: preloadPath, matches: [`${APP_SCHEME}://${APP_HOST}/*`] });
 
   const modelsRoot = app.isPackaged ? join(process.resourcesPath, 'models') : join(app.getAppPath(), 'models');
