@@ -135,6 +135,8 @@ export class Workbench {
     run.events++;
     run.status = e.status;
     run.error = e.error;
+    // the text has settled: show the final canvases without the last step's highlights
+    run.live = run.live.map((l) => ({ ...l, changed: l.changed.map(() => false), changes: 0 }));
     if (e.summary) {
       run.warnings = e.summary.warnings ?? [];
       run.device = e.summary.device;

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness';
-import { openPlace, openStudio } from './studio-helpers';
+import { clearNotices, openPlace, openStudio } from './studio-helpers';
 
 let h: Harness;
 let client: Awaited<ReturnType<typeof openStudio>>;
@@ -36,6 +36,7 @@ describe('compose and generate', () => {
     const err = schemaBlock.getByTestId('verdict-error');
     await err.waitFor();
     expect(await err.textContent()).toMatch(/patternProperties.*#\/properties\/name\/patternProperties/s);
+    await clearNotices(h);
     await h.screenshot('compose-schema-refused');
     // bad JSON is reported while typing
     await editor.fill('{"type": "object",');
@@ -62,6 +63,7 @@ describe('compose and generate', () => {
     const saved = await client.call('constraintSets.get', { name: 'e2e schema and pos' });
     expect(saved.body.constraints.map((c) => c.kind)).toEqual(['json-schema', 'pos']);
     expect(saved.body.constraints[1]).toMatchObject({ kind: 'pos', tags: ['DET', '*', 'AUX', 'DET', 'ADJ', 'NOUN', 'PUNCT'] });
+    await clearNotices(h);
     await h.screenshot('compose');
   });
 
@@ -102,6 +104,7 @@ describe('compose and generate', () => {
       await expect(card.locator('[data-testid="constraint-badge"][data-satisfied="true"]').count()).resolves.toBe(o.constraints.filter((c) => c.satisfied).length);
       expect(await card.getByTestId('output-text').textContent()).toBe(o.text || '(empty text)');
     }
+    await clearNotices(h);
     await h.screenshot('generate');
     // sorting by fluency orders the cards by perplexity
     await page.getByTestId('generate-sort').selectOption('fluency');
@@ -120,6 +123,7 @@ describe('compose and generate', () => {
     await page.getByTestId('generate-samples').fill('8');
     await page.getByTestId('generate-run').click();
     await page.waitForFunction(() => Number(document.querySelector('[data-testid="live-view"]')?.getAttribute('data-step')) >= 3);
+    await clearNotices(h);
     await h.screenshot('generate-live');
     await page.getByTestId('generate-cancel').click();
     await page.locator('[data-testid="generate-status"][data-status="cancelled"]').waitFor();

@@ -40,3 +40,9 @@ export async function openPlace(h: Harness, name: string): Promise<void> {
   await h.page.getByRole('navigation', { name: 'Places' }).getByRole('button', { name: new RegExp(`^${name}`) }).click();
   await h.page.locator('#place-title', { hasText: name }).waitFor();
 }
+
+/** Dismiss the notices (they stack in a corner) so a screenshot shows the place itself. */
+export async function clearNotices(h: Harness): Promise<void> {
+  const buttons = h.page.locator('.notices').getByRole('button', { name: 'Dismiss' });
+  for (let i = 0; i < 10 && (await buttons.count()) > 0; i++) await buttons.first().click({ timeout: 1000 }).catch(() => undefined);
+}
