@@ -99,15 +99,17 @@ const DAY31 = '(?:0[1-9]|[12][0-9]|3[01])';
 const DAY30 = '(?:0[1-9]|[12][0-9]|30)';
 const LEAP_YEAR = '(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)';
 const DATE = `(?:[0-9]{4}-(?:0[13578]|1[02])-${DAY31}|[0-9]{4}-(?:0[469]|11)-${DAY30}|[0-9]{4}-02-(?:0[1-9]|1[0-9]|2[0-8])|${LEAP_YEAR}-02-29)`;
+// time (as ajv-formats): offsets "+hh", "+hhmm", "+hh:mm"; date-time (RFC 3339, as the test suite): "+hh:mm" only
 const TZ = '(?:[zZ]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)';
-const TIME_NORMAL = `(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?${TZ}`;
+const TZ_RFC3339 = '(?:[zZ]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])';
+const TIME_CORE = '(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?';
 
 /**
  * Leap-second times "hh:mm:60[.fraction]offset" (as ajv-formats checks them: valid only when the time in UTC is
  * 23:59). The offset is a function of the local time, so the automaton remembers hh:mm: built directly as a DFA
  * (a trie of the 1440 local times, each with the trie of its own offsets) rather than through subset construction.
  */
-function leapSecondLang(): Lang {
+function leapSecondLang(rfc3339: boolean): Lang {
   const pad = (n: number) => String(n).padStart(2, '0');
   interface T { kids: Map<number, T>; final: boolean; node?: DFA.Node }
   const mk = (): T => ({ kids: new Map(), final: false });
@@ -123,8 +125,9 @@ function leapSecondLang(): Lang {
   };
   const root = mk();
   const spell = (sign: string, h: number, m: number): string[] => {
-    const out = [`${sign}${pad(h)}:${pad(m)}`, `${sign}${pad(h)}${pad(m)}`];
-    if (m === 0) out.push(`${sign}${pad(h)}`);
+    const out = [`${sign}${pad(h)}:${pad(m)}`];
+    if (!rfc3339) out.push(`${sign}${pad(h)}${pad(m)}`);
+    if (m === 0 && !rfc3339) out.push(`${sign}${pad(h)}`);
     if (sign === '+' && h === 0 && m === 0) out.push('z', 'Z');
     return out;
   };
@@ -184,8 +187,8 @@ function leapSecondLang(): Lang {
   return fromDfa(dfa);
 }
 
-function timeLang(): Lang {
-  return alt(regexLang(TIME_NORMAL, false, 'format'), leapSecondLang());
+function timeLang(rfc3339: boolean): Lang {
+  return alt(regexLang(TIME_CORE + (rfc3339 ? TZ_RFC3339 : TZ), false, 'format'), leapSecondLang(rfc3339));
 }
 
 // RFC 3986 URI (absolute, with scheme), ASCII only, as ajv-formats' "uri" requires ("/" or ":" present).
@@ -246,8 +249,8 @@ function buildFormat(name: string): Lang {
   let l: Lang;
   switch (name) {
     case 'date': l = regexLang(DATE, false, 'format'); break;
-    case 'time': l = timeLang(); break;
-    case 'date-time': l = seq(regexLang(DATE, false, 'format'), chars('tT \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'), timeLang()); break;
+    case 'time': l = timeLang(false); break;
+    case 'date-time': l = seq(regexLang(DATE, false, 'format'), chars('tT \t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'), timeLang(true)); break;
     case 'email': l = regexLang(EMAIL.replace('IPV4_LITERAL', IPV4).replace('IPV6_LITERAL', IPV6), false, 'format'); break;
     case 'uuid': l = regexLang(UUID, false, 'format'); break;
     case 'ipv4': l = regexLang(IPV4, false, 'format'); break;

@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileConstraintSet, canonicalRecord, type CompileModel } from '../../../src-main/constraints/compiler';
+import { parseConstraintSet, type ConstraintSetInput } from '../../../src-main/constraints/set';
+import { Tokenizer } from '../../../src-main/engine/tokenizer';
+
+const vocabJson = JSON.parse(readFileSync(new URL('../../fixtures/tokenizer/vocab.json', import.meta.url), 'utf8'));
+const e2eSchema = JSON.parse(readFileSync(new URL('../../fixtures/constraints/e2e-record.schema.json', import.meta.url), 'utf8'));
+const tok = Tokenizer.fromJSON(vocabJson);
+const model: CompileModel = {
+  vocab: vocabJson.tokens,
+  specials: vocabJson.specials,
+  canvas: { length: 96, segments: [{ name: 'record', start: 0, length: 44, format: 'json' }, { name: 'sep', start: 44, length: 1 }, { name: 'text', start: 45, length: 51 }] },
+};
+const V = model.vocab.length;
+const set = (constraints: ConstraintSetInput['constraints']) => parseConstraintSet({ version: 1, constraints });
+
+function noisyScores(L: number, target: number[], seed: number): Float32Array {
+  let s = seed;
+  const r = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const out = new Float32Array(L * V);
+  for (let i = 0; i < out.length; i++) out[i] = -6 * r();
+  target.forEach((t, i) => { if (i < L) out[i * V + t] += 4; });
+  return out;
+}
+
+describe('compileConstraintSet', () => {
+  it('compiles an E2E record schema into a record projector whose outputs parse and validate', () => {
+    const c = compileConstraintSet(set([{ kind: 'json-schema', schema: e2eSchema }]), model);
+    expect(c.verdicts[0]!.status).toBe('hard');
+    expect(c.hard).toHaveLength(1);
+    const p = c.hard[0]!;
+    expect([p.segment, p.start, p.length]).toEqual(['record', 0, 44]);
+    const want = tok.encode('{"name":"The Vaults","eatType":"pub","food":"Italian","area":"riverside"}');
+    for (let seed = 1; seed <= 5; seed++) {
+      // a corrupted record: some positions pushed towards wrong tokens
+      const scores = noisyScores(44, want.map((t, i) => (i % 5 === 3 ? 4 + ((t * 7) % (V - 4)) : t)), seed);
+      const out = p.project(scores);
+      expect(out).toHaveLength(44);
+      expect(p.accepts(out)).toBe(true);
+      const text = tok.decode(out);
+      const rec = JSON.parse(text);
+      expect(e2eSchema.properties.eatType.enum.includes(rec.eatType ?? 'pub')).toBe(true);
+      expect(Object.keys(rec).every((k) => k in e2eSchema.properties)).toBe(true);
+      const firstPad = Array.from(out).indexOf(0);
+      if (firstPad >= 0) expect(Array.from(out).slice(firstPad).every((t) => t === 0)).toBe(true);
+      const sample = p.sample(scores, () => 0.5);
+      expect(p.accepts(sample)).toBe(true);
+      expect(p.logPartition(scores).logProbValid).toBeLessThan(0);
+    }
+  });
+
+  it('is cached by set and vocabulary', () => {
+    const s = set([{ kind: 'json-schema', schema: e2eSchema }, { kind: 'sentiment', label: 'positive' }]);
+    const a = compileConstraintSet(s, model);
+    const b = compileConstraintSet(s, model);
+    expect(b.cached).toBe(true);
+    expect(b.hard[0]!.automaton).toBe(a.hard[0]!.automaton);
+  });
+
+  it('reports a bad block in its verdict and compiles the rest', () => {
+    const c = compileConstraintSet(set([
+      { kind: 'json-schema', schema: { type: 'object', properties: { name: { not: { const: 'x' } } } } },
+      { kind: 'regex', pattern: '(' },
+      { kind: 'words', include: ['pub'], exclude: ['cheap'] },
+      { kind: 'pos', tags: ['DET', '*', 'VERB'] },
+      { kind: 'length', tokens: 12, enabled: false },
+      { kind: 'attribute', field: 'area', value: 'riverside', weight: 2 },
+    ]), model);
+    const v = c.verdicts;
+    expect(v[0]!.status).toBe('error');
+    expect(v[0]!.error).toMatchObject({ code: 'UNSUPPORTED_KEYWORD', keyword: 'not', pointer: '/properties/name/not' });
+    expect(v[1]!.status).toBe('error');
+    expect(v[1]!.error!.code).toBe('INVALID_PATTERN');
+    expect(v[2]!.status).toBe('hard');
+    expect(v[3]!.status).toBe('soft');
+    expect(v[4]!.status).toBe('disabled');
+    expect(c.soft).toEqual([
+      { kind: 'pos', index: 3, weight: 1, tags: ['DET', null, 'VERB'] },
+      { kind: 'attribute', index: 5, weight: 2, field: 'area', value: 'riverside' },
+    ]);
+    const text = c.hard.find((h) => h.segment === 'text')!;
+    const out = text.project(noisyScores(51, tok.encode('The Mill is a cheap pub.'), 3));
+    const s = tok.decode(out);
+    expect(/(^|\W)pub(\W|$)/i.test(s)).toBe(true);
+    expect(/(^|\W)cheap(\W|$)/i.test(s)).toBe(false);
+    expect(Array.from(out)).toContain(2); // <end>
+  });
+
+  it('holds the record tokens (data-to-text) and the text tokens (text-to-record)', () => {
+    const value = { area: 'riverside', name: 'The Mill', eatType: 'pub' };
+    const c = compileConstraintSet(set([{ kind: 'record', value }, { kind: 'text', value: 'The Mill is a pub.' }]), model);
+    const rec = c.held.filter((h) => h.position < 44);
+    expect(rec).toHaveLength(44);
+    const ids = tok.encode(canonicalRecord(value));
+    expect(canonicalRecord(value)).toBe('{"name":"The Mill","eatType":"pub","area":"riverside"}');
+    expect(rec.slice(0, ids.length).map((h) => h.token)).toEqual(ids);
+    expect(rec.slice(ids.length).every((h) => h.token === 0)).toBe(true);
+    const txt = c.held.filter((h) => h.position >= 45);
+    const tids = tok.encode('The Mill is a pub.');
+    expect(txt.map((h) => h.token).slice(0, tids.length + 1)).toEqual([...tids, 2]);
+    expect(txt[0]!.position).toBe(45);
+  });
+
+  it('refuses a schema whose shortest record does not fit the segment', () => {
+    const c = compileConstraintSet(set([{ kind: 'json-schema', schema: { type: 'string', pattern: '^(?:x\\.){40}$' } }]), model);
+    expect(c.verdicts[0]!.status).toBe('error');
+    expect(c.verdicts[0]!.error!.code).toBe('UNSATISFIABLE');
+  });
+});
