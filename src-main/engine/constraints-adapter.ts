@@ -3,11 +3,12 @@
  * interface"): compile a set into hard projectors, held tokens and soft targets; score outputs.
  */
 import { compileConstraintSet, type Verdict } from '../constraints/compiler/index';
+import { evaluateOutputs } from '../constraints/evaluators/index';
 import type { ConstraintSet } from '../constraints/set';
 import type { SoftTarget } from './guidance';
 import type { Projector } from './sampler';
 import type { Tokenizer } from './tokenizer';
-import { SEP } from './tokenizer';
+import { pretokenize, SEP } from './tokenizer';
 import type { ConstraintScore } from './types';
 
 export const E2E_FIELD_ORDER = ['name', 'eatType', 'food', 'priceRange', 'customer rating', 'area', 'familyFriendly', 'near'];
@@ -61,6 +62,15 @@ export async function compileForEngine(set: ConstraintSet, model: EngineModelInf
   return { hard: compiled.hard, held, soft: compiled.soft, verdicts: compiled.verdicts };
 }
 
-export async function evaluateForEngine(_set: ConstraintSet, outputs: { text: string; record: Record<string, unknown> | null }[]): Promise<ConstraintScore[][]> {
-  return outputs.map(() => []);
+/** Score outputs with the model-independent evaluators; span positions map through each output's own tokens. */
+export async function evaluateForEngine(
+  set: ConstraintSet,
+  outputs: { text: string; record: Record<string, unknown> | null; textPieces?: string[] }[],
+): Promise<ConstraintScore[][]> {
+  if (!set.constraints.some((c) => c.enabled)) return outputs.map(() => []);
+  const pieces = new Map<string, string[]>();
+  for (const o of outputs) if (o.textPieces) pieces.set(o.text, o.textPieces);
+  return evaluateOutputs(set, outputs.map((o) => ({ text: o.text, record: o.record })), {
+    pieces: (text) => pieces.get(text) ?? pretokenize(text),
+  });
 }

@@ -264,7 +264,7 @@ export class Runtime {
       }
       const decoded = batchSeeds.map((_, b) => decodeCanvas(res.tokens!, b * N, bundle));
       const fluency = scorer ? await perplexities(scorer, decoded.map((c) => c.textIds), textSeg.length + 1, m.scorer!.bos, m.scorer!.eos) : null;
-      const outputs = decoded.map((c) => ({ text: c.text, record: parseRecord(c.recordText) }));
+      const outputs = decoded.map((c) => ({ text: c.text, record: parseRecord(c.recordText), textPieces: c.textIds.map((id) => bundle.tokenizer.surface(id)) }));
       const scores = await evaluateForEngine(set, outputs);
       decoded.forEach((c, b) => {
         sink.output({

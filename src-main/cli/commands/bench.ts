@@ -29,6 +29,7 @@ export interface BenchResult {
   model: { id: string; version: string; path: string };
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
   steps: number;
+  threads: number;
   engine: { batch: number; msPerStep: number }[];
   reference: { batch: number; msPerStep: number }[] | { error: string };
   speedup: { batch: number; x: number }[];
@@ -58,9 +59,9 @@ async function timedRun(engine: Engine, model: string, set: ConstraintSetInput):
   return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000 };
 }
 
-function runReference(python: string, bundle: string): Promise<{ batch: number; msPerStep: number }[]> {
+function runReference(python: string, bundle: string, threads: number): Promise<{ batch: number; msPerStep: number }[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-m', 'training.dlm_train.sample', '--bundle', bundle, '--bench'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, ['-m', 'training.dlm_train.sample', '--bundle', bundle, '--bench', '--threads', String(threads)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -119,11 +120,13 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
       { batch: 64, msPerStep: (await timedRun(e64, m.id, plain(64))).msPerStep },
     ];
 
-    o.log('PyTorch reference sampler on the same weights...');
+    // the same number of compute threads on both sides (torch here defaults to 1)
+    const threads = Number(process.env.DLM_ENGINE_THREADS) || cpus().length;
+    o.log(`PyTorch reference sampler on the same weights (${threads} threads)...`);
     let reference: BenchResult['reference'];
     try {
       if (!existsSync(o.python)) throw new Error(`${o.python} not found`);
-      reference = await runReference(o.python, m.path);
+      reference = await runReference(o.python, m.path, threads);
     } catch (e) {
       reference = { error: (e as Error).message };
     }
@@ -169,7 +172,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     return {
       model: { id: m.id, version: m.version, path: m.path },
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGiB: totalmem() / 2 ** 30, node: process.versions.node, platform: `${process.platform}/${process.arch}` },
-      steps: o.steps, engine, reference, speedup, guidance, eventLoop, memory, targets,
+      steps: o.steps, threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference, speedup, guidance, eventLoop, memory, targets,
     };
   } finally {
     await e8.dispose();
@@ -183,7 +186,7 @@ export function formatBench(r: BenchResult): string {
     `model ${r.model.id} ${r.model.version} (${r.model.path})`,
     `machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${r.machine.memoryGiB.toFixed(0)} GiB, node ${r.machine.node}, ${r.machine.platform}`,
     '',
-    `ms per denoising step (${r.steps} steps, median; cpu):`,
+    `ms per denoising step (${r.steps} steps, median; cpu, ${r.threads} threads each):`,
     table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup'], r.engine.map((e) => {
       const p = ref?.find((x) => x.batch === e.batch);
       return [e.batch, e.msPerStep.toFixed(2), p ? p.msPerStep.toFixed(2) : '-', p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x` : '-'];

@@ -46,7 +46,8 @@ describe('dlm-studio generate / models', () => {
       expect(l).toMatchObject({ index: i, steps: 6, device: 'cpu', model: 'micro', record: { name: 'Alimentum' } });
       expect(typeof l.text).toBe('string');
       expect(typeof l.seed).toBe('number');
-      expect(Array.isArray(l.constraints)).toBe(true);
+      expect(l.constraints).toHaveLength(2);
+      expect((l.constraints as { kind: string; satisfied: boolean }[]).map((c) => c.kind)).toEqual(['record', 'sentiment']);
       expect(typeof l.fluency).toBe('number');
     }
     // same seed, same output
