@@ -84,6 +84,20 @@ describe('compose blocks', () => {
     // and the source panel shows the same set
     const source = JSON.parse(await page.getByTestId('compose-body').inputValue());
     expect(source.constraints).toEqual(saved.body.constraints);
+
+    // unsaved edits are not thrown away without asking
+    await page.getByRole('spinbutton', { name: 'Block 1 weight' }).fill('3');
+    await page.getByTestId('compose-new').click();
+    await page.getByText('Discard unsaved changes?').waitFor();
+    await page.keyboard.press('Escape');
+    await expect(page.locator('[data-block-index]').count()).resolves.toBe(4);
+    await page.getByTestId('compose-new').click();
+    await page.getByTestId('confirm-yes').click();
+    await expect(page.locator('[data-block-index]').count()).resolves.toBe(0);
+    expect(await page.getByTestId('compose-name').inputValue()).toBe('');
+    await page.getByTestId('compose-open-select').selectOption({ label: 'e2e reordered (v1)' });
+    await page.getByTestId('compose-open').click();
+    await page.locator('[data-block-index="3"]').waitFor();
   });
 
   it('saves sampler settings as a preset in Generate and uses it from the Library', async () => {
