@@ -63,23 +63,30 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
   // Engine lifecycle: a factory is (re)invoked lazily with the current model folders.
   let engine: Engine | null = typeof options.engine === 'function' || options.engine === null ? null : options.engine;
   let engineDirsKey = '';
-  const getEngine = async (): Promise<Engine> => {
-    if (options.engine === null) {
-      throw new ApiError('ENGINE_UNAVAILABLE', options.engineUnavailableReason ?? 'no inference engine is available in this process');
+  // engine creation/replacement is serialized, so concurrent calls never create two engines
+  let engineLock: Promise<unknown> = Promise.resolve();
+  const getEngine = (): Promise<Engine> => {
+    const factory = options.engine;
+    if (factory === null) {
+      return Promise.reject(new ApiError('ENGINE_UNAVAILABLE', options.engineUnavailableReason ?? 'no inference engine is available in this process'));
     }
-    if (typeof options.engine !== 'function') return options.engine;
-    const dirs = modelDirs();
-    const key = JSON.stringify(dirs);
-    if (engine && key !== engineDirsKey && runs.activeRunId === null) {
-      const old = engine;
-      engine = null;
-      await old.dispose().catch(() => undefined);
-    }
-    if (!engine) {
-      engine = await options.engine(dirs);
-      engineDirsKey = key;
-    }
-    return engine;
+    if (typeof factory !== 'function') return Promise.resolve(factory);
+    const task = engineLock.then(async () => {
+      const dirs = modelDirs();
+      const key = JSON.stringify(dirs);
+      if (engine && key !== engineDirsKey && runs.activeRunId === null) {
+        const old = engine;
+        engine = null;
+        await old.dispose().catch(() => undefined);
+      }
+      if (!engine) {
+        engine = await factory(dirs);
+        engineDirsKey = key;
+      }
+      return engine;
+    });
+    engineLock = task.catch(() => undefined);
+    return task;
   };
 
   const runs = new RunManager(store, events, getEngine);

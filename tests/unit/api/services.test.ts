@@ -218,7 +218,7 @@ describe('without an engine', () => {
     const s3 = createStudioServices({ dataDir: d3, modelDirs: ['/b'], engine: (dirs) => { made.push(dirs); const e = new FakeEngine(); engines.push(e); return e; } });
     const c3 = createInProcessClient(s3);
     try {
-      await c3.call('models.list');
+      await Promise.all([c3.call('models.list'), c3.call('models.list'), c3.call('devices.probe', {})]);
       await c3.call('models.list');
       await c3.call('settings.set', { modelFolders: ['/u'] });
       await c3.call('models.list');
