@@ -82,44 +82,73 @@ function candidates(
   return out;
 }
 
+interface Buffers {
+  W: Float64Array;
+  W2: Float64Array;
+  bpQ: Int32Array;
+  bpT: Int32Array;
+  active: Int32Array;
+  next: Int32Array;
+}
+const buffers = new WeakMap<TokenAutomaton, Map<number, Buffers>>();
+function buffersFor(a: TokenAutomaton, L: number): Buffers {
+  let m = buffers.get(a);
+  if (!m) buffers.set(a, (m = new Map()));
+  let b = m.get(L);
+  if (!b) {
+    const S = a.numStates;
+    b = { W: new Float64Array(S), W2: new Float64Array(S), bpQ: new Int32Array(L * S), bpT: new Int32Array(L * S), active: new Int32Array(S), next: new Int32Array(S) };
+    m.set(L, b);
+  }
+  return b;
+}
+
 function runViterbi(a: TokenAutomaton, scores: Float32Array, L: number, V: number, cand: (Int32Array | null)[]): { tokens: Int32Array; score: number } | null {
   const S = a.numStates;
   if (a.start < 0) return null;
-  let W = new Float64Array(S).fill(-Infinity);
-  let W2 = new Float64Array(S);
+  const buf = buffersFor(a, L);
+  let W = buf.W;
+  let W2 = buf.W2;
+  const { bpQ, bpT } = buf;
+  let active = buf.active;
+  let nextActive = buf.next;
+  W.fill(-Infinity);
+  W2.fill(-Infinity);
   W[a.start] = 0;
-  const bpQ = new Int32Array(L * S);
-  const bpT = new Int32Array(L * S);
-  const active: number[] = [a.start];
+  active[0] = a.start;
+  let nActive = 1;
   const { offsets, tokens, next } = a;
   for (let i = 0; i < L; i++) {
-    W2.fill(-Infinity);
     const row = i * V;
     const c = cand[i]!;
     const base = i * S;
-    const nextActive: number[] = [];
-    for (const q of active) {
+    let nNext = 0;
+    for (let j = 0; j < nActive; j++) {
+      const q = active[j]!;
       const w = W[q]!;
       if (c === null) {
-        for (let e = offsets[q]!; e < offsets[q + 1]!; e++) {
+        const end = offsets[q + 1]!;
+        for (let e = offsets[q]!; e < end; e++) {
           const t = tokens[e]!;
           const nq = next[e]!;
           const v = w + scores[row + t]!;
-          if (v > W2[nq]!) {
-            if (W2[nq] === -Infinity) nextActive.push(nq);
+          const old = W2[nq]!;
+          if (v > old) {
+            if (old === -Infinity) nextActive[nNext++] = nq;
             W2[nq] = v;
             bpQ[base + nq] = q;
             bpT[base + nq] = t;
           }
         }
       } else {
-        for (let j = 0; j < c.length; j++) {
-          const t = c[j]!;
+        for (let k = 0; k < c.length; k++) {
+          const t = c[k]!;
           const nq = nextState(a, q, t);
           if (nq < 0) continue;
           const v = w + scores[row + t]!;
-          if (v > W2[nq]!) {
-            if (W2[nq] === -Infinity) nextActive.push(nq);
+          const old = W2[nq]!;
+          if (v > old) {
+            if (old === -Infinity) nextActive[nNext++] = nq;
             W2[nq] = v;
             bpQ[base + nq] = q;
             bpT[base + nq] = t;
@@ -127,16 +156,25 @@ function runViterbi(a: TokenAutomaton, scores: Float32Array, L: number, V: numbe
         }
       }
     }
-    [W, W2] = [W2, W];
-    active.length = 0;
-    for (const q of nextActive) active.push(q);
-    if (active.length === 0) return null;
+    // reset the old row for reuse, then swap
+    for (let j = 0; j < nActive; j++) W[active[j]!] = -Infinity;
+    const tw = W;
+    W = W2;
+    W2 = tw;
+    const ta = active;
+    active = nextActive;
+    nextActive = ta;
+    nActive = nNext;
+    if (nActive === 0) return null;
   }
   let best = -1;
   let bestV = -Infinity;
-  for (const q of active) if (a.accept[q] && W[q]! > bestV) {
-    bestV = W[q]!;
-    best = q;
+  for (let j = 0; j < nActive; j++) {
+    const q = active[j]!;
+    if (a.accept[q] && W[q]! > bestV) {
+      bestV = W[q]!;
+      best = q;
+    }
   }
   if (best < 0) return null;
   const out = new Int32Array(L);
@@ -184,7 +222,18 @@ interface Forward {
   logRowNorm: number;
 }
 
-function forward(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int32Array): Forward | null {
+const usedTokensCache = new WeakMap<TokenAutomaton, Int32Array>();
+/** The tokens that label at least one edge (only their weights matter to the forward pass). */
+function usedTokens(a: TokenAutomaton): Int32Array {
+  let u = usedTokensCache.get(a);
+  if (!u) {
+    u = Int32Array.from(new Set(a.tokens)).sort();
+    usedTokensCache.set(a, u);
+  }
+  return u;
+}
+
+function forward(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int32Array, withNorm = false): Forward | null {
   const V = a.vocabSize;
   const S = a.numStates;
   if (a.start < 0) return null;
@@ -192,22 +241,24 @@ function forward(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int
   let logZ = 0;
   let logRowNorm = 0;
   const rowMax = new Float64Array(L);
+  const used = usedTokens(a);
   for (let i = 0; i < L; i++) {
-    let m = -Infinity;
-    for (let t = 0; t < V; t++) m = Math.max(m, scores[i * V + t]!);
-    rowMax[i] = m;
-    let sum = 0;
-    for (let t = 0; t < V; t++) {
-      const x = Math.exp(scores[i * V + t]! - m);
-      sum += x;
-      e[i * V + t] = x;
-    }
-    logRowNorm += m + Math.log(sum);
+    const row = i * V;
     const f = fixed ? fixed[i]! : -1;
-    if (f >= 0) {
-      const keep = e[i * V + f]!;
-      e.fill(0, i * V, (i + 1) * V);
-      e[i * V + f] = keep;
+    // shift by the row's max over the tokens that can occur (numerically safe; the shift cancels in the messages)
+    let m = -Infinity;
+    if (f >= 0) m = scores[row + f]!;
+    else for (let k = 0; k < used.length; k++) m = Math.max(m, scores[row + used[k]!]!);
+    if (m === -Infinity) m = 0;
+    rowMax[i] = m;
+    if (f >= 0) e[row + f] = Math.exp(scores[row + f]! - m);
+    else for (let k = 0; k < used.length; k++) e[row + used[k]!] = Math.exp(scores[row + used[k]!]! - m);
+    if (withNorm) {
+      let mm = -Infinity;
+      for (let t = 0; t < V; t++) mm = Math.max(mm, scores[row + t]!);
+      let sum = 0;
+      for (let t = 0; t < V; t++) sum += Math.exp(scores[row + t]! - mm);
+      logRowNorm += mm + Math.log(sum);
     }
   }
   const alpha = new Float64Array((L + 1) * S);
@@ -245,7 +296,7 @@ export interface PartitionResult {
 }
 
 export function logPartition(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int32Array): PartitionResult {
-  const f = forward(a, scores, L, fixed);
+  const f = forward(a, scores, L, fixed, true);
   if (!f) return { logZ: -Infinity, logProbValid: -Infinity };
   return { logZ: f.logZ, logProbValid: f.logZ - f.logRowNorm };
 }
