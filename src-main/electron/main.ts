@@ -3,11 +3,13 @@
  * down, and connects the renderer to the services over IPC. All logic lives in src-main/services.
  */
 import { app, BrowserWindow, ipcMain, protocol, session } from 'electron';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStudioServices, type StudioServices } from '../services';
 import { defaultEngine } from '../services/engine-loader';
 import { defaultDataDir } from '../services/paths';
+import { useSqliteBinding } from '../store/db';
 import { registerIpcTransport } from '../transports/ipc';
 import { rendererProtocolHandler } from './protocol';
 import { APP_ENTRY, APP_HOST, APP_SCHEME, isTrustedUrl } from './security';
@@ -22,6 +24,11 @@ protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standa
 app.enableSandbox();
 // one data folder for the app and the CLI (also where Electron keeps its own profile data)
 app.setPath('userData', defaultDataDir());
+
+// In development (npm start) better-sqlite3 comes from an Electron-ABI build made by bin/start.mjs; a packaged
+// app has node_modules rebuilt for Electron by electron-builder.
+const devBinding = join(here, '..', 'native', `electron-${process.versions.electron}`, 'better_sqlite3.node');
+if (!app.isPackaged && existsSync(devBinding)) useSqliteBinding(devBinding);
 
 let services: StudioServices | null = null;
 let mainWindow: BrowserWindow | null = null;

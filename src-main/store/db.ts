@@ -23,6 +23,16 @@ export class SchemaTooNewError extends Error {
   }
 }
 
+let nativeBinding: string | undefined;
+
+/**
+ * Load better-sqlite3's native addon from this file instead of node_modules (the Electron shell uses an
+ * Electron-ABI build in development, while node_modules keeps the Node build for the CLI and the tests).
+ */
+export function useSqliteBinding(path: string | undefined): void {
+  nativeBinding = path;
+}
+
 export interface OpenOptions {
   /** Migrations to apply (tests pass their own lists); defaults to the studio's. */
   migrations?: readonly ((db: DB) => void)[];
@@ -31,7 +41,7 @@ export interface OpenOptions {
 export function openDatabase(file: string, options: OpenOptions = {}): DB {
   const migrations = options.migrations ?? MIGRATIONS;
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-  const db = new Database(file);
+  const db = new Database(file, nativeBinding ? { nativeBinding } : {});
   try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, SCHEMA_VERSION, SchemaTooNewError, userVersion, type DB } from '../../../src-main/store/db';
+import { openDatabase, SCHEMA_VERSION, SchemaTooNewError, userVersion, useSqliteBinding, type DB } from '../../../src-main/store/db';
 import { MIGRATIONS } from '../../../src-main/store/migrations';
 
 let dir: string;
@@ -64,6 +64,20 @@ describe('openDatabase', () => {
     expect(userVersion(db)).toBe(SCHEMA_VERSION);
     expect(db.prepare('SELECT model_id, owner FROM runs').all()).toEqual([{ model_id: 'm', owner: null }]);
     db.close();
+  });
+
+  it('can load the native addon from an explicit file (how the Electron shell uses its own build)', () => {
+    const addon = join(import.meta.dirname, '..', '..', '..', 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+    try {
+      useSqliteBinding(addon);
+      const db = openDatabase(join(dir, 'bound.sqlite'));
+      expect(userVersion(db)).toBe(SCHEMA_VERSION);
+      db.close();
+      useSqliteBinding(join(dir, 'no-such-addon.node'));
+      expect(() => openDatabase(join(dir, 'other.sqlite'))).toThrow();
+    } finally {
+      useSqliteBinding(undefined);
+    }
   });
 
   it('rolls a failing step back completely and keeps the previous version', () => {
