@@ -56,7 +56,9 @@ export class Workbench {
   sampler = $state<SamplerSettings>(samplerSettings.parse({ steps: 40, samples: 4 }));
   /** The saved set the draft came from, and whether it changed since. */
   loaded = $state<{ id: number; name: string; version: number } | null>(null);
-  dirty = $state(false);
+  /** The draft as last loaded or saved (name, description, constraints; sampler changes do not count). */
+  private savedKey = $state('');
+  readonly dirty = $derived(this.keyOf() !== this.savedKey);
   validation = $state<ValidationResult | null>(null);
   compile = $state<CompileReport | null>(null);
   checking = $state(false);
@@ -87,6 +89,7 @@ export class Workbench {
   private checkSeq = 0;
 
   constructor(readonly studio: Studio) {
+    this.savedKey = this.keyOf();
     this.device = studio.settings?.defaultDevice ?? 'auto';
     this.deviceReport = studio.device;
     const c = studio.client;
@@ -148,8 +151,12 @@ export class Workbench {
 
   // ----- compose actions
 
+  private keyOf(): string {
+    const { body } = this.current();
+    return JSON.stringify([this.name.trim(), body.description ?? '', body.constraints]);
+  }
+
   touch(): void {
-    this.dirty = true;
     this.scheduleCheck();
   }
 
@@ -193,7 +200,7 @@ export class Workbench {
     this.blocks = body.constraints.map((c) => blockOf(c));
     this.sampler = clone(body.sampler);
     this.loaded = from;
-    this.dirty = false;
+    this.savedKey = this.keyOf();
     this.jsonEditing = false;
     this.validation = null;
     this.compile = null;
@@ -237,7 +244,6 @@ export class Workbench {
     this.blocks = list.map((c) => blockOf((c && typeof c === 'object' ? { weight: 1, enabled: true, ...c } : c) as never));
     const sampler = samplerSettings.safeParse(v.sampler ?? {});
     if (sampler.success) this.sampler = sampler.data;
-    this.dirty = true;
     this.scheduleCheck();
     return true;
   }
@@ -288,9 +294,10 @@ export class Workbench {
       return false;
     }
     try {
+      const key = this.keyOf();
       const saved = await this.studio.client.call('constraintSets.save', { name, body });
       this.loaded = { id: saved.id, name: saved.name, version: saved.version };
-      this.dirty = false;
+      this.savedKey = key;
       this.studio.notify(`Saved “${saved.name}” as version ${saved.version}`);
       return true;
     } catch (err) {

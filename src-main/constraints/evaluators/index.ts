@@ -3,7 +3,7 @@
  * VADER, plain regular expressions). Used by the engine, the UI and the evaluation harness.
  */
 import Ajv from 'ajv';
-import Ajv2020 from 'ajv/dist/2020';
+import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { ValidateFunction } from 'ajv';
 import type { Constraint, ConstraintSet } from '../set';
