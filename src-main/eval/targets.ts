@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { z } from 'zod';
-import { constraintSchema, type Constraint } from '../constraints/set';
+import { constraintSchema, parseConstraintSet, type Constraint } from '../constraints/set';
 import { Mulberry32 } from '../engine/prng';
 import { readE2ECsv, type E2ERow } from './e2e';
-import { pieceChunks, pieces, pieceTags, sentimentOf, type SentimentLabel } from './nlp';
+import { evaluateOutputs, expresses } from '../constraints/evaluators';
+import { aligned, pieceChunks, pieces, pieceTags, sentimentOf, type SentimentLabel } from './nlp';
 
 export const CONTROLS = ['pos', 'spans', 'attribute', 'length', 'sentiment', 'json-schema'] as const;
 export const COMPOSITIONS = ['attribute+length', 'pos+sentiment', 'attribute+pos'] as const;
@@ -75,9 +76,23 @@ export function devFieldValues(rows: E2ERow[]): Record<string, string[]> {
   return Object.fromEntries(Object.entries(out).map(([k, s]) => [k, [...s].sort()]));
 }
 
-/** A few E2E record schemas (JSON Schema 2020-12) built from the dev values. */
-export function schemaTargets(values: Record<string, string[]>): { note: string; schema: Record<string, unknown> }[] {
-  const en = (f: string) => ({ type: 'string', enum: values[f] ?? [] });
+/**
+ * The E2E ontology's closed value sets (Novikova et al. 2017; the same in every split). The dev split alone uses
+ * only some of them (e.g. eatType is always "coffee shop" there), so schema enums take the ontology, and the open
+ * fields (name, near) take the dev values.
+ */
+export const E2E_ONTOLOGY: Record<string, string[]> = {
+  eatType: ['coffee shop', 'pub', 'restaurant'],
+  food: ['Chinese', 'English', 'Fast food', 'French', 'Indian', 'Italian', 'Japanese'],
+  priceRange: ['cheap', 'high', 'less than £20', 'moderate', 'more than £30', '£20-25'],
+  'customer rating': ['1 out of 5', '3 out of 5', '5 out of 5', 'average', 'high', 'low'],
+  area: ['city centre', 'riverside'],
+  familyFriendly: ['no', 'yes'],
+};
+
+/** A few E2E record schemas (JSON Schema 2020-12): ontology enums, dev names for the open fields. */
+export function schemaTargets(devValues: Record<string, string[]>): { note: string; schema: Record<string, unknown> }[] {
+  const en = (f: string) => ({ type: 'string', enum: E2E_ONTOLOGY[f] ?? devValues[f] ?? [] });
   return [
     {
       note: 'name required + eatType enum + food enum',
@@ -97,7 +112,7 @@ export function schemaTargets(values: Record<string, string[]>): { note: string;
       },
     },
     {
-      note: 'family friendly coffee shop near somewhere',
+      note: 'family friendly coffee shop near a dev-set landmark',
       schema: {
         type: 'object',
         properties: {
@@ -130,13 +145,21 @@ export function buildTargets(options: BuildTargetsOptions): TargetsFile {
   const rng = new Rng(seed);
   const targets: EvalTarget[] = [];
   const src = (r: E2ERow) => ({ line: r.line, text: r.text });
-  const add = (control: string, constraints: Constraint[], source: EvalTarget['source']) => {
+  const add = (control: string, constraints: Constraint[], source: EvalTarget['source'], row?: E2ERow) => {
+    if (row) {
+      // a target must be met by the dev text it came from, by the same evaluators that score the outputs
+      const set = parseConstraintSet({ version: 1, constraints });
+      const verdicts = evaluateOutputs(set, [{ text: row.text, record: row.record }])[0]!;
+      const bad = verdicts.find((v) => !v.satisfied);
+      if (bad) throw new Error(`${options.devPath}:${row.line}: ${control} target not met by its own text: ${bad.detail ?? bad.kind}`);
+    }
     const n = targets.filter((t) => t.control === control).length;
     targets.push({ id: `${control}-${n}`, control, constraints, source });
   };
+  // POS, spans and length targets use texts whose wink-nlp words and tokenizer pieces coincide (about 90% of dev)
   const fits = (r: E2ERow) => {
     const n = pieces(r.text).length;
-    return n >= 1 && n <= maxPieces;
+    return n >= 1 && n <= maxPieces && aligned(r.text);
   };
 
   // Draw one ordered pool of dev rows; each control takes rows from it in turn so targets are spread over the set.
@@ -152,29 +175,32 @@ export function buildTargets(options: BuildTargetsOptions): TargetsFile {
   };
   const stride = Math.floor(pool.length / 8);
 
-  for (const r of take(perControl, fits, 0)) add('pos', [c({ kind: 'pos', tags: pieceTags(r.text) })], src(r));
+  for (const r of take(perControl, fits, 0)) add('pos', [c({ kind: 'pos', tags: pieceTags(r.text) })], src(r), r);
 
   let k = 0;
   for (const r of take(perControl * 4, fits, stride)) {
     if (k >= perControl) break;
     const spans = pieceChunks(r.text);
     if (spans.length === 0) continue;
-    add('spans', [c({ kind: 'spans', spans: [spans[rng.int(spans.length)]!] })], src(r));
+    add('spans', [c({ kind: 'spans', spans: [spans[rng.int(spans.length)]!] })], src(r), r);
     k++;
   }
 
   const attr = (r: E2ERow) => {
     const fields = Object.keys(r.record);
-    const f = fields[rng.int(fields.length)]!;
+    // fields the text actually states (E2E texts sometimes drop one); the draw stays seeded
+    const stated = fields.filter((f) => expresses(f, r.record[f]!, r.text));
+    const f = stated[rng.int(stated.length)]!;
     return c({ kind: 'attribute', field: f, value: r.record[f]! });
   };
-  for (const r of take(perControl, (r) => Object.keys(r.record).length > 0, 2 * stride)) add('attribute', [attr(r)], src(r));
+  const hasStated = (r: E2ERow) => Object.keys(r.record).some((f) => expresses(f, r.record[f]!, r.text));
+  for (const r of take(perControl, hasStated, 2 * stride)) add('attribute', [attr(r)], src(r), r);
 
   const lengthOk = (r: E2ERow) => {
     const n = pieces(r.text).length;
-    return n >= 10 && n <= 40;
+    return n >= 10 && n <= 40 && aligned(r.text);
   };
-  for (const r of take(perControl, lengthOk, 3 * stride)) add('length', [c({ kind: 'length', tokens: pieces(r.text).length })], src(r));
+  for (const r of take(perControl, lengthOk, 3 * stride)) add('length', [c({ kind: 'length', tokens: pieces(r.text).length })], src(r), r);
 
   // Sentiment: dev texts are mostly positive or neutral; take a balanced draw where the set allows.
   const byLabel: Record<SentimentLabel, E2ERow[]> = { positive: [], neutral: [], negative: [] };
@@ -187,7 +213,7 @@ export function buildTargets(options: BuildTargetsOptions): TargetsFile {
     const label = labels[i % 3]!;
     const list = byLabel[label].length > 0 ? byLabel[label] : byLabel.positive;
     const r = list.shift()!;
-    add('sentiment', [c({ kind: 'sentiment', label: sentimentOf(r.text).label })], src(r));
+    add('sentiment', [c({ kind: 'sentiment', label: sentimentOf(r.text).label })], src(r), r);
   }
 
   const schemas = schemaTargets(devFieldValues(rows));
@@ -197,14 +223,14 @@ export function buildTargets(options: BuildTargetsOptions): TargetsFile {
   }
 
   // Compositions take both controls from the same dev text, so the pair can be satisfied together.
-  for (const r of take(perControl, (r) => lengthOk(r) && Object.keys(r.record).length > 0, 5 * stride)) {
-    add('attribute+length', [attr(r), c({ kind: 'length', tokens: pieces(r.text).length })], src(r));
+  for (const r of take(perControl, (r) => lengthOk(r) && hasStated(r), 5 * stride)) {
+    add('attribute+length', [attr(r), c({ kind: 'length', tokens: pieces(r.text).length })], src(r), r);
   }
   for (const r of take(perControl, fits, 6 * stride)) {
-    add('pos+sentiment', [c({ kind: 'pos', tags: pieceTags(r.text) }), c({ kind: 'sentiment', label: sentimentOf(r.text).label })], src(r));
+    add('pos+sentiment', [c({ kind: 'pos', tags: pieceTags(r.text) }), c({ kind: 'sentiment', label: sentimentOf(r.text).label })], src(r), r);
   }
-  for (const r of take(perControl, (r) => fits(r) && Object.keys(r.record).length > 0, 7 * stride)) {
-    add('attribute+pos', [attr(r), c({ kind: 'pos', tags: pieceTags(r.text) })], src(r));
+  for (const r of take(perControl, (r) => fits(r) && hasStated(r), 7 * stride)) {
+    add('attribute+pos', [attr(r), c({ kind: 'pos', tags: pieceTags(r.text) })], src(r), r);
   }
 
   return {

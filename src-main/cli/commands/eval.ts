@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEVICE_PREFERENCES, type DevicePreference } from '../../engine/types';
-import { evaluateForEval } from '../../eval/evaluator';
+import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
 import { CliError, intOption, type CliCommand } from '../framework';
@@ -96,7 +96,7 @@ export const evalCommand: CliCommand = {
     const out = resolve(typeof v.out === 'string' ? v.out : join('eval-results', `${stamp}-${model}-${mode}.json`));
     if (!out.endsWith('.json')) throw new CliError('INVALID_INPUT', `--out ${out}: the results file must end in .json`);
     try {
-      const results = await runEvaluation(settings, { engine, evaluate: evaluateForEval, log: (l) => ctx.err(`[eval] ${l}`) });
+      const results = await runEvaluation(settings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] ${l}`) });
       mkdirSync(dirname(out), { recursive: true });
       writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
       const md = renderMarkdown(results);

@@ -4,10 +4,11 @@
  */
 import type { CliCommand } from '../framework';
 import { benchCommand } from './bench';
+import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { modelsCommand } from './models';
 import { runsCommand } from './runs';
 import { serveTestCommand } from './serve-test';
 import { setsCommand } from './sets';
 
-export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, setsCommand, runsCommand, serveTestCommand];
+export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, evalCommand, setsCommand, runsCommand, serveTestCommand];
