@@ -3,6 +3,7 @@
  * the real engine, watch the live view redraw at every step, get scored output cards, and cancel a long run.
  */
 import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness';
 import { clearNotices, openPlace, openStudio } from './studio-helpers';
@@ -115,6 +116,18 @@ describe('compose and generate', () => {
     const runs = await client.call('runs.list', {});
     expect(runs[0]).toMatchObject({ status: 'completed', outputCount: 3 });
     expect(runs[0]!.recipe.constraintSet.name).toBe('e2e schema and pos');
+
+    // export a selection of two outputs straight from the results
+    await page.getByRole('checkbox', { name: 'Select output 0' }).check();
+    await page.getByRole('checkbox', { name: 'Select output 2' }).check();
+    await page.getByTestId('generate-export').click();
+    const panel = page.getByTestId('export-panel');
+    await panel.getByTestId('export-format-jsonl').check();
+    await panel.getByTestId('export-save').click();
+    expect(await panel.getByTestId('export-result').textContent()).toMatch(/^2 outputs from 1 run/);
+    const lines = readFileSync((await panel.getByTestId('export-path').textContent())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const exported = lines.filter((l) => l.type === 'output').map((l) => l.index);
+    expect(exported).toEqual([0, 2]);
   });
 
   it('cancels a long run from the Cancel button', async () => {
