@@ -50,6 +50,11 @@ export function cudaProviderInstalled(): boolean {
   }
 }
 
+/** Classifier graphs are small: one intra-op thread each, and two of them run at once on two threads. */
+export function auxSessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
+  return { ...sessionOptions(provider), intraOpNumThreads: Number(process.env.DLM_GUIDANCE_THREADS) || 1 };
+}
+
 /** Why a provider cannot be tried at all here, or null if it can. */
 export function unavailableReason(p: Provider, bundled: Map<string, boolean>): string | null {
   const plat = PLATFORM_OF[p];

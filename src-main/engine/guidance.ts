@@ -113,6 +113,8 @@ export function buildTargets(entry: ClassifierEntry, soft: SoftTarget, segLength
 export interface ClassifierRunner {
   entry: ClassifierEntry;
   sessions: Map<number, ort.InferenceSession>;
+  /** Run a graph elsewhere (the guidance helper thread) instead of on `sessions`: batch size -> outputs. */
+  remote?: (batchSize: number, feeds: Record<string, { type: 'float32'; data: Float32Array; dims: number[] }>) => Promise<Record<string, { data: Float32Array; dims: number[] }>>;
 }
 
 /** Guidance term for one soft target: runs the gradient graph padded to an exported batch size. */
@@ -124,6 +126,7 @@ export function makeTerm(runner: ClassifierRunner, soft: SoftTarget, weight: num
   return {
     control: soft.kind,
     weight,
+    remote: !!runner.remote,
     async grad(x, t, B) {
       const grad = new Float32Array(B * N * d);
       const logp = new Float32Array(B);
@@ -136,26 +139,35 @@ export function makeTerm(runner: ClassifierRunner, soft: SoftTarget, weight: num
         xb.set(x.subarray(start * N * d, (start + n) * N * d));
         const tb = new Float32Array(bs).fill(t[0]!);
         tb.set(t.subarray(start, start + n));
-        const feeds: Record<string, ort.Tensor> = {
-          x_t: new ort.Tensor('float32', xb, [bs, N, d]),
-          t: new ort.Tensor('float32', tb, [bs]),
+        const raw: Record<string, { type: 'float32'; data: Float32Array; dims: number[] }> = {
+          x_t: { type: 'float32', data: xb, dims: [bs, N, d] },
+          t: { type: 'float32', data: tb, dims: [bs] },
         };
         const tsz = prod(tt.targetShape);
         const target = new Float32Array(bs * tsz);
         for (let b = 0; b < bs; b++) target.set(tt.target, b * tsz);
-        feeds.target = new ort.Tensor('float32', target, [bs, ...tt.targetShape]);
+        raw.target = { type: 'float32', data: target, dims: [bs, ...tt.targetShape] };
         if (tt.mask && inputNames.has('mask')) {
           const msz = prod(tt.maskShape);
           const mask = new Float32Array(bs * msz);
           for (let b = 0; b < bs; b++) mask.set(tt.mask, b * msz);
-          feeds.mask = new ort.Tensor('float32', mask, [bs, ...tt.maskShape]);
+          raw.mask = { type: 'float32', data: mask, dims: [bs, ...tt.maskShape] };
         }
-        const out = await session.run(feeds);
-        const g = (out.grad ?? out[session.outputNames[0]!])!.data as Float32Array;
-        const lp = (out.logp ?? out[session.outputNames[1]!])?.data as Float32Array | undefined;
+        let g: Float32Array;
+        let lp: Float32Array | undefined;
+        if (runner.remote) {
+          const out = await runner.remote(bs, raw);
+          g = (out.grad ?? Object.values(out)[0])!.data;
+          lp = out.logp?.data;
+        } else {
+          const feeds: Record<string, ort.Tensor> = {};
+          for (const [k, v] of Object.entries(raw)) feeds[k] = new ort.Tensor(v.type, v.data, v.dims);
+          const out = await session.run(feeds);
+          g = (out.grad ?? out[session.outputNames[0]!])!.data as Float32Array;
+          lp = (out.logp ?? out[session.outputNames[1]!])?.data as Float32Array | undefined;
+        }
         grad.set(g.subarray(0, n * N * d), start * N * d);
         if (lp) logp.set(lp.subarray(0, n), start);
-        for (const v of Object.values(out)) v.dispose?.();
         start += n;
       }
       return { grad, logp };

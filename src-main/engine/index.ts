@@ -2,15 +2,12 @@
  * createEngine: the main-thread face of the engine. Bundles are listed here (file hashing is async I/O); all
  * inference runs in one worker thread that owns the ONNX Runtime sessions. Runs are serialized.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ApiError, isErrorCode } from '../api/errors';
 import { parseConstraintSet } from '../constraints/set';
 import { DEFAULT_MODEL_ID, resolveModel, scanModels } from './bundle';
 import type { FromWorker, ToWorker } from './protocol';
+import { startWorker } from './spawn';
 import type { DevicePreference, DeviceReport, Engine, EngineOptions, GenerateHooks, GenerateRequest, ModelSummary, RunSummary } from './types';
 
 export { DEFAULT_MODEL_ID } from './bundle';
@@ -18,21 +15,6 @@ export type * from './types';
 
 const DEFAULT_BATCH = 8;
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-/** Start the worker: the emitted JS next to this module in a build, else the TypeScript source through tsx's
- * loader registered inside the worker (hooks registered on the main thread do not reach worker threads). */
-function startWorker(workerData: unknown): Worker {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const name of ['engine-worker.js', 'engine-worker.mjs']) {
-    const f = join(here, name);
-    if (existsSync(f)) return new Worker(f, { workerData });
-  }
-  let ts = join(here, 'worker.ts');
-  if (!existsSync(ts)) ts = join(here, '..', '..', 'src-main', 'engine', 'worker.ts');
-  const api = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(ts).href)}); });`;
-  return new Worker(code, { eval: true, workerData });
-}
 
 function toError(e: { code: string; message: string; path?: string }): ApiError {
   return new ApiError(isErrorCode(e.code) ? e.code : 'INTERNAL', e.message, e.path);

@@ -6,7 +6,11 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type ClassifierEntry, type LoadedBundle, loadBundle } from './bundle';
 import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './constraints-adapter';
-import { chooseProvider, type Provider, sessionOptions } from './devices';
+import { cpus } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import type { AuxReply, AuxRequest } from './aux-worker';
+import { auxSessionOptions, chooseProvider, type Provider, sessionOptions } from './devices';
+import { startWorker } from './spawn';
 import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
 import { nearestGraph, scoresGraph } from './onnx-graph';
@@ -81,6 +85,9 @@ export function parseRecord(s: string): Record<string, unknown> | null {
 
 export class Runtime {
   private loaded = new Map<string, Loaded>();
+  private aux: Worker | null | undefined;
+  private auxNext = 1;
+  private auxPending = new Map<number, { resolve(v: Record<string, { data: Float32Array; dims: number[] }>): void; reject(e: Error): void }>();
   private sessions = new Map<string, ort.InferenceSession>();
   private reports = new Map<string, DeviceReport>();
 
@@ -118,14 +125,49 @@ export class Runtime {
     for (const k of this.reports.keys()) if (k.startsWith(`${dir}|`)) this.reports.delete(k);
   }
 
-  async session(dir: string, file: string, provider: Provider): Promise<ort.InferenceSession> {
+  async session(dir: string, file: string, provider: Provider, small = false): Promise<ort.InferenceSession> {
     const key = `${dir}|${provider}|${file}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = await ort.InferenceSession.create(join(dir, file), sessionOptions(provider));
+      s = await ort.InferenceSession.create(join(dir, file), small ? auxSessionOptions(provider) : sessionOptions(provider));
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  /** The guidance helper thread (started on first use when two classifiers are active and there are 2+ cores). */
+  private auxWorker(): Worker | null {
+    if (this.aux !== undefined) return this.aux;
+    if (cpus().length < 2 || process.env.DLM_GUIDANCE_PARALLEL === '0') return (this.aux = null);
+    const w = startWorker({ role: 'aux' });
+    w.on('message', (m: AuxReply) => {
+      const p = this.auxPending.get(m.id);
+      if (!p) return;
+      this.auxPending.delete(m.id);
+      if (this.auxPending.size === 0) w.unref();
+      if (m.ok) p.resolve(m.outputs);
+      else p.reject(new Error(`guidance helper: ${m.message}`));
+    });
+    const fail = (e: Error) => {
+      this.aux = undefined;
+      for (const p of this.auxPending.values()) p.reject(e);
+      this.auxPending.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', () => fail(new Error('guidance helper thread stopped')));
+    w.unref();
+    return (this.aux = w);
+  }
+
+  private auxCall(file: string, provider: Provider, feeds: AuxRequest['feeds']): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+    const w = this.auxWorker();
+    if (!w) return Promise.reject(new Error('no guidance helper thread'));
+    const id = this.auxNext++;
+    return new Promise((resolve, reject) => {
+      this.auxPending.set(id, { resolve, reject });
+      w.ref();
+      w.postMessage({ id, file, provider, feeds } satisfies AuxRequest);
+    });
   }
 
   async probe(dir: string, pref: DevicePreference): Promise<DeviceReport> {
@@ -155,19 +197,24 @@ export class Runtime {
   }
 
   /** A session for a secondary graph (classifier, scorer) on the active provider, else on cpu. */
-  private async auxSession(dir: string, file: string, provider: Provider): Promise<ort.InferenceSession> {
-    if (provider === 'cpu') return this.session(dir, file, 'cpu');
+  private async auxSession(dir: string, file: string, provider: Provider, small = false): Promise<ort.InferenceSession> {
+    if (provider === 'cpu') return this.session(dir, file, 'cpu', small);
     try {
-      return await this.session(dir, file, provider);
+      return await this.session(dir, file, provider, small);
     } catch {
-      return this.session(dir, file, 'cpu');
+      return this.session(dir, file, 'cpu', small);
     }
   }
 
-  private async classifierRunner(dir: string, entry: ClassifierEntry, provider: Provider): Promise<ClassifierRunner> {
+  private async classifierRunner(dir: string, entry: ClassifierEntry, provider: Provider, remote: boolean): Promise<ClassifierRunner> {
     const sessions = new Map<number, ort.InferenceSession>();
-    for (const b of entry.batch_sizes) sessions.set(b, await this.auxSession(dir, entry.files[String(b)]!, provider));
-    return { entry, sessions };
+    for (const b of entry.batch_sizes) sessions.set(b, await this.auxSession(dir, entry.files[String(b)]!, provider, true));
+    const runner: ClassifierRunner = { entry, sessions };
+    // the helper thread runs on cpu (accelerated providers run one graph at a time anyway)
+    if (remote && provider === 'cpu' && this.auxWorker()) {
+      runner.remote = (bs, feeds) => this.auxCall(join(dir, entry.files[String(bs)]!), 'cpu', feeds);
+    }
+    return runner;
   }
 
   async generate(job: GenerateJob, sink: RunSink): Promise<RunSummary & { warnings: string[] }> {
@@ -197,13 +244,15 @@ export class Runtime {
     if (gs.enabled && gs.iterations > 0 && gs.strength > 0 && compiled.soft.length) {
       const terms: GuidanceTerm[] = [];
       const lambdas: number[] = [];
-      for (const soft of compiled.soft) {
-        const entry = m.classifiers.find((c) => c.control === soft.kind);
-        if (!entry) {
-          warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
-          continue;
-        }
-        const runner = await this.classifierRunner(job.dir, entry, provider);
+      const guided = compiled.soft.filter((soft) => {
+        if (m.classifiers.some((c) => c.control === soft.kind)) return true;
+        warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
+        return false;
+      });
+      for (const [i, soft] of guided.entries()) {
+        const entry = m.classifiers.find((c) => c.control === soft.kind)!;
+        // with several classifiers, every other one runs on the helper thread, in parallel
+        const runner = await this.classifierRunner(job.dir, entry, provider, guided.length > 1 && i % 2 === 0);
         const seg = m.canvas.segments.find((s) => s.name === entry.segment)!;
         buildTargets(entry, soft, seg.length, runner.sessions.values().next().value);
         terms.push(makeTerm(runner, soft, (soft.weight ?? 1) * gs.strength, seg.length, N, d));
@@ -298,5 +347,8 @@ export class Runtime {
   async dispose(): Promise<void> {
     for (const s of this.sessions.values()) await s.release();
     this.sessions.clear();
+    const w = this.aux;
+    this.aux = null;
+    if (w) await w.terminate();
   }
 }

@@ -11,6 +11,8 @@ export type DenoiseFn = (x: Float32Array, t: Float32Array, batch: number) => Pro
 export interface GuidanceTerm {
   control: string;
   weight: number;
+  /** Computed on another thread (started first, so that it overlaps with the local ones). */
+  remote?: boolean;
   grad(x: Float32Array, t: Float32Array, batch: number): Promise<{ grad: Float32Array; logp: Float32Array }>;
 }
 
@@ -242,11 +244,13 @@ async function guide(
   const anchor = (2 * g.lambda) / sigma;
   for (let it = 0; it < g.iterations; it++) {
     for (let i = 0; i < size; i++) grad[i] = anchor * (x[i]! - mu[i]!);
-    for (const term of g.terms) {
-      if (term.weight === 0) continue;
-      const r = await term.grad(x, t, B);
+    // all terms at once: a term served by another thread runs while this one computes its own
+    const active = g.terms.filter((term) => term.weight !== 0).sort((a, b) => Number(!!b.remote) - Number(!!a.remote));
+    const results = await Promise.all(active.map((term) => term.grad(x, t, B)));
+    active.forEach((term, j) => {
+      const r = results[j]!;
       for (let i = 0; i < size; i++) grad[i] -= term.weight * r.grad[i]!;
-    }
+    });
     for (let b = 0; b < B; b++) for (const p of heldPos) grad.fill(0, (b * N + p) * d, (b * N + p + 1) * d);
     for (let i = 0; i < size; i++) {
       const gi = grad[i]!;

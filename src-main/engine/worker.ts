@@ -4,13 +4,16 @@
  * seen between steps even while this thread never yields to its event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { serveAux } from './aux-worker';
 import { Runtime } from './runtime';
 import type { FromWorker, ToWorker } from './protocol';
 
 const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker thread');
-const cancel = new Int32Array((workerData as { cancel: SharedArrayBuffer }).cancel);
-const runtime = new Runtime();
+const role = (workerData as { role?: string }).role ?? 'engine';
+if (role === 'aux') serveAux(port);
+const cancel = role === 'engine' ? new Int32Array((workerData as { cancel: SharedArrayBuffer }).cancel) : new Int32Array(1);
+const runtime = role === 'engine' ? new Runtime() : (null as unknown as Runtime);
 let chain: Promise<unknown> = Promise.resolve();
 
 function post(m: FromWorker): void {
@@ -51,6 +54,8 @@ async function handle(m: ToWorker): Promise<void> {
   }
 }
 
-port.on('message', (m: ToWorker) => {
-  chain = chain.then(() => handle(m));
-});
+if (role === 'engine') {
+  port.on('message', (m: ToWorker) => {
+    chain = chain.then(() => handle(m));
+  });
+}

@@ -62,6 +62,32 @@ for (const b of REAL_BUNDLES) {
       expect(a.outputs.map((o) => o.text)).toEqual(c.outputs.map((o) => o.text));
     });
 
+    it('guided sampling with two classifiers is deterministic, and the same on the helper thread as without it', async () => {
+      const m = (await e.listModels()).find((x) => x.id === b.id)!;
+      const controls = ['pos', 'attribute', 'length', 'sentiment'].filter((c) => m.controls.includes(c));
+      if (controls.length < 2) return;
+      const set: ConstraintSetInput = {
+        version: 1,
+        constraints: [{ kind: 'length', tokens: 12 }, { kind: 'sentiment', label: 'positive' }, { kind: 'pos', tags: ['PROPN', 'AUX', 'DET', 'NOUN', 'PUNCT'] }]
+          .filter((c) => controls.includes(c.kind)).slice(0, 2) as ConstraintSetInput['constraints'],
+        sampler: { steps: 8, samples: 3, seed: 4, guidance: { offLastSteps: 2 } },
+      };
+      const a = await go(set);
+      const again = await go(set);
+      expect(a.summary.warnings ?? []).toEqual([]);
+      expect(again.outputs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
+      process.env.DLM_GUIDANCE_PARALLEL = '0';
+      const seq = createEngine({ modelDirs: [dirname(b.dir)] });
+      delete process.env.DLM_GUIDANCE_PARALLEL;
+      try {
+        const outs: GeneratedOutput[] = [];
+        await seq.generate({ model: b.id, device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
+        expect(outs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
+      } finally {
+        await seq.dispose();
+      }
+    });
+
     it('cancel stops within one step', async () => {
       const ctl = new AbortController();
       const progress: StepProgress[] = [];
