@@ -14,7 +14,7 @@ import { ConstraintCompileError, SchemaTooLargeError, UnsupportedKeywordError, p
 import type { Budget, Lang } from './lang';
 import {
   acceptsEmpty, alt, charSet, checkDeadline, cp, disjoint, empty, eps, intersect, isEmptyLang, lit, minimal, minus,
-  quotient, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars,
+  quotientDfa, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars,
 } from './lang';
 import { BoundNotExactError, MAX_SAFE, ceilDiv, decimalMultiple, floorDiv, fracAll, fracBound, intRange, multipleOfInt, toRational } from './numbers';
 import { encodeContent, encodedFormat, formatLang, stringChar, stringContentAll, SUPPORTED_FORMATS } from './strings';
@@ -220,7 +220,7 @@ function materialize(ctx: Ctx, t: Typed): Lang {
   for (const k of SCALARS) if (t[k]) parts.push(t[k]!);
   for (const p of t.array) parts.push(p.lang ?? matArr(ctx, p.struct));
   for (const p of t.object) parts.push(p.lang ?? matObj(ctx, p.struct));
-  const l = minimal(alt(...parts));
+  const l = parts.length === 1 ? parts[0]! : minimal(alt(...parts));
   ctx.matCache.set(t, l);
   if (t.any !== undefined) anyLangCache.set(t.any, l);
   return l;
@@ -247,9 +247,11 @@ function matArr(ctx: Ctx, d: ArrDesc): Lang {
   return wrap('[', tail, ']');
 }
 
+/** open + (members without their leading comma) + close. */
 function wrap(open: string, members: Lang, close: string): Lang {
-  const inner = quotient(members, 0x2c);
-  return minimal(seq(lit(open), acceptsEmpty(members) ? alt(eps(), inner) : inner, lit(close)));
+  const d = toDfa(members);
+  const inner = quotientDfa(d, 0x2c);
+  return seq(lit(open), d.test([]) ? alt(eps(), inner) : inner, lit(close));
 }
 
 function matObj(ctx: Ctx, d: ObjDesc): Lang {
@@ -266,7 +268,7 @@ function matObj(ctx: Ctx, d: ObjDesc): Lang {
     const member = seq(lit(`,${JSON.stringify(k)}:`), materialize(ctx, t));
     parts.push(d.required.has(k) ? member : rep(member, 0, 1), extra);
   }
-  return wrap('{', minimal(seq(...parts)), '}');
+  return wrap('{', seq(...parts), '}');
 }
 
 function rankOf(ctx: Ctx, key: string): number {
@@ -342,7 +344,9 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
   }
   if ('oneOf' in schema) {
     const list = schemaList(schema.oneOf, 'oneOf', ptr);
-    parts.push(oneOfTyped(ctx, list.map((s, i) => compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'oneOf'), i)))));
+    // oneOf(A, B) and P = exactly one of (A and P), (B and P): restricting the branches first keeps them small
+    const base = parts[0]!;
+    parts.push(oneOfTyped(ctx, list.map((s, i) => intersectTyped(ctx, base, compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'oneOf'), i))))));
   }
   let t = parts[0]!;
   for (let i = 1; i < parts.length; i++) {

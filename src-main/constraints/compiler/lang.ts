@@ -173,19 +173,15 @@ export function disjoint(a: Lang, b: Lang): boolean {
   return toDfa(intersect(a, b)).isEmpty;
 }
 
-/** Left quotient by one character: { w | c w in L }. */
-export function quotient(l: Lang, c: number): Lang {
-  const d = toDfa(l);
+/** Left quotient by one character: { w | c w in L } (of a language given as a DFA). */
+export function quotientDfa(d: DFA, c: number): Lang {
   const start = d.initial.out.get(c);
   if (!start) return empty();
   const base = d.transitionIterator();
   const it = { initial: start, getOut: base.getOut, isFinal: base.isFinal };
-  return guard(() => {
-    const q = DFA.fromTransitionIterator(it, OPTS, new DFA.LimitedNodeFactory(budget.maxStates));
-    q.minimize();
-    return fromDfa(q);
-  });
+  return guard(() => ENFA.fromTransitionIterator(it, OPTS, enfaFactory()));
 }
+export const quotient = (l: Lang, c: number): Lang => quotientDfa(toDfa(l), c);
 
 /** A finite set of literal strings. */
 export function words(strings: Iterable<string>): Lang {
