@@ -28,7 +28,12 @@ export interface BenchExtraOptions {
 }
 
 export interface Timed {
+  /** Sampling time (the engine's sampleMs: no bundle load, no compile), seconds. */
   seconds: number;
+  /** Constraint compile time (automaton building for hard constraints), ms. */
+  compileMs: number;
+  /** Whole call including load and compile, seconds. */
+  wallSeconds: number;
   perStepMs: number;
   perSampleMs: number;
   samples: number;
@@ -77,11 +82,14 @@ async function timedRun(engine: Engine, o: BenchExtraOptions, set: ConstraintSet
   const seconds = (performance.now() - t0) / 1000;
   if (summary.status !== 'completed') throw new Error(`generation ${summary.status}: ${summary.error ?? ''}`);
   const n = constraints.sampler.samples;
+  const sampleMs = summary.timings.sampleMs;
   return {
     t: {
-      seconds,
-      perStepMs: summary.timings.perStepMs || (summary.timings.sampleMs / constraints.sampler.steps),
-      perSampleMs: (1000 * seconds) / n,
+      seconds: sampleMs / 1000,
+      compileMs: summary.timings.compileMs,
+      wallSeconds: seconds,
+      perStepMs: summary.timings.perStepMs || (sampleMs / constraints.sampler.steps),
+      perSampleMs: sampleMs / n,
       samples: n,
       peakRssMiB,
     },
@@ -95,7 +103,17 @@ export async function runBenchExtras(o: BenchExtraOptions): Promise<BenchExtraRe
   const log = o.log ?? (() => {});
   const samples = o.samples ?? 8;
   const engine = await o.engineFor(8);
+  try {
+    return await measure(o, engine, samples, log);
+  } finally {
+    await engine.dispose();
+  }
+}
+
+async function measure(o: BenchExtraOptions, engine: Engine, samples: number, log: (line: string) => void): Promise<BenchExtraResult> {
   let peak = 0;
+  // load the bundle and create the sessions before anything is timed
+  await timedRun(engine, o, { version: 1, constraints: [], sampler: sampler(2, 1, false) });
   const res: BenchExtraResult = {
     projection: { error: 'not run' },
     steps: { error: 'not run' },
@@ -153,6 +171,7 @@ export async function runBenchExtras(o: BenchExtraOptions): Promise<BenchExtraRe
       log(`batch: ${bs} samples denoised together, ${o.steps} steps`);
       const eng = bs === 8 ? engine : await o.engineFor(bs);
       try {
+        await timedRun(eng, o, { version: 1, constraints: [], sampler: sampler(2, bs, false) }); // warm: first run of a shape allocates
         const r = await timedRun(eng, o, { version: 1, constraints: [], sampler: sampler(o.steps, bs, false) });
         peak = Math.max(peak, r.t.peakRssMiB);
         runs.push({ ...r.t, batchSize: bs, throughputVs1: 0 });
@@ -198,19 +217,19 @@ export function formatBenchExtras(r: BenchExtraResult): string {
   if ('error' in r.projection) L.push(`JSON-projected vs unprojected: error: ${r.projection.error}`);
   else {
     const p = r.projection;
-    L.push(`JSON-projected vs unprojected: time x${f(p.timeRatio, 2)} (${f(p.projected.perStepMs)} vs ${f(p.unprojected.perStepMs)} ms/step); schema-valid records ${f(100 * p.projected.valid)}% vs ${f(100 * p.unprojected.valid)}%`);
+    L.push(`JSON-projected vs unprojected: sampling time x${f(p.timeRatio, 2)} (${f(p.projected.perStepMs)} vs ${f(p.unprojected.perStepMs)} ms/step, schema compile ${f(p.projected.compileMs, 0)} ms); schema-valid records ${f(100 * p.projected.valid)}% vs ${f(100 * p.unprojected.valid)}%`);
   }
   if ('error' in r.steps) L.push(`steps vs quality: error: ${r.steps.error}`);
   else {
     const [a, b] = r.steps.runs;
-    L.push(`steps vs quality: ${b!.steps} vs ${a!.steps} steps: time x${f(r.steps.timeRatio, 2)}; attribute success ${f(100 * b!.success)}% vs ${f(100 * a!.success)}%; perplexity ${f(b!.fluency, 2)} vs ${f(a!.fluency, 2)}`);
+    L.push(`steps vs quality: ${b!.steps} vs ${a!.steps} steps: sampling time x${f(r.steps.timeRatio, 2)}; attribute success ${f(100 * b!.success)}% vs ${f(100 * a!.success)}%; perplexity ${f(b!.fluency, 2)} vs ${f(a!.fluency, 2)}`);
   }
   if ('error' in r.batch) L.push(`batch scaling: error: ${r.batch.error}`);
   else {
     L.push(`batch scaling (per-sample time; throughput vs batch 1):`);
     for (const b of r.batch.runs) L.push(`  batch ${String(b.batchSize).padStart(2)}: ${f(b.perSampleMs, 0)} ms/sample, ${f(b.perStepMs)} ms/step, throughput x${f(b.throughputVs1, 2)}, peak RSS ${f(b.peakRssMiB, 0)} MiB`);
   }
-  L.push(`peak memory (process RSS, all runs above): ${f(r.peakMemoryMiB, 0)} MiB`);
+  L.push(`peak memory (process RSS: main thread + engine workers, all runs above): ${f(r.peakMemoryMiB, 0)} MiB`);
   L.push(`execution providers vs cpu:`);
   for (const p of r.providers) {
     L.push(p.usable ? `  ${p.provider}: ${f(p.perStepMs)} ms/step, x${f(p.vsCpu, 2)} vs cpu` : `  ${p.provider}: not usable here (${p.reason ?? 'no reason given'})`);

@@ -13,6 +13,8 @@ import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { createEngine } from '../../engine/index';
 import type { Engine, GenerateRequest, ModelSummary, StepProgress } from '../../engine/types';
 import { CliError, intOption, table, type CliCommand } from '../framework';
+import { evaluateOutputs } from '../../constraints/evaluators';
+import { formatBenchExtras, runBenchExtras } from '../../eval/bench-extra';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -22,6 +24,8 @@ const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] 
   --steps    denoising steps per timed run (default 20)
   --samples  samples of the memory / event-loop run (default 64)
   --python   interpreter for the PyTorch reference sampler (default /usr/bin/python3, or $PYTHON)
+  --skip-extras  leave out the evaluation figures (src-main/eval/bench-extra.ts): JSON-projected vs unprojected,
+             50 vs 200 steps (time and quality), batch scaling 1/8/32/64, peak memory, providers vs cpu
 Targets (default bundle, 2-core CPU): engine >= 2x faster per step than PyTorch; guided <= 2x unguided;
 event-loop lag p99 < 50 ms; peak memory < 1.5 GB for 64 samples.`;
 
@@ -208,7 +212,7 @@ export const benchCommand: CliCommand = {
   name: 'bench',
   summary: 'measure the engine: ms/step vs PyTorch, guided vs unguided, event-loop lag, peak memory',
   usage,
-  options: { model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, python: { type: 'string' } },
+  options: { model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' } },
   async run(ctx, args) {
     const steps = intOption(args, 'steps') ?? 20;
     const samples = intOption(args, 'samples') ?? 64;
@@ -216,7 +220,11 @@ export const benchCommand: CliCommand = {
     if (samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
     const python = (args.values.python as string | undefined) ?? process.env.PYTHON ?? '/usr/bin/python3';
     const r = await runBench({ modelDirs: ctx.modelDirs, model: (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID, steps, samples, python, log: (s) => ctx.err(s) });
-    ctx.out(ctx.json ? JSON.stringify(r, null, 2) : formatBench(r));
+    const extras = args.values['skip-extras'] === true ? null : await runBenchExtras({
+      model: r.model.id, device: 'cpu', steps, evaluate: evaluateOutputs, log: (s) => ctx.err(s),
+      engineFor: (batchSize) => createEngine({ modelDirs: ctx.modelDirs, batchSize }),
+    });
+    ctx.out(ctx.json ? JSON.stringify({ ...r, extras }, null, 2) : formatBench(r) + (extras ? `\n\n${formatBenchExtras(extras)}` : ''));
   },
 };
 
