@@ -65,7 +65,10 @@ describe('compose blocks', () => {
     }
     expect(await page.locator('[data-block-index]').evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')))).toEqual(['json-schema', 'pos', 'attribute', 'length']);
     await page.getByRole('button', { name: 'Move block 4 up', exact: true }).click();
-    await page.getByRole('button', { name: 'Move block 1 down', exact: true }).click();
+    // Alt+Down inside block 1 moves it down, keeping the focus in its control
+    await page.getByRole('spinbutton', { name: 'Block 1 weight' }).focus();
+    await page.keyboard.press('Alt+ArrowDown');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Block 2 weight');
     expect(await page.locator('[data-block-index]').evaluateAll((els) => els.map((e) => e.getAttribute('data-kind')))).toEqual(['pos', 'json-schema', 'length', 'attribute']);
     await page.locator('[data-kind="length"]').getByTestId('block-enabled').uncheck();
     await page.locator('[data-kind="length"] [data-testid="block-verdict"][data-status="disabled"]').waitFor();
