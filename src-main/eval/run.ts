@@ -33,6 +33,8 @@ export interface EvalSettings {
   dataToTextItems: number;
   /** Test-set texts for text-to-record (0 skips it). */
   textToRecordItems: number;
+  /** Per-control targets / samples (e.g. fewer for the slow JSON projection). */
+  overrides?: Record<string, { targets?: number; samples?: number }>;
   /** Controls to run (default: all controls and compositions). */
   controls?: string[];
   /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
@@ -198,6 +200,7 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
   const controls = settings.controls ?? [...CONTROLS, ...COMPOSITIONS];
   const known = new Set<string>([...CONTROLS, ...COMPOSITIONS]);
   for (const c of controls) if (!known.has(c)) throw new Error(`--controls: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
+  for (const c of Object.keys(settings.overrides ?? {})) if (!known.has(c)) throw new Error(`--override: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
 
   let device: DeviceReport | null = null;
   const results: ControlResult[] = [];
@@ -219,7 +222,9 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
 
   let targetIndex = 0;
   for (const control of controls) {
-    const targets = targetsFor(targetsFile.targets, control, settings.targetsPerControl);
+    const ov = settings.overrides?.[control] ?? {};
+    const nSamples = ov.samples ?? settings.samplesPerTarget;
+    const targets = targetsFor(targetsFile.targets, control, ov.targets ?? settings.targetsPerControl);
     const pub = DIFFUSION_LM_E2E[control] ?? null;
     const res: ControlResult = { control, targets: targets.length, guided: null, unguided: null, published: pub, warnings: [] };
     results.push(res);
@@ -230,21 +235,21 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     const kinds = [...new Set(targets.flatMap((t) => t.constraints.map((c) => c.kind)))];
     const missing = kinds.filter((k) => k !== 'json-schema' && !model.controls.includes(k));
     if (missing.length) res.warnings.push(`bundle has no classifier for ${missing.join(', ')}: "guided" runs without that guidance`);
-    log(`${control}: ${targets.length} targets x ${settings.samplesPerTarget} samples`);
+    log(`${control}: ${targets.length} targets x ${nSamples} samples`);
     const guided: Scored[] = [];
     const unguided: Scored[] = [];
     let gSeconds = 0;
     try {
       for (const t of targets) {
         const seed = (settings.seed + 1000 + targetIndex++) >>> 0;
-        const g = await generate(deps, settings, { version: 1, constraints: t.constraints, sampler: samplerFor(settings, settings.samplesPerTarget, seed, true) });
+        const g = await generate(deps, settings, { version: 1, constraints: t.constraints, sampler: samplerFor(settings, nSamples, seed, true) });
         device ??= g.summary.device;
         for (const w of g.summary.warnings ?? []) if (!res.warnings.includes(w)) res.warnings.push(w);
         gSeconds += g.seconds;
         guided.push(...(await score(deps, t.constraints, g.outputs)));
         if (pool.length) {
-          const k = (targetIndex * settings.samplesPerTarget) % pool.length;
-          const slice = Array.from({ length: Math.min(settings.samplesPerTarget, pool.length) }, (_, j) => pool[(k + j) % pool.length]!);
+          const k = (targetIndex * nSamples) % pool.length;
+          const slice = Array.from({ length: Math.min(nSamples, pool.length) }, (_, j) => pool[(k + j) % pool.length]!);
           unguided.push(...(await score(deps, t.constraints, slice)));
         }
       }

@@ -33,10 +33,24 @@ Writes a JSON results file and a Markdown table beside it.
   --text-to-record <n>         test texts for record accuracy, 0 to skip (quick ${EVAL_PRESETS.quick.textToRecordItems}, full ${EVAL_PRESETS.full.textToRecordItems})
   --controls <a,b,...>         only these controls (pos, spans, attribute, length, sentiment, json-schema,
                                attribute+length, pos+sentiment, attribute+pos)
+  --override <c:T:S,...>       per-control targets T and samples per target S, e.g. json-schema:2:4
   --seed <n>                   base seed (default 0)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA/testset_w_refs.csv or /work/shared/data/e2e/...)
   --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;
+
+/** "json-schema:2:4,pos:10:8" -> {json-schema: {targets: 2, samples: 4}, pos: {...}}; either number may be empty. */
+export function parseOverrides(text: string): Record<string, { targets?: number; samples?: number }> {
+  const out: Record<string, { targets?: number; samples?: number }> = {};
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z+-]+):(\d*):(\d*)$/.exec(part);
+    if (!m || (m[2] === '' && m[3] === '') || m[2] === '0' || m[3] === '0') {
+      throw new CliError('INVALID_INPUT', `--override ${JSON.stringify(part)}: expected control:targets:samples with positive numbers (e.g. json-schema:2:4)`);
+    }
+    out[m[1]!] = { ...(m[2] ? { targets: Number(m[2]) } : {}), ...(m[3] ? { samples: Number(m[3]) } : {}) };
+  }
+  return out;
+}
 
 export const evalCommand: CliCommand = {
   name: 'eval',
@@ -53,6 +67,7 @@ export const evalCommand: CliCommand = {
     'data-to-text': { type: 'string' },
     'text-to-record': { type: 'string' },
     controls: { type: 'string' },
+    override: { type: 'string' },
     seed: { type: 'string' },
     targets: { type: 'string' },
     'test-set': { type: 'string' },
@@ -82,6 +97,7 @@ export const evalCommand: CliCommand = {
       dataToTextItems: positive('data-to-text', preset.dataToTextItems, 0),
       textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
       seed: positive('seed', 0, 0),
+      ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(root, 'tests/fixtures/eval/targets.json')),
       testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, 'testset_w_refs.csv')),

@@ -3,6 +3,7 @@ import type { ConstraintSet } from '../../../src-main/constraints/set';
 import type { Engine, GenerateRequest, GenerateHooks, GeneratedOutput, ModelSummary, RunSummary } from '../../../src-main/engine/types';
 import { groupByMr, readE2ECsv } from '../../../src-main/eval/e2e';
 import { renderMarkdown } from '../../../src-main/eval/report';
+import { parseOverrides } from '../../../src-main/cli/commands/eval';
 import { runEvaluation, type EvalSettings, type EvaluateFn } from '../../../src-main/eval/run';
 
 const TEST = '/work/shared/data/e2e/testset_w_refs.csv';
@@ -78,6 +79,16 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     const md = renderMarkdown(r);
     expect(md).toContain('| pos | 2 | 4/4 | 100.0 | 100.0 | 2.00 (2.00) | 0.0 | 25.0 | 8.00 (8.00) | 100.0 | 90.0 / 5.16 |');
     expect(md).toContain('| TGen (challenge baseline, all 630 MRs) | 65.93 |');
+  });
+
+  it('applies per-control overrides of targets and samples', async () => {
+    const calls: GenerateRequest[] = [];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['json-schema', 'length'], overrides: { 'json-schema': { targets: 1, samples: 3 } } }, { engine: fakeEngine(calls), evaluate });
+    expect(r.controls.map((c) => [c.control, c.targets, c.guided!.samples, c.unguided!.samples])).toEqual([['json-schema', 1, 3, 3], ['length', 2, 4, 4]]);
+    expect(calls.map((c) => c.constraints.sampler.samples)).toEqual([3, 3, 2, 2]);
+    expect(parseOverrides('json-schema:2:4, pos::8')).toEqual({ 'json-schema': { targets: 2, samples: 4 }, pos: { samples: 8 } });
+    expect(() => parseOverrides('pos:0:1')).toThrow(/--override "pos:0:1": expected control:targets:samples/);
+    await expect(runEvaluation({ ...settings, overrides: { tree: { targets: 1 } } }, { engine: fakeEngine([]), evaluate })).rejects.toThrow(/--override: unknown control "tree"/);
   });
 
   it('names an unknown model and an unknown control', async () => {
