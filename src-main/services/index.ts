@@ -30,6 +30,8 @@ export interface StudioServicesOptions {
   engineUnavailableReason?: string;
   exportDir?: string;
   app?: { name: string; version: string };
+  /** How long close() waits for a running generation to stop (default 10 s). */
+  shutdownTimeoutMs?: number;
 }
 
 export interface StudioServices {
@@ -228,7 +230,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
     async close() {
       if (closed) return;
       closed = true;
-      await runs.shutdown();
+      await runs.shutdown(options.shutdownTimeoutMs);
       if (engine) await engine.dispose().catch(() => undefined);
       store.close();
     },

@@ -79,12 +79,32 @@ export class RunManager {
     while (this.pumping) await this.idle;
   }
 
-  /** Cancel everything and wait for the active run to close (used on shutdown). */
-  async shutdown(): Promise<void> {
+  /**
+   * Cancel everything and wait for the active run to close (used on shutdown); an engine that does not stop
+   * within `timeoutMs` is left behind and its run is marked failed, so quitting never hangs.
+   */
+  async shutdown(timeoutMs = 10_000): Promise<void> {
     for (const q of [...this.queue]) this.cancel(q.runId);
-    this.active?.controller.abort();
-    await this.whenIdle();
+    const active = this.active;
+    active?.controller.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      this.whenIdle().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut && active) {
+      this.closed = true;
+      try {
+        this.store.runs.finish(active.runId, 'failed', null, `the engine did not stop within ${timeoutMs} ms of shutting down`);
+      } catch {
+        // store already closed
+      }
+    }
   }
+
+  /** Set when shutdown gave up on the engine: late outputs and events of the abandoned run are dropped. */
+  private closed = false;
 
   private pump(): void {
     if (this.pumping) return;
@@ -118,13 +138,17 @@ export class RunManager {
         { model: recipe.model.id, device: recipe.device.requested, constraints: { ...recipe.constraintSet.body, sampler: recipe.sampler } },
         {
           signal: controller.signal,
-          onProgress: (p) => this.events.emit('run.progress', { runId, ...p }),
+          onProgress: (p) => {
+            if (!this.closed) this.events.emit('run.progress', { runId, ...p });
+          },
           onOutput: (o) => {
+            if (this.closed) return;
             store.runs.addOutput(runId, o);
             this.events.emit('run.output', { runId, output: o });
           },
         },
       );
+      if (this.closed) return;
       const updated: RunRecipe = {
         ...recipe,
         model: { id: summary.model.id || recipe.model.id, version: summary.model.version ?? recipe.model.version, hash: summary.model.hash ?? recipe.model.hash },
@@ -135,6 +159,7 @@ export class RunManager {
       store.runs.finish(runId, status, summary.timings, summary.error ?? null);
       this.events.emit('run.finished', { runId, status, summary, error: summary.error ?? null });
     } catch (err) {
+      if (this.closed) return;
       const cancelled = controller.signal.aborted;
       const message = err instanceof Error ? err.message : String(err);
       const status = cancelled ? 'cancelled' : 'failed';

@@ -196,6 +196,29 @@ describe('export and recipe import', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('does not hang on an engine that never stops; the abandoned run is marked failed', async () => {
+    const d4 = mkdtempSync(join(tmpdir(), 'dlm-svc-stuck-'));
+    const stuck = new FakeEngine();
+    stuck.generate = () => new Promise(() => undefined);
+    const s4 = createStudioServices({ dataDir: d4, modelDirs: [], engine: stuck, shutdownTimeoutMs: 150 });
+    const c4 = createInProcessClient(s4);
+    try {
+      const { runId } = await c4.call('runs.start', { model: 'fake-model', constraintSet: set });
+      while (s4.runs.activeRunId !== runId) await new Promise((r) => setTimeout(r, 5));
+      const t0 = Date.now();
+      await s4.close();
+      expect(Date.now() - t0).toBeLessThan(2000);
+      const { openStore } = await import('../../../src-main/store');
+      const store = openStore(d4);
+      expect(store.runs.get(runId)).toMatchObject({ status: 'failed', error: expect.stringMatching(/did not stop within 150 ms/) });
+      store.close();
+    } finally {
+      rmSync(d4, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('without an engine', () => {
   it('answers ENGINE_UNAVAILABLE with the reason, while the library still works', async () => {
     const d2 = mkdtempSync(join(tmpdir(), 'dlm-svc-noeng-'));
