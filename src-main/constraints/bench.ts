@@ -10,6 +10,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { compileJsonSchema } from './compiler/json-schema';
 import { liftToTokens } from './compiler/token-automaton';
 import { clearCompileCaches, compileConstraintSet, type CompileModel } from './compiler';
@@ -66,7 +67,17 @@ async function denoiserStepMs(bundle: string, batch: number): Promise<number | n
   return times.reduce((a, b) => a + b, 0) / times.length;
 }
 
+/** A fixed pure-JS workload: compare it across runs to see how busy the machine was when the figures were taken. */
+function calibrate(): number {
+  const t0 = performance.now();
+  let x = 0;
+  for (let i = 0; i < 2e7; i++) x = (x + ((i * 2654435761) >>> 7)) | 0;
+  if (x === 42) console.log('');
+  return performance.now() - t0;
+}
+
 async function main(): Promise<void> {
+  console.log(`machine: ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; calibration loop ${calibrate().toFixed(1)} ms`);
   const vocab = loadVocab();
   const V = vocab.tokens.length;
   console.log(`vocabulary: ${V} tokens (${vocab.source}); schema: ${SCHEMA_PATH}`);
@@ -147,6 +158,7 @@ async function main(): Promise<void> {
   console.log(`sum-product (logPartition), batch 8: ${stats(lp)}; exact sampling, batch 8: ${stats(sm)}`);
 
   // 3. denoiser step for the ratio
+  console.log(`calibration loop at the end: ${calibrate().toFixed(1)} ms; load average ${loadavg()[0]!.toFixed(1)}`);
   const bundle = opt('--bundle', existsSync('models/e2e-default/manifest.json') ? 'models/e2e-default' : undefined);
   if (bundle) {
     try {
