@@ -36,7 +36,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
   L.push(`| settings | ${s.steps} steps, ${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
   L.push(`| targets | ${s.targets.file} (sha256 \`${s.targets.sha256.slice(0, 16)}...\`, seed ${s.targets.seed}; built from the dev set) |`);
-  L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min |`);
+  L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min${s.maxMinutes !== undefined ? ` (budget ${s.maxMinutes} min)` : ''} |`);
   L.push('');
   L.push('## Control success and fluency (E2E targets from the dev set)');
   L.push('');
@@ -73,6 +73,7 @@ export function renderMarkdown(r: EvalResults): string {
     L.push('| --- | ---: | --- | ---: |');
     L.push(`| this bundle (${d.items} MRs) | ${num(d.bleu)} | ${d.precisions.map((p) => num(p, 3)).join(' / ')} | ${num(d.brevityPenalty, 3)} |`);
     L.push(`| TGen (challenge baseline, all 630 MRs) | ${d.tgenBleu.toFixed(2)} | | |`);
+    if (d.stoppedEarly) L.push(`\nStopped early: ${d.stoppedEarly} (BLEU is over the MRs done).`);
     if (d.error) L.push(`\nError: ${d.error}`);
     if (d.examples.length) {
       L.push('');
@@ -89,6 +90,7 @@ export function renderMarkdown(r: EvalResults): string {
     L.push('| field | gold mentions | correct | accuracy % | spurious |');
     L.push('| --- | ---: | ---: | ---: | ---: |');
     for (const [f, v] of Object.entries(t.perField)) L.push(`| ${f} | ${v.gold} | ${v.correct} | ${pct(v.accuracy)} | ${v.spurious} |`);
+    if (t.stoppedEarly) L.push(`\nStopped early: ${t.stoppedEarly}.`);
     if (t.error) L.push(`\nError: ${t.error}`);
   } else L.push('Text-to-record: not run.');
   L.push('');

@@ -33,6 +33,8 @@ export interface EvalSettings {
   dataToTextItems: number;
   /** Test-set texts for text-to-record (0 skips it). */
   textToRecordItems: number;
+  /** Wall-clock budget in minutes: data-to-text and text-to-record stop early (and say so) when it runs out. */
+  maxMinutes?: number;
   /** Per-control targets / samples (e.g. fewer for the slow JSON projection). */
   overrides?: Record<string, { targets?: number; samples?: number }>;
   /** Controls to run (default: all controls and compositions). */
@@ -86,6 +88,8 @@ export interface EvalResults {
     brevityPenalty: number;
     tgenBleu: number;
     secondsPerItem: number;
+    /** Set when the time budget cut the item list short. */
+    stoppedEarly?: string;
     examples: { record: Record<string, string>; text: string }[];
     error?: string;
   };
@@ -95,6 +99,7 @@ export interface EvalResults {
     exact: number;
     perField: Record<string, { gold: number; correct: number; accuracy: number; spurious: number }>;
     secondsPerItem: number;
+    stoppedEarly?: string;
     error?: string;
   };
   seconds: number;
@@ -276,6 +281,9 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     return Array.from({ length: n }, (_, i) => groups[Math.floor((i * groups.length) / n)]!);
   };
 
+  const overBudget = () => settings.maxMinutes !== undefined && (performance.now() - t0) / 60000 > settings.maxMinutes;
+  const budgetNote = (done: number, of: number) => `time budget of ${settings.maxMinutes} min reached after ${done} of ${of} items`;
+
   let dataToText: EvalResults['dataToText'] = null;
   if (settings.dataToTextItems > 0) {
     const items = spread(settings.dataToTextItems);
@@ -283,8 +291,15 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     const hyps: string[] = [];
     let seconds = 0;
     let error: string | undefined;
+    let stoppedEarly: string | undefined;
     try {
       for (let i = 0; i < items.length; i++) {
+        // keep a share of the budget for text-to-record
+        if (settings.maxMinutes !== undefined && (performance.now() - t0) / 60000 > settings.maxMinutes * (settings.textToRecordItems > 0 ? 0.9 : 1)) {
+          stoppedEarly = budgetNote(i, items.length);
+          log(stoppedEarly);
+          break;
+        }
         const g = await generate(deps, settings, {
           version: 1,
           constraints: [{ kind: 'record', value: items[i]!.record }],
@@ -310,6 +325,7 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
       tgenBleu: TGEN_E2E_TEST.bleu,
       secondsPerItem: hyps.length ? seconds / hyps.length : 0,
       examples: done.slice(0, 3).map((g, i) => ({ record: g.record, text: hyps[i]! })),
+      ...(stoppedEarly ? { stoppedEarly } : {}),
       ...(error ? { error } : {}),
     };
     log(`data-to-text: BLEU ${dataToText.bleu.toFixed(2)} over ${hyps.length} MRs`);
@@ -326,8 +342,14 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     let n = 0;
     let seconds = 0;
     let error: string | undefined;
+    let stoppedEarly: string | undefined;
     try {
       for (let i = 0; i < items.length; i++) {
+        if (overBudget()) {
+          stoppedEarly = budgetNote(i, items.length);
+          log(stoppedEarly);
+          break;
+        }
         const gold = items[i]!.record;
         const g = await generate(deps, settings, {
           version: 1,
@@ -359,7 +381,7 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
       log(`text-to-record failed after ${n} items: ${error}`);
     }
     for (const pf of Object.values(perField)) pf.accuracy = pf.gold ? pf.correct / pf.gold : 0;
-    textToRecord = { items: n, parsed, exact, perField, secondsPerItem: n ? seconds / n : 0, ...(error ? { error } : {}) };
+    textToRecord = { items: n, parsed, exact, perField, secondsPerItem: n ? seconds / n : 0, ...(stoppedEarly ? { stoppedEarly } : {}), ...(error ? { error } : {}) };
   }
 
   const { targetsPath: _t, testPath: _p, ...rest } = settings;

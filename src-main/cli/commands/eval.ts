@@ -34,6 +34,7 @@ Writes a JSON results file and a Markdown table beside it.
   --controls <a,b,...>         only these controls (pos, spans, attribute, length, sentiment, json-schema,
                                attribute+length, pos+sentiment, attribute+pos)
   --override <c:T:S,...>       per-control targets T and samples per target S, e.g. json-schema:2:4
+  --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA/testset_w_refs.csv or /work/shared/data/e2e/...)
@@ -68,6 +69,7 @@ export const evalCommand: CliCommand = {
     'text-to-record': { type: 'string' },
     controls: { type: 'string' },
     override: { type: 'string' },
+    'max-minutes': { type: 'string' },
     seed: { type: 'string' },
     targets: { type: 'string' },
     'test-set': { type: 'string' },
@@ -97,6 +99,7 @@ export const evalCommand: CliCommand = {
       dataToTextItems: positive('data-to-text', preset.dataToTextItems, 0),
       textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
       seed: positive('seed', 0, 0),
+      ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(root, 'tests/fixtures/eval/targets.json')),

@@ -91,6 +91,14 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     await expect(runEvaluation({ ...settings, overrides: { tree: { targets: 1 } } }, { engine: fakeEngine([]), evaluate })).rejects.toThrow(/--override: unknown control "tree"/);
   });
 
+  it('stops data-to-text and text-to-record at the time budget and says so', async () => {
+    const r = await runEvaluation({ ...settings, controls: ['length'], maxMinutes: 0 }, { engine: fakeEngine([]), evaluate });
+    expect(r.controls[0]!.guided!.samples).toBe(4);
+    expect(r.dataToText).toMatchObject({ items: 0, stoppedEarly: 'time budget of 0 min reached after 0 of 4 items' });
+    expect(r.textToRecord).toMatchObject({ items: 0, stoppedEarly: 'time budget of 0 min reached after 0 of 5 items' });
+    expect(renderMarkdown(r)).toContain('Stopped early: time budget of 0 min reached after 0 of 4 items');
+  });
+
   it('names an unknown model and an unknown control', async () => {
     await expect(runEvaluation({ ...settings, model: 'nope' }, { engine: fakeEngine([]), evaluate })).rejects.toThrow(/--model nope: no such bundle \(found: fake\)/);
     await expect(runEvaluation({ ...settings, controls: ['tree'] }, { engine: fakeEngine([]), evaluate })).rejects.toThrow(/unknown control "tree"/);
