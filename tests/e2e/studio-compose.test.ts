@@ -103,6 +103,22 @@ describe('compose blocks', () => {
     await page.locator('[data-block-index="3"]').waitFor();
   });
 
+  it('keeps every saved version and opens an older one from the library', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    await page.getByRole('spinbutton', { name: 'Block 4 weight' }).fill('7');
+    await page.keyboard.press('Control+s');
+    await page.getByText('Saved “e2e reordered” as version 2').waitFor();
+    await openPlace(h, 'Library');
+    const row = page.locator('tr[data-set-name="e2e reordered"]');
+    await row.getByRole('button', { name: 'v2 (2 versions)' }).click();
+    await expect(page.getByTestId('set-version').count()).resolves.toBe(2);
+    await page.getByRole('button', { name: 'Open version 1 of e2e reordered in Compose' }).click();
+    await page.locator('#place-title', { hasText: 'Compose' }).waitFor();
+    await page.getByTestId('compose-origin').filter({ hasText: 'e2e reordered v1 · saved' }).waitFor();
+    expect(await page.getByRole('spinbutton', { name: 'Block 4 weight' }).inputValue()).toBe('2.5');
+  });
+
   it('saves sampler settings as a preset in Generate and uses it from the Library', async () => {
     const { page } = h;
     await openPlace(h, 'Generate');
