@@ -7,8 +7,9 @@ import { benchCommand } from './bench';
 import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { modelsCommand } from './models';
+import { recipesCommand } from './recipes';
 import { runsCommand } from './runs';
 import { serveTestCommand } from './serve-test';
 import { setsCommand } from './sets';
 
-export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, evalCommand, setsCommand, runsCommand, serveTestCommand];
+export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, evalCommand, setsCommand, runsCommand, recipesCommand, serveTestCommand];
