@@ -155,7 +155,8 @@ export class RunManager {
         device: { requested: recipe.device.requested, active: summary.device.active },
       };
       store.runs.updateRecipe(runId, updated);
-      const status = controller.signal.aborted && summary.status === 'completed' ? 'cancelled' : summary.status;
+      // the engine's verdict stands: a cancel that arrives after the last sample leaves a completed run
+      const status = summary.status;
       store.runs.finish(runId, status, summary.timings, summary.error ?? null);
       this.events.emit('run.finished', { runId, status, summary, error: summary.error ?? null });
     } catch (err) {
