@@ -69,13 +69,14 @@ const examples: Record<CallName, Record<string, unknown>> = {
 };
 
 function randomValue(r: () => number, depth = 0): unknown {
-  const k = Math.floor(r() * (depth > 2 ? 7 : 10));
+  const k = Math.floor(r() * (depth > 2 ? 7 : 11));
   switch (k) {
     case 0: return null;
     case 1: return r() < 0.5;
     case 2: return [0, -1, 1.5, 2 ** 53, -(2 ** 31), 1e308, 7][Math.floor(r() * 7)];
     case 3: return ['', ' ', 'a', '../../etc/passwd', '\u0000', 'x'.repeat(300), '{"a":1}', 'cpu', '__proto__', 'NaN'][Math.floor(r() * 10)];
     case 4: return Math.floor(r() * 1e6) - 5e5;
+    case 10: return `${['x', ' ', '../', '\u202e', 'ü'][Math.floor(r() * 5)]}${Math.floor(r() * 1e6)}`;
     case 5: return String.fromCharCode(...Array.from({ length: Math.floor(r() * 12) }, () => 32 + Math.floor(r() * 90000) % 0xd7ff));
     case 6: return r() * 100 - 50;
     case 7: return Array.from({ length: Math.floor(r() * 4) }, () => randomValue(r, depth + 1));
@@ -126,11 +127,16 @@ describe('WebSocket transport under malformed input', () => {
     const distinct: Record<string, number> = {};
     for (const method of CALL_NAMES) {
       const payloads: unknown[] = [];
+      const seen = new Set<string>();
       let attempts = 0;
       while (payloads.length < PER_CALL) {
-        if (++attempts > PER_CALL * 50) throw new Error(`could not generate enough malformed payloads for ${method}`);
+        if (++attempts > PER_CALL * 200) throw new Error(`could not generate enough distinct malformed payloads for ${method}`);
         const p = malformed(method, r);
-        if (p !== undefined && isInvalid(method, p)) payloads.push(p);
+        if (p === undefined) continue;
+        const key = JSON.stringify(p);
+        if (seen.has(key) || !isInvalid(method, p)) continue;
+        seen.add(key);
+        payloads.push(p);
       }
       const replies: { ok: boolean; error?: { code: string; message: string; path?: string } }[] = [];
       for (let i = 0; i < payloads.length; i += 200) {
