@@ -33,6 +33,15 @@ if (!app.isPackaged && existsSync(devBinding)) useSqliteBinding(devBinding);
 let services: StudioServices | null = null;
 let mainWindow: BrowserWindow | null = null;
 
+// One app instance per user: a second launch focuses the existing window instead of opening the data folder twice.
+const primary = app.requestSingleInstanceLock();
+if (!primary) app.quit();
+app.on('second-instance', () => {
+  if (!mainWindow || mainWindow.isDestroyed()) return;
+  if (mainWindow.isMinimized()) mainWindow.restore();
+  mainWindow.focus();
+});
+
 function createWindow(): BrowserWindow {
   const win = new BrowserWindow({
     width: 1280,
@@ -86,6 +95,7 @@ app.on('before-quit', (event) => {
 });
 
 void app.whenReady().then(() => {
+  if (!primary) return;
   for (const ses of [session.defaultSession, session.fromPartition(STUDIO_PARTITION)]) {
     // deny by default: the studio needs no camera, microphone, notifications, geolocation, ...
     ses.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));

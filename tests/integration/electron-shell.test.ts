@@ -53,6 +53,9 @@ vi.mock('electron', () => {
     once() {}
     on() {}
     isDestroyed() { return false; }
+    isMinimized() { return true; }
+    restore() { (this as unknown as { restored: boolean }).restored = true; }
+    focus() { (this as unknown as { focused: boolean }).focused = true; }
     loadURL(url: string) { (this as unknown as { url: string }).url = url; return Promise.resolve(); }
   }
   return {
@@ -65,6 +68,7 @@ vi.mock('electron', () => {
       getAppPath: () => '/app',
       getVersion: () => '0.0.0-test',
       quit: () => {},
+      requestSingleInstanceLock: () => true,
     },
     BrowserWindow,
     ipcMain: { handle: (ch: string, h: Fn) => m.calls.ipc.set(ch, h), removeHandler: (ch: string) => m.calls.ipc.delete(ch) },
@@ -155,6 +159,12 @@ describe('Electron main process (electron mocked)', () => {
     }
     expect(openHandler!({ url: 'https://example.com/' })).toEqual({ action: 'deny' });
     expect(openHandler!({ url: 'app://studio/index.html' })).toEqual({ action: 'deny' });
+  });
+
+  it('a second launch focuses the existing window', () => {
+    m.appHandlers.get('second-instance')!({}, [], '/');
+    expect(m.windows[0]).toMatchObject({ restored: true, focused: true });
+    expect(m.windows).toHaveLength(1);
   });
 
   it('answers IPC calls from the studio window and refuses others', async () => {
