@@ -32,7 +32,7 @@ class ClassifierConfig:
     layers: int = 2
     heads: int = 4
     mlp_ratio: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.0       # tens of thousands of texts, a few thousand steps: no overfitting to fight
     time_dim: int = 64
 
     @property
@@ -87,16 +87,19 @@ class GuidanceClassifier(nn.Module):
         F_ = len(cfg.fields)
         self.head_pos = nn.Linear(h, cfg.n_pos)
         self.head_spans = nn.Linear(h, cfg.n_spans)
-        # attention pooling: one learned query per field, one for length, one for sentiment
-        self.queries = nn.Parameter(torch.randn(F_ + 2, h) * 0.02)
-        self.attr_w = nn.Parameter(torch.randn(max(F_, 1), h, cfg.kmax) * (1.0 / math.sqrt(h)))
+        # Whole-text heads pool per-position evidence with logsumexp over positions (a word such as "Italian" or
+        # "not" anywhere in the text can carry the decision); class biases hold the priors (e.g. "not mentioned").
+        self.attr_pos = nn.Linear(h, max(F_, 1) * cfg.kmax)
         self.attr_b = nn.Parameter(torch.zeros(max(F_, 1), cfg.kmax))
         cmask = torch.zeros(max(F_, 1), cfg.kmax)
         for f, n in enumerate(cfg.n_values):
             cmask[f, 1 + n:] = NEG
         self.register_buffer("attr_class_bias", cmask)
-        self.head_length = nn.Linear(h, cfg.text_len)
-        self.head_sentiment = nn.Linear(h, 3)
+        # length n <=> <end> sits at text position n: one score per position
+        self.len_pos = nn.Linear(h, 1)
+        self.len_b = nn.Parameter(torch.zeros(cfg.text_len))
+        self.sent_pos = nn.Linear(h, 3)
+        self.sent_b = nn.Parameter(torch.zeros(3))
 
     def trunk(self, x_text: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h = self.in_proj(x_text) + self.pos_emb.unsqueeze(0) + \
@@ -104,11 +107,6 @@ class GuidanceClassifier(nn.Module):
         for blk in self.blocks:
             h = blk(h)
         return self.ln_out(h)
-
-    def _pooled(self, h: torch.Tensor, first: int, count: int) -> torch.Tensor:
-        q = self.queries[first:first + count]                        # [Q, H]
-        att = torch.softmax(torch.matmul(h, q.t()) * (1.0 / math.sqrt(h.shape[-1])), dim=1)  # [B, Lt, Q]
-        return torch.matmul(att.transpose(1, 2), h)                  # [B, Q, H]
 
     def logits(self, control: str, x_text: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.head(control, self.trunk(x_text, t))
@@ -120,12 +118,13 @@ class GuidanceClassifier(nn.Module):
         if control == "spans":
             return self.head_spans(h)
         if control == "attribute":
-            p = self._pooled(h, 0, F_)                                # [B, F, H]
-            return torch.einsum("bfh,fhk->bfk", p, self.attr_w[:F_]) + self.attr_b[:F_] + self.attr_class_bias[:F_]
+            B, L, _ = h.shape
+            ev = self.attr_pos(h).reshape(B, L, -1, self.cfg.kmax)[:, :, :F_]     # [B, Lt, F, K]
+            return torch.logsumexp(ev, dim=1) + self.attr_b[:F_] + self.attr_class_bias[:F_]
         if control == "length":
-            return self.head_length(self._pooled(h, F_, 1)[:, 0])
+            return self.len_pos(h).squeeze(-1) + self.len_b
         if control == "sentiment":
-            return self.head_sentiment(self._pooled(h, F_ + 1, 1)[:, 0])
+            return torch.logsumexp(self.sent_pos(h), dim=1) + self.sent_b
         raise ValueError(f"unknown control {control!r} (expected one of {CONTROLS})")
 
 

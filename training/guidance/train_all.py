@@ -92,7 +92,9 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fixtures", default="", help="write torch reference outputs for the onnxruntime-node test here")
-    ap.add_argument("--skip-scorer", action="store_true")
+    ap.add_argument("--skip-scorer", action="store_true", help="keep the bundle's current scorer")
+    ap.add_argument("--skip-classifiers", action="store_true", help="keep the bundle's current classifiers")
+    ap.add_argument("--classifier-share", type=float, default=0.7, help="share of the budget for the classifiers")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -118,7 +120,38 @@ def main(argv: List[str] = None) -> int:
     if a.tiny:
         ccfg.hidden, ccfg.layers, ccfg.heads, ccfg.time_dim = 32, 1, 2, 16
     budget = a.budget_min * 60
-    c_budget = budget * (0.7 if not a.skip_scorer else 1.0)
+    c_budget = budget * (a.classifier_share if not a.skip_scorer else 1.0)
+    new_files, entries, fixtures = [], [], {}
+    if not a.skip_classifiers:
+        entries = classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures)
+    scorer_info = None
+    if not a.skip_scorer:
+        s_budget = budget if a.tiny or a.skip_classifiers else max(10.0, budget - (time.time() - t_start))
+        scorer_info = scorer(a, b, tr, dv, s_budget, new_files, fixtures)
+    man = b.manifest
+    write_card(a.bundle, entries or man.get("classifiers") or [], scorer_info or man.get("scorer"), a.tiny)
+    updates = {}
+    if not a.skip_classifiers:
+        updates["classifiers"] = entries
+    if not a.skip_scorer:
+        updates["scorer"] = scorer_info
+    man = add_files_and_rehash(a.bundle, new_files + ["DATA_CARD.md"], updates)
+    if a.fixtures:
+        os.makedirs(a.fixtures, exist_ok=True)
+        fpath = os.path.join(a.fixtures, f"{man.get('id', 'bundle')}.json")
+        old = {}
+        if os.path.exists(fpath) and (a.skip_classifiers or a.skip_scorer):
+            with open(fpath) as f:
+                old = json.load(f).get("controls", {})
+        with open(fpath, "w") as f:
+            json.dump({"bundle": man.get("id"), "controls": {**old, **fixtures}}, f)
+    sizes = {p: os.path.getsize(os.path.join(a.bundle, p)) for p in new_files}
+    log(f"done in {time.time() - t_start:.0f} s; files: {json.dumps(sizes)}")
+    return 0
+
+
+def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
+    lay = b.layout
     tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed,
                               max_steps=30 if a.tiny else None, log=log)
     model = tr_out["model"]
@@ -129,7 +162,7 @@ def main(argv: List[str] = None) -> int:
 
     cdir = os.path.join(a.bundle, "classifiers")
     os.makedirs(cdir, exist_ok=True)
-    new_files, entries, fixtures = [], [], {}
+    entries = []
     d, N = ccfg.d, ccfg.canvas_len
     for c in CONTROLS:
         files, errs = {}, []
@@ -160,8 +193,8 @@ def main(argv: List[str] = None) -> int:
             entry["labels"] = SPAN_LABELS
         elif c == "attribute":
             entry["labels"] = ["not mentioned"]
-            entry["fields"] = fields
-            entry["value_labels"] = {f: b.value_labels[f] for f in fields}
+            entry["fields"] = ccfg.fields
+            entry["value_labels"] = {f: b.value_labels[f] for f in ccfg.fields}
             entry["classes_per_field"] = ccfg.kmax
         elif c == "length":
             entry["labels"] = [str(i) for i in range(ccfg.text_len)]
@@ -180,64 +213,55 @@ def main(argv: List[str] = None) -> int:
                           "dev_examples": int(len(dv.ids))}
         entries.append(entry)
         log(f"exported {c}: {files}, grad max abs err {entry['metrics']['grad_check_max_abs_err']:.2e}")
-
-    man = b.manifest
-    scorer_info = None
-    if not a.skip_scorer:
-        # the engine feeds <sep> + up to Lt-1 tokens + <end>: Lt + 1 positions
-        scfg = ScorerConfig(vocab_size=len(b.tok), max_len=lay.text_len + 1)
-        if a.tiny:
-            scfg.hidden, scfg.layers, scfg.heads = 32, 1, 2
-        s_budget = max(10.0, budget - (time.time() - t_start)) if not a.tiny else budget
-        so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed,
-                          max_steps=30 if a.tiny else None, log=log)
-        sm = evaluate_scorer(so["model"], dv.ids, lay.text_start, lay.text_len)
-        log(f"scorer: {so['steps']} steps in {so['seconds']} s, dev perplexity {sm['dev_perplexity']}")
-        export_scorer(so["model"], os.path.join(a.bundle, "scorer.onnx"))
-        # the exported graph at a batch and length other than the export example's
-        g = torch.Generator().manual_seed(7)
-        tok = torch.randint(4, len(b.tok), (2, lay.text_len + 1), generator=g)
-        tok[:, 0] = 1
-        with torch.no_grad():
-            ref = so["model"](tok).numpy()
-        out = run_onnx(os.path.join(a.bundle, "scorer.onnx"), {"tokens": tok.numpy()})["logits"]
-        serr = float(np.abs(out - ref).max())
-        if serr > 1e-3:
-            raise RuntimeError(f"scorer.onnx: logits differ from PyTorch by {serr:.3g}")
-        lsm = torch.log_softmax(torch.from_numpy(ref), -1)
-        nll = -lsm[:, :-1].gather(-1, tok[:, 1:].unsqueeze(-1)).squeeze(-1)
-        fixtures["scorer"] = {"file": "scorer.onnx", "tokens": tok.flatten().tolist(), "dims": list(tok.shape),
-                              "nll": _b64(nll), "logits_head": _b64(torch.from_numpy(ref[:, :, :16].copy()))}
-        scorer_info = {
-            "file": "scorer.onnx", "inputs": {"tokens": "int64[B,L]"}, "outputs": {"logits": f"float32[B,L,{len(b.tok)}]"},
-            "bos": 1, "eos": 2, "max_len": lay.text_len + 1,
-            "metrics": {**sm, "onnx_check_max_abs_err": serr},
-            "model": {"type": "causal transformer", "config": scfg.to_json(), "steps": so["steps"],
-                      "batch": so["batch"], "train_seconds": so["seconds"]},
-        }
-        new_files.append("scorer.onnx")
-    write_card(a.bundle, entries, scorer_info, tr, dv, a.tiny)
-    updates = {"classifiers": entries}
-    if not a.skip_scorer:
-        updates["scorer"] = scorer_info
-    man = add_files_and_rehash(a.bundle, new_files + ["DATA_CARD.md"], updates)
-    if a.fixtures:
-        os.makedirs(a.fixtures, exist_ok=True)
-        with open(os.path.join(a.fixtures, f"{man.get('id', 'bundle')}.json"), "w") as f:
-            json.dump({"bundle": man.get("id"), "controls": fixtures}, f)
-    sizes = {p: os.path.getsize(os.path.join(a.bundle, p)) for p in new_files}
-    log(f"done in {time.time() - t_start:.0f} s; files: {json.dumps(sizes)}")
-    return 0
+    return entries
 
 
-def write_card(bundle: str, entries, scorer, tr, dv, tiny: bool) -> None:
+def scorer(a, b, tr, dv, s_budget, new_files, fixtures):
+    lay = b.layout
+    # the engine feeds <sep> + up to Lt-1 tokens + <end>: Lt + 1 positions
+    scfg = ScorerConfig(vocab_size=len(b.tok), max_len=lay.text_len + 1)
+    if a.tiny:
+        scfg.hidden, scfg.layers, scfg.heads = 32, 1, 2
+    so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed,
+                      max_steps=30 if a.tiny else None, log=log)
+    sm = evaluate_scorer(so["model"], dv.ids, lay.text_start, lay.text_len)
+    log(f"scorer: {so['steps']} steps in {so['seconds']} s, dev perplexity {sm['dev_perplexity']}")
+    export_scorer(so["model"], os.path.join(a.bundle, "scorer.onnx"))
+    # the exported graph at a batch and length other than the export example's
+    g = torch.Generator().manual_seed(7)
+    tok = torch.randint(4, len(b.tok), (2, lay.text_len + 1), generator=g)
+    tok[:, 0] = 1
+    with torch.no_grad():
+        ref = so["model"](tok).numpy()
+    out = run_onnx(os.path.join(a.bundle, "scorer.onnx"), {"tokens": tok.numpy()})["logits"]
+    serr = float(np.abs(out - ref).max())
+    if serr > 1e-3:
+        raise RuntimeError(f"scorer.onnx: logits differ from PyTorch by {serr:.3g}")
+    lsm = torch.log_softmax(torch.from_numpy(ref), -1)
+    nll = -lsm[:, :-1].gather(-1, tok[:, 1:].unsqueeze(-1)).squeeze(-1)
+    fixtures["scorer"] = {"file": "scorer.onnx", "tokens": tok.flatten().tolist(), "dims": list(tok.shape),
+                          "nll": _b64(nll), "logits_head": _b64(torch.from_numpy(ref[:, :, :16].copy()))}
+    scorer_info = {
+        "file": "scorer.onnx", "inputs": {"tokens": "int64[B,L]"}, "outputs": {"logits": f"float32[B,L,{len(b.tok)}]"},
+        "bos": 1, "eos": 2, "max_len": lay.text_len + 1,
+        "metrics": {**sm, "onnx_check_max_abs_err": serr},
+        "model": {"type": "causal transformer", "config": scfg.to_json(), "steps": so["steps"],
+                  "batch": so["batch"], "train_seconds": so["seconds"]},
+    }
+    new_files.append("scorer.onnx")
+    return scorer_info
+
+
+def write_card(bundle: str, entries, scorer, tiny: bool) -> None:
+    if not entries:
+        return
     ks = ["clean"] + [str(k) for k in EVAL_KS]
     m0 = entries[0]["model"]
     lines = [
         CARD_MARK, "",
         "Guidance classifiers read the text segment of the noisy canvas (the frozen diffusion embeddings EMB(w) noised "
-        f"to a random step of the {SAMPLING_STEPS}-step respaced sqrt schedule, or clean) with the timestep, as in "
-        "Diffusion-LM. One small transformer trunk "
+        f"to a step k = floor({SAMPLING_STEPS} u^2), u uniform, of the {SAMPLING_STEPS}-step respaced sqrt schedule, "
+        "or clean for 10% of the examples) with the timestep, as in Diffusion-LM. One small transformer trunk "
         f"(hidden {m0['config']['hidden']}, layers {m0['config']['layers']}) was trained jointly for all five controls "
         f"({m0['steps']} steps of batch {m0['batch']}, {m0['train_seconds']:.0f} s on {platform.machine()} CPU, "
         f"{m0['train_examples']} training texts); each control ships as its own gradient graph (trunk + head) that "
