@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ConstraintSetInput } from '../../constraints/set';
@@ -23,6 +23,7 @@ const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] 
   --model    bundle to measure (default ${DEFAULT_MODEL_ID})
   --steps    denoising steps per timed run (default 20)
   --samples  samples of the memory / event-loop run (default 64)
+  --rounds   alternating engine / reference rounds (default 2)
   --python   interpreter for the PyTorch reference sampler (default /usr/bin/python3, or $PYTHON)
   --skip-extras  leave out the evaluation figures (src-main/eval/bench-extra.ts): JSON-projected vs unprojected,
              50 vs 200 steps (time and quality), batch scaling 1/8/32/64, peak memory, providers vs cpu
@@ -34,10 +35,15 @@ export interface BenchResult {
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string };
   steps: number;
   threads: number;
-  engine: { batch: number; msPerStep: number }[];
-  reference: { batch: number; msPerStep: number }[] | { error: string };
-  speedup: { batch: number; x: number }[];
-  guidance: { controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number } | { error: string };
+  rounds: number;
+  /** Median and minimum over every step of every round (first step of each run excluded). */
+  engine: { batch: number; msPerStep: number; minMs: number }[];
+  reference: { batch: number; msPerStep: number; minMs: number; threads: number }[] | { error: string };
+  /** reference / engine, on medians (x) and on minimums (xMin). */
+  speedup: { batch: number; x: number; xMin: number }[];
+  guidance: { controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number; ratioMin: number } | { error: string };
+  /** 1-minute load average before and after (other processes on the machine skew every figure). */
+  load: [number, number];
   eventLoop: { samples: number; lagP50Ms: number; lagP99Ms: number; lagMaxMs: number; runSeconds: number };
   memory: { samples: number; peakRssMiB: number };
   targets: { name: string; value: string; target: string; met: boolean | null }[];
@@ -49,7 +55,7 @@ const median = (a: number[]) => {
 };
 
 /** Per-step times from the worker's step-finish timestamps (first step of each batch excluded: warm-up). */
-async function timedRun(engine: Engine, model: string, set: ConstraintSetInput): Promise<{ msPerStep: number; seconds: number }> {
+async function timedRun(engine: Engine, model: string, set: ConstraintSetInput): Promise<{ msPerStep: number; seconds: number; deltas: number[] }> {
   const progress: StepProgress[] = [];
   const t0 = performance.now();
   const s = await engine.generate({ model, device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onProgress: (p) => progress.push(p) });
@@ -60,12 +66,24 @@ async function timedRun(engine: Engine, model: string, set: ConstraintSetInput):
     const b = progress[i]!;
     if (b.batchStart === a.batchStart && b.step === a.step + 1) deltas.push(b.at! - a.at!);
   }
-  return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000 };
+  return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000, deltas };
 }
 
-function runReference(python: string, bundle: string, threads: number): Promise<{ batch: number; msPerStep: number }[]> {
+/** The PyTorch reference sampler (training/dlm_train/sample.py) on the bundle's PyTorch weights: per-step ms of
+ * one run of `batch` samples (first step excluded, as for the engine). */
+const REFERENCE_TIMER = `
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[3]))
+from training.dlm_train.sample import load_bundle, sample
+ref = load_bundle(sys.argv[1], verify=False)
+times = []
+sample(ref, int(sys.argv[2]), steps=int(sys.argv[4]), seed=1, step_times=times)
+print(json.dumps([1000.0 * t for t in times[1:]]))
+`;
+
+function runReference(python: string, bundle: string, batch: number, threads: number, steps: number): Promise<number[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-m', 'training.dlm_train.sample', '--bundle', bundle, '--bench', '--threads', String(threads)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -74,8 +92,7 @@ function runReference(python: string, bundle: string, threads: number): Promise<
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`reference sampler exited ${code}: ${err.trim().split('\n').pop() ?? ''}`));
       try {
-        const r = JSON.parse(out.trim().split('\n').pop()!) as { ms_per_step: Record<string, number> };
-        resolve(Object.entries(r.ms_per_step).map(([b, ms]) => ({ batch: Number(b), msPerStep: ms })));
+        resolve(JSON.parse(out.trim().split('\n').pop()!) as number[]);
       } catch (e) {
         reject(new Error(`reference sampler printed no figures: ${(e as Error).message}`));
       }
@@ -102,7 +119,7 @@ function guidedSet(m: ModelSummary, steps: number): { set: ConstraintSetInput; c
   };
 }
 
-export async function runBench(o: { modelDirs: string[]; model: string; steps: number; samples: number; python: string; log: (s: string) => void }): Promise<BenchResult> {
+export async function runBench(o: { modelDirs: string[]; model: string; steps: number; samples: number; rounds: number; python: string; log: (s: string) => void }): Promise<BenchResult> {
   const e8 = createEngine({ modelDirs: o.modelDirs, batchSize: 8 });
   const e64 = createEngine({ modelDirs: o.modelDirs, batchSize: 64 });
   try {
@@ -114,30 +131,45 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     }
     const plain = (samples: number): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: o.steps, samples, seed: 1 } });
 
+    const load0 = loadavg()[0]!;
     o.log(`warming up (${m.id})...`);
     await timedRun(e8, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 8, seed: 0 } });
     await timedRun(e64, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 64, seed: 0 } });
 
-    o.log(`engine: ${o.steps} steps at batch 8 and 64...`);
-    const engine = [
-      { batch: 8, msPerStep: (await timedRun(e8, m.id, plain(8))).msPerStep },
-      { batch: 64, msPerStep: (await timedRun(e64, m.id, plain(64))).msPerStep },
-    ];
-
-    // the same number of compute threads on both sides (torch here defaults to 1)
+    // Engine and reference alternate, round after round, so that both see the same machine load; medians and
+    // minimums over all rounds. The same number of compute threads on both sides (torch here defaults to 1).
     const threads = Number(process.env.DLM_ENGINE_THREADS) || cpus().length;
-    o.log(`PyTorch reference sampler on the same weights (${threads} threads)...`);
-    let reference: BenchResult['reference'];
-    try {
-      if (!existsSync(o.python)) throw new Error(`${o.python} not found`);
-      reference = await runReference(o.python, m.path, threads);
-    } catch (e) {
-      reference = { error: (e as Error).message };
+    const engineDeltas: Record<number, number[]> = { 8: [], 64: [] };
+    // the reference at its best: with 1 thread and with as many as the engine (OpenMP threads suffer more than
+    // onnxruntime's when other processes share the cores), keeping the faster per batch size
+    const refThreads = [...new Set([1, threads])];
+    const refDeltas: Record<string, number[]> = {};
+    let refError: string | null = existsSync(o.python) ? null : `${o.python} not found`;
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const batch of [8, 64]) {
+        o.log(`round ${round}/${o.rounds}: engine, batch ${batch}, ${o.steps} steps...`);
+        engineDeltas[batch]!.push(...(await timedRun(batch === 8 ? e8 : e64, m.id, plain(batch))).deltas);
+        for (const th of refThreads) {
+          if (refError) break;
+          o.log(`round ${round}/${o.rounds}: PyTorch reference (${th} thread${th > 1 ? 's' : ''}), batch ${batch}...`);
+          try {
+            (refDeltas[`${batch}/${th}`] ??= []).push(...(await runReference(o.python, m.path, batch, th, o.steps)));
+          } catch (e) {
+            refError = (e as Error).message;
+          }
+        }
+      }
     }
+    const stat = (a: number[]) => ({ msPerStep: median(a), minMs: Math.min(...a) });
+    const engine = [8, 64].map((batch) => ({ batch, ...stat(engineDeltas[batch]!) }));
+    const reference: BenchResult['reference'] = refError ? { error: refError } : [8, 64].map((batch) => {
+      const best = refThreads.map((th) => ({ threads: th, ...stat(refDeltas[`${batch}/${th}`]!) })).sort((a, b) => a.msPerStep - b.msPerStep)[0]!;
+      return { batch, ...best };
+    });
     const speedup = Array.isArray(reference)
-      ? engine.flatMap((en) => {
-        const r = (reference as { batch: number; msPerStep: number }[]).find((x) => x.batch === en.batch);
-        return r ? [{ batch: en.batch, x: r.msPerStep / en.msPerStep }] : [];
+      ? engine.map((en) => {
+        const r = reference.find((x) => x.batch === en.batch)!;
+        return { batch: en.batch, x: r.msPerStep / en.msPerStep, xMin: r.minMs / en.minMs };
       })
       : [];
 
@@ -146,9 +178,13 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const g = guidedSet(m, o.steps);
     if (!g) guidance = { error: `bundle ${m.id} has fewer than two guidance classifiers (${m.controls.join(', ') || 'none'})` };
     else {
-      const un = (await timedRun(e8, m.id, plain(8))).msPerStep;
-      const gu = (await timedRun(e8, m.id, g.set)).msPerStep;
-      guidance = { controls: g.controls, iterations: 3, unguidedMsPerStep: un, guidedMsPerStep: gu, ratio: gu / un };
+      const un: number[] = [];
+      const gu: number[] = [];
+      for (let round = 0; round < o.rounds; round++) {
+        un.push(...(await timedRun(e8, m.id, plain(8))).deltas);
+        gu.push(...(await timedRun(e8, m.id, g.set)).deltas);
+      }
+      guidance = { controls: g.controls, iterations: 3, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu), ratio: median(gu) / median(un), ratioMin: Math.min(...gu) / Math.min(...un) };
     }
 
     o.log(`event-loop lag and peak memory while generating ${o.samples} samples (batch 8)...`);
@@ -176,7 +212,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     return {
       model: { id: m.id, version: m.version, path: m.path },
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGiB: totalmem() / 2 ** 30, node: process.versions.node, platform: `${process.platform}/${process.arch}` },
-      steps: o.steps, threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference, speedup, guidance, eventLoop, memory, targets,
+      steps: o.steps, rounds: o.rounds, load: [load0, loadavg()[0]!], threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference, speedup, guidance, eventLoop, memory, targets,
     };
   } finally {
     await e8.dispose();
@@ -190,15 +226,17 @@ export function formatBench(r: BenchResult): string {
     `model ${r.model.id} ${r.model.version} (${r.model.path})`,
     `machine: ${r.machine.cpus} x ${r.machine.cpuModel}, ${r.machine.memoryGiB.toFixed(0)} GiB, node ${r.machine.node}, ${r.machine.platform}`,
     '',
-    `ms per denoising step (${r.steps} steps, median; cpu, ${r.threads} threads each):`,
-    table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup'], r.engine.map((e) => {
+    `load average ${r.load[0].toFixed(1)} before, ${r.load[1].toFixed(1)} after (other processes skew every figure)`,
+    '',
+    `ms per denoising step (${r.steps} steps x ${r.rounds} alternating rounds; median / min; cpu; engine ${r.threads} threads, reference the faster of 1 and ${r.threads}):`,
+    table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup (median / min)'], r.engine.map((e) => {
       const p = ref?.find((x) => x.batch === e.batch);
-      return [e.batch, e.msPerStep.toFixed(2), p ? p.msPerStep.toFixed(2) : '-', p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x` : '-'];
+      return [e.batch, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.threads} thr)` : '-', p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x / ${(p.minMs / e.minMs).toFixed(2)}x` : '-'];
     })),
     ...(ref ? [] : [`reference: ${(r.reference as { error: string }).error}`]),
     '',
     'guidance' in r && 'ratio' in r.guidance
-      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x`
+      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x (on minimums ${r.guidance.ratioMin.toFixed(2)}x)`
       : `guidance: ${(r.guidance as { error: string }).error}`,
     `main-thread event-loop lag while generating ${r.eventLoop.samples} samples (${r.eventLoop.runSeconds.toFixed(1)} s): p50 ${r.eventLoop.lagP50Ms.toFixed(2)} ms, p99 ${r.eventLoop.lagP99Ms.toFixed(2)} ms, max ${r.eventLoop.lagMaxMs.toFixed(2)} ms`,
     `peak RSS (main + engine worker) for ${r.memory.samples} samples: ${r.memory.peakRssMiB.toFixed(0)} MiB`,
@@ -212,14 +250,16 @@ export const benchCommand: CliCommand = {
   name: 'bench',
   summary: 'measure the engine: ms/step vs PyTorch, guided vs unguided, event-loop lag, peak memory',
   usage,
-  options: { model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' } },
+  options: { model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, rounds: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' } },
   async run(ctx, args) {
     const steps = intOption(args, 'steps') ?? 20;
     const samples = intOption(args, 'samples') ?? 64;
+    const rounds = intOption(args, 'rounds') ?? 2;
+    if (rounds < 1 || rounds > 20) throw new CliError('INVALID_INPUT', '--rounds must be in 1..20');
     if (steps < 3 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 3..2000');
     if (samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
     const python = (args.values.python as string | undefined) ?? process.env.PYTHON ?? '/usr/bin/python3';
-    const r = await runBench({ modelDirs: ctx.modelDirs, model: (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID, steps, samples, python, log: (s) => ctx.err(s) });
+    const r = await runBench({ modelDirs: ctx.modelDirs, model: (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID, steps, samples, rounds, python, log: (s) => ctx.err(s) });
     const extras = args.values['skip-extras'] === true ? null : await runBenchExtras({
       model: r.model.id, device: 'cpu', steps, evaluate: evaluateOutputs, log: (s) => ctx.err(s),
       engineFor: (batchSize) => createEngine({ modelDirs: ctx.modelDirs, batchSize }),
