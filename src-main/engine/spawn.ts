@@ -13,9 +13,6 @@ export function startWorker(workerData: unknown): Worker {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const name of ['engine-worker.js', 'engine-worker.mjs']) {
     const f = join(here, name);
-    // a packaged app: load the worker from the unpacked copy (electron-builder.yml unpacks out/main/**)
-    const unpacked = f.replace(/app\.asar([\\/])/, 'app.asar.unpacked$1');
-    if (unpacked !== f && existsSync(unpacked)) return new Worker(unpacked, { workerData });
     if (existsSync(f)) return new Worker(f, { workerData });
   }
   let ts = join(here, 'worker.ts');
