@@ -46,6 +46,16 @@ describe('sampler loop', () => {
     }
   });
 
+  it('without clamping, x0 is left as predicted (different path) but rounding and held tokens still apply', async () => {
+    const held = new Int32Array(N).fill(-1);
+    held[2] = 11;
+    const clamped = await sampleBatch({ seeds: [3], length: N, emb, schedule, denoise, clamp: true, held });
+    const free = await sampleBatch({ seeds: [3], length: N, emb, schedule, denoise, clamp: false, held });
+    expect(free.tokens![2]).toBe(11);
+    expect(Array.from(free.tokens!).every((t) => t >= 0 && t < V)).toBe(true);
+    expect(Array.from(free.tokens!)).not.toEqual(Array.from(clamped.tokens!));
+  });
+
   it('stops before the next step when cancelled', async () => {
     let steps = 0;
     const r = await sampleBatch({
