@@ -106,14 +106,14 @@ export function runCoverage(options: CoverageOptions = {}): CoverageReport {
       continue;
     }
     const cases = JSON.parse(readFileSync(path, 'utf8')) as SuiteCase[];
-    const kw = label.startsWith('format:') ? 'format' : label;
+    const kw = label.startsWith('format:') ? 'format' : label === 'if-then-else' ? 'if' : label;
     const k: KeywordCoverage = { keyword: label, claimed: claimed.has(kw), schemas: 0, compiled: 0, tests: 0, passed: 0, failed: 0, refused: 0 };
     for (const c of cases) {
       k.schemas++;
       k.tests += c.tests.length;
       let compiled;
       try {
-        compiled = compileJsonSchema(c.schema, { draft, timeLimitMs: options.timeLimitMs ?? 3000, maxStates: options.maxStates ?? 20_000 });
+        compiled = compileJsonSchema(c.schema, { draft, timeLimitMs: options.timeLimitMs ?? 20_000, maxStates: options.maxStates ?? 50_000 });
       } catch (e) {
         if (!(e instanceof ConstraintCompileError)) throw new Error(`${file} "${c.description}": compiler crashed: ${(e as Error).stack}`);
         k.refused += c.tests.length;

@@ -14,7 +14,7 @@ import { ConstraintCompileError, SchemaTooLargeError, UnsupportedKeywordError, p
 import type { Budget, Lang } from './lang';
 import {
   acceptsEmpty, alt, charSet, checkDeadline, cp, disjoint, empty, eps, intersect, isEmptyLang, lit, minimal, minus,
-  quotientDfa, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars,
+  quotientDfa, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars, mapChar,
 } from './lang';
 import { BoundNotExactError, MAX_SAFE, ceilDiv, decimalMultiple, floorDiv, fracAll, fracBound, intRange, multipleOfInt, toRational } from './numbers';
 import { encodeContent, encodedFormat, formatLang, stringChar, stringContentAll, SUPPORTED_FORMATS } from './strings';
@@ -59,7 +59,9 @@ const ANNOTATIONS = new Set([
 export const CLAIMED_KEYWORDS = [
   'type', 'enum', 'const', 'properties', 'required', 'additionalProperties', 'items', 'prefixItems', 'additionalItems',
   'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum',
-  'exclusiveMaximum', 'multipleOf', 'anyOf', 'oneOf', 'allOf', '$ref', 'uniqueItems',
+  'exclusiveMaximum', 'multipleOf', 'anyOf', 'oneOf', 'allOf', '$ref', 'uniqueItems', 'not', 'if', 'then', 'else',
+  'patternProperties', 'propertyNames', 'minProperties', 'maxProperties', 'dependentRequired', 'dependentSchemas',
+  'dependencies',
 ] as const;
 const SUPPORTED = new Set<string>(CLAIMED_KEYWORDS);
 const TYPE_NAMES = ['null', 'boolean', 'integer', 'number', 'string', 'array', 'object'];
@@ -68,7 +70,22 @@ const TYPE_NAMES = ['null', 'boolean', 'integer', 'number', 'string', 'array', '
 
 type Part<D> = { struct: D; lang?: undefined } | { lang: Lang; struct?: undefined };
 interface ArrDesc { prefix: Typed[]; items: Typed; min: number; max: number }
-interface ObjDesc { props: Map<string, Typed>; required: Set<string>; ap: Typed }
+interface PatternProp {
+  /** The JS regex source (search semantics) and the language of the JSON-encoded keys it matches. */
+  src: string;
+  key: Lang;
+  schema: Typed;
+}
+interface ObjDesc {
+  props: Map<string, Typed>;
+  required: Set<string>;
+  ap: Typed;
+  patterns?: PatternProp[];
+  /** propertyNames: language of the allowed JSON-encoded keys (null = any). */
+  names?: Lang | null;
+  minProps?: number;
+  maxProps?: number;
+}
 /** A schema's language split by JSON type. Scalars are languages of canonical JSON text (strings encoded). */
 interface Typed {
   null: Lang | null;
@@ -182,8 +199,11 @@ function mergeArr(ctx: Ctx, a: Part<ArrDesc>, b: Part<ArrDesc>): Part<ArrDesc> |
   return isEmptyLang(l) ? null : { lang: l };
 }
 
+const hasKeyRules = (d: ObjDesc) => (d.patterns?.length ?? 0) > 0 || (d.names !== undefined && d.names !== null);
+
 function mergeObj(ctx: Ctx, a: Part<ObjDesc>, b: Part<ObjDesc>): Part<ObjDesc> | null {
-  if (a.struct && b.struct) {
+  // with patternProperties/propertyNames the per-key rules do not merge structurally: intersect the languages
+  if (a.struct && b.struct && !hasKeyRules(a.struct) && !hasKeyRules(b.struct)) {
     const props = new Map<string, Typed>();
     const keys = new Set([...a.struct.props.keys(), ...b.struct.props.keys()]);
     for (const k of keys) {
@@ -194,6 +214,8 @@ function mergeObj(ctx: Ctx, a: Part<ObjDesc>, b: Part<ObjDesc>): Part<ObjDesc> |
         props,
         required: new Set([...a.struct.required, ...b.struct.required]),
         ap: intersectTyped(ctx, a.struct.ap, b.struct.ap),
+        minProps: Math.max(a.struct.minProps ?? 0, b.struct.minProps ?? 0),
+        maxProps: Math.min(a.struct.maxProps ?? Infinity, b.struct.maxProps ?? Infinity),
       },
     };
   }
@@ -254,21 +276,66 @@ function wrap(open: string, members: Lang, close: string): Lang {
   return seq(lit(open), d.test([]) ? alt(eps(), inner) : inner, lit(close));
 }
 
+/** Separator used while building object members (a lone surrogate: never part of a JSON string value here). */
+const MARK = 0xd800;
+const MARK_STR = String.fromCharCode(MARK);
+
+/**
+ * `{` members `}`. Members are built as (MARK member)*, so that min/maxProperties can count the marks; then the
+ * first mark is removed by a DFA quotient and the others become commas.
+ */
 function matObj(ctx: Ctx, d: ObjDesc): Lang {
   const keys = [...new Set([...d.props.keys(), ...d.required])].sort((a, b) => rankOf(ctx, a) - rankOf(ctx, b));
-  let extra: Lang = eps();
-  if (!isEmptyTyped(d.ap)) {
-    const keyContent = keys.length ? minus(stringContentAll(), words(keys)) : stringContentAll();
-    const member = seq(lit(','), encodeContent(keyContent), lit(':'), materialize(ctx, d.ap));
-    extra = minimal(rep(member, 0, Infinity));
+  const patterns = d.patterns ?? [];
+  const names = d.names ?? null;
+  const matching = (k: string) => patterns.filter((p) => new RegExp(p.src, 'u').test(k));
+  const any = () => anyTyped(ctx, ctx.anyDepth);
+
+  // additional members: one alternative per set of patterns the key matches (none: additionalProperties)
+  let extraKeys = encodeContent(keys.length ? minus(stringContentAll(), words(keys)) : stringContentAll());
+  if (names) extraKeys = intersect(extraKeys, names);
+  const alternatives: Lang[] = [];
+  for (let mask = 0; mask < 1 << patterns.length; mask++) {
+    let value: Typed = mask === 0 ? d.ap : any();
+    let keyLang = extraKeys;
+    patterns.forEach((p, i) => {
+      if (mask & (1 << i)) {
+        value = intersectTyped(ctx, value, p.schema);
+        keyLang = intersect(keyLang, p.key);
+      } else keyLang = minus(keyLang, p.key);
+    });
+    if (isEmptyTyped(value) || isEmptyLang(keyLang)) continue;
+    alternatives.push(seq(lit(MARK_STR), keyLang, lit(':'), materialize(ctx, value)));
   }
+  const extra = alternatives.length ? minimal(rep(alt(...alternatives), 0, Infinity)) : eps();
+
   const parts: Lang[] = [extra];
   for (const k of keys) {
-    const t = d.props.get(k) ?? d.ap;
-    const member = seq(lit(`,${JSON.stringify(k)}:`), materialize(ctx, t));
+    const enc = JSON.stringify(k);
+    const allowed = !names || names.test(cp(enc));
+    const m = matching(k);
+    let t = d.props.get(k) ?? (m.length ? any() : d.ap);
+    for (const p of m) t = intersectTyped(ctx, t, p.schema);
+    if (!allowed || isEmptyTyped(t)) {
+      if (d.required.has(k)) return empty();
+      continue;
+    }
+    const member = seq(lit(`${MARK_STR}${enc}:`), materialize(ctx, t));
     parts.push(d.required.has(k) ? member : rep(member, 0, 1), extra);
   }
-  return wrap('{', seq(...parts), '}');
+  let members = seq(...parts);
+  const minP = d.minProps ?? 0;
+  const maxP = d.maxProps ?? Infinity;
+  if (minP > 0 || maxP < Infinity) {
+    if (minP > maxP) return empty();
+    if (Math.max(minP, maxP === Infinity ? 0 : maxP) > 64) throw new SchemaTooLargeError(whereNow, 'minProperties/maxProperties above 64');
+    const notMark = chars(charSet([[0, MARK - 1], [MARK + 1, 0x10ffff]]));
+    const counted = seq(rep(seq(rep(notMark, 0, Infinity), lit(MARK_STR)), minP, maxP), rep(notMark, 0, Infinity));
+    members = intersect(members, counted);
+  }
+  const dm = toDfa(members);
+  const inner = mapChar(quotientDfa(dm, MARK), MARK, 0x2c);
+  return seq(lit('{'), dm.test([]) ? alt(eps(), inner) : inner, lit('}'));
 }
 
 function rankOf(ctx: Ctx, key: string): number {
@@ -312,6 +379,7 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
     }
     if (k === 'prefixItems' && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'prefixItems is a Draft 2020-12 keyword');
     if (k === 'additionalItems' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'additionalItems is not a Draft 2020-12 keyword (use prefixItems + items)');
+    if (k === 'dependencies' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'dependencies is a Draft 7 keyword (use dependentRequired / dependentSchemas)');
     if (!SUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k));
     if (k === 'uniqueItems' && schema[k] === true) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'uniqueItems: true is not a regular language');
     ctx.used.add(k);
@@ -348,6 +416,39 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
     const base = parts[0]!;
     parts.push(oneOfTyped(ctx, list.map((s, i) => intersectTyped(ctx, base, compileNode(ctx, s, ptrJoin(ptrJoin(ptr, 'oneOf'), i))))));
   }
+  if ('not' in schema) {
+    parts.push(complementTyped(ctx, parts[0]!, compileNode(ctx, schema.not, ptrJoin(ptr, 'not'))));
+  }
+  if ('if' in schema && ('then' in schema || 'else' in schema)) {
+    // (if and then) or (not if and else); a missing then/else is `true`
+    const base = parts[0]!;
+    const cond = intersectTyped(ctx, base, compileNode(ctx, schema.if, ptrJoin(ptr, 'if')));
+    const thenT = 'then' in schema ? intersectTyped(ctx, cond, compileNode(ctx, schema.then, ptrJoin(ptr, 'then'))) : cond;
+    const notCond = complementTyped(ctx, base, cond);
+    const elseT = 'else' in schema ? intersectTyped(ctx, notCond, compileNode(ctx, schema.else, ptrJoin(ptr, 'else'))) : notCond;
+    parts.push(unionTyped(thenT, elseT));
+  }
+  // dependentRequired / dependentSchemas / Draft 7 dependencies: "if the object has key a, then ..."
+  const deps: [string, unknown, string][] = [];
+  const collect = (kw: string, want: 'array' | 'schema' | 'either') => {
+    if (!(kw in schema)) return;
+    const v = schema[kw];
+    if (!isObj(v)) throw invalid(kw, ptr, 'must be an object');
+    for (const [k, d] of Object.entries(v)) {
+      const isArr = Array.isArray(d);
+      if ((want === 'array' && !isArr) || (want === 'schema' && isArr)) throw invalid(kw, ptr, `"${k}" has the wrong form`);
+      deps.push([k, isArr ? { required: d } : d, ptrJoin(ptrJoin(ptr, kw), k)]);
+    }
+  };
+  collect('dependentRequired', 'array');
+  collect('dependentSchemas', 'schema');
+  if (ctx.draft === '7') collect('dependencies', 'either');
+  for (const [key, then, at] of deps) {
+    const base = parts[0]!;
+    const cond = intersectTyped(ctx, base, compileNode(ctx, { type: 'object', required: [key] }, at));
+    const thenT = intersectTyped(ctx, cond, compileNode(ctx, then, at));
+    parts.push(unionTyped(thenT, complementTyped(ctx, base, cond)));
+  }
   let t = parts[0]!;
   for (let i = 1; i < parts.length; i++) {
     if (isEmptyTyped(t)) break;
@@ -361,10 +462,8 @@ function schemaList(x: unknown, kw: string, ptr: string): unknown[] {
   return x;
 }
 
-/** Exactly one branch: a plain union when branches are pairwise disjoint (checked on the DFAs), otherwise the exact
- * "in exactly one" language built with complements. */
-function oneOfTyped(ctx: Ctx, branches: Typed[]): Typed {
-  const langs = branches.map((b) => materialize(ctx, b));
+/** The words in exactly one of the languages. */
+function exactlyOne(langs: Lang[]): Lang {
   let pairwiseDisjoint = true;
   for (let i = 0; i < langs.length && pairwiseDisjoint; i++) {
     for (let j = i + 1; j < langs.length; j++) {
@@ -374,13 +473,69 @@ function oneOfTyped(ctx: Ctx, branches: Typed[]): Typed {
       }
     }
   }
-  if (pairwiseDisjoint) return branches.reduce((u, b) => unionTyped(u, b), emptyTyped());
-  const pieces: Lang[] = [];
-  for (let i = 0; i < langs.length; i++) {
-    const others = langs.filter((_, j) => j !== i);
-    pieces.push(minus(langs[i]!, alt(...others)));
+  if (pairwiseDisjoint) return minimal(alt(...langs));
+  const pieces = langs.map((l, i) => minus(l, alt(...langs.filter((_, j) => j !== i))));
+  return minimal(alt(...pieces));
+}
+
+/**
+ * Exactly one branch. JSON types are disjoint, so this is decided type by type: a type only one branch allows is
+ * kept as it is (structure included); otherwise pairwise disjoint languages (checked on the DFAs) are a union, and
+ * overlapping ones give the exact "in exactly one" language built with complements.
+ */
+function oneOfTyped(ctx: Ctx, branches: Typed[]): Typed {
+  const out = emptyTyped();
+  for (const k of SCALARS) {
+    const langs = branches.map((b) => b[k]).filter((l): l is Lang => l !== null);
+    if (langs.length === 0) continue;
+    const l = langs.length === 1 ? langs[0]! : exactlyOne(langs);
+    out[k] = isEmptyLang(l) ? null : l;
   }
-  return langToTyped(ctx, minimal(alt(...pieces)));
+  const composite = <D,>(pick: (b: Typed) => Part<D>[], mat: (d: D) => Lang): Part<D>[] => {
+    const withParts = branches.map(pick).filter((p) => p.length > 0);
+    if (withParts.length === 0) return [];
+    if (withParts.length === 1) return withParts[0]!;
+    const langs = withParts.map((ps) => minimal(alt(...ps.map((p) => p.lang ?? mat(p.struct as D)))));
+    const l = exactlyOne(langs);
+    return isEmptyLang(l) ? [] : [{ lang: l }];
+  };
+  out.array = composite((b) => b.array, (d: ArrDesc) => matArr(ctx, d));
+  out.object = composite((b) => b.object, (d: ObjDesc) => matObj(ctx, d));
+  return out;
+}
+
+/**
+ * Values of `universe` not in `neg` (JSON Schema `not`, relative to what the rest of the schema allows). Exact for
+ * values within the unconstrained-nesting bound (anyDepth), like everything else.
+ */
+function complementTyped(ctx: Ctx, universe: Typed, neg: Typed): Typed {
+  if (isEmptyTyped(neg)) return universe;
+  if (neg.any !== undefined) return emptyTyped();
+  const out = emptyTyped();
+  // scalars type by type (cheap); arrays and objects through their materialized languages
+  for (const k of SCALARS) {
+    const u = universe[k];
+    if (!u) continue;
+    const n = neg[k];
+    if (!n) out[k] = u;
+    else {
+      const d = minus(u, n);
+      out[k] = isEmptyLang(d) ? null : d;
+    }
+  }
+  const composite = (parts: Part<ArrDesc>[] | Part<ObjDesc>[], negParts: Part<ArrDesc>[] | Part<ObjDesc>[], mat: (p: never) => Lang): Lang | null => {
+    if (parts.length === 0) return null;
+    const u = minimal(alt(...parts.map((p) => p.lang ?? mat(p.struct as never))));
+    if (negParts.length === 0) return u;
+    const n = minimal(alt(...negParts.map((p) => p.lang ?? mat(p.struct as never))));
+    const d = minus(u, n);
+    return isEmptyLang(d) ? null : d;
+  };
+  const arr = composite(universe.array, neg.array, (d: ArrDesc) => matArr(ctx, d));
+  if (arr) out.array.push({ lang: arr });
+  const obj = composite(universe.object, neg.object, (d: ObjDesc) => matObj(ctx, d));
+  if (obj) out.object.push({ lang: obj });
+  return out;
 }
 
 function langToTyped(ctx: Ctx, l: Lang): Typed {
@@ -467,7 +622,7 @@ function count(schema: Record<string, unknown>, kw: string, ptr: string): number
 const NUMERIC_KWS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
 const STRING_KWS = ['minLength', 'maxLength', 'pattern', 'format'];
 const ARRAY_KWS = ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'];
-const OBJECT_KWS = ['properties', 'required', 'additionalProperties'];
+const OBJECT_KWS = ['properties', 'required', 'additionalProperties', 'patternProperties', 'propertyNames', 'minProperties', 'maxProperties'];
 
 /** The schema's `type` plus its type-specific keywords. */
 function typeBase(ctx: Ctx, schema: Record<string, unknown>, ptr: string): Typed {
@@ -630,7 +785,33 @@ function objDesc(ctx: Ctx, schema: Record<string, unknown>, ptr: string): ObjDes
     ? compileNode(ctx, schema.additionalProperties, ptrJoin(ptr, 'additionalProperties'))
     : anyTyped(ctx, ctx.anyDepth);
   if (required.size + props.size > 200) throw new SchemaTooLargeError(ptr, 'more than 200 properties');
-  return { props, required, ap };
+  const desc: ObjDesc = { props, required, ap };
+  if ('patternProperties' in schema) {
+    const pp = schema.patternProperties;
+    if (!isObj(pp)) throw invalid('patternProperties', ptr, 'must be an object');
+    const entries = Object.entries(pp);
+    if (entries.length > 4) throw new UnsupportedKeywordError('patternProperties', ptrJoin(ptr, 'patternProperties'), 'more than 4 patterns');
+    desc.patterns = entries.map(([src, sub]) => {
+      const at = ptrJoin(ptrJoin(ptr, 'patternProperties'), src);
+      const prev = setWhere(at);
+      let key: Lang;
+      try {
+        key = encodeContent(regexLang(src, true, 'patternProperties'));
+      } finally {
+        setWhere(prev);
+      }
+      return { src, key, schema: compileNode(ctx, sub, at) };
+    });
+  }
+  if ('propertyNames' in schema) {
+    const names = compileNode(ctx, schema.propertyNames, ptrJoin(ptr, 'propertyNames'));
+    desc.names = names.any !== undefined ? null : (names.string ?? empty());
+  }
+  const minP = count(schema, 'minProperties', ptr);
+  const maxP = count(schema, 'maxProperties', ptr);
+  if (minP !== undefined) desc.minProps = minP;
+  if (maxP !== undefined) desc.maxProps = maxP;
+  return desc;
 }
 
 // ---------------------------------------------------------------- canonical form
@@ -658,6 +839,14 @@ export function schemaKeyOrder(schema: unknown): Map<string, number> {
       }
       if (k === 'required' && Array.isArray(v)) {
         for (const x of v) if (typeof x === 'string') add(x);
+        continue;
+      }
+      if ((k === 'dependentRequired' || k === 'dependencies') && isObj(v)) {
+        for (const [dk, dv] of Object.entries(v)) {
+          add(dk);
+          if (Array.isArray(dv)) for (const x of dv) if (typeof x === 'string') add(x);
+          else walk(dv);
+        }
         continue;
       }
       walk(v);

@@ -183,6 +183,40 @@ export function quotientDfa(d: DFA, c: number): Lang {
 }
 export const quotient = (l: Lang, c: number): Lang => quotientDfa(toDfa(l), c);
 
+/** The language with every occurrence of character `from` replaced by `to` (a letter-to-letter homomorphism). */
+export function mapChar(l: Lang, from: number, to: number): Lang {
+  const d = toDfa(l);
+  return guard(() => {
+    const b = new ENFA.Builder(enfaFactory());
+    const ids = new Map<DFA.ReadonlyNode, ENFA.Node>();
+    const node = (n: DFA.ReadonlyNode) => {
+      let e = ids.get(n);
+      if (!e) ids.set(n, (e = n === d.initial ? b.initial : b.createNode()));
+      return e;
+    };
+    const edges = new Map<ENFA.Node, Map<ENFA.Node, CharSet>>();
+    const edge = (x: ENFA.Node, y: ENFA.Node, set: CharSet) => {
+      let m = edges.get(x);
+      if (!m) edges.set(x, (m = new Map()));
+      const prev = m.get(y);
+      m.set(y, prev ? prev.union(set) : set);
+    };
+    for (const n of d.nodes()) {
+      const x = node(n);
+      if (d.finals.has(n as DFA.Node)) edge(x, b.final, CharSet.empty(MAX_CHAR));
+      for (const [range, target] of n.out) {
+        let set = CharSet.fromRange(MAX_CHAR, range);
+        if (set.has(from)) set = set.without({ min: from, max: from }).union([{ min: to, max: to }]);
+        edge(x, node(target), set);
+      }
+    }
+    for (const [x, m] of edges) {
+      for (const [y, set] of m) b.linkNodes(x, y, y === b.final && set.isEmpty ? null : set);
+    }
+    return ENFA.fromBuilder(b, OPTS);
+  });
+}
+
 /** A finite set of literal strings. */
 export function words(strings: Iterable<string>): Lang {
   const ws = [...strings].map(cp);

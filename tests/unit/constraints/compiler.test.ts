@@ -191,15 +191,16 @@ describe('refusals name the keyword and its JSON pointer', () => {
     throw new Error('not refused');
   };
   it('unsupported keywords', () => {
-    const e = refused({ properties: { a: { not: { type: 'string' } } } });
+    const e = refused({ properties: { a: { unevaluatedProperties: false } } });
     expect(e).toBeInstanceOf(UnsupportedKeywordError);
     expect(e.code).toBe('UNSUPPORTED_KEYWORD');
-    expect(e.keyword).toBe('not');
-    expect(e.pointer).toBe('/properties/a/not');
-    expect(e.message).toContain('"not"');
-    expect(e.message).toContain('#/properties/a/not');
-    const p = refused({ items: { patternProperties: { x: {} } } });
-    expect([p.keyword, p.pointer]).toEqual(['patternProperties', '/items/patternProperties']);
+    expect(e.keyword).toBe('unevaluatedProperties');
+    expect(e.pointer).toBe('/properties/a/unevaluatedProperties');
+    expect(e.message).toContain('"unevaluatedProperties"');
+    expect(e.message).toContain('#/properties/a/unevaluatedProperties');
+    const p = refused({ items: { $dynamicRef: '#x' } });
+    expect([p.keyword, p.pointer]).toEqual(['$dynamicRef', '/items/$dynamicRef']);
+    expect(refused({ 'x-custom': 1 }).keyword).toBe('x-custom');
     expect(refused({ type: 'array', uniqueItems: true }).keyword).toBe('uniqueItems');
     expect(refused({ $ref: 'http://example.com/x.json' }).keyword).toBe('$ref');
     expect(refused({ type: 'string', format: 'hostname' }).message).toContain('hostname');
@@ -208,5 +209,31 @@ describe('refusals name the keyword and its JSON pointer', () => {
     const e = refused({ properties: { a: { type: 'string', pattern: '^(a|b)*a(a|b){14}$' } } });
     expect(e.code).toBe('SCHEMA_TOO_LARGE');
     expect(e.message).toContain('#/properties/a');
+  });
+});
+
+describe('not, if/then/else, dependencies, patternProperties, propertyNames, min/maxProperties', () => {
+  it('not and if/then/else relative to the rest of the schema', () => {
+    const n = compileJsonSchema({ type: 'integer', not: { enum: [3, 4] }, minimum: 0, maximum: 6 });
+    expect([0, 2, 3, 4, 5, 6].map((x) => n.accepts(x))).toEqual([true, true, false, false, true, true]);
+    const c = compileJsonSchema({ type: 'string', if: { maxLength: 2 }, then: { pattern: '^a' }, else: { pattern: 'z$' } });
+    expect(['ab', 'bb', 'xyz', 'xya'].map((x) => c.accepts(x))).toEqual([true, false, true, false]);
+  });
+  it('dependentRequired and dependentSchemas', () => {
+    const d = compileJsonSchema({ type: 'object', properties: { a: { type: 'integer' }, b: { type: 'integer' } }, dependentRequired: { a: ['b'] }, dependentSchemas: { b: { properties: { a: { maximum: 5 } } } } });
+    expect(d.accepts({ b: 1 })).toBe(true);
+    expect(d.accepts({ a: 1 })).toBe(false);
+    expect(d.accepts({ a: 1, b: 2 })).toBe(true);
+    expect(d.accepts({ a: 9, b: 2 })).toBe(false);
+  });
+  it('patternProperties, propertyNames and property counts', () => {
+    const p = compileJsonSchema({ type: 'object', patternProperties: { '^x-': { type: 'integer' } }, propertyNames: { maxLength: 4 }, additionalProperties: { type: 'string' }, maxProperties: 2 });
+    expect(p.accepts({ 'x-a': 1, b: 's' })).toBe(true);
+    expect(p.accepts({ 'x-a': 's' })).toBe(false);
+    expect(p.accepts({ b: 1 })).toBe(false);
+    expect(p.accepts({ toolong: 's' })).toBe(false);
+    expect(p.accepts({ a: 's', b: 't', c: 'u' })).toBe(false);
+    const m = compileJsonSchema({ type: 'object', properties: { a: {}, b: {} }, additionalProperties: false, minProperties: 2 });
+    expect([{}, { a: 1 }, { a: 1, b: 2 }].map((x) => m.accepts(x))).toEqual([false, false, true]);
   });
 });
