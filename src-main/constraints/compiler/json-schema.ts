@@ -61,7 +61,7 @@ export const CLAIMED_KEYWORDS = [
   'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum',
   'exclusiveMaximum', 'multipleOf', 'anyOf', 'oneOf', 'allOf', '$ref', 'uniqueItems', 'not', 'if', 'then', 'else',
   'patternProperties', 'propertyNames', 'minProperties', 'maxProperties', 'dependentRequired', 'dependentSchemas',
-  'dependencies',
+  'dependencies', 'contains', 'minContains', 'maxContains',
 ] as const;
 const SUPPORTED = new Set<string>(CLAIMED_KEYWORDS);
 const TYPE_NAMES = ['null', 'boolean', 'integer', 'number', 'string', 'array', 'object'];
@@ -69,7 +69,14 @@ const TYPE_NAMES = ['null', 'boolean', 'integer', 'number', 'string', 'array', '
 // ---------------------------------------------------------------- typed languages
 
 type Part<D> = { struct: D; lang?: undefined } | { lang: Lang; struct?: undefined };
-interface ArrDesc { prefix: Typed[]; items: Typed; min: number; max: number }
+interface ArrDesc {
+  prefix: Typed[];
+  items: Typed;
+  min: number;
+  max: number;
+  /** contains: how many elements must match it (minContains..maxContains). */
+  contains?: { schema: Typed; min: number; max: number };
+}
 interface PatternProp {
   /** The JS regex source (search semantics) and the language of the JSON-encoded keys it matches. */
   src: string;
@@ -181,7 +188,7 @@ function elemAt(d: ArrDesc, i: number): Typed {
 }
 
 function mergeArr(ctx: Ctx, a: Part<ArrDesc>, b: Part<ArrDesc>): Part<ArrDesc> | null {
-  if (a.struct && b.struct) {
+  if (a.struct && b.struct && !a.struct.contains && !b.struct.contains) {
     const n = Math.max(a.struct.prefix.length, b.struct.prefix.length);
     const prefix: Typed[] = [];
     for (let i = 0; i < n; i++) prefix.push(intersectTyped(ctx, elemAt(a.struct, i), elemAt(b.struct, i)));
@@ -256,7 +263,18 @@ function matArr(ctx: Ctx, d: ArrDesc): Lang {
   const min = d.min;
   if (min > max) return empty();
   const K = Math.max(P, min);
-  const elem = (i: number): Lang => seq(lit(','), materialize(ctx, elemAt(d, i)));
+  const c = d.contains;
+  // separators: MARK before an element; with `contains`, MARK2 before an element that matches it (counted)
+  const elem = (i: number): Lang => {
+    const e = elemAt(d, i);
+    if (!c) return seq(lit(MARK_STR), materialize(ctx, e));
+    const hit = intersectTyped(ctx, e, c.schema);
+    const miss = complementTyped(ctx, e, c.schema);
+    const parts: Lang[] = [];
+    if (!isEmptyTyped(hit)) parts.push(seq(lit(MARK2_STR), materialize(ctx, hit)));
+    if (!isEmptyTyped(miss)) parts.push(seq(lit(MARK_STR), materialize(ctx, miss)));
+    return alt(...parts);
+  };
   // Suffix from K on: only `items` elements remain.
   let tail: Lang;
   if (K >= max) tail = eps();
@@ -266,7 +284,16 @@ function matArr(ctx: Ctx, d: ArrDesc): Lang {
     tail = i >= min ? alt(eps(), more) : more;
     tail = minimal(tail);
   }
-  return wrap('[', tail, ']');
+  if (c) {
+    if (c.min > c.max) return empty();
+    if (Math.max(c.min, c.max === Infinity ? 0 : c.max) > 64) throw new SchemaTooLargeError(whereNow, 'minContains/maxContains above 64');
+    const other = chars(charSet([[0, MARK2 - 1], [MARK2 + 1, 0x10ffff]]));
+    tail = intersect(tail, seq(rep(seq(rep(other, 0, Infinity), lit(MARK2_STR)), c.min, c.max), rep(other, 0, Infinity)));
+    tail = mapChar(tail, MARK2, MARK);
+  }
+  const dm = toDfa(tail);
+  const inner = mapChar(quotientDfa(dm, MARK), MARK, 0x2c);
+  return seq(lit('['), dm.test([]) ? alt(eps(), inner) : inner, lit(']'));
 }
 
 /** open + (members without their leading comma) + close. */
@@ -279,6 +306,8 @@ function wrap(open: string, members: Lang, close: string): Lang {
 /** Separator used while building object members (a lone surrogate: never part of a JSON string value here). */
 const MARK = 0xd800;
 const MARK_STR = String.fromCharCode(MARK);
+const MARK2 = 0xd801;
+const MARK2_STR = String.fromCharCode(MARK2);
 
 /**
  * `{` members `}`. Members are built as (MARK member)*, so that min/maxProperties can count the marks; then the
@@ -379,6 +408,7 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
     }
     if (k === 'prefixItems' && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'prefixItems is a Draft 2020-12 keyword');
     if (k === 'additionalItems' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'additionalItems is not a Draft 2020-12 keyword (use prefixItems + items)');
+    if ((k === 'minContains' || k === 'maxContains') && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), `${k} is a Draft 2019-09+ keyword`);
     if (k === 'dependencies' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'dependencies is a Draft 7 keyword (use dependentRequired / dependentSchemas)');
     if (!SUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k));
     if (k === 'uniqueItems' && schema[k] === true) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'uniqueItems: true is not a regular language');
@@ -621,7 +651,7 @@ function count(schema: Record<string, unknown>, kw: string, ptr: string): number
 
 const NUMERIC_KWS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
 const STRING_KWS = ['minLength', 'maxLength', 'pattern', 'format'];
-const ARRAY_KWS = ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'];
+const ARRAY_KWS = ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems', 'contains', 'minContains', 'maxContains'];
 const OBJECT_KWS = ['properties', 'required', 'additionalProperties', 'patternProperties', 'propertyNames', 'minProperties', 'maxProperties'];
 
 /** The schema's `type` plus its type-specific keywords. */
@@ -764,7 +794,14 @@ function arrDesc(ctx: Ctx, schema: Record<string, unknown>, ptr: string): ArrDes
   const max = maxItems ?? Infinity;
   if (maxItems !== undefined && maxItems > 256) throw new SchemaTooLargeError(ptrJoin(ptr, 'maxItems'), 'maxItems above 256');
   if (min > 256) throw new SchemaTooLargeError(ptrJoin(ptr, 'minItems'), 'minItems above 256');
-  return { prefix, items: items ?? anyTyped(ctx, ctx.anyDepth), min, max };
+  const desc: ArrDesc = { prefix, items: items ?? anyTyped(ctx, ctx.anyDepth), min, max };
+  if ('contains' in schema) {
+    const cMin = ctx.draft === '2020-12' ? (count(schema, 'minContains', ptr) ?? 1) : 1;
+    const cMax = ctx.draft === '2020-12' ? (count(schema, 'maxContains', ptr) ?? Infinity) : Infinity;
+    desc.contains = { schema: compileNode(ctx, schema.contains, ptrJoin(ptr, 'contains')), min: cMin, max: cMax };
+    if (cMin === 0 && cMax === Infinity) delete desc.contains;
+  }
+  return desc;
 }
 
 function objDesc(ctx: Ctx, schema: Record<string, unknown>, ptr: string): ObjDesc {
