@@ -173,10 +173,13 @@ async function score(deps: EvalDeps, constraints: Constraint[], outputs: Generat
     if (per.length !== constraints.length) throw new Error(`evaluator returned ${per.length} scores for ${constraints.length} constraints`);
     const perKind: Record<string, boolean> = {};
     for (const p of per) perKind[p.kind] = (perKind[p.kind] ?? true) && p.satisfied;
-    const sc = per.map((p) => (Number.isFinite(p.score) ? Math.min(1, Math.max(0, p.score)) : p.satisfied ? 1 : 0));
+    // evaluator scores are fractions for these kinds; others (e.g. sentiment's VADER compound) count as met / not met
+    const sc = per.map((p) => (FRACTION_SCORES.has(p.kind) && Number.isFinite(p.score) ? Math.min(1, Math.max(0, p.score)) : p.satisfied ? 1 : 0));
     return { satisfiedAll: per.every((p) => p.satisfied), score: mean(sc), perKind, fluency: o.fluency };
   });
 }
+
+const FRACTION_SCORES = new Set(['pos', 'spans', 'length', 'record', 'text', 'words']);
 
 function stats(scored: Scored[], seconds: number): SideStats {
   const fl = scored.map((x) => x.fluency).filter((f): f is number => f !== null && Number.isFinite(f));

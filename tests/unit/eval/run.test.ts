@@ -62,7 +62,11 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     for (const c of r.controls) {
       expect(c.error).toBeUndefined();
       expect(c.guided).toMatchObject({ samples: 4, success: 1, meanScore: 1, fluencyMean: 2 });
-      expect(c.unguided).toMatchObject({ samples: 4, success: 0, meanScore: 0.25, fluencyMean: 8 });
+      // evaluator scores count as fractions for pos/spans/length; other kinds score as met (1) or not (0)
+      const kinds = c.control.split('+');
+      const expected = kinds.map((k) => (['pos', 'spans', 'length'].includes(k) ? 0.25 : 0)).reduce((a, b) => a + b, 0) / kinds.length;
+      expect(c.unguided).toMatchObject({ samples: 4, success: 0, fluencyMean: 8 });
+      expect(c.unguided!.meanScore, c.control).toBeCloseTo(expected, 12);
     }
     expect(r.controls.find((c) => c.control === 'json-schema')!.warnings).toEqual([]);
     expect(r.controls.find((c) => c.control === 'attribute+length')!.perKind).toEqual({ attribute: 1, length: 1 });
