@@ -50,7 +50,9 @@ export class Studio {
     const [info, settings] = await Promise.all([this.client.call('app.info'), this.client.call('settings.get')]);
     this.info = info;
     this.settings = settings;
-    await Promise.all([this.refreshModels(), this.refreshDevice()]);
+    // the device probe runs in the engine worker, behind any run in progress: do not hold the window on it
+    void this.refreshDevice();
+    await this.refreshModels();
   }
 
   async refreshModels(): Promise<void> {

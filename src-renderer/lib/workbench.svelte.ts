@@ -99,9 +99,40 @@ export class Workbench {
       if (!this.mine(e.runId)) return;
       const run = this.run!;
       run.events++;
-      run.outputs = [...run.outputs, e.output];
+      if (!run.outputs.some((o) => o.index === e.output.index)) run.outputs = [...run.outputs, e.output];
     });
     c.on('run.finished', (e) => this.onFinished(e));
+    void this.reattach();
+  }
+
+  /** After a reload, follow a run that is still going (its progress resumes with the next step). */
+  private async reattach(): Promise<void> {
+    try {
+      const [active] = await this.studio.client.call('runs.list', { status: 'running', limit: 1 });
+      if (!active || this.run) return;
+      const detail = await this.studio.client.call('runs.get', { runId: active.id });
+      if (this.run) return;
+      this.run = {
+        runId: active.id,
+        status: detail.run.status,
+        setName: active.recipe.constraintSet.name,
+        step: 0,
+        steps: active.recipe.steps,
+        elapsedMs: 0,
+        samples: active.recipe.samples,
+        batchStart: 0,
+        live: [],
+        churn: [],
+        outputs: detail.outputs,
+        events: 0,
+        error: null,
+        warnings: [],
+        device: null,
+        timings: null,
+      };
+    } catch {
+      // nothing to follow
+    }
   }
 
   private mine(runId: number): boolean {

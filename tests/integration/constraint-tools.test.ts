@@ -38,7 +38,7 @@ describe('constraints.compile', () => {
         version: 1,
         constraints: [
           { kind: 'pos', tags: ['DET', '*', 'NOUN'] },
-          { kind: 'json-schema', schema: { type: 'object', properties: { name: { type: 'string', patternProperties: {} } } } },
+          { kind: 'json-schema', schema: { type: 'object', properties: { tags: { type: 'array', items: { type: 'string' }, uniqueItems: true } } } },
           { kind: 'length', tokens: 5, enabled: false },
           { kind: 'regex', pattern: '[a-z ]+' },
         ],
@@ -46,7 +46,7 @@ describe('constraints.compile', () => {
     });
     expect(report.model).toBe('micro');
     expect(report.verdicts.map((v) => v.status)).toEqual(['soft', 'error', 'disabled', 'hard']);
-    expect(report.verdicts[1]!.error).toMatchObject({ code: 'UNSUPPORTED_KEYWORD', keyword: 'patternProperties', pointer: '/properties/name/patternProperties' });
+    expect(report.verdicts[1]!.error).toMatchObject({ code: 'UNSUPPORTED_KEYWORD', keyword: 'uniqueItems', pointer: '/properties/tags/uniqueItems' });
   });
 
   it('refuses an invalid set with the offending field, and an unknown model by name', async () => {
