@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -28,9 +29,9 @@ from training.dlm_train.bundle import add_files_and_rehash
 from .bundle import load_bundle
 from .export import MASKED, export_grad_graph, reference, target_shape
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, build_guidance_data
-from .model import CONTROLS, ClassifierConfig
+from .model import CONTROLS, ClassifierConfig, GuidanceClassifier
 from .ort import run_onnx
-from .scorer import ScorerConfig, evaluate_scorer, export_scorer, train_scorer
+from .scorer import ScorerConfig, ScorerLM, evaluate_scorer, export_scorer, train_scorer
 from .train import EVAL_KS, SAMPLING_STEPS, evaluate, train_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,6 +95,11 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--fixtures", default="", help="write torch reference outputs for the onnxruntime-node test here")
     ap.add_argument("--skip-scorer", action="store_true", help="keep the bundle's current scorer")
     ap.add_argument("--skip-classifiers", action="store_true", help="keep the bundle's current classifiers")
+    ap.add_argument("--save-dir", default="", help="save the PyTorch weights (classifiers.pt, scorer.pt) here")
+    ap.add_argument("--classifiers-ckpt", default="", help="export this trained classifiers.pt instead of training "
+                    "(it must have been trained on the bundle's embeddings)")
+    ap.add_argument("--scorer-ckpt", default="", help="export this trained scorer.pt instead of training one "
+                    "(its vocabulary must be the bundle's)")
     ap.add_argument("--classifier-share", type=float, default=0.7, help="share of the budget for the classifiers")
     a = ap.parse_args(argv)
     if a.threads:
@@ -120,7 +126,7 @@ def main(argv: List[str] = None) -> int:
     if a.tiny:
         ccfg.hidden, ccfg.layers, ccfg.heads, ccfg.time_dim = 32, 1, 2, 16
     budget = a.budget_min * 60
-    c_budget = budget * (a.classifier_share if not a.skip_scorer else 1.0)
+    c_budget = budget * (a.classifier_share if not (a.skip_scorer or a.scorer_ckpt) else 1.0)
     new_files, entries, fixtures = [], [], {}
     if not a.skip_classifiers:
         entries = classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures)
@@ -152,9 +158,24 @@ def main(argv: List[str] = None) -> int:
 
 def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
     lay = b.layout
-    tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed,
-                              max_steps=30 if a.tiny else None, log=log)
+    emb_sha = hashlib.sha256(np.ascontiguousarray(b.emb, dtype="<f4").tobytes()).hexdigest()
+    if a.classifiers_ckpt:
+        ck = torch.load(a.classifiers_ckpt, map_location="cpu")
+        if ck["emb_sha256"] != emb_sha:
+            raise ValueError(f"{a.classifiers_ckpt}: trained on other embeddings than {a.bundle}/embeddings.f32")
+        ccfg = ClassifierConfig(**ck["config"])
+        model = GuidanceClassifier(ccfg)
+        model.load_state_dict(ck["state_dict"])
+        tr_out = {**ck["run"], "model": model.eval()}
+        log(f"classifiers: loaded {a.classifiers_ckpt} ({tr_out['steps']} steps)")
+    else:
+        tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed,
+                                  max_steps=30 if a.tiny else None, log=log)
     model = tr_out["model"]
+    if a.save_dir:
+        os.makedirs(a.save_dir, exist_ok=True)
+        torch.save({"config": ccfg.to_json(), "state_dict": model.state_dict(), "emb_sha256": emb_sha,
+                    "run": {k: v for k, v in tr_out.items() if k != "model"}}, os.path.join(a.save_dir, "classifiers.pt"))
     log(f"classifiers: {tr_out['steps']} steps in {tr_out['seconds']} s; evaluating on dev")
     acc = evaluate(model, b.emb, lay.text_start, dv)
     for c in CONTROLS:
@@ -222,8 +243,23 @@ def scorer(a, b, tr, dv, s_budget, new_files, fixtures):
     scfg = ScorerConfig(vocab_size=len(b.tok), max_len=lay.text_len + 1)
     if a.tiny:
         scfg.hidden, scfg.layers, scfg.heads = 32, 1, 2
-    so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed,
-                      max_steps=30 if a.tiny else None, log=log)
+    vocab_sha = hashlib.sha256(json.dumps(b.tok.tokens, ensure_ascii=False).encode("utf-8")).hexdigest()
+    if a.scorer_ckpt:
+        ck = torch.load(a.scorer_ckpt, map_location="cpu")
+        if ck["vocab_sha256"] != vocab_sha:
+            raise ValueError(f"{a.scorer_ckpt}: trained with another vocabulary than {a.bundle}/vocab.json")
+        scfg = ScorerConfig(**ck["config"])
+        model = ScorerLM(scfg)
+        model.load_state_dict(ck["state_dict"])
+        so = {**ck["run"], "model": model.eval()}
+        log(f"scorer: loaded {a.scorer_ckpt} ({so['steps']} steps)")
+    else:
+        so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed,
+                          max_steps=30 if a.tiny else None, log=log)
+    if a.save_dir:
+        os.makedirs(a.save_dir, exist_ok=True)
+        torch.save({"config": scfg.to_json(), "state_dict": so["model"].state_dict(), "vocab_sha256": vocab_sha,
+                    "run": {k: v for k, v in so.items() if k != "model"}}, os.path.join(a.save_dir, "scorer.pt"))
     sm = evaluate_scorer(so["model"], dv.ids, lay.text_start, lay.text_len)
     log(f"scorer: {so['steps']} steps in {so['seconds']} s, dev perplexity {sm['dev_perplexity']}")
     export_scorer(so["model"], os.path.join(a.bundle, "scorer.onnx"))
