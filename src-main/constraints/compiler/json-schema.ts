@@ -32,6 +32,10 @@ export interface JsonSchemaCompileOptions {
   maxStates?: number;
   /** Compile time limit in ms (default 5000). */
   timeLimitMs?: number;
+  /** Retrieval URI of the schema (base of relative $id / $ref). */
+  baseUri?: string;
+  /** Documents for remote $refs (absolute URI without fragment -> schema); none by default (not fetched). */
+  loadRemote?: (uri: string) => unknown;
 }
 
 export interface CompiledJsonSchema {
@@ -117,7 +121,12 @@ interface Ctx {
   maxRefDepth: number;
   anyDepth: number;
   used: Set<string>;
-  hasRefs: boolean;
+  /** Base URI, pointer of every indexed subschema; resources by URI; anchors by URI#name; the current base. */
+  nodes: Map<object, NodeInfo>;
+  resources: Map<string, unknown>;
+  anchors: Map<string, unknown>;
+  base: string;
+  loadRemote?: (uri: string) => unknown;
   anyCache: Map<number, Typed>;
   matCache: WeakMap<Typed, Lang>;
   defaults: { null: Lang; boolean: Lang; int: Lang; frac: Lang; string: Lang; looseInt: Lang };
@@ -314,7 +323,8 @@ const MARK2_STR = String.fromCharCode(MARK2);
  * first mark is removed by a DFA quotient and the others become commas.
  */
 function matObj(ctx: Ctx, d: ObjDesc): Lang {
-  const keys = [...new Set([...d.props.keys(), ...d.required])].sort((a, b) => rankOf(ctx, a) - rankOf(ctx, b));
+  // the canonical order: keys the schema names by rank, others by code units (as canonicalJson)
+  const keys = [...new Set([...d.props.keys(), ...d.required])].sort((a, b) => rankOf(ctx, a) - rankOf(ctx, b) || (a < b ? -1 : a > b ? 1 : 0));
   const patterns = d.patterns ?? [];
   const names = d.names ?? null;
   const matching = (k: string) => patterns.filter((p) => new RegExp(p.src, 'u').test(k));
@@ -379,12 +389,16 @@ function compileNode(ctx: Ctx, schema: unknown, ptr: string): Typed {
   checkDeadline();
   const prevWhere = setWhere(ptr);
   const prevNow = whereNow;
+  const prevBase = ctx.base;
   whereNow = ptr;
+  const info = isObj(schema) ? ctx.nodes.get(schema) : undefined;
+  if (info) ctx.base = info.base;
   try {
     return compileNodeInner(ctx, schema, ptr);
   } finally {
     setWhere(prevWhere);
     whereNow = prevNow;
+    ctx.base = prevBase;
   }
 }
 
@@ -402,10 +416,7 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
   if (!isObj(schema)) throw new ConstraintCompileError('INVALID_SCHEMA', `invalid schema at #${ptr}: expected an object or a boolean`, undefined, ptr);
 
   for (const k of Object.keys(schema)) {
-    if (ANNOTATIONS.has(k)) {
-      if (k === '$id' && ptr !== '' && ctx.hasRefs) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'a nested $id changes how $ref resolves');
-      continue;
-    }
+    if (ANNOTATIONS.has(k)) continue;
     if (k === 'prefixItems' && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'prefixItems is a Draft 2020-12 keyword');
     if (k === 'additionalItems' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'additionalItems is not a Draft 2020-12 keyword (use prefixItems + items)');
     if ((k === 'minContains' || k === 'maxContains') && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), `${k} is a Draft 2019-09+ keyword`);
@@ -603,17 +614,77 @@ function literalTyped(ctx: Ctx, values: unknown[]): Typed {
   return t;
 }
 
-function resolvePointer(ctx: Ctx, ref: string, ptr: string): { target: unknown; at: string } {
-  if (!ref.startsWith('#')) throw new UnsupportedKeywordError('$ref', ptr, `only local references ("#/...") are supported, got ${JSON.stringify(ref)}`);
-  let frag: string;
+// ---------------------------------------------------------------- $ref resolution ($id, $anchor, JSON pointers)
+
+const DEFAULT_BASE = 'https://dlm-studio.invalid/schema.json';
+
+interface NodeInfo { base: string; ptr: string }
+
+/** Index a schema document: the base URI of every subschema, its resources ($id) and anchors. */
+function indexDocument(ctx: Ctx, doc: unknown, uri: string, ptrPrefix: string): void {
+  ctx.resources.set(uri, doc);
+  const walk = (node: unknown, base: string, ptr: string): void => {
+    if (Array.isArray(node)) {
+      node.forEach((x, i) => walk(x, base, ptrJoin(ptr, i)));
+      return;
+    }
+    if (!isObj(node)) return;
+    // Draft 7: a $ref makes the node's other keywords (its $id too) ignored
+    const refOnly = ctx.draft === '7' && typeof node.$ref === 'string';
+    if (!refOnly && typeof node.$id === 'string') {
+      if (ctx.draft === '7' && node.$id.startsWith('#')) ctx.anchors.set(`${base}#${node.$id.slice(1)}`, node);
+      else {
+        try {
+          const u = new URL(node.$id, base);
+          const frag = u.hash;
+          u.hash = '';
+          base = u.href;
+          ctx.resources.set(base, node);
+          if (ctx.draft === '7' && frag.length > 1) ctx.anchors.set(`${base}${frag}`, node);
+        } catch {
+          throw invalid('$id', ptr, `not a URI reference: ${JSON.stringify(node.$id)}`);
+        }
+      }
+    }
+    if (!refOnly && typeof node.$anchor === 'string') ctx.anchors.set(`${base}#${node.$anchor}`, node);
+    ctx.nodes.set(node, { base, ptr });
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'enum' || k === 'const' || k === 'default' || k === 'examples') continue;
+      walk(v, base, ptrJoin(ptr, k));
+    }
+  };
+  walk(doc, uri, ptrPrefix);
+}
+
+function resolveRef(ctx: Ctx, ref: string, ptr: string): { target: unknown; key: string; at: string } {
+  let abs: URL;
   try {
-    frag = decodeURIComponent(ref.slice(1));
+    abs = new URL(ref, ctx.base);
   } catch {
     throw invalid('$ref', ptr, `malformed reference ${JSON.stringify(ref)}`);
   }
-  if (frag !== '' && !frag.startsWith('/')) throw new UnsupportedKeywordError('$ref', ptr, `anchor references (${JSON.stringify(ref)}) are not supported`);
-  let node: unknown = ctx.root;
-  if (frag !== '') {
+  let frag: string;
+  try {
+    frag = decodeURIComponent(abs.hash.slice(1));
+  } catch {
+    throw invalid('$ref', ptr, `malformed reference ${JSON.stringify(ref)}`);
+  }
+  abs.hash = '';
+  const docUri = abs.href;
+  let doc = ctx.resources.get(docUri);
+  if (doc === undefined && ctx.loadRemote) {
+    const remote = ctx.loadRemote(docUri);
+    if (remote !== undefined) {
+      indexDocument(ctx, remote, docUri, docUri);
+      doc = remote;
+    }
+  }
+  if (doc === undefined) throw new UnsupportedKeywordError('$ref', ptr, `reference ${JSON.stringify(ref)} is outside this schema (remote references are not fetched)`);
+  let node: unknown = doc;
+  if (frag !== '' && !frag.startsWith('/')) {
+    node = ctx.anchors.get(`${docUri}#${frag}`);
+    if (node === undefined) throw new ConstraintCompileError('INVALID_SCHEMA', `$ref at #${ptr}: anchor ${JSON.stringify(ref)} does not resolve`, '$ref', ptr);
+  } else if (frag !== '') {
     for (const raw of frag.slice(1).split('/')) {
       const tok = raw.replace(/~1/g, '/').replace(/~0/g, '~');
       if (Array.isArray(node) && /^\d+$/.test(tok)) node = node[Number(tok)];
@@ -621,18 +692,19 @@ function resolvePointer(ctx: Ctx, ref: string, ptr: string): { target: unknown; 
       else throw new ConstraintCompileError('INVALID_SCHEMA', `$ref at #${ptr}: ${JSON.stringify(ref)} does not resolve`, '$ref', ptr);
     }
   }
-  return { target: node, at: frag };
+  const info = isObj(node) ? ctx.nodes.get(node) : undefined;
+  return { target: node, key: `${docUri}#${frag}`, at: info?.ptr ?? frag };
 }
 
 function compileRef(ctx: Ctx, ref: string, ptr: string): Typed {
-  const { target, at } = resolvePointer(ctx, ref, ptr);
-  const depth = ctx.refStack.get(at) ?? 0;
+  const { target, key, at } = resolveRef(ctx, ref, ptr);
+  const depth = ctx.refStack.get(key) ?? 0;
   if (depth >= ctx.maxRefDepth) return emptyTyped(); // recursion cut: deeper nesting is not generated
-  ctx.refStack.set(at, depth + 1);
+  ctx.refStack.set(key, depth + 1);
   try {
     return compileNode(ctx, target, at);
   } finally {
-    ctx.refStack.set(at, depth);
+    ctx.refStack.set(key, depth);
   }
 }
 
@@ -922,11 +994,6 @@ function detectDraft(schema: unknown, fallback: Draft): Draft {
   return fallback;
 }
 
-function containsRef(node: unknown): boolean {
-  if (Array.isArray(node)) return node.some(containsRef);
-  if (!isObj(node)) return false;
-  return Object.entries(node).some(([k, v]) => (k === '$ref' && typeof v === 'string') || (k !== 'enum' && k !== 'const' && containsRef(v)));
-}
 
 /** Default languages per type, built on first use and shared by all compiles. */
 function lazy(build: () => Lang): () => Lang {
@@ -963,13 +1030,20 @@ export function compileJsonSchema(schema: unknown, options: JsonSchemaCompileOpt
       maxRefDepth: options.maxRefDepth ?? 3,
       anyDepth: options.anyDepth ?? 3,
       used: new Set(),
-      hasRefs: containsRef(schema),
+      nodes: new Map(),
+      resources: new Map(),
+      anchors: new Map(),
+      base: DEFAULT_BASE,
+      loadRemote: options.loadRemote,
       anyCache: new Map(),
       matCache: new WeakMap(),
       defaults: defaults(),
     };
     setWhere('');
     whereNow = '';
+    const rootUri = options.baseUri ?? DEFAULT_BASE;
+    ctx.base = rootUri;
+    indexDocument(ctx, schema, rootUri, '');
     let typed: Typed;
     try {
       typed = compileNode(ctx, schema, '');
