@@ -163,6 +163,8 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         ck = torch.load(a.classifiers_ckpt, map_location="cpu")
         if ck["emb_sha256"] != emb_sha:
             raise ValueError(f"{a.classifiers_ckpt}: trained on other embeddings than {a.bundle}/embeddings.f32")
+        if ck.get("value_labels") != b.value_labels:
+            raise ValueError(f"{a.classifiers_ckpt}: attribute values differ from {a.bundle}/manifest.json record_schema")
         ccfg = ClassifierConfig(**ck["config"])
         model = GuidanceClassifier(ccfg)
         model.load_state_dict(ck["state_dict"])
@@ -175,6 +177,7 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
     if a.save_dir:
         os.makedirs(a.save_dir, exist_ok=True)
         torch.save({"config": ccfg.to_json(), "state_dict": model.state_dict(), "emb_sha256": emb_sha,
+                    "value_labels": b.value_labels,
                     "run": {k: v for k, v in tr_out.items() if k != "model"}}, os.path.join(a.save_dir, "classifiers.pt"))
     log(f"classifiers: {tr_out['steps']} steps in {tr_out['seconds']} s; evaluating on dev")
     acc = evaluate(model, b.emb, lay.text_start, dv)
