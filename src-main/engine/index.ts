@@ -96,9 +96,18 @@ class WorkerEngine implements Engine {
     return m;
   }
 
+  /** Device reports per (bundle, preference): a probe does not change while the process lives, and a cached one
+   * answers at once instead of queueing behind a run in the worker. */
+  private probes = new Map<string, DeviceReport>();
+
   async probeDevices(preference: DevicePreference, model?: string): Promise<DeviceReport> {
     const m = model ? await this.resolve(model) : await this.defaultModel();
-    return this.serial(() => this.call<DeviceReport>({ type: 'probe', dir: m.path, pref: preference }).done);
+    const key = `${m.path}|${m.hash}|${preference}`;
+    const hit = this.probes.get(key);
+    if (hit) return hit;
+    const report = await this.serial(() => this.call<DeviceReport>({ type: 'probe', dir: m.path, pref: preference }).done);
+    this.probes.set(key, report);
+    return report;
   }
 
   private async resolve(id: string): Promise<ModelSummary> {
@@ -129,7 +138,9 @@ class WorkerEngine implements Engine {
       const onAbort = () => Atomics.store(this.cancel, 0, id);
       hooks.signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        return await done;
+        const summary = await done;
+        if (summary.device.probes.length) this.probes.set(`${model.path}|${model.hash}|${request.device}`, summary.device);
+        return summary;
       } finally {
         hooks.signal?.removeEventListener('abort', onAbort);
       }
