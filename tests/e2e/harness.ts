@@ -24,6 +24,9 @@ export interface Harness {
   dataDir: string;
   dbPath: string;
   pageUrl: string;
+  /** The page without the #ws= hash (for a page that gets its services another way). */
+  plainUrl: string;
+  connectUrl: string;
   context: BrowserContext;
   page: Page;
   /** Console errors, page errors and CSP violations seen so far. */
@@ -101,6 +104,8 @@ export async function startHarness(): Promise<Harness> {
     dataDir,
     dbPath: join(dataDir, 'studio.sqlite'),
     pageUrl,
+    plainUrl: `${origin}/index.html`,
+    connectUrl: services.connectUrl,
     context,
     page,
     problems,

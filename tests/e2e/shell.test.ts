@@ -4,6 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CALL_NAME_LIST } from '../../src-main/api/names';
 import { startHarness, type Harness } from './harness';
 
 let h: Harness;
@@ -130,6 +131,48 @@ describe('studio shell in Chromium', () => {
     const db = new Database(h.dbPath, { readonly: true });
     expect(db.prepare("SELECT value FROM settings WHERE key = 'theme'").get()).toEqual({ value: '"light"' });
     db.close();
+  });
+
+  it('runs the same renderer through a preload-style window.dlm (the Electron code path)', async () => {
+    // What src-main/electron/preload.ts exposes, stood in for by a script that forwards each named call over
+    // the test transport; the page URL has no #ws=, so the renderer must pick window.dlm.
+    const page = await h.context.newPage();
+    await page.addInitScript(
+      ({ url, names }) => {
+        const ws = new WebSocket(url);
+        const open = new Promise((resolve) => ws.addEventListener('open', resolve));
+        const pending = new Map<number, (v: unknown) => void>();
+        const listeners = new Set<(e: unknown) => void>();
+        let next = 1;
+        ws.addEventListener('message', (m) => {
+          const f = JSON.parse(String(m.data));
+          if (typeof f.event === 'string') listeners.forEach((l) => l({ name: f.event, payload: f.payload }));
+          else pending.get(f.id)?.({ ok: f.ok, result: f.result, error: f.error });
+        });
+        const call = (method: string) => async (input: unknown) => {
+          await open;
+          const id = next++;
+          return new Promise((resolve) => {
+            pending.set(id, resolve);
+            ws.send(JSON.stringify({ id, method, input }));
+          });
+        };
+        (window as unknown as { dlm: unknown }).dlm = Object.freeze({
+          calls: Object.freeze(Object.fromEntries(names.map((n) => [n, call(n)]))),
+          subscribe(listener: (e: unknown) => void) {
+            listeners.add(listener);
+            return () => listeners.delete(listener);
+          },
+        });
+      },
+      { url: h.connectUrl, names: [...CALL_NAME_LIST] },
+    );
+    await page.goto(h.plainUrl);
+    await page.getByRole('navigation', { name: 'Places' }).waitFor();
+    await expect(page.getByTestId('status-transport').textContent()).resolves.toMatch(/Services\s+app/);
+    await page.getByRole('navigation', { name: 'Places' }).getByRole('button', { name: /^Library/ }).click();
+    await page.locator('tr[data-set-name="e2e family pub"]').waitFor();
+    await page.close();
   });
 
   it('ran without console errors, page errors or CSP violations', () => {
