@@ -147,6 +147,7 @@ export class Workbench {
     if (e.batchStart !== run.batchStart) {
       run.batchStart = e.batchStart;
       run.live = [];
+      run.churn = [];
     }
     let churn = 0;
     run.live = e.canvases.map((cv, i) => {
@@ -157,7 +158,7 @@ export class Workbench {
       churn += changes;
       return { index: e.batchStart + i, words, changed, record: cv.record, changes };
     });
-    if (e.step > 1 || run.churn.length > 0) run.churn = [...run.churn, churn];
+    if (e.step > 1) run.churn = [...run.churn, churn];
     run.step = e.step;
     run.steps = e.steps;
     run.elapsedMs = e.elapsedMs;
