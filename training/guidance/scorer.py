@@ -95,10 +95,14 @@ def nll_sum(model: ScorerLM, inp: torch.Tensor, tgt: torch.Tensor):
 
 
 def train_scorer(cfg: ScorerConfig, train_ids: np.ndarray, text_start: int, text_len: int, budget_s: float,
-                 batch: int = 64, lr: float = 2e-3, seed: int = 0, max_steps: Optional[int] = None, log=print) -> Dict:
+                 batch: int = 64, lr: float = 2e-3, seed: int = 0, max_steps: Optional[int] = None, log=print,
+                 init: Optional[Dict] = None) -> Dict:
+    """init: a previous run's {"state_dict", "run"} to continue from (a fresh warmup + cosine at lr)."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + (init["run"]["steps"] if init else 0))
     model = ScorerLM(cfg)
+    if init:
+        model.load_state_dict(init["state_dict"])
     inp, tgt = lm_tensors(train_ids, text_start, text_len)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     t0, step = time.time(), 0
@@ -121,7 +125,9 @@ def train_scorer(cfg: ScorerConfig, train_ids: np.ndarray, text_start: int, text
         if step % 200 == 0:
             log(f"[scorer] step {step} {time.time() - t0:.0f}s nll={float(loss):.3f}")
     model.eval()
-    return {"model": model, "steps": step, "seconds": round(time.time() - t0, 1), "batch": batch}
+    prev = init["run"] if init else {"steps": 0, "seconds": 0.0}
+    return {"model": model, "steps": prev["steps"] + step, "seconds": round(prev["seconds"] + time.time() - t0, 1),
+            "batch": batch}
 
 
 @torch.no_grad()

@@ -100,6 +100,8 @@ def main(argv: List[str] = None) -> int:
                     "(it must have been trained on the bundle's embeddings)")
     ap.add_argument("--scorer-ckpt", default="", help="export this trained scorer.pt instead of training one "
                     "(its vocabulary must be the bundle's)")
+    ap.add_argument("--scorer-continue", action="store_true", help="with --scorer-ckpt: train it further first")
+    ap.add_argument("--scorer-lr", type=float, default=2e-3)
     ap.add_argument("--classifier-share", type=float, default=0.7, help="share of the budget for the classifiers")
     a = ap.parse_args(argv)
     if a.threads:
@@ -252,12 +254,16 @@ def scorer(a, b, tr, dv, s_budget, new_files, fixtures):
         if ck["vocab_sha256"] != vocab_sha:
             raise ValueError(f"{a.scorer_ckpt}: trained with another vocabulary than {a.bundle}/vocab.json")
         scfg = ScorerConfig(**ck["config"])
+    if a.scorer_ckpt and a.scorer_continue:
+        so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed, lr=a.scorer_lr,
+                          log=log, init=ck)
+    elif a.scorer_ckpt:
         model = ScorerLM(scfg)
         model.load_state_dict(ck["state_dict"])
         so = {**ck["run"], "model": model.eval()}
         log(f"scorer: loaded {a.scorer_ckpt} ({so['steps']} steps)")
     else:
-        so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed,
+        so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed, lr=a.scorer_lr,
                           max_steps=30 if a.tiny else None, log=log)
     if a.save_dir:
         os.makedirs(a.save_dir, exist_ok=True)
