@@ -102,8 +102,12 @@ def main(argv: List[str] = None) -> int:
                     "(its vocabulary must be the bundle's)")
     ap.add_argument("--scorer-continue", action="store_true", help="with --scorer-ckpt: train it further first")
     ap.add_argument("--scorer-lr", type=float, default=2e-3)
+    ap.add_argument("--train-only", action="store_true", help="with --save-dir: train and save the weights, export "
+                    "nothing (export later with --classifiers-ckpt / --scorer-ckpt)")
     ap.add_argument("--classifier-share", type=float, default=0.7, help="share of the budget for the classifiers")
     a = ap.parse_args(argv)
+    if a.train_only and (not a.save_dir or not a.skip_scorer):
+        ap.error("--train-only needs --save-dir and --skip-scorer")
     if a.threads:
         torch.set_num_threads(a.threads)
     t_start = time.time()
@@ -132,6 +136,9 @@ def main(argv: List[str] = None) -> int:
     new_files, entries, fixtures = [], [], {}
     if not a.skip_classifiers:
         entries = classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures)
+    if a.train_only:
+        log("train-only: weights saved, nothing exported")
+        return 0
     scorer_info = None
     if not a.skip_scorer:
         s_budget = budget if a.tiny or a.skip_classifiers else max(10.0, budget - (time.time() - t_start))
@@ -181,6 +188,8 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         torch.save({"config": ccfg.to_json(), "state_dict": model.state_dict(), "emb_sha256": emb_sha,
                     "value_labels": b.value_labels,
                     "run": {k: v for k, v in tr_out.items() if k != "model"}}, os.path.join(a.save_dir, "classifiers.pt"))
+    if a.train_only:
+        return []
     log(f"classifiers: {tr_out['steps']} steps in {tr_out['seconds']} s; evaluating on dev")
     acc = evaluate(model, b.emb, lay.text_start, dv)
     for c in CONTROLS:
