@@ -37,11 +37,12 @@ export interface BenchResult {
   threads: number;
   rounds: number;
   /** Median and minimum over every step of every round (first step of each run excluded). */
-  engine: { batch: number; msPerStep: number; minMs: number }[];
-  reference: { batch: number; msPerStep: number; minMs: number; threads: number }[] | { error: string };
-  /** reference / engine, on medians (x) and on minimums (xMin). */
-  speedup: { batch: number; x: number; xMin: number }[];
-  guidance: { controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number; ratioMin: number } | { error: string };
+  /** cpuMsPerStep: CPU time of the process per step (all threads), the least over the rounds. */
+  engine: { batch: number; msPerStep: number; minMs: number; cpuMsPerStep: number }[];
+  reference: { batch: number; msPerStep: number; minMs: number; threads: number; cpuMsPerStep: number }[] | { error: string };
+  /** reference / engine, on medians (x), on minimums (xMin) and on CPU time per step (xCpu). */
+  speedup: { batch: number; x: number; xMin: number; xCpu: number }[];
+  guidance: { controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number; ratioMin: number; ratioCpu: number } | { error: string };
   /** 1-minute load average before and after (other processes on the machine skew every figure). */
   load: [number, number];
   eventLoop: { samples: number; lagP50Ms: number; lagP99Ms: number; lagMaxMs: number; runSeconds: number };
@@ -55,9 +56,10 @@ const median = (a: number[]) => {
 };
 
 /** Per-step times from the worker's step-finish timestamps (first step of each batch excluded: warm-up). */
-async function timedRun(engine: Engine, model: string, set: ConstraintSetInput): Promise<{ msPerStep: number; seconds: number; deltas: number[] }> {
+async function timedRun(engine: Engine, model: string, set: ConstraintSetInput): Promise<{ msPerStep: number; seconds: number; deltas: number[]; cpuMsPerStep: number }> {
   const progress: StepProgress[] = [];
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const s = await engine.generate({ model, device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onProgress: (p) => progress.push(p) });
   if (s.status !== 'completed') throw new Error(`bench run ${s.status}: ${s.error ?? ''}`);
   const deltas: number[] = [];
@@ -66,7 +68,9 @@ async function timedRun(engine: Engine, model: string, set: ConstraintSetInput):
     const b = progress[i]!;
     if (b.batchStart === a.batchStart && b.step === a.step + 1) deltas.push(b.at! - a.at!);
   }
-  return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000, deltas };
+  // CPU time of the whole process (main, engine worker, guidance helper) per step: robust to other processes
+  const cpu = process.cpuUsage(c0);
+  return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000, deltas, cpuMsPerStep: (cpu.user + cpu.system) / 1000 / Math.max(1, progress.length) };
 }
 
 /** The PyTorch reference sampler (training/dlm_train/sample.py) on the bundle's PyTorch weights: per-step ms of
@@ -76,12 +80,15 @@ import json, sys, torch
 torch.set_num_threads(int(sys.argv[3]))
 from training.dlm_train.sample import load_bundle, sample
 ref = load_bundle(sys.argv[1], verify=False)
+import time
 times = []
+c0 = time.process_time()
 sample(ref, int(sys.argv[2]), steps=int(sys.argv[4]), seed=1, step_times=times)
-print(json.dumps([1000.0 * t for t in times[1:]]))
+cpu = 1000.0 * (time.process_time() - c0) / len(times)
+print(json.dumps({"wall": [1000.0 * t for t in times[1:]], "cpu": cpu}))
 `;
 
-function runReference(python: string, bundle: string, batch: number, threads: number, steps: number): Promise<number[]> {
+function runReference(python: string, bundle: string, batch: number, threads: number, steps: number): Promise<{ wall: number[]; cpu: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -92,7 +99,7 @@ function runReference(python: string, bundle: string, batch: number, threads: nu
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`reference sampler exited ${code}: ${err.trim().split('\n').pop() ?? ''}`));
       try {
-        resolve(JSON.parse(out.trim().split('\n').pop()!) as number[]);
+        resolve(JSON.parse(out.trim().split('\n').pop()!) as { wall: number[]; cpu: number });
       } catch (e) {
         reject(new Error(`reference sampler printed no figures: ${(e as Error).message}`));
       }
@@ -140,6 +147,8 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     // minimums over all rounds. The same number of compute threads on both sides (torch here defaults to 1).
     const threads = Number(process.env.DLM_ENGINE_THREADS) || cpus().length;
     const engineDeltas: Record<number, number[]> = { 8: [], 64: [] };
+    const engineCpu: Record<number, number[]> = { 8: [], 64: [] };
+    const refCpu: Record<string, number[]> = {};
     // the reference at its best: with 1 thread and with as many as the engine (OpenMP threads suffer more than
     // onnxruntime's when other processes share the cores), keeping the faster per batch size
     const refThreads = [...new Set([1, threads])];
@@ -148,12 +157,16 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     for (let round = 1; round <= o.rounds; round++) {
       for (const batch of [8, 64]) {
         o.log(`round ${round}/${o.rounds}: engine, batch ${batch}, ${o.steps} steps...`);
-        engineDeltas[batch]!.push(...(await timedRun(batch === 8 ? e8 : e64, m.id, plain(batch))).deltas);
+        const run = await timedRun(batch === 8 ? e8 : e64, m.id, plain(batch));
+        engineDeltas[batch]!.push(...run.deltas);
+        engineCpu[batch]!.push(run.cpuMsPerStep);
         for (const th of refThreads) {
           if (refError) break;
           o.log(`round ${round}/${o.rounds}: PyTorch reference (${th} thread${th > 1 ? 's' : ''}), batch ${batch}...`);
           try {
-            (refDeltas[`${batch}/${th}`] ??= []).push(...(await runReference(o.python, m.path, batch, th, o.steps)));
+            const ref = await runReference(o.python, m.path, batch, th, o.steps);
+            (refDeltas[`${batch}/${th}`] ??= []).push(...ref.wall);
+            (refCpu[`${batch}/${th}`] ??= []).push(ref.cpu);
           } catch (e) {
             refError = (e as Error).message;
           }
@@ -161,15 +174,15 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
       }
     }
     const stat = (a: number[]) => ({ msPerStep: median(a), minMs: Math.min(...a) });
-    const engine = [8, 64].map((batch) => ({ batch, ...stat(engineDeltas[batch]!) }));
+    const engine = [8, 64].map((batch) => ({ batch, ...stat(engineDeltas[batch]!), cpuMsPerStep: Math.min(...engineCpu[batch]!) }));
     const reference: BenchResult['reference'] = refError ? { error: refError } : [8, 64].map((batch) => {
       const best = refThreads.map((th) => ({ threads: th, ...stat(refDeltas[`${batch}/${th}`]!) })).sort((a, b) => a.msPerStep - b.msPerStep)[0]!;
-      return { batch, ...best };
+      return { batch, ...best, cpuMsPerStep: Math.min(...refThreads.map((th) => Math.min(...refCpu[`${batch}/${th}`]!))) };
     });
     const speedup = Array.isArray(reference)
       ? engine.map((en) => {
         const r = reference.find((x) => x.batch === en.batch)!;
-        return { batch: en.batch, x: r.msPerStep / en.msPerStep, xMin: r.minMs / en.minMs };
+        return { batch: en.batch, x: r.msPerStep / en.msPerStep, xMin: r.minMs / en.minMs, xCpu: r.cpuMsPerStep / en.cpuMsPerStep };
       })
       : [];
 
@@ -180,11 +193,20 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     else {
       const un: number[] = [];
       const gu: number[] = [];
+      const unCpu: number[] = [];
+      const guCpu: number[] = [];
       for (let round = 0; round < o.rounds; round++) {
-        un.push(...(await timedRun(e8, m.id, plain(8))).deltas);
-        gu.push(...(await timedRun(e8, m.id, g.set)).deltas);
+        const a = await timedRun(e8, m.id, plain(8));
+        const b = await timedRun(e8, m.id, g.set);
+        un.push(...a.deltas);
+        gu.push(...b.deltas);
+        unCpu.push(a.cpuMsPerStep);
+        guCpu.push(b.cpuMsPerStep);
       }
-      guidance = { controls: g.controls, iterations: 3, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu), ratio: median(gu) / median(un), ratioMin: Math.min(...gu) / Math.min(...un) };
+      guidance = {
+        controls: g.controls, iterations: 3, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu),
+        ratio: median(gu) / median(un), ratioMin: Math.min(...gu) / Math.min(...un), ratioCpu: Math.min(...guCpu) / Math.min(...unCpu),
+      };
     }
 
     o.log(`event-loop lag and peak memory while generating ${o.samples} samples (batch 8)...`);
@@ -205,7 +227,9 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const best = speedup.length ? Math.min(...speedup.map((s) => s.x)) : null;
     const targets: BenchResult['targets'] = [
       { name: 'engine vs PyTorch per step', value: best === null ? 'n/a' : speedup.map((s) => `${s.x.toFixed(2)}x (batch ${s.batch})`).join(', '), target: '>= 2x faster', met: best === null ? null : best >= 2 },
+      { name: 'engine vs PyTorch, CPU time', value: speedup.length ? speedup.map((s) => `${s.xCpu.toFixed(2)}x (batch ${s.batch})`).join(', ') : 'n/a', target: '>= 2x less', met: speedup.length ? Math.min(...speedup.map((s) => s.xCpu)) >= 2 : null },
       { name: 'guided / unguided time', value: 'ratio' in guidance ? `${guidance.ratio.toFixed(2)}x` : 'n/a', target: '<= 2x', met: 'ratio' in guidance ? guidance.ratio <= 2 : null },
+      { name: 'guided / unguided, CPU time', value: 'ratio' in guidance ? `${guidance.ratioCpu.toFixed(2)}x` : 'n/a', target: '<= 2x', met: 'ratio' in guidance ? guidance.ratioCpu <= 2 : null },
       { name: 'event-loop lag p99', value: `${eventLoop.lagP99Ms.toFixed(1)} ms`, target: '< 50 ms', met: eventLoop.lagP99Ms < 50 },
       { name: `peak memory, ${o.samples} samples`, value: `${memory.peakRssMiB.toFixed(0)} MiB`, target: '< 1536 MiB', met: memory.peakRssMiB < 1536 },
     ];
@@ -229,14 +253,18 @@ export function formatBench(r: BenchResult): string {
     `load average ${r.load[0].toFixed(1)} before, ${r.load[1].toFixed(1)} after (other processes skew every figure)`,
     '',
     `ms per denoising step (${r.steps} steps x ${r.rounds} alternating rounds; median / min; cpu; engine ${r.threads} threads, reference the faster of 1 and ${r.threads}):`,
-    table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup (median / min)'], r.engine.map((e) => {
+    table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup (median / min)', 'CPU ms/step engine / ref', 'speedup (CPU)'], r.engine.map((e) => {
       const p = ref?.find((x) => x.batch === e.batch);
-      return [e.batch, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.threads} thr)` : '-', p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x / ${(p.minMs / e.minMs).toFixed(2)}x` : '-'];
+      return [
+        e.batch, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.threads} thr)` : '-',
+        p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x / ${(p.minMs / e.minMs).toFixed(2)}x` : '-',
+        p ? `${e.cpuMsPerStep.toFixed(1)} / ${p.cpuMsPerStep.toFixed(1)}` : e.cpuMsPerStep.toFixed(1), p ? `${(p.cpuMsPerStep / e.cpuMsPerStep).toFixed(2)}x` : '-',
+      ];
     })),
     ...(ref ? [] : [`reference: ${(r.reference as { error: string }).error}`]),
     '',
     'guidance' in r && 'ratio' in r.guidance
-      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x (on minimums ${r.guidance.ratioMin.toFixed(2)}x)`
+      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x (on minimums ${r.guidance.ratioMin.toFixed(2)}x, on CPU time ${r.guidance.ratioCpu.toFixed(2)}x)`
       : `guidance: ${(r.guidance as { error: string }).error}`,
     `main-thread event-loop lag while generating ${r.eventLoop.samples} samples (${r.eventLoop.runSeconds.toFixed(1)} s): p50 ${r.eventLoop.lagP50Ms.toFixed(2)} ms, p99 ${r.eventLoop.lagP99Ms.toFixed(2)} ms, max ${r.eventLoop.lagMaxMs.toFixed(2)} ms`,
     `peak RSS (main + engine worker) for ${r.memory.samples} samples: ${r.memory.peakRssMiB.toFixed(0)} MiB`,
