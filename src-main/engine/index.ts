@@ -153,7 +153,10 @@ class WorkerEngine implements Engine {
     this.disposed = true;
     if (w) {
       this.worker = null;
+      const pending = [...this.pending.values()];
+      this.pending.clear();
       await w.terminate();
+      for (const p of pending) p.reject(new ApiError('ENGINE_UNAVAILABLE', 'the engine was disposed during the call'));
     }
   }
 }

@@ -306,6 +306,17 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     expect(guided.summary.warnings ?? []).toEqual([]);
   });
 
+  it('dispose during a run rejects it with a named error instead of hanging', async () => {
+    const e = createEngine({ modelDirs: [root], batchSize: 4 });
+    let started!: () => void;
+    const firstStep = new Promise<void>((r) => (started = r));
+    const run = e.generate(request({ version: 1, constraints: [], sampler: { steps: 2000, samples: 4, seed: 1 } }), { onProgress: () => started() });
+    await firstStep;
+    await e.dispose();
+    await expect(run).rejects.toMatchObject({ code: 'ENGINE_UNAVAILABLE' });
+    await expect(e.generate(request({ version: 1, constraints: [] }), {})).rejects.toMatchObject({ code: 'ENGINE_UNAVAILABLE' });
+  });
+
   it('refuses a corrupt bundle by name, and an unknown model', async () => {
     const dir = join(root, 'broken');
     cpSync(micro.dir, dir, { recursive: true });
