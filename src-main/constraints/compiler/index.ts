@@ -116,12 +116,13 @@ export function vocabHash(vocab: readonly string[]): string {
   return h;
 }
 
-const CACHE_LIMIT = 64;
+// Bounded caches (oldest entry dropped first); token automata are the big ones (a dense [states x V] table each).
 const setCache = new Map<string, CompiledConstraintSet>();
 const dfaCache = new Map<string, DFA>();
 const automatonCache = new Map<string, TokenAutomaton>();
+const LIMITS = new Map<Map<string, unknown>, number>([[setCache, 32], [dfaCache, 64], [automatonCache, 16]]);
 function remember<V>(m: Map<string, V>, k: string, v: V): V {
-  if (m.size >= CACHE_LIMIT) m.delete(m.keys().next().value!);
+  if (m.size >= (LIMITS.get(m as Map<string, unknown>) ?? 32)) m.delete(m.keys().next().value!);
   m.set(k, v);
   return v;
 }
@@ -188,6 +189,17 @@ function automatonFor(key: string, dfa: DFA, model: CompileModel, mode: SegmentM
 function recordOrder(model: CompileModel): string[] {
   const fromModel = model.recordFields ? Object.keys(model.recordFields) : [];
   return [...new Set([...E2E_FIELDS.filter((f) => fromModel.length === 0 || fromModel.includes(f)), ...fromModel])];
+}
+
+/**
+ * The JSON Schema of a bundle's record (its `record_schema.fields`: field -> known values): an object whose
+ * properties are string enums in the record field order, no other properties; `required` as given.
+ */
+export function recordSchemaOf(fields: Record<string, string[]>, required: string[] = []): Record<string, unknown> {
+  const order = [...E2E_FIELDS.filter((f) => f in fields), ...Object.keys(fields).filter((f) => !E2E_FIELDS.includes(f))];
+  const properties: Record<string, unknown> = {};
+  for (const f of order) properties[f] = { type: 'string', enum: [...fields[f]!] };
+  return { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties, required, additionalProperties: false };
 }
 
 /** Canonical record JSON: keys in the record field order, then any others. */

@@ -9,7 +9,7 @@
  * The compiler splits each schema by JSON type, since most keywords only constrain one type: scalar types become
  * languages, arrays and objects stay structural (so allOf can merge them exactly) until they are materialized.
  */
-import { TooManyNodesError, type DFA } from 'refa';
+import { JS, TooManyNodesError, type DFA } from 'refa';
 import { ConstraintCompileError, SchemaTooLargeError, UnsupportedKeywordError, ptrJoin } from './errors';
 import type { Budget, Lang } from './lang';
 import {
@@ -48,6 +48,8 @@ export interface CompiledJsonSchema {
   canonicalize(value: unknown): string;
   /** Whether the automaton accepts this instance (in canonical form). */
   accepts(value: unknown): boolean;
+  /** The language as a JavaScript regular expression source (u flag, whole-string); can be long. */
+  regexSource(): string;
   /** Schema keywords this schema used (all of them compiled). */
   keywords: string[];
   states: number;
@@ -1061,6 +1063,7 @@ export function compileJsonSchema(schema: unknown, options: JsonSchemaCompileOpt
       keyRank,
       canonicalize,
       accepts: (v: unknown) => dfa.test(cp(canonicalize(v))),
+      regexSource: () => JS.toLiteral(dfa.toRegex(), { flags: { unicode: true } }).source,
       keywords: [...ctx.used],
       states: dfa.countNodes(),
       compileMs: performance.now() - t0,

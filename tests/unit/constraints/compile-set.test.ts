@@ -108,3 +108,16 @@ describe('compileConstraintSet', () => {
     expect(c.verdicts[0]!.error!.code).toBe('UNSATISFIABLE');
   });
 });
+
+describe('recordSchemaOf', () => {
+  it('builds the record schema from a bundle field list, in the E2E field order', async () => {
+    const { recordSchemaOf, compileJsonSchema } = await import('../../../src-main/constraints/compiler');
+    const s = recordSchemaOf({ area: ['riverside', 'city centre'], name: ['The Mill', 'Aromi'] }, ['name']);
+    expect(Object.keys(s.properties as object)).toEqual(['name', 'area']);
+    const c = compileJsonSchema(s);
+    expect(c.accepts({ area: 'riverside', name: 'Aromi' })).toBe(true);
+    expect(c.canonicalize({ area: 'riverside', name: 'Aromi' })).toBe('{"name":"Aromi","area":"riverside"}');
+    expect(c.accepts({ name: 'Aromi', area: 'downtown' })).toBe(false);
+    expect(c.accepts({ area: 'riverside' })).toBe(false);
+  });
+});

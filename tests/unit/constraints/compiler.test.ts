@@ -240,3 +240,13 @@ describe('not, if/then/else, dependencies, patternProperties, propertyNames, min
     expect([{}, { a: 1 }, { a: 1, b: 2 }].map((x) => m.accepts(x))).toEqual([false, false, true]);
   });
 });
+
+describe('regex form', () => {
+  it('exports the language as a JavaScript regex that agrees with the automaton', () => {
+    const c = compileJsonSchema({ type: 'object', properties: { a: { enum: ['x', 'y'] }, n: { type: 'integer', minimum: 0, maximum: 120 } }, required: ['a'], additionalProperties: false });
+    const re = new RegExp(`^(?:${c.regexSource()})$`, 'u');
+    for (const v of [{ a: 'x' }, { a: 'y', n: 0 }, { a: 'x', n: 120 }, { a: 'x', n: 121 }, { a: 'z' }, { n: 3 }]) {
+      expect(re.test(c.canonicalize(v)), JSON.stringify(v)).toBe(c.accepts(v));
+    }
+  });
+});
