@@ -85,6 +85,15 @@ export class Workbench {
   /** The run Library should open. */
   libraryRun = $state<number | null>(null);
 
+  /** An action that would replace a draft with unsaved edits, waiting for the user's go-ahead (DiscardDialog). */
+  pendingReplace = $state<{ run: () => void } | null>(null);
+
+  /** Run an action that replaces the draft, asking first when the draft has unsaved edits. */
+  replaceDraft(action: () => void): void {
+    if (this.dirty && this.blocks.length > 0) this.pendingReplace = { run: action };
+    else action();
+  }
+
   private checkTimer: ReturnType<typeof setTimeout> | null = null;
   private checkSeq = 0;
 

@@ -112,6 +112,7 @@ describe('compose blocks', () => {
     await openPlace(h, 'Library');
     const row = page.locator('tr[data-set-name="e2e reordered"]');
     await row.getByRole('button', { name: 'v2 (2 versions)' }).click();
+    await page.getByTestId('set-version').nth(1).waitFor();
     await expect(page.getByTestId('set-version').count()).resolves.toBe(2);
     await page.getByRole('button', { name: 'Open version 1 of e2e reordered in Compose' }).click();
     await page.locator('#place-title', { hasText: 'Compose' }).waitFor();
