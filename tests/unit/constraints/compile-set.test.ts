@@ -121,3 +121,36 @@ describe('recordSchemaOf', () => {
     expect(c.accepts({ area: 'riverside' })).toBe(false);
   });
 });
+
+describe('text-segment projection (dense automata, top-k with fallback)', () => {
+  it('infill and regex constraints: the projection fills the template exactly', () => {
+    const c = compileConstraintSet(set([{ kind: 'infill', template: 'The ___ is a pub.' }, { kind: 'regex', pattern: 'Mill|Vaults' }]), model);
+    expect(c.verdicts.map((v) => v.status)).toEqual(['hard', 'hard']);
+    const p = c.hard[0]!;
+    expect(p.constraints).toEqual([0, 1]);
+    for (let seed = 1; seed <= 3; seed++) {
+      const scores = noisyScores(51, tok.encode('The Golden Palace is a restaurant in the city.'), seed);
+      const r = p.projectDetailed(scores)!;
+      const ids = Array.from(r.tokens);
+      const end = ids.indexOf(2);
+      expect(end).toBeGreaterThan(0);
+      const text = tok.decode(ids.slice(0, end));
+      expect(text).toMatch(/^The \S+(?: \S+)* is a pub\.$/u);
+      expect(text).toMatch(/Mill|Vaults/);
+      expect(ids.slice(end + 1).every((t) => t === 0)).toBe(true);
+      // the scores favour other words: top-32 alone cannot spell the template, so the exact fallback ran
+      expect(r.fellBack).toBe(true);
+    }
+  });
+
+  it('fixed tokens are kept when they fit', () => {
+    const c = compileConstraintSet(set([{ kind: 'words', include: ['pub'] }]), model);
+    const p = c.hard[0]!;
+    const fixed = new Int32Array(51).fill(-1);
+    const the = tok.encode('The')[0]!;
+    fixed[0] = the;
+    const out = p.project(noisyScores(51, tok.encode('A nice pub by the river.'), 4), fixed);
+    expect(out[0]).toBe(the);
+    expect(tok.decode(Array.from(out))).toMatch(/\bpub\b/i);
+  });
+});
