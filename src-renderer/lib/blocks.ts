@@ -148,3 +148,48 @@ export function changedPositions(prev: string[] | undefined, next: string[]): bo
   if (!prev) return next.map(() => false);
   return next.map((w, i) => prev[i] !== w);
 }
+
+/** Starting points offered by an empty Compose (each is a valid set; tests check them). */
+export const EXAMPLES: { title: string; hint: string; set: { name: string; description: string; constraints: Constraint[] } }[] = [
+  {
+    title: 'Describe a restaurant',
+    hint: 'data-to-text: hold a record, write the sentence',
+    set: {
+      name: 'describe a restaurant',
+      description: 'Data-to-text: the record is held, the model writes a sentence about it.',
+      constraints: [
+        { kind: 'record', value: { name: 'The Punter', eatType: 'coffee shop', food: 'Italian', priceRange: 'cheap', area: 'riverside', familyFriendly: 'yes' }, ...common },
+        { kind: 'length', tokens: 24, ...common },
+      ],
+    },
+  },
+  {
+    title: 'Structured record + sentence shape',
+    hint: 'a JSON schema for the record, a POS template for the text',
+    set: {
+      name: 'schema and shape',
+      description: 'The record must validate against the schema; the sentence should follow the tags.',
+      constraints: [
+        {
+          kind: 'json-schema',
+          schema: { type: 'object', properties: { name: { type: 'string' }, eatType: { enum: ['pub', 'restaurant'] }, area: { const: 'city centre' } }, required: ['name', 'eatType', 'area'], additionalProperties: false },
+          ...common,
+        },
+        { kind: 'pos', tags: ['PROPN', '*', 'AUX', 'DET', 'NOUN', 'ADP', 'DET', 'NOUN', 'NOUN', 'PUNCT'], ...common },
+      ],
+    },
+  },
+  {
+    title: 'Short, positive, mentions the price',
+    hint: 'guidance only: sentiment, length and an attribute',
+    set: {
+      name: 'short and positive',
+      description: 'Soft controls steered by the classifiers.',
+      constraints: [
+        { kind: 'sentiment', label: 'positive', ...common },
+        { kind: 'length', tokens: 14, ...common },
+        { kind: 'attribute', field: 'priceRange', value: 'cheap', ...common },
+      ],
+    },
+  },
+];

@@ -140,3 +140,22 @@ describe('compose blocks', () => {
     expect(h.problems).toEqual([]);
   });
 });
+
+describe('compose examples', () => {
+  it('starts from each example set, and the compiler accepts all of them', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    const examples = page.getByTestId('compose-example');
+    for (let i = 0; i < 3; i++) {
+      await page.getByTestId('compose-new').click();
+      if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
+      await examples.nth(i).click();
+      await page.locator('[data-block-index="1"]').waitFor();
+      await page.getByTestId('compose-summary').waitFor();
+      expect(await page.getByTestId('compose-summary').textContent()).toMatch(/Ready to generate/);
+      const statuses = await page.getByTestId('block-verdict').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+      expect(statuses.every((s) => s === 'hard' || s === 'held' || s === 'soft')).toBe(true);
+    }
+    expect(h.problems).toEqual([]);
+  });
+});

@@ -1,7 +1,7 @@
 /** Compose's block model (src-renderer/lib/blocks.ts): defaults, JSON source parsing, issue mapping, live-view diffs. */
 import { describe, expect, it } from 'vitest';
 import { parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
-import { DEFAULT_SCHEMA, blockIndexOf, blockOf, bodyOf, changedPositions, defaultConstraint, KINDS, parseSchemaText, wordsOf } from '../../../src-renderer/lib/blocks';
+import { DEFAULT_SCHEMA, EXAMPLES, blockIndexOf, blockOf, bodyOf, changedPositions, defaultConstraint, KINDS, parseSchemaText, wordsOf } from '../../../src-renderer/lib/blocks';
 
 const sampler = samplerSettings.parse({ steps: 10, samples: 2 });
 
@@ -13,6 +13,11 @@ describe('blocks', () => {
       expect(parseErrors).toEqual([]);
       expect(() => parseConstraintSet(body), kind).not.toThrow();
     }
+  });
+
+  it('offers example sets that are valid', () => {
+    expect(EXAMPLES.length).toBeGreaterThanOrEqual(3);
+    for (const ex of EXAMPLES) expect(() => parseConstraintSet({ version: 1, ...ex.set }), ex.title).not.toThrow();
   });
 
   it('picks the attribute default from the model record schema', () => {
