@@ -67,7 +67,7 @@ export const CLAIMED_KEYWORDS = [
   'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'format', 'minimum', 'maximum', 'exclusiveMinimum',
   'exclusiveMaximum', 'multipleOf', 'anyOf', 'oneOf', 'allOf', '$ref', 'uniqueItems', 'not', 'if', 'then', 'else',
   'patternProperties', 'propertyNames', 'minProperties', 'maxProperties', 'dependentRequired', 'dependentSchemas',
-  'dependencies', 'contains', 'minContains', 'maxContains',
+  'dependencies', 'contains', 'minContains', 'maxContains', 'unevaluatedProperties', 'unevaluatedItems',
 ] as const;
 const SUPPORTED = new Set<string>(CLAIMED_KEYWORDS);
 const TYPE_NAMES = ['null', 'boolean', 'integer', 'number', 'string', 'array', 'object'];
@@ -422,6 +422,7 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
     if (k === 'prefixItems' && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'prefixItems is a Draft 2020-12 keyword');
     if (k === 'additionalItems' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'additionalItems is not a Draft 2020-12 keyword (use prefixItems + items)');
     if ((k === 'minContains' || k === 'maxContains') && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), `${k} is a Draft 2019-09+ keyword`);
+    if ((k === 'unevaluatedProperties' || k === 'unevaluatedItems') && ctx.draft === '7') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), `${k} is a Draft 2019-09+ keyword`);
     if (k === 'dependencies' && ctx.draft === '2020-12') throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'dependencies is a Draft 7 keyword (use dependentRequired / dependentSchemas)');
     if (!SUPPORTED.has(k)) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k));
     if (k === 'uniqueItems' && schema[k] === true) throw new UnsupportedKeywordError(k, ptrJoin(ptr, k), 'uniqueItems: true is not a regular language');
@@ -492,12 +493,51 @@ function compileNodeInner(ctx: Ctx, schema: unknown, ptr: string): Typed {
     const thenT = intersectTyped(ctx, cond, compileNode(ctx, then, at));
     parts.push(unionTyped(thenT, complementTyped(ctx, base, cond)));
   }
+  if ('unevaluatedProperties' in schema) parts.push(unevaluated(ctx, schema, ptr, 'unevaluatedProperties'));
+  if ('unevaluatedItems' in schema) parts.push(unevaluated(ctx, schema, ptr, 'unevaluatedItems'));
   let t = parts[0]!;
   for (let i = 1; i < parts.length; i++) {
     if (isEmptyTyped(t)) break;
     t = intersectTyped(ctx, t, parts[i]!);
   }
   return t;
+}
+
+/** In-place applicators whose annotations depend on which branch validates: unevaluated* next to them is refused. */
+const DYNAMIC_APPLICATORS = ['anyOf', 'oneOf', 'if', 'then', 'else', '$ref', '$dynamicRef', 'dependentSchemas'];
+
+/**
+ * unevaluatedProperties / unevaluatedItems when the evaluated properties (items) are known statically: the schema
+ * and its allOf subschemas (recursively) declare them; no applicator whose annotations depend on the instance.
+ * Compiled as additionalProperties (items) over everything those declare.
+ */
+function unevaluated(ctx: Ctx, schema: Record<string, unknown>, ptr: string, kw: 'unevaluatedProperties' | 'unevaluatedItems'): Typed {
+  const names = new Set<string>();
+  const patterns = new Set<string>();
+  let prefix = 0;
+  let all = false;
+  const visit = (node: unknown, self: boolean): void => {
+    if (!isObj(node)) return;
+    const dyn = DYNAMIC_APPLICATORS.find((k) => k in node);
+    if (dyn) throw new UnsupportedKeywordError(kw, ptrJoin(ptr, kw), `only compiled when the evaluated ${kw === 'unevaluatedItems' ? 'items' : 'properties'} are static (here "${dyn}" makes them depend on the instance)`);
+    if (kw === 'unevaluatedProperties') {
+      if (isObj(node.properties)) for (const k of Object.keys(node.properties)) names.add(k);
+      if (isObj(node.patternProperties)) for (const k of Object.keys(node.patternProperties)) patterns.add(k);
+      if ('additionalProperties' in node || (!self && 'unevaluatedProperties' in node)) all = true;
+    } else {
+      if (Array.isArray(node.prefixItems)) prefix = Math.max(prefix, node.prefixItems.length);
+      if ('items' in node || (!self && 'unevaluatedItems' in node)) all = true;
+      if ('contains' in node) throw new UnsupportedKeywordError(kw, ptrJoin(ptr, kw), 'contains makes the evaluated items depend on the instance');
+    }
+    if (Array.isArray(node.allOf)) for (const b of node.allOf) visit(b, false);
+  };
+  visit(schema, true);
+  if (all) return anyTyped(ctx, ctx.anyDepth);
+  const u = schema[kw];
+  const synthetic: Record<string, unknown> = kw === 'unevaluatedProperties'
+    ? { properties: Object.fromEntries([...names].map((n) => [n, true])), patternProperties: Object.fromEntries([...patterns].map((p) => [p, true])), additionalProperties: u }
+    : { prefixItems: Array.from({ length: prefix }, () => true), items: u };
+  return compileNode(ctx, synthetic, ptrJoin(ptr, kw));
 }
 
 function schemaList(x: unknown, kw: string, ptr: string): unknown[] {

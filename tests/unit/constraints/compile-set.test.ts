@@ -60,7 +60,7 @@ describe('compileConstraintSet', () => {
 
   it('reports a bad block in its verdict and compiles the rest', () => {
     const c = compileConstraintSet(set([
-      { kind: 'json-schema', schema: { type: 'object', properties: { name: { unevaluatedProperties: false } } } },
+      { kind: 'json-schema', schema: { type: 'object', properties: { name: { oneOf: [{ type: 'object' }], unevaluatedProperties: false } } } },
       { kind: 'regex', pattern: '(' },
       { kind: 'words', include: ['pub'], exclude: ['cheap'] },
       { kind: 'pos', tags: ['DET', '*', 'VERB'] },

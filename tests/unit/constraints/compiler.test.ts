@@ -191,7 +191,7 @@ describe('refusals name the keyword and its JSON pointer', () => {
     throw new Error('not refused');
   };
   it('unsupported keywords', () => {
-    const e = refused({ properties: { a: { unevaluatedProperties: false } } });
+    const e = refused({ properties: { a: { anyOf: [{ type: 'object' }], unevaluatedProperties: false } } });
     expect(e).toBeInstanceOf(UnsupportedKeywordError);
     expect(e.code).toBe('UNSUPPORTED_KEYWORD');
     expect(e.keyword).toBe('unevaluatedProperties');
@@ -248,5 +248,16 @@ describe('regex form', () => {
     for (const v of [{ a: 'x' }, { a: 'y', n: 0 }, { a: 'x', n: 120 }, { a: 'x', n: 121 }, { a: 'z' }, { n: 3 }]) {
       expect(re.test(c.canonicalize(v)), JSON.stringify(v)).toBe(c.accepts(v));
     }
+  });
+});
+
+describe('unevaluatedProperties / unevaluatedItems (static cases)', () => {
+  it('acts as additionalProperties over what the schema and its allOf declare', () => {
+    const c = compileJsonSchema({ type: 'object', properties: { a: { type: 'integer' } }, allOf: [{ properties: { b: { type: 'string' } } }], unevaluatedProperties: false }, { timeLimitMs: 30_000 });
+    expect(c.accepts({ a: 1, b: 'x' })).toBe(true);
+    expect(c.accepts({ a: 1, c: 2 })).toBe(false);
+    const i = compileJsonSchema({ type: 'array', prefixItems: [{ type: 'integer' }], unevaluatedItems: { type: 'string' } });
+    expect(i.accepts([1, 'a', 'b'])).toBe(true);
+    expect(i.accepts([1, 2])).toBe(false);
   });
 });
