@@ -245,6 +245,7 @@ export class Workbench {
     this.jsonEditing = false;
     this.validation = null;
     this.compile = null;
+    this.syncJson();
     this.scheduleCheck(0);
   }
 
