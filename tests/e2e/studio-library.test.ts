@@ -15,6 +15,7 @@ let client: Awaited<ReturnType<typeof openStudio>>;
 let runA: RunDetail;
 let runB: RunDetail;
 let jsonl = '';
+let mdFile = '';
 
 async function finished(runId: number): Promise<RunDetail> {
   for (let i = 0; i < 1200; i++) {
@@ -101,6 +102,7 @@ describe('compare, export, import, library', () => {
     await panel.getByTestId('export-save').click();
     await page.getByTestId('export-path').filter({ hasText: /\.md$/ }).waitFor();
     const mdPath = (await panel.getByTestId('export-path').textContent())!;
+    mdFile = mdPath;
     expect(existsSync(mdPath)).toBe(true);
     const md = readFileSync(mdPath, 'utf8');
     expect(md).toContain('dlm-studio-recipe');
@@ -114,6 +116,19 @@ describe('compare, export, import, library', () => {
     expect(csv).toContain('dlm-studio-recipe/1');
     await clearNotices(h);
     await h.screenshot('export');
+  });
+
+  it('reads the recipe back from the Markdown file chosen with the file input', async () => {
+    const { page } = h;
+    await page.getByTestId('import-file').setInputFiles(mdFile);
+    await page.getByText('read as markdown').waitFor();
+    expect(await page.getByTestId('import-recipes').textContent()).toMatch(new RegExp(`e2e compare.*from run #${runA.run.id}.*seed 1`, 's'));
+    expect(await page.getByTestId('import-content').inputValue()).toContain('dlm-studio-recipe');
+    // something that is not an export is refused with a reason
+    await page.getByTestId('import-content').fill('hello, this is not an export');
+    await page.getByTestId('import-run').click();
+    await page.getByTestId('import-error').waitFor();
+    expect(await page.getByTestId('import-error').textContent()).toMatch(/not a DLM Studio export/);
   });
 
   it('re-imports the JSONL recipe and reproduces the run exactly', async () => {
