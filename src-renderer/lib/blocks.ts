@@ -143,6 +143,11 @@ export function wordsOf(text: string): string[] {
   return text.split(/\s+/).filter(Boolean);
 }
 
+/** Pieces of a record canvas (words, runs of spaces, JSON punctuation) for the live view; they join back to the text. */
+export function recordPiecesOf(text: string): string[] {
+  return text.match(/\s+|[^\s",:{}[\]]+|[",:{}[\]]/g) ?? [];
+}
+
 /** Which positions changed between two word lists (a position beyond the shorter list counts as changed). */
 export function changedPositions(prev: string[] | undefined, next: string[]): boolean[] {
   if (!prev) return next.map(() => false);
@@ -176,6 +181,22 @@ export const EXAMPLES: { title: string; hint: string; set: { name: string; descr
           ...common,
         },
         { kind: 'pos', tags: ['PROPN', '*', 'AUX', 'DET', 'NOUN', 'ADP', 'DET', 'NOUN', 'NOUN', 'PUNCT'], ...common },
+      ],
+    },
+  },
+  {
+    title: 'Structure a sentence',
+    hint: 'text-to-data: hold the sentence, write its record',
+    set: {
+      name: 'structure a sentence',
+      description: 'Text-to-data: the sentence is held, the model writes the record; the schema keeps the record well formed.',
+      constraints: [
+        { kind: 'text', value: 'The Eagle is a cheap Italian pub near the river, and it is not family friendly.', ...common },
+        {
+          kind: 'json-schema',
+          schema: { type: 'object', properties: { name: { type: 'string' }, eatType: { enum: ['pub', 'restaurant', 'coffee shop'] }, food: { type: 'string' }, priceRange: { type: 'string' }, familyFriendly: { enum: ['yes', 'no'] } }, required: ['name'], additionalProperties: false },
+          ...common,
+        },
       ],
     },
   },

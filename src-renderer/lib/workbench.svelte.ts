@@ -16,13 +16,15 @@ import type {
 } from '../../src-main/api/contract';
 import { describeError } from './api';
 import { useStudio, type Studio } from './studio.svelte';
-import { blockOf, bodyOf, changedPositions, clone, defaultConstraint, type Block, wordsOf } from './blocks';
+import { blockOf, bodyOf, changedPositions, clone, defaultConstraint, recordPiecesOf, type Block, wordsOf } from './blocks';
 
 export interface LiveSample {
   index: number;
   words: string[];
   changed: boolean[];
   record: string;
+  recordPieces: string[];
+  recordChanged: boolean[];
   /** Words changed at the latest step. */
   changes: number;
 }
@@ -163,9 +165,11 @@ export class Workbench {
       const prev = run.live[i];
       const words = wordsOf(cv.text);
       const changed = changedPositions(prev?.words, words);
-      const changes = prev ? changed.filter(Boolean).length : 0;
+      const recordPieces = recordPiecesOf(cv.record);
+      const recordChanged = changedPositions(prev?.recordPieces, recordPieces);
+      const changes = prev ? changed.filter(Boolean).length + recordChanged.filter(Boolean).length : 0;
       churn += changes;
-      return { index: e.batchStart + i, words, changed, record: cv.record, changes };
+      return { index: e.batchStart + i, words, changed, record: cv.record, recordPieces, recordChanged, changes };
     });
     if (e.step > 1) run.churn = [...run.churn, churn];
     run.step = e.step;
@@ -180,7 +184,7 @@ export class Workbench {
     run.status = e.status;
     run.error = e.error;
     // the text has settled: show the final canvases without the last step's highlights
-    run.live = run.live.map((l) => ({ ...l, changed: l.changed.map(() => false), changes: 0 }));
+    run.live = run.live.map((l) => ({ ...l, changed: l.changed.map(() => false), recordChanged: l.recordChanged.map(() => false), changes: 0 }));
     if (e.summary) {
       run.warnings = e.summary.warnings ?? [];
       run.device = e.summary.device;

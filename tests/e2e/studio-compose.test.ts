@@ -146,7 +146,7 @@ describe('compose examples', () => {
     const { page } = h;
     await openPlace(h, 'Compose');
     const examples = page.getByTestId('compose-example');
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       await page.getByTestId('compose-new').click();
       if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
       await examples.nth(i).click();

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './harness';
-import { clearNotices, openPlace, openStudio } from './studio-helpers';
+import { clearNotices, openPlace, openStudio, runFromGenerate } from './studio-helpers';
 
 let h: Harness;
 let client: Awaited<ReturnType<typeof openStudio>>;
@@ -140,6 +140,31 @@ describe('compose and generate', () => {
     const lines = readFileSync((await panel.getByTestId('export-path').textContent())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const exported = lines.filter((l) => l.type === 'output').map((l) => l.index);
     expect(exported).toEqual([0, 2]);
+  });
+
+  it('runs text-to-data (a held sentence): the cards lead with the record the model wrote', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    await page.getByTestId('compose-new').click();
+    if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
+    await page.getByTestId('compose-example').filter({ hasText: 'Structure a sentence' }).click();
+    await page.locator('[data-block-index="1"]').waitFor();
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-steps').fill('8');
+    await page.getByTestId('generate-samples').fill('2');
+    const runId = await runFromGenerate(h, client);
+    expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
+    const detail = await client.call('runs.get', { runId });
+    expect(detail.outputs).toHaveLength(2);
+    // the sentence was held: every output carries it as its text
+    for (const o of detail.outputs) expect(o.text.trim()).toBe('The Eagle is a cheap Italian pub near the river, and it is not family friendly.');
+    // the live view shows the record canvas, the part that moves, from the start
+    await expect(page.getByTestId('live-record').count()).resolves.toBe(2);
+    const records = await page.getByTestId('output-record').allTextContents();
+    expect(records).toHaveLength(2);
+    detail.outputs.forEach((o, i) => expect(records[i]).toBe(o.record ? JSON.stringify(o.record, null, 2) : `${o.recordText || '(empty)'}\n(does not parse as JSON)`));
+    await clearNotices(h);
+    await h.screenshot('generate-text-to-data');
   });
 
   it('cancels a long run from the Cancel button', async () => {

@@ -46,3 +46,20 @@ export async function clearNotices(h: Harness): Promise<void> {
   const buttons = h.page.locator('.notices').getByRole('button', { name: 'Dismiss' });
   for (let i = 0; i < 10 && (await buttons.count()) > 0; i++) await buttons.first().click({ timeout: 1000 }).catch(() => undefined);
 }
+
+/** Click Run in Generate and wait until that new run (not the one still on screen) has finished. */
+export async function runFromGenerate(h: Harness, client: StudioClient, timeout = 120_000): Promise<number> {
+  const [previous] = await client.call('runs.list', { limit: 1 });
+  const runId = (previous?.id ?? 0) + 1;
+  await h.page.getByTestId('generate-run').click();
+  await h.page.locator('[data-testid="generate-status"]', { hasText: `Run #${runId} ·` }).waitFor({ timeout });
+  await h.page.waitForFunction(
+    (id) => {
+      const el = document.querySelector('[data-testid="generate-status"]');
+      return !!el?.textContent?.includes(`Run #${id} ·`) && ['completed', 'cancelled', 'failed'].includes(el.getAttribute('data-status') ?? '');
+    },
+    runId,
+    { timeout },
+  );
+  return runId;
+}

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunDetail } from '../../src-main/api/contract';
 import { startHarness, type Harness } from './harness';
-import { clearNotices, openPlace, openStudio } from './studio-helpers';
+import { clearNotices, openPlace, openStudio, runFromGenerate } from './studio-helpers';
 
 let h: Harness;
 let client: Awaited<ReturnType<typeof openStudio>>;
@@ -145,11 +145,10 @@ describe('compare, export, import, library', () => {
     expect(await page.getByTestId('generate-set-name').textContent()).toBe('e2e compare');
     expect(await page.getByTestId('generate-steps').inputValue()).toBe('10');
     expect(await page.getByTestId('generate-seed').inputValue()).toBe('1');
-    await page.getByTestId('generate-run').click();
-    await page.locator('[data-testid="generate-status"][data-status="completed"]').waitFor({ timeout: 60_000 });
-    const latest = (await client.call('runs.list', { limit: 1 }))[0]!;
-    expect(latest.id).toBeGreaterThan(runB.run.id);
-    const again = await client.call('runs.get', { runId: latest.id });
+    const runId = await runFromGenerate(h, client);
+    expect(runId).toBeGreaterThan(runB.run.id);
+    const again = await client.call('runs.get', { runId });
+    expect(again.run.status).toBe('completed');
     expect(again.run.recipe.constraintSet.body.constraints).toEqual(runA.run.recipe.constraintSet.body.constraints);
     expect([again.run.recipe.seed, again.run.recipe.steps, again.run.recipe.samples]).toEqual([1, 10, 3]);
     expect(again.outputs.map((o) => o.text)).toEqual(runA.outputs.map((o) => o.text));

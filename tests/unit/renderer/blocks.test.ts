@@ -1,7 +1,7 @@
 /** Compose's block model (src-renderer/lib/blocks.ts): defaults, JSON source parsing, issue mapping, live-view diffs. */
 import { describe, expect, it } from 'vitest';
 import { parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
-import { DEFAULT_SCHEMA, EXAMPLES, blockIndexOf, blockOf, bodyOf, changedPositions, defaultConstraint, KINDS, parseSchemaText, wordsOf } from '../../../src-renderer/lib/blocks';
+import { DEFAULT_SCHEMA, EXAMPLES, recordPiecesOf, blockIndexOf, blockOf, bodyOf, changedPositions, defaultConstraint, KINDS, parseSchemaText, wordsOf } from '../../../src-renderer/lib/blocks';
 
 const sampler = samplerSettings.parse({ steps: 10, samples: 2 });
 
@@ -16,7 +16,7 @@ describe('blocks', () => {
   });
 
   it('offers example sets that are valid', () => {
-    expect(EXAMPLES.length).toBeGreaterThanOrEqual(3);
+    expect(EXAMPLES.length).toBeGreaterThanOrEqual(4);
     for (const ex of EXAMPLES) expect(() => parseConstraintSet({ version: 1, ...ex.set }), ex.title).not.toThrow();
   });
 
@@ -66,5 +66,8 @@ describe('blocks', () => {
     expect(wordsOf('  The  Eagle is\na pub ')).toEqual(['The', 'Eagle', 'is', 'a', 'pub']);
     expect(changedPositions(undefined, ['a', 'b'])).toEqual([false, false]);
     expect(changedPositions(['a', 'b'], ['a', 'c', 'd'])).toEqual([false, true, true]);
+    const rec = '{"name":"The Eagle","area":"riverside"}';
+    expect(recordPiecesOf(rec)).toEqual(['{', '"', 'name', '"', ':', '"', 'The', ' ', 'Eagle', '"', ',', '"', 'area', '"', ':', '"', 'riverside', '"', '}']);
+    expect(recordPiecesOf(rec).join('')).toBe(rec);
   });
 });
