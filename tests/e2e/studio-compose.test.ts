@@ -159,3 +159,23 @@ describe('compose examples', () => {
     expect(h.problems).toEqual([]);
   });
 });
+
+describe('compose errors', () => {
+  it('names an invalid field on its block, in Generate, and in the refusal to run', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    await page.getByTestId('compose-new').click();
+    if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
+    await page.getByTestId('compose-body').fill(JSON.stringify({ version: 1, name: 'broken', constraints: [{ kind: 'length', tokens: 0 }] }));
+    const verdict = page.locator('[data-block-index="0"] [data-testid="block-verdict"][data-status="invalid"]');
+    await verdict.waitFor();
+    expect(await verdict.textContent()).toMatch(/tokens.*(>=\s*1|too small|at least)/i);
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-set-check').filter({ hasText: '1 problem' }).waitFor();
+    await page.getByTestId('generate-run').click();
+    const notice = page.locator('.notice.error');
+    await notice.waitFor();
+    expect(await notice.textContent()).toMatch(/constraints\[0\]\.tokens/);
+    expect(await page.getByTestId('generate-status').count()).toBe(0);
+  });
+});
