@@ -453,7 +453,12 @@ export function useWorkbench(): Workbench {
   const studio = useStudio();
   let w = benches.get(studio);
   if (!w) {
-    w = new Workbench(studio);
+    // created in a root scope of its own, so its derived state outlives the place that first asked for it
+    let created: Workbench | undefined;
+    $effect.root(() => {
+      created = new Workbench(studio);
+    });
+    w = created!;
     benches.set(studio, w);
   }
   return w;
