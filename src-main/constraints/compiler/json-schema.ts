@@ -13,8 +13,8 @@ import { JS, TooManyNodesError, type DFA } from 'refa';
 import { ConstraintCompileError, SchemaTooLargeError, UnsupportedKeywordError, ptrJoin } from './errors';
 import type { Budget, Lang } from './lang';
 import {
-  acceptsEmpty, alt, charSet, checkDeadline, cp, disjoint, empty, eps, intersect, isEmptyLang, lit, minimal, minus,
-  quotientDfa, regexLang, rep, seq, setWhere, toDfa, withBudget, words, anyChar, chars, mapChar,
+  alt, charSet, checkDeadline, cp, disjoint, empty, eps, intersect, isEmptyLang, lit, minimal, minus,
+  quotientDfa, regexLang, rep, seq, setWhere, toDfa, withBudget, words, chars, mapChar,
 } from './lang';
 import { BoundNotExactError, MAX_SAFE, ceilDiv, decimalMultiple, floorDiv, fracAll, fracBound, intRange, multipleOfInt, toRational } from './numbers';
 import { encodeContent, encodedFormat, formatLang, stringChar, stringContentAll, SUPPORTED_FORMATS } from './strings';
@@ -305,13 +305,6 @@ function matArr(ctx: Ctx, d: ArrDesc): Lang {
   const dm = toDfa(tail);
   const inner = mapChar(quotientDfa(dm, MARK), MARK, 0x2c);
   return seq(lit('['), dm.test([]) ? alt(eps(), inner) : inner, lit(']'));
-}
-
-/** open + (members without their leading comma) + close. */
-function wrap(open: string, members: Lang, close: string): Lang {
-  const d = toDfa(members);
-  const inner = quotientDfa(d, 0x2c);
-  return seq(lit(open), d.test([]) ? alt(eps(), inner) : inner, lit(close));
 }
 
 /** Separator used while building object members (a lone surrogate: never part of a JSON string value here). */
@@ -619,19 +612,6 @@ function complementTyped(ctx: Ctx, universe: Typed, neg: Typed): Typed {
   const obj = composite(universe.object, neg.object, (d: ObjDesc) => matObj(ctx, d));
   if (obj) out.object.push({ lang: obj });
   return out;
-}
-
-function langToTyped(ctx: Ctx, l: Lang): Typed {
-  const t = emptyTyped();
-  for (const k of SCALARS) {
-    const x = intersect(l, ctx.defaults[k]);
-    t[k] = isEmptyLang(x) ? null : x;
-  }
-  const arr = intersect(l, seq(lit('['), rep(anyChar(), 0, Infinity)));
-  if (!isEmptyLang(arr)) t.array.push({ lang: arr });
-  const obj = intersect(l, seq(lit('{'), rep(anyChar(), 0, Infinity)));
-  if (!isEmptyLang(obj)) t.object.push({ lang: obj });
-  return t;
 }
 
 function literalTyped(ctx: Ctx, values: unknown[]): Typed {

@@ -237,7 +237,6 @@ export function decimalMultiple(p: bigint, q: bigint): Lang | null {
   const Dn = Number(Dv);
   // states: integer-part residue r (before '.'), then (r, j) after j fraction digits
   const b = new ENFA.Builder(ENFA.nodeFactory);
-  const one = (c: number) => CharSet.fromCharacter(MAX_CHAR, c);
   const intNodes = Array.from({ length: Dn }, () => b.createNode());
   const fracNodes = Array.from({ length: m + 1 }, () => Array.from({ length: Dn }, () => b.createNode()));
   const edges = new Map<ENFA.Node, Map<ENFA.Node, number[]>>();

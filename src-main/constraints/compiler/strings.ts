@@ -5,7 +5,7 @@
  */
 import { CharSet, DFA, ENFA } from 'refa';
 import type { Lang } from './lang';
-import { MAX_CHAR, alt, chars, charSet, fromDfa, intersect, lit, regexLang, rep, seq, toDfa, uncharged, withBudget, words } from './lang';
+import { MAX_CHAR, alt, chars, charSet, fromDfa, intersect, regexLang, rep, seq, toDfa, uncharged, withBudget } from './lang';
 
 /** Any character a string may hold (every code point except lone surrogates). */
 export const stringCharSet = (): CharSet => charSet([[0, 0xd7ff], [0xe000, MAX_CHAR]]);
