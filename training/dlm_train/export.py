@@ -147,7 +147,23 @@ def card_samples(ref: S.Reference, dev_path: Optional[str], n: int, steps: int, 
         ids = S.sample(ref, len(recs), steps, seed + 1, np.stack(givens), np.stack(helds))
         d2t = [{"record": canonical_record(r), "text": S.decode(ref, row)["text"]} for r, row in zip(recs, ids)]
     return {"unconditional": uncond, "data_to_text": d2t, "steps": steps, "seed": seed,
-            "seconds": round(time.time() - t0, 1)}
+            "seconds": round(time.time() - t0, 1), "stats": sample_stats(uncond, d2t)}
+
+
+def sample_stats(uncond: List[dict], d2t: List[dict]) -> dict:
+    """Plain checks of the card samples: valid JSON records, and given record values that appear in the text."""
+    st = {}
+    if uncond and "record_valid_json" in uncond[0]:
+        st["unconditional_valid_json_records"] = f"{sum(u['record_valid_json'] for u in uncond)}/{len(uncond)}"
+    if d2t:
+        vals = hits = 0
+        for s in d2t:
+            for k, v in json.loads(s["record"]).items():
+                if k in ("name", "food", "near", "area", "eatType"):
+                    vals += 1
+                    hits += v.lower() in s["text"].lower()
+        st["data_to_text_values_mentioned"] = f"{hits}/{vals} (name, eatType, food, area, near values found verbatim)"
+    return st
 
 
 def md_escape(s: str) -> str:
@@ -195,6 +211,8 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
               f"From the PyTorch reference sampler (`python3 -m training.dlm_train.sample`), {samples['steps']} "
               f"denoising steps, clamping on, seed {samples['seed']} (data-to-text: seed {samples['seed'] + 1}); "
               "not cherry-picked. `text` is the text segment up to `<end>`.", ""]
+    if samples.get("stats"):
+        lines += ["Checks: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in samples["stats"].items()) + ".", ""]
     if samples["unconditional"]:
         lines += [f"### {len(samples['unconditional'])} unconditional samples", "",
                   "| # | record | text |", "| --- | --- | --- |"]
@@ -297,6 +315,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ref = S.from_model(model, tok, layout, cfg["schedule"]["T"], cfg["schedule"]["s"])
     samples = card_samples(ref, args.dev, args.card_samples, args.card_steps, args.card_seed)
     manifest["metrics"]["card_sampling_seconds"] = samples["seconds"]
+    manifest["metrics"].update({f"card_{k}": v for k, v in samples["stats"].items()})
     with open(os.path.join(args.out, "DATA_CARD.md"), "w", encoding="utf-8") as f:
         f.write(data_card(manifest, data_info, log, samples, is_e2e))
     with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
