@@ -1,0 +1,3 @@
+import { suiteOracle } from './suite-oracle';
+
+suiteOracle('7', 'draft7');
