@@ -60,12 +60,12 @@ describe('README screenshots', () => {
     await page.getByTestId('compose-open-select').selectOption({ label: 'family pub, by the river (v1)' });
     await page.getByTestId('compose-open').click();
     await openPlace(h, 'Generate');
-    await page.getByTestId('generate-steps').fill('60');
+    await page.getByTestId('generate-steps').fill('200');
     await page.getByTestId('generate-samples').fill('10');
     await page.getByTestId('generate-run').click();
     // second batch: eight cards in, the live view showing samples 8 and 9 part-way
     await page.waitForFunction(
-      () => document.querySelectorAll('[data-testid="output-card"]').length >= 8 && Number(document.querySelector('[data-testid="live-view"]')?.getAttribute('data-step')) >= 15,
+      () => document.querySelectorAll('[data-testid="output-card"]').length >= 8 && Number(document.querySelector('[data-testid="live-view"]')?.getAttribute('data-step')) >= 40,
       undefined,
       { timeout: 180_000, polling: 50 },
     );
@@ -76,7 +76,7 @@ describe('README screenshots', () => {
     expect(await page.getByTestId('live-sample').count()).toBe(2);
     await page.locator('[data-testid="generate-status"][data-status="completed"]').waitFor({ timeout: 180_000 });
     const [latest] = await client.call('runs.list', { limit: 1 });
-    console.log(`screens: 10 samples x 60 steps on ${latest!.recipe.device.active}: ${latest!.timings?.perStepMs.toFixed(1)} ms/step, ${((latest!.timings?.totalMs ?? 0) / 1000).toFixed(1)} s`);
+    console.log(`screens: 10 samples x 200 steps on ${latest!.recipe.device.active}: ${latest!.timings?.perStepMs.toFixed(1)} ms/step, ${((latest!.timings?.totalMs ?? 0) / 1000).toFixed(1)} s`);
   });
 
   it('Compare and Library (dark, light)', { timeout: 400_000 }, async () => {
@@ -92,6 +92,8 @@ describe('README screenshots', () => {
     await page.getByTestId('compare-table').waitFor();
     await expect(page.getByTestId('compare-col').count()).resolves.toBe(2);
     await page.locator('details.picker').evaluate((el) => ((el as HTMLDetailsElement).open = false));
+    // start the picture at the rows that differ, so timings and rates per constraint are in it
+    await page.locator('tr.differs').first().evaluate((el) => el.scrollIntoView({ block: 'start' }));
     await clearNotices(h);
     await h.screenshot('readme-compare-dark');
 
