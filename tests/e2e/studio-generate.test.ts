@@ -56,6 +56,9 @@ describe('compose and generate', () => {
     expect(tags).toEqual(['DET', 'PROPN', 'AUX', 'DET', 'ADJ', 'NOUN', 'PUNCT']);
     await posBlock.locator('[data-testid="pos-tags"] li').nth(1).getByRole('button', { name: 'any' }).click();
     await posBlock.locator('[data-testid="block-verdict"][data-status="soft"]').waitFor();
+    // the verdict tells whether this model can steer toward the template or only score it
+    const controls = (await client.call('models.list')).find((m) => !m.error)!.controls;
+    await expect(posBlock.getByTestId('verdict-unguided').count()).resolves.toBe(controls.includes('pos') ? 0 : 1);
     await page.getByTestId('compose-summary').waitFor();
     expect(await page.getByTestId('compose-summary').textContent()).toMatch(/Ready to generate/);
 

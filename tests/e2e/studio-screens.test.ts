@@ -24,6 +24,7 @@ async function theme(t: 'dark' | 'light') {
   await h.page.reload();
   await h.page.getByRole('navigation', { name: 'Places' }).waitFor();
   await h.page.waitForFunction((x) => document.documentElement.dataset.theme === x, t);
+  await h.page.waitForFunction(() => !document.querySelector('[data-testid="status-device"]')?.textContent?.includes('probing'), undefined, { timeout: 120_000 });
 }
 
 describe('README screenshots', () => {
@@ -45,9 +46,15 @@ describe('README screenshots', () => {
     await page.getByTestId('add-attribute').click();
     await page.getByTestId('attribute-field').selectOption('area');
     await page.getByTestId('attribute-value').selectOption('riverside');
+    // every block has its verdict from the latest check
+    await page.waitForFunction(() => {
+      const v = [...document.querySelectorAll('[data-testid="block-verdict"]')].map((e) => e.getAttribute('data-status'));
+      return v.length === 3 && v.every((x) => x !== 'pending');
+    });
     await page.getByTestId('compose-summary').filter({ hasText: 'Ready to generate' }).waitFor();
     await page.getByRole('button', { name: /Source \(JSON/ }).click();
     await clearNotices(h);
+    await page.mouse.move(0, 0);
     await h.screenshot('readme-compose-light');
     await page.getByTestId('compose-save').click();
     await page.getByText('Saved “family pub, by the river” as version 1').waitFor();
