@@ -18,8 +18,8 @@ export const SENTIMENT_LABELS = ['positive', 'neutral', 'negative'] as const;
 const common = {
   weight: z.number().finite().min(0).max(100).default(1),
   enabled: z.boolean().default(true),
-  /** Optional user label shown in the UI. */
-  label: z.string().max(200).optional(),
+  /** Optional free-text note shown in the UI (not `label`: the sentiment kind uses that for its target). */
+  note: z.string().max(200).optional(),
 };
 
 export const posConstraint = z.object({
@@ -43,9 +43,8 @@ export const lengthConstraint = z.object({
 
 export const sentimentConstraint = z.object({
   kind: z.literal('sentiment'),
-  ...common,
-  // after ...common: the target label replaces the optional UI label here
   label: z.enum(SENTIMENT_LABELS),
+  ...common,
 }).strict();
 
 export const spansConstraint = z.object({

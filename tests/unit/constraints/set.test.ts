@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { ConstraintSetError, parseConstraintSet } from '../../../src-main/constraints/set';
+
+function refusal(value: unknown, source?: string): ConstraintSetError {
+  try {
+    parseConstraintSet(value, source);
+  } catch (e) {
+    if (e instanceof ConstraintSetError) return e;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('constraint-set file format', () => {
+  it('fills defaults and keeps every kind from the issue', () => {
+    const set = parseConstraintSet({
+      version: 1,
+      constraints: [
+        { kind: 'pos', tags: ['DET', 'NOUN', '*'] },
+        { kind: 'attribute', field: 'food', value: 'Italian', weight: 2 },
+        { kind: 'length', tokens: 20 },
+        { kind: 'sentiment', label: 'negative', note: 'grumpy' },
+        { kind: 'spans', spans: [[0, 2, 'NP']] },
+        { kind: 'record', value: { name: 'The Eagle' } },
+        { kind: 'text', value: 'The Eagle is a pub.' },
+        { kind: 'infill', template: 'The ___ is a pub.' },
+        { kind: 'json-schema', schema: { type: 'object' } },
+      ],
+    });
+    expect(set.constraints.map((c) => c.kind)).toEqual(['pos', 'attribute', 'length', 'sentiment', 'spans', 'record', 'text', 'infill', 'json-schema']);
+    expect(set.constraints[1]!.weight).toBe(2);
+    expect(set.constraints[0]!.enabled).toBe(true);
+    expect(set.sampler.steps).toBe(200);
+    expect(set.constraints[3]).toMatchObject({ label: 'negative', note: 'grumpy' });
+  });
+
+  it('refuses a sentiment label outside the three classes, naming the field', () => {
+    const e = refusal({ version: 1, constraints: [{ kind: 'sentiment', label: 'ecstatic' }] });
+    expect(e.issues[0]!.path).toBe('constraints[0].label');
+  });
+
+  it('names an unknown kind and the file it came from', () => {
+    const e = refusal({ version: 1, constraints: [{ kind: 'pos', tags: ['NOUN'] }, { kind: 'rhyme' }] }, 'set.json');
+    expect(e.message).toContain('set.json');
+    expect(e.message).toContain('constraints[1].kind');
+    expect(e.message).toContain('"rhyme"');
+  });
+
+  it('refuses unknown fields and wrong versions by name', () => {
+    expect(refusal({ version: 1, constraints: [{ kind: 'length', tokens: 5, colour: 'red' }] }).message).toMatch(/colour/);
+    expect(refusal({ version: 2, constraints: [] }).issues[0]!.path).toBe('version');
+    expect(refusal({ version: 1, constraints: [{ kind: 'spans', spans: [[4, 2, 'NP']] }] }).message).toMatch(/end must be >= start/);
+  });
+});
