@@ -209,3 +209,20 @@ describe('compose and generate', () => {
     expect(h.problems).toEqual([]);
   });
 });
+
+describe('generate from the keyboard', () => {
+  it('runs with Ctrl+Enter and cancels with Escape', async () => {
+    const { page } = h;
+    await page.keyboard.press('Alt+2');
+    await page.locator('#place-title', { hasText: 'Generate' }).waitFor();
+    await page.getByTestId('generate-steps').focus();
+    await page.keyboard.press('Control+a');
+    await page.keyboard.type('1500');
+    const [previous] = await client.call('runs.list', { limit: 1 });
+    await page.keyboard.press('Control+Enter');
+    await page.locator('[data-testid="generate-status"][data-status="running"]', { hasText: `Run #${previous!.id + 1} ·` }).waitFor();
+    await page.keyboard.press('Escape');
+    await page.locator('[data-testid="generate-status"][data-status="cancelled"]', { hasText: `Run #${previous!.id + 1} ·` }).waitFor();
+    expect((await client.call('runs.get', { runId: previous!.id + 1, outputs: false })).run.status).toBe('cancelled');
+  });
+});
