@@ -65,11 +65,15 @@ def losses(model: GuidanceClassifier, x: torch.Tensor, t: torch.Tensor, b: Dict[
 
 def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, train: GuidanceData, budget_s: float,
                      batch: int = 64, lr: float = 2e-3, clean_frac: float = 0.1, k_power: float = 2.0, seed: int = 0,
-                     max_steps: Optional[int] = None, log=print) -> Dict:
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+                     max_steps: Optional[int] = None, log=print, init: Optional[Dict] = None) -> Dict:
+    """init: a previous run's {"state_dict", "run"} to continue from (a fresh warmup + cosine at lr)."""
+    prev = init["run"] if init else {"steps": 0, "seconds": 0.0}
+    torch.manual_seed(seed + prev["steps"])
+    g = torch.Generator().manual_seed(seed + prev["steps"])
+    rng = np.random.default_rng(seed + prev["steps"])
     model = GuidanceClassifier(cfg)
+    if init:
+        model.load_state_dict(init["state_dict"])
     noiser = Noiser(emb)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     n = len(train.ids)
@@ -101,7 +105,8 @@ def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, tr
             hist.append({"step": step, "s": round(time.time() - t0, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
             log(f"[classifiers] step {step} {time.time() - t0:.0f}s " + " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
     model.eval()
-    return {"model": model, "steps": step, "seconds": round(time.time() - t0, 1), "history": hist, "batch": batch}
+    return {"model": model, "steps": prev["steps"] + step, "seconds": round(prev["seconds"] + time.time() - t0, 1),
+            "history": prev.get("history", []) + hist, "batch": batch}
 
 
 @torch.no_grad()

@@ -98,6 +98,8 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--save-dir", default="", help="save the PyTorch weights (classifiers.pt, scorer.pt) here")
     ap.add_argument("--classifiers-ckpt", default="", help="export this trained classifiers.pt instead of training "
                     "(it must have been trained on the bundle's embeddings)")
+    ap.add_argument("--classifiers-continue", action="store_true", help="with --classifiers-ckpt: train further first")
+    ap.add_argument("--classifier-lr", type=float, default=2e-3)
     ap.add_argument("--scorer-ckpt", default="", help="export this trained scorer.pt instead of training one "
                     "(its vocabulary must be the bundle's)")
     ap.add_argument("--scorer-continue", action="store_true", help="with --scorer-ckpt: train it further first")
@@ -175,12 +177,16 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         if ck.get("value_labels") != b.value_labels:
             raise ValueError(f"{a.classifiers_ckpt}: attribute values differ from {a.bundle}/manifest.json record_schema")
         ccfg = ClassifierConfig(**ck["config"])
+    if a.classifiers_ckpt and a.classifiers_continue:
+        tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed, lr=a.classifier_lr,
+                                  max_steps=30 if a.tiny else None, log=log, init=ck)
+    elif a.classifiers_ckpt:
         model = GuidanceClassifier(ccfg)
         model.load_state_dict(ck["state_dict"])
         tr_out = {**ck["run"], "model": model.eval()}
         log(f"classifiers: loaded {a.classifiers_ckpt} ({tr_out['steps']} steps)")
     else:
-        tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed,
+        tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed, lr=a.classifier_lr,
                                   max_steps=30 if a.tiny else None, log=log)
     model = tr_out["model"]
     if a.save_dir:
