@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { buildTargets } from '../src-main/eval/targets';
+import { e2eDataDir } from '../src-main/data-paths';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -15,7 +16,7 @@ function arg(name: string, dflt: string): string {
   return v;
 }
 
-const dev = arg('--dev', process.env.E2E_DATA ? `${process.env.E2E_DATA}/devset.csv` : '/work/shared/data/e2e/devset.csv');
+const dev = arg('--dev', `${e2eDataDir()}/devset.csv`);
 const out = resolve(arg('--out', 'tests/fixtures/eval/targets.json'));
 const seed = Number(arg('--seed', '20221'));
 const perControl = Number(arg('--per-control', '40'));

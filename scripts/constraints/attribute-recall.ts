@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { expresses } from '../../src-main/constraints/evaluators/e2e';
+import { e2eDataDir } from '../../src-main/data-paths';
 
-const file = process.argv[2] ?? '/work/shared/data/e2e/devset.csv';
+const file = process.argv[2] ?? `${e2eDataDir()}/devset.csv`;
 const lines = readFileSync(file, 'utf8').split(/\r?\n/).slice(1).filter(Boolean);
 const parse = (line: string) => {
   const m = /^"((?:[^"]|"")*)","((?:[^"]|"")*)"$/.exec(line);

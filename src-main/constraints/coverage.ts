@@ -14,8 +14,9 @@ import { ConstraintCompileError } from './compiler/errors';
 import { CLAIMED_KEYWORDS, compileJsonSchema, type Draft } from './compiler/json-schema';
 import { SUPPORTED_FORMATS } from './compiler/strings';
 import { cp } from './compiler/lang';
+import { jsonSchemaSuiteDir } from '../data-paths';
 
-export const DEFAULT_SUITE_DIR = '/work/shared/data/json-schema-test-suite';
+export const DEFAULT_SUITE_DIR = jsonSchemaSuiteDir();
 
 export interface KeywordCoverage {
   keyword: string;

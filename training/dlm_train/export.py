@@ -25,6 +25,7 @@ import torch
 
 from . import sample as S
 from .bundle import FORMAT, add_files_and_rehash, write_manifest
+from .paths import E2E_DATA
 from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
 from .model import Denoiser, ModelConfig, diffusion_losses
 from .schedule import training_schedule
@@ -237,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--id")
     ap.add_argument("--name")
     ap.add_argument("--version", default="1.0.0")
-    ap.add_argument("--dev", default="/work/shared/data/e2e/devset.csv",
+    ap.add_argument("--dev", default=os.path.join(E2E_DATA, "devset.csv"),
                     help="dev split for dev metrics and data-to-text samples ('' to skip)")
     ap.add_argument("--card-samples", type=int, default=20)
     ap.add_argument("--card-steps", type=int, default=200)

@@ -14,10 +14,11 @@ import os
 from typing import Iterator
 
 from .data import canonical_record, read_corpus, vocab_texts
+from .paths import E2E_DATA
 from .tokenizer import Tokenizer, build_vocab, pretokenize
 
-DEFAULT_TRAIN = "/work/shared/data/e2e/trainset.csv"
-DEFAULT_DEV = "/work/shared/data/e2e/devset.csv"
+DEFAULT_TRAIN = os.path.join(E2E_DATA, "trainset.csv")
+DEFAULT_DEV = os.path.join(E2E_DATA, "devset.csv")
 
 
 def golden_lines(tok: Tokenizer, dev_path: str) -> Iterator[str]:

@@ -24,12 +24,13 @@ import torch
 from .data import CanvasLayout, encode_split, read_corpus, record_schema, vocab_texts
 from .model import Denoiser, ModelConfig, diffusion_losses
 from .schedule import training_schedule
+from .paths import expand
 from .tokenizer import Tokenizer, build_vocab
 
 DEFAULTS = {
     "name": "run",
     "run_dir": None,
-    "data": {"train": "/work/shared/data/e2e/trainset.csv", "limit": None, "min_count": 3,
+    "data": {"train": "${DLM_SHARED_DATA}/e2e/trainset.csv", "limit": None, "min_count": 3,
              "canvas_length": 96, "record_len": 44, "corpus_name": None, "license": None},
     "model": {"d": 16, "hidden": 128, "layers": 4, "heads": 4, "mlp_ratio": 4, "dropout": 0.1, "time_dim": 128},
     "schedule": {"T": 2000, "s": 1e-4},
@@ -54,7 +55,9 @@ def load_config(path: str) -> dict:
             cfg = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON: {e}") from None
-    return merge(DEFAULTS, cfg, path)
+    cfg = merge(DEFAULTS, cfg, path)
+    cfg["data"]["train"] = expand(cfg["data"]["train"])
+    return cfg
 
 
 def parse_utc(s: str) -> float:

@@ -25,6 +25,7 @@ import torch
 from training.dlm_train.data import read_corpus
 
 from training.dlm_train.bundle import add_files_and_rehash
+from training.dlm_train.paths import E2E_DATA
 
 from .bundle import load_bundle
 from .export import MASKED, export_grad_graph, reference, target_shape
@@ -82,7 +83,7 @@ def _b64(t: torch.Tensor) -> dict:
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", required=True)
-    ap.add_argument("--data", default="/work/shared/data/e2e", help="folder with trainset.csv and devset.csv")
+    ap.add_argument("--data", default=E2E_DATA, help="folder with trainset.csv and devset.csv")
     ap.add_argument("--train", default="", help="training CSV (default: <data>/trainset.csv); rows must be the first "
                     "rows of trainset.csv, in order, as the labels are keyed by row")
     ap.add_argument("--dev", default="", help="dev CSV (default: <data>/devset.csv), same rule")

@@ -1,5 +1,5 @@
 // Labels for the guidance classifiers (issue 4), computed once from the E2E texts with independent JS tools.
-// Usage: node training/labels/make_labels.mjs [--data /work/shared/data/e2e] [--out training/labels] [--limit N]
+// Usage: node training/labels/make_labels.mjs [--data ../shared/data/e2e] [--out training/labels] [--limit N]
 // Writes e2e-train.jsonl.gz and e2e-dev.jsonl.gz (train split for training, dev split for metrics only).
 // One line per CSV row (0-based row index `i`, in file order), labels at CHARACTER level so they do not depend on a
 // vocabulary; training/guidance/labels.py maps them to tokenizer pieces:
@@ -134,7 +134,7 @@ export function labelText(text, i) {
 function main() {
   const args = process.argv.slice(2);
   const opt = (name, dflt) => { const k = args.indexOf(name); return k >= 0 ? args[k + 1] : dflt; };
-  const data = opt('--data', '/work/shared/data/e2e');
+  const data = opt('--data', process.env.E2E_DATA ?? new URL('../../../shared/data/e2e', import.meta.url).pathname);
   const out = opt('--out', 'training/labels');
   const limit = Number(opt('--limit', '0'));
   mkdirSync(out, { recursive: true });

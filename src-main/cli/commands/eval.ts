@@ -7,6 +7,7 @@ import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
 import { CliError, intOption, type CliCommand } from '../framework';
+import { e2eDataDir } from '../../data-paths';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -37,7 +38,7 @@ Writes a JSON results file and a Markdown table beside it.
   --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
-  --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA/testset_w_refs.csv or /work/shared/data/e2e/...)
+  --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
   --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;
 
 /** "json-schema:2:4,pos:10:8" -> {json-schema: {targets: 2, samples: 4}, pos: {...}}; either number may be empty. */
@@ -86,7 +87,7 @@ export const evalCommand: CliCommand = {
       if (n < min) throw new CliError('INVALID_INPUT', `--${name} must be at least ${min} (got ${n})`);
       return n;
     };
-    const dataDir = process.env.E2E_DATA ?? '/work/shared/data/e2e';
+    const dataDir = e2eDataDir();
     const model = typeof v.model === 'string' ? v.model : 'e2e-default';
     const settings: EvalSettings = {
       mode,

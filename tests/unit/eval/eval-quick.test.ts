@@ -10,10 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../../src-main/cli/main';
 import type { EvalResults } from '../../../src-main/eval/run';
 import { COMPOSITIONS, CONTROLS } from '../../../src-main/eval/targets';
+import { e2eDataDir } from '../../../src-main/data-paths';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TINY = join(ROOT, 'tests/.generated/tiny-e2e');
-const TEST_SET = process.env.E2E_DATA ? join(process.env.E2E_DATA, 'testset_w_refs.csv') : '/work/shared/data/e2e/testset_w_refs.csv';
+const TEST_SET = join(e2eDataDir(), 'testset_w_refs.csv');
 const missing = !existsSync(join(TINY, 'manifest.json'))
   ? `${TINY} is absent (make it with npm run smoke:bundle)`
   : !existsSync(TEST_SET) ? `${TEST_SET} is absent (set E2E_DATA)` : '';
@@ -74,7 +75,7 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     try {
       expect(await main(['eval', '--quick', '--device', 'tpu'])).toBe(2);
       expect(await main(['eval', '--quick', '--steps', '0'])).toBe(2);
-      expect(await main(['eval', '--quick', '--test-set', '/work/shared/data/e2e/devset.csv'])).toBe(2);
+      expect(await main(['eval', '--quick', '--test-set', join(e2eDataDir(), 'devset.csv')])).toBe(2);
     } finally {
       process.stderr.write = prev;
     }

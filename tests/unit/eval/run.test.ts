@@ -5,8 +5,9 @@ import { groupByMr, readE2ECsv } from '../../../src-main/eval/e2e';
 import { renderMarkdown } from '../../../src-main/eval/report';
 import { parseOverrides } from '../../../src-main/cli/commands/eval';
 import { runEvaluation, type EvalSettings, type EvaluateFn } from '../../../src-main/eval/run';
+import { e2eDataDir } from '../../../src-main/data-paths';
 
-const TEST = '/work/shared/data/e2e/testset_w_refs.csv';
+const TEST = `${e2eDataDir()}/testset_w_refs.csv`;
 const groups = groupByMr(readE2ECsv(TEST));
 const refOf = new Map(groups.map((g) => [JSON.stringify(g.record), g.refs[0]!]));
 const recOf = new Map(groups.map((g) => [g.refs[0]!, g.record]));

@@ -7,8 +7,9 @@ import { evaluateOutputs } from '../../../src-main/constraints/evaluators';
 import { readE2ECsv } from '../../../src-main/eval/e2e';
 import { aligned, pieces } from '../../../src-main/eval/nlp';
 import { buildTargets, COMPOSITIONS, CONTROLS, loadTargets } from '../../../src-main/eval/targets';
+import { e2eDataDir } from '../../../src-main/data-paths';
 
-const DEV = '/work/shared/data/e2e/devset.csv';
+const DEV = `${e2eDataDir()}/devset.csv`;
 const FIXTURE = 'tests/fixtures/eval/targets.json';
 
 describe('eval targets', () => {
