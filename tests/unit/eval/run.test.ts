@@ -65,7 +65,7 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
       expect(c.guided).toMatchObject({ samples: 4, success: 1, meanScore: 1, fluencyMean: 2 });
       // evaluator scores count as fractions for pos/spans/length; other kinds score as met (1) or not (0)
       const kinds = c.control.split('+');
-      const expected = kinds.map((k) => (['pos', 'spans', 'length'].includes(k) ? 0.25 : 0)).reduce((a, b) => a + b, 0) / kinds.length;
+      const expected = kinds.map((k) => (['pos', 'spans', 'length'].includes(k) ? 0.25 : 0)).reduce<number>((a, b) => a + b, 0) / kinds.length;
       expect(c.unguided).toMatchObject({ samples: 4, success: 0, fluencyMean: 8 });
       expect(c.unguided!.meanScore, c.control).toBeCloseTo(expected, 12);
     }
