@@ -16,7 +16,7 @@ if command -v node >/dev/null 2>&1 && [ -d node_modules/onnxruntime-node ]; then
   --version 0.0.1 --dev training/fixtures/e2e-dev-slice.csv --card-samples 4 --card-steps 10 $VERIFY
 "$PY" -m training.dlm_train.sample --bundle "$OUT" --samples 2 --steps 10 --json > /dev/null
 # guidance classifiers + fluency scorer into the tiny bundle (issue 4); torch references for tests/unit/guidance
-"$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --fixtures tests/.generated/guidance \
+"$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --fixtures "$(dirname "$OUT")/guidance" \
   --train training/fixtures/e2e-train-slice.csv --dev training/fixtures/e2e-dev-slice.csv
 "$PY" -m unittest discover -s training/guidance/tests -t .
 "$PY" -m unittest discover -s training/tests -t . -v 2>&1 | tail -n 25
