@@ -264,7 +264,7 @@ export function formatBench(r: BenchResult): string {
     ...(ref ? [] : [`reference: ${(r.reference as { error: string }).error}`]),
     '',
     'guidance' in r && 'ratio' in r.guidance
-      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x (on minimums ${r.guidance.ratioMin.toFixed(2)}x, on CPU time ${r.guidance.ratioCpu.toFixed(2)}x)`
+      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x (on CPU time ${r.guidance.ratioCpu.toFixed(2)}x)`
       : `guidance: ${(r.guidance as { error: string }).error}`,
     `main-thread event-loop lag while generating ${r.eventLoop.samples} samples (${r.eventLoop.runSeconds.toFixed(1)} s): p50 ${r.eventLoop.lagP50Ms.toFixed(2)} ms, p99 ${r.eventLoop.lagP99Ms.toFixed(2)} ms, max ${r.eventLoop.lagMaxMs.toFixed(2)} ms`,
     `peak RSS (main + engine worker) for ${r.memory.samples} samples: ${r.memory.peakRssMiB.toFixed(0)} MiB`,
