@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ConstraintSetInput } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
@@ -15,8 +14,8 @@ import type { Engine, GenerateRequest, ModelSummary, StepProgress } from '../../
 import { CliError, intOption, table, type CliCommand } from '../framework';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { formatBenchExtras, runBenchExtras } from '../../eval/bench-extra';
+import { repoRoot } from '../../data-paths';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] [--python <path>] [--json]
 
@@ -90,7 +89,7 @@ print(json.dumps({"wall": [1000.0 * t for t in times[1:]], "cpu": cpu}))
 
 function runReference(python: string, bundle: string, batch: number, threads: number, steps: number): Promise<{ wall: number[]; cpu: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps)], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

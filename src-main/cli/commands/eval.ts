@@ -1,15 +1,13 @@
 /** `dlm-studio eval`: control success and fluency (guided vs unguided), data-to-text BLEU and text-to-record accuracy. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEVICE_PREFERENCES, type DevicePreference } from '../../engine/types';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
 import { CliError, intOption, type CliCommand } from '../framework';
-import { e2eDataDir } from '../../data-paths';
+import { e2eDataDir, repoRoot } from '../../data-paths';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const EVAL_PRESETS = {
   quick: { steps: 10, samplesPerTarget: 2, targetsPerControl: 1, unguidedPool: 4, dataToTextItems: 3, textToRecordItems: 3 },
@@ -103,7 +101,7 @@ export const evalCommand: CliCommand = {
       ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-      targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(root, 'tests/fixtures/eval/targets.json')),
+      targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(repoRoot(), 'tests/fixtures/eval/targets.json')),
       testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, 'testset_w_refs.csv')),
     };
     if (/dev|train/i.test(settings.testPath.split('/').pop() ?? '')) {
