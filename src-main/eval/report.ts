@@ -61,6 +61,17 @@ export function renderMarkdown(r: EvalResults): string {
       if (c.error) L.push(`- ${c.control}: error: ${c.error}`);
     }
   }
+  const ex = r.controls.filter((c) => c.examples);
+  if (ex.length) {
+    L.push('');
+    L.push('Example outputs (first sample of the first target; the unguided one is scored against the same target):');
+    L.push('');
+    for (const c of ex) {
+      const e = c.examples!;
+      const clip = (t: string) => JSON.stringify(t.length > 160 ? `${t.slice(0, 160)}...` : t);
+      L.push(`- ${c.control} \`${e.target.length > 200 ? `${e.target.slice(0, 200)}...` : e.target}\`: guided ${clip(e.guided)}; unguided ${e.unguided === null ? '-' : clip(e.unguided)}`);
+    }
+  }
   L.push('');
   L.push('## Data-to-text and text-to-record (E2E test set)');
   L.push('');

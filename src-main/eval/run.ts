@@ -6,6 +6,7 @@
 import { cpus, totalmem, platform, arch, release } from 'node:os';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import type { z } from 'zod';
 import { guidanceSettings, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, RunSummary } from '../engine/types';
@@ -63,6 +64,8 @@ export interface ControlResult {
   targets: number;
   guided: SideStats | null;
   unguided: SideStats | null;
+  /** The first guided output of the first target, and an unguided one scored against the same target. */
+  examples?: { target: string; guided: string; unguided: string | null };
   /** Per-constraint-kind success inside a composition (guided). */
   perKind?: Record<string, number>;
   published: { success: number; lmScore: number; metric: string; compare: 'success' | 'score' } | null;
@@ -258,6 +261,9 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
         if (pool.length) {
           const k = (targetIndex * nSamples) % pool.length;
           const slice = Array.from({ length: Math.min(nSamples, pool.length) }, (_, j) => pool[(k + j) % pool.length]!);
+          if (!res.examples && g.outputs[0]) {
+            res.examples = { target: JSON.stringify(t.constraints.map(({ weight: _w, enabled: _e, ...c }) => c)), guided: g.outputs[0].text, unguided: slice[0]?.text ?? null };
+          }
           unguided.push(...(await score(deps, t.constraints, slice)));
         }
       }
@@ -397,7 +403,7 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     device,
     settings: {
       ...rest,
-      targets: { file: settings.targetsPath, sha256: sha256(settings.targetsPath), seed: targetsFile.seed },
+      targets: { file: relative(process.cwd(), settings.targetsPath) || settings.targetsPath, sha256: sha256(settings.targetsPath), seed: targetsFile.seed },
       testFile: settings.testPath,
     },
     controls: results,
