@@ -7,16 +7,12 @@ import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { JSONSchemaFaker } from 'json-schema-faker';
 import { compileJsonSchema, ConstraintCompileError } from '../../../src-main/constraints/compiler';
+import { Mulberry32 } from '../../../src-main/engine/prng';
 
+/** Seeded uniforms in (0, 1) from the engine's shared PRNG, so a failure can be reproduced. */
 function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Mulberry32(seed);
+  return () => g.uniform();
 }
 
 type Schema = Record<string, unknown>;

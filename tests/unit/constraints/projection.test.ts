@@ -3,21 +3,17 @@ import { compileJsonSchema, liftToTokens, logPartition, sampleAccepted, viterbi 
 import { acceptsTokens, groupsOf } from '../../../src-main/constraints/compiler/token-automaton';
 import { regexTextLang } from '../../../src-main/constraints/compiler/text';
 import { toDfa } from '../../../src-main/constraints/compiler/lang';
+import { Mulberry32 } from '../../../src-main/engine/prng';
 
 const specials = { pad: 0, sep: 1, end: 2, unk: 3 };
 // a tiny vocabulary with multi-character tokens that cross JSON structure
 const vocab = ['<pad>', '<sep>', '<end>', '<unk>', '1', '2', '0', '12', '"', 'a', 'b', '"a', 'b"', '-'];
 const V = vocab.length;
 
+/** Seeded uniforms in (0, 1) from the engine's shared PRNG, so a failure can be reproduced. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
+  const g = new Mulberry32(seed);
+  return () => g.uniform();
 }
 
 function randomScores(L: number, r: () => number): Float32Array {
