@@ -16,6 +16,8 @@ if command -v node >/dev/null 2>&1 && [ -d node_modules/onnxruntime-node ]; then
 "$PY" -m training.dlm_train.export --run "$RUN" --out "$OUT" --id tiny-e2e --name "Tiny E2E (smoke test)" \
   --version 0.0.1 --dev training/fixtures/e2e-dev-slice.csv --card-samples 4 --card-steps 10 $VERIFY
 "$PY" -m training.dlm_train.sample --bundle "$OUT" --samples 2 --steps 10 --json > /dev/null
+# int8 denoiser variant (the tiny model's matrices are small: quantize every MatMul weight of 16+ rows/columns)
+"$PY" -m training.dlm_train.quantize --bundle "$OUT" --min-dim 16
 # guidance classifiers + fluency scorer into the tiny bundle (issue 4); torch references for tests/unit/guidance
 "$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --fixtures "$(dirname "$OUT")/guidance" \
   --train training/fixtures/e2e-train-slice.csv --dev training/fixtures/e2e-dev-slice.csv

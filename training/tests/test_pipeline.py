@@ -201,3 +201,46 @@ class TrainResumeTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class QuantizeTest(unittest.TestCase):
+    def test_weight_quantization_error_is_within_half_a_step(self):
+        from training.dlm_train.quantize import quantize_weight
+        w = np.random.default_rng(0).normal(size=(64, 48)).astype(np.float32)
+        w[:, 5] = 0.0  # an all-zero column must not divide by zero
+        q, scale = quantize_weight(w)
+        self.assertEqual(q.dtype, np.int8)
+        self.assertLessEqual(int(np.abs(q.astype(np.int32)).max()), 127)
+        err = np.abs(w - q.astype(np.float32) * scale)
+        self.assertTrue(np.all(err <= scale / 2 + 1e-7))
+        self.assertTrue(np.all(q[:, 5] == 0))
+
+    def test_denoiser_graph_rewrite(self):
+        import onnx
+        from training.dlm_train.export import export_onnx
+        from training.dlm_train.quantize import quantize_model
+        d = tempfile.mkdtemp()
+        try:
+            path = os.path.join(d, "den.onnx")
+            export_onnx(tiny_model(), path)
+            before = onnx.load(path)
+            n_mm = sum(n.op_type == "MatMul" for n in before.graph.node)
+            m = onnx.load(path)
+            counts = quantize_model(m, min_dim=8)
+            onnx.checker.check_model(m)
+            ops = [n.op_type for n in m.graph.node]
+            self.assertEqual(counts["quantized"], ops.count("DynamicQuantizeMatMul"))
+            self.assertGreater(counts["quantized"], 0)
+            self.assertEqual(counts["quantized"] + counts["kept"], n_mm)
+            self.assertIn("com.microsoft", [o.domain for o in m.opset_import])
+            # folded biases: one Add fewer per quantized MatMul that had one; every int8 weight is really int8
+            inits = {i.name: i for i in m.graph.initializer}
+            for n in m.graph.node:
+                if n.op_type == "DynamicQuantizeMatMul":
+                    self.assertEqual(inits[n.input[1]].data_type, onnx.TensorProto.INT8)
+            self.assertLess(ops.count("Add"), [x.op_type for x in before.graph.node].count("Add"))
+            # nothing large enough: nothing changes
+            m2 = onnx.load(path)
+            self.assertEqual(quantize_model(m2, min_dim=10_000)["quantized"], 0)
+        finally:
+            shutil.rmtree(d)
