@@ -29,6 +29,7 @@ from training.dlm_train.paths import E2E_DATA
 
 from .bundle import load_bundle
 from .export import MASKED, export_grad_graph, reference, target_shape
+from .joint import export_joint
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, build_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier
 from .ort import run_onnx
@@ -90,6 +91,8 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--labels", default=os.path.join(ROOT, "training", "labels"))
     ap.add_argument("--budget-min", type=float, default=25.0, help="training time for classifiers + scorer")
     ap.add_argument("--batch-sizes", default="1,8")
+    ap.add_argument("--joint-batch-sizes", default="1,4,8", help="batch sizes of the all-controls gradient graph "
+                    "(joint.py; 4 lets the engine split a batch of 8 over two threads)")
     ap.add_argument("--tiny", action="store_true", help="CI smoke: tiny models, few examples and steps")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
@@ -136,9 +139,9 @@ def main(argv: List[str] = None) -> int:
         ccfg.hidden, ccfg.layers, ccfg.heads, ccfg.time_dim = 32, 1, 2, 16
     budget = a.budget_min * 60
     c_budget = budget * (a.classifier_share if not (a.skip_scorer or a.scorer_ckpt) else 1.0)
-    new_files, entries, fixtures = [], [], {}
+    new_files, entries, fixtures, joint_entry = [], [], {}, None
     if not a.skip_classifiers:
-        entries = classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures)
+        entries, joint_entry = classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures)
     if a.train_only:
         log("train-only: weights saved, nothing exported")
         return 0
@@ -151,6 +154,7 @@ def main(argv: List[str] = None) -> int:
     updates = {}
     if not a.skip_classifiers:
         updates["classifiers"] = entries
+        updates["joint_guidance"] = joint_entry
     if not a.skip_scorer:
         updates["scorer"] = scorer_info
     man = add_files_and_rehash(a.bundle, new_files + ["DATA_CARD.md"], updates)
@@ -255,7 +259,10 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
                           "dev_examples": int(len(dv.ids))}
         entries.append(entry)
         log(f"exported {c}: {files}, grad max abs err {entry['metrics']['grad_check_max_abs_err']:.2e}")
-    return entries
+    joint_entry, joint_files = export_joint(model, a.bundle, sorted({int(x) for x in a.joint_batch_sizes.split(",")}))
+    new_files.extend(joint_files)
+    log(f"exported joint: {joint_entry['files']}, grad max abs err {joint_entry['metrics']['grad_check_max_abs_err']:.2e}")
+    return entries, joint_entry
 
 
 def scorer(a, b, tr, dv, s_budget, new_files, fixtures):

@@ -1,0 +1,191 @@
+"""One gradient graph for every guidance control at once (issue 5: guidance cost).
+
+The five classifiers share one trunk (model.py). Guiding on two controls with two per-control graphs runs the trunk
+forward and backward twice per Adagrad step; this graph runs it once and adds the heads' terms:
+
+    logp[b, c] = log p_c(target_c | x_t, t)       (targets may be scaled: log p is linear in them)
+    grad       = d/dx_t sum_{b,c} logp[b, c]
+
+A control the engine does not guide gets an all-zero target (and mask), so it adds nothing. The engine folds each
+constraint's weight into its target (w * one-hot), which is why the graph has no weight input.
+
+    /usr/bin/python3 -m training.guidance.joint --bundle models/e2e-default \
+        --classifiers-ckpt training/runs/guidance-e2e-default/classifiers.pt
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from functorch import grad as fgrad
+from functorch import make_fx
+from torch._decomp import get_decompositions
+
+from training.dlm_train.bundle import add_files_and_rehash, read_manifest
+
+from .export import DECOMPOSE, MASKED, _rewrite, target_shape
+from .model import CONTROLS, ClassifierConfig, GuidanceClassifier, logp_from_logits
+from .ort import run_onnx
+
+GRAD_TOL = 1e-4
+
+
+def input_names(controls: Sequence[str]) -> List[str]:
+    names = ["x_t", "t"]
+    for c in controls:
+        names.append(f"target_{c}")
+        if c in MASKED:
+            names.append(f"mask_{c}")
+    return names
+
+
+def _split(controls: Sequence[str], tm: Sequence[torch.Tensor]) -> List[Tuple[str, torch.Tensor, Optional[torch.Tensor]]]:
+    out, i = [], 0
+    for c in controls:
+        target = tm[i]
+        i += 1
+        mask = None
+        if c in MASKED:
+            mask = tm[i]
+            i += 1
+        out.append((c, target, mask))
+    return out
+
+
+def joint_logp(model: GuidanceClassifier, controls: Sequence[str], x_text, t, *tm) -> torch.Tensor:
+    """[B, C] log-probabilities of every control's target, from one trunk pass."""
+    h = model.trunk(x_text, t)
+    return torch.stack([logp_from_logits(c, model.head(c, h), target, mask)
+                        for c, target, mask in _split(controls, tm)], dim=1)
+
+
+def joint_grad_fn(model: GuidanceClassifier, controls: Sequence[str]):
+    c = model.cfg
+    a, b = c.text_start, c.text_start + c.text_len
+
+    def lp_text(x_text, t, *tm):
+        lp = joint_logp(model, controls, x_text, t, *tm)
+        return lp.sum(), lp
+
+    g = fgrad(lp_text, argnums=0, has_aux=True)
+
+    def fn(x_t, t, *tm):
+        gt, lp = g(x_t[:, a:b], t, *tm)
+        B, N, d = x_t.shape
+        parts = [gt]
+        if a > 0:
+            parts.insert(0, torch.zeros(B, a, d, dtype=x_t.dtype))
+        if b < N:
+            parts.append(torch.zeros(B, N - b, d, dtype=x_t.dtype))
+        return lp, torch.cat(parts, dim=1) if len(parts) > 1 else gt
+
+    return fn
+
+
+def example_inputs(model: GuidanceClassifier, controls: Sequence[str], B: int, seed: int = 0) -> List[torch.Tensor]:
+    """x_t, t, then per control a random soft target (scaled, as the engine sends weighted ones) and a 0/1 mask."""
+    gen = torch.Generator().manual_seed(seed)
+    cfg = model.cfg
+    ins = [torch.randn(B, cfg.canvas_len, cfg.d, generator=gen), torch.randint(0, 2000, (B,), generator=gen).float()]
+    for c in controls:
+        tshape, mshape = target_shape(model, c, B)
+        target = torch.softmax(torch.randn(*tshape, generator=gen) * 3, dim=-1) * (0.5 + torch.rand(1, generator=gen))
+        ins.append(target)
+        if mshape:
+            ins.append((torch.rand(*mshape, generator=gen) < 0.6).float())
+    return ins
+
+
+def export_joint_graph(model: GuidanceClassifier, controls: Sequence[str], B: int, path: str, opset: int = 14) -> None:
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    ex = tuple(example_inputs(model, controls, B))
+    gm = _rewrite(make_fx(joint_grad_fn(model, controls), decomposition_table=get_decompositions(DECOMPOSE))(*ex))
+    with torch.no_grad():
+        torch.onnx.export(gm, ex, path, input_names=input_names(controls), output_names=["logp", "grad"],
+                          opset_version=opset, do_constant_folding=True)
+
+
+def joint_reference(model: GuidanceClassifier, controls: Sequence[str], *inputs) -> Tuple[torch.Tensor, torch.Tensor]:
+    """logp [B, C] and d sum(logp) / d x_t by plain autograd."""
+    model.eval()
+    c = model.cfg
+    x = inputs[0].detach().clone().requires_grad_(True)
+    lp = joint_logp(model, controls, x[:, c.text_start:c.text_start + c.text_len], inputs[1], *inputs[2:])
+    (g,) = torch.autograd.grad(lp.sum(), x)
+    return lp.detach(), g
+
+
+def check_joint_graph(model: GuidanceClassifier, controls: Sequence[str], path: str, B: int, seed: int) -> Dict:
+    ins = example_inputs(model, controls, B, seed)
+    lp, g = joint_reference(model, controls, *ins)
+    out = run_onnx(path, {n: v.numpy() for n, v in zip(input_names(controls), ins)})
+    return {"grad_max_abs_err": float(np.abs(out["grad"] - g.numpy()).max()),
+            "logp_max_abs_err": float(np.abs(out["logp"] - lp.numpy()).max()),
+            "grad_max_abs": float(g.abs().max())}
+
+
+def export_joint(model: GuidanceClassifier, bundle_dir: str, batch_sizes: Sequence[int],
+                 controls: Sequence[str] = CONTROLS) -> Tuple[dict, List[str]]:
+    """Write classifiers/joint.b<B>.onnx, check each against autograd; returns the manifest entry and the files."""
+    os.makedirs(os.path.join(bundle_dir, "classifiers"), exist_ok=True)
+    files, errs = {}, []
+    for B in batch_sizes:
+        rel = f"classifiers/joint.b{B}.onnx"
+        path = os.path.join(bundle_dir, rel)
+        export_joint_graph(model, controls, B, path)
+        chk = check_joint_graph(model, controls, path, B, seed=200 + B)
+        if chk["grad_max_abs_err"] > GRAD_TOL * max(1.0, chk["grad_max_abs"]):
+            raise RuntimeError(f"{rel}: exported gradient differs from autograd by {chk['grad_max_abs_err']:.3g}")
+        files[str(B)] = rel
+        errs.append(chk)
+    cfg = model.cfg
+    shapes = {n: s for c in controls for n, s in zip((f"target_{c}", f"mask_{c}"), target_shape(model, c, 0)) if s}
+    entry = {
+        "controls": list(controls),
+        "files": files,
+        "batch_sizes": sorted(batch_sizes),
+        "segment": "text",
+        "inputs": {"x_t": f"float32[B,{cfg.canvas_len},{cfg.d}]", "t": "float32[B]",
+                   **{n: "float32[B," + ",".join(str(x) for x in s[1:]) + "]" for n, s in shapes.items()}},
+        "outputs": {"logp": f"float32[B,{len(controls)}]", "grad": f"float32[B,{cfg.canvas_len},{cfg.d}]"},
+        "metrics": {"grad_check_max_abs_err": max(e["grad_max_abs_err"] for e in errs),
+                    "logp_check_max_abs_err": max(e["logp_max_abs_err"] for e in errs)},
+    }
+    return entry, list(files.values())
+
+
+def load_classifiers(ckpt_path: str, bundle_dir: str) -> GuidanceClassifier:
+    ck = torch.load(ckpt_path, map_location="cpu")
+    emb = os.path.join(bundle_dir, read_manifest(bundle_dir)["embedding"]["file"])
+    with open(emb, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    if ck.get("emb_sha256") and ck["emb_sha256"] != sha:
+        raise ValueError(f"{ckpt_path}: trained on other embeddings than {emb}")
+    model = GuidanceClassifier(ClassifierConfig(**ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    return model.eval()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--classifiers-ckpt", required=True, help="classifiers.pt saved by train_all --save-dir")
+    ap.add_argument("--batch-sizes", default="1,4,8")
+    args = ap.parse_args(argv)
+    model = load_classifiers(args.classifiers_ckpt, args.bundle)
+    entry, files = export_joint(model, args.bundle, sorted({int(x) for x in args.batch_sizes.split(",")}))
+    add_files_and_rehash(args.bundle, files, {"joint_guidance": entry})
+    print(f"{args.bundle}: joint guidance graphs {entry['files']}, grad max abs err "
+          f"{entry['metrics']['grad_check_max_abs_err']:.2e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
