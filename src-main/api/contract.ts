@@ -91,7 +91,8 @@ export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'can
 export interface RunRecipe {
   format: 'dlm-studio-recipe/1';
   model: { id: string; version: string | null; hash: string | null };
-  device: { requested: DevicePreference; active: string | null };
+  /** precision: the denoiser weights that ran (fp32 or int8), once the run has started. */
+  device: { requested: DevicePreference; active: string | null; precision?: 'fp32' | 'int8' | null };
   seed: number;
   steps: number;
   samples: number;

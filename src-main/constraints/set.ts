@@ -123,6 +123,8 @@ export const samplerSettings = z.object({
   seed: z.number().int().min(0).max(0xffffffff).default(0),
   /** Replace predicted x0 by the nearest embedding at every step (Diffusion-LM's clamping trick). */
   clamp: z.boolean().default(true),
+  /** Denoiser weights: auto = the bundle's int8 variant on the cpu provider when it has one, else fp32. */
+  precision: z.enum(['auto', 'fp32', 'int8']).default('auto'),
   guidance: guidanceSettings.default(guidanceSettings.parse({})),
 }).strict();
 export type SamplerSettings = z.infer<typeof samplerSettings>;

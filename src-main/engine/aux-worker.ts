@@ -1,16 +1,59 @@
 /**
- * The guidance helper thread: runs classifier gradient graphs so that two active classifiers are evaluated at the
- * same time on two cores (the engine worker runs one, this thread another). Sessions use one intra-op thread each.
+ * The helper thread: the engine's second lane on the cpu provider. It runs half of each batch through the denoiser
+ * and the guidance gradient graphs while the engine worker runs the other half, so two cores work without onnxruntime
+ * thread pools (whose wake-ups cost more than these small graphs' operators). Sessions use one intra-op thread each.
  */
 import type { MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { auxSessionOptions, type Provider } from './devices';
 
+type Feeds = Record<string, { type: 'float32'; data: Float32Array; dims: number[] }>;
+type Outputs = Record<string, { data: Float32Array; dims: number[] }>;
+
 export interface AuxRequest {
   id: number;
   file: string;
   provider: Provider;
-  feeds: Record<string, { type: 'float32'; data: Float32Array; dims: number[] }>;
+  feeds: Feeds;
+  /** Run one sample (row of the leading batch dimension) per call and stack the outputs. */
+  perSample?: boolean;
+  /** Intra-op threads of the session (default 1). */
+  threads?: number;
+}
+
+/**
+ * Run a session on feeds whose first dimension is the batch. With `perSample`, one call per sample: the int8
+ * denoiser quantizes its activations with one scale per call, so this keeps every sample independent of the others
+ * in its batch (and costs no more than one batched call, measured in docs/engine.md).
+ */
+export async function runRows(s: ort.InferenceSession, feeds: Feeds, perSample: boolean): Promise<Outputs> {
+  const run = async (f: Feeds): Promise<Outputs> => {
+    const t: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(f)) t[k] = new ort.Tensor(v.type, v.data, v.dims);
+    const out = await s.run(t);
+    const o: Outputs = {};
+    for (const [k, v] of Object.entries(out)) o[k] = { data: v.data as Float32Array, dims: [...v.dims] };
+    return o;
+  };
+  const B = Object.values(feeds)[0]?.dims[0] ?? 1;
+  if (!perSample || B <= 1) return run(feeds);
+  const parts: Outputs[] = [];
+  for (let b = 0; b < B; b++) {
+    const f: Feeds = {};
+    for (const [k, v] of Object.entries(feeds)) {
+      const row = v.data.length / v.dims[0]!;
+      f[k] = { type: v.type, data: v.data.subarray(b * row, (b + 1) * row), dims: [1, ...v.dims.slice(1)] };
+    }
+    parts.push(await run(f));
+  }
+  const out: Outputs = {};
+  for (const k of Object.keys(parts[0]!)) {
+    const row = parts[0]![k]!.data.length;
+    const data = new Float32Array(row * B);
+    parts.forEach((p, b) => data.set(p[k]!.data, b * row));
+    out[k] = { data, dims: [B, ...parts[0]![k]!.dims.slice(1)] };
+  }
+  return out;
 }
 export type AuxReply =
   | { id: number; ok: true; outputs: Record<string, { data: Float32Array; dims: number[] }> }
@@ -18,11 +61,11 @@ export type AuxReply =
 
 export function serveAux(port: MessagePort): void {
   const sessions = new Map<string, Promise<ort.InferenceSession>>();
-  const session = (file: string, provider: Provider) => {
-    const key = `${provider}|${file}`;
+  const session = (file: string, provider: Provider, threads: number) => {
+    const key = `${provider}|${threads}|${file}`;
     let s = sessions.get(key);
     if (!s) {
-      s = ort.InferenceSession.create(file, auxSessionOptions(provider));
+      s = ort.InferenceSession.create(file, { ...auxSessionOptions(provider), intraOpNumThreads: threads });
       sessions.set(key, s);
     }
     return s;
@@ -31,14 +74,12 @@ export function serveAux(port: MessagePort): void {
   port.on('message', (m: AuxRequest) => {
     chain = chain.then(async () => {
       try {
-        const s = await session(m.file, m.provider);
-        const feeds: Record<string, ort.Tensor> = {};
-        for (const [k, v] of Object.entries(m.feeds)) feeds[k] = new ort.Tensor(v.type, v.data, v.dims);
-        const out = await s.run(feeds);
-        const outputs: Record<string, { data: Float32Array; dims: number[] }> = {};
+        const s = await session(m.file, m.provider, m.threads ?? 1);
+        const out = await runRows(s, m.feeds, !!m.perSample);
+        const outputs: Outputs = {};
         const transfer: ArrayBuffer[] = [];
         for (const [k, v] of Object.entries(out)) {
-          const data = (v.data as Float32Array).slice();
+          const data = v.data.slice();
           outputs[k] = { data, dims: [...v.dims] };
           transfer.push(data.buffer as ArrayBuffer);
         }

@@ -45,6 +45,14 @@ const classifierSchema = z.object({
   metrics: z.record(z.string(), z.unknown()).optional(),
 }).passthrough();
 
+/** One gradient graph over every control's head on the shared trunk (training/guidance/joint.py). */
+const jointGuidanceSchema = z.object({
+  controls: z.array(z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment'])).min(1),
+  files: z.record(z.string().regex(/^\d+$/), relPath),
+  batch_sizes: z.array(z.number().int().min(1)).min(1),
+  segment: z.string().min(1),
+}).passthrough();
+
 const scorerSchema = z.object({
   file: relPath,
   inputs: z.record(z.string(), z.string()).optional(),
@@ -64,13 +72,22 @@ export const manifestSchema = z.object({
   canvas: z.object({ length: z.number().int().min(1), segments: z.array(segmentSchema).min(1) }).passthrough(),
   embedding: z.object({ file: relPath, dim: z.number().int().min(1), dtype: z.literal('float32') }).passthrough(),
   schedule: z.object({ type: z.literal('sqrt'), T: z.number().int().min(1), s: z.number().positive() }).passthrough(),
-  denoiser: z.object({ file: relPath }).passthrough(),
+  denoiser: z.object({
+    file: relPath,
+    /** Int8-weight variant of the same denoiser (training/dlm_train/quantize.py), used on cpu by precision auto. */
+    int8: z.object({
+      file: relPath,
+      /** static: calibrated fixed activation ranges; dynamic: a range per call (couples the samples of a call). */
+      activations: z.enum(['static', 'dynamic']).default('dynamic'),
+    }).passthrough().optional(),
+  }).passthrough(),
   record_schema: z.object({ fields: z.record(z.string(), z.array(z.string())) }).passthrough().nullable().optional(),
   files: z.array(z.object({ path: relPath, sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'), bytes: z.number().int().min(0) }).passthrough()).min(1),
   training: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
   classifiers: z.array(classifierSchema).default([]),
   scorer: scorerSchema.nullable().default(null),
+  joint_guidance: jointGuidanceSchema.nullable().optional(),
 }).passthrough();
 export type Manifest = z.infer<typeof manifestSchema>;
 export type ClassifierEntry = z.infer<typeof classifierSchema>;
@@ -119,6 +136,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
   mustList('tokenizer.vocab', m.tokenizer.vocab);
   mustList('embedding.file', m.embedding.file);
   mustList('denoiser.file', m.denoiser.file);
+  if (m.denoiser.int8) mustList('denoiser.int8.file', m.denoiser.int8.file);
   m.classifiers.forEach((c, i) => {
     for (const b of c.batch_sizes) {
       const f = c.files[String(b)];
@@ -128,6 +146,16 @@ export async function readManifest(dir: string): Promise<Manifest> {
     if (!m.canvas.segments.some((s) => s.name === c.segment)) fail(`classifiers[${i}].segment`, `no canvas segment named ${JSON.stringify(c.segment)}`);
   });
   if (m.scorer) mustList('scorer.file', m.scorer.file);
+  const j = m.joint_guidance;
+  if (j) {
+    for (const b of j.batch_sizes) {
+      const f = j.files[String(b)];
+      if (!f) fail('joint_guidance.files', `no graph for batch size ${b}`);
+      else mustList(`joint_guidance.files.${b}`, f);
+    }
+    for (const c of j.controls) if (!m.classifiers.some((e) => e.control === c)) fail('joint_guidance.controls', `${c} has no entry in classifiers (its labels come from there)`);
+    if (!m.canvas.segments.some((s) => s.name === j.segment)) fail('joint_guidance.segment', `no canvas segment named ${JSON.stringify(j.segment)}`);
+  }
   return m;
 }
 
@@ -227,6 +255,7 @@ export function summarize(dir: string, m: Manifest, source: 'bundled' | 'user'):
     recordFields: m.record_schema?.fields ?? {},
     controls: [...new Set(m.classifiers.map((c) => c.control))],
     hasScorer: !!m.scorer,
+    precisions: m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32'],
   };
 }
 

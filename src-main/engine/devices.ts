@@ -3,6 +3,7 @@
  * catch, fall back, and report which one runs and why the others were skipped. Runs inside the engine worker.
  */
 import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -53,6 +54,25 @@ export function cudaProviderInstalled(): boolean {
 /** Classifier graphs are small: one intra-op thread each, and two of them run at once on two threads. */
 export function auxSessionOptions(provider: Provider): ort.InferenceSession.SessionOptions {
   return { ...sessionOptions(provider), intraOpNumThreads: Number(process.env.DLM_GUIDANCE_THREADS) || 1 };
+}
+
+/**
+ * The denoiser on one of the two cpu lanes (the engine worker and the helper thread each take half the batch):
+ * half the cores each. On two cores that is one thread per lane, which beats one session with a two-thread pool
+ * (docs/engine.md): the pool's wake-ups cost more than the small operators they split.
+ */
+export function laneThreads(): number {
+  const total = Number(process.env.DLM_ENGINE_THREADS) || cpus().length;
+  return Math.max(1, Math.floor(total / 2));
+}
+
+export function laneSessionOptions(provider: Provider, threads = laneThreads()): ort.InferenceSession.SessionOptions {
+  return { ...sessionOptions(provider), intraOpNumThreads: threads };
+}
+
+/** Nearest-embedding rounding (one Gemm + ArgMin over the vocabulary): up to 4 threads, no spinning. */
+export function rounderSessionOptions(): ort.InferenceSession.SessionOptions {
+  return { ...sessionOptions('cpu'), intraOpNumThreads: Math.min(4, Number(process.env.DLM_ENGINE_THREADS) || cpus().length) };
 }
 
 /** Why a provider cannot be tried at all here, or null if it can. */

@@ -5,6 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import type { ClassifierEntry } from './bundle';
 import type { GuidanceTerm } from './sampler';
+import { EngineInputError } from './types';
 
 export type SoftTarget =
   | { kind: 'pos'; tags: (string | null)[]; weight?: number; index?: number }
@@ -17,9 +18,7 @@ export type SoftTarget =
  * length 0.01; sentiment is a semantic-content-like whole-text control. */
 export const DEFAULT_LAMBDA: Record<string, number> = { attribute: 0.01, pos: 0.0001, spans: 0.1, length: 0.01, sentiment: 0.01 };
 
-export class GuidanceError extends Error {
-  readonly code = 'INVALID_INPUT';
-}
+export class GuidanceError extends EngineInputError {}
 
 export interface TargetTensors {
   /** Per-sample target, flattened; shape excludes the batch dimension. */
@@ -39,16 +38,17 @@ function dimsOf(session: ort.InferenceSession | undefined, name: string): number
 
 const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
-/** Build one soft target's tensors for a classifier entry. `textLength` is the addressed segment's length. */
-export function buildTargets(entry: ClassifierEntry, soft: SoftTarget, segLength: number, session?: ort.InferenceSession): TargetTensors {
+/** Build one soft target's tensors for a classifier entry. `segLength` is the addressed segment's length; the
+ * session (if given) fixes the shapes from its inputs `target` / `mask` (or, for the joint graph, `target_<kind>`). */
+export function buildTargets(entry: ClassifierEntry, soft: SoftTarget, segLength: number, session?: ort.InferenceSession, suffix = ''): TargetTensors {
   const labels = entry.labels;
   const label = (name: string) => {
     const i = labels.indexOf(name);
     if (i < 0) throw new GuidanceError(`${soft.kind} classifier has no label ${JSON.stringify(name)} (labels: ${labels.join(', ')})`);
     return i;
   };
-  const tShape = dimsOf(session, 'target');
-  const mShape = dimsOf(session, 'mask');
+  const tShape = dimsOf(session, `target${suffix}`);
+  const mShape = dimsOf(session, `mask${suffix}`);
   switch (soft.kind) {
     case 'pos':
     case 'spans': {
@@ -109,12 +109,79 @@ export function buildTargets(entry: ClassifierEntry, soft: SoftTarget, segLength
   }
 }
 
+type RawTensor = { type: 'float32'; data: Float32Array; dims: number[] };
+type RawOutputs = Record<string, { data: Float32Array; dims: number[] }>;
+/** Runs one gradient graph of batch size `bs` on the given feeds (locally, or on the guidance helper thread). */
+type GraphCall = (bs: number, feeds: Record<string, RawTensor>) => Promise<{ grad: Float32Array; logp?: Float32Array }>;
+
 /** A loaded classifier: one session per exported batch size. */
 export interface ClassifierRunner {
   entry: ClassifierEntry;
   sessions: Map<number, ort.InferenceSession>;
   /** Run a graph elsewhere (the guidance helper thread) instead of on `sessions`: batch size -> outputs. */
-  remote?: (batchSize: number, feeds: Record<string, { type: 'float32'; data: Float32Array; dims: number[] }>) => Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+  remote?: (batchSize: number, feeds: Record<string, RawTensor>) => Promise<RawOutputs>;
+}
+
+function localCall(sessions: Map<number, ort.InferenceSession>): GraphCall {
+  return async (bs, raw) => {
+    const session = sessions.get(bs)!;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(raw)) feeds[k] = new ort.Tensor(v.type, v.data, v.dims);
+    const out = await session.run(feeds);
+    return {
+      grad: (out.grad ?? out[session.outputNames[0]!])!.data as Float32Array,
+      logp: (out.logp ?? out[session.outputNames[1]!])?.data as Float32Array | undefined,
+    };
+  };
+}
+
+function remoteCall(remote: NonNullable<ClassifierRunner['remote']>): GraphCall {
+  return async (bs, raw) => {
+    const out = await remote(bs, raw);
+    return { grad: (out.grad ?? Object.values(out)[0])!.data, logp: out.logp?.data };
+  };
+}
+
+/** Per-sample target tensors, repeated over a batch of bs (plus a mask when the graph takes one). */
+function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string }, withMask: boolean): Record<string, RawTensor> {
+  const out: Record<string, RawTensor> = {};
+  const tsz = prod(tt.targetShape);
+  const target = new Float32Array(bs * tsz);
+  for (let b = 0; b < bs; b++) target.set(tt.target, b * tsz);
+  out[names.target] = { type: 'float32', data: target, dims: [bs, ...tt.targetShape] };
+  if (withMask) {
+    const msz = prod(tt.maskShape);
+    const mask = new Float32Array(bs * msz);
+    if (tt.mask) for (let b = 0; b < bs; b++) mask.set(tt.mask, b * msz);
+    out[names.mask] = { type: 'float32', data: mask, dims: [bs, ...tt.maskShape] };
+  }
+  return out;
+}
+
+/**
+ * Run a gradient graph for samples [from, to) of x [B, N, d], in chunks padded to the exported batch sizes, and
+ * write the gradient rows into `grad` (logp per sample into `logp`, first column when the graph has several).
+ */
+async function runChunks(
+  x: Float32Array, t: Float32Array, from: number, to: number, N: number, d: number, sizes: number[],
+  targetsFor: (bs: number) => Record<string, RawTensor>, call: GraphCall, grad: Float32Array, logp: Float32Array,
+): Promise<void> {
+  for (let start = from; start < to; ) {
+    const left = to - start;
+    const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
+    const n = Math.min(bs, left);
+    const xb = new Float32Array(bs * N * d);
+    xb.set(x.subarray(start * N * d, (start + n) * N * d));
+    const tb = new Float32Array(bs).fill(t[start]!);
+    tb.set(t.subarray(start, start + n));
+    const out = await call(bs, { x_t: { type: 'float32', data: xb, dims: [bs, N, d] }, t: { type: 'float32', data: tb, dims: [bs] }, ...targetsFor(bs) });
+    grad.set(out.grad.subarray(0, n * N * d), start * N * d);
+    if (out.logp) {
+      const cols = out.logp.length / bs;
+      for (let i = 0; i < n; i++) logp[start + i] = out.logp[i * cols]!;
+    }
+    start += n;
+  }
 }
 
 /** Guidance term for one soft target: runs the gradient graph padded to an exported batch size. */
@@ -122,7 +189,8 @@ export function makeTerm(runner: ClassifierRunner, soft: SoftTarget, weight: num
   const sizes = [...runner.sessions.keys()].sort((a, b) => a - b);
   const anySession = runner.sessions.get(sizes[0]!);
   const tt = buildTargets(runner.entry, soft, segLength, anySession);
-  const inputNames = new Set(anySession?.inputNames ?? []);
+  const withMask = !!tt.mask && new Set(anySession?.inputNames ?? []).has('mask');
+  const call = runner.remote ? remoteCall(runner.remote) : localCall(runner.sessions);
   return {
     control: soft.kind,
     weight,
@@ -130,45 +198,70 @@ export function makeTerm(runner: ClassifierRunner, soft: SoftTarget, weight: num
     async grad(x, t, B) {
       const grad = new Float32Array(B * N * d);
       const logp = new Float32Array(B);
-      for (let start = 0; start < B; ) {
-        const left = B - start;
-        const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
-        const n = Math.min(bs, left);
-        const session = runner.sessions.get(bs)!;
-        const xb = new Float32Array(bs * N * d);
-        xb.set(x.subarray(start * N * d, (start + n) * N * d));
-        const tb = new Float32Array(bs).fill(t[0]!);
-        tb.set(t.subarray(start, start + n));
-        const raw: Record<string, { type: 'float32'; data: Float32Array; dims: number[] }> = {
-          x_t: { type: 'float32', data: xb, dims: [bs, N, d] },
-          t: { type: 'float32', data: tb, dims: [bs] },
-        };
-        const tsz = prod(tt.targetShape);
-        const target = new Float32Array(bs * tsz);
-        for (let b = 0; b < bs; b++) target.set(tt.target, b * tsz);
-        raw.target = { type: 'float32', data: target, dims: [bs, ...tt.targetShape] };
-        if (tt.mask && inputNames.has('mask')) {
-          const msz = prod(tt.maskShape);
-          const mask = new Float32Array(bs * msz);
-          for (let b = 0; b < bs; b++) mask.set(tt.mask, b * msz);
-          raw.mask = { type: 'float32', data: mask, dims: [bs, ...tt.maskShape] };
-        }
-        let g: Float32Array;
-        let lp: Float32Array | undefined;
-        if (runner.remote) {
-          const out = await runner.remote(bs, raw);
-          g = (out.grad ?? Object.values(out)[0])!.data;
-          lp = out.logp?.data;
-        } else {
-          const feeds: Record<string, ort.Tensor> = {};
-          for (const [k, v] of Object.entries(raw)) feeds[k] = new ort.Tensor(v.type, v.data, v.dims);
-          const out = await session.run(feeds);
-          g = (out.grad ?? out[session.outputNames[0]!])!.data as Float32Array;
-          lp = (out.logp ?? out[session.outputNames[1]!])?.data as Float32Array | undefined;
-        }
-        grad.set(g.subarray(0, n * N * d), start * N * d);
-        if (lp) logp.set(lp.subarray(0, n), start);
-        start += n;
+      await runChunks(x, t, 0, B, N, d, sizes, (bs) => repeatTargets(tt, bs, { target: 'target', mask: 'mask' }, withMask), call, grad, logp);
+      return { grad, logp };
+    },
+  };
+}
+
+/** The all-controls gradient graph (training/guidance/joint.py): one session per exported batch size. */
+export interface JointRunner {
+  controls: string[];
+  /** Per-control entries (labels, fields) from the manifest's classifiers. */
+  entries: Map<string, ClassifierEntry>;
+  sessions: Map<number, ort.InferenceSession>;
+  /** The guidance helper thread: when set, each batch is split in two halves computed at the same time. */
+  remote?: ClassifierRunner['remote'];
+}
+
+/**
+ * One guidance term for several soft targets through the joint graph: the classifiers' shared trunk runs once per
+ * Adagrad step instead of once per control. log p is linear in the target, so each constraint's weight is folded
+ * into its (one-hot) target and constraints of one kind add up; kinds not guided get zero targets.
+ */
+export function makeJointTerm(runner: JointRunner, softs: { soft: SoftTarget; weight: number }[], segLength: number, N: number, d: number): GuidanceTerm {
+  const sizes = [...runner.sessions.keys()].sort((a, b) => a - b);
+  const session = runner.sessions.get(sizes[0]!)!;
+  const inputs = new Set(session.inputNames);
+  const perKind = new Map<string, TargetTensors>();
+  for (const kind of runner.controls) {
+    const tShape = dimsOf(session, `target_${kind}`);
+    const mShape = dimsOf(session, `mask_${kind}`);
+    if (!tShape) throw new GuidanceError(`joint guidance graph has no input target_${kind}`);
+    const zero: TargetTensors = { target: new Float32Array(prod(tShape)), targetShape: tShape, mask: mShape ? new Float32Array(prod(mShape)) : null, maskShape: mShape ?? [] };
+    perKind.set(kind, zero);
+  }
+  for (const { soft, weight } of softs) {
+    const entry = runner.entries.get(soft.kind);
+    const acc = perKind.get(soft.kind);
+    if (!entry || !acc) throw new GuidanceError(`joint guidance graph does not cover ${soft.kind}`);
+    const tt = buildTargets(entry, soft, segLength, session, `_${soft.kind}`);
+    for (let i = 0; i < acc.target.length; i++) acc.target[i]! += weight * tt.target[i]!;
+    if (acc.mask && tt.mask) for (let i = 0; i < acc.mask.length; i++) acc.mask[i] = Math.max(acc.mask[i]!, tt.mask[i]!);
+  }
+  const targetsFor = (bs: number) => {
+    let out: Record<string, RawTensor> = {};
+    for (const [kind, tt] of perKind) out = { ...out, ...repeatTargets(tt, bs, { target: `target_${kind}`, mask: `mask_${kind}` }, inputs.has(`mask_${kind}`)) };
+    return out;
+  };
+  const local = localCall(runner.sessions);
+  const remote = runner.remote ? remoteCall(runner.remote) : null;
+  return {
+    control: softs.map((s) => s.soft.kind).join('+'),
+    weight: 1,
+    remote: !!remote,
+    async grad(x, t, B) {
+      const grad = new Float32Array(B * N * d);
+      const logp = new Float32Array(B);
+      if (remote && B > 1) {
+        // data parallel: the helper thread takes the first half while this thread computes the second
+        const half = Math.ceil(B / 2);
+        await Promise.all([
+          runChunks(x, t, 0, half, N, d, sizes, targetsFor, remote, grad, logp),
+          runChunks(x, t, half, B, N, d, sizes, targetsFor, local, grad, logp),
+        ]);
+      } else {
+        await runChunks(x, t, 0, B, N, d, sizes, targetsFor, local, grad, logp);
       }
       return { grad, logp };
     },

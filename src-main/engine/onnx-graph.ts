@@ -105,7 +105,7 @@ export function model(nodes: Writer[], inits: Writer[], inputs: Writer[], output
   return new Writer().int(1, 8).str(2, 'dlm-studio').msg(7, g).msg(8, new Writer().str(1, '').int(2, 17)).finish();
 }
 
-function embeddingInits(E: Float32Array, V: number, d: number): Writer[] {
+function embeddingInits(E: Float32Array, V: number, d: number, forNearest: boolean): Writer[] {
   const ET = new Float32Array(d * V);
   const EN = new Float32Array(V);
   for (let v = 0; v < V; v++) {
@@ -117,6 +117,8 @@ function embeddingInits(E: Float32Array, V: number, d: number): Writer[] {
     }
     EN[v] = s;
   }
+  // -2 E^T (exact: a power of two) lets one Gemm with bias EN give ||e||^2 - 2 x.e in a single pass
+  if (forNearest) return [tensor('ETm2', [d, V], ET.map((v) => -2 * v), FLOAT), tensor('EN', [V], EN, FLOAT)];
   return [tensor('ET', [d, V], ET, FLOAT), tensor('EN', [V], EN, FLOAT), tensor('MINUS2', [], Float32Array.of(-2), FLOAT)];
 }
 
@@ -124,12 +126,10 @@ function embeddingInits(E: Float32Array, V: number, d: number): Writer[] {
 export function nearestGraph(E: Float32Array, V: number, d: number): Uint8Array {
   return model(
     [
-      node('MatMul', ['X', 'ET'], ['XE']),
-      node('Mul', ['XE', 'MINUS2'], ['XE2']),
-      node('Add', ['XE2', 'EN'], ['D']),
+      node('Gemm', ['X', 'ETm2', 'EN'], ['D']),
       node('ArgMin', ['D'], ['IDX'], [{ name: 'axis', i: 1 }, { name: 'keepdims', i: 0 }]),
     ],
-    embeddingInits(E, V, d),
+    embeddingInits(E, V, d, true),
     [valueInfo('X', FLOAT, ['M', d])],
     [valueInfo('IDX', INT64, ['M'])],
   );
@@ -147,7 +147,7 @@ export function scoresGraph(E: Float32Array, V: number, d: number): Uint8Array {
       node('Add', ['D', 'XX'], ['DIST']),
       node('Neg', ['DIST'], ['S']),
     ],
-    [...embeddingInits(E, V, d), tensor('AXES', [1], BigInt64Array.of(1n), INT64)],
+    [...embeddingInits(E, V, d, false), tensor('AXES', [1], BigInt64Array.of(1n), INT64)],
     [valueInfo('X', FLOAT, ['M', d])],
     [valueInfo('S', FLOAT, ['M', V])],
   );

@@ -4,21 +4,21 @@
  */
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { type ClassifierEntry, type LoadedBundle, loadBundle } from './bundle';
+import { type ClassifierEntry, type LoadedBundle, loadBundle, type Manifest } from './bundle';
 import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './constraints-adapter';
 import { cpus } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import type { AuxReply, AuxRequest } from './aux-worker';
-import { auxSessionOptions, chooseProvider, type Provider, sessionOptions } from './devices';
+import { type AuxReply, type AuxRequest, runRows } from './aux-worker';
+import { auxSessionOptions, chooseProvider, laneSessionOptions, laneThreads, type Provider, rounderSessionOptions, sessionOptions } from './devices';
 import { startWorker } from './spawn';
-import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, makeTerm } from './guidance';
+import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, makeJointTerm, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
 import { nearestGraph, scoresGraph } from './onnx-graph';
 import { type Embeddings, type GuidanceConfig, type GuidanceTerm, makeEmbeddings, type Rounder, sampleBatch } from './sampler';
 import { buildSchedule } from './schedule';
 import { perplexities } from './scorer';
 import { END } from './tokenizer';
-import type { DevicePreference, DeviceReport, GeneratedOutput, GenerateRequest, RunSummary, StepProgress } from './types';
+import { type DevicePreference, type DeviceReport, type GeneratedOutput, type GenerateRequest, resolvePrecision, type RunSummary, type StepProgress } from './types';
 
 export interface GenerateJob {
   dir: string;
@@ -39,9 +39,9 @@ interface Loaded {
   rounder: Rounder;
 }
 
-/** Nearest-embedding search as ONNX graphs on the cpu provider (one thread: it is small, and stays deterministic). */
+/** Nearest-embedding search as ONNX graphs on the cpu provider (rows are independent: any thread count gives the same ids). */
 async function ortRounder(emb: Embeddings): Promise<Rounder> {
-  const opts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 1, interOpNumThreads: 1, executionProviders: ['cpu'] };
+  const opts = rounderSessionOptions();
   const near = await ort.InferenceSession.create(nearestGraph(emb.E, emb.V, emb.d), opts);
   const scores = await ort.InferenceSession.create(scoresGraph(emb.E, emb.V, emb.d), opts);
   return {
@@ -125,11 +125,13 @@ export class Runtime {
     for (const k of this.reports.keys()) if (k.startsWith(`${dir}|`)) this.reports.delete(k);
   }
 
-  async session(dir: string, file: string, provider: Provider, small = false): Promise<ort.InferenceSession> {
-    const key = `${dir}|${provider}|${file}`;
+  /** small: one intra-op thread (classifier graphs); lane: half the cores (the denoiser on one of two cpu lanes). */
+  async session(dir: string, file: string, provider: Provider, mode: 'main' | 'small' | 'lane' = 'main'): Promise<ort.InferenceSession> {
+    const key = `${dir}|${provider}|${mode}|${file}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = await ort.InferenceSession.create(join(dir, file), small ? auxSessionOptions(provider) : sessionOptions(provider));
+      const opts = mode === 'small' ? auxSessionOptions(provider) : mode === 'lane' ? laneSessionOptions(provider) : sessionOptions(provider);
+      s = await ort.InferenceSession.create(join(dir, file), opts);
       this.sessions.set(key, s);
     }
     return s;
@@ -159,14 +161,14 @@ export class Runtime {
     return (this.aux = w);
   }
 
-  private auxCall(file: string, provider: Provider, feeds: AuxRequest['feeds']): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  private auxCall(file: string, provider: Provider, feeds: AuxRequest['feeds'], perSample = false, threads = 1): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const w = this.auxWorker();
     if (!w) return Promise.reject(new Error('no guidance helper thread'));
     const id = this.auxNext++;
     return new Promise((resolve, reject) => {
       this.auxPending.set(id, { resolve, reject });
       w.ref();
-      w.postMessage({ id, file, provider, feeds } satisfies AuxRequest);
+      w.postMessage({ id, file, provider, feeds, perSample, threads } satisfies AuxRequest);
     });
   }
 
@@ -187,7 +189,7 @@ export class Runtime {
         const x0 = out.x0 ?? out[s.outputNames[0]!]!;
         if (!(x0.data as Float32Array).every(Number.isFinite)) throw new Error(`${p}: the denoiser produced non-finite values`);
       } catch (e) {
-        this.sessions.delete(`${dir}|${p}|${m.denoiser.file}`);
+        this.sessions.delete(`${dir}|${p}|main|${m.denoiser.file}`);
         void s.release();
         throw e;
       }
@@ -198,11 +200,12 @@ export class Runtime {
 
   /** A session for a secondary graph (classifier, scorer) on the active provider, else on cpu. */
   private async auxSession(dir: string, file: string, provider: Provider, small = false): Promise<ort.InferenceSession> {
-    if (provider === 'cpu') return this.session(dir, file, 'cpu', small);
+    const mode = small ? 'small' : 'main';
+    if (provider === 'cpu') return this.session(dir, file, 'cpu', mode);
     try {
-      return await this.session(dir, file, provider, small);
+      return await this.session(dir, file, provider, mode);
     } catch {
-      return this.session(dir, file, 'cpu', small);
+      return this.session(dir, file, 'cpu', mode);
     }
   }
 
@@ -217,6 +220,18 @@ export class Runtime {
     return runner;
   }
 
+  private async jointRunner(dir: string, m: Manifest, provider: Provider): Promise<JointRunner> {
+    const j = m.joint_guidance!;
+    const sessions = new Map<number, ort.InferenceSession>();
+    for (const b of j.batch_sizes) sessions.set(b, await this.auxSession(dir, j.files[String(b)]!, provider, true));
+    const entries = new Map(m.classifiers.filter((c) => j.controls.includes(c.control)).map((c) => [c.control as string, c]));
+    const runner: JointRunner = { controls: j.controls, entries, sessions };
+    if (provider === 'cpu' && this.auxWorker()) {
+      runner.remote = (bs, feeds) => this.auxCall(join(dir, j.files[String(bs)]!), 'cpu', feeds);
+    }
+    return runner;
+  }
+
   async generate(job: GenerateJob, sink: RunSink): Promise<RunSummary & { warnings: string[] }> {
     const t0 = performance.now();
     const { request } = job;
@@ -225,11 +240,18 @@ export class Runtime {
     const m = bundle.manifest;
     const device = await this.probe(job.dir, request.device);
     const provider = device.active;
-    const denoiser = await this.session(job.dir, m.denoiser.file, provider);
-    const tLoaded = performance.now();
-
     const set = request.constraints;
     const sampler = set.sampler;
+    const precision = resolvePrecision(sampler.precision, provider, !!m.denoiser.int8, m.id);
+    const denoiserFile = precision === 'int8' ? m.denoiser.int8!.file : m.denoiser.file;
+    // two lanes on cpu: this thread and the helper thread each denoise half of the batch with one intra-op thread
+    const lanes = provider === 'cpu' && this.auxWorker() !== null;
+    const denoiser = await this.session(job.dir, denoiserFile, provider, lanes ? 'lane' : 'main');
+    // dynamic int8 quantizes activations with one range per call: one sample per call keeps samples batch-independent
+    // (static int8, calibrated ranges, and fp32 are row-independent already)
+    const perSample = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic';
+    const tLoaded = performance.now();
+
     const N = m.canvas.length;
     const d = m.embedding.dim;
     const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps);
@@ -249,14 +271,25 @@ export class Runtime {
         warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
         return false;
       });
-      for (const [i, soft] of guided.entries()) {
+      for (const soft of guided) {
         const entry = m.classifiers.find((c) => c.control === soft.kind)!;
-        // with several classifiers, every other one runs on the helper thread, in parallel
-        const runner = await this.classifierRunner(job.dir, entry, provider, guided.length > 1 && i % 2 === 0);
-        const seg = m.canvas.segments.find((s) => s.name === entry.segment)!;
-        buildTargets(entry, soft, seg.length, runner.sessions.values().next().value);
-        terms.push(makeTerm(runner, soft, (soft.weight ?? 1) * gs.strength, seg.length, N, d));
         lambdas.push(entry.lambda ?? DEFAULT_LAMBDA[soft.kind] ?? 0.01);
+      }
+      const joint = m.joint_guidance;
+      if (joint && process.env.DLM_GUIDANCE_JOINT !== '0' && guided.length && guided.every((soft) => joint.controls.includes(soft.kind))) {
+        // one trunk pass for all controls, each batch split over this thread and the helper thread
+        const runner = await this.jointRunner(job.dir, m, provider);
+        const seg = m.canvas.segments.find((s) => s.name === joint.segment)!;
+        terms.push(makeJointTerm(runner, guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength })), seg.length, N, d));
+      } else {
+        for (const [i, soft] of guided.entries()) {
+          const entry = m.classifiers.find((c) => c.control === soft.kind)!;
+          // with several classifiers, every other one runs on the helper thread, in parallel
+          const runner = await this.classifierRunner(job.dir, entry, provider, guided.length > 1 && i % 2 === 0);
+          const seg = m.canvas.segments.find((s) => s.name === entry.segment)!;
+          buildTargets(entry, soft, seg.length, runner.sessions.values().next().value);
+          terms.push(makeTerm(runner, soft, (soft.weight ?? 1) * gs.strength, seg.length, N, d));
+        }
       }
       if (terms.length) {
         guidance = {
@@ -291,10 +324,22 @@ export class Runtime {
         held,
         projectors: compiled.hard,
         guidance,
-        async denoise(x, t, b) {
-          const out = await denoiser.run({ x_t: new ort.Tensor('float32', x, [b, N, d]), t: new ort.Tensor('float32', t, [b]) });
-          const x0 = (out.x0 ?? out[denoiser.outputNames[0]!])!;
-          return x0.data as Float32Array;
+        denoise: async (x, t, b) => {
+          const rows = (from: number, to: number): AuxRequest['feeds'] => ({
+            x_t: { type: 'float32', data: x.subarray(from * N * d, to * N * d), dims: [to - from, N, d] },
+            t: { type: 'float32', data: t.subarray(from, to), dims: [to - from] },
+          });
+          const x0Of = (o: Record<string, { data: Float32Array }>) => (o.x0 ?? Object.values(o)[0]!).data;
+          if (!lanes || b < 2) return x0Of(await runRows(denoiser, rows(0, b), perSample));
+          const half = Math.ceil(b / 2);
+          const [first, second] = await Promise.all([
+            this.auxCall(join(job.dir, denoiserFile), 'cpu', rows(0, half), perSample, laneThreads()),
+            runRows(denoiser, rows(half, b), perSample),
+          ]);
+          const out = new Float32Array(b * N * d);
+          out.set(x0Of(first), 0);
+          out.set(x0Of(second), half * N * d);
+          return out;
         },
         onStep(step, tokens) {
           const canvases: { record: string; text: string }[] = [];
@@ -332,7 +377,7 @@ export class Runtime {
     return {
       status: cancelled ? 'cancelled' : 'completed',
       model: { id: m.id, version: m.version, hash: bundle.hash },
-      device,
+      device: { ...device, precision },
       timings: {
         loadMs: tLoaded - t0,
         compileMs: tCompiled - tLoaded,

@@ -22,6 +22,30 @@ export interface DeviceReport {
   /** The provider that actually runs. */
   active: Exclude<DevicePreference, 'auto'>;
   probes: DeviceProbe[];
+  /** Denoiser weights a run used (set on a run's summary; absent on a plain probe). */
+  precision?: DenoiserPrecision;
+}
+
+export type DenoiserPrecision = 'fp32' | 'int8';
+
+export type PrecisionPreference = 'auto' | DenoiserPrecision;
+
+/**
+ * Which denoiser weights run. `auto` takes the bundle's int8 variant on the cpu provider (about 2x faster there,
+ * docs/engine.md) and fp32 on accelerators, whose providers do not all implement DynamicQuantizeMatMul.
+ */
+export function resolvePrecision(pref: PrecisionPreference, provider: string, hasInt8: boolean, modelId: string): DenoiserPrecision {
+  if (pref === 'fp32') return 'fp32';
+  if (pref === 'int8') {
+    if (!hasInt8) throw new EngineInputError(`sampler.precision: model ${modelId} has no int8 denoiser (add one with: python -m training.dlm_train.quantize --bundle <bundle folder>)`);
+    return 'int8';
+  }
+  return provider === 'cpu' && hasInt8 ? 'int8' : 'fp32';
+}
+
+/** A request the engine cannot honour as asked (the message names the setting or field). */
+export class EngineInputError extends Error {
+  readonly code = 'INVALID_INPUT';
 }
 
 export interface ModelSummary {
@@ -40,6 +64,8 @@ export interface ModelSummary {
   /** Guidance controls this bundle has classifiers for (pos, attribute, length, sentiment, spans). */
   controls: string[];
   hasScorer: boolean;
+  /** Denoiser weights the bundle ships (int8 when it has a quantized variant). */
+  precisions?: DenoiserPrecision[];
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }

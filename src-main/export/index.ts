@@ -89,7 +89,7 @@ function toMarkdown(items: ExportItem[]): string {
     out.push(`## Run ${run.id}: ${mdCell(setName)} on ${mdCell(r.model.id)} (${run.status})`, '');
     out.push('| | |', '| --- | --- |');
     out.push(`| Model | ${mdCell(r.model.id)} ${mdCell(r.model.version ?? '')}${r.model.hash ? ` (\`${r.model.hash.slice(0, 12)}\`)` : ''} |`);
-    out.push(`| Device | requested ${r.device.requested}, ran on ${r.device.active ?? 'unknown'} |`);
+    out.push(`| Device | requested ${r.device.requested}, ran on ${r.device.active ?? 'unknown'}${r.device.precision ? ` (${r.device.precision} denoiser)` : ''} |`);
     out.push(`| Seed, steps, samples | ${r.seed}, ${r.steps}, ${r.samples} |`);
     out.push(`| Constraints | ${r.constraintSet.body.constraints.map((c) => c.kind).join(', ') || 'none'} |`);
     if (run.timings) out.push(`| Timings | total ${Math.round(run.timings.totalMs)} ms, ${run.timings.perStepMs.toFixed(1)} ms/step |`);
@@ -120,7 +120,7 @@ export const recipeSchema = z
   .object({
     format: z.literal('dlm-studio-recipe/1'),
     model: z.object({ id: z.string().min(1).max(200), version: nullableString, hash: nullableString }).strict(),
-    device: z.object({ requested: z.enum(DEVICE_PREFERENCES as [DevicePreference, ...DevicePreference[]]), active: nullableString }).strict(),
+    device: z.object({ requested: z.enum(DEVICE_PREFERENCES as [DevicePreference, ...DevicePreference[]]), active: nullableString, precision: z.enum(['fp32', 'int8']).nullable().optional() }).strict(),
     seed: z.number().int().min(0).max(0xffffffff),
     steps: z.number().int().min(1).max(2000),
     samples: z.number().int().min(1).max(1024),

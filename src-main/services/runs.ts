@@ -152,7 +152,7 @@ export class RunManager {
       const updated: RunRecipe = {
         ...recipe,
         model: { id: summary.model.id || recipe.model.id, version: summary.model.version ?? recipe.model.version, hash: summary.model.hash ?? recipe.model.hash },
-        device: { requested: recipe.device.requested, active: summary.device.active },
+        device: { requested: recipe.device.requested, active: summary.device.active, precision: summary.device.precision ?? null },
       };
       store.runs.updateRecipe(runId, updated);
       // the engine's verdict stands: a cancel that arrives after the last sample leaves a completed run

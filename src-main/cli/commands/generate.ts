@@ -3,16 +3,17 @@ import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseConstraintSet, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
-import { DEVICE_PREFERENCES, type DevicePreference, type GeneratedOutput } from '../../engine/types';
+import { DEVICE_PREFERENCES, type DevicePreference, type GeneratedOutput, resolvePrecision } from '../../engine/types';
 import { CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
-                          [--device auto|cpu|cuda|dml|coreml|webgpu] [--out <file.jsonl>]
+                          [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
 
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
   --samples, --steps, --seed   override the set's sampler settings
   --device       execution provider (default auto: the best that works here)
+  --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
 Progress goes to stderr.`;
 
@@ -44,6 +45,7 @@ export const generateCommand: CliCommand = {
     steps: { type: 'string' },
     seed: { type: 'string' },
     device: { type: 'string' },
+    precision: { type: 'string' },
     out: { type: 'string' },
   },
   async run(ctx, args) {
@@ -60,6 +62,11 @@ export const generateCommand: CliCommand = {
     if (samples !== undefined) sampler.samples = samples;
     if (steps !== undefined) sampler.steps = steps;
     if (seed !== undefined) sampler.seed = seed;
+    const precisionArg = args.values.precision as string | undefined;
+    if (precisionArg !== undefined) {
+      if (!['auto', 'fp32', 'int8'].includes(precisionArg)) throw new CliError('INVALID_INPUT', `--precision must be one of auto, fp32, int8 (got ${JSON.stringify(precisionArg)})`);
+      sampler.precision = precisionArg as typeof sampler.precision;
+    }
     if (sampler.samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
     if (sampler.steps < 1) throw new CliError('INVALID_INPUT', '--steps must be at least 1');
 
@@ -76,6 +83,12 @@ export const generateCommand: CliCommand = {
     const outPath = args.values.out ? resolve(args.values.out as string) : null;
     // the active device is known once probed (the engine caches the probe for the run that follows)
     const activeDevice = (await client.call('devices.probe', { preference: device as DevicePreference })).active;
+    let precision: string;
+    try {
+      precision = resolvePrecision(sampler.precision, activeDevice, !!summary.precisions?.includes('int8'), summary.id);
+    } catch (e) {
+      throw new CliError('INVALID_INPUT', (e as Error).message);
+    }
     const stream: WriteStream | null = outPath ? createWriteStream(outPath, { flags: 'w' }) : null;
     const write = (line: string) => (stream ? stream.write(line + '\n') : process.stdout.write(line + '\n'));
     const t0 = Date.now();
@@ -83,7 +96,7 @@ export const generateCommand: CliCommand = {
     let written = 0;
     const lineOf = (o: GeneratedOutput) => JSON.stringify({
       index: o.index, text: o.text, record: o.record, recordText: o.recordText, seed: o.seed,
-      steps: sampler.steps, device: activeDevice, model: summary.id, modelVersion: summary.version,
+      steps: sampler.steps, device: activeDevice, precision, model: summary.id, modelVersion: summary.version,
       constraints: o.constraints, fluency: o.fluency,
     });
     const early: { runId: number; output: GeneratedOutput }[] = [];
@@ -127,7 +140,7 @@ export const generateCommand: CliCommand = {
       if (done.status !== 'completed') {
         throw new CliError(done.status === 'cancelled' ? 'CONFLICT' : 'INTERNAL', `run ${runId} ${done.status}${done.error ? `: ${done.error}` : ''}`);
       }
-      ctx.err(`${written} samples on ${done.device ?? activeDevice} in ${((Date.now() - t0) / 1000).toFixed(1)} s${outPath ? ` -> ${outPath}` : ''} (run ${runId})`);
+      ctx.err(`${written} samples on ${done.device ?? activeDevice} (${precision} denoiser) in ${((Date.now() - t0) / 1000).toFixed(1)} s${outPath ? ` -> ${outPath}` : ''} (run ${runId})`);
     } finally {
       for (const off of offs) off();
       process.removeListener('SIGINT', onSigint);

@@ -88,6 +88,35 @@ for (const b of REAL_BUNDLES) {
       }
     });
 
+    it('int8 denoiser: picked by auto on cpu and reported, batch-independent, close to fp32', async () => {
+      const m = (await e.listModels()).find((x) => x.id === b.id)!;
+      if (!m.precisions?.includes('int8')) return;
+      const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 30, samples: 5, seed: 9 } };
+      const auto = await go(set);
+      expect(auto.summary.device.precision).toBe('int8');
+      const fp32 = await go({ ...set, sampler: { ...set.sampler, precision: 'fp32' } });
+      expect(fp32.summary.device.precision).toBe('fp32');
+      // calibrated (static) activation ranges: a sample's tokens do not depend on the samples beside it
+      const one = createEngine({ modelDirs: [dirname(b.dir)], batchSize: 1 });
+      try {
+        const outs: GeneratedOutput[] = [];
+        const s1 = await one.generate({ model: b.id, device: 'cpu', constraints: { ...set, sampler: { ...set.sampler, precision: 'int8' } } as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
+        expect(s1.device.precision).toBe('int8');
+        expect(outs.map((o) => o.tokens)).toEqual(auto.outputs.map((o) => o.tokens));
+      } finally {
+        await one.dispose();
+      }
+      if (b.id === 'e2e-default') {
+        let same = 0;
+        let all = 0;
+        auto.outputs.forEach((o, i) => o.tokens.forEach((t, j) => {
+          all++;
+          if (fp32.outputs[i]!.tokens[j] === t) same++;
+        }));
+        expect(same / all).toBeGreaterThanOrEqual(0.9);
+      }
+    });
+
     it('cancel stops within one step', async () => {
       const ctl = new AbortController();
       const progress: StepProgress[] = [];
@@ -280,6 +309,13 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     }
     // the live canvases are projected too
     expect(r.progress.every((p) => p.canvases.every((c) => c.text.startsWith('The ') && c.text.endsWith(' is a pub.')))).toBe(true);
+  });
+
+  it('precision int8 on a bundle without an int8 denoiser is refused by name; auto falls back to fp32', async () => {
+    await expect(engine.generate(request({ version: 1, constraints: [], sampler: { steps: 2, samples: 1, precision: 'int8' } }), {}))
+      .rejects.toMatchObject({ message: expect.stringMatching(/sampler\.precision: model micro has no int8 denoiser/) });
+    const r = await run(engine, { version: 1, constraints: [], sampler: { steps: 2, samples: 1 } });
+    expect(r.summary.device.precision).toBe('fp32');
   });
 
   it('a constraint the compiler refuses fails the run with its name', async () => {

@@ -58,7 +58,7 @@ for (const [name, dir, id, steps, minAgreement] of [
   describe.skipIf(why !== '')(`engine == PyTorch reference sampler: ${name}${why ? ` [skipped: ${why}]` : ''}`, () => {
     it('unconditional samples: same seed, same tokens', async () => {
       const ref = reference(dir, ['--samples', '3', '--steps', String(steps), '--seed', '7']);
-      const ts = await engineTokens(dir, id, { version: 1, constraints: [], sampler: { steps, samples: 3, seed: 7 } });
+      const ts = await engineTokens(dir, id, { version: 1, constraints: [], sampler: { steps, samples: 3, seed: 7, precision: 'fp32' } });
       expect(ts).toHaveLength(3);
       if (minAgreement === 1) expect(ts).toEqual(ref);
       else expect(agreement(ts, ref)).toBeGreaterThanOrEqual(minAgreement);
@@ -67,7 +67,7 @@ for (const [name, dir, id, steps, minAgreement] of [
     it('data-to-text (held record): same seed, same tokens', async () => {
       const record = { name: 'The Vaults', eatType: 'pub', food: 'Italian' };
       const ref = reference(dir, ['--samples', '2', '--steps', String(steps), '--seed', '3', '--record', JSON.stringify(record)]);
-      const ts = await engineTokens(dir, id, { version: 1, constraints: [{ kind: 'record', value: record }], sampler: { steps, samples: 2, seed: 3 } });
+      const ts = await engineTokens(dir, id, { version: 1, constraints: [{ kind: 'record', value: record }], sampler: { steps, samples: 2, seed: 3, precision: 'fp32' } });
       if (minAgreement === 1) expect(ts).toEqual(ref);
       else expect(agreement(ts, ref)).toBeGreaterThanOrEqual(minAgreement);
     });

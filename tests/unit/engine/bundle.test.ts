@@ -82,6 +82,10 @@ describe('bundle loading', () => {
       ['emb-dim', (m) => { m.embedding.dim = 4; }, /embedding\.dim/],
       ['cls-batch', (m) => { m.classifiers[0].batch_sizes = [1, 4, 8]; }, /classifiers\[0\]\.files.*batch size 8/],
       ['escape', (m) => { m.denoiser.file = '../x.onnx'; }, /denoiser\.file.*relative path/],
+      ['int8-unlisted', (m) => { m.denoiser.int8 = { file: 'denoiser.int8.onnx', activations: 'static' }; }, /denoiser\.int8\.file: denoiser\.int8\.onnx is not listed/],
+      ['int8-activations', (m) => { m.denoiser.int8 = { file: 'denoiser.onnx', activations: 'weekly' }; }, /field denoiser\.int8\.activations/],
+      ['joint-batch', (m) => { m.joint_guidance = { controls: ['sentiment'], files: { 1: 'classifiers/sentiment.b1.onnx' }, batch_sizes: [1, 4], segment: 'text' }; }, /joint_guidance\.files.*batch size 4/],
+      ['joint-control', (m) => { m.joint_guidance = { controls: ['pos'], files: { 1: 'classifiers/sentiment.b1.onnx' }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.controls: pos has no entry in classifiers/],
     ];
     for (const [name, edit, re] of cases) {
       const dir = copyBundle(name);

@@ -1,0 +1,83 @@
+/**
+ * The all-controls gradient graph (training/guidance/joint.py) against the per-control graphs on the same trunk:
+ * the joint term's gradient must be the weighted sum of the per-control gradients (weights folded into targets),
+ * with or without the batch split over the helper thread. Real graphs of the default and tiny bundles.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { loadBundle } from '../../../src-main/engine/bundle';
+import { auxSessionOptions } from '../../../src-main/engine/devices';
+import { makeJointTerm, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
+import { Mulberry32 } from '../../../src-main/engine/prng';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+for (const dir of [`${ROOT}models/e2e-default`, `${ROOT}tests/.generated/tiny-e2e`]) {
+  const present = existsSync(join(dir, 'manifest.json'));
+  describe.skipIf(!present)(`joint guidance graph == sum of per-control graphs (${dir.split('/').slice(-2).join('/')})`, () => {
+    it('matches for every pair of controls at batch 5 (chunks of 4 + 1), locally and split over a second caller', async () => {
+      const b = await loadBundle(dir);
+      const m = b.manifest;
+      const j = m.joint_guidance!;
+      expect(j).toBeTruthy();
+      const N = m.canvas.length;
+      const d = m.embedding.dim;
+      const seg = m.canvas.segments.find((s) => s.name === j.segment)!;
+      const sessions = async (files: Record<string, string>, sizes: number[]) => {
+        const out = new Map<number, ort.InferenceSession>();
+        for (const s of sizes) out.set(s, await ort.InferenceSession.create(join(dir, files[String(s)]!), auxSessionOptions('cpu')));
+        return out;
+      };
+      const jointSessions = await sessions(j.files, j.batch_sizes);
+      const entries = new Map(m.classifiers.map((c) => [c.control as string, c]));
+      const food = m.record_schema?.fields.food?.[0];
+      const targets: Record<string, SoftTarget> = {
+        pos: { kind: 'pos', tags: ['PROPN', 'AUX', 'DET', 'ADJ', 'NOUN', 'PUNCT'] },
+        spans: { kind: 'spans', spans: [[0, 1, 'NP']] },
+        attribute: food ? { kind: 'attribute', field: 'food', value: food } : { kind: 'length', tokens: 5 },
+        length: { kind: 'length', tokens: 9 },
+        sentiment: { kind: 'sentiment', label: 'positive' },
+      };
+      const B = 5;
+      const x = new Float32Array(B * N * d);
+      new Mulberry32(3).fillNormal(x, 0, x.length);
+      const t = new Float32Array(B).fill(700);
+      const pairs = j.controls.flatMap((a, i) => j.controls.slice(i + 1).map((c) => [a, c] as const));
+      let worst = 0;
+      for (const [a, c] of pairs) {
+        const softs = [{ soft: targets[a]!, weight: 1.5 }, { soft: targets[c]!, weight: 0.5 }];
+        const expected = new Float32Array(B * N * d);
+        for (const { soft, weight } of softs) {
+          const e = entries.get(soft.kind)!;
+          const term = makeTerm({ entry: e, sessions: await sessions(e.files, e.batch_sizes) }, soft, weight, seg.length, N, d);
+          const g = (await term.grad(x, t, B)).grad;
+          for (let i = 0; i < g.length; i++) expected[i]! += weight * g[i]!;
+        }
+        const local = await makeJointTerm({ controls: j.controls, entries, sessions: jointSessions }, softs, seg.length, N, d).grad(x, t, B);
+        // the split path: the "remote" half runs on other sessions of the same graphs (as the helper thread does)
+        const other = await sessions(j.files, j.batch_sizes);
+        const remote = async (bs: number, feeds: Record<string, { type: 'float32'; data: Float32Array; dims: number[] }>) => {
+          const f: Record<string, ort.Tensor> = {};
+          for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor(v.type, v.data, v.dims);
+          const out = await other.get(bs)!.run(f);
+          return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { data: v.data as Float32Array, dims: [...v.dims] }]));
+        };
+        const split = await makeJointTerm({ controls: j.controls, entries, sessions: jointSessions, remote }, softs, seg.length, N, d).grad(x, t, B);
+        let scale = 0;
+        let splitDiff = 0;
+        for (let i = 0; i < expected.length; i++) {
+          scale = Math.max(scale, Math.abs(expected[i]!));
+          worst = Math.max(worst, Math.abs(expected[i]! - local.grad[i]!));
+          // the halves run through the batch-4 graph, the whole batch through batch 8: float noise only
+          splitDiff = Math.max(splitDiff, Math.abs(split.grad[i]! - local.grad[i]!));
+        }
+        expect(splitDiff).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+        expect(scale).toBeGreaterThan(0);
+        expect(worst).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
+      }
+    }, 120_000);
+  });
+}
