@@ -6,11 +6,34 @@
 import type { MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { auxSessionOptions, type Provider } from './devices';
+import { type JointTargets, jointTermFromTargets } from './guidance';
+import { guideStep } from './sampler';
 
 type Feeds = Record<string, { type: 'float32'; data: Float32Array; dims: number[] }>;
 type Outputs = Record<string, { data: Float32Array; dims: number[] }>;
 
+/** One guidance step (K Adagrad iterations through the joint graph) on this lane's share of the batch. */
+export interface AuxGuideRequest {
+  kind: 'guide';
+  id: number;
+  /** Joint gradient graph per exported batch size. */
+  files: Record<string, string>;
+  targets: JointTargets;
+  x: Float32Array;
+  mu: Float32Array;
+  sigma: number;
+  tTrain: number;
+  B: number;
+  N: number;
+  d: number;
+  heldPos: number[];
+  iterations: number;
+  stepSize: number;
+  lambda: number;
+}
+
 export interface AuxRequest {
+  kind?: 'run';
   id: number;
   file: string;
   provider: Provider;
@@ -71,8 +94,20 @@ export function serveAux(port: MessagePort): void {
     return s;
   };
   let chain: Promise<unknown> = Promise.resolve();
-  port.on('message', (m: AuxRequest) => {
+  port.on('message', (m: AuxRequest | AuxGuideRequest) => {
     chain = chain.then(async () => {
+      if (m.kind === 'guide') {
+        try {
+          const sessionsBySize = new Map<number, ort.InferenceSession>();
+          for (const [bs, file] of Object.entries(m.files)) sessionsBySize.set(Number(bs), await session(file, 'cpu', 1));
+          const term = jointTermFromTargets(sessionsBySize, m.targets, m.N, m.d);
+          await guideStep(m.x, m.mu, m.sigma, m.tTrain, m.B, m.N, m.d, m.heldPos, { terms: [term], iterations: m.iterations, stepSize: m.stepSize, lambda: m.lambda, offLastSteps: 0 });
+          port.postMessage({ id: m.id, ok: true, outputs: { x: { data: m.x, dims: [m.B, m.N, m.d] } } } satisfies AuxReply, [m.x.buffer as ArrayBuffer]);
+        } catch (e) {
+          port.postMessage({ id: m.id, ok: false, message: (e as Error).message } satisfies AuxReply);
+        }
+        return;
+      }
       try {
         const s = await session(m.file, m.provider, m.threads ?? 1);
         const out = await runRows(s, m.feeds, !!m.perSample);

@@ -210,59 +210,68 @@ export interface JointRunner {
   /** Per-control entries (labels, fields) from the manifest's classifiers. */
   entries: Map<string, ClassifierEntry>;
   sessions: Map<number, ort.InferenceSession>;
-  /** The guidance helper thread: when set, each batch is split in two halves computed at the same time. */
+  /** Set when the helper thread is there: the runtime then splits each guidance step over the two lanes. */
   remote?: ClassifierRunner['remote'];
 }
 
+/** Per-kind target tensors of the joint graph (one sample's worth; shapes from the graph's inputs). */
+export type JointTargets = Record<string, TargetTensors>;
+
 /**
- * One guidance term for several soft targets through the joint graph: the classifiers' shared trunk runs once per
- * Adagrad step instead of once per control. log p is linear in the target, so each constraint's weight is folded
- * into its (one-hot) target and constraints of one kind add up; kinds not guided get zero targets.
+ * The joint graph's targets for several soft targets. log p is linear in the target, so each constraint's weight is
+ * folded into its (one-hot) target and constraints of one kind add up; kinds not guided get zero targets.
  */
-export function makeJointTerm(runner: JointRunner, softs: { soft: SoftTarget; weight: number }[], segLength: number, N: number, d: number): GuidanceTerm {
+export function jointTargets(runner: Pick<JointRunner, 'controls' | 'entries' | 'sessions'>, softs: { soft: SoftTarget; weight: number }[], segLength: number): JointTargets {
   const sizes = [...runner.sessions.keys()].sort((a, b) => a - b);
   const session = runner.sessions.get(sizes[0]!)!;
-  const inputs = new Set(session.inputNames);
-  const perKind = new Map<string, TargetTensors>();
+  const perKind: JointTargets = {};
   for (const kind of runner.controls) {
     const tShape = dimsOf(session, `target_${kind}`);
     const mShape = dimsOf(session, `mask_${kind}`);
     if (!tShape) throw new GuidanceError(`joint guidance graph has no input target_${kind}`);
-    const zero: TargetTensors = { target: new Float32Array(prod(tShape)), targetShape: tShape, mask: mShape ? new Float32Array(prod(mShape)) : null, maskShape: mShape ?? [] };
-    perKind.set(kind, zero);
+    perKind[kind] = { target: new Float32Array(prod(tShape)), targetShape: tShape, mask: mShape ? new Float32Array(prod(mShape)) : null, maskShape: mShape ?? [] };
   }
   for (const { soft, weight } of softs) {
     const entry = runner.entries.get(soft.kind);
-    const acc = perKind.get(soft.kind);
+    const acc = perKind[soft.kind];
     if (!entry || !acc) throw new GuidanceError(`joint guidance graph does not cover ${soft.kind}`);
     const tt = buildTargets(entry, soft, segLength, session, `_${soft.kind}`);
     for (let i = 0; i < acc.target.length; i++) acc.target[i]! += weight * tt.target[i]!;
     if (acc.mask && tt.mask) for (let i = 0; i < acc.mask.length; i++) acc.mask[i] = Math.max(acc.mask[i]!, tt.mask[i]!);
   }
+  return perKind;
+}
+
+/**
+ * One guidance term for several soft targets through the joint graph: the classifiers' shared trunk runs once per
+ * Adagrad step instead of once per control (targets from jointTargets).
+ */
+export function makeJointTerm(runner: JointRunner, softs: { soft: SoftTarget; weight: number }[], segLength: number, N: number, d: number): GuidanceTerm {
+  return jointTermFromTargets(runner.sessions, jointTargets(runner, softs, segLength), N, d, softs.map((s) => s.soft.kind).join('+'));
+}
+
+/** The joint term from ready targets (the helper thread builds its own this way). */
+export function jointTermFromTargets(sessions: Map<number, ort.InferenceSession>, perKind: JointTargets, N: number, d: number, control = 'joint'): GuidanceTerm {
+  const sizes = [...sessions.keys()].sort((a, b) => a - b);
+  const inputs = new Set(sessions.get(sizes[0]!)!.inputNames);
+  const built = new Map<number, Record<string, RawTensor>>();
   const targetsFor = (bs: number) => {
-    let out: Record<string, RawTensor> = {};
-    for (const [kind, tt] of perKind) out = { ...out, ...repeatTargets(tt, bs, { target: `target_${kind}`, mask: `mask_${kind}` }, inputs.has(`mask_${kind}`)) };
+    let out = built.get(bs);
+    if (!out) {
+      out = {};
+      for (const [kind, tt] of Object.entries(perKind)) Object.assign(out, repeatTargets(tt, bs, { target: `target_${kind}`, mask: `mask_${kind}` }, inputs.has(`mask_${kind}`)));
+      built.set(bs, out);
+    }
     return out;
   };
-  const local = localCall(runner.sessions);
-  const remote = runner.remote ? remoteCall(runner.remote) : null;
+  const local = localCall(sessions);
   return {
-    control: softs.map((s) => s.soft.kind).join('+'),
+    control,
     weight: 1,
-    remote: !!remote,
     async grad(x, t, B) {
       const grad = new Float32Array(B * N * d);
       const logp = new Float32Array(B);
-      if (remote && B > 1) {
-        // data parallel: the helper thread takes the first half while this thread computes the second
-        const half = Math.ceil(B / 2);
-        await Promise.all([
-          runChunks(x, t, 0, half, N, d, sizes, targetsFor, remote, grad, logp),
-          runChunks(x, t, half, B, N, d, sizes, targetsFor, local, grad, logp),
-        ]);
-      } else {
-        await runChunks(x, t, 0, B, N, d, sizes, targetsFor, local, grad, logp);
-      }
+      await runChunks(x, t, 0, B, N, d, sizes, targetsFor, local, grad, logp);
       return { grad, logp };
     },
   };

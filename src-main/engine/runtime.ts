@@ -8,13 +8,13 @@ import { type ClassifierEntry, type LoadedBundle, loadBundle, type Manifest } fr
 import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './constraints-adapter';
 import { cpus } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { type AuxReply, type AuxRequest, runRows } from './aux-worker';
+import { type AuxGuideRequest, type AuxReply, type AuxRequest, runRows } from './aux-worker';
 import { auxSessionOptions, chooseProvider, laneSessionOptions, laneThreads, type Provider, rounderSessionOptions, sessionOptions } from './devices';
 import { startWorker } from './spawn';
-import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, makeJointTerm, makeTerm } from './guidance';
+import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, jointTargets, jointTermFromTargets, makeJointTerm, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
 import { nearestGraph, scoresGraph } from './onnx-graph';
-import { type Embeddings, type GuidanceConfig, type GuidanceTerm, makeEmbeddings, type Rounder, sampleBatch } from './sampler';
+import { type Embeddings, type GuidanceConfig, type GuidanceTerm, guideStep, makeEmbeddings, type Rounder, sampleBatch } from './sampler';
 import { buildSchedule } from './schedule';
 import { perplexities } from './scorer';
 import { END } from './tokenizer';
@@ -162,13 +162,17 @@ export class Runtime {
   }
 
   private auxCall(file: string, provider: Provider, feeds: AuxRequest['feeds'], perSample = false, threads = 1): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+    return this.auxSend((id) => ({ id, file, provider, feeds, perSample, threads }) satisfies AuxRequest);
+  }
+
+  private auxSend(make: (id: number) => AuxRequest | AuxGuideRequest, transfer: ArrayBuffer[] = []): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const w = this.auxWorker();
     if (!w) return Promise.reject(new Error('no guidance helper thread'));
     const id = this.auxNext++;
     return new Promise((resolve, reject) => {
       this.auxPending.set(id, { resolve, reject });
       w.ref();
-      w.postMessage({ id, file, provider, feeds, perSample, threads } satisfies AuxRequest);
+      w.postMessage(make(id), transfer);
     });
   }
 
@@ -266,6 +270,7 @@ export class Runtime {
     if (gs.enabled && gs.iterations > 0 && gs.strength > 0 && compiled.soft.length) {
       const terms: GuidanceTerm[] = [];
       const lambdas: number[] = [];
+      let splitGuide: ((x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, n: number, dim: number, heldPos: number[], cfg: GuidanceConfig) => Promise<void>) | null = null;
       const guided = compiled.soft.filter((soft) => {
         if (m.classifiers.some((c) => c.control === soft.kind)) return true;
         warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
@@ -280,7 +285,26 @@ export class Runtime {
         // one trunk pass for all controls, each batch split over this thread and the helper thread
         const runner = await this.jointRunner(job.dir, m, provider);
         const seg = m.canvas.segments.find((s) => s.name === joint.segment)!;
-        terms.push(makeJointTerm(runner, guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength })), seg.length, N, d));
+        const softs = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength }));
+        if (runner.remote) {
+          // each lane runs the whole K-iteration step on its half of the batch: one hand-over per step, not per iteration
+          const targets = jointTargets(runner, softs, seg.length);
+          const localTerm = jointTermFromTargets(runner.sessions, targets, N, d);
+          const files = Object.fromEntries(Object.entries(joint.files).map(([bs, f]) => [bs, join(job.dir, f)]));
+          splitGuide = async (x, mu, sigma, tTrain, B, n, dim, heldPos, cfg) => {
+            const half = B > 1 ? Math.ceil(B / 2) : 0;
+            const first = x.slice(0, half * n * dim);
+            const remote = half ? this.auxSend((id) => ({
+              kind: 'guide', id, files, targets, x: first, mu: mu.slice(0, half * n * dim), sigma, tTrain, B: half, N: n, d: dim, heldPos,
+              iterations: cfg.iterations, stepSize: cfg.stepSize, lambda: cfg.lambda,
+            })) : null;
+            const second = x.subarray(half * n * dim);
+            const local = guideStep(second, mu.subarray(half * n * dim), sigma, tTrain, B - half, n, dim, heldPos, { ...cfg, terms: [localTerm], run: undefined });
+            const [r] = await Promise.all([remote, local]);
+            if (r) x.set((r.x ?? Object.values(r)[0]!).data, 0);
+          };
+        }
+        terms.push(makeJointTerm(runner, softs, seg.length, N, d));
       } else {
         for (const [i, soft] of guided.entries()) {
           const entry = m.classifiers.find((c) => c.control === soft.kind)!;
@@ -292,7 +316,9 @@ export class Runtime {
         }
       }
       if (terms.length) {
+        const run = splitGuide;
         guidance = {
+          ...(run ? { run: (x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, n: number, dim: number, heldPos: number[]) => run(x, mu, sigma, tTrain, B, n, dim, heldPos, guidance!) } : {}),
           terms,
           iterations: gs.iterations,
           stepSize: gs.stepSize,

@@ -23,6 +23,8 @@ export interface GuidanceConfig {
   /** Fluency-anchor weight lambda in lambda * sum((mu - x)^2 / sigma). */
   lambda: number;
   offLastSteps: number;
+  /** Runs one guidance step in place of guideStep (the runtime splits the batch over its two cpu lanes with it). */
+  run?(x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, N: number, d: number, heldPos: number[]): Promise<void>;
 }
 
 /** Hard constraint on one canvas segment (the compiler's SegmentProjector, narrowed to what the loop needs). */
@@ -222,7 +224,9 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
     }
     if (g && k > 0 && k >= g.offLastSteps) {
       const tg = performance.now();
-      await guide(x, mean, Math.sqrt(sch.variance[k]!), sch.use[k - 1]!, B, N, d, heldPos, g);
+      const sigma = Math.sqrt(sch.variance[k]!);
+      if (g.run) await g.run(x, mean, sigma, sch.use[k - 1]!, B, N, d, heldPos);
+      else await guideStep(x, mean, sigma, sch.use[k - 1]!, B, N, d, heldPos, g);
       guidanceMs += performance.now() - tg;
     }
     stepMs.push(performance.now() - t0);
@@ -232,8 +236,9 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
   return { tokens, stepMs, guidanceMs };
 }
 
-/** K Adagrad steps (fresh state) on x minimizing sum_c w_c (-log p_c) + lambda * sum((mu - x)^2 / sigma). */
-async function guide(
+/** K Adagrad steps (fresh state) on x minimizing sum_c w_c (-log p_c) + lambda * sum((mu - x)^2 / sigma).
+ * Every quantity is per sample, so any split of the batch gives the same result per sample. */
+export async function guideStep(
   x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, N: number, d: number,
   heldPos: number[], g: GuidanceConfig,
 ): Promise<void> {

@@ -10,7 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ConstraintSetInput } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { createEngine } from '../../engine/index';
-import type { Engine, GenerateRequest, ModelSummary, StepProgress } from '../../engine/types';
+import { type DenoiserPrecision, type Engine, type GenerateRequest, type ModelSummary, resolvePrecision, type StepProgress } from '../../engine/types';
 import { CliError, intOption, table, type CliCommand } from '../framework';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { formatBenchExtras, runBenchExtras } from '../../eval/bench-extra';
@@ -37,11 +37,15 @@ export interface BenchResult {
   rounds: number;
   /** Median and minimum over every step of every round (first step of each run excluded). */
   /** cpuMsPerStep: CPU time of the process per step (all threads), the least over the rounds. */
-  engine: { batch: number; msPerStep: number; minMs: number; cpuMsPerStep: number }[];
+  /** One row per batch size and denoiser precision the bundle has (default precision first). */
+  engine: { batch: number; precision: DenoiserPrecision; msPerStep: number; minMs: number; cpuMsPerStep: number }[];
   reference: { batch: number; msPerStep: number; minMs: number; threads: number; cpuMsPerStep: number }[] | { error: string };
   /** reference / engine, on medians (x), on minimums (xMin) and on CPU time per step (xCpu). */
-  speedup: { batch: number; x: number; xMin: number; xCpu: number }[];
-  guidance: { controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number; ratioMin: number; ratioCpu: number } | { error: string };
+  speedup: { batch: number; precision: DenoiserPrecision; x: number; xMin: number; xCpu: number }[];
+  /** The precision `auto` picks on cpu (what users get by default). */
+  defaultPrecision: DenoiserPrecision;
+  /** Per precision (default first). */
+  guidance: ({ precision: DenoiserPrecision; controls: string[]; iterations: number; unguidedMsPerStep: number; guidedMsPerStep: number; ratio: number; ratioMin: number; ratioCpu: number } | { error: string })[];
   /** 1-minute load average before and after (other processes on the machine skew every figure). */
   load: [number, number];
   eventLoop: { samples: number; lagP50Ms: number; lagP99Ms: number; lagMaxMs: number; runSeconds: number };
@@ -135,18 +139,23 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
       const bad = models.find((x) => x.id === o.model);
       throw new CliError(bad ? 'BUNDLE_INVALID' : 'NOT_FOUND', bad?.error ? `model "${o.model}" cannot be loaded: ${bad.error}` : `unknown model "${o.model}" (available: ${models.filter((x) => !x.error).map((x) => x.id).join(', ') || 'none'})`);
     }
-    const plain = (samples: number): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: o.steps, samples, seed: 1 } });
+    const precisions: DenoiserPrecision[] = m.precisions ?? ['fp32'];
+    const defaultPrecision = resolvePrecision('auto', 'cpu', precisions.includes('int8'), m.id);
+    precisions.sort((a, b) => Number(b === defaultPrecision) - Number(a === defaultPrecision));
+    const plain = (samples: number, precision: DenoiserPrecision): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: o.steps, samples, seed: 1, precision } });
 
     const load0 = loadavg()[0]!;
     o.log(`warming up (${m.id})...`);
-    await timedRun(e8, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 8, seed: 0 } });
-    await timedRun(e64, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 64, seed: 0 } });
+    for (const precision of precisions) {
+      await timedRun(e8, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 8, seed: 0, precision } });
+      await timedRun(e64, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 64, seed: 0, precision } });
+    }
 
     // Engine and reference alternate, round after round, so that both see the same machine load; medians and
     // minimums over all rounds. The same number of compute threads on both sides (torch here defaults to 1).
     const threads = Number(process.env.DLM_ENGINE_THREADS) || cpus().length;
-    const engineDeltas: Record<number, number[]> = { 8: [], 64: [] };
-    const engineCpu: Record<number, number[]> = { 8: [], 64: [] };
+    const engineDeltas: Record<string, number[]> = {};
+    const engineCpu: Record<string, number[]> = {};
     const refCpu: Record<string, number[]> = {};
     // the reference at its best: with 1 thread and with as many as the engine (OpenMP threads suffer more than
     // onnxruntime's when other processes share the cores), keeping the faster per batch size
@@ -155,10 +164,12 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     let refError: string | null = existsSync(o.python) ? null : `${o.python} not found`;
     for (let round = 1; round <= o.rounds; round++) {
       for (const batch of [8, 64]) {
-        o.log(`round ${round}/${o.rounds}: engine, batch ${batch}, ${o.steps} steps...`);
-        const run = await timedRun(batch === 8 ? e8 : e64, m.id, plain(batch));
-        engineDeltas[batch]!.push(...run.deltas);
-        engineCpu[batch]!.push(run.cpuMsPerStep);
+        for (const precision of precisions) {
+          o.log(`round ${round}/${o.rounds}: engine (${precision}), batch ${batch}, ${o.steps} steps...`);
+          const run = await timedRun(batch === 8 ? e8 : e64, m.id, plain(batch, precision));
+          (engineDeltas[`${batch}/${precision}`] ??= []).push(...run.deltas);
+          (engineCpu[`${batch}/${precision}`] ??= []).push(run.cpuMsPerStep);
+        }
         for (const th of refThreads) {
           if (refError) break;
           o.log(`round ${round}/${o.rounds}: PyTorch reference (${th} thread${th > 1 ? 's' : ''}), batch ${batch}...`);
@@ -173,7 +184,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
       }
     }
     const stat = (a: number[]) => ({ msPerStep: median(a), minMs: Math.min(...a) });
-    const engine = [8, 64].map((batch) => ({ batch, ...stat(engineDeltas[batch]!), cpuMsPerStep: Math.min(...engineCpu[batch]!) }));
+    const engine = [8, 64].flatMap((batch) => precisions.map((precision) => ({ batch, precision, ...stat(engineDeltas[`${batch}/${precision}`]!), cpuMsPerStep: Math.min(...engineCpu[`${batch}/${precision}`]!) })));
     const reference: BenchResult['reference'] = refError ? { error: refError } : [8, 64].map((batch) => {
       const best = refThreads.map((th) => ({ threads: th, ...stat(refDeltas[`${batch}/${th}`]!) })).sort((a, b) => a.msPerStep - b.msPerStep)[0]!;
       return { batch, ...best, cpuMsPerStep: Math.min(...refThreads.map((th) => Math.min(...refCpu[`${batch}/${th}`]!))) };
@@ -181,31 +192,34 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const speedup = Array.isArray(reference)
       ? engine.map((en) => {
         const r = reference.find((x) => x.batch === en.batch)!;
-        return { batch: en.batch, x: r.msPerStep / en.msPerStep, xMin: r.minMs / en.minMs, xCpu: r.cpuMsPerStep / en.cpuMsPerStep };
+        return { batch: en.batch, precision: en.precision, x: r.msPerStep / en.msPerStep, xMin: r.minMs / en.minMs, xCpu: r.cpuMsPerStep / en.cpuMsPerStep };
       })
       : [];
 
-    o.log('guided (K = 3, two classifiers) vs unguided at batch 8...');
-    let guidance: BenchResult['guidance'];
     const g = guidedSet(m, o.steps);
-    if (!g) guidance = { error: `bundle ${m.id} has fewer than two guidance classifiers (${m.controls.join(', ') || 'none'})` };
-    else {
+    const guidance: BenchResult['guidance'] = [];
+    for (const precision of precisions) {
+      o.log(`guided (K = 3, two classifiers) vs unguided at batch 8 (${precision})...`);
+      if (!g) {
+        guidance.push({ error: `bundle ${m.id} has fewer than two guidance classifiers (${m.controls.join(', ') || 'none'})` });
+        break;
+      }
       const un: number[] = [];
       const gu: number[] = [];
       const unCpu: number[] = [];
       const guCpu: number[] = [];
       for (let round = 0; round < o.rounds; round++) {
-        const a = await timedRun(e8, m.id, plain(8));
-        const b = await timedRun(e8, m.id, g.set);
+        const a = await timedRun(e8, m.id, plain(8, precision));
+        const b = await timedRun(e8, m.id, { ...g.set, sampler: { ...g.set.sampler, precision } });
         un.push(...a.deltas);
         gu.push(...b.deltas);
         unCpu.push(a.cpuMsPerStep);
         guCpu.push(b.cpuMsPerStep);
       }
-      guidance = {
-        controls: g.controls, iterations: 3, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu),
+      guidance.push({
+        precision, controls: g.controls, iterations: 3, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu),
         ratio: median(gu) / median(un), ratioMin: Math.min(...gu) / Math.min(...un), ratioCpu: Math.min(...guCpu) / Math.min(...unCpu),
-      };
+      });
     }
 
     o.log(`event-loop lag and peak memory while generating ${o.samples} samples (batch 8)...`);
@@ -214,7 +228,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     let peak = process.memoryUsage.rss();
     const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
     h.enable();
-    const run = await timedRun(e8, m.id, plain(o.samples));
+    const run = await timedRun(e8, m.id, plain(o.samples, defaultPrecision));
     h.disable();
     clearInterval(timer);
     peak = Math.max(peak, process.memoryUsage.rss());
@@ -223,19 +237,26 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const eventLoop = { samples: o.samples, lagP50Ms: lag(h.percentile(50)), lagP99Ms: lag(h.percentile(99)), lagMaxMs: lag(h.max), runSeconds: run.seconds };
     const memory = { samples: o.samples, peakRssMiB: peak / 2 ** 20 };
 
-    const best = speedup.length ? Math.min(...speedup.map((s) => s.x)) : null;
-    const targets: BenchResult['targets'] = [
-      { name: 'engine vs PyTorch per step', value: best === null ? 'n/a' : speedup.map((s) => `${s.x.toFixed(2)}x (batch ${s.batch})`).join(', '), target: '>= 2x faster', met: best === null ? null : best >= 2 },
-      { name: 'engine vs PyTorch, CPU time', value: speedup.length ? speedup.map((s) => `${s.xCpu.toFixed(2)}x (batch ${s.batch})`).join(', ') : 'n/a', target: '>= 2x less', met: speedup.length ? Math.min(...speedup.map((s) => s.xCpu)) >= 2 : null },
-      { name: 'guided / unguided time', value: 'ratio' in guidance ? `${guidance.ratio.toFixed(2)}x` : 'n/a', target: '<= 2x', met: 'ratio' in guidance ? guidance.ratio <= 2 : null },
-      { name: 'guided / unguided, CPU time', value: 'ratio' in guidance ? `${guidance.ratioCpu.toFixed(2)}x` : 'n/a', target: '<= 2x', met: 'ratio' in guidance ? guidance.ratioCpu <= 2 : null },
+    const targets: BenchResult['targets'] = [];
+    for (const precision of precisions) {
+      const sp = speedup.filter((x) => x.precision === precision);
+      const gd = guidance.find((x) => 'ratio' in x && x.precision === precision) as Extract<BenchResult['guidance'][number], { ratio: number }> | undefined;
+      const tag = `${precision}${precision === defaultPrecision ? ', default' : ''}`;
+      targets.push(
+        { name: `engine vs PyTorch per step (${tag})`, value: sp.length ? sp.map((s) => `${s.x.toFixed(2)}x (batch ${s.batch})`).join(', ') : 'n/a', target: '>= 2x faster', met: sp.length ? Math.min(...sp.map((s) => s.x)) >= 2 : null },
+        { name: `engine vs PyTorch, CPU time (${tag})`, value: sp.length ? sp.map((s) => `${s.xCpu.toFixed(2)}x (batch ${s.batch})`).join(', ') : 'n/a', target: '>= 2x less', met: sp.length ? Math.min(...sp.map((s) => s.xCpu)) >= 2 : null },
+        { name: `guided / unguided time (${tag})`, value: gd ? `${gd.ratio.toFixed(2)}x` : 'n/a', target: '<= 2x', met: gd ? gd.ratio <= 2 : null },
+        { name: `guided / unguided, CPU time (${tag})`, value: gd ? `${gd.ratioCpu.toFixed(2)}x` : 'n/a', target: '<= 2x', met: gd ? gd.ratioCpu <= 2 : null },
+      );
+    }
+    targets.push(
       { name: 'event-loop lag p99', value: `${eventLoop.lagP99Ms.toFixed(1)} ms`, target: '< 50 ms', met: eventLoop.lagP99Ms < 50 },
       { name: `peak memory, ${o.samples} samples`, value: `${memory.peakRssMiB.toFixed(0)} MiB`, target: '< 1536 MiB', met: memory.peakRssMiB < 1536 },
-    ];
+    );
     return {
       model: { id: m.id, version: m.version, path: m.path },
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGiB: totalmem() / 2 ** 30, node: process.versions.node, platform: `${process.platform}/${process.arch}` },
-      steps: o.steps, rounds: o.rounds, load: [load0, loadavg()[0]!], threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference, speedup, guidance, eventLoop, memory, targets,
+      steps: o.steps, rounds: o.rounds, load: [load0, loadavg()[0]!], threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference, speedup, defaultPrecision, guidance, eventLoop, memory, targets,
     };
   } finally {
     await e8.dispose();
@@ -252,19 +273,19 @@ export function formatBench(r: BenchResult): string {
     `load average ${r.load[0].toFixed(1)} before, ${r.load[1].toFixed(1)} after (other processes skew every figure)`,
     '',
     `ms per denoising step (${r.steps} steps x ${r.rounds} alternating rounds; median / min; cpu; engine ${r.threads} threads, reference the faster of 1 and ${r.threads}):`,
-    table(['batch', 'engine (onnxruntime-node)', 'PyTorch reference', 'speedup (median / min)', 'CPU ms/step engine / ref', 'speedup (CPU)'], r.engine.map((e) => {
+    table(['batch', 'denoiser', 'engine (onnxruntime-node)', 'PyTorch reference (fp32)', 'speedup (median / min)', 'CPU ms/step engine / ref', 'speedup (CPU)'], r.engine.map((e) => {
       const p = ref?.find((x) => x.batch === e.batch);
       return [
-        e.batch, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.threads} thr)` : '-',
+        e.batch, `${e.precision}${e.precision === r.defaultPrecision ? ' (default)' : ''}`, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.threads} thr)` : '-',
         p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x / ${(p.minMs / e.minMs).toFixed(2)}x` : '-',
         p ? `${e.cpuMsPerStep.toFixed(1)} / ${p.cpuMsPerStep.toFixed(1)}` : e.cpuMsPerStep.toFixed(1), p ? `${(p.cpuMsPerStep / e.cpuMsPerStep).toFixed(2)}x` : '-',
       ];
     })),
     ...(ref ? [] : [`reference: ${(r.reference as { error: string }).error}`]),
     '',
-    'guidance' in r && 'ratio' in r.guidance
-      ? `guided (K = ${r.guidance.iterations}, ${r.guidance.controls.join(' + ')}): ${r.guidance.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${r.guidance.unguidedMsPerStep.toFixed(2)} ms/step = ${r.guidance.ratio.toFixed(2)}x (on CPU time ${r.guidance.ratioCpu.toFixed(2)}x)`
-      : `guidance: ${(r.guidance as { error: string }).error}`,
+    ...r.guidance.map((g) => ('ratio' in g
+      ? `guided (K = ${g.iterations}, ${g.controls.join(' + ')}; ${g.precision} denoiser): ${g.guidedMsPerStep.toFixed(2)} ms/step vs unguided ${g.unguidedMsPerStep.toFixed(2)} ms/step = ${g.ratio.toFixed(2)}x (on CPU time ${g.ratioCpu.toFixed(2)}x)`
+      : `guidance: ${g.error}`)),
     `main-thread event-loop lag while generating ${r.eventLoop.samples} samples (${r.eventLoop.runSeconds.toFixed(1)} s): p50 ${r.eventLoop.lagP50Ms.toFixed(2)} ms, p99 ${r.eventLoop.lagP99Ms.toFixed(2)} ms, max ${r.eventLoop.lagMaxMs.toFixed(2)} ms`,
     `peak RSS (main + engine worker) for ${r.memory.samples} samples: ${r.memory.peakRssMiB.toFixed(0)} MiB`,
     '',
