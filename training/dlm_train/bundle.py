@@ -85,3 +85,19 @@ def verify_bundle(bundle_dir: str) -> dict:
         if sha256_file(path) != f["sha256"]:
             raise ValueError(f"{bundle_dir}: files[{i}].sha256 does not match {f['path']!r}")
     return m
+
+
+def set_card_section(bundle_dir: str, heading: str, lines: Iterable[str]) -> None:
+    """Replace the DATA_CARD.md section that starts with `heading` (a "## ..." line) up to the next "## " heading,
+    or append it. The caller rehashes DATA_CARD.md."""
+    path = os.path.join(bundle_dir, "DATA_CARD.md")
+    body = "\n".join([heading, "", *lines])
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if heading in text:
+        head, _, rest = text.partition(heading)
+        nxt = rest.find("\n## ")
+        text = head + body + ("\n" + rest[nxt:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.rstrip("\n") + "\n")

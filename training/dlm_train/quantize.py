@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .bundle import add_files_and_rehash, read_manifest
+from .bundle import add_files_and_rehash, read_manifest, set_card_section
 
 INT8_FILE = "denoiser.int8.onnx"
 MS_DOMAIN = "com.microsoft"
@@ -220,11 +220,21 @@ def add_int8_denoiser(bundle_dir: str, min_dim: int = 64, activations: str = "st
     counts = quantize_model(model, min_dim, ranges)
     onnx.checker.check_model(model)
     onnx.save(model, os.path.join(bundle_dir, INT8_FILE))
+    set_card_section(bundle_dir, "## Int8 denoiser", [
+        f"`{INT8_FILE}` is `{m['denoiser']['file']}` with the weight matrices of {counts['quantized']} MatMuls stored as "
+        f"int8 (one scale per output column; the other {counts['kept']} MatMuls, products of two activations or small "
+        "projections, stay fp32) and "
+        + ("activations quantized to uint8 with fixed ranges calibrated on "
+           f"{calib['inputs']} denoiser inputs of reference-sampler trajectories (unconditional and data-to-text)."
+           if calib else "activations quantized to uint8 with a range per call.")
+        + " The studio runs it on the cpu provider (sampler precision `auto`); choose `fp32` for the exact weights. "
+        "Made by `python -m training.dlm_train.quantize`.",
+    ])
     den = dict(m["denoiser"])
     den["int8"] = {"file": INT8_FILE, "weights": "int8, one scale per output column",
                    "activations": activations, "matmuls_quantized": counts["quantized"],
                    "matmuls_fp32": counts["kept"], **({"calibration": calib} if calib else {})}
-    return add_files_and_rehash(bundle_dir, [INT8_FILE], {"denoiser": den})
+    return add_files_and_rehash(bundle_dir, [INT8_FILE, "DATA_CARD.md"], {"denoiser": den})
 
 
 def main(argv: Optional[List[str]] = None) -> int:

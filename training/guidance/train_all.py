@@ -24,12 +24,12 @@ import torch
 
 from training.dlm_train.data import read_corpus
 
-from training.dlm_train.bundle import add_files_and_rehash
+from training.dlm_train.bundle import add_files_and_rehash, set_card_section
 from training.dlm_train.paths import E2E_DATA
 
 from .bundle import load_bundle
 from .export import MASKED, export_grad_graph, reference, target_shape
-from .joint import export_joint
+from .joint import CARD_HEADING as JOINT_CARD_HEADING, card_lines as joint_card_lines, export_joint
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, build_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier
 from .ort import run_onnx
@@ -260,6 +260,7 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         entries.append(entry)
         log(f"exported {c}: {files}, grad max abs err {entry['metrics']['grad_check_max_abs_err']:.2e}")
     joint_entry, joint_files = export_joint(model, a.bundle, sorted({int(x) for x in a.joint_batch_sizes.split(",")}))
+    set_card_section(a.bundle, JOINT_CARD_HEADING, joint_card_lines(joint_entry))
     new_files.extend(joint_files)
     log(f"exported joint: {joint_entry['files']}, grad max abs err {joint_entry['metrics']['grad_check_max_abs_err']:.2e}")
     return entries, joint_entry
@@ -374,16 +375,7 @@ def write_card(bundle: str, entries, scorer, tiny: bool) -> None:
         ]
     if tiny:
         lines += ["(Tiny smoke-test configuration: these numbers are not meaningful.)", ""]
-    path = os.path.join(bundle, "DATA_CARD.md")
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    if CARD_MARK in text:
-        head, _, rest = text.partition(CARD_MARK)
-        nxt = rest.find("\n## ")
-        text = head + "\n".join(lines) + (rest[nxt:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text.rstrip("\n") + "\n")
+    set_card_section(bundle, CARD_MARK, lines[2:])
 
 
 if __name__ == "__main__":
