@@ -31,7 +31,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push('| --- | --- |');
   L.push(`| date | ${r.date} |`);
   L.push(`| hardware | ${r.hardware.cpu}, ${r.hardware.cores} logical cores visible, ${r.hardware.memoryGiB} GiB, ${r.hardware.platform}, Node ${r.hardware.node} |`);
-  L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})` : '-'} |`);
+  L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${r.device.precision ? `, ${r.device.precision} denoiser` : ''}` : '-'} |`);
   L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
   L.push(`| settings | ${s.steps} steps, ${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);

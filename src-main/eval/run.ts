@@ -23,6 +23,8 @@ export interface EvalSettings {
   mode: 'quick' | 'full';
   model: string;
   device: DevicePreference;
+  /** Denoiser weights (sampler.precision); absent = auto. */
+  precision?: 'auto' | 'fp32' | 'int8';
   steps: number;
   samplesPerTarget: number;
   /** Targets used per control (the first N of the targets file for that control). */
@@ -157,7 +159,7 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 }
 
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean): NonNullable<ConstraintSetInput['sampler']> {
-  return { steps: s.steps, samples, seed, guidance: { ...(s.guidance ?? {}), enabled: guided } };
+  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), guidance: { ...(s.guidance ?? {}), enabled: guided } };
 }
 
 interface Scored {

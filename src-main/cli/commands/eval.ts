@@ -24,6 +24,7 @@ Writes a JSON results file and a Markdown table beside it.
   --quick                      few targets, samples and steps (CI); default is the full evaluation
   --model <id>                 bundle id (default e2e-default)
   --device <pref>              ${DEVICE_PREFERENCES.join('|')} (default auto)
+  --precision <p>              auto|fp32|int8 denoiser weights (default auto: int8 on cpu when the model has it)
   --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps})
   --samples-per-target <n>     guided samples per target (quick ${EVAL_PRESETS.quick.samplesPerTarget}, full ${EVAL_PRESETS.full.samplesPerTarget})
   --targets-per-control <n>    targets per control (quick ${EVAL_PRESETS.quick.targetsPerControl}, full ${EVAL_PRESETS.full.targetsPerControl})
@@ -52,6 +53,11 @@ export function parseOverrides(text: string): Record<string, { targets?: number;
   return out;
 }
 
+function precisionOption(v: string): 'auto' | 'fp32' | 'int8' {
+  if (v === 'auto' || v === 'fp32' || v === 'int8') return v;
+  throw new CliError('INVALID_INPUT', `--precision must be one of auto, fp32, int8 (got ${JSON.stringify(v)})`);
+}
+
 export const evalCommand: CliCommand = {
   name: 'eval',
   summary: 'evaluate control success, fluency, BLEU and record accuracy (guided vs unguided)',
@@ -60,6 +66,7 @@ export const evalCommand: CliCommand = {
     quick: { type: 'boolean' },
     model: { type: 'string' },
     device: { type: 'string' },
+    precision: { type: 'string' },
     steps: { type: 'string' },
     'samples-per-target': { type: 'string' },
     'targets-per-control': { type: 'string' },
@@ -91,6 +98,7 @@ export const evalCommand: CliCommand = {
       mode,
       model,
       device,
+      ...(typeof v.precision === 'string' ? { precision: precisionOption(v.precision) } : {}),
       steps: positive('steps', preset.steps),
       samplesPerTarget: positive('samples-per-target', preset.samplesPerTarget),
       targetsPerControl: positive('targets-per-control', preset.targetsPerControl),
