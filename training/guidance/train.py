@@ -66,13 +66,20 @@ def losses(model: GuidanceClassifier, x: torch.Tensor, t: torch.Tensor, b: Dict[
 def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, train: GuidanceData, budget_s: float,
                      batch: int = 64, lr: float = 2e-3, clean_frac: float = 0.1, k_power: float = 2.0, seed: int = 0,
                      max_steps: Optional[int] = None, log=print, init: Optional[Dict] = None) -> Dict:
-    """init: a previous run's {"state_dict", "run"} to continue from (a fresh warmup + cosine at lr)."""
+    """init: a previous run's {"state_dict", "run"} to continue from (a fresh warmup + cosine at lr); with
+    init["partial"], only the tensors whose names and shapes match are taken (a smaller trunk warm-started from a
+    larger one's input projection, first blocks and heads)."""
     prev = init["run"] if init else {"steps": 0, "seconds": 0.0}
     torch.manual_seed(seed + prev["steps"])
     g = torch.Generator().manual_seed(seed + prev["steps"])
     rng = np.random.default_rng(seed + prev["steps"])
     model = GuidanceClassifier(cfg)
-    if init:
+    if init and init.get("partial"):
+        own = model.state_dict()
+        take = {k: v for k, v in init["state_dict"].items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(take, strict=False)
+        log(f"classifiers: warm start from {len(take)} of {len(own)} tensors")
+    elif init:
         model.load_state_dict(init["state_dict"])
     noiser = Noiser(emb)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)

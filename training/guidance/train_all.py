@@ -104,6 +104,10 @@ def main(argv: List[str] = None) -> int:
                     "(it must have been trained on the bundle's embeddings)")
     ap.add_argument("--classifiers-continue", action="store_true", help="with --classifiers-ckpt: train further first")
     ap.add_argument("--classifier-lr", type=float, default=2e-3)
+    ap.add_argument("--classifier-layers", type=int, default=0, help="trunk layers (default 2; fewer: cheaper guidance)")
+    ap.add_argument("--classifier-hidden", type=int, default=0, help="trunk width (default 96)")
+    ap.add_argument("--classifiers-warm-start", default="", help="a classifiers.pt whose matching tensors (same name "
+                    "and shape) initialise a new trunk, e.g. a 1-layer trunk from the 2-layer one")
     ap.add_argument("--scorer-ckpt", default="", help="export this trained scorer.pt instead of training one "
                     "(its vocabulary must be the bundle's)")
     ap.add_argument("--scorer-continue", action="store_true", help="with --scorer-ckpt: train it further first")
@@ -137,6 +141,10 @@ def main(argv: List[str] = None) -> int:
                             n_values=[len(b.value_labels[f]) for f in fields])
     if a.tiny:
         ccfg.hidden, ccfg.layers, ccfg.heads, ccfg.time_dim = 32, 1, 2, 16
+    if a.classifier_layers:
+        ccfg.layers = a.classifier_layers
+    if a.classifier_hidden:
+        ccfg.hidden = a.classifier_hidden
     budget = a.budget_min * 60
     c_budget = budget * (a.classifier_share if not (a.skip_scorer or a.scorer_ckpt) else 1.0)
     new_files, entries, fixtures, joint_entry = [], [], {}, None
@@ -191,8 +199,14 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         tr_out = {**ck["run"], "model": model.eval()}
         log(f"classifiers: loaded {a.classifiers_ckpt} ({tr_out['steps']} steps)")
     else:
+        init = None
+        if a.classifiers_warm_start:
+            ws = torch.load(a.classifiers_warm_start, map_location="cpu")
+            if ws["emb_sha256"] != emb_sha:
+                raise ValueError(f"{a.classifiers_warm_start}: trained on other embeddings than {a.bundle}/embeddings.f32")
+            init = {"state_dict": ws["state_dict"], "run": {"steps": 0, "seconds": 0.0}, "partial": True}
         tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed, lr=a.classifier_lr,
-                                  max_steps=30 if a.tiny else None, log=log)
+                                  max_steps=30 if a.tiny else None, log=log, init=init)
     model = tr_out["model"]
     if a.save_dir:
         os.makedirs(a.save_dir, exist_ok=True)
