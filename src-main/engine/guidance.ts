@@ -170,10 +170,15 @@ async function runChunks(
     const left = to - start;
     const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
     const n = Math.min(bs, left);
-    const xb = new Float32Array(bs * N * d);
-    xb.set(x.subarray(start * N * d, (start + n) * N * d));
-    const tb = new Float32Array(bs).fill(t[start]!);
-    tb.set(t.subarray(start, start + n));
+    // a full chunk reads x and t in place; a short one is padded (with copies of its first time step)
+    let xb = x.subarray(start * N * d, (start + n) * N * d);
+    let tb = t.subarray(start, start + n);
+    if (n < bs) {
+      xb = new Float32Array(bs * N * d);
+      xb.set(x.subarray(start * N * d, (start + n) * N * d));
+      tb = new Float32Array(bs).fill(t[start]!);
+      tb.set(t.subarray(start, start + n));
+    }
     const out = await call(bs, { x_t: { type: 'float32', data: xb, dims: [bs, N, d] }, t: { type: 'float32', data: tb, dims: [bs] }, ...targetsFor(bs) });
     grad.set(out.grad.subarray(0, n * N * d), start * N * d);
     if (out.logp) {

@@ -270,7 +270,9 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         entry["model"] = {"shared_trunk": "one trunk trained jointly for all five controls; one head per graph",
                           "config": ccfg.to_json(), "steps": tr_out["steps"], "batch": tr_out["batch"],
                           "train_seconds": tr_out["seconds"], "train_examples": int(len(tr.ids)),
-                          "dev_examples": int(len(dv.ids))}
+                          "dev_examples": int(len(dv.ids)),
+                          **({"warm_start": os.path.basename(a.classifiers_warm_start)} if a.classifiers_warm_start
+                             and not a.classifiers_ckpt else {})}
         entries.append(entry)
         log(f"exported {c}: {files}, grad max abs err {entry['metrics']['grad_check_max_abs_err']:.2e}")
     joint_entry, joint_files = export_joint(model, a.bundle, sorted({int(x) for x in a.joint_batch_sizes.split(",")}))
@@ -347,7 +349,9 @@ def write_card(bundle: str, entries, scorer, tiny: bool) -> None:
         "or clean for 10% of the examples) with the timestep, as in Diffusion-LM. One small transformer trunk "
         f"(hidden {m0['config']['hidden']}, layers {m0['config']['layers']}) was trained jointly for all five controls "
         f"({m0['steps']} steps of batch {m0['batch']}, {m0['train_seconds']:.0f} s on {platform.machine()} CPU, "
-        f"{m0['train_examples']} training texts); each control ships as its own gradient graph (trunk + head) that "
+        f"{m0['train_examples']} training texts"
+        + (f"; warm-started from the matching tensors of an earlier trunk, {m0['warm_start']}" if m0.get("warm_start") else "")
+        + "); each control ships as its own gradient graph (trunk + head) that "
         "returns log p(target | x_t, t) and its gradient with respect to x_t, one graph per batch size "
         f"({', '.join(entries[0]['files'])}).",
         "",

@@ -97,7 +97,10 @@ for (const c of CASES) {
             const g = out.grad!.data as Float32Array;
             const lp = out.logp!.data as Float32Array;
             const gn = ref.grad.length / B0;
-            expectClose(g.subarray(0, rows * gn), ref.grad.subarray(0, rows * gn), 1e-4, 1e-6, `${e.control} b${B} grad`);
+            // float32 reductions in the backward pass differ between torch and onnxruntime by a small fraction of the
+            // gradient's scale, so the absolute tolerance follows that scale (elements near zero are not relative-exact)
+            const scale = ref.grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+            expectClose(g.subarray(0, rows * gn), ref.grad.subarray(0, rows * gn), 1e-4, Math.max(1e-6, 1e-5 * scale), `${e.control} b${B} grad`);
             expectClose(lp.subarray(0, rows), ref.logp.subarray(0, rows), 1e-5, 1e-5, `${e.control} b${B} logp`);
             expect(Array.from(g).every(Number.isFinite)).toBe(true);
             if (B > B0) {
