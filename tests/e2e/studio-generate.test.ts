@@ -115,9 +115,9 @@ describe('compose and generate', () => {
     const runs0 = await client.call('runs.list', {});
     const detail = await client.call('runs.get', { runId: runs0[0]!.id });
     // the denoiser precision the page announced is the one the run recorded (auto: int8 on cpu when the model has it)
-    const usedModel = (await client.call('models.list')).find((m) => m.id === detail.recipe.model.id)!;
-    expect(detail.recipe.device.precision).toBe(detail.recipe.device.active === 'cpu' && usedModel.precisions?.includes('int8') ? 'int8' : 'fp32');
-    expect(await page.getByTestId('precision-runs').textContent()).toBe(detail.recipe.device.precision);
+    const usedModel = (await client.call('models.list')).find((m) => m.id === detail.run.recipe.model.id)!;
+    expect(detail.run.recipe.device.precision).toBe(detail.run.recipe.device.active === 'cpu' && usedModel.precisions?.includes('int8') ? 'int8' : 'fp32');
+    expect(await page.getByTestId('precision-runs').textContent()).toBe(detail.run.recipe.device.precision);
     for (const o of detail.outputs) {
       const card = page.locator(`[data-testid="output-card"][data-index="${o.index}"]`);
       await expect(card.getByTestId('constraint-badge').count()).resolves.toBe(o.constraints.length);
