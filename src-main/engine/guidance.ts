@@ -215,8 +215,6 @@ export interface JointRunner {
   /** Per-control entries (labels, fields) from the manifest's classifiers. */
   entries: Map<string, ClassifierEntry>;
   sessions: Map<number, ort.InferenceSession>;
-  /** Set when the helper thread is there: the runtime then splits each guidance step over the two lanes. */
-  remote?: ClassifierRunner['remote'];
 }
 
 /** Per-kind target tensors of the joint graph (one sample's worth; shapes from the graph's inputs). */

@@ -137,7 +137,7 @@ export class Runtime {
     return s;
   }
 
-  /** The guidance helper thread (started on first use when two classifiers are active and there are 2+ cores). */
+  /** The helper thread: the second cpu lane (started on the first cpu run when there are 2+ cores; DLM_GUIDANCE_PARALLEL=0 keeps one lane). */
   private auxWorker(): Worker | null {
     if (this.aux !== undefined) return this.aux;
     if (cpus().length < 2 || process.env.DLM_GUIDANCE_PARALLEL === '0') return (this.aux = null);
@@ -148,7 +148,7 @@ export class Runtime {
       this.auxPending.delete(m.id);
       if (this.auxPending.size === 0) w.unref();
       if (m.ok) p.resolve(m.outputs);
-      else p.reject(new Error(`guidance helper: ${m.message}`));
+      else p.reject(new Error(`helper thread: ${m.message}`));
     });
     const fail = (e: Error) => {
       this.aux = undefined;
@@ -156,7 +156,7 @@ export class Runtime {
       this.auxPending.clear();
     };
     w.on('error', fail);
-    w.on('exit', () => fail(new Error('guidance helper thread stopped')));
+    w.on('exit', () => fail(new Error('helper thread stopped')));
     w.unref();
     return (this.aux = w);
   }
@@ -167,7 +167,7 @@ export class Runtime {
 
   private auxSend(make: (id: number) => AuxRequest | AuxGuideRequest, transfer: ArrayBuffer[] = []): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const w = this.auxWorker();
-    if (!w) return Promise.reject(new Error('no guidance helper thread'));
+    if (!w) return Promise.reject(new Error('no helper thread'));
     const id = this.auxNext++;
     return new Promise((resolve, reject) => {
       this.auxPending.set(id, { resolve, reject });
@@ -229,11 +229,7 @@ export class Runtime {
     const sessions = new Map<number, ort.InferenceSession>();
     for (const b of j.batch_sizes) sessions.set(b, await this.auxSession(dir, j.files[String(b)]!, provider, true));
     const entries = new Map(m.classifiers.filter((c) => j.controls.includes(c.control)).map((c) => [c.control as string, c]));
-    const runner: JointRunner = { controls: j.controls, entries, sessions };
-    if (provider === 'cpu' && this.auxWorker()) {
-      runner.remote = (bs, feeds) => this.auxCall(join(dir, j.files[String(bs)]!), 'cpu', feeds);
-    }
-    return runner;
+    return { controls: j.controls, entries, sessions };
   }
 
   async generate(job: GenerateJob, sink: RunSink): Promise<RunSummary & { warnings: string[] }> {
@@ -286,7 +282,7 @@ export class Runtime {
         const runner = await this.jointRunner(job.dir, m, provider);
         const seg = m.canvas.segments.find((s) => s.name === joint.segment)!;
         const softs = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength }));
-        if (runner.remote) {
+        if (lanes) {
           // each lane runs the whole K-iteration step on its half of the batch: one hand-over per step, not per iteration
           const targets = jointTargets(runner, softs, seg.length);
           const localTerm = jointTermFromTargets(runner.sessions, targets, N, d);

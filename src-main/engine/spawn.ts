@@ -1,7 +1,7 @@
 /**
  * Start an engine worker thread: the emitted `engine-worker.js` beside this module in a build, else the TypeScript
  * source through tsx's loader registered inside the worker (hooks registered on one thread do not reach others).
- * The same file serves the engine worker and its guidance helper (`workerData.role`).
+ * The same file serves the engine worker and its helper thread (the second cpu lane) (`workerData.role`).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

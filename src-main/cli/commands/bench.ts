@@ -71,7 +71,7 @@ async function timedRun(engine: Engine, model: string, set: ConstraintSetInput):
     const b = progress[i]!;
     if (b.batchStart === a.batchStart && b.step === a.step + 1) deltas.push(b.at! - a.at!);
   }
-  // CPU time of the whole process (main, engine worker, guidance helper) per step: robust to other processes
+  // CPU time of the whole process (main, engine worker, helper thread) per step: robust to other processes
   const cpu = process.cpuUsage(c0);
   return { msPerStep: median(deltas), seconds: (performance.now() - t0) / 1000, deltas, cpuMsPerStep: (cpu.user + cpu.system) / 1000 / Math.max(1, progress.length) };
 }
