@@ -31,7 +31,7 @@ export type DenoiserPrecision = 'fp32' | 'int8';
 export type PrecisionPreference = 'auto' | DenoiserPrecision;
 
 /**
- * Which denoiser weights run. `auto` takes the bundle's int8 variant on the cpu provider (about 2x faster there,
+ * Which denoiser weights run. `auto` takes the bundle's int8 variant on the cpu provider (its forward pass about 2x faster there,
  * docs/engine.md) and fp32 on accelerators, whose providers do not all implement DynamicQuantizeMatMul.
  */
 export function resolvePrecision(pref: PrecisionPreference, provider: string, hasInt8: boolean, modelId: string): DenoiserPrecision {
