@@ -32,7 +32,7 @@ export type PrecisionPreference = 'auto' | DenoiserPrecision;
 
 /**
  * Which denoiser weights run. `auto` takes the bundle's int8 variant on the cpu provider (its forward pass about 2x faster there,
- * docs/engine.md) and fp32 on accelerators, whose providers do not all implement DynamicQuantizeMatMul.
+ * docs/engine.md) and fp32 on accelerators, whose providers do not all implement the int8 contrib operators.
  */
 export function resolvePrecision(pref: PrecisionPreference, provider: string, hasInt8: boolean, modelId: string): DenoiserPrecision {
   if (pref === 'fp32') return 'fp32';
