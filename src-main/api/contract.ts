@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseConstraintSet, samplerSettings, type ConstraintSet, type ConstraintSetInput, type SamplerSettings, type UposTag } from '../constraints/set';
 import {
   DEVICE_PREFERENCES,
+  type DenoiserPrecision,
   type DevicePreference,
   type DeviceReport,
   type GeneratedOutput,
@@ -92,7 +93,7 @@ export interface RunRecipe {
   format: 'dlm-studio-recipe/1';
   model: { id: string; version: string | null; hash: string | null };
   /** precision: the denoiser weights that ran (fp32 or int8), once the run has started. */
-  device: { requested: DevicePreference; active: string | null; precision?: 'fp32' | 'int8' | null };
+  device: { requested: DevicePreference; active: string | null; precision?: DenoiserPrecision | null };
   seed: number;
   steps: number;
   samples: number;

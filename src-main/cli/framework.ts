@@ -184,6 +184,14 @@ export function requirePositional(args: ParsedArgs, index: number, what: string,
   return v;
 }
 
+/** A string option limited to `choices`; undefined when absent. */
+export function choiceOption<T extends string>(args: ParsedArgs, name: string, choices: readonly T[]): T | undefined {
+  const v = args.values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new CliError('INVALID_INPUT', `--${name} must be one of ${choices.join(', ')} (got ${JSON.stringify(v)})`);
+  return v as T;
+}
+
 export function intOption(args: ParsedArgs, name: string): number | undefined {
   const v = args.values[name];
   if (v === undefined) return undefined;

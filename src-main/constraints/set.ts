@@ -117,6 +117,9 @@ export const guidanceSettings = z.object({
   offLastSteps: z.number().int().min(0).max(2000).default(10),
 }).strict();
 
+/** Denoiser weights a run may ask for (`auto`: the engine decides per device, src-main/engine/types.ts). */
+export const PRECISION_PREFERENCES = ['auto', 'fp32', 'int8'] as const;
+
 export const samplerSettings = z.object({
   steps: z.number().int().min(1).max(2000).default(200),
   samples: z.number().int().min(1).max(1024).default(8),
@@ -124,7 +127,7 @@ export const samplerSettings = z.object({
   /** Replace predicted x0 by the nearest embedding at every step (Diffusion-LM's clamping trick). */
   clamp: z.boolean().default(true),
   /** Denoiser weights: auto = the bundle's int8 variant on the cpu provider when it has one, else fp32. */
-  precision: z.enum(['auto', 'fp32', 'int8']).default('auto'),
+  precision: z.enum(PRECISION_PREFERENCES).default('auto'),
   guidance: guidanceSettings.default(guidanceSettings.parse({})),
 }).strict();
 export type SamplerSettings = z.infer<typeof samplerSettings>;

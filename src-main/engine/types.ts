@@ -2,7 +2,7 @@
  * The engine's public contract: what the services (and through them the UI, the CLI and the tests) call.
  * The implementation lives beside this file and runs inference off the main thread.
  */
-import type { ConstraintSet } from '../constraints/set';
+import type { ConstraintSet, PRECISION_PREFERENCES } from '../constraints/set';
 
 export type DevicePreference = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 export const DEVICE_PREFERENCES: DevicePreference[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'];
@@ -26,9 +26,9 @@ export interface DeviceReport {
   precision?: DenoiserPrecision;
 }
 
-export type DenoiserPrecision = 'fp32' | 'int8';
-
-export type PrecisionPreference = 'auto' | DenoiserPrecision;
+export type PrecisionPreference = (typeof PRECISION_PREFERENCES)[number];
+export type DenoiserPrecision = Exclude<PrecisionPreference, 'auto'>;
+export const DENOISER_PRECISIONS: DenoiserPrecision[] = ['fp32', 'int8'];
 
 /**
  * Which denoiser weights run. `auto` takes the bundle's int8 variant on the cpu provider (its forward pass about 2x faster there,

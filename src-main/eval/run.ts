@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
 import { guidanceSettings, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
-import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, RunSummary } from '../engine/types';
+import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, PrecisionPreference, RunSummary } from '../engine/types';
 import { corpusBleu } from './bleu';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
 import { DIFFUSION_LM_E2E, TGEN_E2E_TEST } from './published';
@@ -24,7 +24,7 @@ export interface EvalSettings {
   model: string;
   device: DevicePreference;
   /** Denoiser weights (sampler.precision); absent = auto. */
-  precision?: 'auto' | 'fp32' | 'int8';
+  precision?: PrecisionPreference;
   steps: number;
   samplesPerTarget: number;
   /** Targets used per control (the first N of the targets file for that control). */

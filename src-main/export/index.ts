@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { parseConstraintSet, samplerSettings } from '../constraints/set';
-import { DEVICE_PREFERENCES, type DevicePreference } from '../engine/types';
+import { DENOISER_PRECISIONS, DEVICE_PREFERENCES, type DenoiserPrecision, type DevicePreference } from '../engine/types';
 import type { ExportFormat, ImportedRecipe, RecipeImportResult, RunRecipe, RunRecord, StoredOutput } from '../api/contract';
 import { ApiError } from '../api/errors';
 import { parseCsv, toCsv } from './csv';
@@ -120,7 +120,7 @@ export const recipeSchema = z
   .object({
     format: z.literal('dlm-studio-recipe/1'),
     model: z.object({ id: z.string().min(1).max(200), version: nullableString, hash: nullableString }).strict(),
-    device: z.object({ requested: z.enum(DEVICE_PREFERENCES as [DevicePreference, ...DevicePreference[]]), active: nullableString, precision: z.enum(['fp32', 'int8']).nullable().optional() }).strict(),
+    device: z.object({ requested: z.enum(DEVICE_PREFERENCES as [DevicePreference, ...DevicePreference[]]), active: nullableString, precision: z.enum(DENOISER_PRECISIONS as [DenoiserPrecision, ...DenoiserPrecision[]]).nullable().optional() }).strict(),
     seed: z.number().int().min(0).max(0xffffffff),
     steps: z.number().int().min(1).max(2000),
     samples: z.number().int().min(1).max(1024),

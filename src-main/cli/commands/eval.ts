@@ -1,11 +1,12 @@
 /** `dlm-studio eval`: control success and fluency (guided vs unguided), data-to-text BLEU and text-to-record accuracy. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { DEVICE_PREFERENCES, type DevicePreference } from '../../engine/types';
+import { DEVICE_PREFERENCES } from '../../engine/types';
+import { PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
-import { CliError, intOption, type CliCommand } from '../framework';
+import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 import { e2eDataDir, repoRoot } from '../../data-paths';
 
 
@@ -53,11 +54,6 @@ export function parseOverrides(text: string): Record<string, { targets?: number;
   return out;
 }
 
-function precisionOption(v: string): 'auto' | 'fp32' | 'int8' {
-  if (v === 'auto' || v === 'fp32' || v === 'int8') return v;
-  throw new CliError('INVALID_INPUT', `--precision must be one of auto, fp32, int8 (got ${JSON.stringify(v)})`);
-}
-
 export const evalCommand: CliCommand = {
   name: 'eval',
   summary: 'evaluate control success, fluency, BLEU and record accuracy (guided vs unguided)',
@@ -85,8 +81,8 @@ export const evalCommand: CliCommand = {
     const v = args.values;
     const mode = v.quick === true ? 'quick' : 'full';
     const preset = EVAL_PRESETS[mode];
-    const device = (typeof v.device === 'string' ? v.device : 'auto') as DevicePreference;
-    if (!DEVICE_PREFERENCES.includes(device)) throw new CliError('INVALID_INPUT', `--device must be one of ${DEVICE_PREFERENCES.join(', ')} (got ${JSON.stringify(v.device)})`);
+    const device = choiceOption(args, 'device', DEVICE_PREFERENCES) ?? 'auto';
+    const precision = choiceOption(args, 'precision', PRECISION_PREFERENCES);
     const positive = (name: string, dflt: number, min = 1) => {
       const n = intOption(args, name) ?? dflt;
       if (n < min) throw new CliError('INVALID_INPUT', `--${name} must be at least ${min} (got ${n})`);
@@ -98,7 +94,7 @@ export const evalCommand: CliCommand = {
       mode,
       model,
       device,
-      ...(typeof v.precision === 'string' ? { precision: precisionOption(v.precision) } : {}),
+      ...(precision ? { precision } : {}),
       steps: positive('steps', preset.steps),
       samplesPerTarget: positive('samples-per-target', preset.samplesPerTarget),
       targetsPerControl: positive('targets-per-control', preset.targetsPerControl),

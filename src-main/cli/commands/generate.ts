@@ -1,10 +1,10 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseConstraintSet, type ConstraintSet } from '../../constraints/set';
+import { parseConstraintSet, PRECISION_PREFERENCES, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
-import { DEVICE_PREFERENCES, type DevicePreference, type GeneratedOutput, resolvePrecision } from '../../engine/types';
-import { CliError, intOption, type CliCommand } from '../framework';
+import { DEVICE_PREFERENCES, type GeneratedOutput, resolvePrecision } from '../../engine/types';
+import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
@@ -50,8 +50,7 @@ export const generateCommand: CliCommand = {
   },
   async run(ctx, args) {
     if (args.positionals.length) throw new CliError('USAGE', `unexpected argument ${JSON.stringify(args.positionals[0])}\n\n${usage}`);
-    const device = (args.values.device ?? 'auto') as string;
-    if (!(DEVICE_PREFERENCES as string[]).includes(device)) throw new CliError('INVALID_INPUT', `--device must be one of ${DEVICE_PREFERENCES.join(', ')} (got ${JSON.stringify(device)})`);
+    const device = choiceOption(args, 'device', DEVICE_PREFERENCES) ?? 'auto';
     const model = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
     const file = args.values.constraints as string | undefined;
     const set = file ? readConstraintFile(resolve(file)) : parseConstraintSet({ version: 1, constraints: [] });
@@ -62,11 +61,7 @@ export const generateCommand: CliCommand = {
     if (samples !== undefined) sampler.samples = samples;
     if (steps !== undefined) sampler.steps = steps;
     if (seed !== undefined) sampler.seed = seed;
-    const precisionArg = args.values.precision as string | undefined;
-    if (precisionArg !== undefined) {
-      if (!['auto', 'fp32', 'int8'].includes(precisionArg)) throw new CliError('INVALID_INPUT', `--precision must be one of auto, fp32, int8 (got ${JSON.stringify(precisionArg)})`);
-      sampler.precision = precisionArg as typeof sampler.precision;
-    }
+    sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
     if (sampler.samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
     if (sampler.steps < 1) throw new CliError('INVALID_INPUT', '--steps must be at least 1');
 
@@ -82,7 +77,7 @@ export const generateCommand: CliCommand = {
 
     const outPath = args.values.out ? resolve(args.values.out as string) : null;
     // the active device is known once probed (the engine caches the probe for the run that follows)
-    const activeDevice = (await client.call('devices.probe', { preference: device as DevicePreference })).active;
+    const activeDevice = (await client.call('devices.probe', { preference: device })).active;
     let precision: string;
     try {
       precision = resolvePrecision(sampler.precision, activeDevice, !!summary.precisions?.includes('int8'), summary.id);
@@ -128,7 +123,7 @@ export const generateCommand: CliCommand = {
     };
     process.once('SIGINT', onSigint);
     try {
-      runId = (await client.call('runs.start', { model, device: device as DevicePreference, constraintSet: { ...set, sampler }, sampler })).runId;
+      runId = (await client.call('runs.start', { model, device: device, constraintSet: { ...set, sampler }, sampler })).runId;
       for (const e of early.splice(0)) {
         if (e.runId === runId) {
           write(lineOf(e.output));

@@ -1,6 +1,6 @@
 /** `dlm-studio models`: installed model bundles (invalid ones with their error) and execution providers. */
-import { DEVICE_PREFERENCES, type DevicePreference } from '../../engine/types';
-import { CliError, table, type CliCommand } from '../framework';
+import { DEVICE_PREFERENCES } from '../../engine/types';
+import { choiceOption, table, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio models [--device <pref>] [--json]
 
@@ -13,15 +13,14 @@ export const modelsCommand: CliCommand = {
   usage,
   options: { device: { type: 'string' } },
   async run(ctx, args) {
-    const pref = (args.values.device ?? 'auto') as string;
-    if (!(DEVICE_PREFERENCES as string[]).includes(pref)) throw new CliError('INVALID_INPUT', `--device must be one of ${DEVICE_PREFERENCES.join(', ')} (got ${JSON.stringify(pref)})`);
+    const pref = choiceOption(args, 'device', DEVICE_PREFERENCES) ?? 'auto';
     const client = ctx.client();
     const models = await client.call('models.list');
     let devices: Awaited<ReturnType<typeof client.call<'devices.probe'>>> | null = null;
     let deviceError: string | null = null;
     if (models.some((m) => !m.error)) {
       try {
-        devices = await client.call('devices.probe', { preference: pref as DevicePreference });
+        devices = await client.call('devices.probe', { preference: pref });
       } catch (e) {
         deviceError = (e as Error).message;
       }

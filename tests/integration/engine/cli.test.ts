@@ -68,6 +68,7 @@ describe('dlm-studio generate / models', () => {
       [['--constraints', write('kind.json', '{"version":1,"constraints":[{"kind":"colour"}]}')], /constraints\[0\]\.kind: unknown constraint kind "colour"/],
       [['--constraints', write('field.json', '{"version":1,"constraints":[{"kind":"length","tokens":"ten"}]}')], /constraints\[0\]\.tokens/],
       [['--device', 'tpu'], /--device must be one of/],
+      [['--precision', 'fp16'], /--precision must be one of auto, fp32, int8 \(got "fp16"\)/],
     ];
     for (const [args, re] of cases) {
       const r = await cli('generate', '--model', 'micro', ...args);
