@@ -5,7 +5,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { auxSessionOptions, type Provider } from './devices';
+import { laneSessionOptions, type Provider } from './devices';
 import { type JointTargets, jointTermFromTargets } from './guidance';
 import { guideStep } from './sampler';
 
@@ -88,7 +88,7 @@ export function serveAux(port: MessagePort): void {
     const key = `${provider}|${threads}|${file}`;
     let s = sessions.get(key);
     if (!s) {
-      s = ort.InferenceSession.create(file, { ...auxSessionOptions(provider), intraOpNumThreads: threads });
+      s = ort.InferenceSession.create(file, laneSessionOptions(provider, threads));
       sessions.set(key, s);
     }
     return s;

@@ -224,7 +224,7 @@ export type JointTargets = Record<string, TargetTensors>;
  * The joint graph's targets for several soft targets. log p is linear in the target, so each constraint's weight is
  * folded into its (one-hot) target and constraints of one kind add up; kinds not guided get zero targets.
  */
-export function jointTargets(runner: Pick<JointRunner, 'controls' | 'entries' | 'sessions'>, softs: { soft: SoftTarget; weight: number }[], segLength: number): JointTargets {
+export function jointTargets(runner: JointRunner, softs: { soft: SoftTarget; weight: number }[], segLength: number): JointTargets {
   const sizes = [...runner.sessions.keys()].sort((a, b) => a - b);
   const session = runner.sessions.get(sizes[0]!)!;
   const perKind: JointTargets = {};
@@ -246,14 +246,9 @@ export function jointTargets(runner: Pick<JointRunner, 'controls' | 'entries' | 
 }
 
 /**
- * One guidance term for several soft targets through the joint graph: the classifiers' shared trunk runs once per
- * Adagrad step instead of once per control (targets from jointTargets).
+ * One guidance term for several soft targets through the joint graph (targets from jointTargets): the classifiers'
+ * shared trunk runs once per Adagrad step instead of once per control. The helper thread builds its own this way.
  */
-export function makeJointTerm(runner: JointRunner, softs: { soft: SoftTarget; weight: number }[], segLength: number, N: number, d: number): GuidanceTerm {
-  return jointTermFromTargets(runner.sessions, jointTargets(runner, softs, segLength), N, d, softs.map((s) => s.soft.kind).join('+'));
-}
-
-/** The joint term from ready targets (the helper thread builds its own this way). */
 export function jointTermFromTargets(sessions: Map<number, ort.InferenceSession>, perKind: JointTargets, N: number, d: number, control = 'joint'): GuidanceTerm {
   const sizes = [...sessions.keys()].sort((a, b) => a - b);
   const inputs = new Set(sessions.get(sizes[0]!)!.inputNames);

@@ -11,7 +11,7 @@ import type { Worker } from 'node:worker_threads';
 import { type AuxGuideRequest, type AuxReply, type AuxRequest, runRows } from './aux-worker';
 import { auxSessionOptions, chooseProvider, laneSessionOptions, laneThreads, type Provider, rounderSessionOptions, sessionOptions } from './devices';
 import { startWorker } from './spawn';
-import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, jointTargets, jointTermFromTargets, makeJointTerm, makeTerm } from './guidance';
+import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
 import { nearestGraph, scoresGraph } from './onnx-graph';
 import { type Embeddings, type GuidanceConfig, type GuidanceTerm, guideStep, makeEmbeddings, type Rounder, sampleBatch } from './sampler';
@@ -162,18 +162,37 @@ export class Runtime {
   }
 
   private auxCall(file: string, provider: Provider, feeds: AuxRequest['feeds'], perSample = false, threads = 1): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
-    return this.auxSend((id) => ({ id, file, provider, feeds, perSample, threads }) satisfies AuxRequest);
+    return this.auxSend({ file, provider, feeds, perSample, threads });
   }
 
-  private auxSend(make: (id: number) => AuxRequest | AuxGuideRequest, transfer: ArrayBuffer[] = []): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  private auxSend(message: Omit<AuxRequest, 'id'> | Omit<AuxGuideRequest, 'id'>): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
     const w = this.auxWorker();
     if (!w) return Promise.reject(new Error('no helper thread'));
     const id = this.auxNext++;
     return new Promise((resolve, reject) => {
       this.auxPending.set(id, { resolve, reject });
       w.ref();
-      w.postMessage(make(id), transfer);
+      w.postMessage({ ...message, id });
     });
+  }
+
+  /**
+   * A guidance step split over the two cpu lanes: the helper thread runs the whole K-iteration step on the first half
+   * of the batch while this thread runs it on the second (one hand-over per denoising step, not per iteration).
+   */
+  private laneGuideStep(cfg: GuidanceConfig, files: Record<string, string>, targets: JointTargets): NonNullable<GuidanceConfig['run']> {
+    const local: GuidanceConfig = { ...cfg, run: undefined };
+    return async (x, mu, sigma, tTrain, B, N, d, heldPos) => {
+      const half = B > 1 ? Math.ceil(B / 2) : 0;
+      const size = half * N * d;
+      const remote = half ? this.auxSend({
+        kind: 'guide', files, targets, x: x.slice(0, size), mu: mu.slice(0, size), sigma, tTrain, B: half, N, d, heldPos,
+        iterations: cfg.iterations, stepSize: cfg.stepSize, lambda: cfg.lambda,
+      }) : null;
+      const mine = guideStep(x.subarray(size), mu.subarray(size), sigma, tTrain, B - half, N, d, heldPos, local);
+      const [r] = await Promise.all([remote, mine]);
+      if (r) x.set(r.x!.data, 0);
+    };
   }
 
   async probe(dir: string, pref: DevicePreference): Promise<DeviceReport> {
@@ -266,7 +285,7 @@ export class Runtime {
     if (gs.enabled && gs.iterations > 0 && gs.strength > 0 && compiled.soft.length) {
       const terms: GuidanceTerm[] = [];
       const lambdas: number[] = [];
-      let splitGuide: ((x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, n: number, dim: number, heldPos: number[], cfg: GuidanceConfig) => Promise<void>) | null = null;
+      let laneGuide: { files: Record<string, string>; targets: JointTargets } | null = null;
       const guided = compiled.soft.filter((soft) => {
         if (m.classifiers.some((c) => c.control === soft.kind)) return true;
         warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
@@ -278,29 +297,12 @@ export class Runtime {
       }
       const joint = m.joint_guidance;
       if (joint && process.env.DLM_GUIDANCE_JOINT !== '0' && guided.length && guided.every((soft) => joint.controls.includes(soft.kind))) {
-        // one trunk pass for all controls, each batch split over this thread and the helper thread
+        // one trunk pass for all controls
         const runner = await this.jointRunner(job.dir, m, provider);
         const seg = m.canvas.segments.find((s) => s.name === joint.segment)!;
-        const softs = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength }));
-        if (lanes) {
-          // each lane runs the whole K-iteration step on its half of the batch: one hand-over per step, not per iteration
-          const targets = jointTargets(runner, softs, seg.length);
-          const localTerm = jointTermFromTargets(runner.sessions, targets, N, d);
-          const files = Object.fromEntries(Object.entries(joint.files).map(([bs, f]) => [bs, join(job.dir, f)]));
-          splitGuide = async (x, mu, sigma, tTrain, B, n, dim, heldPos, cfg) => {
-            const half = B > 1 ? Math.ceil(B / 2) : 0;
-            const first = x.slice(0, half * n * dim);
-            const remote = half ? this.auxSend((id) => ({
-              kind: 'guide', id, files, targets, x: first, mu: mu.slice(0, half * n * dim), sigma, tTrain, B: half, N: n, d: dim, heldPos,
-              iterations: cfg.iterations, stepSize: cfg.stepSize, lambda: cfg.lambda,
-            })) : null;
-            const second = x.subarray(half * n * dim);
-            const local = guideStep(second, mu.subarray(half * n * dim), sigma, tTrain, B - half, n, dim, heldPos, { ...cfg, terms: [localTerm], run: undefined });
-            const [r] = await Promise.all([remote, local]);
-            if (r) x.set((r.x ?? Object.values(r)[0]!).data, 0);
-          };
-        }
-        terms.push(makeJointTerm(runner, softs, seg.length, N, d));
+        const targets = jointTargets(runner, guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength })), seg.length);
+        terms.push(jointTermFromTargets(runner.sessions, targets, N, d, guided.map((soft) => soft.kind).join('+')));
+        if (lanes) laneGuide = { files: Object.fromEntries(Object.entries(joint.files).map(([bs, f]) => [bs, join(job.dir, f)])), targets };
       } else {
         for (const [i, soft] of guided.entries()) {
           const entry = m.classifiers.find((c) => c.control === soft.kind)!;
@@ -312,9 +314,7 @@ export class Runtime {
         }
       }
       if (terms.length) {
-        const run = splitGuide;
         guidance = {
-          ...(run ? { run: (x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, n: number, dim: number, heldPos: number[]) => run(x, mu, sigma, tTrain, B, n, dim, heldPos, guidance!) } : {}),
           terms,
           iterations: gs.iterations,
           stepSize: gs.stepSize,
@@ -322,6 +322,7 @@ export class Runtime {
           lambda: gs.fluencyWeight ?? Math.max(...lambdas),
           offLastSteps: gs.offLastSteps,
         };
+        if (laneGuide) guidance.run = this.laneGuideStep(guidance, laneGuide.files, laneGuide.targets);
       }
     }
     const scorer = m.scorer ? await this.auxSession(job.dir, m.scorer.file, provider) : null;

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../../src-main/engine/bundle';
 import { auxSessionOptions } from '../../../src-main/engine/devices';
-import { makeJointTerm, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
+import { jointTargets, jointTermFromTargets, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
 import { Mulberry32 } from '../../../src-main/engine/prng';
 import { guideStep } from '../../../src-main/engine/sampler';
 
@@ -57,9 +57,9 @@ for (const dir of [`${ROOT}models/e2e-default`, `${ROOT}tests/.generated/tiny-e2
           const g = (await term.grad(x, t, B)).grad;
           for (let i = 0; i < g.length; i++) expected[i]! += weight * g[i]!;
         }
-        const local = await makeJointTerm({ controls: j.controls, entries, sessions: jointSessions }, softs, seg.length, N, d).grad(x, t, B);
+        const term = jointTermFromTargets(jointSessions, jointTargets({ controls: j.controls, entries, sessions: jointSessions }, softs, seg.length), N, d);
+        const local = await term.grad(x, t, B);
         // a guidance step over two halves of the batch (as the two lanes run it) equals the step over the whole batch
-        const term = makeJointTerm({ controls: j.controls, entries, sessions: jointSessions }, softs, seg.length, N, d);
         const cfg = { terms: [term], iterations: 3, stepSize: 0.1, lambda: 0.01, offLastSteps: 0 };
         const mu = x.map((v) => v * 0.9);
         const whole = x.slice();
