@@ -61,13 +61,7 @@ def grad_fn(model: GuidanceClassifier, control: str):
 
     def full(x_t, t, target, mask):
         gt, lp = g(x_t[:, a:b], t, target, mask)
-        B, N, d = x_t.shape
-        parts = [gt]
-        if a > 0:
-            parts.insert(0, torch.zeros(B, a, d, dtype=x_t.dtype))
-        if b < N:
-            parts.append(torch.zeros(B, N - b, d, dtype=x_t.dtype))
-        return lp, torch.cat(parts, dim=1) if len(parts) > 1 else gt
+        return lp, _pad_along(gt, list(x_t.shape), 1, a, b)  # zero gradient outside the text segment
 
     return fn_masked if control in MASKED else fn
 

@@ -28,7 +28,7 @@ from torch._decomp import get_decompositions
 
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section
 
-from .export import DECOMPOSE, MASKED, _rewrite, target_shape
+from .export import DECOMPOSE, MASKED, _pad_along, _rewrite, target_shape
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier, logp_from_logits
 from .ort import run_onnx
 
@@ -76,13 +76,7 @@ def joint_grad_fn(model: GuidanceClassifier, controls: Sequence[str]):
 
     def fn(x_t, t, *tm):
         gt, lp = g(x_t[:, a:b], t, *tm)
-        B, N, d = x_t.shape
-        parts = [gt]
-        if a > 0:
-            parts.insert(0, torch.zeros(B, a, d, dtype=x_t.dtype))
-        if b < N:
-            parts.append(torch.zeros(B, N - b, d, dtype=x_t.dtype))
-        return lp, torch.cat(parts, dim=1) if len(parts) > 1 else gt
+        return lp, _pad_along(gt, list(x_t.shape), 1, a, b)  # zero gradient outside the text segment
 
     return fn
 
