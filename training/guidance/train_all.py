@@ -180,13 +180,27 @@ def main(argv: List[str] = None) -> int:
     return 0
 
 
+def load_checkpoint(path: str, key: str, expected: str, mismatch: str) -> dict:
+    """A saved classifiers.pt / scorer.pt whose `key` (a sha256 of what it was trained on) must equal `expected`."""
+    ck = torch.load(path, map_location="cpu")
+    if ck[key] != expected:
+        raise ValueError(f"{path}: {mismatch}")
+    return ck
+
+
+def restore(ck: dict, model: torch.nn.Module, what: str, path: str, log) -> dict:
+    """A training result ({run fields, "model"}) from a checkpoint, without training."""
+    model.load_state_dict(ck["state_dict"])
+    log(f"{what}: loaded {path} ({ck['run']['steps']} steps)")
+    return {**ck["run"], "model": model.eval()}
+
+
 def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
     lay = b.layout
     emb_sha = hashlib.sha256(np.ascontiguousarray(b.emb, dtype="<f4").tobytes()).hexdigest()
+    emb_mismatch = f"trained on other embeddings than {a.bundle}/embeddings.f32"
     if a.classifiers_ckpt:
-        ck = torch.load(a.classifiers_ckpt, map_location="cpu")
-        if ck["emb_sha256"] != emb_sha:
-            raise ValueError(f"{a.classifiers_ckpt}: trained on other embeddings than {a.bundle}/embeddings.f32")
+        ck = load_checkpoint(a.classifiers_ckpt, "emb_sha256", emb_sha, emb_mismatch)
         if ck.get("value_labels") != b.value_labels:
             raise ValueError(f"{a.classifiers_ckpt}: attribute values differ from {a.bundle}/manifest.json record_schema")
         ccfg = ClassifierConfig(**ck["config"])
@@ -194,16 +208,11 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
         tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed, lr=a.classifier_lr,
                                   max_steps=30 if a.tiny else None, log=log, init=ck)
     elif a.classifiers_ckpt:
-        model = GuidanceClassifier(ccfg)
-        model.load_state_dict(ck["state_dict"])
-        tr_out = {**ck["run"], "model": model.eval()}
-        log(f"classifiers: loaded {a.classifiers_ckpt} ({tr_out['steps']} steps)")
+        tr_out = restore(ck, GuidanceClassifier(ccfg), "classifiers", a.classifiers_ckpt, log)
     else:
         init = None
         if a.classifiers_warm_start:
-            ws = torch.load(a.classifiers_warm_start, map_location="cpu")
-            if ws["emb_sha256"] != emb_sha:
-                raise ValueError(f"{a.classifiers_warm_start}: trained on other embeddings than {a.bundle}/embeddings.f32")
+            ws = load_checkpoint(a.classifiers_warm_start, "emb_sha256", emb_sha, emb_mismatch)
             init = {"state_dict": ws["state_dict"], "run": {"steps": 0, "seconds": 0.0}, "partial": True}
         tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed, lr=a.classifier_lr,
                                   max_steps=30 if a.tiny else None, log=log, init=init)
@@ -290,18 +299,13 @@ def scorer(a, b, tr, dv, s_budget, new_files, fixtures):
         scfg.hidden, scfg.layers, scfg.heads = 32, 1, 2
     vocab_sha = hashlib.sha256(json.dumps(b.tok.tokens, ensure_ascii=False).encode("utf-8")).hexdigest()
     if a.scorer_ckpt:
-        ck = torch.load(a.scorer_ckpt, map_location="cpu")
-        if ck["vocab_sha256"] != vocab_sha:
-            raise ValueError(f"{a.scorer_ckpt}: trained with another vocabulary than {a.bundle}/vocab.json")
+        ck = load_checkpoint(a.scorer_ckpt, "vocab_sha256", vocab_sha, f"trained with another vocabulary than {a.bundle}/vocab.json")
         scfg = ScorerConfig(**ck["config"])
     if a.scorer_ckpt and a.scorer_continue:
         so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed, lr=a.scorer_lr,
                           log=log, init=ck)
     elif a.scorer_ckpt:
-        model = ScorerLM(scfg)
-        model.load_state_dict(ck["state_dict"])
-        so = {**ck["run"], "model": model.eval()}
-        log(f"scorer: loaded {a.scorer_ckpt} ({so['steps']} steps)")
+        so = restore(ck, ScorerLM(scfg), "scorer", a.scorer_ckpt, log)
     else:
         so = train_scorer(scfg, tr.ids, lay.text_start, lay.text_len, s_budget, seed=a.seed, lr=a.scorer_lr,
                           max_steps=30 if a.tiny else None, log=log)
