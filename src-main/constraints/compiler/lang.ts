@@ -183,6 +183,25 @@ export function quotientDfa(d: DFA, c: number): Lang {
 }
 export const quotient = (l: Lang, c: number): Lang => quotientDfa(toDfa(l), c);
 
+/**
+ * Edges for an ENFA.Builder merged per node pair (refa links two nodes at most once): `add` unions the character
+ * sets, `link` writes them into the builder; an empty set into the builder's final node becomes an epsilon edge.
+ */
+export function edgeSet(b: ENFA.Builder) {
+  const edges = new Map<ENFA.Node, Map<ENFA.Node, CharSet>>();
+  return {
+    add(from: ENFA.Node, to: ENFA.Node, set: CharSet): void {
+      let m = edges.get(from);
+      if (!m) edges.set(from, (m = new Map()));
+      const prev = m.get(to);
+      m.set(to, prev ? prev.union(set) : set);
+    },
+    link(): void {
+      for (const [from, m] of edges) for (const [to, set] of m) b.linkNodes(from, to, to === b.final && set.isEmpty ? null : set);
+    },
+  };
+}
+
 /** The language with every occurrence of character `from` replaced by `to` (a letter-to-letter homomorphism). */
 export function mapChar(l: Lang, from: number, to: number): Lang {
   const d = toDfa(l);
@@ -194,25 +213,17 @@ export function mapChar(l: Lang, from: number, to: number): Lang {
       if (!e) ids.set(n, (e = n === d.initial ? b.initial : b.createNode()));
       return e;
     };
-    const edges = new Map<ENFA.Node, Map<ENFA.Node, CharSet>>();
-    const edge = (x: ENFA.Node, y: ENFA.Node, set: CharSet) => {
-      let m = edges.get(x);
-      if (!m) edges.set(x, (m = new Map()));
-      const prev = m.get(y);
-      m.set(y, prev ? prev.union(set) : set);
-    };
+    const edges = edgeSet(b);
     for (const n of d.nodes()) {
       const x = node(n);
-      if (d.finals.has(n as DFA.Node)) edge(x, b.final, CharSet.empty(MAX_CHAR));
+      if (d.finals.has(n as DFA.Node)) edges.add(x, b.final, CharSet.empty(MAX_CHAR));
       for (const [range, target] of n.out) {
         let set = CharSet.fromRange(MAX_CHAR, range);
         if (set.has(from)) set = set.without({ min: from, max: from }).union([{ min: to, max: to }]);
-        edge(x, node(target), set);
+        edges.add(x, node(target), set);
       }
     }
-    for (const [x, m] of edges) {
-      for (const [y, set] of m) b.linkNodes(x, y, y === b.final && set.isEmpty ? null : set);
-    }
+    edges.link();
     return ENFA.fromBuilder(b, OPTS);
   });
 }

@@ -5,7 +5,7 @@
  */
 import { CharSet, DFA, ENFA } from 'refa';
 import type { Lang } from './lang';
-import { MAX_CHAR, alt, chars, charSet, fromDfa, intersect, regexLang, rep, seq, toDfa, uncharged, withBudget } from './lang';
+import { MAX_CHAR, alt, chars, charSet, edgeSet, fromDfa, intersect, regexLang, rep, seq, toDfa, uncharged, withBudget } from './lang';
 
 /** Any character a string may hold (every code point except lone surrogates). */
 export const stringCharSet = (): CharSet => charSet([[0, 0xd7ff], [0xe000, MAX_CHAR]]);
@@ -36,13 +36,8 @@ export function encodeContent(content: Lang): Lang {
   };
   const one = (c: number) => CharSet.fromCharacter(MAX_CHAR, c);
   // refa links two nodes at most once: collect the character sets per edge first
-  const edges = new Map<ENFA.Node, Map<ENFA.Node, CharSet>>();
-  const edge = (from: ENFA.Node, to: ENFA.Node, set: CharSet) => {
-    let m = edges.get(from);
-    if (!m) edges.set(from, (m = new Map()));
-    const prev = m.get(to);
-    m.set(to, prev ? prev.union(set) : set);
-  };
+  const edges = edgeSet(b);
+  const edge = edges.add;
   edge(b.initial, nodeOf(d.initial), one(0x22));
   for (const n of d.nodes()) {
     const from = nodeOf(n);
@@ -85,7 +80,7 @@ export function encodeContent(content: Lang): Lang {
       }
     }
   }
-  for (const [from, m] of edges) for (const [to, set] of m) b.linkNodes(from, to, set);
+  edges.link();
   return ENFA.fromBuilder(b, { maxCharacter: MAX_CHAR });
 }
 
