@@ -6,8 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../src-main/cli/commands';
-import { runCli } from '../../src-main/cli/framework';
+import { runCliCaptured } from './cli-harness';
 import { defaultEngine } from '../../src-main/services/engine-loader';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -19,20 +18,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli({
-    argv: [...argv, '--data-dir', join(dir, 'data')],
-    commands: COMMANDS,
-    bundledModelDirs: [TINY],
-    engine: defaultEngine(),
-    app: { name: 'DLM Studio', version: 'test' },
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { dir, bundledModelDirs: [TINY], engine: defaultEngine() });
 
 describe('dlm-studio recipes', () => {
   it('re-runs an exported run and gets the same outputs', { timeout: 240_000 }, async () => {

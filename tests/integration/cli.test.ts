@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src-main/api/client';
-import { COMMANDS } from '../../src-main/cli/commands';
-import { defaultDataDir, runCli } from '../../src-main/cli/framework';
+import { defaultDataDir } from '../../src-main/cli/framework';
 import { connectWsChannel } from '../../src-main/transports/ws-client';
+import { runCliCaptured } from './cli-harness';
 
 const root = join(import.meta.dirname, '..', '..');
 let dir: string;
@@ -20,20 +20,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(...argv: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli({
-    argv: [...argv, '--data-dir', join(dir, 'data')],
-    commands: COMMANDS,
-    bundledModelDirs: [join(root, 'models')],
-    engine: { engine: null, reason: 'not needed here' },
-    app: { name: 'DLM Studio', version: 'test' },
-    stdout: (t) => out.push(t),
-    stderr: (t) => err.push(t),
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { dir, bundledModelDirs: [join(root, 'models')], engine: { engine: null, reason: 'not needed here' } });
 
 describe('dlm-studio sets', () => {
   it('imports (new version each time), lists and shows constraint sets', async () => {

@@ -2,28 +2,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../../src-main/cli/commands/index';
-import { runCli } from '../../../src-main/cli/framework';
+import { runCliCaptured } from '../cli-harness';
 import { defaultEngine } from '../../../src-main/services/engine-loader';
 import { writeMicroBundle } from './micro-bundle';
 
 let root: string;
 let models: string;
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli({
-    argv: [...argv, '--data-dir', join(root, 'data'), '--models', models],
-    commands: COMMANDS,
-    bundledModelDirs: [join(root, 'no-bundled-models')],
-    engine: defaultEngine(),
-    app: { name: 'DLM Studio', version: 'test' },
-    stdout: (t) => void (out += t + '\n'),
-    stderr: (t) => void (err += t + '\n'),
-  });
-  return { code, out, err };
-}
+const cli = (...argv: string[]) => runCliCaptured(argv, { dir: root, bundledModelDirs: [join(root, 'no-bundled-models')], engine: defaultEngine(), extraArgs: ['--models', models] });
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'dlm-cli-'));
