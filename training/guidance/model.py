@@ -127,6 +127,21 @@ class GuidanceClassifier(nn.Module):
             return torch.logsumexp(self.sent_pos(h), dim=1) + self.sent_b
         raise ValueError(f"unknown control {control!r} (expected one of {CONTROLS})")
 
+    def attribute_head_selected(self, h: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
+        """The attribute head scored for S chosen fields only: select [B, S, F] holds one one-hot row per slot (or a
+        zero row for an unused slot). Slot s gets exactly the logits that head("attribute") gives its field, but the
+        per-position evidence and its logsumexp pooling cover S fields instead of all F, which is most of the head's
+        cost when a constraint set names one field (the joint graph's one-field variant, joint.py)."""
+        B, L, H = h.shape
+        F_, K = len(self.cfg.fields), self.cfg.kmax
+        S = select.shape[1]
+        w = self.attr_pos.weight[:F_ * K].reshape(F_, K * H)       # output row f*K + k belongs to field f, class k
+        w_sel = torch.matmul(select, w).reshape(B, S * K, H)
+        b_sel = torch.matmul(select, self.attr_pos.bias[:F_ * K].reshape(F_, K)).reshape(B, 1, S * K)
+        ev = (torch.matmul(h, w_sel.transpose(1, 2)) + b_sel).reshape(B, L, S, K)
+        prior = torch.matmul(select, self.attr_b[:F_] + self.attr_class_bias[:F_])   # [B, S, K]
+        return torch.logsumexp(ev, dim=1) + prior
+
 
 def logp_from_logits(control: str, logits: torch.Tensor, target: torch.Tensor,
                      mask: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -287,7 +287,7 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
     joint_entry, joint_files = export_joint(model, a.bundle, sorted({int(x) for x in a.joint_batch_sizes.split(",")}))
     set_card_section(a.bundle, JOINT_CARD_HEADING, joint_card_lines(joint_entry))
     new_files.extend(joint_files)
-    log(f"exported joint: {joint_entry['files']}, grad max abs err {joint_entry['metrics']['grad_check_max_abs_err']:.2e}")
+    log(f"exported joint: {joint_entry['files']}, one field: {joint_entry.get('one_field', {}).get('files')}, grad max abs err {joint_entry['metrics']['grad_check_max_abs_err']:.2e}")
     return entries, joint_entry
 
 

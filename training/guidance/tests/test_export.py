@@ -94,6 +94,29 @@ class GradGraphTest(unittest.TestCase):
             total += part["grad"]
         np.testing.assert_allclose(out["grad"], total, rtol=1e-4, atol=1e-6)
 
+    def test_one_field_graph_matches_the_all_fields_heads(self):
+        """The joint graph with one attribute slot: the slot's field comes from select_attribute, and the result equals
+        the plain model with that target in the field's row (autograd); a zero select row switches attribute off."""
+        from training.guidance.joint import check_joint_graph, example_inputs, export_joint_graph, input_names
+
+        m = self.model
+        B = 3
+        path = os.path.join(self.tmp, "joint1.b3.onnx")
+        export_joint_graph(m, CONTROLS, B, path, attribute_slots=1)
+        chk = check_joint_graph(m, CONTROLS, path, B, seed=7, attribute_slots=1)
+        self.assertGreater(chk["grad_max_abs"], 1e-4)
+        self.assertLess(chk["grad_max_abs_err"], 1e-4 * max(1.0, chk["grad_max_abs"]))
+        names = input_names(CONTROLS, attribute_slots=1)
+        self.assertEqual(names.index("select_attribute") + 1, names.index("target_attribute"))
+        feeds = {n: v.numpy() for n, v in zip(names, example_inputs(m, CONTROLS, B, seed=8, attribute_slots=1))}
+        self.assertEqual(feeds["select_attribute"].shape, (B, 1, len(m.cfg.fields)))
+        only_attr = {n: (v if n in ("x_t", "t") or n.endswith("_attribute") else np.zeros_like(v)) for n, v in feeds.items()}
+        self.assertGreater(float(np.abs(run_onnx(path, only_attr)["grad"]).max()), 1e-5)
+        no_field = dict(only_attr, select_attribute=np.zeros_like(feeds["select_attribute"]))
+        out = run_onnx(path, no_field)
+        self.assertTrue(np.all(np.isfinite(out["logp"])))
+        self.assertLess(float(np.abs(out["grad"]).max()), 1e-7)
+
     def test_mask_and_batch_independence(self):
         m = self.model
         path = os.path.join(self.tmp, "pos.mask.b2.onnx")
