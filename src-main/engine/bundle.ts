@@ -51,6 +51,8 @@ const jointGuidanceSchema = z.object({
   files: z.record(z.string().regex(/^\d+$/), relPath),
   batch_sizes: z.array(z.number().int().min(1)).min(1),
   segment: z.string().min(1),
+  /** The same graphs with the attribute head scored for one field (select_attribute input): same batch sizes. */
+  one_field: z.object({ files: z.record(z.string().regex(/^\d+$/), relPath) }).passthrough().nullable().optional(),
 }).passthrough();
 
 const scorerSchema = z.object({
@@ -148,10 +150,13 @@ export async function readManifest(dir: string): Promise<Manifest> {
   if (m.scorer) mustList('scorer.file', m.scorer.file);
   const j = m.joint_guidance;
   if (j) {
-    for (const b of j.batch_sizes) {
-      const f = j.files[String(b)];
-      if (!f) fail('joint_guidance.files', `no graph for batch size ${b}`);
-      else mustList(`joint_guidance.files.${b}`, f);
+    for (const [where, files] of [['joint_guidance.files', j.files], ['joint_guidance.one_field.files', j.one_field?.files]] as const) {
+      if (!files) continue;
+      for (const b of j.batch_sizes) {
+        const f = files[String(b)];
+        if (!f) fail(where, `no graph for batch size ${b}`);
+        else mustList(`${where}.${b}`, f);
+      }
     }
     for (const c of j.controls) if (!m.classifiers.some((e) => e.control === c)) fail('joint_guidance.controls', `${c} has no entry in classifiers (its labels come from there)`);
     if (!m.canvas.segments.some((s) => s.name === j.segment)) fail('joint_guidance.segment', `no canvas segment named ${JSON.stringify(j.segment)}`);

@@ -26,6 +26,9 @@ export interface TargetTensors {
   targetShape: number[];
   mask: Float32Array | null;
   maskShape: number[];
+  /** Field selection of a slotted attribute head (the joint graph's one-field variant): one-hot rows [S, F]. */
+  select?: Float32Array;
+  selectShape?: number[];
 }
 
 function dimsOf(session: ort.InferenceSession | undefined, name: string): number[] | null {
@@ -143,18 +146,16 @@ function remoteCall(remote: NonNullable<ClassifierRunner['remote']>): GraphCall 
 }
 
 /** Per-sample target tensors, repeated over a batch of bs (plus a mask when the graph takes one). */
-function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string }, withMask: boolean): Record<string, RawTensor> {
-  const out: Record<string, RawTensor> = {};
-  const tsz = prod(tt.targetShape);
-  const target = new Float32Array(bs * tsz);
-  for (let b = 0; b < bs; b++) target.set(tt.target, b * tsz);
-  out[names.target] = { type: 'float32', data: target, dims: [bs, ...tt.targetShape] };
-  if (withMask) {
-    const msz = prod(tt.maskShape);
-    const mask = new Float32Array(bs * msz);
-    if (tt.mask) for (let b = 0; b < bs; b++) mask.set(tt.mask, b * msz);
-    out[names.mask] = { type: 'float32', data: mask, dims: [bs, ...tt.maskShape] };
-  }
+function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string; select?: string }, withMask: boolean): Record<string, RawTensor> {
+  const repeat = (row: Float32Array | null, shape: number[]): RawTensor => {
+    const n = prod(shape);
+    const data = new Float32Array(bs * n);
+    if (row) for (let b = 0; b < bs; b++) data.set(row, b * n);
+    return { type: 'float32', data, dims: [bs, ...shape] };
+  };
+  const out: Record<string, RawTensor> = { [names.target]: repeat(tt.target, tt.targetShape) };
+  if (withMask) out[names.mask] = repeat(tt.mask, tt.maskShape);
+  if (names.select && tt.select) out[names.select] = repeat(tt.select, tt.selectShape!);
   return out;
 }
 
@@ -220,6 +221,42 @@ export interface JointRunner {
 /** Per-kind target tensors of the joint graph (one sample's worth; shapes from the graph's inputs). */
 export type JointTargets = Record<string, TargetTensors>;
 
+/** Distinct record fields among the attribute targets. */
+export function attributeFields(softs: { soft: SoftTarget }[]): Set<string> {
+  return new Set(softs.flatMap(({ soft }) => (soft.kind === 'attribute' ? [soft.field] : [])));
+}
+
+/**
+ * Which joint graph a run uses: the one-field variant (its attribute head scores one field, a quarter less time per
+ * call at batch 4) when the bundle has it and at most one record field is guided, else the all-fields graph.
+ */
+export function chooseJointGraph(joint: { files: Record<string, string>; one_field?: { files: Record<string, string> } | null }, softs: { soft: SoftTarget }[]): { variant: 'one-field' | 'all-fields'; files: Record<string, string> } {
+  if (joint.one_field && process.env.DLM_GUIDANCE_ONE_FIELD !== '0' && attributeFields(softs).size <= 1) return { variant: 'one-field', files: joint.one_field.files };
+  return { variant: 'all-fields', files: joint.files };
+}
+
+/**
+ * Move the all-fields attribute target [F, K] / mask [F] into S slots (select [S, F] one-hot, target [S, K], mask
+ * [S]) for a slotted attribute head; slots beyond the guided fields stay zero and add nothing.
+ */
+function slotAttribute(full: TargetTensors, selectShape: number[], targetShape: number[]): TargetTensors {
+  const [S, F] = selectShape as [number, number];
+  const K = targetShape[1]!;
+  const select = new Float32Array(S * F);
+  const target = new Float32Array(S * K);
+  const mask = new Float32Array(S);
+  let s = 0;
+  for (let f = 0; f < F; f++) {
+    if (!full.mask?.[f]) continue;
+    if (s >= S) throw new GuidanceError(`joint guidance graph has ${S} attribute slot(s); the constraints guide more fields`);
+    select[s * F + f] = 1;
+    target.set(full.target.subarray(f * K, (f + 1) * K), s * K);
+    mask[s] = full.mask[f]!;
+    s++;
+  }
+  return { target, targetShape, mask, maskShape: [S], select, selectShape };
+}
+
 /**
  * The joint graph's targets for several soft targets. log p is linear in the target, so each constraint's weight is
  * folded into its (one-hot) target and constraints of one kind add up; kinds not guided get zero targets.
@@ -228,20 +265,30 @@ export function jointTargets(runner: JointRunner, softs: { soft: SoftTarget; wei
   const sizes = [...runner.sessions.keys()].sort((a, b) => a - b);
   const session = runner.sessions.get(sizes[0]!)!;
   const perKind: JointTargets = {};
+  const slotted = new Map<string, { selectShape: number[]; targetShape: number[] }>();
   for (const kind of runner.controls) {
-    const tShape = dimsOf(session, `target_${kind}`);
-    const mShape = dimsOf(session, `mask_${kind}`);
+    let tShape = dimsOf(session, `target_${kind}`);
+    let mShape = dimsOf(session, `mask_${kind}`);
     if (!tShape) throw new GuidanceError(`joint guidance graph has no input target_${kind}`);
+    const sShape = dimsOf(session, `select_${kind}`);
+    if (sShape) {
+      // accumulate in the all-fields layout, then move the guided fields into the graph's slots
+      slotted.set(kind, { selectShape: sShape, targetShape: tShape });
+      tShape = [sShape[1]!, tShape[1]!];
+      mShape = [sShape[1]!];
+    }
     perKind[kind] = { target: new Float32Array(prod(tShape)), targetShape: tShape, mask: mShape ? new Float32Array(prod(mShape)) : null, maskShape: mShape ?? [] };
   }
   for (const { soft, weight } of softs) {
     const entry = runner.entries.get(soft.kind);
     const acc = perKind[soft.kind];
     if (!entry || !acc) throw new GuidanceError(`joint guidance graph does not cover ${soft.kind}`);
-    const tt = buildTargets(entry, soft, segLength, session, `_${soft.kind}`);
+    const tt = buildTargets(entry, soft, segLength, slotted.has(soft.kind) ? undefined : session, `_${soft.kind}`);
+    if (tt.target.length !== acc.target.length) throw new GuidanceError(`joint guidance graph: ${soft.kind} target has ${acc.target.length} values, the ${soft.kind} classifier's labels make ${tt.target.length}`);
     for (let i = 0; i < acc.target.length; i++) acc.target[i]! += weight * tt.target[i]!;
     if (acc.mask && tt.mask) for (let i = 0; i < acc.mask.length; i++) acc.mask[i] = Math.max(acc.mask[i]!, tt.mask[i]!);
   }
+  for (const [kind, shapes] of slotted) perKind[kind] = slotAttribute(perKind[kind]!, shapes.selectShape, shapes.targetShape);
   return perKind;
 }
 
@@ -257,7 +304,7 @@ export function jointTermFromTargets(sessions: Map<number, ort.InferenceSession>
     let out = built.get(bs);
     if (!out) {
       out = {};
-      for (const [kind, tt] of Object.entries(perKind)) Object.assign(out, repeatTargets(tt, bs, { target: `target_${kind}`, mask: `mask_${kind}` }, inputs.has(`mask_${kind}`)));
+      for (const [kind, tt] of Object.entries(perKind)) Object.assign(out, repeatTargets(tt, bs, { target: `target_${kind}`, mask: `mask_${kind}`, select: `select_${kind}` }, inputs.has(`mask_${kind}`)));
       built.set(bs, out);
     }
     return out;

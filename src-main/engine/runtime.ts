@@ -11,7 +11,7 @@ import type { Worker } from 'node:worker_threads';
 import { type AuxGuideRequest, type AuxReply, type AuxRequest, runRows } from './aux-worker';
 import { auxSessionOptions, chooseProvider, laneSessionOptions, laneThreads, type Provider, rounderSessionOptions, sessionOptions } from './devices';
 import { startWorker } from './spawn';
-import { buildTargets, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm } from './guidance';
+import { buildTargets, chooseJointGraph, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
 import { nearestGraph, scoresGraph } from './onnx-graph';
 import { type Embeddings, type GuidanceConfig, type GuidanceTerm, guideStep, makeEmbeddings, type Rounder, sampleBatch } from './sampler';
@@ -243,10 +243,10 @@ export class Runtime {
     return runner;
   }
 
-  private async jointRunner(dir: string, m: Manifest, provider: Provider): Promise<JointRunner> {
+  private async jointRunner(dir: string, m: Manifest, files: Record<string, string>, provider: Provider): Promise<JointRunner> {
     const j = m.joint_guidance!;
     const sessions = new Map<number, ort.InferenceSession>();
-    for (const b of j.batch_sizes) sessions.set(b, await this.auxSession(dir, j.files[String(b)]!, provider, true));
+    for (const b of j.batch_sizes) sessions.set(b, await this.auxSession(dir, files[String(b)]!, provider, true));
     const entries = new Map(m.classifiers.filter((c) => j.controls.includes(c.control)).map((c) => [c.control as string, c]));
     return { controls: j.controls, entries, sessions };
   }
@@ -298,11 +298,13 @@ export class Runtime {
       const joint = m.joint_guidance;
       if (joint && process.env.DLM_GUIDANCE_JOINT !== '0' && guided.length && guided.every((soft) => joint.controls.includes(soft.kind))) {
         // one trunk pass for all controls
-        const runner = await this.jointRunner(job.dir, m, provider);
+        const weighted = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength }));
+        const { files } = chooseJointGraph(joint, weighted);
+        const runner = await this.jointRunner(job.dir, m, files, provider);
         const seg = m.canvas.segments.find((s) => s.name === joint.segment)!;
-        const targets = jointTargets(runner, guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength })), seg.length);
+        const targets = jointTargets(runner, weighted, seg.length);
         terms.push(jointTermFromTargets(runner.sessions, targets, N, d, guided.map((soft) => soft.kind).join('+')));
-        if (lanes) laneGuide = { files: Object.fromEntries(Object.entries(joint.files).map(([bs, f]) => [bs, join(job.dir, f)])), targets };
+        if (lanes) laneGuide = { files: Object.fromEntries(Object.entries(files).map(([bs, f]) => [bs, join(job.dir, f)])), targets };
       } else {
         for (const [i, soft] of guided.entries()) {
           const entry = m.classifiers.find((c) => c.control === soft.kind)!;

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../../src-main/engine/bundle';
 import { auxSessionOptions } from '../../../src-main/engine/devices';
-import { jointTargets, jointTermFromTargets, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
+import { chooseJointGraph, GuidanceError, jointTargets, jointTermFromTargets, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
 import { Mulberry32 } from '../../../src-main/engine/prng';
 import { guideStep } from '../../../src-main/engine/sampler';
 
@@ -80,6 +80,55 @@ for (const dir of [`${ROOT}models/e2e-default`, `${ROOT}tests/.generated/tiny-e2
         expect(scale).toBeGreaterThan(0);
         expect(worst).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
       }
+    }, 120_000);
+
+    it('the one-field graph gives the all-fields gradient when at most one field is guided, and refuses two fields', async () => {
+      const b = await loadBundle(dir);
+      const m = b.manifest;
+      const j = m.joint_guidance!;
+      expect(j.one_field, 'bundle has no one-field joint graph').toBeTruthy();
+      const N = m.canvas.length;
+      const d = m.embedding.dim;
+      const seg = m.canvas.segments.find((s) => s.name === j.segment)!;
+      const entries = new Map(m.classifiers.map((c) => [c.control as string, c]));
+      const open = async (files: Record<string, string>) => {
+        const out = new Map<number, ort.InferenceSession>();
+        for (const s of j.batch_sizes) out.set(s, await ort.InferenceSession.create(join(dir, files[String(s)]!), auxSessionOptions('cpu')));
+        return out;
+      };
+      const all = await open(j.files);
+      const one = await open(j.one_field!.files);
+      const fields = Object.entries(m.record_schema?.fields ?? {}).filter(([f]) => entries.get('attribute')?.fields?.includes(f));
+      expect(fields.length).toBeGreaterThanOrEqual(2);
+      const [[f1, v1], [f2, v2]] = fields as [string, string[]][];
+      const attr = (field: string, values: string[]): SoftTarget => ({ kind: 'attribute', field, value: values.at(-1)! });
+      const sets: { soft: SoftTarget; weight: number }[][] = [
+        [{ soft: { kind: 'pos', tags: ['PROPN', 'AUX', 'DET', 'NOUN', 'PUNCT'] }, weight: 1 }, { soft: attr(f1!, v1!), weight: 2 }],
+        [{ soft: attr(f2!, v2!), weight: 1 }, { soft: attr(f2!, v2!.slice(0, 1)), weight: 0.5 }, { soft: { kind: 'sentiment', label: 'positive' }, weight: 1 }],
+        [{ soft: { kind: 'length', tokens: 7 }, weight: 1 }, { soft: { kind: 'spans', spans: [[0, 1, 'NP']] }, weight: 1 }],
+      ];
+      const B = 5;
+      const x = new Float32Array(B * N * d);
+      new Mulberry32(11).fillNormal(x, 0, x.length);
+      const t = new Float32Array(B).fill(500);
+      for (const softs of sets) {
+        expect(chooseJointGraph(j, softs).variant).toBe('one-field');
+        const runner = (sessions: Map<number, ort.InferenceSession>) => ({ controls: j.controls, entries, sessions });
+        const ga = (await jointTermFromTargets(all, jointTargets(runner(all), softs, seg.length), N, d).grad(x, t, B)).grad;
+        const go = (await jointTermFromTargets(one, jointTargets(runner(one), softs, seg.length), N, d).grad(x, t, B)).grad;
+        let scale = 0;
+        let diff = 0;
+        for (let i = 0; i < ga.length; i++) {
+          scale = Math.max(scale, Math.abs(ga[i]!));
+          diff = Math.max(diff, Math.abs(ga[i]! - go[i]!));
+        }
+        expect(scale).toBeGreaterThan(0);
+        expect(diff, softs.map((s) => s.soft.kind).join('+')).toBeLessThanOrEqual(1e-4 * Math.max(1, scale));
+      }
+      const two = [{ soft: attr(f1!, v1!), weight: 1 }, { soft: attr(f2!, v2!), weight: 1 }];
+      expect(chooseJointGraph(j, two).variant).toBe('all-fields');
+      expect(() => jointTargets({ controls: j.controls, entries, sessions: one }, two, seg.length)).toThrow(GuidanceError);
+      expect(() => jointTargets({ controls: j.controls, entries, sessions: one }, two, seg.length)).toThrow(/1 attribute slot/);
     }, 120_000);
   });
 }

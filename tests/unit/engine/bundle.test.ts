@@ -85,6 +85,8 @@ describe('bundle loading', () => {
       ['int8-unlisted', (m) => { m.denoiser.int8 = { file: 'denoiser.int8.onnx', activations: 'static' }; }, /denoiser\.int8\.file: denoiser\.int8\.onnx is not listed/],
       ['int8-activations', (m) => { m.denoiser.int8 = { file: 'denoiser.onnx', activations: 'weekly' }; }, /field denoiser\.int8\.activations/],
       ['joint-batch', (m) => { m.joint_guidance = { controls: ['sentiment'], files: { 1: 'classifiers/sentiment.b1.onnx' }, batch_sizes: [1, 4], segment: 'text' }; }, /joint_guidance\.files.*batch size 4/],
+      ['joint1-batch', (m) => { m.joint_guidance = { controls: ['sentiment'], files: { 1: 'classifiers/sentiment.b1.onnx' }, one_field: { files: { 2: 'classifiers/sentiment.b1.onnx' } }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.one_field\.files.*batch size 1/],
+      ['joint1-unlisted', (m) => { m.joint_guidance = { controls: ['sentiment'], files: { 1: 'classifiers/sentiment.b1.onnx' }, one_field: { files: { 1: 'classifiers/joint1.b1.onnx' } }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.one_field\.files\.1: classifiers\/joint1\.b1\.onnx is not listed/],
       ['joint-control', (m) => { m.joint_guidance = { controls: ['pos'], files: { 1: 'classifiers/sentiment.b1.onnx' }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.controls: pos has no entry in classifiers/],
     ];
     for (const [name, edit, re] of cases) {
