@@ -10,6 +10,7 @@ import { cpus } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { type AuxGuideRequest, type AuxReply, type AuxRequest, runRows } from './aux-worker';
 import { auxSessionOptions, chooseProvider, laneSessionOptions, laneThreads, type Provider, rounderSessionOptions, sessionOptions } from './devices';
+import { processClockMs } from './clock';
 import { startWorker } from './spawn';
 import { buildTargets, chooseJointGraph, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
@@ -372,7 +373,7 @@ export class Runtime {
             const c = decodeCanvas(tokens, b * N, bundle);
             canvases.push({ record: c.recordText, text: c.text });
           }
-          sink.progress({ step, steps: sampler.steps, elapsedMs: performance.now() - tSample, at: performance.timeOrigin + performance.now(), batchStart: start, canvases });
+          sink.progress({ step, steps: sampler.steps, elapsedMs: performance.now() - tSample, at: processClockMs(), batchStart: start, canvases });
         },
         cancelled: () => sink.cancelled(),
       });

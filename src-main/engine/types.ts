@@ -81,7 +81,8 @@ export interface StepProgress {
   step: number;
   steps: number;
   elapsedMs: number;
-  /** Wall-clock time the step finished (epoch ms, performance.timeOrigin + performance.now() in the worker). */
+  /** When the step finished, in ms on the process-wide monotonic clock (clock.ts processClockMs(): comparable across
+   * threads, not an epoch time). */
   at?: number;
   /** Index of the first sample in the batch this progress belongs to. */
   batchStart: number;

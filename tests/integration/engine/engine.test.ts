@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
 import { canonicalRecord } from '../../../src-main/engine/constraints-adapter';
+import { processClockMs } from '../../../src-main/engine/clock';
 import { createEngine } from '../../../src-main/engine/index';
 import { Tokenizer } from '../../../src-main/engine/tokenizer';
 import type { Engine, GeneratedOutput, GenerateRequest, StepProgress } from '../../../src-main/engine/types';
@@ -126,7 +127,7 @@ for (const b of REAL_BUNDLES) {
         onProgress: (p) => {
           progress.push(p);
           if (p.step === 2) {
-            abortedAt = performance.timeOrigin + performance.now();
+            abortedAt = processClockMs();
             ctl.abort();
           }
         },
@@ -244,7 +245,7 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
       onProgress: (p) => {
         progress.push(p);
         if (p.step === 3) {
-          abortedAt = performance.timeOrigin + performance.now();
+          abortedAt = processClockMs();
           ctl.abort();
         }
       },
