@@ -5,6 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import type { ClassifierEntry } from './bundle';
 import type { GuidanceTerm } from './sampler';
+import { type Feeds, type Outputs, runRows } from './session-run';
 import { EngineInputError } from './types';
 
 export type SoftTarget =
@@ -112,29 +113,22 @@ export function buildTargets(entry: ClassifierEntry, soft: SoftTarget, segLength
   }
 }
 
-type RawTensor = { type: 'float32'; data: Float32Array; dims: number[] };
-type RawOutputs = Record<string, { data: Float32Array; dims: number[] }>;
 /** Runs one gradient graph of batch size `bs` on the given feeds (locally, or on the guidance helper thread). */
-type GraphCall = (bs: number, feeds: Record<string, RawTensor>) => Promise<{ grad: Float32Array; logp?: Float32Array }>;
+type GraphCall = (bs: number, feeds: Feeds) => Promise<{ grad: Float32Array; logp?: Float32Array }>;
 
 /** A loaded classifier: one session per exported batch size. */
 export interface ClassifierRunner {
   entry: ClassifierEntry;
   sessions: Map<number, ort.InferenceSession>;
   /** Run a graph elsewhere (the guidance helper thread) instead of on `sessions`: batch size -> outputs. */
-  remote?: (batchSize: number, feeds: Record<string, RawTensor>) => Promise<RawOutputs>;
+  remote?: (batchSize: number, feeds: Feeds) => Promise<Outputs>;
 }
 
 function localCall(sessions: Map<number, ort.InferenceSession>): GraphCall {
-  return async (bs, raw) => {
+  return async (bs, feeds) => {
     const session = sessions.get(bs)!;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(raw)) feeds[k] = new ort.Tensor(v.type, v.data, v.dims);
-    const out = await session.run(feeds);
-    return {
-      grad: (out.grad ?? out[session.outputNames[0]!])!.data as Float32Array,
-      logp: (out.logp ?? out[session.outputNames[1]!])?.data as Float32Array | undefined,
-    };
+    const out = await runRows(session, feeds, false);
+    return { grad: (out.grad ?? out[session.outputNames[0]!])!.data, logp: (out.logp ?? out[session.outputNames[1]!])?.data };
   };
 }
 
@@ -146,29 +140,31 @@ function remoteCall(remote: NonNullable<ClassifierRunner['remote']>): GraphCall 
 }
 
 /** Per-sample target tensors, repeated over a batch of bs (plus a mask when the graph takes one). */
-function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string; select?: string }, withMask: boolean): Record<string, RawTensor> {
-  const repeat = (row: Float32Array | null, shape: number[]): RawTensor => {
+function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string; select?: string }, withMask: boolean): Feeds {
+  const repeat = (row: Float32Array | null, shape: number[]): Feeds[string] => {
     const n = prod(shape);
     const data = new Float32Array(bs * n);
     if (row) for (let b = 0; b < bs; b++) data.set(row, b * n);
     return { type: 'float32', data, dims: [bs, ...shape] };
   };
-  const out: Record<string, RawTensor> = { [names.target]: repeat(tt.target, tt.targetShape) };
+  const out: Feeds = { [names.target]: repeat(tt.target, tt.targetShape) };
   if (withMask) out[names.mask] = repeat(tt.mask, tt.maskShape);
   if (names.select && tt.select) out[names.select] = repeat(tt.select, tt.selectShape!);
   return out;
 }
 
 /**
- * Run a gradient graph for samples [from, to) of x [B, N, d], in chunks padded to the exported batch sizes, and
- * write the gradient rows into `grad` (logp per sample into `logp`, first column when the graph has several).
+ * Run a gradient graph over the B samples of x [B, N, d], in chunks padded to the exported batch sizes, and return
+ * the gradient [B, N, d] and logp per sample (the first column when the graph has several).
  */
 async function runChunks(
-  x: Float32Array, t: Float32Array, from: number, to: number, N: number, d: number, sizes: number[],
-  targetsFor: (bs: number) => Record<string, RawTensor>, call: GraphCall, grad: Float32Array, logp: Float32Array,
-): Promise<void> {
-  for (let start = from; start < to; ) {
-    const left = to - start;
+  x: Float32Array, t: Float32Array, B: number, N: number, d: number, sizes: number[],
+  targetsFor: (bs: number) => Feeds, call: GraphCall,
+): Promise<{ grad: Float32Array; logp: Float32Array }> {
+  const grad = new Float32Array(B * N * d);
+  const logp = new Float32Array(B);
+  for (let start = 0; start < B; ) {
+    const left = B - start;
     const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
     const n = Math.min(bs, left);
     // a full chunk reads x and t in place; a short one is padded (with copies of its first time step)
@@ -188,6 +184,7 @@ async function runChunks(
     }
     start += n;
   }
+  return { grad, logp };
 }
 
 /** Guidance term for one soft target: runs the gradient graph padded to an exported batch size. */
@@ -201,12 +198,7 @@ export function makeTerm(runner: ClassifierRunner, soft: SoftTarget, weight: num
     control: soft.kind,
     weight,
     remote: !!runner.remote,
-    async grad(x, t, B) {
-      const grad = new Float32Array(B * N * d);
-      const logp = new Float32Array(B);
-      await runChunks(x, t, 0, B, N, d, sizes, (bs) => repeatTargets(tt, bs, { target: 'target', mask: 'mask' }, withMask), call, grad, logp);
-      return { grad, logp };
-    },
+    grad: (x, t, B) => runChunks(x, t, B, N, d, sizes, (bs) => repeatTargets(tt, bs, { target: 'target', mask: 'mask' }, withMask), call),
   };
 }
 
@@ -300,7 +292,7 @@ export function jointTargets(runner: JointRunner, softs: { soft: SoftTarget; wei
 export function jointTermFromTargets(sessions: Map<number, ort.InferenceSession>, perKind: JointTargets, N: number, d: number, control = 'joint'): GuidanceTerm {
   const sizes = [...sessions.keys()].sort((a, b) => a - b);
   const inputs = new Set(sessions.get(sizes[0]!)!.inputNames);
-  const built = new Map<number, Record<string, RawTensor>>();
+  const built = new Map<number, Feeds>();
   const targetsFor = (bs: number) => {
     let out = built.get(bs);
     if (!out) {
@@ -314,11 +306,6 @@ export function jointTermFromTargets(sessions: Map<number, ort.InferenceSession>
   return {
     control,
     weight: 1,
-    async grad(x, t, B) {
-      const grad = new Float32Array(B * N * d);
-      const logp = new Float32Array(B);
-      await runChunks(x, t, 0, B, N, d, sizes, targetsFor, local, grad, logp);
-      return { grad, logp };
-    },
+    grad: (x, t, B) => runChunks(x, t, B, N, d, sizes, targetsFor, local),
   };
 }

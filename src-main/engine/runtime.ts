@@ -8,9 +8,10 @@ import { type ClassifierEntry, type LoadedBundle, loadBundle, type Manifest } fr
 import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './constraints-adapter';
 import { cpus } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { type AuxGuideRequest, type AuxReply, type AuxRequest, runRows } from './aux-worker';
+import type { AuxGuideRequest, AuxReply, AuxRequest } from './aux-worker';
 import { auxSessionOptions, chooseProvider, laneSessionOptions, laneThreads, type Provider, rounderSessionOptions, sessionOptions } from './devices';
 import { processClockMs } from './clock';
+import { type Feeds, type Outputs, runRows } from './session-run';
 import { startWorker } from './spawn';
 import { buildTargets, chooseJointGraph, type ClassifierRunner, DEFAULT_LAMBDA, type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm } from './guidance';
 import { sampleSeeds } from './prng';
@@ -88,7 +89,7 @@ export class Runtime {
   private loaded = new Map<string, Loaded>();
   private aux: Worker | null | undefined;
   private auxNext = 1;
-  private auxPending = new Map<number, { resolve(v: Record<string, { data: Float32Array; dims: number[] }>): void; reject(e: Error): void }>();
+  private auxPending = new Map<number, { resolve(v: Outputs): void; reject(e: Error): void }>();
   private sessions = new Map<string, ort.InferenceSession>();
   private reports = new Map<string, DeviceReport>();
 
@@ -162,11 +163,11 @@ export class Runtime {
     return (this.aux = w);
   }
 
-  private auxCall(file: string, provider: Provider, feeds: AuxRequest['feeds'], perSample = false, threads = 1): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  private auxCall(file: string, provider: Provider, feeds: Feeds, perSample = false, threads = 1): Promise<Outputs> {
     return this.auxSend({ file, provider, feeds, perSample, threads });
   }
 
-  private auxSend(message: Omit<AuxRequest, 'id'> | Omit<AuxGuideRequest, 'id'>): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  private auxSend(message: Omit<AuxRequest, 'id'> | Omit<AuxGuideRequest, 'id'>): Promise<Outputs> {
     const w = this.auxWorker();
     if (!w) return Promise.reject(new Error('no helper thread'));
     const id = this.auxNext++;
@@ -351,11 +352,11 @@ export class Runtime {
         projectors: compiled.hard,
         guidance,
         denoise: async (x, t, b) => {
-          const rows = (from: number, to: number): AuxRequest['feeds'] => ({
+          const rows = (from: number, to: number): Feeds => ({
             x_t: { type: 'float32', data: x.subarray(from * N * d, to * N * d), dims: [to - from, N, d] },
             t: { type: 'float32', data: t.subarray(from, to), dims: [to - from] },
           });
-          const x0Of = (o: Record<string, { data: Float32Array }>) => (o.x0 ?? Object.values(o)[0]!).data;
+          const x0Of = (o: Outputs) => (o.x0 ?? Object.values(o)[0]!).data;
           if (!lanes || b < 2) return x0Of(await runRows(denoiser, rows(0, b), perSample));
           const half = Math.ceil(b / 2);
           const [first, second] = await Promise.all([
