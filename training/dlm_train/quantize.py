@@ -49,15 +49,18 @@ def quantize_weight(w: np.ndarray):
     return q, scale
 
 
+def quantizable_weight(n: onnx.NodeProto, inits: Dict[str, onnx.TensorProto], min_dim: int) -> Optional[onnx.TensorProto]:
+    """The weight initializer of a MatMul that gets int8 weights (2-D float, both sides >= min_dim), else None."""
+    w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
+    if w is None or len(w.dims) != 2 or w.data_type != onnx.TensorProto.FLOAT or min(w.dims) < min_dim:
+        return None
+    return w
+
+
 def quantizable(model: onnx.ModelProto, min_dim: int = 64) -> List[str]:
     """Names of the activation inputs (A) of the MatMuls quantize_model rewrites."""
     inits = {i.name: i for i in model.graph.initializer}
-    out = []
-    for n in model.graph.node:
-        w = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
-        if w is not None and len(w.dims) == 2 and w.data_type == onnx.TensorProto.FLOAT and min(w.dims) >= min_dim:
-            out.append(n.input[0])
-    return out
+    return [n.input[0] for n in model.graph.node if quantizable_weight(n, inits, min_dim) is not None]
 
 
 def activation_qparams(lo: float, hi: float):
@@ -85,9 +88,8 @@ def quantize_model(model: onnx.ModelProto, min_dim: int = 64,
     for n in g.node:
         if id(n) in drop:
             continue
-        w_init = inits.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) == 2 else None
-        if w_init is None or len(w_init.dims) != 2 or w_init.data_type != onnx.TensorProto.FLOAT \
-                or min(w_init.dims) < min_dim:
+        w_init = quantizable_weight(n, inits, min_dim)
+        if w_init is None:
             if n.op_type == "MatMul":
                 counts["kept"] += 1
             new_nodes.append(n)
