@@ -199,9 +199,6 @@ class TrainResumeTest(unittest.TestCase):
             shutil.rmtree(d)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class QuantizeTest(unittest.TestCase):
     def test_weight_quantization_error_is_within_half_a_step(self):
@@ -244,3 +241,7 @@ class QuantizeTest(unittest.TestCase):
             self.assertEqual(quantize_model(m2, min_dim=10_000)["quantized"], 0)
         finally:
             shutil.rmtree(d)
+
+
+if __name__ == "__main__":
+    unittest.main()
