@@ -27,7 +27,7 @@ from . import sample as S
 from .bundle import FORMAT, add_files_and_rehash, write_manifest
 from .paths import E2E_DATA
 from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
-from .model import Denoiser, ModelConfig, diffusion_losses
+from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
 from .schedule import training_schedule
 from .tokenizer import Tokenizer
 
@@ -64,10 +64,12 @@ def dev_metrics(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, dev_path:
     ids = torch.from_numpy(split.ids[:n])
     abar = torch.tensor(training_schedule(cfg["schedule"]["T"], cfg["schedule"]["s"]), dtype=torch.float32)
     g = torch.Generator().manual_seed(1234)
-    tot = {"loss": 0.0, "mse": 0.0, "nll": 0.0}
+    ce = model.cfg.objective == "ce"
+    tot = {"loss": 0.0, "acc": 0.0} if ce else {"loss": 0.0, "mse": 0.0, "nll": 0.0}
     batches = 0
     for i in range(0, len(ids), 128):
-        out = diffusion_losses(model, ids[i:i + 128], abar, generator=g)
+        out = (ce_losses(model, ids[i:i + 128], abar, layout.text_start, generator=g) if ce
+               else diffusion_losses(model, ids[i:i + 128], abar, generator=g))
         for k in tot:
             tot[k] += float(out[k])
         batches += 1
@@ -75,21 +77,33 @@ def dev_metrics(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, dev_path:
     res["dev_examples_scored"] = int(len(ids))
     res["dev_dropped"] = int(split.dropped)
     # rounding accuracy of the (clean) embeddings under the nearest-embedding rule
-    acc = (S.nearest(model.emb(ids), model.emb.weight) == ids).float().mean()
+    e = model.embeddings()
+    acc = (S.nearest(e[ids], e) == ids).float().mean()
     res["embedding_rounding_accuracy"] = round(float(acc), 5)
     return res
 
 
+def denoiser_inputs(cfg: ModelConfig) -> dict:
+    """The denoiser graph's inputs as the manifest lists them (recipe B adds x_self_cond and clean)."""
+    ins = {"x_t": "float32[B,N,d]", "t": "float32[B]"}
+    if cfg.self_condition:
+        ins["x_self_cond"] = "float32[B,N,d]"
+    if cfg.clean_flags:
+        ins["clean"] = "float32[B,N]"
+    return ins
+
+
 def export_onnx(model: Denoiser, path: str, opset: int = 14) -> None:
     L, d = model.cfg.length, model.cfg.d
-    x = torch.randn(2, L, d)
-    t = torch.tensor([10.0, 1500.0])
+    names = list(denoiser_inputs(model.cfg))
+    example = {"x_t": torch.randn(2, L, d), "t": torch.tensor([10.0, 1500.0]), "x_self_cond": torch.randn(2, L, d),
+               "clean": (torch.rand(2, L) < 0.5).float()}
     extra = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         extra["dynamo"] = False  # the TorchScript exporter (newer torch defaults to the dynamo one)
-    torch.onnx.export(model, (x, t), path, input_names=["x_t", "t"], output_names=["x0"],
-                      dynamic_axes={"x_t": {0: "B"}, "t": {0: "B"}, "x0": {0: "B"}}, opset_version=opset,
-                      do_constant_folding=True, **extra)
+    dyn = {k: {0: "B"} for k in names + ["x0"]}
+    torch.onnx.export(model, tuple(example[k] for k in names), path, input_names=names, output_names=["x0"],
+                      dynamic_axes=dyn, opset_version=opset, do_constant_folding=True, **extra)
     import onnx
     onnx.checker.check_model(onnx.load(path))
 
@@ -203,8 +217,10 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
     summ = loss_summary(log)
     if summ:
         lines += ["## Loss curve (training, averaged over each logging window)", "",
-                  "| step | loss | mse | rounding nll | lr |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['step']} | {r['loss']:.4f} | {r['mse']:.4f} | {r['nll']:.4f} | {r['lr']:.2e} |" for r in summ]
+                  "| step | loss | mse | rounding nll | token accuracy | lr |", "| --- | --- | --- | --- | --- | --- |"]
+        cell = lambda r, k: f"{r[k]:.4f}" if k in r else "-"  # noqa: E731  (mse/nll: Diffusion-LM loss; acc: recipe B)
+        lines += [f"| {r['step']} | {r['loss']:.4f} | {cell(r, 'mse')} | {cell(r, 'nll')} | {cell(r, 'acc')} | "
+                  f"{r['lr']:.2e} |" for r in summ]
         lines.append("")
     if m.get("metrics"):
         lines += ["## Metrics", "", "```json", json.dumps(m["metrics"], indent=1), "```", ""]
@@ -258,7 +274,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.remove(os.path.join(args.out, stale))
 
     export_onnx(model, os.path.join(args.out, "denoiser.onnx"))
-    model.emb.weight.detach().numpy().astype("<f4").tofile(os.path.join(args.out, "embeddings.f32"))
+    model.embeddings().detach().numpy().astype("<f4").tofile(os.path.join(args.out, "embeddings.f32"))
     shutil.copyfile(os.path.join(args.run, "vocab.json"), os.path.join(args.out, "vocab.json"))
     torch.save(model.state_dict(), os.path.join(args.out, "denoiser.pt"))
 
@@ -267,7 +283,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if rows:
         tail = rows[-10:]
         metrics.update({f"train_{k}_final": round(sum(r[k] for r in tail) / len(tail), 5)
-                        for k in ("loss", "mse", "nll")})
+                        for k in ("loss", "mse", "nll", "acc") if k in tail[0]})
     if args.dev and layout.record_len:
         metrics.update(dev_metrics(model, tok, layout, args.dev, cfg))
     stop = next((r for r in reversed(log) if r.get("event") == "stop"), None)
@@ -284,7 +300,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "canvas": layout.to_json(),
         "embedding": {"file": "embeddings.f32", "dim": model.cfg.d, "dtype": "float32"},
         "schedule": {"type": "sqrt", "T": cfg["schedule"]["T"], "s": cfg["schedule"]["s"]},
-        "denoiser": {"file": "denoiser.onnx", "inputs": {"x_t": "float32[B,N,d]", "t": "float32[B]"},
+        "denoiser": {"file": "denoiser.onnx", "inputs": denoiser_inputs(model.cfg),
                      "outputs": {"x0": "float32[B,N,d]"}, "opset": 14},
         "record_schema": data_info.get("record_schema") or {"fields": {}},
         "files": [],

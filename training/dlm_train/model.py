@@ -23,6 +23,11 @@ class ModelConfig:
     mlp_ratio: int = 4
     dropout: float = 0.1
     time_dim: int = 128
+    # Recipe B (training/README.md): "mse" is Diffusion-LM's loss on a predicted x0; "ce" predicts logits over the
+    # vocabulary and x0 = softmax(logits) @ E with E's rows at norm sqrt(d) (CDCD's score interpolation).
+    objective: str = "mse"
+    self_condition: bool = False  # the previous x0 estimate is an input (Analog Bits)
+    clean_flags: bool = False     # a learned embedding marks positions given clean (DiffuSeq partial noising)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,23 +83,50 @@ class Denoiser(nn.Module):
         h = cfg.hidden
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d)
         nn.init.normal_(self.emb.weight, std=1.0)
-        self.in_proj = nn.Sequential(nn.Linear(cfg.d, h), nn.Tanh(), nn.Linear(h, h))
+        if cfg.objective not in ("mse", "ce"):
+            raise ValueError(f"model.objective: unknown value {cfg.objective!r} (known: mse, ce)")
+        d_in = 2 * cfg.d if cfg.self_condition else cfg.d
+        self.in_proj = nn.Sequential(nn.Linear(d_in, h), nn.Tanh(), nn.Linear(h, h))
+        if cfg.clean_flags:
+            self.clean_emb = nn.Parameter(torch.zeros(h))
         self.pos = nn.Parameter(torch.randn(cfg.length, h) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, 4 * h), nn.SiLU(), nn.Linear(4 * h, h))
         self.ln_in = nn.LayerNorm(h)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.layers)])
         self.ln_out = nn.LayerNorm(h)
-        self.out_proj = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, cfg.d))
+        if cfg.objective == "ce":
+            self.out_proj = nn.Linear(h, cfg.vocab_size)
+        else:
+            self.out_proj = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, cfg.d))
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x_t [B, N, d], t [B] (training-scale timestep, float) -> predicted x0 [B, N, d]."""
+    def embeddings(self) -> torch.Tensor:
+        """The embedding table the diffusion runs in: raw for "mse", rows at norm sqrt(d) for "ce"."""
+        e = self.emb.weight
+        if self.cfg.objective == "ce":
+            return e * (math.sqrt(self.cfg.d) / e.norm(dim=-1, keepdim=True).clamp(min=1e-6))
+        return e
+
+    def trunk_output(self, x_t: torch.Tensor, t: torch.Tensor, x_sc=None, clean=None) -> torch.Tensor:
+        """The head's output: x0 [B, N, d] for "mse", logits [B, N, V] for "ce"."""
         N = x_t.shape[1]
+        if self.cfg.self_condition:
+            x_t = torch.cat([x_t, torch.zeros_like(x_t) if x_sc is None else x_sc], dim=-1)
         h = self.in_proj(x_t) + self.pos[:N].unsqueeze(0) + self.time_mlp(timestep_embedding(t, self.cfg.time_dim)).unsqueeze(1)
+        if self.cfg.clean_flags and clean is not None:
+            h = h + clean.unsqueeze(-1).to(h.dtype) * self.clean_emb
         h = self.drop(self.ln_in(h))
         for blk in self.blocks:
             h = blk(h)
         return self.out_proj(self.ln_out(h))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x_sc=None, clean=None) -> torch.Tensor:
+        """x_t [B, N, d], t [B] (training-scale timestep, float), optional previous x0 estimate x_sc [B, N, d] and
+        clean flags [B, N] (1 = position given) -> predicted x0 [B, N, d]."""
+        out = self.trunk_output(x_t, t, x_sc, clean)
+        if self.cfg.objective == "ce":
+            return torch.matmul(torch.softmax(out.float(), dim=-1), self.embeddings())
+        return out
 
     def rounding_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Tied rounding head: logits[v] = -||x - EMB(v)||^2 up to a per-position constant (= 2 x.e - ||e||^2),
@@ -129,3 +161,42 @@ def diffusion_losses(model: Denoiser, ids: torch.Tensor, abar: torch.Tensor, gen
     nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1), reduction="none").view(B, -1).mean(1)
     loss = (mse + nll + prior).mean()
     return {"loss": loss, "mse": mse.mean().detach(), "nll": nll.mean().detach(), "prior": prior.mean().detach()}
+
+
+def ce_losses(model: Denoiser, ids: torch.Tensor, abar: torch.Tensor, text_start: int, p_record_clean: float = 0.5,
+              p_text_clean: float = 0.25, generator=None) -> dict:
+    """Recipe B: cross-entropy x0 prediction with self-conditioning and partial noising, canvases ids [B, N].
+
+    Per example, with p_record_clean the record segment (with <sep>) is given clean, with p_text_clean the text is,
+    else everything is noised; clean positions carry the model's clean flag and get no loss. Half the batches feed a
+    no-grad first estimate of x0 as the self-conditioning input (zeros otherwise)."""
+    T = abar.shape[0]
+    B, N = ids.shape
+    dev = ids.device
+    rand = lambda *shape: torch.rand(*shape, device=dev, generator=generator)  # noqa: E731
+    e = model.embeddings()
+    x0 = e[ids]
+    t = torch.randint(0, T, (B,), device=dev, generator=generator)
+    ab = abar[t].view(B, 1, 1)
+    eps = torch.randn(x0.shape, device=dev, generator=generator)
+    x_t = torch.sqrt(ab) * x0 + torch.sqrt(1.0 - ab) * eps
+    pos = torch.arange(N, device=dev)
+    clean = torch.zeros(B, N, dtype=torch.bool, device=dev)
+    if text_start:
+        u = rand(B)
+        clean = torch.where((u < p_record_clean)[:, None], (pos < text_start)[None, :], clean)
+        clean = torch.where(((u >= p_record_clean) & (u < p_record_clean + p_text_clean))[:, None],
+                            (pos >= text_start)[None, :], clean)
+    x_t = torch.where(clean.unsqueeze(-1), x0, x_t)
+    flags = clean.float()
+    x_sc = None
+    if model.cfg.self_condition and float(rand(1)) < 0.5:
+        with torch.no_grad():
+            x_sc = model(x_t, t.float(), None, flags).detach()
+    logits = model.trunk_output(x_t, t.float(), x_sc, flags).float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1), reduction="none").view(B, N)
+    noised = (~clean).float()
+    loss = ((ce * noised).sum(1) / noised.sum(1).clamp(min=1)).mean()
+    with torch.no_grad():
+        acc = ((logits.argmax(-1) == ids).float() * noised).sum() / noised.sum().clamp(min=1)
+    return {"loss": loss, "acc": acc.detach()}

@@ -67,7 +67,7 @@ def load_bundle(bundle_dir: str, verify: bool = True) -> Reference:
 
 def from_model(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, T: int = 2000, s: float = 1e-4) -> Reference:
     model.eval()
-    return Reference(model, model.emb.weight.detach().clone(), tok, layout, T, s)
+    return Reference(model, model.embeddings().detach().clone(), tok, layout, T, s)
 
 
 def load_run_reference(run_dir: str) -> Reference:
@@ -129,10 +129,20 @@ def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optio
         held_t = torch.from_numpy(np.broadcast_to(held, (n, L)).copy()).unsqueeze(-1)
         given_emb = emb[torch.from_numpy(np.broadcast_to(given, (n, L)).copy())]
     x = draw(0)
+    cfg = ref.model.cfg
+    # recipe-B inputs: the previous raw x0 estimate (zeros first) and the held positions as clean flags
+    x_sc = torch.zeros(n, L, d) if cfg.self_condition else None
+    clean = None
+    if cfg.clean_flags:
+        clean = held_t.squeeze(-1).float() if held is not None else torch.zeros(n, L)
     for j, k in enumerate(range(steps - 1, -1, -1)):
         t0 = time.perf_counter()
         t = torch.full((n,), float(sch.use[k]), dtype=torch.float32)
-        x0 = ref.model(x, t)
+        if held is not None and cfg.clean_flags:
+            x = torch.where(held_t, given_emb, x)  # clean positions are given as their embeddings, not noised
+        x0 = ref.model(x, t, x_sc, clean) if (cfg.self_condition or cfg.clean_flags) else ref.model(x, t)
+        if x_sc is not None:
+            x_sc = x0
         if clamp:
             x0 = emb[nearest(x0, emb)]
         if held is not None:

@@ -22,21 +22,27 @@ import numpy as np
 import torch
 
 from .data import CanvasLayout, encode_split, read_corpus, record_schema, vocab_texts
-from .model import Denoiser, ModelConfig, diffusion_losses
+from .masked import MaskedConfig, MaskedDenoiser, masked_losses
+from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
 from .schedule import training_schedule
 from .paths import expand
 from .tokenizer import Tokenizer, build_vocab
 
+FAMILIES = ("continuous", "masked")
+
 DEFAULTS = {
     "name": "run",
+    "family": "continuous",
     "run_dir": None,
     "data": {"train": "${DLM_SHARED_DATA}/e2e/trainset.csv", "limit": None, "min_count": 3,
              "canvas_length": 96, "record_len": 44, "corpus_name": None, "license": None},
-    "model": {"d": 16, "hidden": 128, "layers": 4, "heads": 4, "mlp_ratio": 4, "dropout": 0.1, "time_dim": 128},
+    "model": {"d": 16, "hidden": 128, "layers": 4, "heads": 4, "mlp_ratio": 4, "dropout": 0.1, "time_dim": 128,
+              "objective": "mse", "self_condition": False, "clean_flags": False},
     "schedule": {"T": 2000, "s": 1e-4},
     "train": {"batch_size": 64, "lr": 1e-3, "warmup": 200, "max_steps": 4000, "weight_decay": 0.0,
               "grad_clip": 1.0, "ema_decay": 0.997, "ckpt_every": 200, "log_every": 10, "seed": 0,
-              "threads": None, "device": "auto", "stop_at": None, "time_budget_s": None},
+              "threads": None, "device": "auto", "stop_at": None, "time_budget_s": None,
+              "precision": "auto", "init_from": None, "snapshot_minutes": []},
 }
 
 
@@ -182,9 +188,24 @@ def main(argv: Optional[list] = None) -> int:
     data = torch.from_numpy(split.ids)
     n = len(data)
 
-    mcfg = ModelConfig(vocab_size=len(tok), length=layout.length, **cfg["model"])
+    family = cfg["family"]
+    if family not in FAMILIES:
+        raise ValueError(f"config.family: unknown family {family!r} (known: {list(FAMILIES)})")
     torch.manual_seed(tc["seed"])
-    model = Denoiser(mcfg).to(device)
+    if family == "masked":
+        mkeys = {k: v for k, v in cfg["model"].items()
+                 if k not in ("d", "time_dim", "objective", "self_condition", "clean_flags")}
+        mcfg = MaskedConfig(vocab_size=len(tok), length=layout.length, **mkeys)
+        model = MaskedDenoiser(mcfg).to(device)
+    else:
+        mcfg = ModelConfig(vocab_size=len(tok), length=layout.length, **cfg["model"])
+        model = Denoiser(mcfg).to(device)
+    if tc["init_from"] and not os.path.exists(os.path.join(run_dir, "ckpt.pt")):
+        src = expand(tc["init_from"])
+        model.load_state_dict(torch.load(src, map_location=device, weights_only=True))
+        if is_main:
+            print(f"warm start from {src}", flush=True)
+    autocast_dtype = pick_autocast(tc["precision"], device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
     ema = EMA(model, tc["ema_decay"])
     abar = torch.tensor(training_schedule(cfg["schedule"]["T"], cfg["schedule"]["s"]), dtype=torch.float32,
@@ -205,7 +226,8 @@ def main(argv: Optional[list] = None) -> int:
             print(f"resumed from {ckpt_path} at step {state['step']}", flush=True)
     if rank:
         torch.manual_seed(tc["seed"] * 1000 + rank + state["step"])  # different noise per rank
-    loss_module = LossModule(model, abar)
+    loss_module = (MaskedLossModule(model, layout.text_start) if family == "masked"
+                   else LossModule(model, abar, layout.text_start))
     train_model = torch.nn.parallel.DistributedDataParallel(loss_module) if ddp else loss_module
 
     def save(reason: str) -> None:
@@ -213,7 +235,8 @@ def main(argv: Optional[list] = None) -> int:
         if not is_main:
             return
         atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.shadow, "state": state,
-                     "config": cfg, "model_config": mcfg.to_json(), "rng_cpu": torch.get_rng_state(),
+                     "config": cfg, "model_config": mcfg.to_json(), "family": family,
+                     "autocast": str(autocast_dtype) if autocast_dtype else "fp32", "rng_cpu": torch.get_rng_state(),
                      "rng_cuda": torch.cuda.get_rng_state(device) if use_cuda else None,
                      "hardware": hardware_string(device, world), "world_size": world}, ckpt_path)
         print(f"[{dt.datetime.utcnow():%H:%M:%S}] checkpoint at step {state['step']} ({reason})", flush=True)
@@ -226,11 +249,13 @@ def main(argv: Optional[list] = None) -> int:
     budget = tc["time_budget_s"]
     log_f = open(os.path.join(run_dir, "log.jsonl"), "a", encoding="utf-8") if is_main else None
     if is_main:
-        print(f"model {model.num_parameters():,} params; {n} canvases ({split.dropped} dropped of {split.total}); "
-              f"vocab {len(tok)}; {hardware_string(device, world)}; batch {B}", flush=True)
+        print(f"{family} model {model.num_parameters():,} params; {n} canvases ({split.dropped} dropped of "
+              f"{split.total}); vocab {len(tok)}; {hardware_string(device, world)}; batch {B}; "
+              f"autocast {autocast_dtype or 'off (fp32)'}", flush=True)
+    snapshots = sorted(float(m) for m in tc["snapshot_minutes"] if 60.0 * float(m) >= state["train_time"])
 
     model.train()
-    acc = {"loss": 0.0, "mse": 0.0, "nll": 0.0, "prior": 0.0, "n": 0}
+    acc: dict = {"n": 0}
     t_last = time.time()
     stop_reason = None
     while True:
@@ -265,7 +290,8 @@ def main(argv: Optional[list] = None) -> int:
         lr = lr_at(tc, state["step"], progress)
         for group in opt.param_groups:
             group["lr"] = lr
-        out = train_model(ids)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            out = train_model(ids)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
@@ -274,19 +300,26 @@ def main(argv: Optional[list] = None) -> int:
         state["step"] += 1
         state.setdefault("start_wall", t0)
         state["train_time"] += time.time() - t0
-        for k in ("loss", "mse", "nll", "prior"):
-            acc[k] += float(out[k])
+        for k, v in out.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
         acc["n"] += 1
+        while is_main and snapshots and state["train_time"] >= 60.0 * snapshots[0]:
+            snap_dir = os.path.join(run_dir, "snapshots")
+            os.makedirs(snap_dir, exist_ok=True)
+            atomic_save({"ema": ema.shadow, "model_config": mcfg.to_json(), "family": family, "step": state["step"],
+                         "train_time_s": state["train_time"]},
+                        os.path.join(snap_dir, f"ema-{int(snapshots[0]):04d}min.pt"))
+            snapshots.pop(0)
         if is_main and state["step"] % tc["log_every"] == 0:
             now = time.time()
             rec = {"step": state["step"], "epoch": state["epoch"], "lr": lr, "grad_norm": float(gnorm),
                    "train_time_s": round(state["train_time"], 1), "s_per_step": round((now - t_last) / acc["n"], 3),
                    "utc": dt.datetime.utcnow().strftime("%H:%M:%S")}
-            rec.update({k: round(acc[k] / acc["n"], 5) for k in ("loss", "mse", "nll", "prior")})
+            rec.update({k: round(v / acc["n"], 5) for k, v in acc.items() if k != "n"})
             log_f.write(json.dumps(rec) + "\n")
             log_f.flush()
             print(json.dumps(rec), flush=True)
-            acc = {"loss": 0.0, "mse": 0.0, "nll": 0.0, "prior": 0.0, "n": 0}
+            acc = {"n": 0}
             t_last = now
         if state["step"] % tc["ckpt_every"] == 0:
             save("periodic")
@@ -308,15 +341,49 @@ def main(argv: Optional[list] = None) -> int:
     return 0
 
 
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX: where bf16 autocast pays on the CPU (measured 2x over fp32 in training/README.md)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((ln for ln in f if ln.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def pick_autocast(precision: str, device: torch.device):
+    """train.precision: 'auto' (bf16 on CUDA and on CPUs with AVX512-BF16/AMX, else fp32), 'bf16' or 'fp32'."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"train.precision: unknown value {precision!r} (known: auto, bf16, fp32)")
+    if precision == "fp32":
+        return None
+    if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+class MaskedLossModule(torch.nn.Module):
+    def __init__(self, model: MaskedDenoiser, text_start: int):
+        super().__init__()
+        self.model = model
+        self.text_start = text_start
+
+    def forward(self, ids: torch.Tensor) -> dict:
+        return masked_losses(self.model, ids, self.text_start)
+
+
 class LossModule(torch.nn.Module):
     """Computes the whole loss inside forward, so DDP sees (and all-reduces) every parameter's gradient."""
 
-    def __init__(self, model: Denoiser, abar: torch.Tensor):
+    def __init__(self, model: Denoiser, abar: torch.Tensor, text_start: int = 0):
         super().__init__()
         self.model = model
+        self.text_start = text_start
         self.register_buffer("abar", abar)
 
     def forward(self, ids: torch.Tensor) -> dict:
+        if self.model.cfg.objective == "ce":
+            return ce_losses(self.model, ids, self.abar, self.text_start)
         return diffusion_losses(self.model, ids, self.abar)
 
 

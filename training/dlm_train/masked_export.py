@@ -1,0 +1,234 @@
+"""Export a masked-diffusion training run as a model bundle (docs/ARCHITECTURE.md, "Masked family").
+
+    python3 -m training.dlm_train.masked_export --run training/runs/e2e-masked --out models/e2e-masked \
+        [--id e2e-masked --name "E2E restaurants (masked)" --version 1.0.0] [--snapshot <ema-...pt>]
+
+Writes manifest.json (kind "masked-diffusion"), denoiser.onnx (ids int64[B,N] -> logits float32[B,N,V], EMA
+weights, dynamic batch), vocab.json, denoiser.pt (the same weights for the PyTorch reference sampler),
+DATA_CARD.md and samples.json.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import inspect
+import json
+import os
+import shutil
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from . import masked_sample as M
+from .bundle import FORMAT, add_files_and_rehash, write_manifest
+from .data import CanvasLayout, canonical_record
+from .dev_eval import bleu_report, dev_mrs
+from .export import E2E_ATTRIBUTION, dev_records, loss_summary, md_escape
+from .masked import MASKED_KIND, MaskedConfig, MaskedDenoiser
+from .paths import E2E_DATA
+from .sample import decode, held_canvas
+from .tokenizer import Tokenizer
+
+
+def export_onnx(model: MaskedDenoiser, path: str, opset: int = 17) -> None:
+    ids = torch.randint(0, model.cfg.vocab_size + 1, (2, model.cfg.length))
+    extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    torch.onnx.export(model, (ids,), path, input_names=["ids"], output_names=["logits"],
+                      dynamic_axes={"ids": {0: "B"}, "logits": {0: "B"}}, opset_version=opset,
+                      do_constant_folding=True, **extra)
+    import onnx
+    onnx.checker.check_model(onnx.load(path))
+
+
+def check_onnx(model: MaskedDenoiser, path: str) -> Optional[float]:
+    """Max |logits| difference between onnxruntime (Python) and PyTorch on random partly masked canvases; None
+    where the onnxruntime wheel is not installed (Debian's Python has none; the engine's tests check the graph)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, model.cfg.vocab_size, (3, model.cfg.length), generator=g)
+    ids[torch.rand(ids.shape, generator=g) < 0.5] = model.cfg.mask_id
+    with torch.no_grad():
+        want = model(ids).numpy()
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"ids": ids.numpy()})[0]
+    return float(np.abs(got - want).max())
+
+
+def card_samples(ref: M.MaskedReference, settings: M.MaskedSettings, dev_path: Optional[str], n: int,
+                 seed: int) -> dict:
+    t0 = time.time()
+    uncond = [decode(ref, r) for r in M.sample(ref, n, settings, seed)]
+    d2t = []
+    if ref.layout.record_len and dev_path and n:
+        recs = dev_records(dev_path, n)
+        givens, helds = zip(*[held_canvas(ref, r) for r in recs])
+        ids = M.sample(ref, len(recs), settings, seed + 1, np.stack(givens), np.stack(helds))
+        d2t = [{"record": canonical_record(r), "text": decode(ref, row)["text"]} for r, row in zip(recs, ids)]
+    return {"unconditional": uncond, "data_to_text": d2t, "settings": settings.__dict__, "seed": seed,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--snapshot", help="export this EMA snapshot instead of the run's checkpoint")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--id")
+    ap.add_argument("--name")
+    ap.add_argument("--version", default="1.0.0")
+    ap.add_argument("--dev", default=os.path.join(E2E_DATA, "devset.csv"))
+    ap.add_argument("--steps", type=int, default=64, help="default sampling steps written to the manifest")
+    ap.add_argument("--block-length", type=int, default=0)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--card-samples", type=int, default=20)
+    ap.add_argument("--dev-mrs", type=int, default=100, help="dev MRs for the BLEU in the manifest (0: skip)")
+    args = ap.parse_args(argv)
+
+    run_ck = torch.load(os.path.join(args.run, "ckpt.pt"), map_location="cpu", weights_only=False)
+    ck = torch.load(args.snapshot, map_location="cpu", weights_only=False) if args.snapshot else run_ck
+    if ck.get("family") != "masked":
+        raise SystemExit(f"{args.run}: not a masked-diffusion run (family {ck.get('family')!r})")
+    cfg = run_ck["config"]
+    mcfg = MaskedConfig(**ck["model_config"])
+    model = MaskedDenoiser(mcfg)
+    model.load_state_dict(ck["ema"])
+    model.eval()
+    tok = Tokenizer.load(os.path.join(args.run, "vocab.json"))
+    with open(os.path.join(args.run, "data.json"), encoding="utf-8") as f:
+        data_info = json.load(f)
+    log = []
+    lp = os.path.join(args.run, "log.jsonl")
+    if os.path.exists(lp):
+        with open(lp, encoding="utf-8") as f:
+            log = [json.loads(ln) for ln in f if ln.strip()]
+    step = ck.get("step", ck.get("state", {}).get("step"))
+    train_time = ck.get("train_time_s", ck.get("state", {}).get("train_time", 0.0))
+    log = [r for r in log if r.get("step", 0) <= step]
+    layout = CanvasLayout(data_info["canvas"]["length"],
+                          next((s["length"] for s in data_info["canvas"]["segments"] if s["name"] == "record"), 0))
+    bid = args.id or cfg["name"]
+    os.makedirs(args.out, exist_ok=True)
+    if os.path.exists(os.path.join(args.out, "manifest.json")):
+        os.remove(os.path.join(args.out, "manifest.json"))
+    export_onnx(model, os.path.join(args.out, "denoiser.onnx"))
+    diff = check_onnx(model, os.path.join(args.out, "denoiser.onnx"))
+    if diff is not None and diff > 1e-3:
+        raise SystemExit(f"denoiser.onnx: onnxruntime logits differ from PyTorch by {diff}")
+    shutil.copyfile(os.path.join(args.run, "vocab.json"), os.path.join(args.out, "vocab.json"))
+    torch.save(model.state_dict(), os.path.join(args.out, "denoiser.pt"))
+
+    settings = M.MaskedSettings(steps=args.steps, block_length=args.block_length, temperature=args.temperature)
+    ref = M.MaskedReference(model, tok, layout, mcfg.mask_id)
+    metrics = {"onnxruntime_max_abs_diff": diff}
+    if args.dev and args.dev_mrs and layout.record_len:
+        groups = dev_mrs(args.dev, args.dev_mrs)
+        rows = [held_canvas(ref, g["record"], None) for g in groups]
+        ids = M.sample(ref, len(groups), settings, 0, np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]))
+        metrics["dev_data_to_text"] = {**bleu_report([decode(ref, r)["text"] for r in ids], groups),
+                                       "mrs": len(groups), "note": "PyTorch reference sampler, manifest defaults"}
+    dc = cfg["data"]
+    is_e2e = "e2e" in (dc.get("corpus_name") or dc["train"]).lower()
+    manifest = {
+        "format": FORMAT,
+        "id": bid,
+        "version": args.version,
+        "kind": MASKED_KIND,
+        "name": args.name or bid,
+        "tokenizer": {"type": "surface-pieces/1", "vocab": "vocab.json", "size": len(tok)},
+        "canvas": layout.to_json(),
+        "denoiser": {"file": "denoiser.onnx", "inputs": {"ids": "int64[B,N]"}, "outputs": {"logits": "float32[B,N,V]"},
+                     "opset": 17},
+        "mask": {"id": mcfg.mask_id, "shifted_logits": False},
+        "sampler_defaults": {"steps": settings.steps, "block_length": settings.block_length,
+                             "confidence": settings.confidence, "temperature": settings.temperature,
+                             "top_p": settings.top_p},
+        "record_schema": data_info.get("record_schema") or {"fields": {}},
+        "files": [],
+        "training": {
+            "data": dc.get("corpus_name") or os.path.basename(dc["train"]),
+            "license": dc.get("license") or ("CC BY-SA 4.0" if is_e2e else "unknown"),
+            "steps": step,
+            "wall_time_s": round(train_time, 1),
+            "hardware": run_ck.get("hardware", "unknown"),
+            "precision": run_ck.get("autocast", "fp32"),
+            "parameters": model.num_parameters(),
+            "exported_utc": dt.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "config": cfg,
+        },
+        "metrics": metrics,
+        "reference": {"file": "denoiser.pt", "framework": "pytorch", "weights": "ema", "model_config": mcfg.to_json()},
+        "classifiers": [],
+        "scorer": None,
+    }
+    samples = card_samples(ref, settings, args.dev, args.card_samples, 0)
+    with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
+        json.dump(samples, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(args.out, "DATA_CARD.md"), "w", encoding="utf-8") as f:
+        f.write(data_card(manifest, data_info, log, samples, is_e2e))
+    write_manifest(args.out, manifest)
+    m = add_files_and_rehash(args.out, ["denoiser.onnx", "vocab.json", "denoiser.pt", "DATA_CARD.md", "samples.json"])
+    total = sum(f["bytes"] for f in m["files"])
+    print(f"bundle {args.out}: {len(m['files'])} files, {total / 1e6:.2f} MB; steps {step}; "
+          f"metrics {json.dumps(metrics)}", flush=True)
+    return 0
+
+
+def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: bool) -> str:
+    tr = m["training"]
+    tc = tr["config"]["train"]
+    lines = [f"# Data card: {m['name']} (`{m['id']}` {m['version']})", "",
+             "## What it is", "",
+             f"A masked (absorbing-state) diffusion language model in the MDLM / LLaDA way, {tr['parameters']:,} "
+             f"parameters: a bidirectional transformer maps a canvas of {m['canvas']['length']} token ids, some of "
+             f"them the mask id {m['mask']['id']}, to logits over the {m['tokenizer']['size']}-token vocabulary. "
+             "Sampling starts from an all-mask canvas (or pins a given record or text) and commits the most "
+             "confident proposals block by block. One canvas holds a JSON record, a separator and the text.", "",
+             "## Training data", "",
+             f"- Corpus: `{tr['data']}` ({tr['license']}).",
+             f"- Examples: {data_info['examples']} read, {data_info['kept']} used, **{data_info['dropped']} dropped** "
+             "because the record or the text did not fit its canvas segment.",
+             "- Split: trained on the training split only; the dev split gave the dev BLEU and the sample records "
+             "below; the test split was not used.", "",
+             "## Training budget", "",
+             f"- Objective: MDLM (t ~ U(1e-3, 1), each generated token masked with probability t, cross-entropy on "
+             "masked tokens weighted 1/t); half the examples mask only the text, a quarter only the record.",
+             f"- Steps: {tr['steps']} at batch {tc['batch_size']} ({tr['steps'] * tc['batch_size'] / max(1, data_info['kept']):.2f} epochs), "
+             f"{tr['wall_time_s'] / 60:.1f} min of training.",
+             f"- Hardware: {tr['hardware']}; precision {tr['precision']} autocast.",
+             f"- Optimizer: AdamW, lr {tc['lr']}, {tc['warmup']} warmup steps then linear decay to the stop time, "
+             f"weight decay {tc['weight_decay']}, EMA {tc['ema_decay']} (exported weights are the EMA weights).", ""]
+    summ = loss_summary(log)
+    if summ:
+        lines += ["## Loss curve (training, averaged over each logging window)", "",
+                  "| step | loss | masked-token accuracy | lr |", "| --- | --- | --- | --- |"]
+        lines += [f"| {r['step']} | {r['loss']:.4f} | {r.get('masked_acc', 0):.3f} | {r['lr']:.2e} |" for r in summ]
+        lines.append("")
+    lines += ["## Metrics", "", "```json", json.dumps(m["metrics"], indent=1), "```", "",
+              "## Samples", "",
+              f"From the PyTorch reference sampler (`python3 -m training.dlm_train.masked_sample`), settings "
+              f"`{json.dumps(samples['settings'])}`, seed {samples['seed']} (data-to-text: seed {samples['seed'] + 1}); "
+              "not cherry-picked.", ""]
+    if samples["unconditional"]:
+        lines += [f"### {len(samples['unconditional'])} unconditional samples", "", "| # | record | text |",
+                  "| --- | --- | --- |"]
+        lines += [f"| {i} | `{md_escape(s.get('record', ''))}` | {md_escape(s['text'])} |"
+                  for i, s in enumerate(samples["unconditional"])]
+        lines.append("")
+    if samples["data_to_text"]:
+        lines += [f"### {len(samples['data_to_text'])} data-to-text samples (dev-set records held)", "",
+                  "| # | record (given) | text |", "| --- | --- | --- |"]
+        lines += [f"| {i} | `{md_escape(s['record'])}` | {md_escape(s['text'])} |"
+                  for i, s in enumerate(samples["data_to_text"])]
+        lines.append("")
+    lines += ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
+              f"Training data: {tr['data']} ({tr['license']}).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

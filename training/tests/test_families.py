@@ -1,0 +1,220 @@
+"""The masked family (loss, reference sampler, export) and recipe B of the continuous family."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+
+from training.dlm_train import masked_sample as M
+from training.dlm_train import sample as S
+from training.dlm_train.data import CanvasLayout
+from training.dlm_train.masked import MaskedConfig, MaskedDenoiser, masked_losses
+from training.dlm_train.model import Denoiser, ModelConfig, ce_losses
+from training.dlm_train.schedule import training_schedule
+from training.dlm_train.tokenizer import Tokenizer, build_vocab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
+
+
+def tiny_masked(V=30, L=12):
+    torch.manual_seed(0)
+    return MaskedDenoiser(MaskedConfig(vocab_size=V, length=L, hidden=16, layers=1, heads=2, mlp_ratio=2))
+
+
+def tiny_tok(V=30):
+    return Tokenizer(["<pad>", "<sep>", "<end>", "<unk>"] + [f"w{i}" for i in range(V - 4)])
+
+
+class MaskedLossTest(unittest.TestCase):
+    def test_only_generated_segments_are_masked(self):
+        m = tiny_masked()
+        ids = torch.randint(0, 30, (64, 12))
+        seen = []
+        real_forward = m.forward
+        m.forward = lambda x: (seen.append(x.clone()), real_forward(x))[1]
+        out = masked_losses(m, ids, text_start=5, generator=torch.Generator().manual_seed(1))
+        x = seen[0]
+        masked = x == m.cfg.mask_id
+        rec_masked = masked[:, :5].any(1)
+        text_masked = masked[:, 5:].any(1)
+        # some rows mask only the text, some only the record, none is masked where it is given
+        self.assertTrue(bool((text_masked & ~rec_masked).any()))
+        self.assertTrue(bool((rec_masked & ~text_masked).any()))
+        self.assertTrue(torch.equal(x[~masked], ids[~masked]))
+        self.assertGreater(float(out["loss"]), 0.0)
+
+    def test_training_lowers_the_loss(self):
+        m = tiny_masked()
+        ids = torch.randint(0, 30, (2, 12)).repeat(8, 1)  # two canvases to memorise
+        opt = torch.optim.AdamW(m.parameters(), 1e-2)
+        g = torch.Generator().manual_seed(0)
+
+        def held_out_loss():
+            return np.mean([float(masked_losses(m, ids, 5, generator=torch.Generator().manual_seed(k))["loss"])
+                            for k in range(8)])
+        first = held_out_loss()
+        for _ in range(100):
+            out = masked_losses(m, ids, 5, generator=g)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+        self.assertLess(held_out_loss(), 0.5 * first)
+
+
+class MaskedSamplerTest(unittest.TestCase):
+    def setUp(self):
+        self.ref = M.MaskedReference(tiny_masked(), tiny_tok(), CanvasLayout(12, 4), mask_id=30)
+
+    def test_step_plan(self):
+        s = M.MaskedSettings(steps=5, block_length=4)
+        self.assertEqual(M.step_plan(10, s), [[2, 2], [2, 2], [2]])  # blocks of 4, 4, 2 positions; 2, 2, 1 steps
+        self.assertEqual(M.step_plan(3, M.MaskedSettings(steps=5)), [[1, 1, 1, 0, 0]])
+        self.assertEqual(sum(map(sum, M.step_plan(37, M.MaskedSettings(steps=7, block_length=8)))), 37)
+
+    def test_held_positions_kept_and_all_filled(self):
+        given = np.arange(12) % 30
+        held = np.zeros(12, dtype=bool)
+        held[:5] = True
+        ids = M.sample(self.ref, 3, M.MaskedSettings(steps=4, block_length=3), seed=2, given=given, held=held)
+        self.assertTrue(np.array_equal(ids[:, :5], np.broadcast_to(given[:5], (3, 5))))
+        self.assertFalse((ids == 30).any())
+        self.assertTrue((ids < 30).all())
+
+    def test_seeded_and_reproducible(self):
+        s = M.MaskedSettings(steps=6, temperature=1.0, top_p=0.9)
+        a = M.sample(self.ref, 4, s, seed=5)
+        b = M.sample(self.ref, 4, s, seed=5)
+        c = M.sample(self.ref, 4, s, seed=6)
+        np.testing.assert_array_equal(a, b)
+        self.assertFalse(np.array_equal(a, c))
+        # sample j does not depend on which batch it ran in
+        np.testing.assert_array_equal(M.sample(self.ref, 2, s, seed=5, first_index=2), a[2:])
+
+    def test_greedy_commits_the_argmax_and_caches(self):
+        s = M.MaskedSettings(steps=24, block_length=0)  # more steps than positions: some steps commit nothing
+        self.ref.calls.clear()
+        ids = M.sample(self.ref, 1, s, seed=0)
+        self.assertLess(len(self.ref.calls), 24)
+        self.assertEqual(len(self.ref.calls), 13)  # 12 steps commit one position each; one more call sees the last
+        self.assertEqual(ids.shape, (1, 12))
+
+    def test_confidences_and_bad_settings(self):
+        for c in M.CONFIDENCES:
+            M.sample(self.ref, 1, M.MaskedSettings(steps=3, confidence=c), seed=1)
+        with self.assertRaisesRegex(ValueError, "sampler.confidence"):
+            M.sample(self.ref, 1, M.MaskedSettings(confidence="nope"), seed=1)
+        with self.assertRaisesRegex(ValueError, "sampler.top_p"):
+            M.sample(self.ref, 1, M.MaskedSettings(top_p=0.0), seed=1)
+
+    def test_shifted_logits_use_the_previous_position(self):
+        class Fixed(torch.nn.Module):  # output position i strongly predicts token 4 + i
+            def forward(self, ids):
+                out = torch.full((ids.shape[0], 12, 30), -10.0)
+                for i in range(12):
+                    out[:, i, 4 + i] = 10.0
+                return out
+        plain = M.MaskedReference(Fixed(), tiny_tok(), CanvasLayout(12, 0), mask_id=5)
+        shifted = M.MaskedReference(Fixed(), tiny_tok(), CanvasLayout(12, 0), mask_id=5, shifted=True)
+        a = M.sample(plain, 1, M.MaskedSettings(steps=12), seed=0)[0]
+        b = M.sample(shifted, 1, M.MaskedSettings(steps=12), seed=0)[0]
+        self.assertEqual(a[0], 4)
+        self.assertNotIn(5, a.tolist())  # the mask id (inside this vocab) is never committed
+        self.assertEqual(b[3], 6)  # position 3 reads output 2
+        self.assertEqual(b[0], 4)  # position 0 reads output 0
+
+
+class RecipeBTest(unittest.TestCase):
+    def test_ce_loss_skips_clean_positions_and_x0_is_in_the_embedding_hull(self):
+        torch.manual_seed(0)
+        m = Denoiser(ModelConfig(vocab_size=30, length=12, d=4, hidden=16, layers=1, heads=2, mlp_ratio=2,
+                                 dropout=0.0, time_dim=8, objective="ce", self_condition=True, clean_flags=True))
+        e = m.embeddings()
+        np.testing.assert_allclose(e.norm(dim=-1).detach().numpy(), 2.0, rtol=1e-5)  # sqrt(d)
+        abar = torch.tensor(training_schedule(), dtype=torch.float32)
+        ids = torch.randint(0, 30, (16, 12))
+        opt = torch.optim.AdamW(m.parameters(), 3e-3)
+        first = float(ce_losses(m, ids, abar, 5, generator=torch.Generator().manual_seed(0))["loss"])
+        for _ in range(60):
+            out = ce_losses(m, ids, abar, 5)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+        self.assertLess(float(ce_losses(m, ids, abar, 5, generator=torch.Generator().manual_seed(0))["loss"]), first)
+        x0 = m(torch.randn(2, 12, 4), torch.tensor([3.0, 1500.0]), torch.zeros(2, 12, 4), torch.zeros(2, 12))
+        self.assertEqual(x0.shape, (2, 12, 4))
+        self.assertLessEqual(float(x0.norm(dim=-1).max()), 2.0 + 1e-4)  # a convex mix of norm-2 rows
+
+    def test_reference_sampler_feeds_self_condition_and_clean_flags(self):
+        torch.manual_seed(0)
+        m = Denoiser(ModelConfig(vocab_size=30, length=12, d=4, hidden=16, layers=1, heads=2, mlp_ratio=2,
+                                 dropout=0.0, time_dim=8, objective="ce", self_condition=True, clean_flags=True))
+        calls = []
+        real = m.forward
+        def spy(x, t, sc=None, clean=None):
+            out = real(x, t, sc, clean)
+            calls.append((x.clone(), sc, clean, out))
+            return out
+        m.forward = spy
+        ref = S.from_model(m, tiny_tok(), CanvasLayout(12, 4))
+        given = np.arange(12) % 30
+        held = np.zeros(12, dtype=bool)
+        held[:5] = True
+        out = S.sample(ref, 2, steps=5, seed=0, given=given, held=held)
+        self.assertTrue((out[:, :5] == given[:5]).all())
+        self.assertTrue(float(calls[0][1].abs().max()) == 0.0)  # zeros at the first step
+        for k in range(1, len(calls)):  # each step's self-conditioning input is the previous raw x0 estimate
+            self.assertTrue(torch.equal(calls[k][1], calls[k - 1][3]))
+        self.assertEqual(calls[0][2][:, :5].min().item(), 1.0)
+        self.assertEqual(calls[0][2][:, 5:].max().item(), 0.0)
+        # held positions enter as their clean embeddings at every step
+        e = ref.emb[torch.from_numpy(given[:5])]
+        for x, _, _, _ in calls:
+            torch.testing.assert_close(x[0, :5], e)
+
+
+class MaskedPipelineTest(unittest.TestCase):
+    """Train a few steps on the fixture slice, export, and sample the bundle (CPU, seconds)."""
+
+    def test_train_export_sample(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            cfg = {"name": "m", "family": "masked",
+                   "data": {"train": TRAIN, "canvas_length": 64, "record_len": 30, "min_count": 1},
+                   "model": {"hidden": 32, "layers": 1, "heads": 2, "mlp_ratio": 2},
+                   "train": {"batch_size": 8, "max_steps": 6, "warmup": 2, "ckpt_every": 3, "log_every": 2,
+                             "threads": 1, "precision": "fp32", "snapshot_minutes": [0]}}
+            cp = os.path.join(tmp, "c.json")
+            with open(cp, "w") as f:
+                json.dump(cfg, f)
+            run = os.path.join(tmp, "run")
+            env = dict(os.environ, PYTHONPATH=ROOT)
+            subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cp, "--run-dir", run],
+                           check=True, cwd=ROOT, env=env, capture_output=True)
+            self.assertTrue(os.path.exists(os.path.join(run, "snapshots", "ema-0000min.pt")))
+            out = os.path.join(tmp, "bundle")
+            r = subprocess.run([sys.executable, "-m", "training.dlm_train.masked_export", "--run", run, "--out", out,
+                                "--steps", "8", "--card-samples", "2", "--dev", ""],
+                               cwd=ROOT, env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            man = json.load(open(os.path.join(out, "manifest.json")))
+            self.assertEqual(man["kind"], "masked-diffusion")
+            self.assertEqual(man["mask"], {"id": man["tokenizer"]["size"], "shifted_logits": False})
+            import onnx
+            g = onnx.load(os.path.join(out, "denoiser.onnx")).graph
+            self.assertEqual([i.name for i in g.input], ["ids"])
+            self.assertEqual([o.name for o in g.output], ["logits"])
+            ref = M.load_masked_bundle(out)
+            ids = M.sample(ref, 2, M.MaskedSettings(steps=8), seed=0)
+            self.assertEqual(ids.shape, (2, 64))
+        finally:
+            shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    unittest.main()
