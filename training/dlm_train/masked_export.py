@@ -89,8 +89,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--dev-mrs", type=int, default=100, help="dev MRs for the BLEU in the manifest (0: skip)")
     args = ap.parse_args(argv)
 
-    run_ck = torch.load(os.path.join(args.run, "ckpt.pt"), map_location="cpu", weights_only=False)
+    ck_path = os.path.join(args.run, "ckpt.pt")
+    run_ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
     ck = torch.load(args.snapshot, map_location="cpu", weights_only=False) if args.snapshot else run_ck
+    if ck is None:
+        raise SystemExit(f"{args.run}: no ckpt.pt; give --snapshot (e.g. an ema.pt joined from a GPU run's parts)")
+    run_ck = run_ck or ck  # a GPU run's ema.pt carries its own config and hardware
     if ck.get("family") != "masked":
         raise SystemExit(f"{args.run}: not a masked-diffusion run (family {ck.get('family')!r})")
     cfg = run_ck["config"]
