@@ -6,8 +6,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { laneSessionOptions, type Provider } from './devices';
-import { type JointTargets, jointTermFromTargets } from './guidance';
-import { guideStep } from './sampler';
+import { guideStep, type JointTargets, jointTermFromTargets } from './guidance';
 import { type Feeds, type Outputs, runRows } from './session-run';
 
 /** One guidance step (K Adagrad iterations through the joint graph) on this lane's share of the batch. */

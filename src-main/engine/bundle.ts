@@ -1,98 +1,23 @@
 /**
- * Model bundles (docs/ARCHITECTURE.md, "Model bundle"): find them, validate the manifest, verify every listed
- * file's size and sha256, and load the tokenizer and embeddings. Every refusal is a BundleError (code
- * BUNDLE_INVALID) whose message names the file and the field.
+ * Model bundles (docs/ARCHITECTURE.md, "Model bundle"): find them, validate the manifest (the common fields here,
+ * the family's own through its FamilyManifest, families/manifests.ts), verify every listed file's size and sha256,
+ * and load the tokenizer. Every refusal is a BundleError (code BUNDLE_INVALID) whose message names the file and the
+ * field.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
-import { z } from 'zod';
+import { join, normalize, resolve, sep } from 'node:path';
+import { BUNDLE_FORMATS, BundleError, type ManifestChecks } from './bundle-schema';
+import type { FamilyManifestBase, LoadedBundle } from './families/family';
+import { FAMILY_KINDS, familyManifest, type Manifest } from './families/manifests';
 import { Tokenizer } from './tokenizer';
 import type { ModelSummary } from './types';
 
-export class BundleError extends Error {
-  readonly code = 'BUNDLE_INVALID';
-  constructor(message: string, readonly file?: string, readonly field?: string) {
-    super(message);
-    this.name = 'BundleError';
-  }
-}
-
-const relPath = z.string().min(1).refine((p) => !isAbsolute(p) && !normalize(p).split(/[\\/]/).includes('..'), {
-  message: 'must be a relative path inside the bundle',
-});
-
-const segmentSchema = z.object({
-  name: z.string().min(1),
-  start: z.number().int().min(0),
-  length: z.number().int().min(1),
-  format: z.string().optional(),
-}).passthrough();
-
-const classifierSchema = z.object({
-  control: z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment']),
-  files: z.record(z.string().regex(/^\d+$/), relPath),
-  batch_sizes: z.array(z.number().int().min(1)).min(1),
-  segment: z.string().min(1),
-  labels: z.array(z.string()),
-  fields: z.array(z.string()).optional(),
-  value_labels: z.record(z.string(), z.array(z.string())).optional(),
-  /** Per-control fluency-anchor weight the guidance helper recommends (overrides the engine's default). */
-  lambda: z.number().min(0).optional(),
-  inputs: z.record(z.string(), z.string()).optional(),
-  outputs: z.record(z.string(), z.string()).optional(),
-  metrics: z.record(z.string(), z.unknown()).optional(),
-}).passthrough();
-
-/** One gradient graph over every control's head on the shared trunk (training/guidance/joint.py). */
-const jointGuidanceSchema = z.object({
-  controls: z.array(z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment'])).min(1),
-  files: z.record(z.string().regex(/^\d+$/), relPath),
-  batch_sizes: z.array(z.number().int().min(1)).min(1),
-  segment: z.string().min(1),
-  /** The same graphs with the attribute head scored for one field (select_attribute input): same batch sizes. */
-  one_field: z.object({ files: z.record(z.string().regex(/^\d+$/), relPath) }).passthrough().nullable().optional(),
-}).passthrough();
-
-const scorerSchema = z.object({
-  file: relPath,
-  inputs: z.record(z.string(), z.string()).optional(),
-  outputs: z.record(z.string(), z.string()).optional(),
-  bos: z.number().int().min(0).default(1),
-  eos: z.number().int().min(0).default(2),
-  metrics: z.record(z.string(), z.unknown()).optional(),
-}).passthrough();
-
-export const manifestSchema = z.object({
-  format: z.literal('dlm-bundle/1'),
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),
-  version: z.string().min(1),
-  kind: z.literal('continuous-embedding-diffusion'),
-  name: z.string().min(1),
-  tokenizer: z.object({ type: z.literal('surface-pieces/1'), vocab: relPath, size: z.number().int().min(5) }).passthrough(),
-  canvas: z.object({ length: z.number().int().min(1), segments: z.array(segmentSchema).min(1) }).passthrough(),
-  embedding: z.object({ file: relPath, dim: z.number().int().min(1), dtype: z.literal('float32') }).passthrough(),
-  schedule: z.object({ type: z.literal('sqrt'), T: z.number().int().min(1), s: z.number().positive() }).passthrough(),
-  denoiser: z.object({
-    file: relPath,
-    /** Int8-weight variant of the same denoiser (training/dlm_train/quantize.py), used on cpu by precision auto. */
-    int8: z.object({
-      file: relPath,
-      /** static: calibrated fixed activation ranges; dynamic: a range per call (couples the samples of a call). */
-      activations: z.enum(['static', 'dynamic']).default('dynamic'),
-    }).passthrough().optional(),
-  }).passthrough(),
-  record_schema: z.object({ fields: z.record(z.string(), z.array(z.string())) }).passthrough().nullable().optional(),
-  files: z.array(z.object({ path: relPath, sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'), bytes: z.number().int().min(0) }).passthrough()).min(1),
-  training: z.record(z.string(), z.unknown()).optional(),
-  metrics: z.record(z.string(), z.unknown()).optional(),
-  classifiers: z.array(classifierSchema).default([]),
-  scorer: scorerSchema.nullable().default(null),
-  joint_guidance: jointGuidanceSchema.nullable().optional(),
-}).passthrough();
-export type Manifest = z.infer<typeof manifestSchema>;
-export type ClassifierEntry = z.infer<typeof classifierSchema>;
+export { BundleError } from './bundle-schema';
+export type { ClassifierEntry } from './bundle-schema';
+export type { Manifest } from './families/manifests';
+export type { LoadedBundle } from './families/family';
 
 function zodPath(path: PropertyKey[]): string {
   return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
@@ -113,16 +38,22 @@ export async function readManifest(dir: string): Promise<Manifest> {
   } catch (e) {
     throw new BundleError(`${file}: manifest.json is not valid JSON (${(e as Error).message})`, 'manifest.json');
   }
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    const field = zodPath(i.path) || '(root)';
-    throw new BundleError(`${file}: field ${field}: ${i.message}`, 'manifest.json', field);
-  }
-  const m = parsed.data;
   const fail = (field: string, msg: string): never => {
     throw new BundleError(`${file}: field ${field}: ${msg}`, 'manifest.json', field);
   };
+  const top = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  // the format is a version and the kind picks the family: both are refused by name before the family's schema runs
+  if (!(BUNDLE_FORMATS as readonly unknown[]).includes(top.format)) {
+    fail('format', `${top.format === undefined ? 'missing' : `unknown bundle format ${JSON.stringify(top.format)}`} (this engine reads ${BUNDLE_FORMATS.join(', ')})`);
+  }
+  const family = familyManifest(typeof top.kind === 'string' ? top.kind : '');
+  if (!family) fail('kind', `${top.kind === undefined ? 'missing' : `unknown model kind ${JSON.stringify(top.kind)}`} (known: ${FAMILY_KINDS.join(', ')})`);
+  const parsed = family!.schema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    fail(zodPath(i.path) || '(root)', i.message);
+  }
+  const m = parsed.data as FamilyManifestBase;
   // canvas segments must tile the canvas in order and include a text segment
   let pos = 0;
   m.canvas.segments.forEach((s, i) => {
@@ -136,9 +67,6 @@ export async function readManifest(dir: string): Promise<Manifest> {
     if (!listed.has(normalize(p))) fail(field, `${p} is not listed in files (every bundle file needs a sha256)`);
   };
   mustList('tokenizer.vocab', m.tokenizer.vocab);
-  mustList('embedding.file', m.embedding.file);
-  mustList('denoiser.file', m.denoiser.file);
-  if (m.denoiser.int8) mustList('denoiser.int8.file', m.denoiser.int8.file);
   m.classifiers.forEach((c, i) => {
     for (const b of c.batch_sizes) {
       const f = c.files[String(b)];
@@ -161,7 +89,9 @@ export async function readManifest(dir: string): Promise<Manifest> {
     for (const c of j.controls) if (!m.classifiers.some((e) => e.control === c)) fail('joint_guidance.controls', `${c} has no entry in classifiers (its labels come from there)`);
     if (!m.canvas.segments.some((s) => s.name === j.segment)) fail('joint_guidance.segment', `no canvas segment named ${JSON.stringify(j.segment)}`);
   }
-  return m;
+  const checks: ManifestChecks = { fail, mustList };
+  family!.check(m, checks);
+  return m as Manifest;
 }
 
 const hashCache = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
@@ -180,7 +110,7 @@ async function sha256File(path: string): Promise<string> {
 }
 
 /** Check that every listed file exists with the listed size and sha256. */
-export async function verifyFiles(dir: string, m: Manifest): Promise<void> {
+export async function verifyFiles(dir: string, m: FamilyManifestBase): Promise<void> {
   for (let i = 0; i < m.files.length; i++) {
     const f = m.files[i]!;
     const p = join(dir, f.path);
@@ -201,24 +131,13 @@ export async function verifyFiles(dir: string, m: Manifest): Promise<void> {
 }
 
 /** sha256 over the manifest's file list: identifies the exact weights. */
-export function bundleHash(m: Manifest): string {
+export function bundleHash(m: FamilyManifestBase): string {
   const list = [...m.files].sort((a, b) => a.path.localeCompare(b.path)).map((f) => `${f.path}\t${f.bytes}\t${f.sha256}`).join('\n');
   return createHash('sha256').update(list).digest('hex');
 }
 
-export interface LoadedBundle {
-  dir: string;
-  manifest: Manifest;
-  hash: string;
-  tokenizer: Tokenizer;
-  /** [V, d] row-major. */
-  embeddings: Float32Array;
-  vocabSize: number;
-  dim: number;
-}
-
-/** Validate, verify and load a bundle's tokenizer and embeddings. */
-export async function loadBundle(dir: string): Promise<LoadedBundle> {
+/** Validate, verify and load a bundle's tokenizer (the family loads its own resources: ModelFamily.open). */
+export async function loadBundle(dir: string): Promise<LoadedBundle<Manifest>> {
   const m = await readManifest(dir);
   await verifyFiles(dir, m);
   const vocabPath = join(dir, m.tokenizer.vocab);
@@ -237,14 +156,8 @@ export async function loadBundle(dir: string): Promise<LoadedBundle> {
   if (tokenizer.size !== m.tokenizer.size) {
     throw new BundleError(`${dir}: ${m.tokenizer.vocab} has ${tokenizer.size} tokens, manifest field tokenizer.size says ${m.tokenizer.size}`, m.tokenizer.vocab, 'tokenizer.size');
   }
-  const buf = await readFile(join(dir, m.embedding.file));
-  const expected = tokenizer.size * m.embedding.dim * 4;
-  if (buf.byteLength !== expected) {
-    throw new BundleError(`${dir}: ${m.embedding.file} has ${buf.byteLength} bytes, expected vocab size ${tokenizer.size} x embedding.dim ${m.embedding.dim} x 4 = ${expected}`, m.embedding.file, 'embedding.dim');
-  }
-  const embeddings = new Float32Array(tokenizer.size * m.embedding.dim);
-  for (let i = 0; i < embeddings.length; i++) embeddings[i] = buf.readFloatLE(i * 4);
-  return { dir, manifest: m, hash: bundleHash(m), tokenizer, embeddings, vocabSize: tokenizer.size, dim: m.embedding.dim };
+  await familyManifest(m.kind)!.verify?.(dir, m, tokenizer.size);
+  return { dir, manifest: m, hash: bundleHash(m), tokenizer, vocabSize: tokenizer.size };
 }
 
 export function summarize(dir: string, m: Manifest, source: 'bundled' | 'user'): ModelSummary {
@@ -260,7 +173,7 @@ export function summarize(dir: string, m: Manifest, source: 'bundled' | 'user'):
     recordFields: m.record_schema?.fields ?? {},
     controls: [...new Set(m.classifiers.map((c) => c.control))],
     hasScorer: !!m.scorer,
-    precisions: m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32'],
+    precisions: familyManifest(m.kind)!.precisions(m),
   };
 }
 

@@ -6,7 +6,7 @@ import { compileConstraintSet, type Verdict } from '../constraints/compiler/inde
 import { evaluateOutputs } from '../constraints/evaluators/index';
 import type { ConstraintSet } from '../constraints/set';
 import type { SoftTarget } from './guidance';
-import type { Projector } from './sampler';
+import type { Projector } from './projection';
 import type { Tokenizer } from './tokenizer';
 import { pretokenize, SEP } from './tokenizer';
 import type { ConstraintScore } from './types';

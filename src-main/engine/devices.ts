@@ -90,7 +90,7 @@ export type ProbeFn = (p: Provider) => Promise<void>;
 
 /**
  * Pick the provider for a preference. `auto` tries AUTO_ORDER; a named provider is tried first and falls back to
- * cpu. `probe` must throw when the provider cannot run the denoiser.
+ * cpu. `probe` must throw when the provider cannot run the denoiser (a BUNDLE_INVALID error is rethrown at once).
  */
 export async function chooseProvider(pref: DevicePreference, probe: ProbeFn, bundled = bundledProviders()): Promise<DeviceReport> {
   const order: Provider[] = pref === 'auto' ? AUTO_ORDER : pref === 'cpu' ? ['cpu'] : [pref, 'cpu'];
@@ -108,6 +108,8 @@ export async function chooseProvider(pref: DevicePreference, probe: ProbeFn, bun
       active = p;
       break;
     } catch (e) {
+      // a bundle the engine refuses is refused on every provider: say so instead of trying the next one
+      if ((e as { code?: unknown })?.code === 'BUNDLE_INVALID') throw e;
       probes.push({ provider: p, bundled: true, usable: false, reason: cleanReason(e) });
     }
   }

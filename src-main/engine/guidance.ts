@@ -3,8 +3,7 @@
  * (docs/ARCHITECTURE.md, "Guidance classifiers"), and run those graphs padded to an exported batch size.
  */
 import * as ort from 'onnxruntime-node';
-import type { ClassifierEntry } from './bundle';
-import type { GuidanceTerm } from './sampler';
+import type { ClassifierEntry } from './bundle-schema';
 import { type Feeds, type Outputs, runRows } from './session-run';
 import { EngineInputError } from './types';
 
@@ -20,6 +19,56 @@ export type SoftTarget =
 export const DEFAULT_LAMBDA: Record<string, number> = { attribute: 0.01, pos: 0.0001, spans: 0.1, length: 0.01, sentiment: 0.01 };
 
 export class GuidanceError extends EngineInputError {}
+
+/** One active guidance term: d log p(target | x, t) / dx for the batch (targets are baked into the term). */
+export interface GuidanceTerm {
+  control: string;
+  weight: number;
+  /** Computed on another thread (started first, so that it overlaps with the local ones). */
+  remote?: boolean;
+  grad(x: Float32Array, t: Float32Array, batch: number): Promise<{ grad: Float32Array; logp: Float32Array }>;
+}
+
+export interface GuidanceConfig {
+  terms: GuidanceTerm[];
+  iterations: number;
+  stepSize: number;
+  /** Fluency-anchor weight lambda in lambda * sum((mu - x)^2 / sigma). */
+  lambda: number;
+  offLastSteps: number;
+  /** Runs one guidance step in place of guideStep (the batch split over the two cpu lanes, guidance-setup.ts). */
+  run?(x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, N: number, d: number, heldPos: number[]): Promise<void>;
+}
+
+/** K Adagrad steps (fresh state) on x minimizing sum_c w_c (-log p_c) + lambda * sum((mu - x)^2 / sigma).
+ * Every quantity is per sample, so any split of the batch gives the same result per sample. */
+export async function guideStep(
+  x: Float32Array, mu: Float32Array, sigma: number, tTrain: number, B: number, N: number, d: number,
+  heldPos: number[], g: GuidanceConfig,
+): Promise<void> {
+  const size = x.length;
+  const acc = new Float64Array(size);
+  const grad = new Float32Array(size);
+  const t = new Float32Array(B).fill(tTrain);
+  const anchor = (2 * g.lambda) / sigma;
+  for (let it = 0; it < g.iterations; it++) {
+    for (let i = 0; i < size; i++) grad[i] = anchor * (x[i]! - mu[i]!);
+    // all terms at once: a term served by another thread runs while this one computes its own
+    const active = g.terms.filter((term) => term.weight !== 0).sort((a, b) => Number(!!b.remote) - Number(!!a.remote));
+    const results = await Promise.all(active.map((term) => term.grad(x, t, B)));
+    active.forEach((term, j) => {
+      const r = results[j]!;
+      for (let i = 0; i < size; i++) grad[i] -= term.weight * r.grad[i]!;
+    });
+    for (let b = 0; b < B; b++) for (const p of heldPos) grad.fill(0, (b * N + p) * d, (b * N + p + 1) * d);
+    for (let i = 0; i < size; i++) {
+      const gi = grad[i]!;
+      if (!Number.isFinite(gi)) continue;
+      acc[i] += gi * gi;
+      x[i] -= (g.stepSize * gi) / (Math.sqrt(acc[i]!) + 1e-10);
+    }
+  }
+}
 
 export interface TargetTensors {
   /** Per-sample target, flattened; shape excludes the batch dimension. */

@@ -10,9 +10,8 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../../src-main/engine/bundle';
 import { auxSessionOptions } from '../../../src-main/engine/devices';
-import { chooseJointGraph, GuidanceError, jointTargets, jointTermFromTargets, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
+import { chooseJointGraph, GuidanceError, guideStep, jointTargets, jointTermFromTargets, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
 import { Mulberry32 } from '../../../src-main/engine/prng';
-import { guideStep } from '../../../src-main/engine/sampler';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

@@ -27,7 +27,8 @@ export interface MicroBundle {
   clsW: Float32Array;
 }
 
-export function writeMicroBundle(dir: string, opts: { id?: string; classifier?: boolean; scorer?: boolean; seed?: number } = {}): MicroBundle {
+/** extraInputs: the denoiser also takes x_self_cond [B, N, d] and clean [B, N] (and the manifest lists them). */
+export function writeMicroBundle(dir: string, opts: { id?: string; classifier?: boolean; scorer?: boolean; seed?: number; extraInputs?: boolean } = {}): MicroBundle {
   mkdirSync(join(dir, 'classifiers'), { recursive: true });
   const g = new Mulberry32(opts.seed ?? 7);
   const { d, hidden } = MICRO;
@@ -38,14 +39,22 @@ export function writeMicroBundle(dir: string, opts: { id?: string; classifier?: 
   const emb = randn(g, V * d);
   writeFileSync(join(dir, 'embeddings.f32'), Buffer.from(emb.buffer));
 
-  // x0 = tanh(x W1 + (t / 1000) wt) W2 + 0.5 x
+  // x0 = tanh(x W1 + (t / 1000) wt [+ x_self_cond Wsc + clean wc]) W2 + 0.5 x
+  const extra = !!opts.extraInputs;
   const den = model(
     [
       node('Reshape', ['t', 'SHAPE_B11'], ['T3']),
       node('Div', ['T3', 'THOUSAND'], ['TS']),
       node('Mul', ['TS', 'WT'], ['TW']),
       node('MatMul', ['x_t', 'W1'], ['XW']),
-      node('Add', ['XW', 'TW'], ['PRE']),
+      node('Add', ['XW', 'TW'], [extra ? 'PRE0' : 'PRE']),
+      ...(extra ? [
+        node('MatMul', ['x_self_cond', 'WSC'], ['SCW']),
+        node('Unsqueeze', ['clean', 'AX2'], ['C3']),
+        node('Mul', ['C3', 'WC'], ['CW']),
+        node('Add', ['PRE0', 'SCW'], ['PRE1']),
+        node('Add', ['PRE1', 'CW'], ['PRE']),
+      ] : []),
       node('Tanh', ['PRE'], ['H']),
       node('MatMul', ['H', 'W2'], ['HW']),
       node('Mul', ['x_t', 'HALF'], ['XH']),
@@ -58,8 +67,13 @@ export function writeMicroBundle(dir: string, opts: { id?: string; classifier?: 
       tensor('WT', [hidden], randn(g, hidden), FLOAT),
       tensor('W1', [d, hidden], randn(g, d * hidden, 0.5), FLOAT),
       tensor('W2', [hidden, d], randn(g, hidden * d, 0.5), FLOAT),
+      ...(extra ? [
+        tensor('WSC', [d, hidden], randn(new Mulberry32(99), d * hidden, 0.5), FLOAT),
+        tensor('WC', [hidden], randn(new Mulberry32(98), hidden), FLOAT),
+        tensor('AX2', [1], BigInt64Array.of(2n), INT64),
+      ] : []),
     ],
-    [valueInfo('x_t', FLOAT, ['B', N, d]), valueInfo('t', FLOAT, ['B'])],
+    [valueInfo('x_t', FLOAT, ['B', N, d]), valueInfo('t', FLOAT, ['B']), ...(extra ? [valueInfo('x_self_cond', FLOAT, ['B', N, d]), valueInfo('clean', FLOAT, ['B', N])] : [])],
     [valueInfo('x0', FLOAT, ['B', N, d])],
   );
   writeFileSync(join(dir, 'denoiser.onnx'), den);
@@ -130,7 +144,11 @@ export function writeMicroBundle(dir: string, opts: { id?: string; classifier?: 
     },
     embedding: { file: 'embeddings.f32', dim: d, dtype: 'float32' },
     schedule: { type: 'sqrt', T: 2000, s: 0.0001 },
-    denoiser: { file: 'denoiser.onnx', inputs: { x_t: 'float32[B,N,d]', t: 'float32[B]' }, outputs: { x0: 'float32[B,N,d]' } },
+    denoiser: {
+      file: 'denoiser.onnx',
+      inputs: { x_t: 'float32[B,N,d]', t: 'float32[B]', ...(extra ? { x_self_cond: 'float32[B,N,d]', clean: 'float32[B,N]' } : {}) },
+      outputs: { x0: 'float32[B,N,d]' },
+    },
     record_schema: { fields: { name: ['Alimentum'], food: ['Italian', 'French'] } },
     files: files.map((f) => {
       const b = readFileSync(join(dir, f));

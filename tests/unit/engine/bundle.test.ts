@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundleError, loadBundle, resolveModel, scanModels } from '../../../src-main/engine/bundle';
+import { loadEmbeddings } from '../../../src-main/engine/families/continuous/manifest';
 import { writeMicroBundle } from '../../integration/engine/micro-bundle';
 
 let root: string;
@@ -45,7 +46,7 @@ describe('bundle loading', () => {
   it('loads a good bundle: tokenizer, embeddings, hash', async () => {
     const b = await loadBundle(good);
     expect(b.manifest.id).toBe('micro');
-    expect(b.embeddings.length).toBe(b.vocabSize * b.dim);
+    expect((await loadEmbeddings(b.dir, b.manifest, b.vocabSize)).length).toBe(b.vocabSize * b.manifest.embedding.dim);
     expect(b.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(b.tokenizer.decode(b.tokenizer.encode('The Vaults'))).toBe('The Vaults');
   });
@@ -76,6 +77,11 @@ describe('bundle loading', () => {
     const cases: [string, (m: Record<string, any>) => void, RegExp][] = [
       ['bad-format', (m) => { m.format = 'other/2'; }, /field format/],
       ['bad-canvas', (m) => { m.canvas.length = 99; }, /field canvas\.length/],
+      ['format-v2', (m) => { m.format = 'dlm-bundle/2'; }, /field format: unknown bundle format "dlm-bundle\/2" \(this engine reads dlm-bundle\/1\)/],
+      ['no-format', (m) => { delete m.format; }, /field format: missing/],
+      ['bad-kind', (m) => { m.kind = 'autoregressive'; }, /field kind: unknown model kind "autoregressive" \(known: continuous-embedding-diffusion/],
+      ['bad-input', (m) => { m.denoiser.inputs.foo = 'float32[B]'; }, /field denoiser\.inputs\.foo: unknown denoiser input \(known: x_t, t, x_self_cond, clean\)/],
+      ['bad-input-shape', (m) => { m.denoiser.inputs.clean = 'float32[B,N,d]'; }, /field denoiser\.inputs\.clean: must be float32\[B,N\]/],
       ['bad-segment', (m) => { m.canvas.segments[2].start = 3; }, /canvas\.segments\[2\]\.start/],
       ['unlisted', (m) => { m.files = m.files.filter((f: { path: string }) => f.path !== 'denoiser.onnx'); }, /denoiser\.file: denoiser\.onnx is not listed/],
       ['vocab-size', (m) => { m.tokenizer.size = 5; }, /tokenizer\.size/],

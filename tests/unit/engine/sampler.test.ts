@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Mulberry32 } from '../../../src-main/engine/prng';
-import { type DenoiseFn, type GuidanceTerm, jsRounder, makeEmbeddings, nearest, sampleBatch } from '../../../src-main/engine/sampler';
+import { type DenoiseFn, sampleBatch } from '../../../src-main/engine/families/continuous/sampler';
+import { jsRounder, makeEmbeddings, nearest } from '../../../src-main/engine/families/continuous/rounding';
+import type { GuidanceTerm } from '../../../src-main/engine/guidance';
 import { buildSchedule } from '../../../src-main/engine/schedule';
 
 const V = 40;
@@ -54,6 +56,35 @@ describe('sampler loop', () => {
     expect(free.tokens![2]).toBe(11);
     expect(Array.from(free.tokens!).every((t) => t >= 0 && t < V)).toBe(true);
     expect(Array.from(free.tokens!)).not.toEqual(Array.from(clamped.tokens!));
+  });
+
+  it('self-conditioning feeds the previous raw x0 (zeros first); clean flags mark held positions, given clean', async () => {
+    const held = new Int32Array(N).fill(-1);
+    held[1] = 6;
+    held[4] = 21;
+    const seen: { x: Float32Array; selfCond: Float32Array; clean: Float32Array; out: Float32Array }[] = [];
+    const recording: DenoiseFn = async (x, t, b, extras) => {
+      const out = await denoise(x, t, b, extras);
+      seen.push({ x: x.slice(), selfCond: extras.selfCond!.slice(), clean: extras.clean!.slice(), out: out.slice() });
+      return out;
+    };
+    const r = await sampleBatch({ seeds: [6, 7], length: N, emb, schedule, denoise: recording, clamp: true, held, selfCondition: true, cleanFlags: true });
+    expect(seen).toHaveLength(12);
+    expect(seen[0]!.selfCond.every((v) => v === 0)).toBe(true);
+    for (let k = 1; k < seen.length; k++) expect(Array.from(seen[k]!.selfCond)).toEqual(Array.from(seen[k - 1]!.out));
+    for (const s of seen) {
+      for (let b = 0; b < 2; b++) {
+        for (let i = 0; i < N; i++) expect(s.clean[b * N + i]).toBe(held[i]! >= 0 ? 1 : 0);
+        for (const i of [1, 4]) expect(Array.from(s.x.subarray((b * N + i) * d, (b * N + i + 1) * d))).toEqual(Array.from(E.subarray(held[i]! * d, (held[i]! + 1) * d)));
+      }
+    }
+    expect(r.tokens![1]).toBe(6);
+    // without the optional inputs the loop passes none
+    const plain: DenoiseFn = async (x, t, b, extras) => {
+      expect(extras).toEqual({});
+      return denoise(x, t, b, extras);
+    };
+    await sampleBatch({ seeds: [6], length: N, emb, schedule, denoise: plain, clamp: true, held });
   });
 
   it('stops before the next step when cancelled', async () => {

@@ -1,0 +1,96 @@
+/**
+ * The manifest fields every bundle has, whatever its model family (docs/ARCHITECTURE.md, "Model bundle"), and the
+ * error a refused bundle raises. A family adds its own fields and checks (src-main/engine/families/<family>/manifest.ts).
+ */
+import { isAbsolute, normalize } from 'node:path';
+import { z } from 'zod';
+
+export class BundleError extends Error {
+  readonly code = 'BUNDLE_INVALID';
+  constructor(message: string, readonly file?: string, readonly field?: string) {
+    super(message);
+    this.name = 'BundleError';
+  }
+}
+
+/** Manifest format versions this engine reads. */
+export const BUNDLE_FORMATS = ['dlm-bundle/1'] as const;
+
+export const relPath = z.string().min(1).refine((p) => !isAbsolute(p) && !normalize(p).split(/[\\/]/).includes('..'), {
+  message: 'must be a relative path inside the bundle',
+});
+
+const segmentSchema = z.object({
+  name: z.string().min(1),
+  start: z.number().int().min(0),
+  length: z.number().int().min(1),
+  format: z.string().optional(),
+}).passthrough();
+
+export const classifierSchema = z.object({
+  control: z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment']),
+  files: z.record(z.string().regex(/^\d+$/), relPath),
+  batch_sizes: z.array(z.number().int().min(1)).min(1),
+  segment: z.string().min(1),
+  labels: z.array(z.string()),
+  fields: z.array(z.string()).optional(),
+  value_labels: z.record(z.string(), z.array(z.string())).optional(),
+  /** Per-control fluency-anchor weight the guidance helper recommends (overrides the engine's default). */
+  lambda: z.number().min(0).optional(),
+  inputs: z.record(z.string(), z.string()).optional(),
+  outputs: z.record(z.string(), z.string()).optional(),
+  metrics: z.record(z.string(), z.unknown()).optional(),
+}).passthrough();
+
+/** One gradient graph over every control's head on the shared trunk (training/guidance/joint.py). */
+const jointGuidanceSchema = z.object({
+  controls: z.array(z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment'])).min(1),
+  files: z.record(z.string().regex(/^\d+$/), relPath),
+  batch_sizes: z.array(z.number().int().min(1)).min(1),
+  segment: z.string().min(1),
+  /** The same graphs with the attribute head scored for one field (select_attribute input): same batch sizes. */
+  one_field: z.object({ files: z.record(z.string().regex(/^\d+$/), relPath) }).passthrough().nullable().optional(),
+}).passthrough();
+
+const scorerSchema = z.object({
+  file: relPath,
+  inputs: z.record(z.string(), z.string()).optional(),
+  outputs: z.record(z.string(), z.string()).optional(),
+  bos: z.number().int().min(0).default(1),
+  eos: z.number().int().min(0).default(2),
+  metrics: z.record(z.string(), z.unknown()).optional(),
+}).passthrough();
+
+/** The fields of every manifest (a family's schema extends these with its `kind` and its own fields). */
+export const commonManifestFields = {
+  format: z.enum(BUNDLE_FORMATS),
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),
+  version: z.string().min(1),
+  name: z.string().min(1),
+  tokenizer: z.object({ type: z.literal('surface-pieces/1'), vocab: relPath, size: z.number().int().min(5) }).passthrough(),
+  canvas: z.object({ length: z.number().int().min(1), segments: z.array(segmentSchema).min(1) }).passthrough(),
+  record_schema: z.object({ fields: z.record(z.string(), z.array(z.string())) }).passthrough().nullable().optional(),
+  files: z.array(z.object({ path: relPath, sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'), bytes: z.number().int().min(0) }).passthrough()).min(1),
+  training: z.record(z.string(), z.unknown()).optional(),
+  metrics: z.record(z.string(), z.unknown()).optional(),
+  classifiers: z.array(classifierSchema).default([]),
+  scorer: scorerSchema.nullable().default(null),
+  joint_guidance: jointGuidanceSchema.nullable().optional(),
+};
+
+const commonManifestSchema = z.object(commonManifestFields).passthrough();
+export type CommonManifest = z.infer<typeof commonManifestSchema>;
+export type ClassifierEntry = z.infer<typeof classifierSchema>;
+
+/** What a family's manifest checks get: `fail` names the field; `mustList` requires a file to be in `files`. */
+export interface ManifestChecks {
+  fail(field: string, msg: string): never;
+  mustList(field: string, path: string): void;
+}
+
+/** An ONNX graph input or output as a manifest writes it: `float32[B,N,d]` -> type float32, rank 3. */
+export function parseTensorSpec(spec: string): { type: string; dims: string[] } | null {
+  const m = /^([a-z0-9]+)\[([^\]]*)\]$/.exec(spec.replace(/\s+/g, ''));
+  if (!m) return null;
+  return { type: m[1]!, dims: m[2]! === '' ? [] : m[2]!.split(',') };
+}

@@ -1,0 +1,141 @@
+/**
+ * The continuous Diffusion-LM family (kind "continuous-embedding-diffusion") behind the ModelFamily seam: its
+ * denoiser sessions (int8 or fp32, split over the two cpu lanes), classifier guidance, and the step loop of
+ * sampler.ts with clamping and projection; progress shows the rounded canvas after every step.
+ */
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { decodeCanvas } from '../../decode';
+import { laneThreads } from '../../devices';
+import { buildGuidance } from '../../guidance-setup';
+import { checkGraphIo } from '../../host';
+import { buildSchedule } from '../../schedule';
+import { type Feeds, type Outputs, runRows } from '../../session-run';
+import { resolvePrecision } from '../../types';
+import type { ModelFamily } from '../family';
+import { type ContinuousManifest, continuousManifest, denoiserInputs, loadEmbeddings } from './manifest';
+import { type Embeddings, makeEmbeddings, ortRounder, type Rounder } from './rounding';
+import { type DenoiseExtras, sampleBatch } from './sampler';
+
+interface ContinuousState {
+  emb: Embeddings;
+  rounder: Rounder;
+  /** Graph files whose inputs were checked against the manifest. */
+  checked: Set<string>;
+}
+
+/** A continuous run's feeds for rows [from, to) of the batch. */
+function feedsFor(inputs: Record<string, string>, x: Float32Array, t: Float32Array, extras: DenoiseExtras, N: number, d: number, from: number, to: number): Feeds {
+  const rows = to - from;
+  const f: Feeds = {
+    x_t: { type: 'float32', data: x.subarray(from * N * d, to * N * d), dims: [rows, N, d] },
+    t: { type: 'float32', data: t.subarray(from, to), dims: [rows] },
+  };
+  if ('x_self_cond' in inputs) {
+    const sc = extras.selfCond ?? new Float32Array(x.length);
+    f.x_self_cond = { type: 'float32', data: sc.subarray(from * N * d, to * N * d), dims: [rows, N, d] };
+  }
+  if ('clean' in inputs) {
+    const c = extras.clean ?? new Float32Array(t.length * N);
+    f.clean = { type: 'float32', data: c.subarray(from * N, to * N), dims: [rows, N] };
+  }
+  return f;
+}
+
+const x0Of = (o: Outputs) => (o.x0 ?? Object.values(o)[0]!).data;
+
+export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> = {
+  manifest: continuousManifest,
+
+  async open(bundle) {
+    const emb = makeEmbeddings(await loadEmbeddings(bundle.dir, bundle.manifest, bundle.vocabSize), bundle.vocabSize, bundle.manifest.embedding.dim);
+    return { emb, rounder: await ortRounder(emb), checked: new Set() };
+  },
+
+  async probe(host, bundle, provider) {
+    const m = bundle.manifest;
+    const s = await host.session(bundle.dir, m.denoiser.file, provider);
+    try {
+      checkGraphIo(s, m.denoiser.file, denoiserInputs(m));
+      const N = m.canvas.length;
+      const d = m.embedding.dim;
+      const inputs = denoiserInputs(m);
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [k, v] of Object.entries(feedsFor(inputs, new Float32Array(N * d), new Float32Array([1]), {}, N, d, 0, 1))) feeds[k] = new ort.Tensor(v.type, v.data, v.dims);
+      const out = await s.run(feeds);
+      const x0 = out.x0 ?? out[s.outputNames[0]!]!;
+      if (!(x0.data as Float32Array).every(Number.isFinite)) throw new Error(`${provider}: the denoiser produced non-finite values`);
+    } catch (e) {
+      host.dropSession(bundle.dir, m.denoiser.file, provider);
+      throw e;
+    }
+  },
+
+  async prepare({ host, bundle, state, provider, sampler, warnings }) {
+    const m = bundle.manifest;
+    const dir = bundle.dir;
+    const precision = resolvePrecision(sampler.precision, provider, !!m.denoiser.int8, m.id);
+    const denoiserFile = precision === 'int8' ? m.denoiser.int8!.file : m.denoiser.file;
+    // two lanes on cpu: this thread and the helper thread each denoise half of the batch with one intra-op thread
+    const lanes = host.lanes(provider);
+    const denoiser = await host.session(dir, denoiserFile, provider, lanes ? 'lane' : 'main');
+    const inputs = denoiserInputs(m);
+    if (!state.checked.has(denoiserFile)) {
+      checkGraphIo(denoiser, denoiserFile, inputs);
+      state.checked.add(denoiserFile);
+    }
+    // dynamic int8 quantizes activations with one range per call: one sample per call keeps samples batch-independent
+    // (static int8, calibrated ranges, and fp32 are row-independent already)
+    const perSample = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic';
+    const N = m.canvas.length;
+    const d = m.embedding.dim;
+    const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps);
+    return {
+      precision,
+      async plan(compiled, held) {
+        const guidance = await buildGuidance({ host, dir, manifest: m, soft: compiled.soft, settings: sampler.guidance, provider, lanes, N, d, warnings });
+        return {
+          async sample(job) {
+            const B = job.seeds.length;
+            const res = await sampleBatch({
+              seeds: job.seeds,
+              length: N,
+              emb: state.emb,
+              schedule,
+              clamp: sampler.clamp,
+              rounder: state.rounder,
+              held,
+              selfCondition: 'x_self_cond' in inputs,
+              cleanFlags: 'clean' in inputs,
+              projectors: compiled.hard,
+              guidance,
+              denoise: async (x, t, b, extras) => {
+                const rows = (from: number, to: number) => feedsFor(inputs, x, t, extras, N, d, from, to);
+                if (!lanes || b < 2) return x0Of(await runRows(denoiser, rows(0, b), perSample));
+                const half = Math.ceil(b / 2);
+                const [first, second] = await Promise.all([
+                  host.auxCall(join(dir, denoiserFile), 'cpu', rows(0, half), perSample, laneThreads()),
+                  runRows(denoiser, rows(half, b), perSample),
+                ]);
+                const out = new Float32Array(b * N * d);
+                out.set(x0Of(first), 0);
+                out.set(x0Of(second), half * N * d);
+                return out;
+              },
+              onStep(step, tokens) {
+                const canvases: { record: string; text: string }[] = [];
+                for (let i = 0; i < B; i++) {
+                  const c = decodeCanvas(tokens, i * N, bundle);
+                  canvases.push({ record: c.recordText, text: c.text });
+                }
+                job.progress({ step, steps: sampler.steps, canvases });
+              },
+              cancelled: job.cancelled,
+            });
+            return { tokens: res.tokens, stepMs: res.stepMs };
+          },
+        };
+      },
+    };
+  },
+};

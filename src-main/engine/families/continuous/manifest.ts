@@ -1,0 +1,83 @@
+/**
+ * The continuous Diffusion-LM family's bundle fields (kind "continuous-embedding-diffusion"): the frozen word
+ * embeddings, the sqrt noise schedule, and the x0-predicting denoiser (optionally its int8 variant, and the optional
+ * self-conditioning and clean-flag inputs of newer bundles).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BundleError, commonManifestFields, relPath } from '../../bundle-schema';
+import type { FamilyManifest } from '../family';
+
+export const CONTINUOUS_KIND = 'continuous-embedding-diffusion';
+
+/** The denoiser inputs the engine feeds: x_t and t always; x_self_cond and clean when the manifest lists them. */
+export const CONTINUOUS_INPUTS: Record<string, { spec: string; required: boolean }> = {
+  x_t: { spec: 'float32[B,N,d]', required: true },
+  t: { spec: 'float32[B]', required: true },
+  /** The previous step's x0 estimate (the raw denoiser output, before clamping); zeros at the first step. */
+  x_self_cond: { spec: 'float32[B,N,d]', required: false },
+  /** 1 at held (given) positions, 0 elsewhere. */
+  clean: { spec: 'float32[B,N]', required: false },
+};
+
+export const continuousManifestSchema = z.object({
+  ...commonManifestFields,
+  kind: z.literal(CONTINUOUS_KIND),
+  embedding: z.object({ file: relPath, dim: z.number().int().min(1), dtype: z.literal('float32') }).passthrough(),
+  schedule: z.object({ type: z.literal('sqrt'), T: z.number().int().min(1), s: z.number().positive() }).passthrough(),
+  denoiser: z.object({
+    file: relPath,
+    /** Graph inputs by name (type[shape]); absent: x_t and t. */
+    inputs: z.record(z.string(), z.string()).optional(),
+    outputs: z.record(z.string(), z.string()).optional(),
+    /** Int8-weight variant of the same denoiser (training/dlm_train/quantize.py), used on cpu by precision auto. */
+    int8: z.object({
+      file: relPath,
+      /** static: calibrated fixed activation ranges; dynamic: a range per call (couples the samples of a call). */
+      activations: z.enum(['static', 'dynamic']).default('dynamic'),
+    }).passthrough().optional(),
+  }).passthrough(),
+}).passthrough();
+export type ContinuousManifest = z.infer<typeof continuousManifestSchema>;
+
+/** The inputs this bundle's denoiser takes (name -> type[shape]): x_t, t, plus the optional ones it lists. */
+export function denoiserInputs(m: ContinuousManifest): Record<string, string> {
+  const out: Record<string, string> = { x_t: CONTINUOUS_INPUTS.x_t!.spec, t: CONTINUOUS_INPUTS.t!.spec };
+  for (const name of Object.keys(m.denoiser.inputs ?? {})) if (CONTINUOUS_INPUTS[name]) out[name] = CONTINUOUS_INPUTS[name]!.spec;
+  return out;
+}
+
+/** Read the embeddings [V, d] (float32 little-endian, row-major). */
+export async function loadEmbeddings(dir: string, m: ContinuousManifest, vocabSize: number): Promise<Float32Array> {
+  const buf = await readFile(join(dir, m.embedding.file));
+  const out = new Float32Array(vocabSize * m.embedding.dim);
+  if (buf.byteLength !== out.length * 4) throw embeddingSizeError(dir, m, vocabSize, buf.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
+  return out;
+}
+
+function embeddingSizeError(dir: string, m: ContinuousManifest, vocabSize: number, bytes: number): BundleError {
+  const expected = vocabSize * m.embedding.dim * 4;
+  return new BundleError(`${dir}: ${m.embedding.file} has ${bytes} bytes, expected vocab size ${vocabSize} x embedding.dim ${m.embedding.dim} x 4 = ${expected}`, m.embedding.file, 'embedding.dim');
+}
+
+export const continuousManifest: FamilyManifest<ContinuousManifest> = {
+  kind: CONTINUOUS_KIND,
+  schema: continuousManifestSchema,
+  check(m, c) {
+    c.mustList('embedding.file', m.embedding.file);
+    c.mustList('denoiser.file', m.denoiser.file);
+    if (m.denoiser.int8) c.mustList('denoiser.int8.file', m.denoiser.int8.file);
+    for (const [name, spec] of Object.entries(m.denoiser.inputs ?? {})) {
+      const known = CONTINUOUS_INPUTS[name];
+      if (!known) c.fail(`denoiser.inputs.${name}`, `unknown denoiser input (known: ${Object.keys(CONTINUOUS_INPUTS).join(', ')})`);
+      else if (spec.replace(/\s+/g, '') !== known.spec) c.fail(`denoiser.inputs.${name}`, `must be ${known.spec}, got ${spec}`);
+    }
+  },
+  async verify(dir, m, vocabSize) {
+    const bytes = (await stat(join(dir, m.embedding.file))).size;
+    if (bytes !== vocabSize * m.embedding.dim * 4) throw embeddingSizeError(dir, m, vocabSize, bytes);
+  },
+  precisions: (m) => (m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32']),
+};

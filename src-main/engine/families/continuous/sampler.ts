@@ -1,0 +1,130 @@
+/**
+ * The continuous family's step loop (docs/ARCHITECTURE.md, "Sampler"), independent of ONNX Runtime: the denoiser
+ * and the classifier gradients come in as async functions, so the loop is testable with plain functions.
+ */
+import { type GuidanceConfig, guideStep } from '../../guidance';
+import { Mulberry32 } from '../../prng';
+import type { Projector } from '../../projection';
+import type { Schedule } from '../../schedule';
+import { type Embeddings, jsRounder, type Rounder, roundCanvas } from './rounding';
+
+/** Optional denoiser inputs of newer bundles (manifest denoiser.inputs), [batch, ...] like x. */
+export interface DenoiseExtras {
+  /** The previous step's x0 estimate (raw denoiser output, before clamping); zeros at the first step. [B, N, d] */
+  selfCond?: Float32Array;
+  /** 1 at held positions, 0 elsewhere. [B, N] */
+  clean?: Float32Array;
+}
+
+export type DenoiseFn = (x: Float32Array, t: Float32Array, batch: number, extras: DenoiseExtras) => Promise<Float32Array>;
+
+export interface SampleOptions {
+  /** Per-sample stream seeds (seed_j), one per sample of this batch. */
+  seeds: number[];
+  /** Canvas length N. */
+  length: number;
+  emb: Embeddings;
+  schedule: Schedule;
+  denoise: DenoiseFn;
+  clamp: boolean;
+  /** Per canvas position: the held token id, or -1. */
+  held?: Int32Array;
+  /** Feed the previous step's raw x0 as `selfCond` (the bundle's denoiser lists x_self_cond). */
+  selfCondition?: boolean;
+  /** Feed the held positions as `clean` flags, and as their clean embeddings in x_t (the bundle's denoiser lists clean). */
+  cleanFlags?: boolean;
+  projectors?: Projector[];
+  guidance?: GuidanceConfig | null;
+  /** After each step with the current rounded canvas (tokens [B, N]); may be async. */
+  onStep?(step: number, tokens: Int32Array): void | Promise<void>;
+  /** Nearest-embedding search (default: plain JavaScript). */
+  rounder?: Rounder;
+  /** Checked before every step; true stops the loop. */
+  cancelled?(): boolean;
+}
+
+export interface SampleResult {
+  /** [B, N] token ids, or null when cancelled. */
+  tokens: Int32Array | null;
+  /** Milliseconds per step. */
+  stepMs: number[];
+  guidanceMs: number;
+}
+
+export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
+  const B = o.seeds.length;
+  const N = o.length;
+  const { d, E } = o.emb;
+  const S = o.schedule.steps;
+  const sch = o.schedule;
+  const size = B * N * d;
+  const projectors = o.projectors ?? [];
+  const rounder = o.rounder ?? jsRounder(o.emb);
+  const held = o.held;
+  const heldPos: number[] = [];
+  if (held) for (let i = 0; i < N; i++) if (held[i]! >= 0) heldPos.push(i);
+  const streams = o.seeds.map((s) => new Mulberry32(s));
+  const x = new Float32Array(size);
+  for (let b = 0; b < B; b++) streams[b]!.fillNormal(x, b * N * d, N * d);
+  const z = new Float32Array(size);
+  const t = new Float32Array(B);
+  const tokens = new Int32Array(B * N);
+  const stepMs: number[] = [];
+  let guidanceMs = 0;
+  const g = o.guidance && o.guidance.terms.length > 0 && o.guidance.iterations > 0 ? o.guidance : null;
+  const extras: DenoiseExtras = {};
+  if (o.selfCondition) extras.selfCond = new Float32Array(size);
+  if (o.cleanFlags) {
+    extras.clean = new Float32Array(B * N);
+    for (let b = 0; b < B; b++) for (const i of heldPos) extras.clean[b * N + i] = 1;
+  }
+
+  for (let k = S - 1; k >= 0; k--) {
+    if (o.cancelled?.()) return { tokens: null, stepMs, guidanceMs };
+    const t0 = performance.now();
+    t.fill(sch.use[k]!);
+    if (extras.clean) {
+      // a denoiser with clean flags sees the held positions as their clean embeddings, not noised
+      for (let b = 0; b < B; b++) for (const i of heldPos) x.set(E.subarray(held![i]! * d, held![i]! * d + d), (b * N + i) * d);
+    }
+    const x0 = await o.denoise(x, t, B, extras);
+    // self-conditioning: the next step sees this step's estimate as the denoiser gave it, before clamping
+    if (extras.selfCond) extras.selfCond = x0.slice();
+    // clamp / project / hold: x0 is replaced by embeddings where a token is chosen
+    await roundCanvas(x0, B, N, o.emb, rounder, held, projectors, true, o.clamp, tokens);
+    const c1 = sch.c1[k]!;
+    const c2 = sch.c2[k]!;
+    const mean = new Float32Array(size);
+    for (let i = 0; i < size; i++) mean[i] = c1 * x0[i]! + c2 * x[i]!;
+    if (k > 0) {
+      for (let b = 0; b < B; b++) streams[b]!.fillNormal(z, b * N * d, N * d);
+      const sd = Math.sqrt(sch.variance[k]!);
+      for (let i = 0; i < size; i++) x[i] = mean[i]! + sd * z[i]!;
+    } else {
+      x.set(mean);
+    }
+    if (heldPos.length) {
+      const a = k > 0 ? Math.sqrt(sch.abarPrev[k]!) : 1;
+      const s = k > 0 ? Math.sqrt(1 - sch.abarPrev[k]!) : 0;
+      for (let b = 0; b < B; b++) {
+        for (const i of heldPos) {
+          const tok = held![i]!;
+          const off = (b * N + i) * d;
+          for (let j = 0; j < d; j++) x[off + j] = a * E[tok * d + j]! + s * z[off + j]!;
+        }
+      }
+    }
+    if (g && k > 0 && k >= g.offLastSteps) {
+      const tg = performance.now();
+      const sigma = Math.sqrt(sch.variance[k]!);
+      if (g.run) await g.run(x, mean, sigma, sch.use[k - 1]!, B, N, d, heldPos);
+      else await guideStep(x, mean, sigma, sch.use[k - 1]!, B, N, d, heldPos, g);
+      guidanceMs += performance.now() - tg;
+    }
+    stepMs.push(performance.now() - t0);
+    if (o.onStep) await o.onStep(S - k, tokens);
+  }
+  await roundCanvas(x, B, N, o.emb, rounder, held, projectors, false, true, tokens);
+  return { tokens, stepMs, guidanceMs };
+}
+

@@ -1,0 +1,17 @@
+/**
+ * The bundle side of every model family, by manifest kind (pure: the main thread lists and verifies bundles with
+ * it; the samplers are in families/index.ts, loaded by the engine worker).
+ */
+import { continuousManifest, type ContinuousManifest } from './continuous/manifest';
+import type { FamilyManifest, FamilyManifestBase } from './family';
+
+/** Every manifest the engine reads, one member per family. */
+export type Manifest = ContinuousManifest;
+
+export const FAMILY_MANIFESTS: FamilyManifest<FamilyManifestBase>[] = [continuousManifest as unknown as FamilyManifest<FamilyManifestBase>];
+
+export const FAMILY_KINDS = FAMILY_MANIFESTS.map((f) => f.kind);
+
+export function familyManifest(kind: string): FamilyManifest<FamilyManifestBase> | undefined {
+  return FAMILY_MANIFESTS.find((f) => f.kind === kind);
+}
