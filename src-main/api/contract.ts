@@ -157,6 +157,8 @@ export interface CompileVerdict {
   /** hard: enforced by projection; held: tokens held; soft: a guidance target; unchecked: no model to compile against. */
   status: 'hard' | 'held' | 'soft' | 'disabled' | 'error' | 'unchecked';
   detail?: string;
+  /** A soft constraint the model's family cannot steer (e.g. "not served by the masked family yet"): scored only. */
+  unserved?: boolean;
   /** Why the compiler refuses it: e.g. code UNSUPPORTED_KEYWORD with the keyword and its JSON pointer. */
   error?: { code: string; message: string; keyword?: string; pointer?: string };
 }

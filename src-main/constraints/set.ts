@@ -117,6 +117,9 @@ export const guidanceSettings = z.object({
   offLastSteps: z.number().int().min(0).max(2000).default(10),
 }).strict();
 
+/** How the masked family's steps rank positions (training/dlm_train/masked_sample.py CONFIDENCES). */
+export const MASKED_CONFIDENCES = ['low_confidence', 'maskgit_plus', 'topk_margin', 'entropy', 'origin'] as const;
+
 /** Denoiser weights a run may ask for (`auto`: the engine decides per device, src-main/engine/types.ts). */
 export const PRECISION_PREFERENCES = ['auto', 'fp32', 'int8'] as const;
 
@@ -129,6 +132,16 @@ export const samplerSettings = z.object({
   /** Denoiser weights: auto = the bundle's int8 variant on the cpu provider when it has one, else fp32. */
   precision: z.enum(PRECISION_PREFERENCES).default('auto'),
   guidance: guidanceSettings.default(guidanceSettings.parse({})),
+  // Masked-family sampler (docs/ARCHITECTURE.md, "Masked family"); absent: the bundle's sampler_defaults.
+  // Continuous bundles ignore them.
+  /** Positions per block (semi-autoregressive); 0 = one block. */
+  block_length: z.number().int().min(0).max(100_000).optional(),
+  /** How a step ranks the masked positions it may commit. */
+  confidence: z.enum(MASKED_CONFIDENCES).optional(),
+  /** 0 = argmax; else sampling from softmax(logits / temperature). */
+  temperature: z.number().min(0).max(100).optional(),
+  /** Nucleus: the smallest set of tokens whose probability reaches top_p. */
+  top_p: z.number().gt(0).max(1).optional(),
 }).strict();
 export type SamplerSettings = z.infer<typeof samplerSettings>;
 

@@ -174,6 +174,7 @@ export function summarize(dir: string, m: Manifest, source: 'bundled' | 'user'):
     controls: [...new Set(m.classifiers.map((c) => c.control))],
     hasScorer: !!m.scorer,
     precisions: familyManifest(m.kind)!.precisions(m),
+    ...familyManifest(m.kind)!.summary?.(m),
   };
 }
 

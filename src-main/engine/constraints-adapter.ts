@@ -7,6 +7,7 @@ import { evaluateOutputs } from '../constraints/evaluators/index';
 import type { ConstraintSet } from '../constraints/set';
 import type { SoftTarget } from './guidance';
 import type { Projector } from './projection';
+import type { TokenAutomaton } from '../constraints/compiler/token-automaton';
 import type { Tokenizer } from './tokenizer';
 import { pretokenize, SEP } from './tokenizer';
 import type { ConstraintScore } from './types';
@@ -19,10 +20,13 @@ export interface EngineModelInfo {
   canvas: { length: number; segments: { name: string; start: number; length: number; format?: string }[] };
   recordFields: Record<string, string[]>;
   tokenizer: Tokenizer;
+  /** Soft kinds the bundle's family cannot steer (reported in the verdicts). */
+  unservedSoft?: { kinds: readonly string[]; detail: string };
 }
 
 export interface CompiledForEngine {
-  hard: (Projector & { segment: string })[];
+  /** With the segment's token automaton (the masked family's reachability needs it). */
+  hard: (Projector & { segment: string; automaton: TokenAutomaton; constraints: number[] })[];
   held: { position: number; token: number }[];
   soft: SoftTarget[];
   verdicts: Verdict[];
@@ -49,6 +53,7 @@ export async function compileForEngine(set: ConstraintSet, model: EngineModelInf
     canvas: model.canvas,
     recordFields: Object.keys(model.recordFields).length ? model.recordFields : undefined,
     encode: (t) => model.tokenizer.encode(t),
+    unservedSoft: model.unservedSoft,
   });
   const bad = compiled.verdicts.find((v) => v.status === 'error');
   if (bad?.error) {

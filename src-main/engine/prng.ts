@@ -48,3 +48,17 @@ export function sampleSeeds(seed: number, count: number, first = 0): number[] {
   for (let j = 0; j < count; j++) out.push(g.next());
   return out;
 }
+
+/**
+ * Uniforms number start .. start+count-1 of the stream of mulberry32(seed), computed directly (the state after n
+ * calls is seed + n * 0x6D2B79F5), as training/dlm_train/prng.py `uniforms` does: (output + 0.5) / 2^32.
+ */
+export function uniformsAt(seed: number, start: number, count: number, out = new Float64Array(count)): Float64Array {
+  for (let i = 0; i < count; i++) {
+    let z = (seed + Math.imul(start + i + 1, 0x6d2b79f5)) >>> 0;
+    z = Math.imul(z ^ (z >>> 15), z | 1);
+    z ^= (z + Math.imul(z ^ (z >>> 7), z | 61)) >>> 0;
+    out[i] = (((z ^ (z >>> 14)) >>> 0) + 0.5) / 4294967296;
+  }
+  return out;
+}

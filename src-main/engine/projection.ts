@@ -1,7 +1,9 @@
 /**
  * Hard constraints on canvas segments, as the samplers use them: the compiler's SegmentProjector narrowed to what a
- * sampler calls, and the per-sample projection of every hard segment given per-position log-scores.
+ * sampler calls, and the per-sample projection of every hard segment given per-position log-scores (continuous
+ * family); the reachability of a partly masked segment (masked family).
  */
+import { nextState, type TokenAutomaton } from '../constraints/compiler/token-automaton';
 
 /** Hard constraint on one canvas segment (the compiler's SegmentProjector, narrowed to what the samplers need). */
 export interface Projector {
@@ -37,5 +39,116 @@ export async function projectSegments(
   for (const p of projectors) {
     const toks = p.project(await scoresOf(p), fixedOf(p, held));
     for (let i = 0; i < p.length; i++) out[offset + p.start + i] = toks[i]!;
+  }
+}
+
+/** The token automaton of a hard segment (the compiler's, CSR by source state; see constraints/compiler/token-automaton.ts). */
+export interface SegmentAutomaton {
+  start: number;
+  length: number;
+  automaton: TokenAutomaton;
+}
+
+/**
+ * Which tokens a partly masked segment may still take (DINGO-style reachability over positions): forward, the
+ * automaton states reachable after each prefix (a masked position may be any token); backward, the states from
+ * which the rest can still be completed to an accepted segment. A token v may go at masked position i when some
+ * state reachable before i moves on v to a state that can still complete.
+ */
+export class SegmentReachability {
+  readonly start: number;
+  readonly length: number;
+  private readonly a: TokenAutomaton;
+  /** [length + 1, states]: reachable after positions 0..i-1. */
+  private readonly fwd: Uint8Array;
+  /** [length + 1, states]: can complete positions i..length-1. */
+  private readonly bwd: Uint8Array;
+  private readonly tokens: Int32Array;
+  private readonly masked: Uint8Array;
+
+  constructor(seg: SegmentAutomaton) {
+    this.start = seg.start;
+    this.length = seg.length;
+    this.a = seg.automaton;
+    const S = this.a.numStates;
+    this.fwd = new Uint8Array((seg.length + 1) * S);
+    this.bwd = new Uint8Array((seg.length + 1) * S);
+    this.tokens = new Int32Array(seg.length);
+    this.masked = new Uint8Array(seg.length);
+  }
+
+  /** Read the segment from a canvas row (masked[pos] = 1 where still masked) and recompute; false when no completion is left. */
+  update(row: ArrayLike<number>, masked: ArrayLike<number>, offset = 0): boolean {
+    const { a, length: L, fwd, bwd } = this;
+    const S = a.numStates;
+    for (let i = 0; i < L; i++) {
+      this.tokens[i] = row[offset + this.start + i]!;
+      this.masked[i] = masked[offset + this.start + i] ? 1 : 0;
+    }
+    fwd.fill(0);
+    bwd.fill(0);
+    if (a.start < 0) return false;
+    fwd[a.start] = 1;
+    const { offsets, next } = a;
+    for (let i = 0; i < L; i++) {
+      const cur = i * S;
+      const nxt = (i + 1) * S;
+      const free = this.masked[i] === 1;
+      const t = this.tokens[i]!;
+      for (let q = 0; q < S; q++) {
+        if (!fwd[cur + q]) continue;
+        if (free) for (let e = offsets[q]!; e < offsets[q + 1]!; e++) fwd[nxt + next[e]!] = 1;
+        else {
+          const q2 = nextState(a, q, t);
+          if (q2 >= 0) fwd[nxt + q2] = 1;
+        }
+      }
+    }
+    for (let q = 0; q < S; q++) if (a.accept[q]) bwd[L * S + q] = 1;
+    for (let i = L - 1; i >= 0; i--) {
+      const cur = i * S;
+      const nxt = (i + 1) * S;
+      const free = this.masked[i] === 1;
+      const t = this.tokens[i]!;
+      for (let q = 0; q < S; q++) {
+        if (free) {
+          for (let e = offsets[q]!; e < offsets[q + 1]!; e++) {
+            if (bwd[nxt + next[e]!]) {
+              bwd[cur + q] = 1;
+              break;
+            }
+          }
+        } else {
+          const q2 = nextState(a, q, t);
+          if (q2 >= 0 && bwd[nxt + q2]) bwd[cur + q] = 1;
+        }
+      }
+    }
+    return bwd[a.start] === 1;
+  }
+
+  /** Tokens allowed at segment position i (a masked one), as 1s in `out` [vocabulary]. */
+  allowed(i: number, out: Uint8Array): Uint8Array {
+    const { a, fwd, bwd } = this;
+    const S = a.numStates;
+    out.fill(0);
+    const { offsets, tokens: toks, next } = a;
+    for (let q = 0; q < S; q++) {
+      if (!fwd[i * S + q] || !bwd[i * S + q]) continue;
+      for (let e = offsets[q]!; e < offsets[q + 1]!; e++) if (bwd[(i + 1) * S + next[e]!]) out[toks[e]!] = 1;
+    }
+    return out;
+  }
+
+  /** Whether token t may go at segment position i. */
+  allows(i: number, t: number): boolean {
+    const { a, fwd, bwd } = this;
+    const S = a.numStates;
+    for (let q = 0; q < S; q++) {
+      if (!fwd[i * S + q]) continue;
+      const q2 = nextState(a, q, t);
+      if (q2 >= 0 && bwd[(i + 1) * S + q2]) return true;
+    }
+    return false;
   }
 }

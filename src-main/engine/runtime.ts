@@ -8,6 +8,7 @@ import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './con
 import { decodeCanvas, parseRecord } from './decode';
 import { chooseProvider } from './devices';
 import { familyOf } from './families/index';
+import { familyManifest } from './families/manifests';
 import type { FamilyManifestBase, LoadedBundle, ModelFamily } from './families/family';
 import { processClockMs } from './clock';
 import { EngineHost } from './host';
@@ -35,7 +36,7 @@ interface Loaded {
   model: EngineModelInfo;
 }
 
-/** The compiler's view of a bundle: its vocabulary, canvas and record fields. */
+/** The compiler's view of a bundle: its vocabulary, canvas and record fields, and what its family cannot steer. */
 export function engineModelInfo(bundle: LoadedBundle): EngineModelInfo {
   const m = bundle.manifest;
   return {
@@ -44,6 +45,7 @@ export function engineModelInfo(bundle: LoadedBundle): EngineModelInfo {
     canvas: m.canvas,
     recordFields: m.record_schema?.fields ?? {},
     tokenizer: bundle.tokenizer,
+    unservedSoft: familyManifest(m.kind)?.unservedSoft,
   };
 }
 
@@ -95,6 +97,7 @@ export class Runtime {
     const compiled = await compileForEngine(set, l.model);
     const held = new Int32Array(N).fill(-1);
     for (const h of compiled.held) held[h.position] = h.token;
+    for (const v of compiled.verdicts) if (v.unserved) warnings.push(`constraint ${v.index} (${v.kind}) is ${v.detail}`);
     const batches = await run.plan(compiled, held);
     const scorer = m.scorer ? await this.host.auxSession(job.dir, m.scorer.file, provider) : null;
     const textSeg = m.canvas.segments.find((s) => s.name === 'text')!;
@@ -103,6 +106,7 @@ export class Runtime {
     const total = sampler.samples;
     const seeds = sampleSeeds(sampler.seed, total);
     const stepTimes: number[] = [];
+    let calls: number | undefined;
     let cancelled = false;
     const tSample = performance.now();
     for (let start = 0; start < total && !cancelled; start += job.batchSize) {
@@ -113,6 +117,7 @@ export class Runtime {
         cancelled: () => sink.cancelled(),
       });
       stepTimes.push(...res.stepMs);
+      if (res.calls !== undefined) calls = (calls ?? 0) + res.calls;
       if (!res.tokens) {
         cancelled = true;
         break;
@@ -147,6 +152,7 @@ export class Runtime {
         totalMs: tEnd - t0,
       },
       warnings,
+      ...(calls !== undefined ? { denoiserCalls: calls } : {}),
     };
   }
 

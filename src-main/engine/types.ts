@@ -66,6 +66,8 @@ export interface ModelSummary {
   hasScorer: boolean;
   /** Denoiser weights the bundle ships (int8 when it has a quantized variant). */
   precisions?: DenoiserPrecision[];
+  /** Masked-family bundles: the manifest's sampler_defaults (steps, block_length, confidence, temperature, top_p). */
+  samplerDefaults?: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number };
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }
@@ -86,9 +88,16 @@ export interface StepProgress {
   at?: number;
   /** Index of the first sample in the batch this progress belongs to. */
   batchStart: number;
-  /** Current decoded canvas per sample of the batch (record and text parts), for the live view. */
+  /** Current decoded canvas per sample of the batch (record and text parts), for the live view. In a masked-family
+   * run, a position still masked shows as MASK_GLYPH. */
   canvases: { record: string; text: string }[];
+  /** Masked-family runs only: per sample of the batch, the canvas positions still masked (ascending), so a view can
+   * show the masks filling in. Absent for continuous runs. */
+  masked?: number[][];
 }
+
+/** How a still-masked position shows in a masked-family progress canvas. */
+export const MASK_GLYPH = '\u2591';
 
 export interface ConstraintScore {
   /** Index into the constraint set's constraints. */
@@ -131,6 +140,8 @@ export interface RunSummary {
   error?: string;
   /** Things the run could not honour but did not fail on (e.g. a control the bundle has no classifier for). */
   warnings?: string[];
+  /** Denoiser calls while sampling, when the family counts them (the masked family reuses logits while no token changes). */
+  denoiserCalls?: number;
 }
 
 export interface GenerateHooks {

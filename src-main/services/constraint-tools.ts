@@ -16,6 +16,8 @@ interface VocabModel {
   specials: { pad: number; sep: number; end: number; unk: number };
   canvas: ModelSummary['canvas'];
   recordFields: Record<string, string[]>;
+  /** What the model's family cannot steer (families/manifests.ts). */
+  unservedSoft?: { kinds: readonly string[]; detail: string };
 }
 
 const vocabCache = new Map<string, VocabModel>();
@@ -24,6 +26,7 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
   const hit = vocabCache.get(model.hash);
   if (hit) return hit;
   const { readManifest } = await import('../engine/bundle');
+  const { familyManifest } = await import('../engine/families/manifests');
   const { Tokenizer } = await import('../engine/tokenizer');
   const manifest = await readManifest(model.path);
   const file = join(model.path, manifest.tokenizer.vocab);
@@ -33,6 +36,7 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
     specials: { pad: 0, sep: 1, end: 2, unk: 3 },
     canvas: model.canvas,
     recordFields: model.recordFields,
+    unservedSoft: familyManifest(manifest.kind)?.unservedSoft,
   };
   if (vocabCache.size > 8) vocabCache.clear();
   vocabCache.set(model.hash, vm);
@@ -86,6 +90,7 @@ export async function compileReport(set: ConstraintSet, modelId: string | undefi
     kind: v.kind,
     status: v.status,
     ...(v.detail !== undefined ? { detail: v.detail } : {}),
+    ...(v.unserved ? { unserved: true } : {}),
     ...(v.error ? { error: { ...v.error } } : {}),
   }));
   return { model: model.id, compileMs: performance.now() - t0, verdicts };

@@ -39,6 +39,12 @@ export interface CompileModel {
   recordFields?: Record<string, string[]>;
   /** Tokenizer for held tokens; defaults to the surface-piece tokenizer over `vocab`. */
   encode?: (text: string) => number[];
+  /**
+   * Soft kinds the model's family cannot steer (the masked family has no classifier guidance yet): their verdicts
+   * stay `soft` (the evaluators still score them) with `unserved` set and `detail` saying why, and they are left
+   * out of `soft`.
+   */
+  unservedSoft?: { kinds: readonly string[]; detail: string };
 }
 
 export interface SegmentProjector {
@@ -75,6 +81,8 @@ export interface Verdict {
   /** hard: enforced by a projector; held: tokens held on the canvas; soft: a guidance target; disabled; error. */
   status: 'hard' | 'held' | 'soft' | 'disabled' | 'error';
   detail?: string;
+  /** A soft constraint the model's family cannot steer: evaluated on the outputs only (`detail` says why). */
+  unserved?: boolean;
   error?: { code: string; message: string; keyword?: string; pointer?: string };
 }
 
@@ -226,7 +234,7 @@ function encoder(model: CompileModel): (text: string) => number[] {
 
 export function compileConstraintSet(set: ConstraintSet, model: CompileModel, options: CompileSetOptions = {}): CompiledConstraintSet {
   const t0 = performance.now();
-  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(set.constraints)}`;
+  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(set.constraints)}`;
   const hit = setCache.get(key);
   if (hit) return { ...hit, cached: true, compileMs: performance.now() - t0 };
 
@@ -352,6 +360,19 @@ export function compileConstraintSet(set: ConstraintSet, model: CompileModel, op
       }
     }
   };
+  // soft kinds the family cannot steer: reported, not silently dropped
+  const unserved = model.unservedSoft;
+  if (unserved) {
+    for (let i = soft.length - 1; i >= 0; i--) {
+      const t = soft[i]!;
+      if (!unserved.kinds.includes(t.kind)) continue;
+      const v = verdicts[t.index]!;
+      v.unserved = true;
+      v.detail = unserved.detail;
+      soft.splice(i, 1);
+    }
+  }
+
   build('record', recordHard.map((x) => ({ index: x.index, key: x.key, dfa: () => x.dfa })));
   build('text', textHard.map((x) => ({ index: x.index, key: x.key, dfa: () => dfaCache.get(x.key) ?? toDfa(x.lang()) })));
 

@@ -11,7 +11,7 @@ import type { CompiledForEngine } from '../constraints-adapter';
 import type { Provider } from '../devices';
 import type { EngineHost } from '../host';
 import type { Tokenizer } from '../tokenizer';
-import type { DenoiserPrecision, StepProgress } from '../types';
+import type { DenoiserPrecision, ModelSummary, StepProgress } from '../types';
 import type { SamplerSettings } from '../../constraints/set';
 
 /** A family's manifest: the common fields plus its `kind` and its own fields. */
@@ -30,6 +30,8 @@ export interface FamilyManifest<M extends FamilyManifestBase> {
   precisions(m: M): DenoiserPrecision[];
   /** The soft (classifier-guided) constraint kinds this family cannot steer yet, and the verdict's words for it. */
   unservedSoft?: { kinds: string[]; detail: string };
+  /** What `dlm-studio models` and the UI show of the family's own sampler settings. */
+  summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults'>>;
 }
 
 /** A verified bundle with its tokenizer (family resources come from `ModelFamily.open`). */
@@ -70,6 +72,8 @@ export interface BatchResult {
   tokens: Int32Array | null;
   /** Milliseconds per step. */
   stepMs: number[];
+  /** Denoiser calls, when the family counts them. */
+  calls?: number;
 }
 
 /** A run's load phase is done (sessions, precision); `plan` does what needs the compiled constraints. */

@@ -4,11 +4,15 @@
  */
 import { continuousManifest, type ContinuousManifest } from './continuous/manifest';
 import type { FamilyManifest, FamilyManifestBase } from './family';
+import { maskedManifest, type MaskedManifest } from './masked/manifest';
 
 /** Every manifest the engine reads, one member per family. */
-export type Manifest = ContinuousManifest;
+export type Manifest = ContinuousManifest | MaskedManifest;
 
-export const FAMILY_MANIFESTS: FamilyManifest<FamilyManifestBase>[] = [continuousManifest as unknown as FamilyManifest<FamilyManifestBase>];
+export const FAMILY_MANIFESTS: FamilyManifest<FamilyManifestBase>[] = [
+  continuousManifest as unknown as FamilyManifest<FamilyManifestBase>,
+  maskedManifest as unknown as FamilyManifest<FamilyManifestBase>,
+];
 
 export const FAMILY_KINDS = FAMILY_MANIFESTS.map((f) => f.kind);
 

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { loadBundle } from '../../../src-main/engine/bundle';
+import { asContinuous } from '../../../src-main/engine/families/continuous/manifest';
 import { auxSessionOptions } from '../../../src-main/engine/devices';
 import { chooseJointGraph, GuidanceError, guideStep, jointTargets, jointTermFromTargets, makeTerm, type SoftTarget } from '../../../src-main/engine/guidance';
 import { Mulberry32 } from '../../../src-main/engine/prng';
@@ -20,7 +21,7 @@ for (const dir of [`${ROOT}models/e2e-default`, `${ROOT}tests/.generated/tiny-e2
   describe.skipIf(!present)(`joint guidance graph == sum of per-control graphs (${dir.split('/').slice(-2).join('/')})`, () => {
     it('matches for every pair of controls at batch 5 (chunks of 4 + 1); a guidance step split in halves matches the whole', async () => {
       const b = await loadBundle(dir);
-      const m = b.manifest;
+      const m = asContinuous(b.manifest);
       const j = m.joint_guidance!;
       expect(j).toBeTruthy();
       const N = m.canvas.length;
@@ -83,7 +84,7 @@ for (const dir of [`${ROOT}models/e2e-default`, `${ROOT}tests/.generated/tiny-e2
 
     it('the one-field graph gives the all-fields gradient when at most one field is guided, and refuses two fields', async () => {
       const b = await loadBundle(dir);
-      const m = b.manifest;
+      const m = asContinuous(b.manifest);
       const j = m.joint_guidance!;
       expect(j.one_field, 'bundle has no one-field joint graph').toBeTruthy();
       const N = m.canvas.length;

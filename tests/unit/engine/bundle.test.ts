@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BundleError, loadBundle, resolveModel, scanModels } from '../../../src-main/engine/bundle';
-import { loadEmbeddings } from '../../../src-main/engine/families/continuous/manifest';
+import { asContinuous, loadEmbeddings } from '../../../src-main/engine/families/continuous/manifest';
 import { writeMicroBundle } from '../../integration/engine/micro-bundle';
 
 let root: string;
@@ -46,7 +46,8 @@ describe('bundle loading', () => {
   it('loads a good bundle: tokenizer, embeddings, hash', async () => {
     const b = await loadBundle(good);
     expect(b.manifest.id).toBe('micro');
-    expect((await loadEmbeddings(b.dir, b.manifest, b.vocabSize)).length).toBe(b.vocabSize * b.manifest.embedding.dim);
+    const m = asContinuous(b.manifest);
+    expect((await loadEmbeddings(b.dir, m, b.vocabSize)).length).toBe(b.vocabSize * m.embedding.dim);
     expect(b.hash).toMatch(/^[0-9a-f]{64}$/);
     expect(b.tokenizer.decode(b.tokenizer.encode('The Vaults'))).toBe('The Vaults');
   });

@@ -81,3 +81,9 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
   },
   precisions: (m) => (m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32']),
 };
+
+/** Narrow a manifest to the continuous family's (throws, naming the kind, for any other). */
+export function asContinuous<M extends { kind: string }>(m: M): ContinuousManifest {
+  if (m.kind !== CONTINUOUS_KIND) throw new BundleError(`expected a ${CONTINUOUS_KIND} bundle, got kind ${JSON.stringify(m.kind)}`, 'manifest.json', 'kind');
+  return m as unknown as ContinuousManifest;
+}

@@ -1,0 +1,140 @@
+/**
+ * The masked (absorbing-state) family (kind "masked-diffusion") behind the ModelFamily seam: its denoiser session
+ * (ids -> logits), the step loop of sampler.ts under the run's settings (request fields, else the bundle's
+ * sampler_defaults), hard constraints as reachability over the partly masked canvas, and progress snapshots that
+ * show which positions are still masked.
+ */
+import * as ort from 'onnxruntime-node';
+import { decodeCanvas } from '../../decode';
+import { checkGraphIo } from '../../host';
+import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
+import type { ModelFamily } from '../family';
+import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
+import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
+import type { SamplerSettings } from '../../../constraints/set';
+
+interface MaskedState {
+  /** Graph files whose inputs and outputs were checked against the manifest. */
+  checked: Set<string>;
+}
+
+/** The run's masked settings: what the request gives, else the bundle's defaults (steps always from the request). */
+export function maskedSettings(m: MaskedManifest, sampler: SamplerSettings): MaskedSettings {
+  const d = m.sampler_defaults;
+  return {
+    steps: sampler.steps,
+    blockLength: sampler.block_length ?? d.block_length,
+    confidence: sampler.confidence ?? d.confidence,
+    temperature: sampler.temperature ?? d.temperature,
+    topP: sampler.top_p ?? d.top_p,
+  };
+}
+
+function feeds(m: MaskedManifest, ids: Int32Array, B: number, N: number): Record<string, ort.Tensor> {
+  const data = new BigInt64Array(B * N);
+  for (let i = 0; i < data.length; i++) data[i] = BigInt(ids[i]!);
+  const f: Record<string, ort.Tensor> = { ids: new ort.Tensor('int64', data, [B, N]) };
+  if ('t' in m.denoiser.inputs) {
+    // the masked share of each row
+    const t = new Float32Array(B);
+    for (let b = 0; b < B; b++) {
+      let n = 0;
+      for (let i = 0; i < N; i++) if (ids[b * N + i] === m.mask.id) n++;
+      t[b] = n / N;
+    }
+    f.t = new ort.Tensor('float32', t, [B]);
+  }
+  return f;
+}
+
+async function logitsOf(s: ort.InferenceSession, m: MaskedManifest, ids: Int32Array, B: number, N: number): Promise<{ logits: Float32Array; V: number }> {
+  const out = await s.run(feeds(m, ids, B, N));
+  const t = out.logits!;
+  const V = t.dims[2]!;
+  if (t.dims.length !== 3 || t.dims[0] !== B || t.dims[1] !== N) {
+    throw new EngineInputError(`${m.denoiser.file}: output 'logits' has shape [${t.dims.join(', ')}], expected [${B}, ${N}, V]`);
+  }
+  return { logits: t.data as Float32Array, V };
+}
+
+function checkGraph(s: ort.InferenceSession, m: MaskedManifest): void {
+  checkGraphIo(s, m.denoiser.file, maskedInputs(m), { logits: MASKED_OUTPUTS.logits! });
+}
+
+export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
+  manifest: maskedManifest,
+
+  async open() {
+    return { checked: new Set() };
+  },
+
+  async probe(host, bundle, provider) {
+    const m = bundle.manifest;
+    const s = await host.session(bundle.dir, m.denoiser.file, provider);
+    try {
+      checkGraph(s, m);
+      const N = m.canvas.length;
+      const { logits } = await logitsOf(s, m, new Int32Array(N).fill(m.mask.id), 1, N);
+      if (!logits.every((v) => !Number.isNaN(v))) throw new Error(`${provider}: the denoiser produced NaN logits`);
+    } catch (e) {
+      host.dropSession(bundle.dir, m.denoiser.file, provider);
+      throw e;
+    }
+  },
+
+  async prepare({ host, bundle, state, provider, sampler }) {
+    const m = bundle.manifest;
+    const precision = resolvePrecision(sampler.precision, provider, false, m.id);
+    const session = await host.session(bundle.dir, m.denoiser.file, provider);
+    if (!state.checked.has(m.denoiser.file)) {
+      checkGraph(session, m);
+      state.checked.add(m.denoiser.file);
+    }
+    const N = m.canvas.length;
+    const settings = maskedSettings(m, sampler);
+    return {
+      precision,
+      async plan(compiled, held) {
+        const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
+        return {
+          async sample(job) {
+            try {
+              const res = await sampleMasked({
+                seeds: job.seeds,
+                length: N,
+                vocabSize: bundle.vocabSize,
+                maskId: m.mask.id,
+                shifted: m.mask.shifted_logits,
+                settings,
+                held,
+                hard,
+                logits: (ids, B) => logitsOf(session, m, ids, B, N),
+                onStep(step, steps, tokens, masked) {
+                  const canvases: { record: string; text: string }[] = [];
+                  const still: number[][] = [];
+                  for (let b = 0; b < job.seeds.length; b++) {
+                    const off = b * N;
+                    const c = decodeCanvas(tokens, off, bundle, (pos) => (masked[off + pos] ? MASK_GLYPH : null));
+                    canvases.push({ record: c.recordText, text: c.text });
+                    const list: number[] = [];
+                    for (let i = 0; i < N; i++) if (masked[off + i]) list.push(i);
+                    still.push(list);
+                  }
+                  job.progress({ step, steps, canvases, masked: still });
+                },
+                cancelled: job.cancelled,
+              });
+              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls };
+            } catch (e) {
+              if (e instanceof MaskedConstraintError) {
+                const which = hard[e.segment]!.constraints.map((i) => `constraints[${i}]`).join(', ');
+                throw new EngineInputError(`${which}: ${e.message}`);
+              }
+              throw e;
+            }
+          },
+        };
+      },
+    };
+  },
+};

@@ -1,0 +1,87 @@
+/**
+ * The masked (absorbing-state) family's bundle fields (kind "masked-diffusion", docs/ARCHITECTURE.md, "Masked
+ * family"): a denoiser from token ids (the mask id anywhere) to logits, the mask id, whether the logits are shifted
+ * (output i-1 predicts token i), and the sampler's defaults. No embeddings and no noise schedule.
+ */
+import { z } from 'zod';
+import { commonManifestFields, parseTensorSpec, relPath } from '../../bundle-schema';
+import type { FamilyManifest } from '../family';
+import { MASKED_CONFIDENCES } from '../../../constraints/set';
+
+export const MASKED_KIND = 'masked-diffusion';
+
+/** How the positions of a step are ranked (the reference sampler's names, training/dlm_train/masked_sample.py). */
+export const CONFIDENCES = MASKED_CONFIDENCES;
+export type Confidence = (typeof CONFIDENCES)[number];
+
+/** The denoiser inputs the engine feeds: ids always; t (the masked share of each row) when listed. */
+export const MASKED_INPUTS: Record<string, { spec: string; required: boolean }> = {
+  ids: { spec: 'int64[B,N]', required: true },
+  t: { spec: 'float32[B]', required: false },
+};
+export const MASKED_OUTPUTS: Record<string, string> = { logits: 'float32[B,N,V]' };
+
+export const maskedSamplerDefaults = z.object({
+  steps: z.number().int().min(1).max(100_000).default(64),
+  /** Positions per block (semi-autoregressive, LLaDA); 0 or >= the generated positions: one block. */
+  block_length: z.number().int().min(0).default(0),
+  confidence: z.enum(CONFIDENCES).default('low_confidence'),
+  temperature: z.number().min(0).default(0),
+  top_p: z.number().gt(0).max(1).default(1),
+}).passthrough();
+
+export const maskedManifestSchema = z.object({
+  ...commonManifestFields,
+  kind: z.literal(MASKED_KIND),
+  denoiser: z.object({
+    file: relPath,
+    inputs: z.record(z.string(), z.string()),
+    outputs: z.record(z.string(), z.string()),
+    opset: z.number().int().min(1).optional(),
+  }).passthrough(),
+  mask: z.object({
+    id: z.number().int().min(0),
+    /** true: output position i-1 predicts token i (Dream / DiffuLLaMA); position 0 uses output 0. */
+    shifted_logits: z.boolean(),
+  }).passthrough(),
+  sampler_defaults: maskedSamplerDefaults.default(maskedSamplerDefaults.parse({})),
+}).passthrough();
+export type MaskedManifest = z.infer<typeof maskedManifestSchema>;
+
+/** The inputs this bundle's denoiser takes (name -> type[shape]). */
+export function maskedInputs(m: MaskedManifest): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(m.denoiser.inputs)) out[name] = MASKED_INPUTS[name]!.spec;
+  return out;
+}
+
+export const maskedManifest: FamilyManifest<MaskedManifest> = {
+  kind: MASKED_KIND,
+  schema: maskedManifestSchema,
+  check(m, c) {
+    c.mustList('denoiser.file', m.denoiser.file);
+    for (const [name, spec] of Object.entries(m.denoiser.inputs)) {
+      const known = MASKED_INPUTS[name];
+      if (!known) c.fail(`denoiser.inputs.${name}`, `unknown denoiser input (known: ${Object.keys(MASKED_INPUTS).join(', ')})`);
+      else if (spec.replace(/\s+/g, '') !== known.spec) c.fail(`denoiser.inputs.${name}`, `must be ${known.spec}, got ${spec}`);
+    }
+    for (const [name, { required, spec }] of Object.entries(MASKED_INPUTS)) {
+      if (required && !(name in m.denoiser.inputs)) c.fail(`denoiser.inputs.${name}`, `missing (the denoiser takes ${name} ${spec})`);
+    }
+    const logits = m.denoiser.outputs.logits;
+    if (logits === undefined) c.fail('denoiser.outputs.logits', `missing (the denoiser returns logits ${MASKED_OUTPUTS.logits})`);
+    const parsed = parseTensorSpec(logits!);
+    if (!parsed || parsed.type !== 'float32' || parsed.dims.length !== 3) c.fail('denoiser.outputs.logits', `must be ${MASKED_OUTPUTS.logits}, got ${logits}`);
+  },
+  precisions: () => ['fp32'],
+  summary: (m) => ({
+    samplerDefaults: {
+      steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
+      temperature: m.sampler_defaults.temperature, top_p: m.sampler_defaults.top_p,
+    },
+  }),
+  unservedSoft: {
+    kinds: ['pos', 'spans', 'attribute', 'length', 'sentiment'],
+    detail: 'not served by the masked family yet: scored on the outputs, not steered (no classifier guidance for masked models)',
+  },
+};

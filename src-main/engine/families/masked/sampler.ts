@@ -1,0 +1,288 @@
+/**
+ * The masked family's step loop (docs/ARCHITECTURE.md, "Masked family"), independent of ONNX Runtime: the denoiser
+ * comes in as an async function from ids to logits. Token for token the same as the PyTorch reference sampler
+ * (training/dlm_train/masked_sample.py): the same plan of blocks and steps, the same PRNG draws, the same float64
+ * softmax, top-p and confidence rules, and numpy's pairwise summation where the reference sums.
+ */
+import { uniformsAt } from '../../prng';
+import { SegmentReachability, type SegmentAutomaton } from '../../projection';
+import type { Confidence } from './manifest';
+
+export interface MaskedSettings {
+  steps: number;
+  /** Positions per block; <= 0 or >= the generated positions: one block. */
+  blockLength: number;
+  confidence: Confidence;
+  /** 0: argmax; else sample from softmax(logits / temperature) restricted to the top-p nucleus. */
+  temperature: number;
+  topP: number;
+}
+
+/** The denoiser: ids [B, N] (int64 values as numbers) -> logits [B, N, V]. */
+export type LogitsFn = (ids: Int32Array, batch: number) => Promise<{ logits: Float32Array; V: number }>;
+
+export interface MaskedSampleOptions {
+  /** Per-sample stream seeds (seed_j). */
+  seeds: number[];
+  /** Canvas length N. */
+  length: number;
+  /** Tokenizer size: ids >= it are never committed. */
+  vocabSize: number;
+  maskId: number;
+  /** Output position i-1 predicts token i (position 0 uses output 0). */
+  shifted: boolean;
+  settings: MaskedSettings;
+  logits: LogitsFn;
+  /** Per canvas position: the held token, or -1. */
+  held?: Int32Array;
+  /** Hard segments: a token is committed only where the segment can still be completed to an accepted one. */
+  hard?: SegmentAutomaton[];
+  /** After each step: the canvas [B, N] (masked positions hold the mask id) and the mask flags [B, N]. */
+  onStep?(step: number, steps: number, tokens: Int32Array, masked: Uint8Array): void | Promise<void>;
+  cancelled?(): boolean;
+}
+
+export interface MaskedSampleResult {
+  /** [B, N], or null when cancelled. */
+  tokens: Int32Array | null;
+  stepMs: number[];
+  /** Denoiser calls (a step whose canvas did not change since the last call reuses its logits). */
+  calls: number;
+}
+
+/** For each block of the generated positions, how many positions each of its steps commits. */
+export function stepPlan(nGen: number, s: Pick<MaskedSettings, 'steps' | 'blockLength'>): number[][] {
+  const lb = s.blockLength;
+  const nb = lb <= 0 || lb >= nGen ? 1 : Math.ceil(nGen / lb);
+  const sizes = nb === 1 ? [nGen] : Array.from({ length: nb }, (_, b) => Math.min(lb, nGen - b * lb));
+  return sizes.map((m, b) => {
+    const sb = Math.max(1, Math.floor(s.steps / nb) + (b < s.steps % nb ? 1 : 0));
+    return Array.from({ length: sb }, (_, i) => Math.floor(m / sb) + (i < m % sb ? 1 : 0));
+  });
+}
+
+/** numpy's pairwise summation of a[lo .. lo+n) (what ndarray.sum() does on a contiguous float64 array). */
+export function pairwiseSum(a: Float64Array, lo: number, n: number): number {
+  if (n < 8) {
+    let r = 0;
+    for (let i = 0; i < n; i++) r += a[lo + i]!;
+    return r;
+  }
+  if (n <= 128) {
+    const r = [a[lo]!, a[lo + 1]!, a[lo + 2]!, a[lo + 3]!, a[lo + 4]!, a[lo + 5]!, a[lo + 6]!, a[lo + 7]!];
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j]! += a[lo + i + j]!;
+    let res = ((r[0]! + r[1]!) + (r[2]! + r[3]!)) + ((r[4]! + r[5]!) + (r[6]! + r[7]!));
+    for (; i < n; i++) res += a[lo + i]!;
+    return res;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return pairwiseSum(a, lo, n2) + pairwiseSum(a, lo + n2, n - n2);
+}
+
+/** Scratch buffers for propose (one set per sampler run). */
+interface Scratch {
+  p: Float64Array;
+  q: Float64Array;
+  order: Int32Array;
+  sorted: Float64Array;
+}
+
+/**
+ * The proposed token and its confidence at one masked position, from its logits row (invalid ids already -inf):
+ * the reference sampler's `propose`.
+ */
+export function propose(row: Float64Array, uTok: number, uOrd: number, s: MaskedSettings, buf: Scratch): { token: number; confidence: number } {
+  const V = row.length;
+  const { p, q } = buf;
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
+  for (let v = 0; v < V; v++) p[v] = Math.exp(row[v]! - max);
+  const sum = pairwiseSum(p, 0, V);
+  for (let v = 0; v < V; v++) p[v] = p[v]! / sum;
+  let token = 0;
+  if (s.temperature === 0) {
+    for (let v = 1; v < V; v++) if (p[v]! > p[token]!) token = v;
+  } else {
+    let mq = -Infinity;
+    for (let v = 0; v < V; v++) {
+      q[v] = row[v]! / s.temperature;
+      if (q[v]! > mq) mq = q[v]!;
+    }
+    for (let v = 0; v < V; v++) q[v] = Math.exp(q[v]! - mq);
+    const qs = pairwiseSum(q, 0, V);
+    for (let v = 0; v < V; v++) q[v] = q[v]! / qs;
+    // ids by q descending, lower id first on ties
+    const order = buf.order;
+    for (let v = 0; v < V; v++) order[v] = v;
+    order.sort((a, b) => q[b]! - q[a]! || a - b);
+    // the shortest prefix whose cumulative sum reaches top_p (sequential, as np.cumsum)
+    let keep = V;
+    let cum = 0;
+    for (let i = 0; i < V; i++) {
+      cum += q[order[i]!]!;
+      if (cum >= s.topP) {
+        keep = i + 1;
+        break;
+      }
+    }
+    const w = buf.sorted;
+    for (let i = 0; i < keep; i++) w[i] = q[order[i]!]!;
+    const ws = pairwiseSum(w, 0, keep);
+    let acc = 0;
+    token = -1;
+    for (let i = 0; i < keep; i++) {
+      acc += w[i]! / ws;
+      if (acc > uTok) {
+        token = order[i]!;
+        break;
+      }
+    }
+    if (token < 0) {
+      // the reference takes the last kept id; never one of zero probability (an invalid id)
+      let last = keep - 1;
+      while (last > 0 && w[last] === 0) last--;
+      token = order[last]!;
+    }
+  }
+  let confidence: number;
+  switch (s.confidence) {
+    case 'low_confidence':
+    case 'maskgit_plus':
+      confidence = p[token]!;
+      break;
+    case 'topk_margin': {
+      let a = -Infinity;
+      let b = -Infinity;
+      for (let v = 0; v < V; v++) {
+        const x = p[v]!;
+        if (x > a) {
+          b = a;
+          a = x;
+        } else if (x > b) b = x;
+      }
+      confidence = V > 1 ? a - b : a;
+      break;
+    }
+    case 'entropy': {
+      const nz = buf.sorted;
+      let n = 0;
+      for (let v = 0; v < V; v++) if (p[v]! > 0) nz[n++] = p[v]! * Math.log(p[v]!);
+      confidence = pairwiseSum(nz, 0, n);
+      break;
+    }
+    case 'origin':
+      confidence = uOrd;
+      break;
+  }
+  return { token, confidence };
+}
+
+export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSampleResult> {
+  const B = o.seeds.length;
+  const N = o.length;
+  const s = o.settings;
+  const held = o.held ?? new Int32Array(N).fill(-1);
+  const gen: number[] = [];
+  for (let i = 0; i < N; i++) if (held[i]! < 0) gen.push(i);
+  const plan = stepPlan(gen.length, s);
+  const blocks = plan.length === 1 ? [gen] : plan.map((_, b) => gen.slice(b * s.blockLength, (b + 1) * s.blockLength));
+  const totalSteps = plan.reduce((a, p) => a + p.length, 0);
+  const x = new Int32Array(B * N);
+  const masked = new Uint8Array(B * N);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < N; i++) {
+      const h = held[i]!;
+      x[b * N + i] = h >= 0 ? h : o.maskId;
+      masked[b * N + i] = h >= 0 ? 0 : 1;
+    }
+  }
+  // hard segments: per row, the reachability of each segment; a position's segment (or -1)
+  const segOf = new Int32Array(N).fill(-1);
+  (o.hard ?? []).forEach((h, k) => {
+    for (let i = 0; i < h.length; i++) segOf[h.start + i] = k;
+  });
+  const reach = Array.from({ length: B }, () => (o.hard ?? []).map((h) => new SegmentReachability(h)));
+  for (let b = 0; b < B; b++) {
+    reach[b]!.forEach((r, k) => {
+      if (!r.update(x.subarray(b * N, (b + 1) * N), masked.subarray(b * N, (b + 1) * N))) {
+        throw new MaskedConstraintError(k, `no accepted sequence fills canvas positions ${r.start}..${r.start + r.length - 1} with the held tokens`);
+      }
+    });
+  }
+
+  let cache: { logits: Float32Array; V: number } | null = null;
+  let changed = true;
+  let calls = 0;
+  const stepMs: number[] = [];
+  const u = new Float64Array(2 * N);
+  let scratch: Scratch | null = null;
+  let row = new Float64Array(0);
+  let allowed = new Uint8Array(o.vocabSize);
+  let block = 0;
+  let inBlock = 0;
+  for (let g = 0; g < totalSteps; g++) {
+    if (o.cancelled?.()) return { tokens: null, stepMs, calls };
+    const t0 = performance.now();
+    const k = plan[block]![inBlock]!;
+    const positions = blocks[block]!;
+    if (k > 0) {
+      if (changed || !cache) {
+        cache = await o.logits(x, B);
+        calls++;
+        changed = false;
+      }
+      const { logits, V } = cache;
+      if (!scratch || scratch.p.length !== V) {
+        scratch = { p: new Float64Array(V), q: new Float64Array(V), order: new Int32Array(V), sorted: new Float64Array(V) };
+        row = new Float64Array(V);
+        allowed = new Uint8Array(Math.max(V, o.vocabSize));
+      }
+      const buf = scratch;
+      /** The float64 logits a position proposes from: its own (or shifted) row, invalid ids and disallowed tokens -inf. */
+      const rowFor = (b: number, i: number, only: Uint8Array | null) => {
+        const src = (b * N + (o.shifted ? Math.max(i - 1, 0) : i)) * V;
+        for (let v = 0; v < V; v++) row[v] = v >= o.vocabSize || v === o.maskId || (only && !only[v]) ? -Infinity : logits[src + v]!;
+        return row;
+      };
+      for (let b = 0; b < B; b++) {
+        uniformsAt(o.seeds[b]!, g * 2 * N, 2 * N, u);
+        const open = positions.filter((i) => masked[b * N + i]);
+        if (!open.length) continue;
+        const constrained = (i: number) => (segOf[i]! >= 0 ? reach[b]![segOf[i]!]! : null);
+        const only = (i: number) => {
+          const r = constrained(i);
+          return r ? r.allowed(i - r.start, allowed) : null;
+        };
+        const props = open.map((i) => ({ i, ...propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, s, buf) }));
+        props.sort((a, c) => c.confidence - a.confidence || a.i - c.i);
+        for (const pr of props.slice(0, k)) {
+          const r = constrained(pr.i);
+          let token = pr.token;
+          // an earlier commit of this step may have ruled the proposal out: propose again under what is left
+          if (r && !r.allows(pr.i - r.start, token)) token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, s, buf).token;
+          x[b * N + pr.i] = token;
+          masked[b * N + pr.i] = 0;
+          if (r) r.update(x.subarray(b * N, (b + 1) * N), masked.subarray(b * N, (b + 1) * N));
+        }
+        changed = true;
+      }
+    }
+    inBlock++;
+    if (inBlock >= plan[block]!.length) {
+      block++;
+      inBlock = 0;
+    }
+    stepMs.push(performance.now() - t0);
+    if (o.onStep) await o.onStep(g + 1, totalSteps, x, masked);
+  }
+  return { tokens: x, stepMs, calls };
+}
+
+/** A hard segment the held tokens leave no completion for (index into `hard`). */
+export class MaskedConstraintError extends Error {
+  constructor(readonly segment: number, message: string) {
+    super(message);
+  }
+}
