@@ -1,13 +1,14 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseConstraintSet, PRECISION_PREFERENCES, type ConstraintSet } from '../../constraints/set';
+import { MASKED_CONFIDENCES, parseConstraintSet, PRECISION_PREFERENCES, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
+                          [--block-length L] [--confidence ${MASKED_CONFIDENCES.join('|')}] [--temperature T] [--top-p P]
 
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
@@ -15,7 +16,29 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
+  --block-length, --confidence, --temperature, --top-p
+                 masked-diffusion models: override the set's (else the model's sampler_defaults); a masked model
+                 without --steps or set steps takes the model's default steps
 Progress goes to stderr.`;
+
+/** Whether a constraint-set file sets sampler.steps itself (else the zod default stands in). */
+function fileGivesSteps(path: string): boolean {
+  try {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: { steps?: unknown } };
+    return raw.sampler?.steps !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** A finite number option. */
+function numberOption(args: Parameters<typeof intOption>[0], name: string): number | undefined {
+  const v = args.values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < 0) throw new CliError('INVALID_INPUT', `--${name} must be a non-negative number (got ${JSON.stringify(v)})`);
+  return n;
+}
 
 /** Read and validate a constraint-set file; errors name the file and the offending field. */
 export function readConstraintFile(path: string): ConstraintSet {
@@ -47,6 +70,10 @@ export const generateCommand: CliCommand = {
     device: { type: 'string' },
     precision: { type: 'string' },
     out: { type: 'string' },
+    'block-length': { type: 'string' },
+    confidence: { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
   },
   async run(ctx, args) {
     if (args.positionals.length) throw new CliError('USAGE', `unexpected argument ${JSON.stringify(args.positionals[0])}\n\n${usage}`);
@@ -54,6 +81,7 @@ export const generateCommand: CliCommand = {
     const model = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
     const file = args.values.constraints as string | undefined;
     const set = file ? readConstraintFile(resolve(file)) : parseConstraintSet({ version: 1, constraints: [] });
+    const setGivesSteps = file ? fileGivesSteps(resolve(file)) : false;
     const sampler = { ...set.sampler };
     const samples = intOption(args, 'samples');
     const steps = intOption(args, 'steps');
@@ -62,6 +90,16 @@ export const generateCommand: CliCommand = {
     if (steps !== undefined) sampler.steps = steps;
     if (seed !== undefined) sampler.seed = seed;
     sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
+    const blockLength = intOption(args, 'block-length');
+    if (blockLength !== undefined) sampler.block_length = blockLength;
+    sampler.confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES) ?? sampler.confidence;
+    const temperature = numberOption(args, 'temperature');
+    if (temperature !== undefined) sampler.temperature = temperature;
+    const topP = numberOption(args, 'top-p');
+    if (topP !== undefined) {
+      if (!(topP > 0 && topP <= 1)) throw new CliError('INVALID_INPUT', `--top-p must be in (0, 1] (got ${topP})`);
+      sampler.top_p = topP;
+    }
     if (sampler.samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
     if (sampler.steps < 1) throw new CliError('INVALID_INPUT', '--steps must be at least 1');
 
@@ -74,6 +112,16 @@ export const generateCommand: CliCommand = {
       throw new CliError('NOT_FOUND', `unknown model "${model}" (available: ${models.filter((m) => !m.error).map((m) => m.id).join(', ') || 'none'}; add folders with --models)`);
     }
     if (sampler.steps > 2000) throw new CliError('INVALID_INPUT', `--steps must be at most the model's training T`);
+    // a masked model's own default step count, unless --steps or the set chose one
+    if (summary.samplerDefaults && steps === undefined && !setGivesSteps) sampler.steps = summary.samplerDefaults.steps;
+    const masked = summary.samplerDefaults
+      ? {
+        block_length: sampler.block_length ?? summary.samplerDefaults.block_length,
+        confidence: sampler.confidence ?? summary.samplerDefaults.confidence,
+        temperature: sampler.temperature ?? summary.samplerDefaults.temperature,
+        top_p: sampler.top_p ?? summary.samplerDefaults.top_p,
+      }
+      : null;
 
     const outPath = args.values.out ? resolve(args.values.out as string) : null;
     // the active device is known once probed (the engine caches the probe for the run that follows)
@@ -92,7 +140,7 @@ export const generateCommand: CliCommand = {
     const lineOf = (o: GeneratedOutput) => JSON.stringify({
       index: o.index, text: o.text, record: o.record, recordText: o.recordText, seed: o.seed,
       steps: sampler.steps, device: activeDevice, precision, model: summary.id, modelVersion: summary.version,
-      constraints: o.constraints, fluency: o.fluency,
+      constraints: o.constraints, fluency: o.fluency, ...(masked ? { kind: summary.kind, sampler: masked } : {}),
     });
     const early: { runId: number; output: GeneratedOutput }[] = [];
     const offs: (() => void)[] = [];

@@ -33,8 +33,8 @@ export const modelsCommand: CliCommand = {
     }
     ctx.out('models:');
     ctx.out(models.length
-      ? table(['id', 'version', 'source', 'controls', 'scorer', 'status', 'path'], models.map((m) => [
-        m.id, m.version, m.source, m.controls.join(',') || '-', m.hasScorer ? 'yes' : 'no', m.error ? `INVALID: ${m.error}` : 'ok', m.path,
+      ? table(['id', 'version', 'kind', 'source', 'controls', 'scorer', 'status', 'path'], models.map((m) => [
+        m.id, m.version, m.kind || '-', m.source, m.controls.join(',') || '-', m.hasScorer ? 'yes' : 'no', m.error ? `INVALID: ${m.error}` : 'ok', m.path,
       ]))
       : `  none found in ${ctx.modelDirs.join(', ')}`);
     ctx.out('');

@@ -1,10 +1,14 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliCaptured } from '../cli-harness';
 import { defaultEngine } from '../../../src-main/services/engine-loader';
+import { fileURLToPath } from 'node:url';
+import { Tokenizer } from '../../../src-main/engine/tokenizer';
 import { writeMicroBundle } from './micro-bundle';
+
+const MASKED = fileURLToPath(new URL('../../fixtures/masked-tiny/', import.meta.url));
 
 let root: string;
 let models: string;
@@ -15,6 +19,7 @@ beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'dlm-cli-'));
   models = join(root, 'models');
   writeMicroBundle(join(models, 'micro'));
+  cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -76,5 +81,42 @@ describe('dlm-studio generate / models', () => {
     const text = await cli('models');
     expect(text.out).toMatch(/micro\s+0\.0\.1/);
     expect(text.out).toMatch(/active: cpu/);
+  });
+
+  it('generates from a masked-diffusion bundle: the reference sampler tokens, its defaults, overrides by flag', async () => {
+    const golden = JSON.parse(readFileSync(join(MASKED, 'golden.json'), 'utf8')) as { cases: { seed: number; samples: number; ids: number[][]; settings: Record<string, unknown> }[] };
+    const tok = Tokenizer.fromJSON(JSON.parse(readFileSync(join(MASKED, 'vocab.json'), 'utf8')));
+    const c = golden.cases[0]!;
+    const out = join(root, 'masked.jsonl');
+    const r = await cli('generate', '--model', 'masked-tiny', '--samples', String(c.samples), '--seed', String(c.seed), '--out', out);
+    expect(r.code, r.err).toBe(0);
+    // no --steps: the manifest's sampler_defaults.steps
+    expect(r.err).toMatch(/step 12\/12/);
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(c.samples);
+    lines.forEach((l, i) => {
+      const { steps, ...sampler } = c.settings;
+      expect(steps).toBe(12);
+      expect(l).toMatchObject({ index: i, steps: 12, model: 'masked-tiny', kind: 'masked-diffusion', precision: 'fp32', sampler });
+      const text = c.ids[i]!.slice(17);
+      const end = text.indexOf(2);
+      expect(l.text).toBe(tok.decode(end < 0 ? text : text.slice(0, end)));
+    });
+    const out2 = join(root, 'masked2.jsonl');
+    const flags = await cli('generate', '--model', 'masked-tiny', '--samples', '2', '--steps', '6', '--block-length', '4', '--confidence', 'origin', '--temperature', '0.7', '--top-p', '0.9', '--out', out2);
+    expect(flags.code, flags.err).toBe(0);
+    const first = JSON.parse(readFileSync(out2, 'utf8').trim().split('\n')[0]!) as Record<string, unknown>;
+    expect(first).toMatchObject({ steps: 6, sampler: { block_length: 4, confidence: 'origin', temperature: 0.7, top_p: 0.9 } });
+    for (const [args, re] of [
+      [['--confidence', 'vibes'], /--confidence must be one of low_confidence, maskgit_plus, topk_margin, entropy, origin/],
+      [['--top-p', '1.5'], /--top-p must be in \(0, 1\]/],
+      [['--temperature', 'hot'], /--temperature must be a non-negative number/],
+    ] as const) {
+      const bad = await cli('generate', '--model', 'masked-tiny', ...args);
+      expect(bad.code).not.toBe(0);
+      expect(bad.err).toMatch(re);
+    }
+    const listed = await cli('models');
+    expect(listed.out).toMatch(/masked-tiny\s+0\.0\.1\s+masked-diffusion/);
   });
 });

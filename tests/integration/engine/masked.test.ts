@@ -9,9 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConstraintSetInput } from '../../../src-main/constraints/set';
+import { createHash } from 'node:crypto';
+import { evaluateOutputs } from '../../../src-main/constraints/evaluators/index';
+import { type ConstraintSetInput, MASKED_CONFIDENCES, parseConstraintSet } from '../../../src-main/constraints/set';
+import { loadBundle } from '../../../src-main/engine/bundle';
+import { FLOAT, INT64, model as onnxModel, node, tensor, valueInfo } from '../../../src-main/engine/onnx-graph';
 import { createEngine } from '../../../src-main/engine/index';
-import type { Engine, GeneratedOutput, GenerateRequest, RunSummary, StepProgress } from '../../../src-main/engine/types';
+import { type Engine, type GeneratedOutput, type GenerateRequest, MASK_GLYPH, type RunSummary, type StepProgress } from '../../../src-main/engine/types';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/masked-tiny/', import.meta.url));
 
@@ -21,7 +25,7 @@ interface GoldenCase {
   samples: number;
   record?: Record<string, string>;
   text?: string;
-  settings: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number };
+  settings: { steps: number; block_length: number; confidence: (typeof MASKED_CONFIDENCES)[number]; temperature: number; top_p: number };
   ids: number[][];
   network_calls: number;
 }
@@ -58,4 +62,188 @@ describe('masked family: the tiny fixture against the PyTorch reference sampler'
       expect(summary.denoiserCalls).toBeLessThanOrEqual(c.network_calls * Math.ceil(c.samples / 4));
     });
   }
+});
+
+const N = 32;
+const RECORD = 16;
+const manifest = JSON.parse(readFileSync(join(FIXTURE, 'manifest.json'), 'utf8')) as { mask: { id: number } };
+
+describe('masked family through the engine', () => {
+  it('is deterministic per seed, differs across seeds, and a sample does not depend on its batch', async () => {
+    const set = (seed: number): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: 9, samples: 5, seed, temperature: 1, confidence: 'low_confidence' } });
+    const a = await run(engine, set(21));
+    expect(a.outputs.map((o) => o.tokens)).toEqual((await run(engine, set(21))).outputs.map((o) => o.tokens));
+    expect(a.outputs.map((o) => o.tokens)).not.toEqual((await run(engine, set(22))).outputs.map((o) => o.tokens));
+    const single = createEngine({ modelDirs: [FIXTURE], batchSize: 1 });
+    try {
+      expect((await run(single, set(21))).outputs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
+    } finally {
+      await single.dispose();
+    }
+    for (const o of a.outputs) {
+      expect(o.tokens.every((t) => t >= 0 && t < 1791 && t !== manifest.mask.id)).toBe(true);
+      expect(o.seed).toBeGreaterThan(0);
+    }
+    expect(a.summary.device.precision).toBe('fp32');
+  });
+
+  it('progress shows the positions still masked filling in; held positions are never masked', async () => {
+    const { progress, outputs } = await run(engine, { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum' } }], sampler: { steps: 5, samples: 2, seed: 4 } });
+    expect(progress).toHaveLength(5);
+    expect(progress.map((p) => p.step)).toEqual([1, 2, 3, 4, 5]);
+    const left = progress.map((p) => p.masked![0]!.length);
+    // 15 text positions over 5 steps: 3 per step
+    expect(left).toEqual([12, 9, 6, 3, 0]);
+    for (const p of progress) {
+      expect(p.masked).toHaveLength(2);
+      for (const list of p.masked!) expect(list.every((i) => i > RECORD)).toBe(true);
+      expect(p.canvases[0]!.record).toBe('{"name":"Alimentum"}');
+    }
+    expect(progress[0]!.canvases[0]!.text).toContain(MASK_GLYPH);
+    expect(progress[4]!.canvases[0]!.text).not.toContain(MASK_GLYPH);
+    expect(outputs[0]!.record).toEqual({ name: 'Alimentum' });
+  });
+
+  it('reuses the logits while no token changes: fewer session runs than steps when steps commit nothing', async () => {
+    // 15 text positions, 3 blocks of 5, 60 steps: 20 steps per block, 5 of which commit one position each
+    const { summary, outputs } = await run(engine, { version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults' } }], sampler: { steps: 60, samples: 2, seed: 1, block_length: 5 } });
+    expect(outputs).toHaveLength(2);
+    expect(summary.denoiserCalls).toBe(15);
+    const all = await run(engine, { version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults' } }], sampler: { steps: 15, samples: 2, seed: 1, block_length: 5 } });
+    // the same commits, step for step: the same tokens
+    expect(all.outputs.map((o) => o.tokens)).toEqual(outputs.map((o) => o.tokens));
+  });
+
+  it('hard constraints: a JSON schema on the record holds in every output (reachability over the masked canvas)', async () => {
+    const schema = {
+      type: 'object',
+      properties: { name: { enum: ['Alimentum', 'The Vaults'] }, food: { enum: ['Italian', 'French'] } },
+      required: ['name'], additionalProperties: false,
+    };
+    const sampler = { steps: 12, samples: 16, seed: 5, temperature: 1 };
+    const constrained = await run(engine, { version: 1, constraints: [{ kind: 'json-schema', schema }], sampler });
+    expect(constrained.outputs).toHaveLength(16);
+    for (const o of constrained.outputs) {
+      expect(o.constraints[0]).toMatchObject({ kind: 'json-schema', satisfied: true });
+      expect(['Alimentum', 'The Vaults']).toContain((o.record as { name: string }).name);
+    }
+    // without the constraint the random model never spells a valid record
+    const free = await run(engine, { version: 1, constraints: [], sampler });
+    const set = parseConstraintSet({ version: 1, constraints: [{ kind: 'json-schema', schema }] });
+    const scores = evaluateOutputs(set, free.outputs.map((o) => ({ text: o.text, record: o.record })));
+    const rate = scores.filter((s) => s[0]!.satisfied).length / scores.length;
+    console.log(`masked-tiny, JSON schema on the record: ${constrained.outputs.length}/${constrained.outputs.length} valid with the constraint, ${(rate * 100).toFixed(0)}% without`);
+    expect(rate).toBeLessThan(1);
+  });
+
+  it('hard constraints on the text (regex, words, infill) hold in every output, greedy and sampled, in blocks', async () => {
+    for (const [constraint, check] of [
+      [{ kind: 'regex', pattern: 'The [A-Za-z ]+ is a pub\\.' }, (t: string) => /The [A-Za-z ]+ is a pub\./.test(t)],
+      [{ kind: 'infill', template: 'The Vaults ___ Italian food.' }, (t: string) => /The Vaults .* Italian food\./.test(t)],
+      [{ kind: 'words', include: ['pub'], exclude: ['hearty'] }, (t: string) => /(^|[^\p{L}\p{N}])pub([^\p{L}\p{N}]|$)/iu.test(t) && !/(^|[^\p{L}\p{N}])hearty([^\p{L}\p{N}]|$)/iu.test(t)],
+    ] as const) {
+      for (const sampler of [{ steps: 15, samples: 4, seed: 2 }, { steps: 8, samples: 4, seed: 3, temperature: 1, block_length: 4 }]) {
+        const r = await run(engine, { version: 1, constraints: [constraint as ConstraintSetInput['constraints'][number]], sampler });
+        for (const o of r.outputs) {
+          expect(check(o.text), `${constraint.kind}: ${JSON.stringify(o.text)}`).toBe(true);
+          expect(o.constraints[0]!.satisfied).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('soft constraints are reported as not served by the masked family, not dropped', async () => {
+    const r = await run(engine, { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }, { kind: 'length', tokens: 5 }], sampler: { steps: 4, samples: 2, seed: 1 } });
+    expect(r.summary.status).toBe('completed');
+    expect(r.summary.warnings).toEqual([
+      expect.stringMatching(/constraint 0 \(sentiment\) is not served by the masked family yet/),
+      expect.stringMatching(/constraint 1 \(length\) is not served by the masked family yet/),
+    ]);
+    // still scored on the outputs
+    expect(r.outputs[0]!.constraints.map((c) => c.kind)).toEqual(['sentiment', 'length']);
+  });
+});
+
+describe('masked bundles the engine refuses, by name', () => {
+  let root: string;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'dlm-masked-'));
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  const copy = (name: string, edit?: (m: Record<string, any>) => void, graph?: Uint8Array): string => {
+    const dir = join(root, name);
+    cpSync(FIXTURE, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    m.id = name;
+    if (graph) {
+      writeFileSync(join(dir, 'denoiser.onnx'), graph);
+      const f = m.files.find((x: { path: string }) => x.path === 'denoiser.onnx');
+      f.sha256 = createHash('sha256').update(graph).digest('hex');
+      f.bytes = graph.length;
+    }
+    edit?.(m);
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    return dir;
+  };
+  const refusal = async (dir: string): Promise<string> => {
+    try {
+      await loadBundle(dir);
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe('BUNDLE_INVALID');
+      return (e as Error).message;
+    }
+    throw new Error(`${dir} was accepted`);
+  };
+
+  it('manifest: unknown kind, missing mask fields, wrong denoiser inputs/outputs', async () => {
+    const cases: [string, (m: Record<string, any>) => void, RegExp][] = [
+      ['kind', (m) => { m.kind = 'masked'; }, /manifest\.json: field kind: unknown model kind "masked" \(known: continuous-embedding-diffusion, masked-diffusion\)/],
+      ['no-mask', (m) => { delete m.mask; }, /manifest\.json: field mask: /],
+      ['no-mask-id', (m) => { delete m.mask.id; }, /manifest\.json: field mask\.id: /],
+      ['mask-id', (m) => { m.mask.id = -1; }, /manifest\.json: field mask\.id: /],
+      ['no-shift', (m) => { delete m.mask.shifted_logits; }, /manifest\.json: field mask\.shifted_logits: /],
+      ['no-ids', (m) => { m.denoiser.inputs = { tokens: 'int64[B,N]' }; }, /field denoiser\.inputs\.tokens: unknown denoiser input \(known: ids, t\)/],
+      ['ids-type', (m) => { m.denoiser.inputs = { ids: 'float32[B,N]' }; }, /field denoiser\.inputs\.ids: must be int64\[B,N\]/],
+      ['no-ids-at-all', (m) => { m.denoiser.inputs = {}; }, /field denoiser\.inputs\.ids: missing/],
+      ['logits', (m) => { m.denoiser.outputs = { logits: 'float32[B,V]' }; }, /field denoiser\.outputs\.logits: must be float32\[B,N,V\]/],
+      ['confidence', (m) => { m.sampler_defaults.confidence = 'vibes'; }, /field sampler_defaults\.confidence/],
+      ['top-p', (m) => { m.sampler_defaults.top_p = 0; }, /field sampler_defaults\.top_p/],
+    ];
+    for (const [name, edit, re] of cases) expect(await refusal(copy(name, edit)), name).toMatch(re);
+    // no embedding or schedule is needed
+    const ok = await loadBundle(FIXTURE);
+    expect(ok.manifest.kind).toBe('masked-diffusion');
+  });
+
+  it('graph: an input or output that is not what the manifest promises fails the run, naming it', async () => {
+    const V = 1796;
+    const emb = new Float32Array(1791 * 4).fill(0.01);
+    const out = new Float32Array(4 * V).fill(0.02);
+    const inits = () => [tensor('EMB', [1791, 4], emb, FLOAT), tensor('OUT', [4, V], out, FLOAT)];
+    const graphs: [string, Uint8Array, RegExp][] = [
+      ['tokens-input', onnxModel(
+        [node('Gather', ['EMB', 'tokens'], ['E']), node('MatMul', ['E', 'OUT'], ['logits'])], inits(),
+        [valueInfo('tokens', INT64, ['B', N])], [valueInfo('logits', FLOAT, ['B', N, V])],
+      ), /denoiser\.onnx: input 'ids' must be int64\[B,N\]/],
+      ['float-ids', onnxModel(
+        [node('Cast', ['ids'], ['I'], [{ name: 'to', i: 7 }]), node('Gather', ['EMB', 'I'], ['E']), node('MatMul', ['E', 'OUT'], ['logits'])], inits(),
+        [valueInfo('ids', FLOAT, ['B', N])], [valueInfo('logits', FLOAT, ['B', N, V])],
+      ), /denoiser\.onnx: input 'ids' must be int64\[B,N\]/],
+      ['flat-logits', onnxModel(
+        [node('Gather', ['EMB', 'ids'], ['E']), node('ReduceMean', ['E'], ['M'], [{ name: 'axes', ints: [1] }, { name: 'keepdims', i: 0 }]), node('MatMul', ['M', 'OUT'], ['logits'])], inits(),
+        [valueInfo('ids', INT64, ['B', N])], [valueInfo('logits', FLOAT, ['B', V])],
+      ), /denoiser\.onnx: output 'logits' must be float32\[B,N,V\]/],
+    ];
+    const e = createEngine({ modelDirs: [root] });
+    try {
+      for (const [name, graph, re] of graphs) {
+        copy(name, undefined, graph);
+        await expect(e.generate({ model: name, device: 'cpu', constraints: parseConstraintSet({ version: 1, constraints: [], sampler: { steps: 2, samples: 1 } }) }, {}), name)
+          .rejects.toMatchObject({ code: 'BUNDLE_INVALID', message: expect.stringMatching(re) });
+      }
+    } finally {
+      await e.dispose();
+    }
+  });
 });

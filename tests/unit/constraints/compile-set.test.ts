@@ -25,6 +25,19 @@ function noisyScores(L: number, target: number[], seed: number): Float32Array {
 }
 
 describe('compileConstraintSet', () => {
+  it("reports the soft kinds a model's family cannot steer in their verdicts (unserved), not silently dropped", () => {
+    const constraints: ConstraintSetInput['constraints'] = [{ kind: 'sentiment', label: 'positive' }, { kind: 'regex', pattern: 'pub' }, { kind: 'pos', tags: ['DET'] }];
+    const unservedSoft = { kinds: ['pos', 'spans', 'attribute', 'length', 'sentiment'], detail: 'not served by the masked family yet' };
+    const masked = compileConstraintSet(set(constraints), { ...model, unservedSoft });
+    expect(masked.verdicts.map((v) => [v.status, v.unserved ?? false, v.detail])).toEqual([
+      ['soft', true, 'not served by the masked family yet'], ['hard', false, undefined], ['soft', true, 'not served by the masked family yet'],
+    ]);
+    expect(masked.soft).toEqual([]);
+    const continuous = compileConstraintSet(set(constraints), model);
+    expect(continuous.verdicts.map((v) => v.unserved)).toEqual([undefined, undefined, undefined]);
+    expect(continuous.soft.map((x) => x.kind)).toEqual(['sentiment', 'pos']);
+  });
+
   it('compiles an E2E record schema into a record projector whose outputs parse and validate', () => {
     const c = compileConstraintSet(set([{ kind: 'json-schema', schema: e2eSchema }]), model);
     expect(c.verdicts[0]!.status).toBe('hard');
