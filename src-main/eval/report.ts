@@ -73,6 +73,21 @@ export function renderMarkdown(r: EvalResults): string {
     }
   }
   L.push('');
+  L.push('## Unconditional samples (the unguided pool)');
+  L.push('');
+  const u = r.unconditional;
+  if (u) {
+    L.push(`${u.samples} samples: ${u.parsedRecords} record segments parse as JSON, ${u.validRecords} are valid records (every field and value known to the bundle) = ${pct(u.validShare)}%; ${u.distinct} distinct = ${pct(u.distinctShare)}%.`);
+    if (u.examples.length) {
+      L.push('');
+      for (const e of u.examples) L.push(`- ${JSON.stringify(e.record)} ${JSON.stringify(e.text)}`);
+    }
+  } else L.push('Unconditional samples: none (the pool failed or was empty).');
+  if (r.notes?.length) {
+    L.push('');
+    for (const n of r.notes) L.push(`Note: ${n}.`);
+  }
+  L.push('');
   L.push('## Data-to-text and text-to-record (E2E test set)');
   L.push('');
   const d = r.dataToText;

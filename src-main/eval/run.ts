@@ -44,8 +44,45 @@ export interface EvalSettings {
   controls?: string[];
   /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
   guidance?: Partial<z.input<typeof guidanceSettings>>;
+  /** --steps was not given: a masked-diffusion model runs its own sampler_defaults.steps instead of `steps`. */
+  stepsFromModel?: boolean;
   targetsPath: string;
   testPath: string;
+}
+
+/** The unguided pool as unconditional samples: do they spell a valid record, and how many differ. */
+export interface UnconditionalStats {
+  samples: number;
+  /** Record segments that parse as a JSON object. */
+  parsedRecords: number;
+  /** Parsed records whose every field and value the bundle's record schema knows (any field at all, without one). */
+  validRecords: number;
+  validShare: number;
+  /** Distinct (record text, text) pairs. */
+  distinct: number;
+  distinctShare: number;
+  examples: { record: string; text: string }[];
+}
+
+/** Controls a family can serve: the masked family has no classifier guidance, so only the hard json-schema control. */
+export const MASKED_CONTROLS = ['json-schema'];
+
+export function unconditionalStats(outputs: GeneratedOutput[], recordFields: Record<string, string[]>): UnconditionalStats {
+  const known = Object.keys(recordFields).length > 0;
+  let parsedRecords = 0;
+  let validRecords = 0;
+  for (const o of outputs) {
+    if (!o.record) continue;
+    parsedRecords++;
+    const ok = Object.entries(o.record).every(([k, v]) => (known ? typeof v === 'string' && (recordFields[k] ?? []).includes(v) : true));
+    if (ok && Object.keys(o.record).length > 0) validRecords++;
+  }
+  const distinct = new Set(outputs.map((o) => `${o.recordText}\u0000${o.text}`)).size;
+  const n = outputs.length;
+  return {
+    samples: n, parsedRecords, validRecords, validShare: n ? validRecords / n : 0, distinct, distinctShare: n ? distinct / n : 0,
+    examples: outputs.slice(0, 3).map((o) => ({ record: o.recordText, text: o.text })),
+  };
 }
 
 export interface SideStats {
@@ -80,10 +117,14 @@ export interface EvalResults {
   date: string;
   mode: 'quick' | 'full';
   hardware: { cpu: string; cores: number; memoryGiB: number; platform: string; node: string };
-  model: { id: string; version: string; hash: string; path: string; controls: string[]; hasScorer: boolean };
+  model: { id: string; version: string; hash: string; path: string; controls: string[]; hasScorer: boolean; kind?: string };
   device: DeviceReport | null;
   settings: Omit<EvalSettings, 'targetsPath' | 'testPath'> & { targets: { file: string; sha256: string; seed: number }; testFile: string };
   controls: ControlResult[];
+  /** The unguided pool scored as unconditional samples (null when it failed or was empty). */
+  unconditional?: UnconditionalStats | null;
+  /** What the run chose for the model (e.g. a masked model's controls and steps). */
+  notes?: string[];
   dataToText: null | {
     items: number;
     totalMrs: number;
@@ -202,15 +243,24 @@ function targetsFor(all: EvalTarget[], control: string, n: number): EvalTarget[]
   return all.filter((t) => t.control === control).slice(0, n);
 }
 
-export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Promise<EvalResults> {
+export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promise<EvalResults> {
   const log = deps.log ?? (() => {});
   const t0 = performance.now();
-  const targetsFile = loadTargets(settings.targetsPath);
+  const targetsFile = loadTargets(given.targetsPath);
   const models = await deps.engine.listModels();
-  const model: ModelSummary | undefined = models.find((m) => m.id === settings.model);
-  if (!model) throw new Error(`--model ${settings.model}: no such bundle (found: ${models.map((m) => m.id).join(', ') || 'none'})`);
-  if (model.error) throw new Error(`--model ${settings.model}: ${model.error}`);
-  const controls = settings.controls ?? [...CONTROLS, ...COMPOSITIONS];
+  const model: ModelSummary | undefined = models.find((m) => m.id === given.model);
+  if (!model) throw new Error(`--model ${given.model}: no such bundle (found: ${models.map((m) => m.id).join(', ') || 'none'})`);
+  if (model.error) throw new Error(`--model ${given.model}: ${model.error}`);
+  const notes: string[] = [];
+  const settings: EvalSettings = { ...given };
+  if (given.stepsFromModel && model.samplerDefaults) {
+    settings.steps = model.samplerDefaults.steps;
+    notes.push(`${model.id} is a ${model.kind} model: ${settings.steps} steps (its sampler_defaults)`);
+  }
+  const masked = model.kind === 'masked-diffusion';
+  if (masked && !given.controls) notes.push(`${model.id} is a ${model.kind} model: soft controls are not served by the masked family yet, so only ${MASKED_CONTROLS.join(', ')} runs (choose others with --controls)`);
+  for (const n of notes) log(n);
+  const controls = settings.controls ?? (masked ? MASKED_CONTROLS : [...CONTROLS, ...COMPOSITIONS]);
   const known = new Set<string>([...CONTROLS, ...COMPOSITIONS]);
   for (const c of controls) if (!known.has(c)) throw new Error(`--controls: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
   for (const c of Object.keys(settings.overrides ?? {})) if (!known.has(c)) throw new Error(`--override: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
@@ -232,6 +282,8 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     poolError = (e as Error).message;
     log(`unguided pool failed: ${poolError}`);
   }
+  const unconditional = pool.length ? unconditionalStats(pool, model.recordFields) : null;
+  if (unconditional) log(`unconditional: ${unconditional.validRecords}/${unconditional.samples} valid records, ${unconditional.distinct} distinct`);
 
   let targetIndex = 0;
   for (const control of controls) {
@@ -395,13 +447,13 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
     textToRecord = { items: n, parsed, exact, perField, secondsPerItem: n ? seconds / n : 0, ...(stoppedEarly ? { stoppedEarly } : {}), ...(error ? { error } : {}) };
   }
 
-  const { targetsPath: _t, testPath: _p, ...rest } = settings;
+  const { targetsPath: _t, testPath: _p, stepsFromModel: _s, ...rest } = settings;
   return {
     format: 'dlm-eval-results/1',
     date: new Date().toISOString(),
     mode: settings.mode,
     hardware: hardwareInfo(),
-    model: { id: model.id, version: model.version, hash: model.hash, path: model.path, controls: model.controls, hasScorer: model.hasScorer },
+    model: { id: model.id, version: model.version, hash: model.hash, path: model.path, controls: model.controls, hasScorer: model.hasScorer, kind: model.kind },
     device,
     settings: {
       ...rest,
@@ -409,6 +461,8 @@ export async function runEvaluation(settings: EvalSettings, deps: EvalDeps): Pro
       testFile: settings.testPath,
     },
     controls: results,
+    unconditional,
+    ...(notes.length ? { notes } : {}),
     dataToText,
     textToRecord,
     seconds: (performance.now() - t0) / 1000,

@@ -23,10 +23,12 @@ evaluators and the bundle's fluency scorer, and runs data-to-text (BLEU) and tex
 Writes a JSON results file and a Markdown table beside it.
 
   --quick                      few targets, samples and steps (CI); default is the full evaluation
-  --model <id>                 bundle id (default e2e-default)
+  --model <id>                 bundle id (default e2e-default); a masked-diffusion model runs the json-schema control only
+                               (its family has no classifier guidance), unless --controls says otherwise
   --device <pref>              ${DEVICE_PREFERENCES.join('|')} (default auto)
   --precision <p>              auto|fp32|int8 denoiser weights (default auto: int8 on cpu when the model has it)
-  --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps})
+  --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps}; a masked model: its
+                               sampler_defaults.steps)
   --samples-per-target <n>     guided samples per target (quick ${EVAL_PRESETS.quick.samplesPerTarget}, full ${EVAL_PRESETS.full.samplesPerTarget})
   --targets-per-control <n>    targets per control (quick ${EVAL_PRESETS.quick.targetsPerControl}, full ${EVAL_PRESETS.full.targetsPerControl})
   --unguided-pool <n>          unguided samples, shared by all targets (quick ${EVAL_PRESETS.quick.unguidedPool}, full ${EVAL_PRESETS.full.unguidedPool})
@@ -102,6 +104,7 @@ export const evalCommand: CliCommand = {
       dataToTextItems: positive('data-to-text', preset.dataToTextItems, 0),
       textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
       seed: positive('seed', 0, 0),
+      ...(v.steps === undefined ? { stepsFromModel: true } : {}),
       ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),

@@ -121,4 +121,28 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(r.controls.find((c) => c.control === 'length')!.guided!.success).toBe(1);
     expect(r.dataToText).toBeNull();
   });
+
+  it('a masked model: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    const masked: ModelSummary = {
+      ...model, kind: 'masked-diffusion', controls: [], recordFields: { name: ['x', 'y'] },
+      samplerDefaults: { steps: 48, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 },
+    };
+    engine.listModels = async () => [masked];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, stepsFromModel: true }, { engine, evaluate });
+    expect(r.controls.map((c) => c.control)).toEqual(['json-schema']);
+    expect(calls.every((c) => c.constraints.sampler.steps === 48)).toBe(true);
+    expect(r.settings.steps).toBe(48);
+    expect(r.model.kind).toBe('masked-diffusion');
+    expect(r.notes).toEqual([expect.stringMatching(/48 steps \(its sampler_defaults\)/), expect.stringMatching(/not served by the masked family yet, so only json-schema runs/)]);
+    // the fake pool: 3 samples, all {"name": "x"}, all "BAD"
+    expect(r.unconditional).toMatchObject({ samples: 3, parsedRecords: 3, validRecords: 3, validShare: 1, distinct: 1 });
+    expect(r.unconditional!.distinctShare).toBeCloseTo(1 / 3, 12);
+    expect(renderMarkdown(r)).toContain('3 samples: 3 record segments parse as JSON, 3 are valid records');
+    // --steps given, or a continuous model: the settings' steps stand
+    const again = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'] }, { engine: fakeEngine([]), evaluate });
+    expect(again.settings.steps).toBe(3);
+    expect(again.notes).toBeUndefined();
+  });
 });
