@@ -55,6 +55,25 @@ export interface SegmentAutomaton {
  * which the rest can still be completed to an accepted segment. A token v may go at masked position i when some
  * state reachable before i moves on v to a state that can still complete.
  */
+/** Per state, its distinct successor states (CSR), cached per automaton: a masked position moves along these. */
+const successorCache = new WeakMap<TokenAutomaton, { offsets: Int32Array; next: Int32Array }>();
+function successors(a: TokenAutomaton): { offsets: Int32Array; next: Int32Array } {
+  let hit = successorCache.get(a);
+  if (hit) return hit;
+  const offsets = new Int32Array(a.numStates + 1);
+  const next: number[] = [];
+  for (let q = 0; q < a.numStates; q++) {
+    offsets[q] = next.length;
+    const seen = new Set<number>();
+    for (let e = a.offsets[q]!; e < a.offsets[q + 1]!; e++) seen.add(a.next[e]!);
+    next.push(...seen);
+  }
+  offsets[a.numStates] = next.length;
+  hit = { offsets, next: Int32Array.from(next) };
+  successorCache.set(a, hit);
+  return hit;
+}
+
 export class SegmentReachability {
   readonly start: number;
   readonly length: number;
@@ -89,7 +108,7 @@ export class SegmentReachability {
     bwd.fill(0);
     if (a.start < 0) return false;
     fwd[a.start] = 1;
-    const { offsets, next } = a;
+    const { offsets, next } = successors(a);
     for (let i = 0; i < L; i++) {
       const cur = i * S;
       const nxt = (i + 1) * S;

@@ -85,7 +85,9 @@ export function pairwiseSum(a: Float64Array, lo: number, n: number): number {
 interface Scratch {
   p: Float64Array;
   q: Float64Array;
+  /** A heap of ids, then the kept ids in order. */
   order: Int32Array;
+  kept: Int32Array;
   sorted: Float64Array;
 }
 
@@ -105,37 +107,58 @@ export function propose(row: Float64Array, uTok: number, uOrd: number, s: Masked
   if (s.temperature === 0) {
     for (let v = 1; v < V; v++) if (p[v]! > p[token]!) token = v;
   } else {
-    let mq = -Infinity;
-    for (let v = 0; v < V; v++) {
-      q[v] = row[v]! / s.temperature;
-      if (q[v]! > mq) mq = q[v]!;
-    }
-    for (let v = 0; v < V; v++) q[v] = Math.exp(q[v]! - mq);
-    const qs = pairwiseSum(q, 0, V);
-    for (let v = 0; v < V; v++) q[v] = q[v]! / qs;
-    // ids by q descending, lower id first on ties
-    const order = buf.order;
-    for (let v = 0; v < V; v++) order[v] = v;
-    order.sort((a, b) => q[b]! - q[a]! || a - b);
-    // the shortest prefix whose cumulative sum reaches top_p (sequential, as np.cumsum)
-    let keep = V;
-    let cum = 0;
-    for (let i = 0; i < V; i++) {
-      cum += q[order[i]!]!;
-      if (cum >= s.topP) {
-        keep = i + 1;
-        break;
+    if (s.temperature === 1) {
+      // softmax(logits / 1) is p, computed the same way
+      q.set(p);
+    } else {
+      let mq = -Infinity;
+      for (let v = 0; v < V; v++) {
+        q[v] = row[v]! / s.temperature;
+        if (q[v]! > mq) mq = q[v]!;
       }
+      for (let v = 0; v < V; v++) q[v] = Math.exp(q[v]! - mq);
+      const qs = pairwiseSum(q, 0, V);
+      for (let v = 0; v < V; v++) q[v] = q[v]! / qs;
     }
+    // ids by q descending (lower id first on ties), taken one by one from a heap until the cumulative sum
+    // reaches top_p (sequential, as np.cumsum): the shortest such prefix
+    const heap = buf.order;
+    for (let v = 0; v < V; v++) heap[v] = v;
+    const before = (a: number, b: number) => q[a]! > q[b]! || (q[a] === q[b] && a < b);
+    const sift = (i: number, n: number) => {
+      const x = heap[i]!;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && before(heap[r]!, heap[l]!) ? r : l;
+        if (!before(heap[c]!, x)) break;
+        heap[i] = heap[c]!;
+        i = c;
+      }
+      heap[i] = x;
+    };
+    for (let i = (V >> 1) - 1; i >= 0; i--) sift(i, V);
+    const kept = buf.kept;
     const w = buf.sorted;
-    for (let i = 0; i < keep; i++) w[i] = q[order[i]!]!;
+    let keep = 0;
+    let cum = 0;
+    for (let n = V; n > 0; ) {
+      const top = heap[0]!;
+      kept[keep] = top;
+      w[keep++] = q[top]!;
+      cum += q[top]!;
+      if (cum >= s.topP) break;
+      heap[0] = heap[--n]!;
+      sift(0, n);
+    }
     const ws = pairwiseSum(w, 0, keep);
     let acc = 0;
     token = -1;
     for (let i = 0; i < keep; i++) {
       acc += w[i]! / ws;
       if (acc > uTok) {
-        token = order[i]!;
+        token = kept[i]!;
         break;
       }
     }
@@ -143,7 +166,7 @@ export function propose(row: Float64Array, uTok: number, uOrd: number, s: Masked
       // the reference takes the last kept id; never one of zero probability (an invalid id)
       let last = keep - 1;
       while (last > 0 && w[last] === 0) last--;
-      token = order[last]!;
+      token = kept[last]!;
     }
   }
   let confidence: number;
@@ -235,7 +258,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
       }
       const { logits, V } = cache;
       if (!scratch || scratch.p.length !== V) {
-        scratch = { p: new Float64Array(V), q: new Float64Array(V), order: new Int32Array(V), sorted: new Float64Array(V) };
+        scratch = { p: new Float64Array(V), q: new Float64Array(V), order: new Int32Array(V), kept: new Int32Array(V), sorted: new Float64Array(V) };
         row = new Float64Array(V);
         allowed = new Uint8Array(Math.max(V, o.vocabSize));
       }
