@@ -1,0 +1,213 @@
+/**
+ * Model families in the studio: which family a bundle (or a past run) belongs to, what that means in words, and
+ * the sampler settings each family reads. Pure functions, no Svelte: shared by Generate, Compare, Library and tests.
+ *
+ * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): clamp, precision and classifier guidance.
+ * - masked (`masked-diffusion`, MDLM / LLaDA): steps, block length, confidence, temperature and top-p, prefilled
+ *   from the bundle's `sampler_defaults` (docs/ARCHITECTURE.md, "Masked family").
+ */
+import { MASKED_CONFIDENCES, type SamplerSettings } from '../../src-main/constraints/set';
+import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
+
+export type Family = 'continuous' | 'masked';
+export type MaskedConfidence = (typeof MASKED_CONFIDENCES)[number];
+export { MASKED_CONFIDENCES };
+
+export const KIND_OF_FAMILY: Record<Family, string> = {
+  continuous: 'continuous-embedding-diffusion',
+  masked: 'masked-diffusion',
+};
+
+/** The family of a manifest kind; null for a kind this studio does not know (or a bundle that did not load). */
+export function familyOf(kind: string | null | undefined): Family | null {
+  if (kind === KIND_OF_FAMILY.masked) return 'masked';
+  if (kind === KIND_OF_FAMILY.continuous) return 'continuous';
+  return null;
+}
+
+export const FAMILY_INFO: Record<Family, { label: string; title: string; tooltip: string }> = {
+  continuous: {
+    label: 'continuous',
+    title: 'Continuous diffusion',
+    tooltip:
+      'Continuous (embedding) diffusion, Diffusion-LM style: every position starts as Gaussian noise in embedding space and the ' +
+      'whole canvas is denoised together at every step. Hard constraints are enforced by projection; soft ones are steered by ' +
+      'classifier guidance when the bundle has the classifier.',
+  },
+  masked: {
+    label: 'masked',
+    title: 'Masked diffusion',
+    tooltip:
+      'Masked (absorbing-state) diffusion, MDLM / LLaDA style: every position to generate starts as a mask and each step commits ' +
+      'the predictions it is most confident about, so the masks fill in until none is left. Hard constraints are enforced; soft ' +
+      'constraints are scored on the outputs but not steered yet.',
+  },
+};
+
+export const UNKNOWN_FAMILY = { label: 'unknown family', tooltip: 'The model kind of this bundle or run is not known to this studio.' };
+
+export const CONFIDENCE_INFO: Record<MaskedConfidence, { label: string; hint: string }> = {
+  low_confidence: { label: 'low confidence', hint: 'commit the positions whose predicted token is most probable first (LLaDA’s default)' },
+  maskgit_plus: { label: 'MaskGIT+', hint: 'rank by the probability of the token drawn at each position (MaskGIT); equal to low confidence at temperature 0' },
+  topk_margin: { label: 'top-k margin', hint: 'commit where the best token leads the runner-up by the widest margin' },
+  entropy: { label: 'entropy', hint: 'commit where the whole predicted distribution is least uncertain (lowest entropy)' },
+  origin: { label: 'random order', hint: 'ignore the model’s confidence: positions are committed in a random order (the original MDLM / D3PM sampler)' },
+};
+
+export const MASKED_KEYS = ['block_length', 'confidence', 'temperature', 'top_p'] as const;
+export type MaskedKey = (typeof MASKED_KEYS)[number];
+export interface MaskedSettings {
+  steps: number;
+  block_length: number;
+  confidence: MaskedConfidence;
+  temperature: number;
+  top_p: number;
+}
+
+/** The engine's defaults for a setting a masked bundle's sampler_defaults leaves out (docs/ARCHITECTURE.md). */
+export const ENGINE_MASKED_DEFAULTS: MaskedSettings = { steps: 64, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 };
+
+/** A masked bundle's sampler defaults, completed with the engine's. */
+export function maskedDefaults(model: Pick<ModelSummary, 'samplerDefaults'> | null | undefined): MaskedSettings {
+  const d = model?.samplerDefaults;
+  const confidence = (MASKED_CONFIDENCES as readonly string[]).includes(d?.confidence ?? '') ? (d!.confidence as MaskedConfidence) : ENGINE_MASKED_DEFAULTS.confidence;
+  return {
+    steps: d?.steps ?? ENGINE_MASKED_DEFAULTS.steps,
+    block_length: d?.block_length ?? ENGINE_MASKED_DEFAULTS.block_length,
+    confidence,
+    temperature: d?.temperature ?? ENGINE_MASKED_DEFAULTS.temperature,
+    top_p: d?.top_p ?? ENGINE_MASKED_DEFAULTS.top_p,
+  };
+}
+
+/** What the studio remembers of the other family's settings while a model of one family is selected. */
+export interface SamplerStash {
+  /** Steps chosen while a continuous model was selected. */
+  continuousSteps?: number;
+  /** Masked settings chosen for a masked model, kept while a continuous model is selected. */
+  masked?: { modelId: string } & MaskedSettings;
+}
+
+type FitModel = Pick<ModelSummary, 'id' | 'kind' | 'samplerDefaults'>;
+
+const withoutMasked = (s: SamplerSettings): SamplerSettings => {
+  const out = { ...s };
+  for (const k of MASKED_KEYS) delete out[k];
+  return out;
+};
+
+/**
+ * The sampler settings after the selected model changes from `prev` (null: none fitted yet) to `next`.
+ *
+ * - into a masked model: each masked setting (steps too) the user left at the previous masked bundle's default follows
+ *   the new bundle's default, and one never set gets it; coming from a continuous model, steps become the bundle's
+ *   default (the continuous steps are kept aside) and the masked settings last chosen for this same bundle come back.
+ * - into a continuous model from a masked one: the masked settings are kept aside and leave the set (continuous
+ *   bundles ignore them; a recipe should not carry what did not run), and the continuous steps come back.
+ */
+export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next: FitModel, stash: SamplerStash): { sampler: SamplerSettings; stash: SamplerStash } {
+  const from = prev ? familyOf(prev.kind) : null;
+  const to = familyOf(next.kind);
+  if (to === 'masked') {
+    const d = maskedDefaults(next);
+    const s: SamplerSettings = { ...sampler };
+    const out: SamplerStash = { ...stash };
+    if (from === 'masked') {
+      const pd = maskedDefaults(prev);
+      if (s.steps === pd.steps) s.steps = d.steps;
+      for (const k of MASKED_KEYS) if (s[k] === undefined || s[k] === pd[k]) (s as Record<MaskedKey, unknown>)[k] = d[k];
+      return { sampler: s, stash: out };
+    }
+    // from a continuous model (or the studio's first choice, whose settings are continuous-flavoured)
+    out.continuousSteps = sampler.steps;
+    const back = stash.masked && stash.masked.modelId === next.id ? stash.masked : null;
+    s.steps = back?.steps ?? d.steps;
+    for (const k of MASKED_KEYS) if (back) (s as Record<MaskedKey, unknown>)[k] = back[k];
+    else if (s[k] === undefined) (s as Record<MaskedKey, unknown>)[k] = d[k];
+    return { sampler: s, stash: out };
+  }
+  if (from === 'masked') {
+    const p = maskedDefaults(prev);
+    const kept: { modelId: string } & MaskedSettings = {
+      modelId: prev!.id,
+      steps: sampler.steps,
+      block_length: sampler.block_length ?? p.block_length,
+      confidence: sampler.confidence ?? p.confidence,
+      temperature: sampler.temperature ?? p.temperature,
+      top_p: sampler.top_p ?? p.top_p,
+    };
+    const s = withoutMasked(sampler);
+    if (stash.continuousSteps !== undefined) s.steps = stash.continuousSteps;
+    return { sampler: s, stash: { ...stash, masked: kept } };
+  }
+  return { sampler, stash };
+}
+
+/** The settings a run of this model is started with: a continuous model's run carries no masked settings. */
+export function samplerForRun(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind'> | null | undefined): SamplerSettings {
+  return familyOf(model?.kind) === 'masked' ? sampler : withoutMasked(sampler);
+}
+
+/** One line of a recipe's masked settings, `defaults` naming what a setting the run left out fell back to. */
+export function maskedSummary(sampler: SamplerSettings, defaults?: MaskedSettings | null): { block: string; confidence: string; temperature: string; topP: string } {
+  const pick = <K extends MaskedKey>(k: K): { v: MaskedSettings[K] | undefined; dflt: boolean } =>
+    sampler[k] !== undefined ? { v: sampler[k] as MaskedSettings[K], dflt: false } : { v: defaults?.[k], dflt: true };
+  const tag = (x: { dflt: boolean }) => (x.dflt ? ' (model default)' : '');
+  const b = pick('block_length');
+  const c = pick('confidence');
+  const t = pick('temperature');
+  const p = pick('top_p');
+  return {
+    block: b.v === undefined ? 'model default' : `${b.v <= 0 ? 'one block' : `${b.v} positions`}${tag(b)}`,
+    confidence: c.v === undefined ? 'model default' : `${CONFIDENCE_INFO[c.v]?.label ?? c.v}${tag(c)}`,
+    temperature: t.v === undefined ? 'model default' : `${t.v === 0 ? '0 (argmax)' : String(t.v)}${tag(t)}`,
+    topP: p.v === undefined ? 'model default' : `${p.v}${tag(p)}`,
+  };
+}
+
+/** How a still-masked position shows in a masked run's progress canvases. */
+export const MASK = MASK_GLYPH;
+
+/** Pieces of a masked-run canvas text: every masked position is a piece of its own, other text splits into words. */
+export function maskedWordsOf(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.split(MASK).flatMap((p, i) => (i === 0 ? [p] : [MASK, p]))) {
+    if (part === MASK) out.push(MASK);
+    else out.push(...part.split(/\s+/).filter(Boolean));
+  }
+  return out;
+}
+
+/** Pieces of a masked-run record canvas (as recordPiecesOf, each masked position its own piece); they join back to the text. */
+export function maskedRecordPiecesOf(text: string): string[] {
+  const pieces: string[] = [];
+  for (const part of text.split(MASK).flatMap((p, i) => (i === 0 ? [p] : [MASK, p]))) {
+    if (part === MASK) pieces.push(MASK);
+    else pieces.push(...(part.match(/\s+|[^\s",:{}[\]]+|[",:{}[\]]/g) ?? []));
+  }
+  return pieces;
+}
+
+/**
+ * Which pieces of `next` are new since `prev`: those outside a longest common subsequence of the two (so a token
+ * committed mid-text marks itself, not everything after it). Masks are never marked. No `prev`: nothing is new.
+ */
+export function committedPieces(prev: string[] | undefined, next: string[]): boolean[] {
+  if (!prev) return next.map(() => false);
+  const n = prev.length;
+  const m = next.length;
+  const L: Uint16Array[] = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i]![j] = prev[i] === next[j] ? L[i + 1]![j + 1]! + 1 : Math.max(L[i + 1]![j]!, L[i]![j + 1]!);
+  const kept = next.map(() => false);
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (prev[i] === next[j]) {
+      kept[j] = true;
+      i++;
+      j++;
+    } else if (L[i + 1]![j]! >= L[i]![j + 1]!) i++;
+    else j++;
+  }
+  return next.map((w, k) => !kept[k] && w !== MASK);
+}

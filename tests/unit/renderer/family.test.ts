@@ -1,0 +1,102 @@
+/** Model families in the renderer (src-renderer/lib/family.ts): family of a kind, sampler settings per family, mask pieces. */
+import { describe, expect, it } from 'vitest';
+import { parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
+import { MASK_GLYPH } from '../../../src-main/engine/types';
+import {
+  CONFIDENCE_INFO,
+  committedPieces,
+  familyOf,
+  fitSampler,
+  MASKED_CONFIDENCES,
+  maskedDefaults,
+  maskedRecordPiecesOf,
+  maskedSummary,
+  maskedWordsOf,
+  samplerForRun,
+  type SamplerStash,
+} from '../../../src-renderer/lib/family';
+
+const continuous = { id: 'e2e-default', kind: 'continuous-embedding-diffusion' };
+const maskedA = { id: 'masked-tiny', kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 } };
+const maskedB = { id: 'e2e-masked', kind: 'masked-diffusion', samplerDefaults: { steps: 64, block_length: 16, confidence: 'entropy', temperature: 0.7, top_p: 0.9 } };
+const base = samplerSettings.parse({ steps: 40, samples: 4 });
+
+describe('model families', () => {
+  it('names the family of each manifest kind, and none for an unknown or failed bundle', () => {
+    expect(familyOf('masked-diffusion')).toBe('masked');
+    expect(familyOf('continuous-embedding-diffusion')).toBe('continuous');
+    expect(familyOf('')).toBeNull();
+    expect(familyOf(undefined)).toBeNull();
+    expect(familyOf('autoregressive')).toBeNull();
+  });
+
+  it('explains every confidence the engine knows', () => {
+    expect(Object.keys(CONFIDENCE_INFO).sort()).toEqual([...MASKED_CONFIDENCES].sort());
+  });
+
+  it('completes a bundle’s sampler defaults with the engine’s', () => {
+    expect(maskedDefaults(maskedA)).toEqual({ steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 });
+    expect(maskedDefaults({})).toEqual({ steps: 64, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 });
+  });
+});
+
+describe('sampler settings follow the selected model', () => {
+  it('prefills a masked bundle’s defaults (steps too) when it is the first model', () => {
+    const { sampler, stash } = fitSampler(base, null, maskedA, {});
+    expect(sampler).toMatchObject({ steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1, samples: 4 });
+    expect(stash.continuousSteps).toBe(40);
+    expect(() => parseConstraintSet({ version: 1, constraints: [], sampler })).not.toThrow();
+  });
+
+  it('leaves a continuous model’s settings alone', () => {
+    expect(fitSampler(base, null, continuous, {}).sampler).toEqual(base);
+  });
+
+  it('switching continuous -> masked -> continuous -> masked keeps each family’s choices', () => {
+    let stash: SamplerStash = {};
+    let s = { ...base, steps: 30 };
+    ({ sampler: s, stash } = fitSampler(s, continuous, maskedA, stash));
+    expect(s.steps).toBe(12);
+    s = { ...s, steps: 20, confidence: 'topk_margin', block_length: 8 };
+    ({ sampler: s, stash } = fitSampler(s, maskedA, continuous, stash));
+    expect(s.steps).toBe(30);
+    for (const k of ['block_length', 'confidence', 'temperature', 'top_p']) expect(k in s, k).toBe(false);
+    ({ sampler: s, stash } = fitSampler(s, continuous, maskedA, stash));
+    expect(s).toMatchObject({ steps: 20, confidence: 'topk_margin', block_length: 8, temperature: 0, top_p: 1 });
+  });
+
+  it('between masked bundles, settings left at the old default follow the new default; chosen ones stay', () => {
+    const start = fitSampler(base, null, maskedA, {}).sampler;
+    const { sampler } = fitSampler({ ...start, temperature: 0.5 }, maskedA, maskedB, {});
+    expect(sampler).toMatchObject({ steps: 64, block_length: 16, confidence: 'entropy', temperature: 0.5, top_p: 0.9 });
+  });
+
+  it('a continuous model’s run carries no masked settings; a masked model’s carries them all', () => {
+    const masked = fitSampler(base, null, maskedA, {}).sampler;
+    expect(samplerForRun(masked, continuous)).not.toHaveProperty('confidence');
+    expect(samplerForRun(masked, maskedA)).toMatchObject({ confidence: 'low_confidence', block_length: 0 });
+  });
+
+  it('summarises a recipe’s masked settings, naming the ones that fell back to the model’s defaults', () => {
+    const s = maskedSummary({ ...base, block_length: 8, confidence: 'topk_margin' }, maskedDefaults(maskedA));
+    expect(s).toEqual({ block: '8 positions', confidence: 'top-k margin', temperature: '0 (argmax) (model default)', topP: '1 (model default)' });
+    expect(maskedSummary(base, null).block).toBe('model default');
+  });
+});
+
+describe('masks in the live view', () => {
+  const M = MASK_GLYPH;
+  it('splits every masked position into a piece of its own', () => {
+    expect(maskedWordsOf(`The${M}${M} Vaults is${M}`)).toEqual(['The', M, M, 'Vaults', 'is', M]);
+    expect(maskedWordsOf('')).toEqual([]);
+    expect(maskedRecordPiecesOf(`{"name":"${M}${M}"}`)).toEqual(['{', '"', 'name', '"', ':', '"', M, M, '"', '}']);
+    expect(maskedRecordPiecesOf(`{"a":"b c"}${M}`).join('')).toBe(`{"a":"b c"}${M}`);
+  });
+
+  it('marks the tokens committed since the last step, not the words after them or the masks', () => {
+    const before = maskedWordsOf(`The ${M} is a ${M} pub ${M}`);
+    const after = maskedWordsOf(`The Vaults is a ${M} pub.`);
+    expect(committedPieces(before, after)).toEqual([false, true, false, false, false, true]);
+    expect(committedPieces(undefined, after).every((x) => !x)).toBe(true);
+  });
+});
