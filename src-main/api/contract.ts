@@ -91,7 +91,8 @@ export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'can
 /** Everything needed to reproduce a run; carried by the run row and by every export. */
 export interface RunRecipe {
   format: 'dlm-studio-recipe/1';
-  model: { id: string; version: string | null; hash: string | null };
+  /** kind: the bundle's model family (manifest kind), recorded since the masked family arrived; absent in older recipes. */
+  model: { id: string; version: string | null; hash: string | null; kind?: string };
   /** precision: the denoiser weights that ran (fp32 or int8), once the run has started. */
   device: { requested: DevicePreference; active: string | null; precision?: DenoiserPrecision | null };
   seed: number;

@@ -119,7 +119,7 @@ const nullableString = z.string().max(500).nullable();
 export const recipeSchema = z
   .object({
     format: z.literal('dlm-studio-recipe/1'),
-    model: z.object({ id: z.string().min(1).max(200), version: nullableString, hash: nullableString }).strict(),
+    model: z.object({ id: z.string().min(1).max(200), version: nullableString, hash: nullableString, kind: z.string().max(200).optional() }).strict(),
     device: z.object({ requested: z.enum(DEVICE_PREFERENCES as [DevicePreference, ...DevicePreference[]]), active: nullableString, precision: z.enum(DENOISER_PRECISIONS as [DenoiserPrecision, ...DenoiserPrecision[]]).nullable().optional() }).strict(),
     seed: z.number().int().min(0).max(0xffffffff),
     steps: z.number().int().min(1).max(2000),

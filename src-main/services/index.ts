@@ -174,7 +174,7 @@ export function createStudioServices(options: StudioServicesOptions): StudioServ
       if (model.error) throw new ApiError('BUNDLE_INVALID', `model "${model.id}" cannot be loaded: ${model.error}`, 'model');
       const recipe: RunRecipe = {
         format: 'dlm-studio-recipe/1',
-        model: { id: model.id, version: model.version, hash: model.hash },
+        model: { id: model.id, version: model.version, hash: model.hash, ...(model.kind ? { kind: model.kind } : {}) },
         device: { requested: input.device ?? readSettings().defaultDevice, active: null },
         seed: sampler.seed,
         steps: sampler.steps,

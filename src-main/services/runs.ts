@@ -151,7 +151,7 @@ export class RunManager {
       if (this.closed) return;
       const updated: RunRecipe = {
         ...recipe,
-        model: { id: summary.model.id || recipe.model.id, version: summary.model.version ?? recipe.model.version, hash: summary.model.hash ?? recipe.model.hash },
+        model: { ...recipe.model, id: summary.model.id || recipe.model.id, version: summary.model.version ?? recipe.model.version, hash: summary.model.hash ?? recipe.model.hash },
         device: { requested: recipe.device.requested, active: summary.device.active, precision: summary.device.precision ?? null },
       };
       store.runs.updateRecipe(runId, updated);

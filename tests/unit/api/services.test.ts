@@ -79,7 +79,7 @@ describe('runs', () => {
     const { run, outputs } = await client.call('runs.get', { runId });
     expect(run.status).toBe('completed');
     expect(run.recipe).toMatchObject({
-      model: { id: 'fake-model', version: '0.1.0', hash: 'f'.repeat(64) },
+      model: { id: 'fake-model', version: '0.1.0', hash: 'f'.repeat(64), kind: 'continuous-embedding-diffusion' },
       device: { requested: 'cpu', active: 'cpu' },
       seed: 42,
       steps: 3,
