@@ -139,6 +139,9 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
       const bad = models.find((x) => x.id === o.model);
       throw new CliError(bad ? 'BUNDLE_INVALID' : 'NOT_FOUND', bad?.error ? `model "${o.model}" cannot be loaded: ${bad.error}` : `unknown model "${o.model}" (available: ${models.filter((x) => !x.error).map((x) => x.id).join(', ') || 'none'})`);
     }
+    if (m.kind !== 'continuous-embedding-diffusion') {
+      throw new CliError('INVALID_INPUT', `model "${m.id}" is a ${m.kind} model: bench measures continuous bundles against training/dlm_train/sample.py (time a masked model with dlm-studio generate)`);
+    }
     const precisions: DenoiserPrecision[] = m.precisions ?? ['fp32'];
     const defaultPrecision = resolvePrecision('auto', 'cpu', precisions.includes('int8'), m.id);
     precisions.sort((a, b) => Number(b === defaultPrecision) - Number(a === defaultPrecision));
