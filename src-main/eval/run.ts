@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { guidanceSettings, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { guidanceSettings, type MASKED_CONFIDENCES, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, PrecisionPreference, RunSummary } from '../engine/types';
 import { corpusBleu } from './bleu';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
@@ -44,6 +44,8 @@ export interface EvalSettings {
   controls?: string[];
   /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
   guidance?: Partial<z.input<typeof guidanceSettings>>;
+  /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
+  masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number };
   /** --steps was not given: a masked-diffusion model runs its own sampler_defaults.steps instead of `steps`. */
   stepsFromModel?: boolean;
   targetsPath: string;
@@ -200,7 +202,7 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 }
 
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean): NonNullable<ConstraintSetInput['sampler']> {
-  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), guidance: { ...(s.guidance ?? {}), enabled: guided } };
+  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), ...(s.masked ?? {}), guidance: { ...(s.guidance ?? {}), enabled: guided } };
 }
 
 interface Scored {

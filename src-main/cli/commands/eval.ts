@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEVICE_PREFERENCES } from '../../engine/types';
-import { PRECISION_PREFERENCES } from '../../constraints/set';
+import { MASKED_CONFIDENCES, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
@@ -39,6 +39,8 @@ Writes a JSON results file and a Markdown table beside it.
   --override <c:T:S,...>       per-control targets T and samples per target S, e.g. json-schema:2:4
   --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
+  --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
+                               masked-diffusion models: sampler settings for every run (default: the bundle's)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
   --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;
@@ -54,6 +56,27 @@ export function parseOverrides(text: string): Record<string, { targets?: number;
     out[m[1]!] = { ...(m[2] ? { targets: Number(m[2]) } : {}), ...(m[3] ? { samples: Number(m[3]) } : {}) };
   }
   return out;
+}
+
+/** The masked-family sampler flags, each only when given. */
+function maskedOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSettings, 'masked'> {
+  const masked: NonNullable<EvalSettings['masked']> = {};
+  const num = (name: string, ok: (n: number) => boolean, what: string) => {
+    const v = args.values[name];
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new CliError('INVALID_INPUT', `--${name} must be ${what} (got ${JSON.stringify(v)})`);
+    return n;
+  };
+  const temperature = num('temperature', (n) => n >= 0, 'a non-negative number');
+  if (temperature !== undefined) masked.temperature = temperature;
+  const topP = num('top-p', (n) => n > 0 && n <= 1, 'in (0, 1]');
+  if (topP !== undefined) masked.top_p = topP;
+  const blockLength = intOption(args, 'block-length');
+  if (blockLength !== undefined) masked.block_length = blockLength;
+  const confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES);
+  if (confidence !== undefined) masked.confidence = confidence;
+  return Object.keys(masked).length ? { masked } : {};
 }
 
 export const evalCommand: CliCommand = {
@@ -78,6 +101,10 @@ export const evalCommand: CliCommand = {
     targets: { type: 'string' },
     'test-set': { type: 'string' },
     out: { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    'block-length': { type: 'string' },
+    confidence: { type: 'string' },
   },
   async run(ctx, args) {
     const v = args.values;
@@ -105,6 +132,7 @@ export const evalCommand: CliCommand = {
       textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
       seed: positive('seed', 0, 0),
       ...(v.steps === undefined ? { stepsFromModel: true } : {}),
+      ...maskedOptions(args),
       ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),

@@ -130,7 +130,8 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
       samplerDefaults: { steps: 48, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 },
     };
     engine.listModels = async () => [masked];
-    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, stepsFromModel: true }, { engine, evaluate });
+    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, stepsFromModel: true, masked: { temperature: 1, top_p: 0.9 } }, { engine, evaluate });
+    expect(calls.every((c) => c.constraints.sampler.temperature === 1 && c.constraints.sampler.top_p === 0.9)).toBe(true);
     expect(r.controls.map((c) => c.control)).toEqual(['json-schema']);
     expect(calls.every((c) => c.constraints.sampler.steps === 48)).toBe(true);
     expect(r.settings.steps).toBe(48);
