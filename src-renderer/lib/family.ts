@@ -143,6 +143,15 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
   return { sampler, stash };
 }
 
+/** A masked model's settings with every masked setting a loaded set or preset left out filled from the bundle's defaults. */
+export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind' | 'samplerDefaults'> | null | undefined): SamplerSettings {
+  if (familyOf(model?.kind) !== 'masked') return sampler;
+  const d = maskedDefaults(model);
+  const s = { ...sampler };
+  for (const k of MASKED_KEYS) if (s[k] === undefined) (s as Record<MaskedKey, unknown>)[k] = d[k];
+  return s;
+}
+
 /** The settings a run of this model is started with: a continuous model's run carries no masked settings. */
 export function samplerForRun(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind'> | null | undefined): SamplerSettings {
   return familyOf(model?.kind) === 'masked' ? sampler : withoutMasked(sampler);

@@ -3,6 +3,7 @@
  * settings, and the run being watched (its live canvases, outputs and progress). Places are re-mounted when
  * the user navigates, so this lives beside the shell's Studio, one per Studio.
  */
+import { untrack } from 'svelte';
 import { samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
 import type {
   CompileReport,
@@ -17,6 +18,7 @@ import type {
 import { describeError } from './api';
 import { useStudio, type Studio } from './studio.svelte';
 import { blockOf, bodyOf, changedPositions, clone, defaultConstraint, recordPiecesOf, type Block, wordsOf } from './blocks';
+import { committedPieces, completeMasked, familyOf, fitSampler, maskedRecordPiecesOf, maskedWordsOf, samplerForRun, type Family, type SamplerStash } from './family';
 
 export interface LiveSample {
   index: number;
@@ -27,6 +29,8 @@ export interface LiveSample {
   recordChanged: boolean[];
   /** Words changed at the latest step. */
   changes: number;
+  /** Masked runs: canvas positions of this sample still masked (words equal to MASK_GLYPH show them). */
+  masked?: number;
 }
 
 export interface WatchedRun {
@@ -42,6 +46,10 @@ export interface WatchedRun {
   live: LiveSample[];
   /** Words changed per step, summed over the batch (the "settling" curve). */
   churn: number[];
+  /** The model's family (masked runs show their masks filling in). */
+  family: Family | null;
+  /** Masked runs: positions still masked after each step, summed over the batch. */
+  maskedLeft: number[];
   outputs: GeneratedOutput[];
   events: number;
   error: string | null;
@@ -78,6 +86,9 @@ export class Workbench {
   run = $state<WatchedRun | null>(null);
   /** Output indices picked for export. */
   selected = $state<number[]>([]);
+  /** The model the sampler settings were last fitted to (lib/family.ts fitSampler), and the other family's settings. */
+  private samplerModelId: string | null = null;
+  private samplerStash: SamplerStash = {};
 
   // ----- requests between places
   /** Runs Compare should show when it opens. */
@@ -113,7 +124,26 @@ export class Workbench {
       if (!run.outputs.some((o) => o.index === e.output.index)) run.outputs = [...run.outputs, e.output];
     });
     c.on('run.finished', (e) => this.onFinished(e));
+    // the sampler settings follow the selected model's family (masked bundles: their sampler_defaults)
+    $effect(() => {
+      const model = this.studio.activeModel;
+      untrack(() => this.fitSamplerTo(model));
+    });
     void this.reattach();
+  }
+
+  private fitSamplerTo(model: Studio['activeModel']): void {
+    if (!model || model.error || model.id === this.samplerModelId) return;
+    const prev = this.studio.models.find((m) => m.id === this.samplerModelId && !m.error) ?? null;
+    const fitted = fitSampler($state.snapshot(this.sampler) as SamplerSettings, prev, model, this.samplerStash);
+    this.sampler = fitted.sampler;
+    this.samplerStash = fitted.stash;
+    this.samplerModelId = model.id;
+  }
+
+  /** The family of a run's model: its recipe's, else the installed bundle's. */
+  private familyOfRecipe(recipe: RunRecipe): Family | null {
+    return familyOf(recipe.model.kind ?? this.studio.models.find((m) => m.id === recipe.model.id)?.kind);
   }
 
   /** After a reload, follow a run that is still going (its progress resumes with the next step). */
@@ -134,6 +164,8 @@ export class Workbench {
         batchStart: 0,
         live: [],
         churn: [],
+        family: this.familyOfRecipe(active.recipe),
+        maskedLeft: [],
         outputs: detail.outputs,
         events: 0,
         error: null,
@@ -159,19 +191,26 @@ export class Workbench {
       run.batchStart = e.batchStart;
       run.live = [];
       run.churn = [];
+      run.maskedLeft = [];
     }
+    // progress that names masked positions comes from a masked run, whatever the recipe said
+    if (e.masked) run.family = 'masked';
+    const masked = run.family === 'masked';
     let churn = 0;
     run.live = e.canvases.map((cv, i) => {
       const prev = run.live[i];
-      const words = wordsOf(cv.text);
-      const changed = changedPositions(prev?.words, words);
-      const recordPieces = recordPiecesOf(cv.record);
-      const recordChanged = changedPositions(prev?.recordPieces, recordPieces);
+      const words = masked ? maskedWordsOf(cv.text) : wordsOf(cv.text);
+      const changed = masked ? committedPieces(prev?.words, words) : changedPositions(prev?.words, words);
+      const recordPieces = masked ? maskedRecordPiecesOf(cv.record) : recordPiecesOf(cv.record);
+      const recordChanged = masked ? committedPieces(prev?.recordPieces, recordPieces) : changedPositions(prev?.recordPieces, recordPieces);
       const changes = prev ? changed.filter(Boolean).length + recordChanged.filter(Boolean).length : 0;
       churn += changes;
-      return { index: e.batchStart + i, words, changed, record: cv.record, recordPieces, recordChanged, changes };
+      const sample: LiveSample = { index: e.batchStart + i, words, changed, record: cv.record, recordPieces, recordChanged, changes };
+      if (e.masked) sample.masked = e.masked[i]?.length ?? 0;
+      return sample;
     });
     if (e.step > 1) run.churn = [...run.churn, churn];
+    if (e.masked) run.maskedLeft = [...run.maskedLeft, e.masked.reduce((a, m) => a + m.length, 0)];
     run.step = e.step;
     run.steps = e.steps;
     run.elapsedMs = e.elapsedMs;
@@ -243,7 +282,7 @@ export class Workbench {
     this.name = name ?? from?.name ?? body.name ?? '';
     this.description = body.description ?? '';
     this.blocks = body.constraints.map((c) => blockOf(c));
-    this.sampler = clone(body.sampler);
+    this.setSampler(body.sampler);
     this.loaded = from;
     this.savedKey = this.keyOf();
     this.jsonEditing = false;
@@ -255,6 +294,11 @@ export class Workbench {
 
   newSet(): void {
     this.loadSet({ version: 1, constraints: [], sampler: samplerSettings.parse({ steps: 40, samples: 4 }) }, null, '');
+  }
+
+  /** Take sampler settings from a set or a preset; a masked model fills in the masked settings they leave out. */
+  setSampler(settings: SamplerSettings): void {
+    this.sampler = completeMasked(clone(settings), this.studio.activeModel);
   }
 
   /** Keep the JSON source in step with the blocks, unless the user is typing in it. */
@@ -390,7 +434,8 @@ export class Workbench {
       return;
     }
     try {
-      const sampler = $state.snapshot(this.sampler);
+      // what the model's family reads: a continuous model's run carries no masked settings
+      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel);
       // a saved, unchanged set runs by id, so the run links back to it in the library
       const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
       const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });
@@ -406,6 +451,8 @@ export class Workbench {
         batchStart: 0,
         live: [],
         churn: [],
+        family: familyOf(this.studio.activeModel?.kind),
+        maskedLeft: [],
         outputs: [],
         events: 0,
         error: null,
@@ -443,6 +490,8 @@ export class Workbench {
     } else {
       notes.push(`model ${recipe.model.id} is not installed here; ${this.studio.activeModelId ?? 'no model'} is selected instead`);
     }
+    // the recipe's settings are the ones to run: do not refit them to the model just selected
+    this.samplerModelId = this.studio.activeModelId;
     void this.probe(this.device);
     return notes;
   }

@@ -5,6 +5,7 @@ import { MASK_GLYPH } from '../../../src-main/engine/types';
 import {
   CONFIDENCE_INFO,
   committedPieces,
+  completeMasked,
   familyOf,
   fitSampler,
   MASKED_CONFIDENCES,
@@ -98,5 +99,12 @@ describe('masks in the live view', () => {
     const after = maskedWordsOf(`The Vaults is a ${M} pub.`);
     expect(committedPieces(before, after)).toEqual([false, true, false, false, false, true]);
     expect(committedPieces(undefined, after).every((x) => !x)).toBe(true);
+  });
+});
+
+describe('a set or preset loaded while a masked model is selected', () => {
+  it('gets the masked settings it leaves out from the bundle; a continuous model changes nothing', () => {
+    expect(completeMasked({ ...base, confidence: 'entropy' }, maskedA)).toMatchObject({ steps: 40, confidence: 'entropy', block_length: 0, temperature: 0, top_p: 1 });
+    expect(completeMasked(base, continuous)).toEqual(base);
   });
 });
