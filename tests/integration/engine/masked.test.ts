@@ -221,7 +221,7 @@ describe('masked bundles the engine refuses, by name', () => {
     const emb = new Float32Array(1791 * 4).fill(0.01);
     const out = new Float32Array(4 * V).fill(0.02);
     const inits = () => [tensor('EMB', [1791, 4], emb, FLOAT), tensor('OUT', [4, V], out, FLOAT)];
-    const graphs: [string, Uint8Array, RegExp][] = [
+    const graphs: [string, Uint8Array, RegExp, ((m: Record<string, any>) => void)?][] = [
       ['tokens-input', onnxModel(
         [node('Gather', ['EMB', 'tokens'], ['E']), node('MatMul', ['E', 'OUT'], ['logits'])], inits(),
         [valueInfo('tokens', INT64, ['B', N])], [valueInfo('logits', FLOAT, ['B', N, V])],
@@ -235,10 +235,24 @@ describe('masked bundles the engine refuses, by name', () => {
         [valueInfo('ids', INT64, ['B', N])], [valueInfo('logits', FLOAT, ['B', V])],
       ), /denoiser\.onnx: output 'logits' must be float32\[B,N,V\]/],
     ];
+    // a denoiser that also takes t (the masked share of each row) runs; listing t for a graph without it is refused
+    const withT = onnxModel(
+      [
+        node('Gather', ['EMB', 'ids'], ['E']), node('Reshape', ['t', 'SHAPE_B11'], ['T3']), node('Mul', ['T3', 'WT'], ['TW']),
+        node('Add', ['E', 'TW'], ['E2']), node('MatMul', ['E2', 'OUT'], ['logits']),
+      ],
+      [...inits(), tensor('SHAPE_B11', [3], BigInt64Array.of(-1n, 1n, 1n), INT64), tensor('WT', [4], Float32Array.of(1, -1, 2, 0.5), FLOAT)],
+      [valueInfo('ids', INT64, ['B', N]), valueInfo('t', FLOAT, ['B'])], [valueInfo('logits', FLOAT, ['B', N, V])],
+    );
+    copy('with-t', (m) => { m.denoiser.inputs = { ids: 'int64[B,N]', t: 'float32[B]' }; }, withT);
+    graphs.push(['t-listed', readFileSync(join(FIXTURE, 'denoiser.onnx')), /denoiser\.onnx: input 't' must be float32\[B\]/, (m) => { m.denoiser.inputs = { ids: 'int64[B,N]', t: 'float32[B]' }; }]);
     const e = createEngine({ modelDirs: [root] });
     try {
-      for (const [name, graph, re] of graphs) {
-        copy(name, undefined, graph);
+      const ok = await run(e, { version: 1, constraints: [], sampler: { steps: 4, samples: 2, seed: 1 } }, 'with-t');
+      expect(ok.summary.status).toBe('completed');
+      expect(ok.outputs).toHaveLength(2);
+      for (const [name, graph, re, edit] of graphs) {
+        copy(name, edit, graph);
         await expect(e.generate({ model: name, device: 'cpu', constraints: parseConstraintSet({ version: 1, constraints: [], sampler: { steps: 2, samples: 1 } }) }, {}), name)
           .rejects.toMatchObject({ code: 'BUNDLE_INVALID', message: expect.stringMatching(re) });
       }
