@@ -2,9 +2,10 @@
  * constraints.compile and constraints.posTags through the real dispatcher: a real bundle's vocabulary (the
  * engine tests' micro bundle), the real compiler and the real POS tagger.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StudioClient } from '../../src-main/api/client';
 import { scanModels } from '../../src-main/engine/bundle';
@@ -20,6 +21,7 @@ let client: StudioClient;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dlm-ctools-'));
   writeMicroBundle(join(dir, 'models', 'micro'), { id: 'micro' });
+  cpSync(fileURLToPath(new URL('../fixtures/masked-tiny/', import.meta.url)), join(dir, 'models', 'z-masked'), { recursive: true });
   const models = join(dir, 'models');
   // only model listing is needed here: a real scan of the bundle folder, no inference
   const engine = { listModels: () => scanModels([models]), dispose: async () => undefined } as unknown as Engine;
@@ -47,6 +49,17 @@ describe('constraints.compile', () => {
     expect(report.model).toBe('micro');
     expect(report.verdicts.map((v) => v.status)).toEqual(['soft', 'error', 'disabled', 'hard']);
     expect(report.verdicts[1]!.error).toMatchObject({ code: 'UNSUPPORTED_KEYWORD', keyword: 'uniqueItems', pointer: '/properties/tags/uniqueItems' });
+  });
+
+  it("against a masked model: soft constraints are marked unserved by its family, hard ones compile", async () => {
+    const report = await client.call('constraints.compile', {
+      body: { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }, { kind: 'regex', pattern: '[a-z ]+' }] },
+      model: 'masked-tiny',
+    });
+    expect(report.model).toBe('masked-tiny');
+    expect(report.verdicts[0]).toMatchObject({ status: 'soft', unserved: true, detail: expect.stringMatching(/^not served by the masked family yet/) });
+    expect(report.verdicts[1]).toMatchObject({ status: 'hard' });
+    expect(report.verdicts[1]!.unserved).toBeUndefined();
   });
 
   it('refuses an invalid set with the offending field, and an unknown model by name', async () => {
