@@ -94,6 +94,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--block-length", type=int, default=0)
     ap.add_argument("--confidence", default="low_confidence")
+    ap.add_argument("--temperature", type=float, default=0.0, help="masked family: 0 = argmax")
+    ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--show", type=int, default=3, help="print this many hypotheses")
@@ -108,7 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from . import masked_sample as M
         from .sample import decode, held_canvas
         ref = M.load_masked_run(args.run, args.snapshot)
-        settings = M.MaskedSettings(steps=args.steps, block_length=args.block_length, confidence=args.confidence)
+        settings = M.MaskedSettings(steps=args.steps, block_length=args.block_length, confidence=args.confidence,
+                                   temperature=args.temperature, top_p=args.top_p)
         for i in range(0, len(groups), args.batch):
             chunk = groups[i:i + args.batch]
             rows = [held_canvas(ref, g["record"], None) for g in chunk]
@@ -136,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "step": ck.get("step", ck.get("state", {}).get("step")),
                 "train_time_s": round(ck.get("train_time_s", ck.get("state", {}).get("train_time", 0.0)), 1),
                 "mrs": len(groups), "steps": args.steps, "block_length": args.block_length,
-                "confidence": args.confidence, "eval_s": round(time.time() - t0, 1)})
+                "confidence": args.confidence, "temperature": args.temperature, "top_p": args.top_p, "eval_s": round(time.time() - t0, 1)})
     print(json.dumps(rep))
     for h in hyps[:args.show]:
         print("  ", h)

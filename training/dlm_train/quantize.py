@@ -152,7 +152,13 @@ def calibration_inputs(bundle_dir: str, samples: int = 8, steps: int = 50, seed:
     real = ref.model
     xs, ts = [], []
 
+    if real.cfg.self_condition or real.cfg.clean_flags:
+        raise ValueError(f"{bundle_dir}: calibration records x_t and t only; a denoiser with x_self_cond or clean "
+                         "inputs (recipe B) is not quantized yet")
+
     class Recorder(torch.nn.Module):
+        cfg = real.cfg  # the sampler reads the model's config (recipe-B inputs)
+
         def forward(self, x, t):
             xs.append(x.detach().clone())
             ts.append(t.detach().clone())
