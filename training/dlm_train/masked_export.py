@@ -60,16 +60,20 @@ def check_onnx(model: MaskedDenoiser, path: str) -> Optional[float]:
 
 
 def card_samples(ref: M.MaskedReference, settings: M.MaskedSettings, dev_path: Optional[str], n: int,
-                 seed: int) -> dict:
+                 seed: int, temperature_unconditional: Optional[float] = None) -> dict:
     t0 = time.time()
-    uncond = [decode(ref, r) for r in M.sample(ref, n, settings, seed)]
+    uncond_settings = M.MaskedSettings(**settings.__dict__)
+    if temperature_unconditional is not None:
+        uncond_settings.temperature = temperature_unconditional
+    uncond = [decode(ref, r) for r in M.sample(ref, n, uncond_settings, seed)]
     d2t = []
     if ref.layout.record_len and dev_path and n:
         recs = dev_records(dev_path, n)
         givens, helds = zip(*[held_canvas(ref, r) for r in recs])
         ids = M.sample(ref, len(recs), settings, seed + 1, np.stack(givens), np.stack(helds))
         d2t = [{"record": canonical_record(r), "text": decode(ref, row)["text"]} for r, row in zip(recs, ids)]
-    return {"unconditional": uncond, "data_to_text": d2t, "settings": settings.__dict__, "seed": seed,
+    return {"unconditional": uncond, "data_to_text": d2t, "settings": settings.__dict__,
+            "unconditional_settings": uncond_settings.__dict__, "seed": seed,
             "seconds": round(time.time() - t0, 1)}
 
 
@@ -85,6 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--steps", type=int, default=64, help="default sampling steps written to the manifest")
     ap.add_argument("--block-length", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--temperature-unconditional", type=float, default=0.5,
+                    help="default temperature when nothing is pinned (argmax would give one sample for every seed)")
     ap.add_argument("--card-samples", type=int, default=20)
     ap.add_argument("--dev-mrs", type=int, default=100, help="dev MRs for the BLEU in the manifest (0: skip)")
     args = ap.parse_args(argv)
@@ -150,7 +156,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "mask": {"id": mcfg.mask_id, "shifted_logits": False},
         "sampler_defaults": {"steps": settings.steps, "block_length": settings.block_length,
                              "confidence": settings.confidence, "temperature": settings.temperature,
-                             "top_p": settings.top_p},
+                             "top_p": settings.top_p, "temperature_unconditional": args.temperature_unconditional},
         "record_schema": data_info.get("record_schema") or {"fields": {}},
         "files": [],
         "training": {
@@ -169,7 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "classifiers": [],
         "scorer": None,
     }
-    samples = card_samples(ref, settings, args.dev, args.card_samples, 0)
+    samples = card_samples(ref, settings, args.dev, args.card_samples, 0, args.temperature_unconditional)
     with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
         json.dump(samples, f, ensure_ascii=False, indent=1)
     with open(os.path.join(args.out, "DATA_CARD.md"), "w", encoding="utf-8") as f:
@@ -214,9 +220,10 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
         lines.append("")
     lines += ["## Metrics", "", "```json", json.dumps(m["metrics"], indent=1), "```", "",
               "## Samples", "",
-              f"From the PyTorch reference sampler (`python3 -m training.dlm_train.masked_sample`), settings "
-              f"`{json.dumps(samples['settings'])}`, seed {samples['seed']} (data-to-text: seed {samples['seed'] + 1}); "
-              "not cherry-picked.", ""]
+              f"From the PyTorch reference sampler (`python3 -m training.dlm_train.masked_sample`), data-to-text "
+              f"settings `{json.dumps(samples['settings'])}`, unconditional settings "
+              f"`{json.dumps(samples.get('unconditional_settings', samples['settings']))}`, seed {samples['seed']} "
+              f"(data-to-text: seed {samples['seed'] + 1}); not cherry-picked.", ""]
     if samples["unconditional"]:
         lines += [f"### {len(samples['unconditional'])} unconditional samples", "", "| # | record | text |",
                   "| --- | --- | --- |"]

@@ -161,6 +161,15 @@ def sample(ref: MaskedReference, n: int, settings: MaskedSettings, seed: int = 0
     return x
 
 
+def settings_from_defaults(defaults: dict, pinned: bool) -> MaskedSettings:
+    """A bundle's sampler_defaults as settings. With nothing pinned (unconditional), `temperature_unconditional`
+    (when given) replaces `temperature`: argmax decoding would give one sample whatever the seed."""
+    s = MaskedSettings(**{k: v for k, v in defaults.items() if k in MaskedSettings.__dataclass_fields__})
+    if not pinned and defaults.get("temperature_unconditional") is not None:
+        s.temperature = float(defaults["temperature_unconditional"])
+    return s
+
+
 def load_masked_bundle(bundle_dir: str) -> MaskedReference:
     from .bundle import verify_bundle
     m = verify_bundle(bundle_dir)
@@ -215,14 +224,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.run:
         from .bundle import read_manifest
         defaults = read_manifest(args.bundle).get("sampler_defaults", {})
-    settings = MaskedSettings(**{k: v for k, v in defaults.items() if k in MaskedSettings.__dataclass_fields__})
+    record = None
+    if args.record:
+        record = json.loads(args.record) if args.record.strip().startswith("{") else parse_mr(args.record, "--record")
+    settings = settings_from_defaults(defaults, pinned=record is not None or args.text is not None)
     for k in ("steps", "block_length", "confidence", "temperature", "top_p"):
         v = getattr(args, k)
         if v is not None:
             setattr(settings, k, v)
-    record = None
-    if args.record:
-        record = json.loads(args.record) if args.record.strip().startswith("{") else parse_mr(args.record, "--record")
     if record is not None and args.text is not None:
         raise SystemExit("give --record or --text, not both")
     given, held = (held_canvas(ref, record, args.text) if (record is not None or args.text is not None)

@@ -129,6 +129,15 @@ class MaskedSamplerTest(unittest.TestCase):
         self.assertEqual(b[0], 4)  # position 0 reads output 0
 
 
+class DefaultsTest(unittest.TestCase):
+    def test_unconditional_temperature_applies_only_when_nothing_is_pinned(self):
+        d = {"steps": 9, "block_length": 4, "temperature": 0.0, "temperature_unconditional": 0.5}
+        self.assertEqual(M.settings_from_defaults(d, pinned=False).temperature, 0.5)
+        self.assertEqual(M.settings_from_defaults(d, pinned=True).temperature, 0.0)
+        self.assertEqual(M.settings_from_defaults({"temperature": 0.2}, pinned=False).temperature, 0.2)
+        self.assertEqual(M.settings_from_defaults(d, pinned=True).steps, 9)
+
+
 class RecipeBTest(unittest.TestCase):
     def test_ce_loss_skips_clean_positions_and_x0_is_in_the_embedding_hull(self):
         torch.manual_seed(0)
@@ -205,6 +214,7 @@ class MaskedPipelineTest(unittest.TestCase):
             man = json.load(open(os.path.join(out, "manifest.json")))
             self.assertEqual(man["kind"], "masked-diffusion")
             self.assertEqual(man["mask"], {"id": man["tokenizer"]["size"], "shifted_logits": False})
+            self.assertEqual(man["sampler_defaults"]["temperature_unconditional"], 0.5)
             import onnx
             g = onnx.load(os.path.join(out, "denoiser.onnx")).graph
             self.assertEqual([i.name for i in g.input], ["ids"])
