@@ -145,6 +145,29 @@ export const samplerSettings = z.object({
 }).strict();
 export type SamplerSettings = z.infer<typeof samplerSettings>;
 
+/**
+ * Constraint kinds that pin canvas positions (docs/ARCHITECTURE.md, "Masked family"): a record or text held for
+ * data-to-text / text-to-record, and an infill template's fixed words. A masked run with none of them enabled is
+ * unconditional.
+ */
+export const PINNING_KINDS = ['record', 'text', 'infill'] as const;
+
+/** Whether a set pins canvas positions (an enabled record, text or infill constraint). */
+export function setPinsCanvas(constraints: readonly { kind: string; enabled?: boolean }[]): boolean {
+  return constraints.some((c) => c.enabled !== false && (PINNING_KINDS as readonly string[]).includes(c.kind));
+}
+
+/**
+ * The masked family's temperature rule, the same in the engine, the CLI, the UI and the reference sampler: the
+ * request's temperature if given; else, when nothing is pinned, the bundle's `temperature_unconditional` if it has
+ * one; else its `temperature`.
+ */
+export function maskedTemperature(defaults: { temperature: number; temperature_unconditional?: number }, requested: number | undefined, pinned: boolean): number {
+  if (requested !== undefined) return requested;
+  if (!pinned && defaults.temperature_unconditional !== undefined) return defaults.temperature_unconditional;
+  return defaults.temperature;
+}
+
 export const constraintSetSchema = z.object({
   version: z.literal(1),
   name: z.string().max(200).optional(),

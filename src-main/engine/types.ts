@@ -66,8 +66,11 @@ export interface ModelSummary {
   hasScorer: boolean;
   /** Denoiser weights the bundle ships (int8 when it has a quantized variant). */
   precisions?: DenoiserPrecision[];
-  /** Masked-family bundles: the manifest's sampler_defaults (steps, block_length, confidence, temperature, top_p). */
-  samplerDefaults?: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number };
+  /**
+   * Masked-family bundles: the manifest's sampler_defaults (steps, block_length, confidence, temperature, top_p, and
+   * temperature_unconditional when the bundle has one: the temperature when nothing is pinned).
+   */
+  samplerDefaults?: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number; temperature_unconditional?: number };
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }

@@ -164,6 +164,75 @@ describe('masked family through the engine', () => {
   });
 });
 
+describe('sampler_defaults.temperature_unconditional: the temperature when nothing is pinned', () => {
+  let root: string;
+  let e: Engine;
+  const T_UNC = 0.8;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'dlm-masked-unc-'));
+    const dir = join(root, 'masked-unc');
+    cpSync(FIXTURE, dir, { recursive: true });
+    // the manifest is not among the hashed files: editing it needs no new sha256
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    m.id = 'masked-unc';
+    m.sampler_defaults.temperature_unconditional = T_UNC;
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    e = createEngine({ modelDirs: [root], batchSize: 4 });
+  });
+  afterAll(async () => {
+    await e.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const tokens = async (constraints: ConstraintSetInput['constraints'], sampler: NonNullable<ConstraintSetInput['sampler']>) =>
+    (await run(e, { version: 1, constraints, sampler }, 'masked-unc')).outputs.map((o) => o.tokens);
+  const distinct = (ts: number[][]) => new Set(ts.map((t) => t.join(','))).size;
+
+  it('is listed in the model summary', async () => {
+    const models = await e.listModels();
+    expect(models.find((m) => m.id === 'masked-unc')?.samplerDefaults).toEqual({ steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1, temperature_unconditional: T_UNC });
+    expect((await engine.listModels()).find((m) => m.id === 'masked-tiny')?.samplerDefaults).not.toHaveProperty('temperature_unconditional');
+  });
+
+  it('unconditional, no temperature given: temperature_unconditional (samples differ; the same as asking for it)', async () => {
+    const auto = await tokens([], { steps: 8, samples: 4, seed: 21 });
+    expect(distinct(auto)).toBe(4);
+    expect(auto).not.toEqual(await tokens([], { steps: 8, samples: 4, seed: 22 }));
+    expect(auto).toEqual(await tokens([], { steps: 8, samples: 4, seed: 21, temperature: T_UNC }));
+    // argmax would make every sample the same
+    const greedy = await tokens([], { steps: 8, samples: 4, seed: 21, temperature: 0 });
+    expect(distinct(greedy)).toBe(1);
+    // a disabled record pins nothing; soft and other hard constraints pin nothing either
+    expect(await tokens([{ kind: 'record', value: { name: 'Alimentum' }, enabled: false }], { steps: 8, samples: 4, seed: 21 })).toEqual(auto);
+    const words = await tokens([{ kind: 'words', include: ['pub'] }], { steps: 8, samples: 4, seed: 21 });
+    expect(words).toEqual(await tokens([{ kind: 'words', include: ['pub'] }], { steps: 8, samples: 4, seed: 21, temperature: T_UNC }));
+    expect(distinct(words)).toBeGreaterThan(1);
+  });
+
+  it('a held record or text, or an infill template: sampler_defaults.temperature', async () => {
+    for (const c of [
+      { kind: 'record', value: { name: 'Alimentum' } },
+      { kind: 'text', value: 'The Vaults is a pub.' },
+      { kind: 'infill', template: 'The Vaults ___ Italian food.' },
+    ] as ConstraintSetInput['constraints']) {
+      const auto = await tokens([c], { steps: 8, samples: 4, seed: 21 });
+      expect(auto, c.kind).toEqual(await tokens([c], { steps: 8, samples: 4, seed: 21, temperature: 0 }));
+      expect(distinct(auto), c.kind).toBe(1);
+      // the same as the bundle without the field
+      expect(auto, c.kind).toEqual((await run(engine, { version: 1, constraints: [c], sampler: { steps: 8, samples: 4, seed: 21 } })).outputs.map((o) => o.tokens));
+    }
+  });
+
+  it('a temperature the request gives always wins', async () => {
+    const record: ConstraintSetInput['constraints'] = [{ kind: 'record', value: { name: 'The Vaults' } }];
+    const hot = await tokens(record, { steps: 8, samples: 4, seed: 3, temperature: 1.5 });
+    expect(distinct(hot)).toBeGreaterThan(1);
+    expect(hot).toEqual((await run(engine, { version: 1, constraints: record, sampler: { steps: 8, samples: 4, seed: 3, temperature: 1.5 } })).outputs.map((o) => o.tokens));
+    expect(distinct(await tokens([], { steps: 8, samples: 4, seed: 3, temperature: 0 }))).toBe(1);
+    const other = await tokens([], { steps: 8, samples: 4, seed: 3, temperature: 1.5 });
+    expect(other).not.toEqual(await tokens([], { steps: 8, samples: 4, seed: 3 }));
+  });
+});
+
 describe('masked bundles the engine refuses, by name', () => {
   let root: string;
   beforeAll(() => {
@@ -209,6 +278,8 @@ describe('masked bundles the engine refuses, by name', () => {
       ['logits', (m) => { m.denoiser.outputs = { logits: 'float32[B,V]' }; }, /field denoiser\.outputs\.logits: must be float32\[B,N,V\]/],
       ['confidence', (m) => { m.sampler_defaults.confidence = 'vibes'; }, /field sampler_defaults\.confidence/],
       ['top-p', (m) => { m.sampler_defaults.top_p = 0; }, /field sampler_defaults\.top_p/],
+      ['t-unc-negative', (m) => { m.sampler_defaults.temperature_unconditional = -0.5; }, /manifest\.json: field sampler_defaults\.temperature_unconditional: /],
+      ['t-unc-string', (m) => { m.sampler_defaults.temperature_unconditional = '0.5'; }, /manifest\.json: field sampler_defaults\.temperature_unconditional: /],
     ];
     for (const [name, edit, re] of cases) expect(await refusal(copy(name, edit)), name).toMatch(re);
     // no embedding or schedule is needed

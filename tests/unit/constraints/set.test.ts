@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, parseConstraintSet } from '../../../src-main/constraints/set';
+import { ConstraintSetError, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
   try {
@@ -50,5 +50,28 @@ describe('constraint-set file format', () => {
     expect(refusal({ version: 1, constraints: [{ kind: 'length', tokens: 5, colour: 'red' }] }).message).toMatch(/colour/);
     expect(refusal({ version: 2, constraints: [] }).issues[0]!.path).toBe('version');
     expect(refusal({ version: 1, constraints: [{ kind: 'spans', spans: [[4, 2, 'NP']] }] }).message).toMatch(/end must be >= start/);
+  });
+});
+
+describe('the masked family’s temperature rule', () => {
+  it('a set pins the canvas with an enabled record, text or infill constraint, nothing else', () => {
+    const { constraints } = parseConstraintSet({
+      version: 1,
+      constraints: [{ kind: 'json-schema', schema: { type: 'object' } }, { kind: 'words', include: ['pub'] }, { kind: 'sentiment', label: 'positive' }, { kind: 'record', value: { name: 'A' }, enabled: false }],
+    });
+    expect(setPinsCanvas([])).toBe(false);
+    expect(setPinsCanvas(constraints)).toBe(false);
+    for (const c of [{ kind: 'record', value: { name: 'A' } }, { kind: 'text', value: 'Hi.' }, { kind: 'infill', template: 'A ___ pub.' }]) {
+      expect(setPinsCanvas(parseConstraintSet({ version: 1, constraints: [c] }).constraints), c.kind).toBe(true);
+    }
+  });
+
+  it('the request’s temperature; else unpinned: temperature_unconditional when the bundle has one; else temperature', () => {
+    const d = { temperature: 0, temperature_unconditional: 0.5 };
+    expect(maskedTemperature(d, undefined, false)).toBe(0.5);
+    expect(maskedTemperature(d, undefined, true)).toBe(0);
+    expect(maskedTemperature(d, 0, false)).toBe(0);
+    expect(maskedTemperature(d, 1.2, true)).toBe(1.2);
+    expect(maskedTemperature({ temperature: 0.3 }, undefined, false)).toBe(0.3);
   });
 });

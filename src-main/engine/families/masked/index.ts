@@ -11,23 +11,32 @@ import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
-import type { SamplerSettings } from '../../../constraints/set';
+import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
+import type { CompiledForEngine } from '../../constraints-adapter';
 
 interface MaskedState {
   /** Graph files whose inputs and outputs were checked against the manifest. */
   checked: Set<string>;
 }
 
-/** The run's masked settings: what the request gives, else the bundle's defaults (steps always from the request). */
-export function maskedSettings(m: MaskedManifest, sampler: SamplerSettings): MaskedSettings {
+/**
+ * The run's masked settings: what the request gives, else the bundle's defaults (steps always from the request).
+ * The temperature follows maskedTemperature: with nothing pinned, the bundle's temperature_unconditional if it has one.
+ */
+export function maskedSettings(m: MaskedManifest, sampler: SamplerSettings, pinned: boolean): MaskedSettings {
   const d = m.sampler_defaults;
   return {
     steps: sampler.steps,
     blockLength: sampler.block_length ?? d.block_length,
     confidence: sampler.confidence ?? d.confidence,
-    temperature: sampler.temperature ?? d.temperature,
+    temperature: maskedTemperature(d, sampler.temperature, pinned),
     topP: sampler.top_p ?? d.top_p,
   };
+}
+
+/** Whether a run pins canvas positions: a held one (record or text, held[i] >= 0) or an infill template. */
+export function pinned(compiled: CompiledForEngine, held: Int32Array): boolean {
+  return held.some((t) => t >= 0) || compiled.verdicts.some((v) => v.kind === 'infill' && v.status === 'hard');
 }
 
 function feeds(m: MaskedManifest, ids: Int32Array, B: number, N: number): Record<string, ort.Tensor> {
@@ -91,10 +100,10 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
       state.checked.add(m.denoiser.file);
     }
     const N = m.canvas.length;
-    const settings = maskedSettings(m, sampler);
     return {
       precision,
       async plan(compiled, held) {
+        const settings = maskedSettings(m, sampler, pinned(compiled, held));
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
         return {
           async sample(job) {

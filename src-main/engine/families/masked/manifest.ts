@@ -27,6 +27,8 @@ export const maskedSamplerDefaults = z.object({
   block_length: z.number().int().min(0).default(0),
   confidence: z.enum(CONFIDENCES).default('low_confidence'),
   temperature: z.number().min(0).default(0),
+  /** The temperature when nothing is pinned (unconditional samples); absent: `temperature` there too. */
+  temperature_unconditional: z.number().min(0).optional(),
   top_p: z.number().gt(0).max(1).default(1),
 }).passthrough();
 
@@ -78,6 +80,7 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     samplerDefaults: {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
       temperature: m.sampler_defaults.temperature, top_p: m.sampler_defaults.top_p,
+      ...(m.sampler_defaults.temperature_unconditional !== undefined ? { temperature_unconditional: m.sampler_defaults.temperature_unconditional } : {}),
     },
   }),
   unservedSoft: {
