@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { guidanceSettings, type MASKED_CONFIDENCES, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { guidanceSettings, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, PrecisionPreference, RunSummary } from '../engine/types';
 import { corpusBleu } from './bleu';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
@@ -260,6 +260,11 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     notes.push(`${model.id} is a ${model.kind} model: ${settings.steps} steps (its sampler_defaults)`);
   }
   const masked = model.kind === 'masked-diffusion';
+  const d = model.samplerDefaults;
+  if (masked && d && given.masked?.temperature === undefined && d.temperature_unconditional !== undefined) {
+    // the engine's rule (docs/ARCHITECTURE.md, "Masked family"): each run's temperature follows what it pins
+    notes.push(`${model.id}: temperature ${maskedTemperature(d, undefined, false)} for the unguided pool and the controls, which pin nothing (its sampler_defaults.temperature_unconditional); ${maskedTemperature(d, undefined, true)} for data-to-text and text-to-record, which pin the record or the text`);
+  }
   if (masked && !given.controls) notes.push(`${model.id} is a ${model.kind} model: soft controls are not served by the masked family yet, so only ${MASKED_CONTROLS.join(', ')} runs (choose others with --controls)`);
   for (const n of notes) log(n);
   const controls = settings.controls ?? (masked ? MASKED_CONTROLS : [...CONTROLS, ...COMPOSITIONS]);

@@ -40,7 +40,8 @@ Writes a JSON results file and a Markdown table beside it.
   --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
-                               masked-diffusion models: sampler settings for every run (default: the bundle's)
+                               masked-diffusion models: sampler settings for every run (default: the bundle's;
+                               without --temperature, runs that pin nothing take its temperature_unconditional)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
   --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;

@@ -1,7 +1,7 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { MASKED_CONFIDENCES, parseConstraintSet, PRECISION_PREFERENCES, type ConstraintSet } from '../../constraints/set';
+import { MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
@@ -18,7 +18,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --out          write one JSON object per sample to this file (default: stdout)
   --block-length, --confidence, --temperature, --top-p
                  masked-diffusion models: override the set's (else the model's sampler_defaults); a masked model
-                 without --steps or set steps takes the model's default steps
+                 without --steps or set steps takes the model's default steps; without a temperature, a run that
+                 pins nothing (no record, text or infill) takes sampler_defaults.temperature_unconditional when
+                 the model has one
 Progress goes to stderr.`;
 
 /** Whether a constraint-set file sets sampler.steps itself (else the zod default stands in). */
@@ -114,11 +116,13 @@ export const generateCommand: CliCommand = {
     if (sampler.steps > 2000) throw new CliError('INVALID_INPUT', `--steps must be at most the model's training T`);
     // a masked model's own default step count, unless --steps or the set chose one
     if (summary.samplerDefaults && steps === undefined && !setGivesSteps) sampler.steps = summary.samplerDefaults.steps;
+    // what each output line records as the masked settings that ran; the run itself gets only what was asked for
+    // (no temperature given: the engine's rule, sampler_defaults.temperature_unconditional when nothing is pinned)
     const masked = summary.samplerDefaults
       ? {
         block_length: sampler.block_length ?? summary.samplerDefaults.block_length,
         confidence: sampler.confidence ?? summary.samplerDefaults.confidence,
-        temperature: sampler.temperature ?? summary.samplerDefaults.temperature,
+        temperature: maskedTemperature(summary.samplerDefaults, sampler.temperature, setPinsCanvas(set.constraints)),
         top_p: sampler.top_p ?? summary.samplerDefaults.top_p,
       }
       : null;

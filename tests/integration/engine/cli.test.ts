@@ -20,6 +20,13 @@ beforeAll(() => {
   models = join(root, 'models');
   writeMicroBundle(join(models, 'micro'));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
+  // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
+  const unc = join(models, 'masked-unc');
+  cpSync(MASKED, unc, { recursive: true });
+  const m = JSON.parse(readFileSync(join(unc, 'manifest.json'), 'utf8'));
+  m.id = 'masked-unc';
+  m.sampler_defaults.temperature_unconditional = 0.8;
+  writeFileSync(join(unc, 'manifest.json'), JSON.stringify(m));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -118,5 +125,30 @@ describe('dlm-studio generate / models', () => {
     }
     const listed = await cli('models');
     expect(listed.out).toMatch(/masked-tiny\s+0\.0\.1\s+masked-diffusion/);
+  });
+
+  it('a masked model with temperature_unconditional: no temperature forced; each line records the one that ran', async () => {
+    const gen = async (name: string, ...args: string[]) => {
+      const out = join(root, `${name}.jsonl`);
+      const r = await cli('generate', '--model', 'masked-unc', '--samples', '4', '--seed', '7', '--out', out, ...args);
+      expect(r.code, r.err).toBe(0);
+      return readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; recordText: string; sampler: { temperature: number } });
+    };
+    const sample = (ls: { text: string; recordText: string }[]) => ls.map((l) => `${l.recordText}|${l.text}`);
+    // nothing pinned: temperature_unconditional, as if asked for
+    const auto = await gen('unc-auto');
+    expect(auto.map((l) => l.sampler.temperature)).toEqual([0.8, 0.8, 0.8, 0.8]);
+    expect(new Set(sample(auto)).size).toBe(4);
+    expect(sample(await gen('unc-explicit', '--temperature', '0.8'))).toEqual(sample(auto));
+    // a held record: sampler_defaults.temperature (0, argmax: every sample the same)
+    const set = join(root, 'unc-record.json');
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum' } }] }));
+    const rec = await gen('unc-record', '--constraints', set);
+    expect(rec.map((l) => l.sampler.temperature)).toEqual([0, 0, 0, 0]);
+    expect(new Set(sample(rec)).size).toBe(1);
+    // a temperature given always wins
+    const cold = await gen('unc-cold', '--temperature', '0');
+    expect(cold.map((l) => l.sampler.temperature)).toEqual([0, 0, 0, 0]);
+    expect(new Set(sample(cold)).size).toBe(1);
   });
 });

@@ -146,4 +146,22 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(again.settings.steps).toBe(3);
     expect(again.notes).toBeUndefined();
   });
+
+  it('a masked model with temperature_unconditional and no --temperature: no temperature forced, the rule in the notes', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    const masked: ModelSummary = {
+      ...model, kind: 'masked-diffusion', controls: [], recordFields: { name: ['x', 'y'] },
+      samplerDefaults: { steps: 48, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1, temperature_unconditional: 0.5 },
+    };
+    engine.listModels = async () => [masked];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, stepsFromModel: true }, { engine, evaluate });
+    // the engine resolves it per run: the pool and the controls pin nothing, data-to-text and text-to-record do
+    expect(calls.length).toBeGreaterThan(2);
+    expect(calls.every((c) => c.constraints.sampler.temperature === undefined)).toBe(true);
+    expect(r.notes).toContainEqual(expect.stringMatching(/temperature 0\.5 for the unguided pool and the controls.*temperature_unconditional\); 0 for data-to-text and text-to-record/));
+    // --temperature given: it runs everywhere, no such note
+    const fixed = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, stepsFromModel: true, masked: { temperature: 0.2 } }, { engine, evaluate });
+    expect(fixed.notes!.some((n) => /temperature_unconditional/.test(n))).toBe(false);
+  });
 });
