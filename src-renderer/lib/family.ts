@@ -4,9 +4,11 @@
  *
  * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): clamp, precision and classifier guidance.
  * - masked (`masked-diffusion`, MDLM / LLaDA): steps, block length, confidence, temperature and top-p, prefilled
- *   from the bundle's `sampler_defaults` (docs/ARCHITECTURE.md, "Masked family").
+ *   from the bundle's `sampler_defaults` (docs/ARCHITECTURE.md, "Masked family"), except the temperature: left out
+ *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
+ *   pinned).
  */
-import { MASKED_CONFIDENCES, type SamplerSettings } from '../../src-main/constraints/set';
+import { MASKED_CONFIDENCES, maskedTemperature, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -56,12 +58,16 @@ export const CONFIDENCE_INFO: Record<MaskedConfidence, { label: string; hint: st
 
 export const MASKED_KEYS = ['block_length', 'confidence', 'temperature', 'top_p'] as const;
 export type MaskedKey = (typeof MASKED_KEYS)[number];
+/** The masked settings prefilled from the bundle; the temperature is not (left out: the engine's rule decides). */
+export const PREFILLED_MASKED_KEYS = ['block_length', 'confidence', 'top_p'] as const;
 export interface MaskedSettings {
   steps: number;
   block_length: number;
   confidence: MaskedConfidence;
   temperature: number;
   top_p: number;
+  /** The temperature of runs that pin nothing, when the bundle has one. */
+  temperature_unconditional?: number;
 }
 
 /** The engine's defaults for a setting a masked bundle's sampler_defaults leaves out (docs/ARCHITECTURE.md). */
@@ -77,15 +83,36 @@ export function maskedDefaults(model: Pick<ModelSummary, 'samplerDefaults'> | nu
     confidence,
     temperature: d?.temperature ?? ENGINE_MASKED_DEFAULTS.temperature,
     top_p: d?.top_p ?? ENGINE_MASKED_DEFAULTS.top_p,
+    ...(d?.temperature_unconditional !== undefined ? { temperature_unconditional: d.temperature_unconditional } : {}),
   };
+}
+
+/** What a temperature left out means for this bundle, in words (the temperature field's placeholder). */
+export function autoTemperature(d: MaskedSettings): string {
+  if (d.temperature_unconditional === undefined) return String(d.temperature);
+  return `auto: ${maskedTemperature(d, undefined, true)} with a record, text or infill given, ${maskedTemperature(d, undefined, false)} unconditional`;
+}
+
+/** Whether top-p can matter: some run of these settings samples (temperature above 0) rather than taking the argmax. */
+export function mayRunHot(sampler: Pick<SamplerSettings, 'temperature'>, d: MaskedSettings | null): boolean {
+  if (sampler.temperature !== undefined) return sampler.temperature > 0;
+  return !!d && Math.max(maskedTemperature(d, undefined, true), maskedTemperature(d, undefined, false)) > 0;
+}
+
+/** The settings "Use the model's defaults" gives: the bundle's, the temperature left out (the engine's rule). */
+export function resetToDefaults(sampler: SamplerSettings, d: MaskedSettings): SamplerSettings {
+  const s: SamplerSettings = { ...sampler, steps: d.steps };
+  for (const k of PREFILLED_MASKED_KEYS) (s as Record<MaskedKey, unknown>)[k] = d[k];
+  delete s.temperature;
+  return s;
 }
 
 /** What the studio remembers of the other family's settings while a model of one family is selected. */
 export interface SamplerStash {
   /** Steps chosen while a continuous model was selected. */
   continuousSteps?: number;
-  /** Masked settings chosen for a masked model, kept while a continuous model is selected. */
-  masked?: { modelId: string } & MaskedSettings;
+  /** Masked settings chosen for a masked model, kept while a continuous model is selected (temperature: if set). */
+  masked?: { modelId: string } & Omit<MaskedSettings, 'temperature' | 'temperature_unconditional'> & { temperature?: number };
 }
 
 type FitModel = Pick<ModelSummary, 'id' | 'kind' | 'samplerDefaults'>;
@@ -100,7 +127,8 @@ const withoutMasked = (s: SamplerSettings): SamplerSettings => {
  * The sampler settings after the selected model changes from `prev` (null: none fitted yet) to `next`.
  *
  * - into a masked model: each masked setting (steps too) the user left at the previous masked bundle's default follows
- *   the new bundle's default, and one never set gets it; coming from a continuous model, steps become the bundle's
+ *   the new bundle's default, and one never set gets it, except the temperature, which is never prefilled (left out,
+ *   the engine picks it per run; one the user set stays); coming from a continuous model, steps become the bundle's
  *   default (the continuous steps are kept aside) and the masked settings last chosen for this same bundle come back.
  * - into a continuous model from a masked one: the masked settings are kept aside and leave the set (continuous
  *   bundles ignore them; a recipe should not carry what did not run), and the continuous steps come back.
@@ -115,25 +143,29 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
     if (from === 'masked') {
       const pd = maskedDefaults(prev);
       if (s.steps === pd.steps) s.steps = d.steps;
-      for (const k of MASKED_KEYS) if (s[k] === undefined || s[k] === pd[k]) (s as Record<MaskedKey, unknown>)[k] = d[k];
+      for (const k of PREFILLED_MASKED_KEYS) if (s[k] === undefined || s[k] === pd[k]) (s as Record<MaskedKey, unknown>)[k] = d[k];
       return { sampler: s, stash: out };
     }
     // from a continuous model (or the studio's first choice, whose settings are continuous-flavoured)
     out.continuousSteps = sampler.steps;
     const back = stash.masked && stash.masked.modelId === next.id ? stash.masked : null;
     s.steps = back?.steps ?? d.steps;
-    for (const k of MASKED_KEYS) if (back) (s as Record<MaskedKey, unknown>)[k] = back[k];
+    for (const k of PREFILLED_MASKED_KEYS) if (back) (s as Record<MaskedKey, unknown>)[k] = back[k];
     else if (s[k] === undefined) (s as Record<MaskedKey, unknown>)[k] = d[k];
+    if (back) {
+      if (back.temperature === undefined) delete s.temperature;
+      else s.temperature = back.temperature;
+    }
     return { sampler: s, stash: out };
   }
   if (from === 'masked') {
     const p = maskedDefaults(prev);
-    const kept: { modelId: string } & MaskedSettings = {
+    const kept: NonNullable<SamplerStash['masked']> = {
       modelId: prev!.id,
       steps: sampler.steps,
       block_length: sampler.block_length ?? p.block_length,
       confidence: sampler.confidence ?? p.confidence,
-      temperature: sampler.temperature ?? p.temperature,
+      ...(sampler.temperature !== undefined ? { temperature: sampler.temperature } : {}),
       top_p: sampler.top_p ?? p.top_p,
     };
     const s = withoutMasked(sampler);
@@ -143,12 +175,15 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
   return { sampler, stash };
 }
 
-/** A masked model's settings with every masked setting a loaded set or preset left out filled from the bundle's defaults. */
+/**
+ * A masked model's settings with every masked setting a loaded set or preset left out filled from the bundle's
+ * defaults, except the temperature (left out: the engine's rule picks it per run).
+ */
 export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind' | 'samplerDefaults'> | null | undefined): SamplerSettings {
   if (familyOf(model?.kind) !== 'masked') return sampler;
   const d = maskedDefaults(model);
   const s = { ...sampler };
-  for (const k of MASKED_KEYS) if (s[k] === undefined) (s as Record<MaskedKey, unknown>)[k] = d[k];
+  for (const k of PREFILLED_MASKED_KEYS) if (s[k] === undefined) (s as Record<MaskedKey, unknown>)[k] = d[k];
   return s;
 }
 
@@ -157,7 +192,11 @@ export function samplerForRun(sampler: SamplerSettings, model: Pick<ModelSummary
   return familyOf(model?.kind) === 'masked' ? sampler : withoutMasked(sampler);
 }
 
-/** One line of a recipe's masked settings, `defaults` naming what a setting the run left out fell back to. */
+/**
+ * One line of a recipe's masked settings, `defaults` naming what a setting the run left out fell back to; a
+ * temperature left out with a bundle that has temperature_unconditional is "model default (auto)" (the engine's
+ * rule: it depends on what the set pins).
+ */
 export function maskedSummary(sampler: SamplerSettings, defaults?: MaskedSettings | null): { block: string; confidence: string; temperature: string; topP: string } {
   const pick = <K extends MaskedKey>(k: K): { v: MaskedSettings[K] | undefined; dflt: boolean } =>
     sampler[k] !== undefined ? { v: sampler[k] as MaskedSettings[K], dflt: false } : { v: defaults?.[k], dflt: true };
@@ -169,7 +208,8 @@ export function maskedSummary(sampler: SamplerSettings, defaults?: MaskedSetting
   return {
     block: b.v === undefined ? 'model default' : `${b.v <= 0 ? 'one block' : `${b.v} positions`}${tag(b)}`,
     confidence: c.v === undefined ? 'model default' : `${CONFIDENCE_INFO[c.v]?.label ?? c.v}${tag(c)}`,
-    temperature: t.v === undefined ? 'model default' : `${t.v === 0 ? '0 (argmax)' : String(t.v)}${tag(t)}`,
+    temperature: t.dflt && defaults?.temperature_unconditional !== undefined ? 'model default (auto)'
+      : t.v === undefined ? 'model default' : `${t.v === 0 ? '0 (argmax)' : String(t.v)}${tag(t)}`,
     topP: p.v === undefined ? 'model default' : `${p.v}${tag(p)}`,
   };
 }

@@ -1,11 +1,12 @@
 /**
  * The masked (absorbing-state) family in the studio, on the real services with the tiny masked test bundle
  * (tests/fixtures/masked-tiny, made by its make_fixture.py) beside the continuous model the other e2e tests use:
- * the family badge in the model picker, the masked sampler settings (prefilled from the bundle, switched with the
- * model, carried into the recipe and the export), the masks filling in in the live view, soft constraints the
+ * the family badge in the model picker, the masked sampler settings (prefilled from the bundle, the temperature left
+ * to the bundle's rule, switched with the model, carried into the recipe and the export), the masks filling in in the live view, soft constraints the
  * family cannot steer named in Compose and Generate, and a continuous and a masked run side by side in Compare.
  */
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startHarness, type Harness } from './harness';
@@ -13,6 +14,9 @@ import { clearNotices, extraModelFolder, openPlace, runFromGenerate, serviceClie
 
 const MASKED_FIXTURE = join(ROOT, 'tests', 'fixtures', 'masked-tiny');
 const MASKED = 'masked-tiny';
+/** The fixture's sampler_defaults plus temperature_unconditional (argmax when something is pinned, 0.5 when not). */
+const AUTO = 'auto: 0 with a record, text or infill given, 0.5 unconditional';
+let bundleRoot = '';
 const MASK = '\u2591';
 
 let h: Harness;
@@ -32,12 +36,19 @@ const gate = {
 };
 
 beforeAll(async () => {
+  // the fixture with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
+  bundleRoot = mkdtempSync(join(tmpdir(), 'dlm-e2e-masked-'));
+  const bundle = join(bundleRoot, MASKED);
+  cpSync(MASKED_FIXTURE, bundle, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
+  manifest.sampler_defaults.temperature_unconditional = 0.5;
+  writeFileSync(join(bundle, 'manifest.json'), JSON.stringify(manifest));
   h = await startHarness();
   client = await serviceClient(h);
   const extra = extraModelFolder();
-  await client.call('settings.set', { modelFolders: [...(extra ? [extra] : []), MASKED_FIXTURE] });
+  await client.call('settings.set', { modelFolders: [...(extra ? [extra] : []), bundle] });
   const models = await client.call('models.list');
-  expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence' } });
+  expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, temperature_unconditional: 0.5 } });
   continuousId = models.find((m) => !m.error && m.kind === 'continuous-embedding-diffusion')!.id;
   await h.page.routeWebSocket(/^ws:\/\/127\.0\.0\.1:/, (ws) => {
     const server = ws.connectToServer();
@@ -67,6 +78,7 @@ afterAll(async () => {
   gate.flush();
   client?.close();
   await h?.close();
+  if (bundleRoot) rmSync(bundleRoot, { recursive: true, force: true });
 });
 
 const value = (testid: string) => h.page.getByTestId(testid).inputValue();
@@ -97,7 +109,7 @@ describe('masked diffusion models in the studio', () => {
     expect(families).toContain('continuous');
   });
 
-  it('Generate shows the family’s sampler settings, prefilled from the bundle and switched with the model', async () => {
+  it('Generate shows the family’s sampler settings, prefilled from the bundle (the temperature left to its rule) and switched with the model', async () => {
     const { page } = h;
     await openPlace(h, 'Generate');
     // masked-tiny is selected (previous test): its sampler_defaults, no continuous controls
@@ -107,8 +119,26 @@ describe('masked diffusion models in the studio', () => {
     expect(await value('generate-steps')).toBe('12');
     expect(await value('generate-block-length')).toBe('0');
     expect(await value('generate-confidence')).toBe('low_confidence');
-    expect(await value('generate-temperature')).toBe('0');
+    // no temperature unless the user sets one: the placeholder says what the bundle's rule picks
+    expect(await value('generate-temperature')).toBe('');
+    expect(await page.getByTestId('generate-temperature').getAttribute('placeholder')).toBe(AUTO);
+    expect(await page.getByTestId('masked-defaults').textContent()).toContain('temperature 0 with a record, text or infill given, 0.5 unconditional');
     expect(await value('generate-top-p')).toBe('1');
+    // top-p can matter: an unconditional run samples at 0.5
+    expect(await page.getByTestId('generate-top-p').isEnabled()).toBe(true);
+    // a temperature the user types goes into the set; "Use the model's defaults" leaves it out again
+    await page.getByTestId('generate-temperature').fill('0');
+    expect(await page.getByTestId('generate-top-p').isDisabled()).toBe(true);
+    await openPlace(h, 'Compose');
+    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler.temperature).toBe(0);
+    await openPlace(h, 'Generate');
+    await page.getByTestId('masked-reset').click();
+    expect(await value('generate-temperature')).toBe('');
+    expect(await page.getByTestId('generate-top-p').isEnabled()).toBe(true);
+    await openPlace(h, 'Compose');
+    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler).not.toHaveProperty('temperature');
+    await openPlace(h, 'Generate');
+    await panel.waitFor();
     expect(await page.getByTestId('generate-confidence').locator('option').count()).toBe(5);
     expect(await page.getByTestId('confidence-hint').textContent()).toMatch(/most probable first/);
     for (const id of ['generate-strength', 'generate-precision']) expect(await page.getByTestId(id).count(), id).toBe(0);
@@ -139,7 +169,9 @@ describe('masked diffusion models in the studio', () => {
     expect(await value('generate-block-length')).toBe('8');
     expect(await value('generate-steps')).toBe('12');
     await openPlace(h, 'Compose');
-    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler).toMatchObject({ steps: 12, block_length: 8, confidence: 'topk_margin', temperature: 0, top_p: 1 });
+    const sampler = JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler;
+    expect(sampler).toMatchObject({ steps: 12, block_length: 8, confidence: 'topk_margin', top_p: 1 });
+    expect(sampler).not.toHaveProperty('temperature');
   });
 
   it('the live view shows the masks filling in, committed tokens appearing step by step', async () => {
@@ -212,7 +244,11 @@ describe('masked diffusion models in the studio', () => {
     // the settings went into the recipe, the stored run and the export
     const detail = await client.call('runs.get', { runId: maskedRunId });
     expect(detail.run.recipe.model).toMatchObject({ id: MASKED, kind: 'masked-diffusion' });
-    expect(detail.run.recipe.sampler).toMatchObject({ steps: 12, samples: 3, seed: 5, block_length: 8, confidence: 'topk_margin', temperature: 0, top_p: 1 });
+    expect(detail.run.recipe.sampler).toMatchObject({ steps: 12, samples: 3, seed: 5, block_length: 8, confidence: 'topk_margin', top_p: 1 });
+    // no temperature in the recipe: nothing pinned, so the run sampled at temperature_unconditional (0.5), not argmax
+    expect(detail.run.recipe.sampler).not.toHaveProperty('temperature');
+    expect(detail.run.recipe.constraintSet.body.constraints).toEqual([]);
+    expect(new Set(detail.outputs.map((o) => o.tokens.join(','))).size).toBe(3);
     expect(detail.run.recipe.constraintSet.body.sampler).toMatchObject({ block_length: 8, confidence: 'topk_margin' });
     await page.getByTestId('generate-export').click();
     const exportPanel = page.getByTestId('export-panel');
@@ -222,7 +258,8 @@ describe('masked diffusion models in the studio', () => {
     const lines = readFileSync((await exportPanel.getByTestId('export-path').textContent())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const recipe = lines.find((l) => l.type === 'recipe').recipe;
     expect(recipe.model.kind).toBe('masked-diffusion');
-    expect(recipe.sampler).toMatchObject({ block_length: 8, confidence: 'topk_margin', temperature: 0, top_p: 1 });
+    expect(recipe.sampler).toMatchObject({ block_length: 8, confidence: 'topk_margin', top_p: 1 });
+    expect(recipe.sampler).not.toHaveProperty('temperature');
   });
 
   it('soft constraints the masked family cannot steer are named in Compose and Generate, not dropped', async () => {
@@ -279,7 +316,7 @@ describe('masked diffusion models in the studio', () => {
     expect(await row('Family')).toEqual(['Masked diffusion', 'Continuous diffusion']);
     expect(await row('Block length')).toEqual(['8 positions', 'n/a (continuous)']);
     expect(await row('Confidence')).toEqual(['top-k margin', 'n/a (continuous)']);
-    expect(await row('Temperature')).toEqual(['0 (argmax)', 'n/a (continuous)']);
+    expect(await row('Temperature')).toEqual(['model default (auto)', 'n/a (continuous)']);
     expect(await row('Top-p')).toEqual(['1', 'n/a (continuous)']);
     expect((await row('Guidance'))[0]).toBe('n/a (masked)');
     expect((await row('Guidance'))[1]).toMatch(/^×1, 3 it\.$|^off$/);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
 import { MASK_GLYPH } from '../../../src-main/engine/types';
 import {
+  autoTemperature,
   CONFIDENCE_INFO,
   committedPieces,
   completeMasked,
@@ -13,6 +14,8 @@ import {
   maskedRecordPiecesOf,
   maskedSummary,
   maskedWordsOf,
+  mayRunHot,
+  resetToDefaults,
   samplerForRun,
   type SamplerStash,
 } from '../../../src-renderer/lib/family';
@@ -20,6 +23,8 @@ import {
 const continuous = { id: 'e2e-default', kind: 'continuous-embedding-diffusion' };
 const maskedA = { id: 'masked-tiny', kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 } };
 const maskedB = { id: 'e2e-masked', kind: 'masked-diffusion', samplerDefaults: { steps: 64, block_length: 16, confidence: 'entropy', temperature: 0.7, top_p: 0.9 } };
+/** A bundle with sampler_defaults.temperature_unconditional: argmax when something is pinned, 0.5 when nothing is. */
+const maskedAuto = { id: 'e2e-masked-auto', kind: 'masked-diffusion', samplerDefaults: { steps: 64, block_length: 8, confidence: 'low_confidence', temperature: 0, top_p: 1, temperature_unconditional: 0.5 } };
 const base = samplerSettings.parse({ steps: 40, samples: 4 });
 
 describe('model families', () => {
@@ -38,15 +43,39 @@ describe('model families', () => {
   it('completes a bundle’s sampler defaults with the engine’s', () => {
     expect(maskedDefaults(maskedA)).toEqual({ steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 });
     expect(maskedDefaults({})).toEqual({ steps: 64, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 });
+    expect(maskedDefaults(maskedA)).not.toHaveProperty('temperature_unconditional');
+    expect(maskedDefaults(maskedAuto)).toMatchObject({ temperature: 0, temperature_unconditional: 0.5 });
+  });
+
+  it('says what a temperature left out means (the field’s placeholder), and whether top-p can matter', () => {
+    expect(autoTemperature(maskedDefaults(maskedAuto))).toBe('auto: 0 with a record, text or infill given, 0.5 unconditional');
+    expect(autoTemperature(maskedDefaults(maskedA))).toBe('0');
+    expect(autoTemperature(maskedDefaults(maskedB))).toBe('0.7');
+    // left out: top-p matters when either temperature the rule may pick is above 0
+    expect(mayRunHot({}, maskedDefaults(maskedAuto))).toBe(true);
+    expect(mayRunHot({}, maskedDefaults(maskedA))).toBe(false);
+    expect(mayRunHot({ temperature: 0 }, maskedDefaults(maskedAuto))).toBe(false);
+    expect(mayRunHot({ temperature: 0.3 }, maskedDefaults(maskedA))).toBe(true);
   });
 });
 
 describe('sampler settings follow the selected model', () => {
-  it('prefills a masked bundle’s defaults (steps too) when it is the first model', () => {
+  it('prefills a masked bundle’s defaults (steps too) when it is the first model, the temperature left out', () => {
     const { sampler, stash } = fitSampler(base, null, maskedA, {});
-    expect(sampler).toMatchObject({ steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1, samples: 4 });
+    expect(sampler).toMatchObject({ steps: 12, block_length: 0, confidence: 'low_confidence', top_p: 1, samples: 4 });
+    expect(sampler).not.toHaveProperty('temperature');
     expect(stash.continuousSteps).toBe(40);
     expect(() => parseConstraintSet({ version: 1, constraints: [], sampler })).not.toThrow();
+    expect(fitSampler(base, null, maskedAuto, {}).sampler).not.toHaveProperty('temperature');
+  });
+
+  it('“Use the model’s defaults”: the bundle’s settings, the temperature left out again', () => {
+    const chosen = { ...fitSampler(base, null, maskedAuto, {}).sampler, steps: 9, block_length: 2, confidence: 'origin' as const, temperature: 1.3, top_p: 0.5 };
+    const reset = resetToDefaults(chosen, maskedDefaults(maskedAuto));
+    expect(reset).toMatchObject({ steps: 64, block_length: 8, confidence: 'low_confidence', top_p: 1, samples: 4 });
+    expect(reset).not.toHaveProperty('temperature');
+    expect(reset).not.toHaveProperty('temperature_unconditional');
+    expect(() => parseConstraintSet({ version: 1, constraints: [], sampler: reset })).not.toThrow();
   });
 
   it('leaves a continuous model’s settings alone', () => {
@@ -63,25 +92,38 @@ describe('sampler settings follow the selected model', () => {
     expect(s.steps).toBe(30);
     for (const k of ['block_length', 'confidence', 'temperature', 'top_p']) expect(k in s, k).toBe(false);
     ({ sampler: s, stash } = fitSampler(s, continuous, maskedA, stash));
-    expect(s).toMatchObject({ steps: 20, confidence: 'topk_margin', block_length: 8, temperature: 0, top_p: 1 });
+    expect(s).toMatchObject({ steps: 20, confidence: 'topk_margin', block_length: 8, top_p: 1 });
+    expect(s).not.toHaveProperty('temperature');
+    // a temperature the user set comes back too
+    ({ sampler: s, stash } = fitSampler({ ...s, temperature: 0.9 }, maskedA, continuous, stash));
+    expect(s).not.toHaveProperty('temperature');
+    ({ sampler: s, stash } = fitSampler(s, continuous, maskedA, stash));
+    expect(s.temperature).toBe(0.9);
   });
 
   it('between masked bundles, settings left at the old default follow the new default; chosen ones stay', () => {
     const start = fitSampler(base, null, maskedA, {}).sampler;
     const { sampler } = fitSampler({ ...start, temperature: 0.5 }, maskedA, maskedB, {});
     expect(sampler).toMatchObject({ steps: 64, block_length: 16, confidence: 'entropy', temperature: 0.5, top_p: 0.9 });
+    // a temperature left out stays out (each bundle's rule applies)
+    expect(fitSampler(start, maskedA, maskedB, {}).sampler).not.toHaveProperty('temperature');
   });
 
   it('a continuous model’s run carries no masked settings; a masked model’s carries them all', () => {
     const masked = fitSampler(base, null, maskedA, {}).sampler;
     expect(samplerForRun(masked, continuous)).not.toHaveProperty('confidence');
     expect(samplerForRun(masked, maskedA)).toMatchObject({ confidence: 'low_confidence', block_length: 0 });
+    expect(samplerForRun(masked, maskedA)).not.toHaveProperty('temperature');
   });
 
   it('summarises a recipe’s masked settings, naming the ones that fell back to the model’s defaults', () => {
     const s = maskedSummary({ ...base, block_length: 8, confidence: 'topk_margin' }, maskedDefaults(maskedA));
     expect(s).toEqual({ block: '8 positions', confidence: 'top-k margin', temperature: '0 (argmax) (model default)', topP: '1 (model default)' });
     expect(maskedSummary(base, null).block).toBe('model default');
+    // a bundle with temperature_unconditional: the temperature depended on what the set pinned
+    expect(maskedSummary(base, maskedDefaults(maskedAuto)).temperature).toBe('model default (auto)');
+    expect(maskedSummary({ ...base, temperature: 0 }, maskedDefaults(maskedAuto)).temperature).toBe('0 (argmax)');
+    expect(maskedSummary({ ...base, temperature: 0.5 }, maskedDefaults(maskedAuto)).temperature).toBe('0.5');
   });
 });
 
@@ -104,7 +146,10 @@ describe('masks in the live view', () => {
 
 describe('a set or preset loaded while a masked model is selected', () => {
   it('gets the masked settings it leaves out from the bundle; a continuous model changes nothing', () => {
-    expect(completeMasked({ ...base, confidence: 'entropy' }, maskedA)).toMatchObject({ steps: 40, confidence: 'entropy', block_length: 0, temperature: 0, top_p: 1 });
+    expect(completeMasked({ ...base, confidence: 'entropy' }, maskedA)).toMatchObject({ steps: 40, confidence: 'entropy', block_length: 0, top_p: 1 });
+    // the temperature: the set's own if it has one, else left out for the engine's rule
+    expect(completeMasked({ ...base, confidence: 'entropy' }, maskedAuto)).not.toHaveProperty('temperature');
+    expect(completeMasked({ ...base, temperature: 0.2 }, maskedAuto).temperature).toBe(0.2);
     expect(completeMasked(base, continuous)).toEqual(base);
   });
 });
