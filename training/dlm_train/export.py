@@ -230,6 +230,13 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
               "not cherry-picked. `text` is the text segment up to `<end>`.", ""]
     if samples.get("stats"):
         lines += ["Checks: " + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in samples["stats"].items()) + ".", ""]
+    lines += sample_tables_and_license(samples, tr, is_e2e)
+    return "\n".join(lines)
+
+
+def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str]:
+    """The data card's sample tables (unconditional; data-to-text with dev records held) and its license section."""
+    lines: List[str] = []
     if samples["unconditional"]:
         lines += [f"### {len(samples['unconditional'])} unconditional samples", "",
                   "| # | record | text |", "| --- | --- | --- |"]
@@ -242,9 +249,8 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
         lines += [f"| {i} | `{md_escape(s['record'])}` | {md_escape(s['text'])} |"
                   for i, s in enumerate(samples["data_to_text"])]
         lines.append("")
-    lines += ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
-              f"Training data: {tr['data']} ({tr['license']}).", ""]
-    return "\n".join(lines)
+    return lines + ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
+                    f"Training data: {tr['data']} ({tr['license']}).", ""]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -26,7 +26,7 @@ from . import masked_sample as M
 from .bundle import FORMAT, add_files_and_rehash, write_manifest
 from .data import CanvasLayout, canonical_record
 from .dev_eval import bleu_report, dev_mrs
-from .export import E2E_ATTRIBUTION, dev_records, loss_summary, md_escape
+from .export import dev_records, loss_summary, sample_tables_and_license
 from .masked import MASKED_KIND, MaskedConfig, MaskedDenoiser
 from .paths import E2E_DATA
 from .sample import decode, held_canvas
@@ -224,20 +224,7 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
               f"settings `{json.dumps(samples['settings'])}`, unconditional settings "
               f"`{json.dumps(samples.get('unconditional_settings', samples['settings']))}`, seed {samples['seed']} "
               f"(data-to-text: seed {samples['seed'] + 1}); not cherry-picked.", ""]
-    if samples["unconditional"]:
-        lines += [f"### {len(samples['unconditional'])} unconditional samples", "", "| # | record | text |",
-                  "| --- | --- | --- |"]
-        lines += [f"| {i} | `{md_escape(s.get('record', ''))}` | {md_escape(s['text'])} |"
-                  for i, s in enumerate(samples["unconditional"])]
-        lines.append("")
-    if samples["data_to_text"]:
-        lines += [f"### {len(samples['data_to_text'])} data-to-text samples (dev-set records held)", "",
-                  "| # | record (given) | text |", "| --- | --- | --- |"]
-        lines += [f"| {i} | `{md_escape(s['record'])}` | {md_escape(s['text'])} |"
-                  for i, s in enumerate(samples["data_to_text"])]
-        lines.append("")
-    lines += ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
-              f"Training data: {tr['data']} ({tr['license']}).", ""]
+    lines += sample_tables_and_license(samples, tr, is_e2e)
     return "\n".join(lines)
 
 
