@@ -130,7 +130,10 @@ class WorkerEngine implements Engine {
           timings: { loadMs: 0, compileMs: 0, sampleMs: 0, perStepMs: 0, totalMs: 0 },
         } satisfies RunSummary;
       }
-      const job = { dir: model.path, request: { ...request, constraints }, batchSize: this.options.batchSize ?? DEFAULT_BATCH };
+      const job = {
+        dir: model.path, request: { ...request, constraints }, batchSize: this.options.batchSize ?? DEFAULT_BATCH,
+        ...(this.options.logitsCache !== undefined ? { logitsCache: this.options.logitsCache } : {}),
+      };
       const { id, done } = this.call<RunSummary>({ type: 'generate', job }, (m) => {
         if (m.type === 'progress') hooks.onProgress?.(m.progress);
         else if (m.type === 'output') hooks.onOutput?.(m.output);

@@ -20,6 +20,8 @@ export interface GenerateJob {
   dir: string;
   request: GenerateRequest;
   batchSize: number;
+  /** EngineOptions.logitsCache; unset: on unless DLM_MASKED_CACHE=0 in the worker's environment. */
+  logitsCache?: boolean;
 }
 
 export interface RunSink {
@@ -90,7 +92,8 @@ export class Runtime {
     const set = request.constraints;
     const sampler = set.sampler;
     const warnings: string[] = [];
-    const run = await l.family.prepare({ host: this.host, bundle, state: l.state, provider, sampler, warnings });
+    const logitsCache = job.logitsCache ?? process.env.DLM_MASKED_CACHE !== '0';
+    const run = await l.family.prepare({ host: this.host, bundle, state: l.state, provider, sampler, warnings, logitsCache });
     const tLoaded = performance.now();
 
     const N = m.canvas.length;
@@ -107,6 +110,7 @@ export class Runtime {
     const seeds = sampleSeeds(sampler.seed, total);
     const stepTimes: number[] = [];
     let calls: number | undefined;
+    let denoiserMs: number | undefined;
     let cancelled = false;
     const tSample = performance.now();
     for (let start = 0; start < total && !cancelled; start += job.batchSize) {
@@ -118,6 +122,7 @@ export class Runtime {
       });
       stepTimes.push(...res.stepMs);
       if (res.calls !== undefined) calls = (calls ?? 0) + res.calls;
+      if (res.denoiserMs !== undefined) denoiserMs = (denoiserMs ?? 0) + res.denoiserMs;
       if (!res.tokens) {
         cancelled = true;
         break;
@@ -153,6 +158,7 @@ export class Runtime {
       },
       warnings,
       ...(calls !== undefined ? { denoiserCalls: calls } : {}),
+      ...(denoiserMs !== undefined ? { denoiserMs } : {}),
     };
   }
 

@@ -145,6 +145,8 @@ export interface RunSummary {
   warnings?: string[];
   /** Denoiser calls while sampling, when the family counts them (the masked family reuses logits while no token changes). */
   denoiserCalls?: number;
+  /** Milliseconds of those calls, when the family counts them. */
+  denoiserMs?: number;
 }
 
 export interface GenerateHooks {
@@ -167,4 +169,9 @@ export interface EngineOptions {
   modelDirs: string[];
   /** Samples denoised together in one batch (default 8). */
   batchSize?: number;
+  /**
+   * Masked family: reuse the denoiser's logits while no token changed (default: on, unless DLM_MASKED_CACHE=0 in the
+   * environment). Off, the denoiser runs at every step: the same tokens, more calls (for comparisons, `dlm-studio bench`).
+   */
+  logitsCache?: boolean;
 }

@@ -54,6 +54,11 @@ export interface RunSetup<M extends FamilyManifestBase, S> {
   sampler: SamplerSettings;
   /** Things the run cannot honour but does not fail on. */
   warnings: string[];
+  /**
+   * Whether a family that can reuse denoiser outputs across steps does so (the masked family: logits while no token
+   * changed). false only for comparisons (EngineOptions.logitsCache, DLM_MASKED_CACHE=0): the same tokens, more calls.
+   */
+  logitsCache: boolean;
 }
 
 /** A family's snapshot after a step: `runtime` stamps the time and the batch. */
@@ -74,6 +79,8 @@ export interface BatchResult {
   stepMs: number[];
   /** Denoiser calls, when the family counts them. */
   calls?: number;
+  /** Milliseconds spent in those calls, when the family counts them. */
+  denoiserMs?: number;
 }
 
 /** A run's load phase is done (sessions, precision); `plan` does what needs the compiled constraints. */

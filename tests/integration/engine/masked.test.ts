@@ -114,6 +114,48 @@ describe('masked family through the engine', () => {
     expect(all.outputs.map((o) => o.tokens)).toEqual(outputs.map((o) => o.tokens));
   });
 
+  it('logits caching off (EngineOptions.logitsCache, DLM_MASKED_CACHE=0): the same tokens, one denoiser call per step', async () => {
+    const off = createEngine({ modelDirs: [FIXTURE], batchSize: 4, logitsCache: false });
+    const envOff = createEngine({ modelDirs: [FIXTURE], batchSize: 4 });
+    const first = caseSet(golden.cases[0]!);
+    await run(engine, first);
+    // the switch in the environment reaches an engine worker started while it is set (at the engine's first run)
+    process.env.DLM_MASKED_CACHE = '0';
+    try {
+      await run(envOff, first);
+    } finally {
+      delete process.env.DLM_MASKED_CACHE;
+    }
+    try {
+      const sets: ConstraintSetInput[] = [
+        ...golden.cases.map(caseSet),
+        // steps that commit nothing: 15 text positions, 3 blocks of 5, 60 steps; and one block of 15 in 40 steps
+        { version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults' } }], sampler: { steps: 60, samples: 6, seed: 1, block_length: 5 } },
+        { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum' } }], sampler: { steps: 40, samples: 5, seed: 3, temperature: 1, top_p: 0.9 } },
+        { version: 1, constraints: [], sampler: { steps: 48, samples: 4, seed: 8, temperature: 1, top_p: 0.9, block_length: 8, confidence: 'entropy' } },
+      ];
+      let saved = 0;
+      for (const set of sets) {
+        const on = await run(engine, set);
+        const a = await run(off, set);
+        const b = await run(envOff, set);
+        expect(a.outputs.map((o) => o.tokens)).toEqual(on.outputs.map((o) => o.tokens));
+        expect(b.outputs.map((o) => o.tokens)).toEqual(on.outputs.map((o) => o.tokens));
+        // without reuse: one call per step and batch (the progress events)
+        expect(a.summary.denoiserCalls).toBe(a.progress.length);
+        expect(b.summary.denoiserCalls).toBe(a.progress.length);
+        expect(on.summary.denoiserCalls).toBeLessThanOrEqual(a.summary.denoiserCalls!);
+        expect(a.summary.denoiserMs).toBeGreaterThan(0);
+        saved += a.summary.denoiserCalls! - on.summary.denoiserCalls!;
+      }
+      // 60 steps, 3 blocks of 5: 15 of 60 calls per batch of 4 (two batches); 40 steps for 15 positions: 15 of 40 (two)
+      expect(saved).toBeGreaterThanOrEqual(2 * 45 + 2 * 25);
+    } finally {
+      await off.dispose();
+      await envOff.dispose();
+    }
+  });
+
   it('hard constraints: a JSON schema on the record holds in every output (reachability over the masked canvas)', async () => {
     const schema = {
       type: 'object',

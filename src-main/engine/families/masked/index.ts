@@ -91,7 +91,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     }
   },
 
-  async prepare({ host, bundle, state, provider, sampler }) {
+  async prepare({ host, bundle, state, provider, sampler, logitsCache }) {
     const m = bundle.manifest;
     const precision = resolvePrecision(sampler.precision, provider, false, m.id);
     const session = await host.session(bundle.dir, m.denoiser.file, provider);
@@ -132,8 +132,9 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                   job.progress({ step, steps, canvases, masked: still });
                 },
                 cancelled: job.cancelled,
+                cache: logitsCache,
               });
-              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls };
+              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs };
             } catch (e) {
               if (e instanceof MaskedConstraintError) {
                 const which = hard[e.segment]!.constraints.map((i) => `constraints[${i}]`).join(', ');

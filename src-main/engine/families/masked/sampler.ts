@@ -40,6 +40,11 @@ export interface MaskedSampleOptions {
   /** After each step: the canvas [B, N] (masked positions hold the mask id) and the mask flags [B, N]. */
   onStep?(step: number, steps: number, tokens: Int32Array, masked: Uint8Array): void | Promise<void>;
   cancelled?(): boolean;
+  /**
+   * Reuse the logits while the canvas has not changed since the last call (default true). false: the denoiser runs
+   * at every step, as a sampler without reuse would (for comparisons: the same tokens, more calls).
+   */
+  cache?: boolean;
 }
 
 export interface MaskedSampleResult {
@@ -48,6 +53,8 @@ export interface MaskedSampleResult {
   stepMs: number[];
   /** Denoiser calls (a step whose canvas did not change since the last call reuses its logits). */
   calls: number;
+  /** Milliseconds spent in the denoiser calls. */
+  denoiserMs: number;
 }
 
 /** For each block of the generated positions, how many positions each of its steps commits. */
@@ -238,6 +245,15 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   let cache: { logits: Float32Array; V: number } | null = null;
   let changed = true;
   let calls = 0;
+  let denoiserMs = 0;
+  const reuse = o.cache ?? true;
+  const callDenoiser = async () => {
+    const t = performance.now();
+    cache = await o.logits(x, B);
+    denoiserMs += performance.now() - t;
+    calls++;
+    changed = false;
+  };
   const stepMs: number[] = [];
   const u = new Float64Array(2 * N);
   let scratch: Scratch | null = null;
@@ -246,17 +262,15 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   let block = 0;
   let inBlock = 0;
   for (let g = 0; g < totalSteps; g++) {
-    if (o.cancelled?.()) return { tokens: null, stepMs, calls };
+    if (o.cancelled?.()) return { tokens: null, stepMs, calls, denoiserMs };
     const t0 = performance.now();
     const k = plan[block]![inBlock]!;
     const positions = blocks[block]!;
+    // without reuse every step calls the denoiser, also one that commits nothing
+    if (!reuse) await callDenoiser();
     if (k > 0) {
-      if (changed || !cache) {
-        cache = await o.logits(x, B);
-        calls++;
-        changed = false;
-      }
-      const { logits, V } = cache;
+      if (changed || !cache) await callDenoiser();
+      const { logits, V } = cache!;
       if (!scratch || scratch.p.length !== V) {
         scratch = { p: new Float64Array(V), q: new Float64Array(V), order: new Int32Array(V), kept: new Int32Array(V), sorted: new Float64Array(V) };
         row = new Float64Array(V);
@@ -300,7 +314,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     stepMs.push(performance.now() - t0);
     if (o.onStep) await o.onStep(g + 1, totalSteps, x, masked);
   }
-  return { tokens: x, stepMs, calls };
+  return { tokens: x, stepMs, calls, denoiserMs };
 }
 
 /** A hard segment the held tokens leave no completion for (index into `hard`). */
