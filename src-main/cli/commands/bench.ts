@@ -4,7 +4,7 @@
  * main-thread event-loop lag while generating, and peak memory for 64 samples.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ConstraintSetInput } from '../../constraints/set';
@@ -15,9 +15,10 @@ import { CliError, intOption, table, type CliCommand } from '../framework';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { formatBenchExtras, runBenchExtras } from '../../eval/bench-extra';
 import { repoRoot } from '../../data-paths';
+import { formatMaskedBench, runMaskedBench } from './bench-masked';
 
 
-const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] [--python <path>] [--json]
+const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] [--python <path>] [--json] [--out file.json]
 
   --model    bundle to measure (default ${DEFAULT_MODEL_ID})
   --steps    denoising steps per timed run (default 20)
@@ -26,8 +27,20 @@ const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] 
   --python   interpreter for the PyTorch reference sampler (default /usr/bin/python3, or $PYTHON)
   --skip-extras  leave out the evaluation figures (src-main/eval/bench-extra.ts): JSON-projected vs unprojected,
              50 vs 200 steps (time and quality), batch scaling 1/8/32/64, peak memory, providers vs cpu
+  --out      also write the report's JSON to this file
 Targets (default bundle, 2-core CPU): engine >= 2x faster per step than PyTorch; guided <= 2x unguided;
-event-loop lag p99 < 50 ms; peak memory < 1.5 GB for 64 samples.`;
+event-loop lag p99 < 50 ms; peak memory < 1.5 GB for 64 samples.
+
+A masked-diffusion bundle (src-main/cli/commands/bench-masked.ts) is measured on its own: ms per sample, per step
+and per denoiser call for each sampler setting (the five confidences, greedy vs sampled, blocks vs one block),
+unconditional and data-to-text (an E2E dev record pinned), at each batch size; and logits reuse on vs off
+(DLM_MASKED_CACHE=0) where a block has more steps than positions, with the denoiser calls each way.
+  --steps        steps of the settings table (default 16; at least one per block)
+  --cache-steps  steps of the reuse rows (default: the bundle's default steps when a data-to-text block then has
+                 more steps than positions, else twice the data-to-text positions)
+  --block-length semi-autoregressive block of the table (default 8; each setting also runs as one block)
+  --batches      batch sizes (default 8,64)
+  --rounds       alternating rounds over every setting (default 2)`;
 
 export interface BenchResult {
   model: { id: string; version: string; path: string };
@@ -140,7 +153,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
       throw new CliError(bad ? 'BUNDLE_INVALID' : 'NOT_FOUND', bad?.error ? `model "${o.model}" cannot be loaded: ${bad.error}` : `unknown model "${o.model}" (available: ${models.filter((x) => !x.error).map((x) => x.id).join(', ') || 'none'})`);
     }
     if (m.kind !== 'continuous-embedding-diffusion') {
-      throw new CliError('INVALID_INPUT', `model "${m.id}" is a ${m.kind} model: bench measures continuous bundles against training/dlm_train/sample.py (time a masked model with dlm-studio generate)`);
+      throw new CliError('INVALID_INPUT', `model "${m.id}" is a ${m.kind} model: this bench measures continuous bundles against training/dlm_train/sample.py`);
     }
     const precisions: DenoiserPrecision[] = m.precisions ?? ['fp32'];
     const defaultPrecision = resolvePrecision('auto', 'cpu', precisions.includes('int8'), m.id);
@@ -301,8 +314,35 @@ export const benchCommand: CliCommand = {
   name: 'bench',
   summary: 'measure the engine: ms/step vs PyTorch, guided vs unguided, event-loop lag, peak memory',
   usage,
-  options: { model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, rounds: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' } },
+  options: {
+    model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, rounds: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' },
+    out: { type: 'string' }, 'cache-steps': { type: 'string' }, 'block-length': { type: 'string' }, batches: { type: 'string' },
+  },
   async run(ctx, args) {
+    const id = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
+    const out = args.values.out as string | undefined;
+    const write = (json: unknown) => {
+      if (out) writeFileSync(out, JSON.stringify(json, null, 2) + '\n');
+    };
+    const lister = createEngine({ modelDirs: ctx.modelDirs });
+    const listed = await lister.listModels().finally(() => lister.dispose());
+    const masked = listed.find((x) => x.id === id && !x.error && x.kind === 'masked-diffusion');
+    if (masked) {
+      const steps = intOption(args, 'steps') ?? 16;
+      const cacheSteps = intOption(args, 'cache-steps');
+      const blockLength = intOption(args, 'block-length') ?? 8;
+      const rounds = intOption(args, 'rounds') ?? 2;
+      const batchesText = (args.values.batches as string | undefined) ?? '8,64';
+      const batches = batchesText.split(',').map((b) => Number(b.trim()));
+      if (rounds < 1 || rounds > 20) throw new CliError('INVALID_INPUT', '--rounds must be in 1..20');
+      if (steps < 1 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 1..2000');
+      if (cacheSteps !== undefined && (cacheSteps < 1 || cacheSteps > 2000)) throw new CliError('INVALID_INPUT', '--cache-steps must be in 1..2000');
+      if (!batches.length || batches.some((b) => !Number.isInteger(b) || b < 1 || b > 1024)) throw new CliError('INVALID_INPUT', `--batches must be a comma-separated list of batch sizes in 1..1024 (got ${JSON.stringify(batchesText)})`);
+      const r = await runMaskedBench({ modelDirs: ctx.modelDirs, model: masked, steps, cacheSteps, blockLength, batches, rounds, log: (s) => ctx.err(s) });
+      write(r);
+      ctx.out(ctx.json ? JSON.stringify(r, null, 2) : formatMaskedBench(r));
+      return;
+    }
     const steps = intOption(args, 'steps') ?? 20;
     const samples = intOption(args, 'samples') ?? 64;
     const rounds = intOption(args, 'rounds') ?? 2;
@@ -310,11 +350,12 @@ export const benchCommand: CliCommand = {
     if (steps < 3 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 3..2000');
     if (samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
     const python = (args.values.python as string | undefined) ?? process.env.PYTHON ?? '/usr/bin/python3';
-    const r = await runBench({ modelDirs: ctx.modelDirs, model: (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID, steps, samples, rounds, python, log: (s) => ctx.err(s) });
+    const r = await runBench({ modelDirs: ctx.modelDirs, model: id, steps, samples, rounds, python, log: (s) => ctx.err(s) });
     const extras = args.values['skip-extras'] === true ? null : await runBenchExtras({
       model: r.model.id, device: 'cpu', steps, evaluate: evaluateOutputs, log: (s) => ctx.err(s),
       engineFor: (batchSize) => createEngine({ modelDirs: ctx.modelDirs, batchSize }),
     });
+    write({ ...r, extras });
     ctx.out(ctx.json ? JSON.stringify({ ...r, extras }, null, 2) : formatBench(r) + (extras ? `\n\n${formatBenchExtras(extras)}` : ''));
   },
 };

@@ -7,6 +7,7 @@ import { defaultEngine } from '../../../src-main/services/engine-loader';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../../../src-main/engine/tokenizer';
 import { writeMicroBundle } from './micro-bundle';
+import type { MaskedBenchFigures, MaskedBenchResult } from '../../../src-main/cli/commands/bench-masked';
 
 const MASKED = fileURLToPath(new URL('../../fixtures/masked-tiny/', import.meta.url));
 
@@ -150,5 +151,67 @@ describe('dlm-studio generate / models', () => {
     const cold = await gen('unc-cold', '--temperature', '0');
     expect(cold.map((l) => l.sampler.temperature)).toEqual([0, 0, 0, 0]);
     expect(new Set(sample(cold)).size).toBe(1);
+  });
+});
+
+describe('dlm-studio bench on a masked-diffusion bundle', () => {
+  it('measures every sampler setting at batch 8 and 64, and logits reuse on vs off, in one run', async () => {
+    const out = join(root, 'bench-masked.json');
+    const r = await cli('bench', '--model', 'masked-tiny', '--steps', '6', '--cache-steps', '24', '--rounds', '2', '--out', out);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/round 2\/2: caching on vs off/);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as MaskedBenchResult;
+    expect(j).toMatchObject({ kind: 'masked-diffusion', model: { id: 'masked-tiny' }, steps: 6, cacheSteps: 24, rounds: 2, batches: [8, 64] });
+    expect(j.machine.cpus).toBeGreaterThan(0);
+    expect(j.threads.lanes).toBe(1);
+    expect(j.load.before).toHaveLength(3);
+    expect(j.load.rounds).toHaveLength(2);
+    expect(j.record.value).toEqual({ name: 'Alimentum', eatType: 'pub', food: 'Italian' });
+    const positive = (f: MaskedBenchFigures) => {
+      for (const k of ['msPerSample', 'msPerSampleMin', 'msPerStep', 'msPerCall', 'cpuMsPerSample', 'calls', 'steps'] as const) expect(f[k], k).toBeGreaterThan(0);
+      expect(f.samplerMsPerStep).toBeGreaterThanOrEqual(0);
+    };
+    // every setting a user can pick, for both conditions and both batch sizes
+    const want = [
+      ['low_confidence', 0, 1, 8], ['maskgit_plus', 1, 1, 8], ['topk_margin', 0, 1, 8], ['entropy', 0, 1, 8], ['origin', 0, 1, 8],
+      ['low_confidence', 1, 0.9, 8], ['low_confidence', 0, 1, 0], ['low_confidence', 1, 0.9, 0],
+    ] as const;
+    for (const condition of ['unconditional', 'data-to-text'] as const) {
+      for (const batch of [8, 64]) {
+        for (const [confidence, temperature, topP, blockLength] of want) {
+          const rows = j.rows.filter((x) => x.condition === condition && x.batch === batch && x.confidence === confidence && x.temperature === temperature && x.topP === topP && x.blockLength === blockLength);
+          expect(rows, `${condition} ${batch} ${confidence} ${temperature} ${blockLength}`).toHaveLength(1);
+          positive(rows[0]!);
+          expect(rows[0]!.calls).toBeLessThanOrEqual(rows[0]!.steps);
+          expect(rows[0]!.positions).toBe(condition === 'unconditional' ? 32 : 15);
+        }
+      }
+    }
+    expect(j.rows).toHaveLength(32);
+    // reuse on vs off where blocks have more steps than positions: data-to-text (15 positions) in 24 steps, both
+    // blockings, both batch sizes; unconditional (32 positions) cannot save a call at 24 steps and says so
+    expect(j.cache.map((x) => `${x.condition} ${x.batch} ${x.setting.blockLength}`).sort()).toEqual(['data-to-text 64 0', 'data-to-text 64 8', 'data-to-text 8 0', 'data-to-text 8 8']);
+    for (const x of j.cache) {
+      positive(x.on);
+      positive(x.off);
+      expect(x.on.calls).toBeLessThanOrEqual(x.off.calls);
+      expect(x.on.calls).toBe(15);
+      expect(x.off.calls).toBe(24);
+      expect(x.on.emptySteps).toBe(9);
+      expect(x.x).toBeGreaterThan(0);
+    }
+    expect(j.notes.join('\n')).toMatch(/unconditional, one block, 24 steps for 32 positions: every step commits/);
+    // the printed report
+    expect(r.out).toMatch(/^model masked-tiny 0\.0\.1 .*masked-diffusion/);
+    expect(r.out).toMatch(/load average \(1 \/ 5 \/ 15 min\)/);
+    expect(r.out).toMatch(/threads: DLM_ENGINE_THREADS/);
+    expect(r.out).toMatch(/data-to-text\s+64\s+low_confidence\s+greedy\s+one\s+15\s+24\s+9\s+15 \/ 24/);
+    expect(r.out).toMatch(/unconditional\s+8\s+maskgit_plus\s+T 1\s+8\s+32\s+6\s+6\s+\d/);
+  }, 300_000);
+
+  it('refuses bad masked options by name', async () => {
+    const r = await cli('bench', '--model', 'masked-tiny', '--batches', '8,x');
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/--batches must be a comma-separated list/);
   });
 });
