@@ -71,6 +71,7 @@ export interface MaskedBenchResult {
   steps: number;
   cacheSteps: number;
   batches: number[];
+  cacheBatches: number[];
   rounds: number;
   seed: number;
   /** The pinned record of the data-to-text runs, and where it comes from. */
@@ -172,6 +173,8 @@ export interface MaskedBenchOptions {
   cacheSteps?: number;
   blockLength: number;
   batches: number[];
+  /** Batch sizes of the reuse rows (default: batches). */
+  cacheBatches?: number[];
   rounds: number;
   log: (s: string) => void;
 }
@@ -189,6 +192,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
   let record = hasRecord ? recordFor(m) : null;
   const d2tPositions = positionsOf(m, hasRecord ? 'data-to-text' : 'unconditional');
   const defaults = m.samplerDefaults?.steps ?? o.steps;
+  const cacheBatches = o.cacheBatches ?? o.batches;
   const cacheSteps = o.cacheSteps ?? (planOf(d2tPositions, defaults, o.blockLength).empty > 0 ? defaults : 2 * d2tPositions);
 
   const engines = new Map<string, Engine>();
@@ -208,8 +212,9 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
     // warm-up (sessions, the record's fit), every engine, both conditions
     o.log(`warming up (${m.id})...`);
     const base = maskedBenchSettings(o.blockLength)[0]!;
-    for (const batch of o.batches) {
-      for (const cache of [true, false]) {
+    for (const batch of [...new Set([...o.batches, ...cacheBatches])]) {
+      // the reuse-off engine only where a reuse row runs
+      for (const cache of cacheBatches.includes(batch) ? [true, false] : [true]) {
         for (const c of conditions) {
           for (;;) {
             try {
@@ -235,7 +240,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
         notes.push(`caching: ${condition}, ${blockLength > 0 ? `blocks of ${blockLength}` : 'one block'}, ${cacheSteps} steps for ${positions} positions: every step commits, so reuse cannot save a call (not timed)`);
         return [];
       }
-      return o.batches.map((batch) => ({ condition, batch, s: { ...base, blockLength }, positions }));
+      return cacheBatches.map((batch) => ({ condition, batch, s: { ...base, blockLength }, positions }));
     }));
     const runs = new Map<string, RunFigures[]>();
     const push = (k: string, r: RunFigures) => (runs.get(k) ?? runs.set(k, []).get(k)!).push(r);
@@ -276,7 +281,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
         lanes: 1,
         spinning: process.env.DLM_ENGINE_SPIN ?? '0',
       },
-      steps: o.steps, cacheSteps, batches: o.batches, rounds: o.rounds, seed,
+      steps: o.steps, cacheSteps, batches: o.batches, cacheBatches, rounds: o.rounds, seed,
       record: record ?? { value: null, source: 'none' },
       load: { before: load0, after: loadavg(), rounds },
       started: started.toISOString(),

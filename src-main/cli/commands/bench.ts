@@ -40,6 +40,7 @@ unconditional and data-to-text (an E2E dev record pinned), at each batch size; a
                  more steps than positions, else twice the data-to-text positions)
   --block-length semi-autoregressive block of the table (default 8; each setting also runs as one block)
   --batches      batch sizes (default 8,64)
+  --cache-batches  batch sizes of the reuse rows (default: --batches)
   --rounds       alternating rounds over every setting (default 2)`;
 
 export interface BenchResult {
@@ -316,7 +317,7 @@ export const benchCommand: CliCommand = {
   usage,
   options: {
     model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, rounds: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' },
-    out: { type: 'string' }, 'cache-steps': { type: 'string' }, 'block-length': { type: 'string' }, batches: { type: 'string' },
+    out: { type: 'string' }, 'cache-steps': { type: 'string' }, 'block-length': { type: 'string' }, batches: { type: 'string' }, 'cache-batches': { type: 'string' },
   },
   async run(ctx, args) {
     const id = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
@@ -332,13 +333,18 @@ export const benchCommand: CliCommand = {
       const cacheSteps = intOption(args, 'cache-steps');
       const blockLength = intOption(args, 'block-length') ?? 8;
       const rounds = intOption(args, 'rounds') ?? 2;
-      const batchesText = (args.values.batches as string | undefined) ?? '8,64';
-      const batches = batchesText.split(',').map((b) => Number(b.trim()));
+      const sizes = (name: string, text: string) => {
+        const list = text.split(',').map((b) => Number(b.trim()));
+        if (!list.length || list.some((b) => !Number.isInteger(b) || b < 1 || b > 1024)) throw new CliError('INVALID_INPUT', `--${name} must be a comma-separated list of batch sizes in 1..1024 (got ${JSON.stringify(text)})`);
+        return list;
+      };
+      const batches = sizes('batches', (args.values.batches as string | undefined) ?? '8,64');
+      const cacheText = args.values['cache-batches'] as string | undefined;
+      const cacheBatches = cacheText === undefined ? undefined : sizes('cache-batches', cacheText);
       if (rounds < 1 || rounds > 20) throw new CliError('INVALID_INPUT', '--rounds must be in 1..20');
       if (steps < 1 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 1..2000');
       if (cacheSteps !== undefined && (cacheSteps < 1 || cacheSteps > 2000)) throw new CliError('INVALID_INPUT', '--cache-steps must be in 1..2000');
-      if (!batches.length || batches.some((b) => !Number.isInteger(b) || b < 1 || b > 1024)) throw new CliError('INVALID_INPUT', `--batches must be a comma-separated list of batch sizes in 1..1024 (got ${JSON.stringify(batchesText)})`);
-      const r = await runMaskedBench({ modelDirs: ctx.modelDirs, model: masked, steps, cacheSteps, blockLength, batches, rounds, log: (s) => ctx.err(s) });
+      const r = await runMaskedBench({ modelDirs: ctx.modelDirs, model: masked, steps, cacheSteps, blockLength, batches, cacheBatches, rounds, log: (s) => ctx.err(s) });
       write(r);
       ctx.out(ctx.json ? JSON.stringify(r, null, 2) : formatMaskedBench(r));
       return;
