@@ -175,6 +175,8 @@ export interface MaskedBenchOptions {
   batches: number[];
   /** Batch sizes of the reuse rows (default: batches). */
   cacheBatches?: number[];
+  /** Block lengths of the reuse rows, 0 for one block (default: blockLength and 0). */
+  cacheBlocks?: number[];
   rounds: number;
   log: (s: string) => void;
 }
@@ -233,7 +235,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
 
     const settings = maskedBenchSettings(o.blockLength);
     const matrix = conditions.flatMap((condition) => o.batches.flatMap((batch) => settings.map((s) => ({ condition, batch, s }))));
-    const cacheRows = conditions.flatMap((condition) => [o.blockLength, 0].flatMap((blockLength) => {
+    const cacheRows = conditions.flatMap((condition) => (o.cacheBlocks ?? [o.blockLength, 0]).flatMap((blockLength) => {
       const positions = positionsOf(m, condition);
       const p = planOf(positions, cacheSteps, blockLength);
       if (p.empty === 0) {

@@ -41,6 +41,7 @@ unconditional and data-to-text (an E2E dev record pinned), at each batch size; a
   --block-length semi-autoregressive block of the table (default 8; each setting also runs as one block)
   --batches      batch sizes (default 8,64)
   --cache-batches  batch sizes of the reuse rows (default: --batches)
+  --cache-blocks   block lengths of the reuse rows, 0 for one block (default: --block-length,0)
   --rounds       alternating rounds over every setting (default 2)`;
 
 export interface BenchResult {
@@ -317,7 +318,7 @@ export const benchCommand: CliCommand = {
   usage,
   options: {
     model: { type: 'string' }, steps: { type: 'string' }, samples: { type: 'string' }, rounds: { type: 'string' }, python: { type: 'string' }, 'skip-extras': { type: 'boolean' },
-    out: { type: 'string' }, 'cache-steps': { type: 'string' }, 'block-length': { type: 'string' }, batches: { type: 'string' }, 'cache-batches': { type: 'string' },
+    out: { type: 'string' }, 'cache-steps': { type: 'string' }, 'block-length': { type: 'string' }, batches: { type: 'string' }, 'cache-batches': { type: 'string' }, 'cache-blocks': { type: 'string' },
   },
   async run(ctx, args) {
     const id = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
@@ -333,18 +334,20 @@ export const benchCommand: CliCommand = {
       const cacheSteps = intOption(args, 'cache-steps');
       const blockLength = intOption(args, 'block-length') ?? 8;
       const rounds = intOption(args, 'rounds') ?? 2;
-      const sizes = (name: string, text: string) => {
-        const list = text.split(',').map((b) => Number(b.trim()));
-        if (!list.length || list.some((b) => !Number.isInteger(b) || b < 1 || b > 1024)) throw new CliError('INVALID_INPUT', `--${name} must be a comma-separated list of batch sizes in 1..1024 (got ${JSON.stringify(text)})`);
+      const sizes = (name: string, text: string, min = 1) => {
+        const list = text.split(',').map((b) => (b.trim() === '' ? NaN : Number(b.trim())));
+        if (list.some((b) => !Number.isInteger(b) || b < min || b > 1024)) throw new CliError('INVALID_INPUT', `--${name} must be a comma-separated list of ${min ? 'batch sizes' : 'block lengths'} in ${min}..1024 (got ${JSON.stringify(text)})`);
         return list;
       };
       const batches = sizes('batches', (args.values.batches as string | undefined) ?? '8,64');
       const cacheText = args.values['cache-batches'] as string | undefined;
       const cacheBatches = cacheText === undefined ? undefined : sizes('cache-batches', cacheText);
+      const blocksText = args.values['cache-blocks'] as string | undefined;
+      const cacheBlocks = blocksText === undefined ? undefined : sizes('cache-blocks', blocksText, 0);
       if (rounds < 1 || rounds > 20) throw new CliError('INVALID_INPUT', '--rounds must be in 1..20');
       if (steps < 1 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 1..2000');
       if (cacheSteps !== undefined && (cacheSteps < 1 || cacheSteps > 2000)) throw new CliError('INVALID_INPUT', '--cache-steps must be in 1..2000');
-      const r = await runMaskedBench({ modelDirs: ctx.modelDirs, model: masked, steps, cacheSteps, blockLength, batches, cacheBatches, rounds, log: (s) => ctx.err(s) });
+      const r = await runMaskedBench({ modelDirs: ctx.modelDirs, model: masked, steps, cacheSteps, blockLength, batches, cacheBatches, cacheBlocks, rounds, log: (s) => ctx.err(s) });
       write(r);
       ctx.out(ctx.json ? JSON.stringify(r, null, 2) : formatMaskedBench(r));
       return;
