@@ -88,11 +88,12 @@ export function renderMarkdown(r: EvalResults): string {
     for (const n of r.notes) L.push(`Note: ${n}.`);
   }
   L.push('');
-  L.push('## Data-to-text and text-to-record (E2E test set)');
+  const split = r.settings.split ?? 'test';
+  L.push(`## Data-to-text and text-to-record (E2E ${split} set)`);
   L.push('');
   const d = r.dataToText;
   if (d) {
-    L.push(`Data-to-text (record held on the canvas, text generated): BLEU-4 over ${d.items} of ${d.totalMrs} test MRs, multi-reference`);
+    L.push(`Data-to-text (record held on the canvas, text generated): BLEU-4 over ${d.items} of ${d.totalMrs} ${split} MRs, multi-reference`);
     L.push(`(${d.references} references, grouped by MR as in the official evaluation; mteval-v13a tokenization, lowercased).`);
     L.push('');
     L.push('| system | BLEU | n-gram precisions (1-4) | brevity penalty |');
@@ -111,7 +112,9 @@ export function renderMarkdown(r: EvalResults): string {
   L.push('');
   const t = r.textToRecord;
   if (t) {
-    L.push(`Text-to-record (first reference text held, record generated): ${t.items} texts, ${t.parsed} records parsed, ${t.exact} exact.`);
+    L.push(`Text-to-record (first reference text held, record generated): ${t.items} texts, ${t.parsed} records parsed, ${t.exact} exact` +
+      (t.meanFieldAccuracy !== undefined ? `; mean per-field accuracy ${num(100 * t.meanFieldAccuracy, 1)}%` : '') +
+      (t.skipped ? `; ${t.skipped} reference text(s) skipped, longer than the text segment` : '') + '.');
     L.push('');
     L.push('| field | gold mentions | correct | accuracy % | spurious |');
     L.push('| --- | ---: | ---: | ---: | ---: |');

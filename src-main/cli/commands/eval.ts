@@ -44,6 +44,8 @@ Writes a JSON results file and a Markdown table beside it.
                                without --temperature, runs that pin nothing take its temperature_unconditional)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
+  --split test|dev             data-to-text and text-to-record on the test set (default) or on devset.csv from the
+                               same folder (the dev set is where models are tuned; the test set is for reporting)
   --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;
 
 /** "json-schema:2:4,pos:10:8" -> {json-schema: {targets: 2, samples: 4}, pos: {...}}; either number may be empty. */
@@ -101,6 +103,7 @@ export const evalCommand: CliCommand = {
     seed: { type: 'string' },
     targets: { type: 'string' },
     'test-set': { type: 'string' },
+    split: { type: 'string' },
     out: { type: 'string' },
     temperature: { type: 'string' },
     'top-p': { type: 'string' },
@@ -119,6 +122,7 @@ export const evalCommand: CliCommand = {
       return n;
     };
     const dataDir = e2eDataDir();
+    const split = choiceSplit(v.split);
     const model = typeof v.model === 'string' ? v.model : 'e2e-default';
     const settings: EvalSettings = {
       mode,
@@ -138,9 +142,13 @@ export const evalCommand: CliCommand = {
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
       targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(repoRoot(), 'tests/fixtures/eval/targets.json')),
-      testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, 'testset_w_refs.csv')),
+      testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, split === 'dev' ? 'devset.csv' : 'testset_w_refs.csv')),
+      split,
     };
-    if (/dev|train/i.test(settings.testPath.split('/').pop() ?? '')) {
+    if (split === 'dev' && typeof v['test-set'] === 'string') {
+      throw new CliError('INVALID_INPUT', '--split dev reads devset.csv from the E2E data folder; --test-set names a test-set file, so give one or the other');
+    }
+    if (split === 'test' && /dev|train/i.test(settings.testPath.split('/').pop() ?? '')) {
       throw new CliError('INVALID_INPUT', `--test-set ${settings.testPath}: data-to-text is evaluated on the E2E test set (testset_w_refs.csv)`);
     }
     const factory = ctx.engine.engine;
@@ -167,3 +175,9 @@ export const evalCommand: CliCommand = {
     }
   },
 };
+
+function choiceSplit(v: unknown): 'test' | 'dev' {
+  if (v === undefined) return 'test';
+  if (v === 'test' || v === 'dev') return v;
+  throw new CliError('INVALID_INPUT', `--split: unknown value ${JSON.stringify(v)} (known: test, dev)`);
+}

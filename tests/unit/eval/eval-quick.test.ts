@@ -76,6 +76,8 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
       expect(await main(['eval', '--quick', '--device', 'tpu'])).toBe(2);
       expect(await main(['eval', '--quick', '--steps', '0'])).toBe(2);
       expect(await main(['eval', '--quick', '--test-set', join(e2eDataDir(), 'devset.csv')])).toBe(2);
+      expect(await main(['eval', '--quick', '--split', 'train'])).toBe(2);
+      expect(await main(['eval', '--quick', '--split', 'dev', '--test-set', join(e2eDataDir(), 'testset_w_refs.csv')])).toBe(2);
     } finally {
       process.stderr.write = prev;
     }
@@ -83,5 +85,7 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     expect(text).toMatch(/--device must be one of/);
     expect(text).toMatch(/--steps must be at least 1/);
     expect(text).toMatch(/evaluated on the E2E test set/);
+    expect(text).toMatch(/--split: unknown value "train" \(known: test, dev\)/);
+    expect(text).toMatch(/--split dev reads devset.csv/);
   });
 });

@@ -86,6 +86,31 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(md).toContain('| TGen (challenge baseline, all 630 MRs) | 65.93 |');
   });
 
+  it('text-to-record skips reference texts too long for the text segment, counts them, and reports the mean field accuracy', async () => {
+    const base = fakeEngine([]);
+    let textCalls = 0;
+    const engine: Engine = {
+      ...base,
+      async generate(req, hooks) {
+        if (req.constraints.constraints.some((c) => c.kind === 'text') && ++textCalls === 2) {
+          throw new Error('constraints[0] (text): text needs 51 tokens + <end>, the text segment has 51');
+        }
+        return base.generate(req, hooks);
+      },
+    };
+    const r = await runEvaluation({ ...settings, controls: ['length'], dataToTextItems: 0 }, { engine, evaluate });
+    expect(r.textToRecord).toMatchObject({ items: 4, skipped: 1 });
+    expect(r.textToRecord!.error).toBeUndefined();
+    const graded = Object.values(r.textToRecord!.perField).filter((f) => f.gold > 0);
+    expect(r.textToRecord!.meanFieldAccuracy).toBeCloseTo(graded.reduce((a, f) => a + f.accuracy, 0) / graded.length, 12);
+    expect(r.textToRecord!.meanFieldAccuracy).toBeLessThan(1); // the fake engine drops every 'near'
+    expect(renderMarkdown(r)).toMatch(/4 texts, 4 records parsed, \d+ exact; mean per-field accuracy [\d.]+%; 1 reference text\(s\) skipped, longer than the text segment\./);
+    // any other failure still stops text-to-record and is reported
+    const failing: Engine = { ...base, async generate(req, hooks) { if (req.constraints.constraints.some((c) => c.kind === 'text')) throw new Error('boom'); return base.generate(req, hooks); } };
+    const f = await runEvaluation({ ...settings, controls: ['length'], dataToTextItems: 0 }, { engine: failing, evaluate });
+    expect(f.textToRecord).toMatchObject({ items: 0, error: 'boom' });
+  });
+
   it('applies per-control overrides of targets and samples', async () => {
     const calls: GenerateRequest[] = [];
     const r = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['json-schema', 'length'], overrides: { 'json-schema': { targets: 1, samples: 3 } } }, { engine: fakeEngine(calls), evaluate });
