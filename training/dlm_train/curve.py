@@ -87,6 +87,33 @@ def svg_plot(series: List[tuple], title: str, w: int = 560, h: int = 320) -> str
     return "\n".join(out) + "\n"
 
 
+def add_to_bundle(bundle: str, runs: List[str], title: str = "E2E dev data-to-text BLEU against training time") -> None:
+    """Write curve.svg into a bundle, append the curve table to its DATA_CARD.md, and rehash the file list."""
+    from .bundle import add_files_and_rehash
+    series, rows_md = [], []
+    for run in runs:
+        rows = load_curve(run)
+        label = f"{os.path.basename(run.rstrip('/'))} ({rows[0]['family']})" if rows else run
+        series.append((label, [(r["train_hours"], r["bleu"]) for r in rows]))
+        rows_md += [f"| {label} | {r['snapshot']} | {r['step']} | {r['train_hours']:.2f} | {r['bleu']:.1f} | "
+                    f"{r['bp']:.2f} | {r['mrs']} | {r['steps']} / {r['block_length']} |" for r in rows]
+    with open(os.path.join(bundle, "curve.svg"), "w", encoding="utf-8") as f:
+        f.write(svg_plot(series, title))
+    card = os.path.join(bundle, "DATA_CARD.md")
+    with open(card, encoding="utf-8") as f:
+        text = f.read()
+    section = ["## Training curve (dev BLEU of the EMA snapshots)", "", "![dev BLEU against training hours](curve.svg)", "",
+               "The first distinct dev MRs (column MRs), one sample each, record held, greedy; made by "
+               "`python3 -m training.dlm_train.curve`. The continuous run is recipe B, for comparison at equal CPU time.",
+               "", "| run | snapshot | step | hours | BLEU | brevity penalty | MRs | sampling steps / block |",
+               "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |", *rows_md, ""]
+    marker = "## License and attribution"
+    text = text.replace(marker, "\n".join(section) + "\n" + marker) if marker in text else text + "\n".join(section)
+    with open(card, "w", encoding="utf-8") as f:
+        f.write(text)
+    add_files_and_rehash(bundle, ["curve.svg"])  # re-hashes every listed file, DATA_CARD.md included
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -97,7 +124,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="E2E dev data-to-text BLEU against training time")
+    b = sub.add_parser("bundle", help="write curve.svg and the curve table into a bundle's data card")
+    b.add_argument("--bundle", required=True)
+    b.add_argument("runs", nargs="+")
     a = ap.parse_args(argv)
+    if a.cmd == "bundle":
+        add_to_bundle(a.bundle, a.runs)
+        print(os.path.join(a.bundle, "curve.svg"))
+        return 0
     if a.cmd == "eval":
         eval_snapshots(a.run, a.extra)
     else:
