@@ -1,7 +1,7 @@
 /**
  * The evaluation harness: generates guided and unguided samples for every control target through the engine (the
  * same Engine the services wrap for the UI and CLI), scores them with the model-independent evaluators and the
- * bundle's fluency scorer, and runs data-to-text / text-to-record on the E2E test set.
+ * bundle's fluency scorer, and runs data-to-text / text-to-record on the E2E test set (or the dev set: settings.split).
  */
 import { cpus, totalmem, platform, arch, release } from 'node:os';
 import { createHash } from 'node:crypto';
@@ -363,7 +363,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   let dataToText: EvalResults['dataToText'] = null;
   if (settings.dataToTextItems > 0) {
     const items = spread(settings.dataToTextItems);
-    log(`data-to-text: ${items.length} of ${groups.length} test MRs`);
+    log(`data-to-text: ${items.length} of ${groups.length} ${settings.split ?? 'test'} MRs`);
     const hyps: string[] = [];
     let seconds = 0;
     let error: string | undefined;
@@ -410,7 +410,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   let textToRecord: EvalResults['textToRecord'] = null;
   if (settings.textToRecordItems > 0) {
     const items = spread(settings.textToRecordItems);
-    log(`text-to-record: ${items.length} test texts`);
+    log(`text-to-record: ${items.length} ${settings.split ?? 'test'} texts`);
     const perField: Record<string, { gold: number; correct: number; accuracy: number; spurious: number }> = {};
     for (const f of E2E_FIELDS) perField[f] = { gold: 0, correct: 0, accuracy: 0, spurious: 0 };
     let parsed = 0;
