@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelSummary } from '../../src-main/api/contract';
 import { ROOT, startHarness, type Harness } from './harness';
-import { clearNotices, openPlace, runFromGenerate, serviceClient } from './studio-helpers';
+import { clearNotices, type FrameGate, gateServerFrames, openPlace, runFromGenerate, serviceClient } from './studio-helpers';
 
 const OUT = join(ROOT, 'docs', 'screens');
 const MASKED = 'e2e-masked';
@@ -35,7 +35,9 @@ let maskedRun = 0;
  * The page's socket goes through Playwright so the server's frames can be held mid-run (see MID_WORDS): the live
  * view stays there for the screenshot, then the held frames are sent on and the run finishes.
  */
-const gate = { armed: false, first: 0, holding: false, queue: [] as (string | Buffer)[], flush: (() => undefined) as () => void };
+/** When to hold the frames (gateServerFrames): armed for one run; `first` is its first count of masks left. */
+const hold = { armed: false, first: 0 };
+let gate: FrameGate;
 
 async function shot(name: string): Promise<void> {
   await clearNotices(h);
@@ -78,41 +80,29 @@ beforeAll(async () => {
   masked = find(MASKED);
   expect(masked.kind).toBe('masked-diffusion');
   expect(find(CONTINUOUS).kind).toBe('continuous-embedding-diffusion');
-  await h.page.routeWebSocket(/^ws:\/\/127\.0\.0\.1:/, (ws) => {
-    const server = ws.connectToServer();
-    ws.onMessage((m) => server.send(m));
-    gate.flush = () => {
-      gate.holding = false;
-      for (const m of gate.queue.splice(0)) ws.send(m);
-    };
-    server.onMessage((m) => {
-      if (gate.holding) {
-        gate.queue.push(m);
-        return;
-      }
-      ws.send(m);
-      if (!gate.armed) return;
-      const f = JSON.parse(String(m)) as { event?: string; payload?: { batchStart?: number; masked?: number[][]; canvases?: { text: string }[] } };
-      const p = f.event === 'run.progress' && f.payload?.batchStart === 0 ? f.payload : undefined;
-      const text = p?.canvases?.[0]?.text;
-      const left = p?.masked?.[0]?.length;
-      if (text === undefined || left === undefined) return;
-      if (!gate.first) gate.first = left;
-      // mid-sentence in sample #0: a mask between committed words (a token committed out of order), else
-      // MID_WORDS words committed with masks still in the text, else half its masks left
-      const words = text.split(MASK).join(' ').split(/\s+/).filter(Boolean).length;
-      const gap = text.replace(/[\u2591\s]+$/, '').includes(MASK);
-      if ((gap && words >= 3) || (text.includes(MASK) && words >= MID_WORDS) || (left > 0 && left <= gate.first / 2)) {
-        gate.armed = false;
-        gate.holding = true;
-      }
-    });
+  gate = await gateServerFrames(h.page, (f) => {
+    if (!hold.armed) return false;
+    const payload = f.payload as { batchStart?: number; masked?: number[][]; canvases?: { text: string }[] } | undefined;
+    const p = f.event === 'run.progress' && payload?.batchStart === 0 ? payload : undefined;
+    const text = p?.canvases?.[0]?.text;
+    const left = p?.masked?.[0]?.length;
+    if (text === undefined || left === undefined) return false;
+    if (!hold.first) hold.first = left;
+    // mid-sentence in sample #0: a mask between committed words (a token committed out of order), else
+    // MID_WORDS words committed with masks still in the text, else half its masks left
+    const words = text.split(MASK).join(' ').split(/\s+/).filter(Boolean).length;
+    const gap = text.replace(/[\u2591\s]+$/, '').includes(MASK);
+    if ((gap && words >= 3) || (text.includes(MASK) && words >= MID_WORDS) || (left > 0 && left <= hold.first / 2)) {
+      hold.armed = false;
+      return true;
+    }
+    return false;
   });
   await h.page.goto(h.pageUrl);
   await h.page.getByRole('navigation', { name: 'Places' }).waitFor();
 });
 afterAll(async () => {
-  gate.flush();
+  gate?.flush();
   client?.close();
   await h?.close();
 });
@@ -166,8 +156,8 @@ describe('README screenshots on the real bundles', () => {
     const [previous] = await client.call('runs.list', { limit: 1 });
     maskedRun = (previous?.id ?? 0) + 1;
     const live = page.getByTestId('live-view');
-    gate.first = 0;
-    gate.armed = true;
+    hold.first = 0;
+    hold.armed = true;
     try {
       await page.getByTestId('generate-run').click();
       await page.waitForFunction(() => document.querySelector('[data-testid="live-view"]')?.getAttribute('data-family') === 'masked', undefined, { timeout: 60_000 });
@@ -182,7 +172,7 @@ describe('README screenshots on the real bundles', () => {
       await page.evaluate(() => window.scrollTo(0, 0));
       await shot('generate-masked-live');
     } finally {
-      gate.armed = false;
+      hold.armed = false;
       gate.flush();
     }
     await page.locator('[data-testid="generate-status"][data-status="completed"]', { hasText: `Run #${maskedRun} ·` }).waitFor({ timeout: 300_000 });

@@ -63,3 +63,42 @@ export async function runFromGenerate(h: Harness, client: StudioClient, timeout 
   );
   return runId;
 }
+
+/** A relay of the page's WebSocket that can hold back the services' frames (to catch a run mid-way in the UI). */
+export interface FrameGate {
+  /** True from the frame `hold` accepted until flush(); the frames after it wait. */
+  holding: boolean;
+  /** Deliver the held frames and stop holding. */
+  flush(): void;
+}
+
+/**
+ * Relays the page's WebSocket to the services. After each server frame is delivered, `hold(frame)` (parsed JSON) is
+ * asked while not holding; when it returns true, later frames are held back until gate.flush().
+ */
+export async function gateServerFrames(page: Harness['page'], hold: (frame: { event?: string; payload?: unknown }) => boolean): Promise<FrameGate> {
+  const queue: (string | Buffer)[] = [];
+  let send: (m: string | Buffer) => void = () => undefined;
+  const gate: FrameGate = {
+    holding: false,
+    flush() {
+      gate.holding = false;
+      for (const m of queue.splice(0)) send(m);
+    },
+  };
+  await page.routeWebSocket(/^ws:\/\/127\.0\.0\.1:/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((m) => server.send(m));
+    send = (m) => ws.send(m);
+    server.onMessage((m) => {
+      if (gate.holding) {
+        queue.push(m);
+        return;
+      }
+      ws.send(m);
+      if (hold(JSON.parse(String(m)))) gate.holding = true;
+    });
+  });
+  return gate;
+}
+

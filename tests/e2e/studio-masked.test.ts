@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startHarness, type Harness } from './harness';
-import { clearNotices, extraModelFolder, openPlace, runFromGenerate, serviceClient } from './studio-helpers';
+import { clearNotices, extraModelFolder, type FrameGate, gateServerFrames, openPlace, runFromGenerate, serviceClient } from './studio-helpers';
 
 const MASKED_FIXTURE = join(ROOT, 'tests', 'fixtures', 'masked-tiny');
 const MASKED = 'masked-tiny';
@@ -28,12 +28,9 @@ let maskedRunId = 0;
  * The page's socket to the services goes through Playwright, so a test can hold the server's frames after a given
  * progress step of a run (the tiny model runs in milliseconds) and look at the live view mid-run.
  */
-const gate = {
-  holdAt: 0,
-  holding: false,
-  queue: [] as (string | Buffer)[],
-  flush: (() => undefined) as () => void,
-};
+/** The progress step of sample #0 at which the studio's frames are held (0: none); see gateServerFrames. */
+let holdAt = 0;
+let gate: FrameGate;
 
 beforeAll(async () => {
   // the fixture with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
@@ -50,32 +47,17 @@ beforeAll(async () => {
   const models = await client.call('models.list');
   expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, temperature_unconditional: 0.5 } });
   continuousId = models.find((m) => !m.error && m.kind === 'continuous-embedding-diffusion')!.id;
-  await h.page.routeWebSocket(/^ws:\/\/127\.0\.0\.1:/, (ws) => {
-    const server = ws.connectToServer();
-    ws.onMessage((m) => server.send(m));
-    gate.flush = () => {
-      gate.holding = false;
-      for (const m of gate.queue.splice(0)) ws.send(m);
-    };
-    server.onMessage((m) => {
-      if (gate.holding) {
-        gate.queue.push(m);
-        return;
-      }
-      ws.send(m);
-      if (!gate.holdAt) return;
-      const f = JSON.parse(String(m)) as { event?: string; payload?: { step?: number; batchStart?: number; masked?: unknown } };
-      if (f.event === 'run.progress' && f.payload?.masked && f.payload.batchStart === 0 && f.payload.step === gate.holdAt) {
-        gate.holdAt = 0;
-        gate.holding = true;
-      }
-    });
+  gate = await gateServerFrames(h.page, (f) => {
+    const p = f.payload as { step?: number; batchStart?: number; masked?: unknown } | undefined;
+    if (!holdAt || f.event !== 'run.progress' || !p?.masked || p.batchStart !== 0 || p.step !== holdAt) return false;
+    holdAt = 0;
+    return true;
   });
   await h.page.goto(h.pageUrl);
   await h.page.getByRole('navigation', { name: 'Places' }).waitFor();
 });
 afterAll(async () => {
-  gate.flush();
+  gate?.flush();
   client?.close();
   await h?.close();
   if (bundleRoot) rmSync(bundleRoot, { recursive: true, force: true });
@@ -201,7 +183,7 @@ describe('masked diffusion models in the studio', () => {
     });
     const [previous] = await client.call('runs.list', { limit: 1 });
     maskedRunId = (previous?.id ?? 0) + 1;
-    gate.holdAt = 7;
+    holdAt = 7;
     const live = page.getByTestId('live-view');
     try {
       await page.getByTestId('generate-run').click();
@@ -227,7 +209,7 @@ describe('masked diffusion models in the studio', () => {
       await page.mouse.move(0, 0);
       await h.screenshot('generate-masked');
     } finally {
-      gate.holdAt = 0;
+      holdAt = 0;
       gate.flush();
     }
     await page.locator('[data-testid="generate-status"][data-status="completed"]', { hasText: `Run #${maskedRunId} ·` }).waitFor({ timeout: 60_000 });
