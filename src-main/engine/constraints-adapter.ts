@@ -22,6 +22,8 @@ export interface EngineModelInfo {
   tokenizer: Tokenizer;
   /** Soft kinds the bundle's family cannot steer (reported in the verdicts). */
   unservedSoft?: { kinds: readonly string[]; detail: string };
+  /** How the family serves a soft kind, when it says (the verdict's detail). */
+  softDetail?: Readonly<Record<string, string>>;
 }
 
 export interface CompiledForEngine {
@@ -54,6 +56,7 @@ export async function compileForEngine(set: ConstraintSet, model: EngineModelInf
     recordFields: Object.keys(model.recordFields).length ? model.recordFields : undefined,
     encode: (t) => model.tokenizer.encode(t),
     unservedSoft: model.unservedSoft,
+    softDetail: model.softDetail,
   });
   const bad = compiled.verdicts.find((v) => v.status === 'error');
   if (bad?.error) {

@@ -47,7 +47,8 @@ export function engineModelInfo(bundle: LoadedBundle): EngineModelInfo {
     canvas: m.canvas,
     recordFields: m.record_schema?.fields ?? {},
     tokenizer: bundle.tokenizer,
-    unservedSoft: familyManifest(m.kind)?.unservedSoft,
+    unservedSoft: familyManifest(m.kind)?.unservedSoft?.(m),
+    softDetail: familyManifest(m.kind)?.softDetail?.(m),
   };
 }
 
@@ -111,6 +112,7 @@ export class Runtime {
     const stepTimes: number[] = [];
     let calls: number | undefined;
     let denoiserMs: number | undefined;
+    let guideMs: number | undefined;
     let cancelled = false;
     const tSample = performance.now();
     for (let start = 0; start < total && !cancelled; start += job.batchSize) {
@@ -123,6 +125,7 @@ export class Runtime {
       stepTimes.push(...res.stepMs);
       if (res.calls !== undefined) calls = (calls ?? 0) + res.calls;
       if (res.denoiserMs !== undefined) denoiserMs = (denoiserMs ?? 0) + res.denoiserMs;
+      if (res.guideMs) guideMs = (guideMs ?? 0) + res.guideMs;
       if (!res.tokens) {
         cancelled = true;
         break;
@@ -159,6 +162,7 @@ export class Runtime {
       warnings,
       ...(calls !== undefined ? { denoiserCalls: calls } : {}),
       ...(denoiserMs !== undefined ? { denoiserMs } : {}),
+      ...(guideMs !== undefined ? { guideMs } : {}),
     };
   }
 

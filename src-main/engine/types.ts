@@ -147,6 +147,8 @@ export interface RunSummary {
   denoiserCalls?: number;
   /** Milliseconds of those calls, when the family counts them. */
   denoiserMs?: number;
+  /** Milliseconds in classifier-guidance graph calls, when the family counts them (the masked family). */
+  guideMs?: number;
 }
 
 export interface GenerateHooks {

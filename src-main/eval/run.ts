@@ -68,8 +68,14 @@ export interface UnconditionalStats {
   examples: { record: string; text: string }[];
 }
 
-/** Controls a family can serve: the masked family has no classifier guidance, so only the hard json-schema control. */
-export const MASKED_CONTROLS = ['json-schema'];
+/**
+ * The controls a masked model runs by default: the hard json-schema control, and every soft control (or composition)
+ * whose kinds all have a classifier on masked canvases in the bundle (model.controls).
+ */
+export function maskedControls(guided: readonly string[]): string[] {
+  const have = new Set(guided);
+  return [...CONTROLS, ...COMPOSITIONS].filter((c) => c === 'json-schema' || c.split('+').every((k) => have.has(k)));
+}
 
 export function unconditionalStats(outputs: GeneratedOutput[], recordFields: Record<string, string[]>): UnconditionalStats {
   const known = Object.keys(recordFields).length > 0;
@@ -271,9 +277,12 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     // the engine's rule (docs/ARCHITECTURE.md, "Masked family"): each run's temperature follows what it pins
     notes.push(`${model.id}: temperature ${maskedTemperature(d, undefined, false)} for the unguided pool and the controls, which pin nothing (its sampler_defaults.temperature_unconditional); ${maskedTemperature(d, undefined, true)} for data-to-text and text-to-record, which pin the record or the text`);
   }
-  if (masked && !given.controls) notes.push(`${model.id} is a ${model.kind} model: soft controls are not served by the masked family yet, so only ${MASKED_CONTROLS.join(', ')} runs (choose others with --controls)`);
+  const ownControls = masked ? maskedControls(model.controls) : [...CONTROLS, ...COMPOSITIONS];
+  if (masked && !given.controls && ownControls.length < CONTROLS.length + COMPOSITIONS.length) {
+    notes.push(`${model.id} is a ${model.kind} model with classifiers for ${model.controls.join(', ') || 'no control'}: ${ownControls.join(', ')} run${ownControls.length === 1 ? 's' : ''} (choose others with --controls; unguided controls are scored, not steered)`);
+  }
   for (const n of notes) log(n);
-  const controls = settings.controls ?? (masked ? MASKED_CONTROLS : [...CONTROLS, ...COMPOSITIONS]);
+  const controls = settings.controls ?? ownControls;
   const known = new Set<string>([...CONTROLS, ...COMPOSITIONS]);
   for (const c of controls) if (!known.has(c)) throw new Error(`--controls: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
   for (const c of Object.keys(settings.overrides ?? {})) if (!known.has(c)) throw new Error(`--override: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);

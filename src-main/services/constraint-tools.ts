@@ -16,8 +16,9 @@ interface VocabModel {
   specials: { pad: number; sep: number; end: number; unk: number };
   canvas: ModelSummary['canvas'];
   recordFields: Record<string, string[]>;
-  /** What the model's family cannot steer (families/manifests.ts). */
+  /** What the model's family cannot steer (families/manifests.ts), and how it serves the rest when that needs saying. */
   unservedSoft?: { kinds: readonly string[]; detail: string };
+  softDetail?: Readonly<Record<string, string>>;
 }
 
 const vocabCache = new Map<string, VocabModel>();
@@ -36,7 +37,8 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
     specials: { pad: 0, sep: 1, end: 2, unk: 3 },
     canvas: model.canvas,
     recordFields: model.recordFields,
-    unservedSoft: familyManifest(manifest.kind)?.unservedSoft,
+    unservedSoft: familyManifest(manifest.kind)?.unservedSoft?.(manifest),
+    softDetail: familyManifest(manifest.kind)?.softDetail?.(manifest),
   };
   if (vocabCache.size > 8) vocabCache.clear();
   vocabCache.set(model.hash, vm);

@@ -251,7 +251,7 @@ describe('masked diffusion models in the studio', () => {
     await page.getByTestId('add-words').click();
     const soft = page.locator('[data-block-index="0"]');
     await soft.getByTestId('verdict-unserved').waitFor();
-    expect(await soft.getByTestId('block-verdict').textContent()).toMatch(/not served by the masked family yet/);
+    expect(await soft.getByTestId('block-verdict').textContent()).toMatch(/not served by this masked bundle/);
     await page.locator('[data-block-index="1"] [data-testid="block-verdict"][data-status="hard"]').waitFor();
     expect(await page.locator('[data-block-index="1"]').getByTestId('verdict-unserved').count()).toBe(0);
     expect(await page.getByTestId('compose-unserved').textContent()).toMatch(/1 not served/);
@@ -260,7 +260,7 @@ describe('masked diffusion models in the studio', () => {
     await openPlace(h, 'Generate');
     const note = page.getByTestId('generate-unserved');
     await note.waitFor();
-    expect(await note.textContent()).toMatch(/Not served by the masked family:\s*1\. Sentiment/);
+    expect(await note.textContent()).toMatch(/Not served by this model:\s*1\. Sentiment/);
     expect(await note.textContent()).toMatch(/scored on the outputs, not steered/);
     await h.screenshot('generate-masked-unserved');
     // a continuous model steers (or at least is not refused) the same constraint: no such note
@@ -272,7 +272,7 @@ describe('masked diffusion models in the studio', () => {
     // the run says so too, and the outputs are still scored on it
     const runId = await runFromGenerate(h, client);
     maskedRunId = runId;
-    expect(await page.locator('.warn-text', { hasText: 'not served by the masked family yet' }).count()).toBeGreaterThan(0);
+    expect(await page.locator('.warn-text', { hasText: 'not served by this masked bundle' }).count()).toBeGreaterThan(0);
     const detail = await client.call('runs.get', { runId });
     for (const o of detail.outputs) expect(o.constraints.map((c) => c.kind)).toEqual(['sentiment', 'words']);
   });
@@ -300,7 +300,8 @@ describe('masked diffusion models in the studio', () => {
     expect(await row('Confidence')).toEqual(['top-k margin', 'n/a (continuous)']);
     expect(await row('Temperature')).toEqual(['model default (auto)', 'n/a (continuous)']);
     expect(await row('Top-p')).toEqual(['1', 'n/a (continuous)']);
-    expect((await row('Guidance'))[0]).toBe('n/a (masked)');
+    // the masked run had guidance on (the default) and a sentiment constraint: its guidance is over tokens
+    expect((await row('Guidance'))[0]).toBe('×1 (on tokens)');
     expect((await row('Guidance'))[1]).toMatch(/^×1, 3 it\.$|^off$/);
     expect(await row('Steps')).toEqual(['12', '8']);
     await clearNotices(h);

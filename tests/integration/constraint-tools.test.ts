@@ -57,7 +57,7 @@ describe('constraints.compile', () => {
       model: 'masked-tiny',
     });
     expect(report.model).toBe('masked-tiny');
-    expect(report.verdicts[0]).toMatchObject({ status: 'soft', unserved: true, detail: expect.stringMatching(/^not served by the masked family yet/) });
+    expect(report.verdicts[0]).toMatchObject({ status: 'soft', unserved: true, detail: expect.stringMatching(/^not served by this masked bundle/) });
     expect(report.verdicts[1]).toMatchObject({ status: 'hard' });
     expect(report.verdicts[1]!.unserved).toBeUndefined();
   });

@@ -62,6 +62,18 @@ export interface MaskedCacheRow {
   xCpu: number;
 }
 
+/** Guided vs unguided at the base setting: the same run with and without the soft constraints. */
+export interface MaskedGuidanceRow {
+  condition: MaskedCondition;
+  batch: number;
+  /** The soft constraints of the guided runs, as `kind:value`. */
+  guided: string[];
+  on: MaskedBenchFigures & { guideMsPerStep: number };
+  off: MaskedBenchFigures;
+  /** guided / unguided ms per step (medians). */
+  ratio: number;
+}
+
 export interface MaskedBenchResult {
   kind: 'masked-diffusion';
   model: { id: string; version: string; path: string; hash: string };
@@ -84,6 +96,8 @@ export interface MaskedBenchResult {
   rows: MaskedBenchRow[];
   /** Settings where reuse can save calls (a block with more steps than positions), on vs off. */
   cache: MaskedCacheRow[];
+  /** Guided vs unguided time per step (empty when the bundle has no classifiers). */
+  guidance: MaskedGuidanceRow[];
   notes: string[];
 }
 
@@ -136,7 +150,7 @@ function recordFor(m: ModelSummary): { value: Record<string, string>; source: st
   return { value: Object.fromEntries(Object.entries(fields).filter(([, v]) => v.length).map(([k, v]) => [k, v[0]!])), source: "the bundle's record schema (first value of each field; the dev record's values are not in it)" };
 }
 
-interface RunFigures { wallMs: number; sampleMs: number; denoiserMs: number; calls: number; steps: number; cpuMs: number; samples: number }
+interface RunFigures { wallMs: number; sampleMs: number; denoiserMs: number; guideMs: number; calls: number; steps: number; cpuMs: number; samples: number }
 
 async function timedRun(engine: Engine, model: string, set: ConstraintSetInput): Promise<RunFigures> {
   let steps = 0;
@@ -146,7 +160,7 @@ async function timedRun(engine: Engine, model: string, set: ConstraintSetInput):
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(c0);
   if (s.status !== 'completed') throw new Error(`bench run ${s.status}: ${s.error ?? ''}`);
-  return { wallMs, sampleMs: s.timings.sampleMs, denoiserMs: s.denoiserMs ?? NaN, calls: s.denoiserCalls ?? NaN, steps, cpuMs: (cpu.user + cpu.system) / 1000, samples: set.sampler?.samples ?? 1 };
+  return { wallMs, sampleMs: s.timings.sampleMs, denoiserMs: s.denoiserMs ?? NaN, guideMs: s.guideMs ?? 0, calls: s.denoiserCalls ?? NaN, steps, cpuMs: (cpu.user + cpu.system) / 1000, samples: set.sampler?.samples ?? 1 };
 }
 
 function figures(runs: RunFigures[], empty: number): MaskedBenchFigures {
@@ -204,11 +218,21 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
     if (!e) engines.set(k, (e = createEngine({ modelDirs: o.modelDirs, batchSize: batch, logitsCache: cache })));
     return e;
   };
-  const setFor = (c: MaskedCondition, s: MaskedBenchSetting, steps: number, samples: number): ConstraintSetInput => ({
+  const setFor = (c: MaskedCondition, s: MaskedBenchSetting, steps: number, samples: number, soft: ConstraintSetInput['constraints'] = []): ConstraintSetInput => ({
     version: 1,
-    constraints: c === 'data-to-text' ? [{ kind: 'record', value: record!.value }] : [],
+    constraints: [...(c === 'data-to-text' ? [{ kind: 'record' as const, value: record!.value }] : []), ...soft],
     sampler: { steps, samples, seed, confidence: s.confidence, temperature: s.temperature, top_p: s.topP, block_length: s.blockLength },
   });
+  // guided runs: the soft kinds served by classifier guidance alone, one constraint each (not length or a POS
+  // template: those also pin the text's end, which changes how many positions are generated)
+  const foodValues = m.recordFields.food ?? [];
+  const softAll: ConstraintSetInput['constraints'] = [
+    { kind: 'sentiment', label: 'positive' },
+    ...(foodValues.length ? [{ kind: 'attribute' as const, field: 'food', value: foodValues[0]! }] : []),
+    { kind: 'spans', spans: [[3, 4, 'PP']] },
+  ];
+  const soft = softAll.filter((c) => m.controls.includes(c.kind));
+  if (!soft.length) notes.push('the bundle has no classifiers on masked canvases: no guided runs');
 
   try {
     // warm-up (sessions, the record's fit), every engine, both conditions
@@ -244,6 +268,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       }
       return cacheBatches.map((batch) => ({ condition, batch, s: { ...base, blockLength }, positions }));
     }));
+    const guideRows = soft.length ? conditions.flatMap((condition) => o.batches.map((batch) => ({ condition, batch, s: base }))) : [];
     const runs = new Map<string, RunFigures[]>();
     const push = (k: string, r: RunFigures) => (runs.get(k) ?? runs.set(k, []).get(k)!).push(r);
     const key = (part: string, x: { condition: string; batch: number; s: MaskedBenchSetting }, cache: boolean) => `${part}|${x.condition}|${x.batch}|${JSON.stringify(x.s)}|${cache}`;
@@ -259,6 +284,12 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
           push(key('cache', x, cache), await timedRun(engineFor(x.batch, cache), m.id, setFor(x.condition, x.s, cacheSteps, x.batch)));
         }
       }
+      if (guideRows.length) o.log(`round ${round}/${o.rounds}: guided vs unguided, ${guideRows.length} settings (${cacheSteps} steps)...`);
+      for (const x of guideRows) {
+        for (const guided of round % 2 ? [true, false] : [false, true]) {
+          push(key('guide', x, guided), await timedRun(engineFor(x.batch, true), m.id, setFor(x.condition, x.s, cacheSteps, x.batch, guided ? soft : [])));
+        }
+      }
     }
 
     const rows: MaskedBenchRow[] = matrix.map((x) => {
@@ -270,6 +301,13 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       const on = figures(runs.get(key('cache', x, true))!, empty);
       const off = figures(runs.get(key('cache', x, false))!, empty);
       return { condition: x.condition, batch: x.batch, setting: x.s, positions: x.positions, on, off, x: off.msPerSample / on.msPerSample, xCpu: off.cpuMsPerSample / on.cpuMsPerSample };
+    });
+    const guidance: MaskedGuidanceRow[] = guideRows.map((x) => {
+      const empty = planOf(positionsOf(m, x.condition), cacheSteps, x.s.blockLength).empty;
+      const onRuns = runs.get(key('guide', x, true))!;
+      const on = { ...figures(onRuns, empty), guideMsPerStep: median(onRuns.map((r) => r.guideMs / r.steps)) };
+      const off = figures(runs.get(key('guide', x, false))!, empty);
+      return { condition: x.condition, batch: x.batch, guided: soft.map((c) => `${c.kind}:${'label' in c ? c.label : 'value' in c ? `${(c as { field: string }).field}=${c.value}` : JSON.stringify((c as { spans: unknown }).spans)}`), on, off, ratio: on.msPerStep / off.msPerStep };
     });
     if (rows.every((r) => r.emptySteps === 0)) notes.push(`settings table: at ${o.steps} steps every step commits a position, so the calls equal the steps and reuse saves nothing there`);
     const env = process.env.DLM_ENGINE_THREADS ?? null;
@@ -288,7 +326,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       load: { before: load0, after: loadavg(), rounds },
       started: started.toISOString(),
       seconds: (performance.now() - t0) / 1000,
-      rows, cache, notes,
+      rows, cache, guidance, notes,
     };
   } finally {
     for (const e of engines.values()) await e.dispose();
@@ -323,6 +361,13 @@ export function formatMaskedBench(r: MaskedBenchResult): string {
         `${f2(x.on.msPerSample)} / ${f2(x.off.msPerSample)}`, `${f2(x.x)}x`, `${f2(x.xCpu)}x`, `${f1(x.on.msPerStep)} / ${f1(x.off.msPerStep)}`, `${f1(x.on.msPerCall)} / ${f1(x.off.msPerCall)}`,
       ]))
       : '(no setting where reuse can save a call)',
+    '',
+    `classifier guidance: guided vs unguided (${r.cacheSteps} steps, low_confidence, greedy, blocks of the table; the guided runs add the soft constraints listed, one joint gradient-graph call per denoiser call, and write the text before an unpinned record as the bundle's guidance_defaults say):`,
+    r.guidance.length
+      ? table(['condition', 'batch', 'guided constraints', 'ms/step guided / unguided', 'guided / unguided', 'guidance ms/step', 'ms/sample guided / unguided'], r.guidance.map((x) => [
+        x.condition, x.batch, x.guided.join(', '), `${f1(x.on.msPerStep)} / ${f1(x.off.msPerStep)}`, `${f2(x.ratio)}x`, f1(x.on.guideMsPerStep), `${f2(x.on.msPerSample)} / ${f2(x.off.msPerSample)}`,
+      ]))
+      : '(the bundle has no classifiers on masked canvases)',
     ...(r.notes.length ? ['', ...r.notes.map((n) => `note: ${n}`)] : []),
   ];
   return lines.join('\n');

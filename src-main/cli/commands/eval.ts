@@ -23,8 +23,8 @@ evaluators and the bundle's fluency scorer, and runs data-to-text (BLEU) and tex
 Writes a JSON results file and a Markdown table beside it.
 
   --quick                      few targets, samples and steps (CI); default is the full evaluation
-  --model <id>                 bundle id (default e2e-default); a masked-diffusion model runs the json-schema control only
-                               (its family has no classifier guidance), unless --controls says otherwise
+  --model <id>                 bundle id (default e2e-default); a masked-diffusion model runs json-schema and the controls
+                               its bundle has classifiers on masked canvases for, unless --controls says otherwise
   --device <pref>              ${DEVICE_PREFERENCES.join('|')} (default auto)
   --precision <p>              auto|fp32|int8 denoiser weights (default auto: int8 on cpu when the model has it)
   --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps}; a masked model: its
@@ -42,6 +42,7 @@ Writes a JSON results file and a Markdown table beside it.
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
+  --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
   --split test|dev             data-to-text and text-to-record on the test set (default) or on devset.csv from the
@@ -59,6 +60,14 @@ export function parseOverrides(text: string): Record<string, { targets?: number;
     out[m[1]!] = { ...(m[2] ? { targets: Number(m[2]) } : {}), ...(m[3] ? { samples: Number(m[3]) } : {}) };
   }
   return out;
+}
+
+/** --strength: the guidance strength of the guided runs (a number >= 0; default the sampler's, 1). */
+function strengthOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
+  if (typeof raw !== 'string') return {};
+  const n = Number(raw);
+  if (!raw.trim() || !Number.isFinite(n) || n < 0 || n > 100) throw new CliError('INVALID_INPUT', `--strength must be a number from 0 to 100 (got ${JSON.stringify(raw)})`);
+  return { guidance: { strength: n } };
 }
 
 /** The masked-family sampler flags, each only when given. */
@@ -109,6 +118,7 @@ export const evalCommand: CliCommand = {
     'top-p': { type: 'string' },
     'block-length': { type: 'string' },
     confidence: { type: 'string' },
+    strength: { type: 'string' },
   },
   async run(ctx, args) {
     const v = args.values;
@@ -141,6 +151,7 @@ export const evalCommand: CliCommand = {
       ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+      ...strengthOption(v.strength),
       targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(repoRoot(), 'tests/fixtures/eval/targets.json')),
       testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, split === 'dev' ? 'devset.csv' : 'testset_w_refs.csv')),
       split,

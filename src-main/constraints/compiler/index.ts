@@ -40,11 +40,13 @@ export interface CompileModel {
   /** Tokenizer for held tokens; defaults to the surface-piece tokenizer over `vocab`. */
   encode?: (text: string) => number[];
   /**
-   * Soft kinds the model's family cannot steer (the masked family has no classifier guidance yet): their verdicts
+   * Soft kinds the model's family cannot steer (a masked bundle without classifiers for them): their verdicts
    * stay `soft` (the evaluators still score them) with `unserved` set and `detail` saying why, and they are left
    * out of `soft`.
    */
   unservedSoft?: { kinds: readonly string[]; detail: string };
+  /** How the model's family serves a soft kind when not by classifier-gradient guidance alone (the verdict's detail). */
+  softDetail?: Readonly<Record<string, string>>;
 }
 
 export interface SegmentProjector {
@@ -234,7 +236,7 @@ function encoder(model: CompileModel): (text: string) => number[] {
 
 export function compileConstraintSet(set: ConstraintSet, model: CompileModel, options: CompileSetOptions = {}): CompiledConstraintSet {
   const t0 = performance.now();
-  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(set.constraints)}`;
+  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(model.softDetail ?? null)}|${JSON.stringify(set.constraints)}`;
   const hit = setCache.get(key);
   if (hit) return { ...hit, cached: true, compileMs: performance.now() - t0 };
 
@@ -371,6 +373,11 @@ export function compileConstraintSet(set: ConstraintSet, model: CompileModel, op
       v.detail = unserved.detail;
       soft.splice(i, 1);
     }
+  }
+
+  for (const t of soft) {
+    const how = model.softDetail?.[t.kind];
+    if (how) verdicts[t.index]!.detail = how;
   }
 
   build('record', recordHard.map((x) => ({ index: x.index, key: x.key, dfa: () => x.dfa })));

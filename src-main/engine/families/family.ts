@@ -28,8 +28,10 @@ export interface FamilyManifest<M extends FamilyManifestBase> {
   verify?(dir: string, m: M, vocabSize: number): Promise<void>;
   /** Denoiser weights the bundle ships. */
   precisions(m: M): DenoiserPrecision[];
-  /** The soft (classifier-guided) constraint kinds this family cannot steer yet, and the verdict's words for it. */
-  unservedSoft?: { kinds: string[]; detail: string };
+  /** The soft (classifier-guided) constraint kinds this bundle cannot steer, and the verdict's words for it. */
+  unservedSoft?(m: M): { kinds: string[]; detail: string } | undefined;
+  /** How this bundle serves the soft kinds it does serve, when that needs saying (the verdict's detail). */
+  softDetail?(m: M): Record<string, string> | undefined;
   /** What `dlm-studio models` and the UI show of the family's own sampler settings. */
   summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults'>>;
 }
@@ -81,6 +83,8 @@ export interface BatchResult {
   calls?: number;
   /** Milliseconds spent in those calls, when the family counts them. */
   denoiserMs?: number;
+  /** Milliseconds spent in guidance graph calls, when the family counts them. */
+  guideMs?: number;
 }
 
 /** A run's load phase is done (sessions, precision); `plan` does what needs the compiled constraints. */

@@ -81,4 +81,54 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
     // float differences between ONNX Runtime and PyTorch may flip a near-tie, and a flip changes later steps
     expect(same / all).toBeGreaterThan(0.9);
   });
+
+  describe('classifier guidance on masked canvases (issue 16)', () => {
+    const manifest = JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { classifiers: { control: string }[] };
+    const guided = manifest.classifiers.map((c) => c.control);
+    const satisfied = (r: { outputs: GeneratedOutput[] }, k = 0) => r.outputs.filter((o) => o.constraints[k]!.satisfied).length;
+
+    it.skipIf(!guided.includes('attribute'))('an attribute constraint is guided: more outputs name the value than without guidance', async () => {
+      const set = (enabled: boolean): ConstraintSetInput => ({
+        version: 1, constraints: [{ kind: 'attribute', field: 'food', value: 'Italian' }], sampler: { samples: 8, seed: 5, guidance: { enabled } },
+      });
+      const on = await run(set(true));
+      const off = await run(set(false));
+      expect(on.summary.status).toBe('completed');
+      expect(on.summary.warnings ?? []).toEqual([]);
+      expect(on.summary.guideMs).toBeGreaterThan(0);
+      expect(off.summary.guideMs).toBeUndefined();
+      expect(satisfied(on)).toBeGreaterThan(satisfied(off));
+      expect(satisfied(on)).toBeGreaterThanOrEqual(6);
+    });
+
+    it.skipIf(!guided.includes('sentiment'))('sentiment is guided, together with a JSON schema on the record that still holds', async () => {
+      const schema = { type: 'object', properties: { eatType: { const: 'pub' } }, required: ['eatType'] };
+      const set = (enabled: boolean): ConstraintSetInput => ({
+        version: 1, constraints: [{ kind: 'sentiment', label: 'negative' }, { kind: 'json-schema', schema }], sampler: { samples: 8, seed: 6, guidance: { enabled } },
+      });
+      const on = await run(set(true));
+      const off = await run(set(false));
+      for (const o of on.outputs) expect(o.constraints[1]!.satisfied, o.recordText).toBe(true);
+      expect(satisfied(on)).toBeGreaterThan(satisfied(off));
+    });
+
+    it('a length is pinned: every output has exactly that many tokens, with or without classifiers', async () => {
+      const r = await run({ version: 1, constraints: [{ kind: 'length', tokens: 14 }], sampler: { samples: 6, seed: 7 } });
+      // the evaluator counts words (wink-nlp), which a token is not always: most, not all, must pass it
+      expect(satisfied(r)).toBeGreaterThanOrEqual(4);
+      for (const o of r.outputs) {
+        const text = o.tokens.slice(45);
+        expect(text.indexOf(2), o.text).toBe(14); // <end> right after 14 text tokens, none of them <pad>
+        expect(text.slice(0, 14)).not.toContain(0);
+      }
+      // text-to-record holds the text: the length cannot be steered there, and the run says so
+      const t2r = await run({ version: 1, constraints: [{ kind: 'text', value: 'The Vaults is a pub.' }, { kind: 'length', tokens: 14 }], sampler: { samples: 1, seed: 1 } });
+      expect(t2r.summary.warnings).toEqual([expect.stringMatching(/constraints\[1\] \(length\): the text is held, so its length is not steered/)]);
+    });
+
+    it('two different lengths are refused by name', async () => {
+      await expect(run({ version: 1, constraints: [{ kind: 'length', tokens: 10 }, { kind: 'length', tokens: 12 }], sampler: { samples: 1, seed: 1 } }))
+        .rejects.toMatchObject({ message: expect.stringMatching(/constraints\[0\], constraints\[1\]: two lengths asked for \(10 and 12 tokens\)/) });
+    });
+  });
 });

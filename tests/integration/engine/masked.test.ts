@@ -194,15 +194,21 @@ describe('masked family through the engine', () => {
     }
   });
 
-  it('soft constraints are reported as not served by the masked family, not dropped', async () => {
+  it('soft constraints a bundle without classifiers cannot steer are reported, not dropped; a length is pinned', async () => {
     const r = await run(engine, { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }, { kind: 'length', tokens: 5 }], sampler: { steps: 4, samples: 2, seed: 1 } });
     expect(r.summary.status).toBe('completed');
     expect(r.summary.warnings).toEqual([
-      expect.stringMatching(/constraint 0 \(sentiment\) is not served by the masked family yet/),
-      expect.stringMatching(/constraint 1 \(length\) is not served by the masked family yet/),
+      expect.stringMatching(/constraint 0 \(sentiment\) is not served by this masked bundle: scored on the outputs, not steered \(it has no pos\/spans\/attribute\/sentiment classifier/),
     ]);
     // still scored on the outputs
     expect(r.outputs[0]!.constraints.map((c) => c.kind)).toEqual(['sentiment', 'length']);
+    // the length needs no classifier: <end> is held after 5 text tokens, none of which is <end> or <pad>
+    const textStart = (JSON.parse(readFileSync(join(FIXTURE, 'manifest.json'), 'utf8')) as { canvas: { segments: { name: string; start: number }[] } }).canvas.segments.find((x) => x.name === 'text')!.start;
+    for (const o of r.outputs) {
+      const text = o.tokens.slice(textStart);
+      expect(text[5]).toBe(2);
+      expect(text.slice(0, 5).every((t) => t !== 0 && t !== 2)).toBe(true);
+    }
   });
 });
 

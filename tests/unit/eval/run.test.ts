@@ -147,7 +147,7 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(r.dataToText).toBeNull();
   });
 
-  it('a masked model: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
+  it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
     const masked: ModelSummary = {
@@ -161,7 +161,7 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(calls.every((c) => c.constraints.sampler.steps === 48)).toBe(true);
     expect(r.settings.steps).toBe(48);
     expect(r.model.kind).toBe('masked-diffusion');
-    expect(r.notes).toEqual([expect.stringMatching(/48 steps \(its sampler_defaults\)/), expect.stringMatching(/not served by the masked family yet, so only json-schema runs/)]);
+    expect(r.notes).toEqual([expect.stringMatching(/48 steps \(its sampler_defaults\)/), expect.stringMatching(/classifiers for no control: json-schema runs \(choose others/)]);
     // the fake pool: 3 samples, all {"name": "x"}, all "BAD"
     expect(r.unconditional).toMatchObject({ samples: 3, parsedRecords: 3, validRecords: 3, validShare: 1, distinct: 1 });
     expect(r.unconditional!.distinctShare).toBeCloseTo(1 / 3, 12);
@@ -170,6 +170,25 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     const again = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'] }, { engine: fakeEngine([]), evaluate });
     expect(again.settings.steps).toBe(3);
     expect(again.notes).toBeUndefined();
+  });
+
+  it('a masked model with classifiers: json-schema plus the controls and compositions its classifiers cover', async () => {
+    const engine = fakeEngine([]);
+    const masked: ModelSummary = {
+      ...model, kind: 'masked-diffusion', controls: ['attribute', 'length', 'sentiment'], recordFields: { name: ['x', 'y'] },
+      samplerDefaults: { steps: 48, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 },
+    };
+    engine.listModels = async () => [masked];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0 }, { engine, evaluate });
+    expect(r.controls.map((c) => c.control)).toEqual(['attribute', 'length', 'sentiment', 'json-schema', 'attribute+length']);
+    // guided runs beat unguided ones on the fake engine, as for a continuous model
+    expect(r.controls.find((c) => c.control === 'length')!.guided!.success).toBe(1);
+    expect(r.notes).toContainEqual(expect.stringMatching(/classifiers for attribute, length, sentiment: attribute, length, sentiment, json-schema, attribute\+length run/));
+    // every control covered: no note
+    masked.controls = ['pos', 'spans', 'attribute', 'length', 'sentiment'];
+    const all = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, steps: 3 }, { engine, evaluate });
+    expect(all.controls).toHaveLength(9);
+    expect(all.notes).toBeUndefined();
   });
 
   it('a masked model with temperature_unconditional and no --temperature: no temperature forced, the rule in the notes', async () => {

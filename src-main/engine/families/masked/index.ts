@@ -7,16 +7,57 @@
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
 import { checkGraphIo } from '../../host';
+import type { SoftTarget } from '../../guidance';
+import { END, PAD } from '../../tokenizer';
 import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
+import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
 import type { CompiledForEngine } from '../../constraints-adapter';
 
+/**
+ * Length targets are pinned, not guided: <end> held at text position n, <pad> after it, and <end>, <pad> and
+ * whitespace-only tokens (a token the evaluator's word count would not see) barred before it (the masked model sees where the text ends from the first step and writes it to fit). A part-of-speech template
+ * of n tags (one per text token, <pad> after) implies the same pin when no length is asked for. Returns the held
+ * tokens with the pin, the barred tokens, and the soft targets left for classifier guidance.
+ */
+export function pinLength(m: MaskedManifest, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): { held: Int32Array; exclude: Map<number, number[]> | null; rest: SoftTarget[] } {
+  let lengths = soft.filter((t): t is Extract<SoftTarget, { kind: 'length' }> => t.kind === 'length' && (t.weight ?? 1) > 0);
+  const rest = soft.filter((t) => t.kind !== 'length');
+  if (!lengths.length) {
+    // the last tag that is not a wildcard or PAD ends the template
+    const pos = soft.find((t): t is Extract<SoftTarget, { kind: 'pos' }> => t.kind === 'pos' && (t.weight ?? 1) > 0);
+    const last = pos ? pos.tags.reduce((a, t, i) => (t !== null && t !== 'PAD' ? i : a), -1) : -1;
+    if (pos && last >= 0 && pos.tags.slice(last + 1).every((t) => t === 'PAD')) lengths = [{ kind: 'length', tokens: last + 1, weight: 1, ...(pos.index !== undefined ? { index: pos.index } : {}) }];
+  }
+  if (!lengths.length) return { held, exclude: null, rest };
+  const name = (t: SoftTarget) => `constraints[${t.index ?? '?'}]`;
+  const n = lengths[0]!.tokens;
+  const other = lengths.find((t) => t.tokens !== n);
+  if (other) throw new EngineInputError(`${name(lengths[0]!)}, ${name(other)}: two lengths asked for (${n} and ${other.tokens} tokens); a text has one`);
+  const seg = m.canvas.segments.find((s) => s.name === 'text')!;
+  if (n >= seg.length) throw new EngineInputError(`${name(lengths[0]!)}: ${n} tokens do not fit the ${seg.length}-position text segment (at most ${seg.length - 1} and <end>)`);
+  const positions = Array.from({ length: seg.length }, (_, k) => seg.start + k);
+  if (positions.some((p) => held[p]! >= 0)) {
+    warnings.push(`${name(lengths[0]!)} (length): the text is held, so its length is not steered`);
+    return { held, exclude: null, rest };
+  }
+  const out = held.slice();
+  const exclude = new Map<number, number[]>();
+  positions.forEach((p, k) => {
+    if (k < n) exclude.set(p, [END, PAD, ...barred]);
+    else out[p] = k === n ? END : PAD;
+  });
+  return { held: out, exclude, rest };
+}
+
 interface MaskedState {
   /** Graph files whose inputs and outputs were checked against the manifest. */
   checked: Set<string>;
+  /** Whitespace-only tokens: barred inside a pinned length, where they would count as a token but not as a word. */
+  spaces: number[];
 }
 
 /**
@@ -73,8 +114,8 @@ function checkGraph(s: ort.InferenceSession, m: MaskedManifest): void {
 export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   manifest: maskedManifest,
 
-  async open() {
-    return { checked: new Set() };
+  async open(bundle) {
+    return { checked: new Set(), spaces: bundle.tokenizer.tokens.flatMap((t, id) => (/^\s+$/.test(t) ? [id] : [])) };
   },
 
   async probe(host, bundle, provider) {
@@ -91,7 +132,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     }
   },
 
-  async prepare({ host, bundle, state, provider, sampler, logitsCache }) {
+  async prepare({ host, bundle, state, provider, sampler, logitsCache, warnings }) {
     const m = bundle.manifest;
     const precision = resolvePrecision(sampler.precision, provider, false, m.id);
     const session = await host.session(bundle.dir, m.denoiser.file, provider);
@@ -105,6 +146,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
       async plan(compiled, held) {
         const settings = maskedSettings(m, sampler, pinned(compiled, held));
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
+        const pin = pinLength(m, compiled.soft, held, warnings, state.spaces);
+        const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings });
         return {
           async sample(job) {
             try {
@@ -115,7 +158,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 maskId: m.mask.id,
                 shifted: m.mask.shifted_logits,
                 settings,
-                held,
+                held: pin.held,
+                ...(pin.exclude ? { exclude: pin.exclude } : {}),
                 hard,
                 logits: (ids, B) => logitsOf(session, m, ids, B, N),
                 onStep(step, steps, tokens, masked) {
@@ -133,8 +177,9 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 },
                 cancelled: job.cancelled,
                 cache: logitsCache,
+                ...(guide ? { guide } : {}),
               });
-              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs };
+              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs };
             } catch (e) {
               if (e instanceof MaskedConstraintError) {
                 const which = hard[e.segment]!.constraints.map((i) => `constraints[${i}]`).join(', ');

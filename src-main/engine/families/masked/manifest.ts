@@ -32,6 +32,25 @@ export const maskedSamplerDefaults = z.object({
   top_p: z.number().gt(0).max(1).default(1),
 }).passthrough();
 
+/** The soft kinds classifier guidance can steer (a classifier head each). */
+export const GUIDED_KINDS = ['pos', 'spans', 'attribute', 'length', 'sentiment'] as const;
+
+/**
+ * Classifier guidance on masked canvases (families/masked/guidance.ts): the logit weight per control at strength 1,
+ * and the factor it is multiplied by at the last step (linear from 1 at the first), measured on dev.
+ */
+export const maskedGuidanceDefaults = z.object({
+  weights: z.object(Object.fromEntries(GUIDED_KINDS.map((k) => [k, z.number().min(0).optional()])) as Record<(typeof GUIDED_KINDS)[number], z.ZodOptional<z.ZodNumber>>).strict().default({}),
+  /** Weight for a control the bundle gives none. */
+  weight: z.number().min(0).default(1),
+  anneal_end: z.number().min(0).default(1),
+  /** > 0: guidance re-ranks the denoiser's top_k tokens at a position (the others are not proposed there). */
+  top_k: z.number().int().min(0).default(0),
+  /** Generate the guided segment (the text) before the rest of the canvas (an unpinned record then follows it). */
+  segment_first: z.boolean().default(false),
+}).passthrough();
+export type MaskedGuidanceDefaults = z.infer<typeof maskedGuidanceDefaults>;
+
 export const maskedManifestSchema = z.object({
   ...commonManifestFields,
   kind: z.literal(MASKED_KIND),
@@ -47,6 +66,7 @@ export const maskedManifestSchema = z.object({
     shifted_logits: z.boolean(),
   }).passthrough(),
   sampler_defaults: maskedSamplerDefaults.default(maskedSamplerDefaults.parse({})),
+  guidance_defaults: maskedGuidanceDefaults.default(maskedGuidanceDefaults.parse({})),
 }).passthrough();
 export type MaskedManifest = z.infer<typeof maskedManifestSchema>;
 
@@ -74,6 +94,18 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     if (logits === undefined) c.fail('denoiser.outputs.logits', `missing (the denoiser returns logits ${MASKED_OUTPUTS.logits})`);
     const parsed = parseTensorSpec(logits!);
     if (!parsed || parsed.type !== 'float32' || parsed.dims.length !== 3) c.fail('denoiser.outputs.logits', `must be ${MASKED_OUTPUTS.logits}, got ${logits}`);
+    // classifier graphs of a masked bundle read token ids and return the gradient over one-hot inputs [B, Lt, V]
+    const graphs: [string, Record<string, string> | undefined, Record<string, string> | undefined][] = [
+      ...m.classifiers.map((e, i) => [`classifiers[${i}]`, e.inputs, e.outputs] as [string, Record<string, string> | undefined, Record<string, string> | undefined]),
+      ...(m.joint_guidance ? [['joint_guidance', m.joint_guidance.inputs as Record<string, string> | undefined, m.joint_guidance.outputs as Record<string, string> | undefined] as [string, Record<string, string> | undefined, Record<string, string> | undefined]] : []),
+    ];
+    for (const [where, inputs, outputs] of graphs) {
+      if (!inputs || inputs.ids?.replace(/\s+/g, '') !== `int64[B,${m.canvas.length}]`) {
+        c.fail(`${where}.inputs.ids`, `a masked bundle's classifier graphs read the canvas's token ids (ids int64[B,${m.canvas.length}]), got ${inputs?.ids ?? (inputs?.x_t ? 'x_t (a continuous classifier)' : 'none')}`);
+      }
+      const grad = outputs?.grad ? parseTensorSpec(outputs.grad) : null;
+      if (!grad || grad.type !== 'float32' || grad.dims.length !== 3) c.fail(`${where}.outputs.grad`, `must be float32[B,Lt,V] (the gradient over one-hot text tokens), got ${outputs?.grad ?? 'none'}`);
+    }
   },
   precisions: () => ['fp32'],
   summary: (m) => ({
@@ -83,8 +115,21 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
       ...(m.sampler_defaults.temperature_unconditional !== undefined ? { temperature_unconditional: m.sampler_defaults.temperature_unconditional } : {}),
     },
   }),
-  unservedSoft: {
-    kinds: ['pos', 'spans', 'attribute', 'length', 'sentiment'],
-    detail: 'not served by the masked family yet: scored on the outputs, not steered (no classifier guidance for masked models)',
+  /** Kinds without a classifier on masked canvases in this bundle (training/guidance/masked.py makes them); length
+   * needs none: it is pinned. */
+  unservedSoft(m) {
+    const kinds = GUIDED_KINDS.filter((k) => k !== 'length' && !m.classifiers.some((c) => c.control === k));
+    if (!kinds.length) return undefined;
+    return {
+      kinds,
+      detail: `not served by this masked bundle: scored on the outputs, not steered (it has no ${kinds.join('/')} classifier on masked canvases)`,
+    };
+  },
+  softDetail(m) {
+    const out: Record<string, string> = { length: LENGTH_PIN_DETAIL };
+    for (const c of m.classifiers) if (c.control !== 'length') out[c.control] = 'guided: classifier gradient over the masked canvas\'s tokens added to the denoiser\'s logits';
+    return out;
   },
 };
+
+export const LENGTH_PIN_DETAIL = 'held: <end> is pinned at the target position of the text and <end>, <pad> and whitespace-only tokens are barred before it, so the model writes the text to that length';

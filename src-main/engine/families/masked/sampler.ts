@@ -45,6 +45,22 @@ export interface MaskedSampleOptions {
    * at every step, as a sampler without reuse would (for comparisons: the same tokens, more calls).
    */
   cache?: boolean;
+  /**
+   * Classifier guidance (guidance.ts): at masked positions of its segment, weightAt(step) x (g[i, v] - g[i, current])
+   * is added to the logits before proposing. Computed with the logits, and reused with them while the canvas stands.
+   */
+  guide?: {
+    start: number;
+    length: number;
+    grad(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
+    weightAt(step: number, total: number): number;
+    /** > 0: the term re-ranks the denoiser's topK tokens at a position, and the others are not proposed there. */
+    topK?: number;
+    /** Generate the guided segment's positions before the others (blocks follow that order). */
+    first?: boolean;
+  };
+  /** Per canvas position, tokens never committed there (e.g. <end> and <pad> before a pinned length). */
+  exclude?: Map<number, number[]>;
 }
 
 export interface MaskedSampleResult {
@@ -55,6 +71,8 @@ export interface MaskedSampleResult {
   calls: number;
   /** Milliseconds spent in the denoiser calls. */
   denoiserMs: number;
+  /** Milliseconds spent in the guidance graph calls (0 without guidance). */
+  guideMs: number;
 }
 
 /** For each block of the generated positions, how many positions each of its steps commits. */
@@ -214,10 +232,17 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   const N = o.length;
   const s = o.settings;
   const held = o.held ?? new Int32Array(N).fill(-1);
-  const gen: number[] = [];
+  let gen: number[] = [];
   for (let i = 0; i < N; i++) if (held[i]! < 0) gen.push(i);
+  if (o.guide?.first) {
+    // the guided segment first: the rest (e.g. an unpinned record) then follows what was written there
+    const inSeg = (i: number) => i >= o.guide!.start && i < o.guide!.start + o.guide!.length;
+    gen = [...gen.filter(inSeg), ...gen.filter((i) => !inSeg(i))];
+  }
   const plan = stepPlan(gen.length, s);
   const blocks = plan.length === 1 ? [gen] : plan.map((_, b) => gen.slice(b * s.blockLength, (b + 1) * s.blockLength));
+  const topK = o.guide?.topK ?? 0;
+  const top = new Float64Array(Math.max(1, topK));
   const totalSteps = plan.reduce((a, p) => a + p.length, 0);
   const x = new Int32Array(B * N);
   const masked = new Uint8Array(B * N);
@@ -243,16 +268,24 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   }
 
   let cache: { logits: Float32Array; V: number } | null = null;
+  let guideGrad: { grad: Float32Array; V: number } | null = null;
   let changed = true;
   let calls = 0;
   let denoiserMs = 0;
+  let guideMs = 0;
   const reuse = o.cache ?? true;
+  const guide = o.guide;
   const callDenoiser = async () => {
     const t = performance.now();
     cache = await o.logits(x, B);
     denoiserMs += performance.now() - t;
     calls++;
     changed = false;
+    if (guide) {
+      const tg = performance.now();
+      guideGrad = await guide.grad(x, B);
+      guideMs += performance.now() - tg;
+    }
   };
   const stepMs: number[] = [];
   const u = new Float64Array(2 * N);
@@ -262,7 +295,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   let block = 0;
   let inBlock = 0;
   for (let g = 0; g < totalSteps; g++) {
-    if (o.cancelled?.()) return { tokens: null, stepMs, calls, denoiserMs };
+    if (o.cancelled?.()) return { tokens: null, stepMs, calls, denoiserMs, guideMs };
     const t0 = performance.now();
     const k = plan[block]![inBlock]!;
     const positions = blocks[block]!;
@@ -277,10 +310,40 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         allowed = new Uint8Array(Math.max(V, o.vocabSize));
       }
       const buf = scratch;
-      /** The float64 logits a position proposes from: its own (or shifted) row, invalid ids and disallowed tokens -inf. */
+      const w = guide ? guide.weightAt(g, totalSteps) : 0;
+      /**
+       * The float64 logits a position proposes from: its own (or shifted) row, plus the guidance term at a masked
+       * position of the guided segment; invalid ids and disallowed tokens -inf.
+       */
       const rowFor = (b: number, i: number, only: Uint8Array | null) => {
         const src = (b * N + (o.shifted ? Math.max(i - 1, 0) : i)) * V;
         for (let v = 0; v < V; v++) row[v] = v >= o.vocabSize || v === o.maskId || (only && !only[v]) ? -Infinity : logits[src + v]!;
+        const ex = o.exclude?.get(i);
+        if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
+        const gg = guideGrad;
+        if (gg && w !== 0 && i >= guide!.start && i < guide!.start + guide!.length) {
+          if (topK > 0) {
+            // the k-th largest logit (ties kept): only the denoiser's own top candidates are re-ranked
+            let n = 0;
+            for (let v = 0; v < V; v++) {
+              const r = row[v]!;
+              if (r === -Infinity || (n === topK && r <= top[n - 1]!)) continue;
+              let j = n < topK ? n++ : n - 1;
+              while (j > 0 && top[j - 1]! < r) {
+                top[j] = top[j - 1]!;
+                j--;
+              }
+              top[j] = r;
+            }
+            if (n === topK) for (let v = 0; v < V; v++) if (row[v]! < top[n - 1]!) row[v] = -Infinity;
+          }
+          const Vg = gg.V;
+          const at = (b * guide!.length + (i - guide!.start)) * Vg;
+          const cur = x[b * N + i]!;
+          const base = cur < Vg ? gg.grad[at + cur]! : 0;
+          const n = Math.min(V, Vg);
+          for (let v = 0; v < n; v++) if (row[v] !== -Infinity) row[v] = row[v]! + w * (gg.grad[at + v]! - base);
+        }
         return row;
       };
       for (let b = 0; b < B; b++) {
@@ -314,7 +377,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     stepMs.push(performance.now() - t0);
     if (o.onStep) await o.onStep(g + 1, totalSteps, x, masked);
   }
-  return { tokens: x, stepMs, calls, denoiserMs };
+  return { tokens: x, stepMs, calls, denoiserMs, guideMs };
 }
 
 /** A hard segment the held tokens leave no completion for (index into `hard`). */

@@ -1,0 +1,162 @@
+/**
+ * Classifier guidance for masked models (issue 16; docs/ARCHITECTURE.md, "Masked family"). The bundle's classifiers
+ * read the canvas's token ids (mask id where nothing is committed yet) and return the gradient of log p(target | ids)
+ * with respect to the one-hot text tokens, g [B, Lt, V] (training/guidance/masked.py). g[i, v] - g[i, current] is the
+ * first-order estimate of how putting token v at text position i changes log p (Nisonoff et al. 2024, Schiff et al.
+ * 2024); the sampler adds weight x that estimate to the denoiser's logits at every masked text position before it
+ * proposes tokens (sampler.ts), so hard constraints, held tokens and the confidence rule apply on top unchanged.
+ *
+ * Weights: a constraint's own weight x the run's guidance strength x the bundle's per-control default
+ * (guidance_defaults.weights, measured on dev) is folded into its target (log p is linear in it), so one graph call
+ * per changed canvas serves every guided constraint; guidance_defaults.anneal_end scales it linearly over the steps.
+ */
+import type * as ort from 'onnxruntime-node';
+import type { EngineHost } from '../../host';
+import type { Provider } from '../../devices';
+import { buildTargets, GuidanceError, type JointTargets, jointTargets, type SoftTarget } from '../../guidance';
+import { type Feeds, runRows } from '../../session-run';
+import type { SamplerSettings } from '../../../constraints/set';
+import type { MaskedManifest } from './manifest';
+
+/** What the sampler needs: the gradient over one-hot tokens of the text segment, and the weight at a step. */
+export interface MaskedGuide {
+  /** The text segment the gradient covers: canvas positions start .. start+length-1. */
+  start: number;
+  length: number;
+  /** ids [B, N] -> g [B, length, V] (V: the graph's vocabulary, the mask id included). */
+  grad(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
+  /** The factor on g at step `step` (0-based) of `total`. */
+  weightAt(step: number, total: number): number;
+  /** Which controls it steers, for warnings and reports. */
+  controls: string[];
+  topK: number;
+  first: boolean;
+}
+
+export interface MaskedGuidanceSetup {
+  host: EngineHost;
+  dir: string;
+  manifest: MaskedManifest;
+  soft: SoftTarget[];
+  settings: SamplerSettings['guidance'];
+  provider: Provider;
+  warnings: string[];
+}
+
+type Graph = { sessions: Map<number, ort.InferenceSession>; feedsFor(bs: number): Feeds };
+
+/** Per-sample target rows repeated over a batch of bs. */
+function repeat(targets: JointTargets, bs: number, names: (kind: string) => { target: string; mask: string }, inputs: Set<string>): Feeds {
+  const out: Feeds = {};
+  const rows = (row: Float32Array | null, shape: number[]) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(bs * n);
+    if (row) for (let b = 0; b < bs; b++) data.set(row, b * n);
+    return { type: 'float32' as const, data, dims: [bs, ...shape] };
+  };
+  for (const [kind, tt] of Object.entries(targets)) {
+    const n = names(kind);
+    out[n.target] = rows(tt.target, tt.targetShape);
+    if (inputs.has(n.mask)) out[n.mask] = rows(tt.mask, tt.maskShape);
+  }
+  return out;
+}
+
+/** The joint graph when the bundle has one (one trunk pass for all controls), else one graph per guided control. */
+async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; weight: number }[], segLength: number): Promise<Graph[]> {
+  const { host, dir, manifest: m, provider } = s;
+  const load = async (files: Record<string, string>, sizes: number[]) => {
+    const sessions = new Map<number, ort.InferenceSession>();
+    for (const b of sizes) sessions.set(b, await host.auxSession(dir, files[String(b)]!, provider));
+    return sessions;
+  };
+  const j = m.joint_guidance;
+  if (j && process.env.DLM_GUIDANCE_JOINT !== '0' && weighted.every(({ soft }) => j.controls.includes(soft.kind))) {
+    const sessions = await load(j.files, j.batch_sizes);
+    const entries = new Map(m.classifiers.filter((c) => j.controls.includes(c.control)).map((c) => [c.control as string, c]));
+    const targets = jointTargets({ controls: j.controls, entries, sessions }, weighted, segLength);
+    const inputs = new Set(sessions.values().next().value!.inputNames);
+    return [{ sessions, feedsFor: (bs) => repeat(targets, bs, (k) => ({ target: `target_${k}`, mask: `mask_${k}` }), inputs) }];
+  }
+  // per control: the constraints of one kind add up in its target
+  const byKind = new Map<string, { soft: SoftTarget; weight: number }[]>();
+  for (const w of weighted) byKind.set(w.soft.kind, [...(byKind.get(w.soft.kind) ?? []), w]);
+  const out: Graph[] = [];
+  for (const [kind, list] of byKind) {
+    const entry = m.classifiers.find((c) => c.control === kind)!;
+    const sessions = await load(entry.files, entry.batch_sizes);
+    const session = sessions.values().next().value!;
+    let acc: JointTargets[string] | null = null;
+    for (const { soft, weight } of list) {
+      const tt = buildTargets(entry, soft, segLength, session);
+      if (!acc) acc = { ...tt, target: new Float32Array(tt.target.length), mask: tt.mask ? new Float32Array(tt.mask.length) : null };
+      for (let i = 0; i < tt.target.length; i++) acc.target[i]! += weight * tt.target[i]!;
+      if (acc.mask && tt.mask) for (let i = 0; i < tt.mask.length; i++) acc.mask[i] = Math.max(acc.mask[i]!, tt.mask[i]!);
+    }
+    const inputs = new Set(session.inputNames);
+    const targets = { [kind]: acc! };
+    out.push({ sessions, feedsFor: (bs) => repeat(targets, bs, () => ({ target: 'target', mask: 'mask' }), inputs) });
+  }
+  return out;
+}
+
+/** ids [B, N] through one graph, in chunks padded to its exported batch sizes: g [B, Lt, V]. */
+async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: number): Promise<{ grad: Float32Array; V: number }> {
+  const sizes = [...g.sessions.keys()].sort((a, b) => a - b);
+  let out: Float32Array | null = null;
+  let V = 0;
+  for (let start = 0; start < B; ) {
+    const left = B - start;
+    const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
+    const n = Math.min(bs, left);
+    const data = new BigInt64Array(bs * N);
+    for (let i = 0; i < n * N; i++) data[i] = BigInt(ids[start * N + i]!);
+    // padding rows repeat the chunk's first row (their gradients are dropped)
+    for (let r = n; r < bs; r++) data.copyWithin(r * N, 0, N);
+    const feeds = { ...g.feedsFor(bs), ids: { type: 'int64', data, dims: [bs, N] } } as unknown as Feeds;
+    const res = await runRows(g.sessions.get(bs)!, feeds, false);
+    const grad = res.grad!;
+    if (grad.dims.length !== 3 || grad.dims[1] !== Lt) throw new GuidanceError(`masked classifier graph: output 'grad' has shape [${grad.dims.join(', ')}], expected [${bs}, ${Lt}, V]`);
+    V = grad.dims[2]!;
+    out ??= new Float32Array(B * Lt * V);
+    out.set(grad.data.subarray(0, n * Lt * V), start * Lt * V);
+    start += n;
+  }
+  return { grad: out!, V };
+}
+
+/** The run's guide, or null when nothing is guided (guidance off, no soft targets, or no classifiers for them). */
+export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<MaskedGuide | null> {
+  const { manifest: m, settings: gs, warnings } = s;
+  if (!gs.enabled || gs.strength <= 0 || !s.soft.length) return null;
+  const guided = s.soft.filter((soft) => {
+    if (m.classifiers.some((c) => c.control === soft.kind)) return true;
+    warnings.push(`no ${soft.kind} classifier in bundle ${m.id}: constraint ${soft.index ?? ''} is evaluated but not guided`.replace('  ', ' '));
+    return false;
+  });
+  if (!guided.length) return null;
+  const seg = m.canvas.segments.find((x) => x.name === (m.joint_guidance?.segment ?? m.classifiers[0]!.segment))!;
+  const d = m.guidance_defaults;
+  const weighted = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength * (d.weights[soft.kind as keyof typeof d.weights] ?? d.weight) }));
+  const graphs = await graphsFor(s, weighted, seg.length);
+  const N = m.canvas.length;
+  return {
+    start: seg.start,
+    length: seg.length,
+    controls: [...new Set(guided.map((x) => x.kind))],
+    topK: d.top_k,
+    first: d.segment_first,
+    async grad(ids, B) {
+      const parts = await Promise.all(graphs.map((g) => runGraph(g, ids, B, N, seg.length)));
+      const first = parts[0]!;
+      for (const p of parts.slice(1)) {
+        if (p.V !== first.V) throw new GuidanceError(`masked classifier graphs disagree on the vocabulary (${first.V} vs ${p.V})`);
+        for (let i = 0; i < first.grad.length; i++) first.grad[i]! += p.grad[i]!;
+      }
+      return first;
+    },
+    weightAt(step, total) {
+      return total > 1 ? 1 + (d.anneal_end - 1) * (step / (total - 1)) : 1;
+    },
+  };
+}
