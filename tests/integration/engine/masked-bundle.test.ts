@@ -126,6 +126,14 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       expect(t2r.summary.warnings).toEqual([expect.stringMatching(/constraints\[1\] \(length\): the text is held, so its length is not steered/)]);
     });
 
+    it.skipIf(!guided.includes('spans'))('phrase spans: the text reaches the last span (<end> and <pad> barred before it)', async () => {
+      const r = await run({ version: 1, constraints: [{ kind: 'spans', spans: [[22, 23, 'PP']] }], sampler: { samples: 4, seed: 9 } });
+      for (const o of r.outputs) {
+        const text = o.tokens.slice(45);
+        expect(text.slice(0, 24).every((t) => t !== 0 && t !== 2), o.text).toBe(true);
+      }
+    });
+
     it('two different lengths are refused by name', async () => {
       await expect(run({ version: 1, constraints: [{ kind: 'length', tokens: 10 }, { kind: 'length', tokens: 12 }], sampler: { samples: 1, seed: 1 } }))
         .rejects.toMatchObject({ message: expect.stringMatching(/constraints\[0\], constraints\[1\]: two lengths asked for \(10 and 12 tokens\)/) });

@@ -32,7 +32,16 @@ export function pinLength(m: MaskedManifest, soft: SoftTarget[], held: Int32Arra
     const last = pos ? pos.tags.reduce((a, t, i) => (t !== null && t !== 'PAD' ? i : a), -1) : -1;
     if (pos && last >= 0 && pos.tags.slice(last + 1).every((t) => t === 'PAD')) lengths = [{ kind: 'length', tokens: last + 1, weight: 1, ...(pos.index !== undefined ? { index: pos.index } : {}) }];
   }
-  if (!lengths.length) return { held, exclude: null, rest };
+  if (!lengths.length) {
+    // phrase spans need the text to reach them: <end> and <pad> barred up to the last span's end
+    const spans = soft.filter((t): t is Extract<SoftTarget, { kind: 'spans' }> => t.kind === 'spans' && (t.weight ?? 1) > 0);
+    const reach = Math.max(-1, ...spans.flatMap((t) => t.spans.map(([, e]) => e)));
+    const seg = m.canvas.segments.find((s) => s.name === 'text')!;
+    if (reach < 0 || reach + 1 >= seg.length || Array.from({ length: seg.length }, (_, k) => held[seg.start + k]!).some((t) => t >= 0)) return { held, exclude: null, rest };
+    const exclude = new Map<number, number[]>();
+    for (let k = 0; k <= reach; k++) exclude.set(seg.start + k, [END, PAD]);
+    return { held, exclude, rest };
+  }
   const name = (t: SoftTarget) => `constraints[${t.index ?? '?'}]`;
   const n = lengths[0]!.tokens;
   const other = lengths.find((t) => t.tokens !== n);
