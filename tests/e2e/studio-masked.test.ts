@@ -308,4 +308,22 @@ describe('masked diffusion models in the studio', () => {
     await h.screenshot('compare-masked');
     expect(h.problems).toEqual([]);
   });
+
+  it('a length on a masked model is pinned, and Compose says so instead of "not guided"', async () => {
+    const { page } = h;
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-model').selectOption(MASKED);
+    await openPlace(h, 'Compose');
+    for (let n = await page.locator('[data-block-index]').count(); n > 0; n--) await page.getByRole('button', { name: 'Remove block 1' }).click();
+    await page.getByTestId('add-length').click();
+    const block = page.locator('[data-block-index="0"]');
+    // the fixture's text segment holds 14 tokens (the block's default of 20 is refused, by name)
+    await block.locator('[data-testid="block-verdict"][data-status="error"]').waitFor();
+    await block.getByLabel('Tokens').first().fill('6');
+    await block.getByTestId('verdict-how').waitFor();
+    expect(await block.getByTestId('verdict-how').textContent()).toMatch(/<end> is pinned at the target position/);
+    expect(await block.getByTestId('verdict-unguided').count()).toBe(0);
+    expect(await block.getByTestId('verdict-unserved').count()).toBe(0);
+    expect(h.problems).toEqual([]);
+  });
 });
