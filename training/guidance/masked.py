@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -49,7 +48,7 @@ from .export import DECOMPOSE, MASKED as WITH_MASK, _rewrite, target_shape
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, GuidanceData, build_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier, logp_from_logits
 from .ort import run_onnx
-from .train import LOSS_WEIGHTS, _batch
+from .train import LOSS_WEIGHTS, TimedSteps, _batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GRAD_TOL = 1e-4
@@ -125,16 +124,10 @@ def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batc
     model = MaskedGuidanceClassifier(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     n = len(data.ids)
-    t0 = time.time()
-    step, hist = 0, []
+    hist = []
     model.train()
-    while True:
-        el = time.time() - t0
-        if el >= budget_s or (max_steps is not None and step >= max_steps):
-            break
-        frac = min(1.0, el / budget_s)
-        for pg in opt.param_groups:  # warmup 100 steps, then cosine over the time budget to a tenth
-            pg["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    steps = TimedSteps(opt, lr, budget_s, max_steps)
+    for _ in steps:
         b = _batch(data, rng.integers(0, n, size=batch), cfg.text_start, cfg.text_len)
         ls = losses(model, mask_canvases(b["ids"], cfg, g), b)
         loss = sum(LOSS_WEIGHTS[c] * v for c, v in ls.items())
@@ -142,13 +135,13 @@ def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batc
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        if step % 200 == 0:
-            hist.append({"step": step, "s": round(time.time() - t0, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
-            log(f"[masked classifiers] step {step} {time.time() - t0:.0f}s " +
+        done = steps.step + 1
+        if done % 200 == 0:
+            hist.append({"step": done, "s": round(steps.seconds, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
+            log(f"[masked classifiers] step {done} {steps.seconds:.0f}s " +
                 " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
     model.eval()
-    return {"model": model, "steps": step, "seconds": round(time.time() - t0, 1), "history": hist, "batch": batch}
+    return {"model": model, "steps": steps.step, "seconds": round(steps.seconds, 1), "history": hist, "batch": batch}
 
 
 @torch.no_grad()

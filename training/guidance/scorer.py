@@ -4,7 +4,6 @@ dynamic batch and length (up to max_len)."""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional
 
@@ -14,6 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from training.dlm_train.tokenizer import END, PAD, SEP
+
+from .train import TimedSteps
 
 
 @dataclass
@@ -105,15 +106,9 @@ def train_scorer(cfg: ScorerConfig, train_ids: np.ndarray, text_start: int, text
         model.load_state_dict(init["state_dict"])
     inp, tgt = lm_tensors(train_ids, text_start, text_len)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    t0, step = time.time(), 0
     model.train()
-    while True:
-        el = time.time() - t0
-        if el >= budget_s or (max_steps is not None and step >= max_steps):
-            break
-        frac = min(1.0, el / budget_s)
-        for pg in opt.param_groups:
-            pg["lr"] = lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+    steps = TimedSteps(opt, lr, budget_s, max_steps, floor=0.05)
+    for _ in steps:
         idx = torch.from_numpy(rng.integers(0, len(inp), size=batch))
         s, n, _ = nll_sum(model, inp[idx], tgt[idx])
         loss = s / n
@@ -121,12 +116,11 @@ def train_scorer(cfg: ScorerConfig, train_ids: np.ndarray, text_start: int, text
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        if step % 200 == 0:
-            log(f"[scorer] step {step} {time.time() - t0:.0f}s nll={float(loss):.3f}")
+        if (steps.step + 1) % 200 == 0:
+            log(f"[scorer] step {steps.step + 1} {steps.seconds:.0f}s nll={float(loss):.3f}")
     model.eval()
     prev = init["run"] if init else {"steps": 0, "seconds": 0.0}
-    return {"model": model, "steps": prev["steps"] + step, "seconds": round(prev["seconds"] + time.time() - t0, 1),
+    return {"model": model, "steps": prev["steps"] + steps.step, "seconds": round(prev["seconds"] + steps.seconds, 1),
             "batch": batch}
 
 

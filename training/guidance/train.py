@@ -21,6 +21,34 @@ EVAL_KS = [0, 50, 100, 150, 199]
 LOSS_WEIGHTS = {"pos": 1.0, "spans": 1.0, "attribute": 2.0, "length": 1.0, "sentiment": 1.0}
 
 
+class TimedSteps:
+    """The steps of a run bounded by a time budget (and optionally a step count): iterate it to get the step index,
+    with the optimizer's learning rate set first (linear warmup over `warmup` steps, then cosine over the budget down
+    to `floor` x lr). `.step` is the number of steps taken and `.seconds` the time since the start."""
+
+    def __init__(self, opt: torch.optim.Optimizer, lr: float, budget_s: float, max_steps: Optional[int] = None,
+                 floor: float = 0.1, warmup: int = 100):
+        self.opt, self.lr, self.budget_s, self.max_steps, self.floor, self.warmup = opt, lr, budget_s, max_steps, floor, warmup
+        self.t0 = time.time()
+        self.step = 0
+
+    @property
+    def seconds(self) -> float:
+        return time.time() - self.t0
+
+    def __iter__(self):
+        while True:
+            el = self.seconds
+            if el >= self.budget_s or (self.max_steps is not None and self.step >= self.max_steps):
+                return
+            frac = min(1.0, el / self.budget_s)
+            for pg in self.opt.param_groups:
+                pg["lr"] = self.lr * min(1.0, (self.step + 1) / self.warmup) * \
+                    (self.floor + (1.0 - self.floor) * 0.5 * (1 + math.cos(math.pi * frac)))
+            yield self.step
+            self.step += 1
+
+
 class Noiser:
     """x_t = sqrt(abar_s[k]) x0 + sqrt(1 - abar_s[k]) eps at a respaced step k; t = use[k] (training scale).
     x0 = EMB(w) + sqrt(1 - abar[0]) noise, as the denoiser is trained; 'clean' = EMB(w) exactly with t = 0."""
@@ -84,17 +112,10 @@ def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, tr
     noiser = Noiser(emb)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     n = len(train.ids)
-    t0 = time.time()
-    step, hist = 0, []
+    hist = []
     model.train()
-    while True:
-        el = time.time() - t0
-        if el >= budget_s or (max_steps is not None and step >= max_steps):
-            break
-        # linear warmup 100 steps, then cosine decay over the time budget
-        frac = min(1.0, el / budget_s)
-        for pg in opt.param_groups:
-            pg["lr"] = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    steps = TimedSteps(opt, lr, budget_s, max_steps)
+    for _ in steps:
         idx = rng.integers(0, n, size=batch)
         b = _batch(train, idx, text_start, cfg.text_len)
         # k = floor(S u^p): denser at low noise, where the features are learnt first (p = 1 is uniform)
@@ -107,12 +128,12 @@ def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, tr
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        if step % 200 == 0:
-            hist.append({"step": step, "s": round(time.time() - t0, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
-            log(f"[classifiers] step {step} {time.time() - t0:.0f}s " + " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
+        done = steps.step + 1
+        if done % 200 == 0:
+            hist.append({"step": done, "s": round(steps.seconds, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
+            log(f"[classifiers] step {done} {steps.seconds:.0f}s " + " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
     model.eval()
-    return {"model": model, "steps": prev["steps"] + step, "seconds": round(prev["seconds"] + time.time() - t0, 1),
+    return {"model": model, "steps": prev["steps"] + steps.step, "seconds": round(prev["seconds"] + steps.seconds, 1),
             "history": prev.get("history", []) + hist, "batch": batch}
 
 
