@@ -48,7 +48,8 @@ from .export import DECOMPOSE, MASKED as WITH_MASK, _rewrite, target_shape
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, GuidanceData, build_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier, logp_from_logits
 from .ort import run_onnx
-from .train import LOSS_WEIGHTS, TimedSteps, _batch
+from .joint import _split as split_inputs
+from .train import TimedSteps, _batch, joint_update
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GRAD_TOL = 1e-4
@@ -129,17 +130,7 @@ def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batc
     steps = TimedSteps(opt, lr, budget_s, max_steps)
     for _ in steps:
         b = _batch(data, rng.integers(0, n, size=batch), cfg.text_start, cfg.text_len)
-        ls = losses(model, mask_canvases(b["ids"], cfg, g), b)
-        loss = sum(LOSS_WEIGHTS[c] * v for c, v in ls.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        done = steps.step + 1
-        if done % 200 == 0:
-            hist.append({"step": done, "s": round(steps.seconds, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
-            log(f"[masked classifiers] step {done} {steps.seconds:.0f}s " +
-                " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
+        joint_update(model, opt, losses(model, mask_canvases(b["ids"], cfg, g), b), steps, hist, log, "masked classifiers")
     model.eval()
     return {"model": model, "steps": steps.step, "seconds": round(steps.seconds, 1), "history": hist, "batch": batch}
 
@@ -186,22 +177,10 @@ def input_names(controls: Sequence[str]) -> List[str]:
     return names
 
 
-def _split(controls: Sequence[str], tm: Sequence[torch.Tensor]):
-    out, i = [], 0
-    for c in controls:
-        target = tm[i]
-        i += 1
-        mask = None
-        if c in WITH_MASK:
-            mask = tm[i]
-            i += 1
-        out.append((c, target, mask))
-    return out
-
-
 def joint_logp_from(model: MaskedGuidanceClassifier, controls: Sequence[str], e: torch.Tensor, *tm) -> torch.Tensor:
     h = model.trunk_from(e)
-    return torch.stack([logp_from_logits(c, model.head(c, h), target, mask) for c, target, mask in _split(controls, tm)], dim=1)
+    return torch.stack([logp_from_logits(c, model.head(c, h), target, mask)
+                        for c, target, mask, _ in split_inputs(controls, tm)], dim=1)
 
 
 def grad_fn(model: MaskedGuidanceClassifier, controls: Sequence[str]):

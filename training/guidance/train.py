@@ -49,6 +49,21 @@ class TimedSteps:
             self.step += 1
 
 
+def joint_update(model: torch.nn.Module, opt: torch.optim.Optimizer, ls: Dict[str, torch.Tensor], steps: TimedSteps,
+                 hist: List[dict], log, tag: str) -> None:
+    """One optimizer step on the weighted sum of the controls' losses (gradient norm clipped to 1), with the
+    history and a log line every 200 steps."""
+    loss = sum(LOSS_WEIGHTS[c] * v for c, v in ls.items())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    done = steps.step + 1
+    if done % 200 == 0:
+        hist.append({"step": done, "s": round(steps.seconds, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
+        log(f"[{tag}] step {done} {steps.seconds:.0f}s " + " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
+
+
 class Noiser:
     """x_t = sqrt(abar_s[k]) x0 + sqrt(1 - abar_s[k]) eps at a respaced step k; t = use[k] (training scale).
     x0 = EMB(w) + sqrt(1 - abar[0]) noise, as the denoiser is trained; 'clean' = EMB(w) exactly with t = 0."""
@@ -122,16 +137,7 @@ def train_classifier(cfg: ClassifierConfig, emb: np.ndarray, text_start: int, tr
         k = (torch.rand(batch, generator=g).pow(k_power) * SAMPLING_STEPS).long().clamp(max=SAMPLING_STEPS - 1)
         clean = torch.rand(batch, generator=g) < clean_frac
         x, t = noiser(b["ids"], k, clean, g)
-        ls = losses(model, x, t, b)
-        loss = sum(LOSS_WEIGHTS[c] * v for c, v in ls.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        done = steps.step + 1
-        if done % 200 == 0:
-            hist.append({"step": done, "s": round(steps.seconds, 1), **{c: round(float(v), 4) for c, v in ls.items()}})
-            log(f"[classifiers] step {done} {steps.seconds:.0f}s " + " ".join(f"{c}={float(v):.3f}" for c, v in ls.items()))
+        joint_update(model, opt, losses(model, x, t, b), steps, hist, log, "classifiers")
     model.eval()
     return {"model": model, "steps": prev["steps"] + steps.step, "seconds": round(prev["seconds"] + steps.seconds, 1),
             "history": prev.get("history", []) + hist, "batch": batch}
