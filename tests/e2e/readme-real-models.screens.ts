@@ -4,6 +4,8 @@
  *                                sampler settings, the live view held mid-run with the masks filling in
  *   generate-masked-outputs.png  the finished outputs of that run with their constraint badges
  *   compare-families.png         that run beside a run of e2e-default (50 steps) on the same set, in Compare
+ *   generate-masked-guided.png   e2e-masked guided by its classifiers on masked canvases (food = Italian), nothing
+ *                                pinned, 4 samples, the outputs with their badges
  * Run with `npm run screens:readme` (build, then vitest.screens.config.ts); not part of `npm test`.
  * The outputs' texts are printed so a re-run on a new bundle can be read without opening the PNGs.
  */
@@ -209,6 +211,34 @@ describe('README screenshots on the real bundles', () => {
     // the end of the place: recipe rows, timings, quality and each run's best outputs side by side
     await scrollToBottomOf('.outs');
     await shot('compare-families');
+    expect(h.problems).toEqual([]);
+  });
+
+  it('e2e-masked guided: a record value steers unconditional samples (classifiers on masked canvases)', async () => {
+    const { page } = h;
+    await theme('dark');
+    await selectModel(MASKED, 'masked');
+    await openPlace(h, 'Compose');
+    await page.getByTestId('compose-new').click();
+    await page.getByTestId('compose-name').fill('Italian food (guided)');
+    await page.getByTestId('add-attribute').click();
+    const attr = page.locator('[data-block-index="0"]');
+    await attr.getByTestId('attribute-field').selectOption('food');
+    await attr.getByTestId('attribute-value').selectOption('Italian');
+    await page.locator('[data-block-index="0"] [data-testid="block-verdict"][data-status="soft"] [data-testid="verdict-how"]').waitFor();
+    await page.getByTestId('compose-save').click();
+    await page.getByText('Saved “Italian food (guided)” as version 1').waitFor();
+    await openPlace(h, 'Generate');
+    await page.getByTestId('masked-reset').click();
+    expect(await page.getByTestId('masked-guidance').isChecked()).toBe(true);
+    await page.getByTestId('generate-samples').fill(String(SAMPLES));
+    await page.getByTestId('generate-seed').fill(String(SEED));
+    const run = await runFromGenerate(h, client, 300_000);
+    const detail = await client.call('runs.get', { runId: run });
+    const held = detail.outputs.map((o) => o.constraints.map((c) => c.satisfied));
+    console.log(`e2e-masked guided run #${run}:\n  ${(await texts()).join('\n  ')}\n  satisfied: ${JSON.stringify(held)}`);
+    await scrollToBottomOf('[data-testid="output-card"]');
+    await shot('generate-masked-guided');
     expect(h.problems).toEqual([]);
   });
 });
