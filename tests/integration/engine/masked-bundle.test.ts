@@ -121,6 +121,9 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
         expect(text.indexOf(2), o.text).toBe(14); // <end> right after 14 text tokens, none of them <pad>
         expect(text.slice(0, 14)).not.toContain(0);
       }
+      // guidance off: no pin either (the lengths are whatever the model writes)
+      const off = await run({ version: 1, constraints: [{ kind: 'length', tokens: 14 }], sampler: { samples: 6, seed: 7, guidance: { enabled: false } } });
+      expect(off.outputs.filter((o) => o.tokens.slice(45).indexOf(2) === 14).length).toBeLessThan(6);
       // text-to-record holds the text: the length cannot be steered there, and the run says so
       const t2r = await run({ version: 1, constraints: [{ kind: 'text', value: 'The Vaults is a pub.' }, { kind: 'length', tokens: 14 }], sampler: { samples: 1, seed: 1 } });
       expect(t2r.summary.warnings).toEqual([expect.stringMatching(/constraints\[1\] \(length\): the text is held, so its length is not steered/)]);

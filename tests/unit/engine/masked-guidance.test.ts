@@ -5,7 +5,10 @@
  * The denoiser and the classifier are plain functions here; the real graphs are tested on the real bundle.
  */
 import { describe, expect, it } from 'vitest';
+import { textExtent } from '../../../src-main/engine/families/masked/extent';
+import type { MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
 import { sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
+import { END, PAD } from '../../../src-main/engine/tokenizer';
 
 const N = 6;
 const V = 10; // tokens 0..8, mask id 9
@@ -93,5 +96,40 @@ describe('guided masked sampling', () => {
     const plain = await sampleMasked(base());
     const r = await sampleMasked(base({ guide: uniform }));
     expect([...r.tokens!]).toEqual([...plain.tokens!]);
+  });
+});
+
+describe('where a masked text ends (extent.ts): lengths pinned, spans reached', () => {
+  const m = { canvas: { length: 8, segments: [{ name: 'record', start: 0, length: 2 }, { name: 'text', start: 2, length: 6 }] } } as unknown as MaskedManifest;
+  const free = () => new Int32Array(8).fill(-1);
+
+  it('a length n: <end> held at text position n, <pad> after it, <end>/<pad>/barred tokens excluded before it', () => {
+    const r = textExtent(m, [{ kind: 'length', tokens: 3, index: 0 }, { kind: 'sentiment', label: 'positive', index: 1 }], free(), [], [9]);
+    expect([...r.held]).toEqual([-1, -1, -1, -1, -1, END, PAD, PAD]);
+    expect([...r.exclude!.entries()]).toEqual([[2, [END, PAD, 9]], [3, [END, PAD, 9]], [4, [END, PAD, 9]]]);
+    expect(r.rest.map((t) => t.kind)).toEqual(['sentiment']);
+  });
+
+  it('a POS template sets the length unless wildcards end it; an explicit length wins', () => {
+    expect([...textExtent(m, [{ kind: 'pos', tags: ['PROPN', 'VERB'] }], free(), []).held].slice(2)).toEqual([-1, -1, END, PAD, PAD, PAD]);
+    expect(textExtent(m, [{ kind: 'pos', tags: ['PROPN', 'VERB', null] }], free(), []).exclude).toBeNull();
+    expect([...textExtent(m, [{ kind: 'pos', tags: ['PROPN'] }, { kind: 'length', tokens: 2 }], free(), []).held].slice(2)).toEqual([-1, -1, END, PAD, PAD, PAD]);
+  });
+
+  it('phrase spans bar <end>/<pad> up to their last token; a held text is left alone, with a warning for a length', () => {
+    const r = textExtent(m, [{ kind: 'spans', spans: [[1, 2, 'PP']] }], free(), []);
+    expect(r.held).toEqual(free());
+    expect([...r.exclude!.keys()]).toEqual([2, 3, 4]);
+    const held = free();
+    held[2] = 7;
+    const warnings: string[] = [];
+    expect(textExtent(m, [{ kind: 'length', tokens: 3, index: 4 }], held, warnings).exclude).toBeNull();
+    expect(warnings).toEqual([expect.stringMatching(/^constraints\[4\] \(length\): the text is held/)]);
+  });
+
+  it('refuses two different lengths and one the segment cannot hold, naming the constraints', () => {
+    expect(() => textExtent(m, [{ kind: 'length', tokens: 2, index: 0 }, { kind: 'length', tokens: 3, index: 2 }], free(), []))
+      .toThrow(/constraints\[0\], constraints\[2\]: two lengths asked for \(2 and 3 tokens\)/);
+    expect(() => textExtent(m, [{ kind: 'length', tokens: 6, index: 1 }], free(), [])).toThrow(/constraints\[1\]: 6 tokens do not fit the 6-position text segment/);
   });
 });

@@ -7,60 +7,14 @@
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
 import { checkGraphIo } from '../../host';
-import type { SoftTarget } from '../../guidance';
-import { END, PAD } from '../../tokenizer';
 import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
+import { textExtent } from './extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
 import type { CompiledForEngine } from '../../constraints-adapter';
-
-/**
- * Length targets are pinned, not guided: <end> held at text position n, <pad> after it, and <end>, <pad> and
- * whitespace-only tokens (a token the evaluator's word count would not see) barred before it (the masked model sees where the text ends from the first step and writes it to fit). A part-of-speech template
- * of n tags (one per text token, <pad> after) implies the same pin when no length is asked for. Returns the held
- * tokens with the pin, the barred tokens, and the soft targets left for classifier guidance.
- */
-export function pinLength(m: MaskedManifest, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): { held: Int32Array; exclude: Map<number, number[]> | null; rest: SoftTarget[] } {
-  let lengths = soft.filter((t): t is Extract<SoftTarget, { kind: 'length' }> => t.kind === 'length' && (t.weight ?? 1) > 0);
-  const rest = soft.filter((t) => t.kind !== 'length');
-  if (!lengths.length) {
-    // the last tag that is not a wildcard or PAD ends the template
-    const pos = soft.find((t): t is Extract<SoftTarget, { kind: 'pos' }> => t.kind === 'pos' && (t.weight ?? 1) > 0);
-    const last = pos ? pos.tags.reduce((a, t, i) => (t !== null && t !== 'PAD' ? i : a), -1) : -1;
-    if (pos && last >= 0 && pos.tags.slice(last + 1).every((t) => t === 'PAD')) lengths = [{ kind: 'length', tokens: last + 1, weight: 1, ...(pos.index !== undefined ? { index: pos.index } : {}) }];
-  }
-  if (!lengths.length) {
-    // phrase spans need the text to reach them: <end> and <pad> barred up to the last span's end
-    const spans = soft.filter((t): t is Extract<SoftTarget, { kind: 'spans' }> => t.kind === 'spans' && (t.weight ?? 1) > 0);
-    const reach = Math.max(-1, ...spans.flatMap((t) => t.spans.map(([, e]) => e)));
-    const seg = m.canvas.segments.find((s) => s.name === 'text')!;
-    if (reach < 0 || reach + 1 >= seg.length || Array.from({ length: seg.length }, (_, k) => held[seg.start + k]!).some((t) => t >= 0)) return { held, exclude: null, rest };
-    const exclude = new Map<number, number[]>();
-    for (let k = 0; k <= reach; k++) exclude.set(seg.start + k, [END, PAD]);
-    return { held, exclude, rest };
-  }
-  const name = (t: SoftTarget) => `constraints[${t.index ?? '?'}]`;
-  const n = lengths[0]!.tokens;
-  const other = lengths.find((t) => t.tokens !== n);
-  if (other) throw new EngineInputError(`${name(lengths[0]!)}, ${name(other)}: two lengths asked for (${n} and ${other.tokens} tokens); a text has one`);
-  const seg = m.canvas.segments.find((s) => s.name === 'text')!;
-  if (n >= seg.length) throw new EngineInputError(`${name(lengths[0]!)}: ${n} tokens do not fit the ${seg.length}-position text segment (at most ${seg.length - 1} and <end>)`);
-  const positions = Array.from({ length: seg.length }, (_, k) => seg.start + k);
-  if (positions.some((p) => held[p]! >= 0)) {
-    warnings.push(`${name(lengths[0]!)} (length): the text is held, so its length is not steered`);
-    return { held, exclude: null, rest };
-  }
-  const out = held.slice();
-  const exclude = new Map<number, number[]>();
-  positions.forEach((p, k) => {
-    if (k < n) exclude.set(p, [END, PAD, ...barred]);
-    else out[p] = k === n ? END : PAD;
-  });
-  return { held: out, exclude, rest };
-}
 
 interface MaskedState {
   /** Graph files whose inputs and outputs were checked against the manifest. */
@@ -155,7 +109,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
       async plan(compiled, held) {
         const settings = maskedSettings(m, sampler, pinned(compiled, held));
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
-        const pin = pinLength(m, compiled.soft, held, warnings, state.spaces);
+        const steer = sampler.guidance.enabled && sampler.guidance.strength > 0;
+        const pin = steer ? textExtent(m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
         const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings });
         return {
           async sample(job) {
