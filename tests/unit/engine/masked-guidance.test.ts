@@ -86,6 +86,44 @@ describe('guided masked sampling', () => {
     expect(r.guideMs).toBeGreaterThanOrEqual(0);
   });
 
+  it('top-k: guidance only re-ranks the denoiser\'s own top candidates', async () => {
+    // the denoiser prefers 1 (0.5), then 2 (0.4); the gradient prefers 7 strongly and 2 a little
+    const logits: MaskedSampleOptions['logits'] = async (_ids, B) => {
+      const l = new Float32Array(B * N * V);
+      for (let r = 0; r < B * N; r++) {
+        l[r * V + 1] = 0.5;
+        l[r * V + 2] = 0.4;
+      }
+      return { logits: l, V };
+    };
+    const grad = (top: number): NonNullable<MaskedSampleOptions['guide']> => ({
+      start: 0, length: N, weightAt: () => 1, topK: top,
+      async grad(_ids, B) {
+        const g = new Float32Array(B * N * V);
+        for (let r = 0; r < B * N; r++) {
+          g[r * V + 7] = 5;
+          g[r * V + 2] = 0.5;
+        }
+        return { grad: g, V };
+      },
+    });
+    expect(new Set((await sampleMasked(base({ logits, guide: grad(0) }))).tokens)).toEqual(new Set([7]));
+    expect(new Set((await sampleMasked(base({ logits, guide: grad(2) }))).tokens)).toEqual(new Set([2]));
+    expect(new Set((await sampleMasked(base({ logits, guide: grad(1) }))).tokens)).toEqual(new Set([1]));
+  });
+
+  it('the guided segment first: with blocks, its positions are committed before the rest', async () => {
+    const order: number[] = [];
+    await sampleMasked(base({
+      guide: { ...guideFor(7, 1, 0), first: true },
+      settings: { steps: N, blockLength: 4, confidence: 'origin', temperature: 0, topP: 1 },
+      onStep(_s, _t, _tokens, masked) {
+        for (let i = 0; i < N; i++) if (!masked[i] && !order.includes(i)) order.push(i);
+      },
+    }));
+    expect(order.slice(0, 4).sort()).toEqual([2, 3, 4, 5]);
+  });
+
   it('the term is relative to the current token: a gradient equal for every token changes nothing', async () => {
     const uniform: NonNullable<MaskedSampleOptions['guide']> = {
       start: 0, length: N, weightAt: () => 100,
