@@ -224,6 +224,9 @@ def main(argv: Optional[list] = None) -> int:
             torch.cuda.set_rng_state(ck["rng_cuda"].cpu())
         if is_main:
             print(f"resumed from {ckpt_path} at step {state['step']}", flush=True)
+        # a stop_at schedule counts training time, not the hours between runs: its origin moves to now - train_time
+        if "start_wall" in state:
+            state["start_wall"] = time.time() - state["train_time"]
     if rank:
         torch.manual_seed(tc["seed"] * 1000 + rank + state["step"])  # different noise per rank
     loss_module = (MaskedLossModule(model, layout.text_start) if family == "masked"

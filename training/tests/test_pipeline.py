@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import numpy as np
@@ -178,7 +179,7 @@ class TrainResumeTest(unittest.TestCase):
                 json.dump({"name": "t", "data": {"train": TRAIN, "limit": 300},
                            "model": {"hidden": 16, "layers": 1, "heads": 2, "mlp_ratio": 2, "time_dim": 8},
                            "train": {"batch_size": 8, "max_steps": 6, "ckpt_every": 3, "log_every": 1,
-                                     "warmup": 2, "threads": 1}}, f)
+                                     "warmup": 2, "threads": 1, "lr": 1e-3}}, f)
             run = os.path.join(d, "run")
             env = {**os.environ, "PYTHONPATH": ROOT}
             cmd = [sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir", run]
@@ -190,6 +191,16 @@ class TrainResumeTest(unittest.TestCase):
             with open(os.path.join(run, "log.jsonl")) as f:
                 steps = [json.loads(ln)["step"] for ln in f if '"loss"' in ln]
             self.assertEqual(steps, [1, 2, 3, 4, 5, 6])
+            # a stop_at schedule resumed after a long gap counts training time only: the gap is not progress
+            ck["state"]["start_wall"] -= 100 * 3600
+            torch.save(ck, os.path.join(run, "ckpt.pt"))
+            stop = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3600))
+            subprocess.run(cmd + ["--max-steps", "7", "--stop-at", stop], check=True, cwd=ROOT, env=env, capture_output=True)
+            with open(os.path.join(run, "log.jsonl")) as f:
+                last = [json.loads(ln) for ln in f if '"loss"' in ln][-1]
+            self.assertEqual(last["step"], 7)
+            # the step schedule gives 1e-3 x (1 - 6/7) = 1.4e-4; a counted 100-hour gap would give about 1e-5
+            self.assertGreater(last["lr"], 1e-4)
             with open(cfg, "w") as f:
                 json.dump({"train": {"batch_sise": 8}}, f)
             r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
