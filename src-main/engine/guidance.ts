@@ -189,7 +189,7 @@ function remoteCall(remote: NonNullable<ClassifierRunner['remote']>): GraphCall 
 }
 
 /** Per-sample target tensors, repeated over a batch of bs (plus a mask when the graph takes one). */
-function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string; select?: string }, withMask: boolean): Feeds {
+export function repeatTargets(tt: TargetTensors, bs: number, names: { target: string; mask: string; select?: string }, withMask: boolean): Feeds {
   const repeat = (row: Float32Array | null, shape: number[]): Feeds[string] => {
     const n = prod(shape);
     const data = new Float32Array(bs * n);

@@ -13,7 +13,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { EngineHost } from '../../host';
 import type { Provider } from '../../devices';
-import { buildTargets, GuidanceError, type JointTargets, jointTargets, type SoftTarget } from '../../guidance';
+import { buildTargets, GuidanceError, type JointTargets, jointTargets, repeatTargets, type SoftTarget } from '../../guidance';
 import { type Feeds, runRows } from '../../session-run';
 import type { SamplerSettings } from '../../../constraints/set';
 import type { MaskedManifest } from './manifest';
@@ -45,20 +45,10 @@ export interface MaskedGuidanceSetup {
 
 type Graph = { sessions: Map<number, ort.InferenceSession>; feedsFor(bs: number): Feeds };
 
-/** Per-sample target rows repeated over a batch of bs. */
+/** Every kind's per-sample target rows repeated over a batch of bs (the graph's input names per kind). */
 function repeat(targets: JointTargets, bs: number, names: (kind: string) => { target: string; mask: string }, inputs: Set<string>): Feeds {
   const out: Feeds = {};
-  const rows = (row: Float32Array | null, shape: number[]) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(bs * n);
-    if (row) for (let b = 0; b < bs; b++) data.set(row, b * n);
-    return { type: 'float32' as const, data, dims: [bs, ...shape] };
-  };
-  for (const [kind, tt] of Object.entries(targets)) {
-    const n = names(kind);
-    out[n.target] = rows(tt.target, tt.targetShape);
-    if (inputs.has(n.mask)) out[n.mask] = rows(tt.mask, tt.maskShape);
-  }
+  for (const [kind, tt] of Object.entries(targets)) Object.assign(out, repeatTargets(tt, bs, names(kind), inputs.has(names(kind).mask)));
   return out;
 }
 
