@@ -47,7 +47,8 @@ export interface MaskedSampleOptions {
   cache?: boolean;
   /**
    * Classifier guidance (guidance.ts): at masked positions of its segment, weightAt(step) x (g[i, v] - g[i, current])
-   * is added to the logits before proposing. Computed with the logits, and reused with them while the canvas stands.
+   * is added to the logits before proposing. Computed on the canvas the logits were, once per denoiser call and only
+   * when a step proposes inside the segment (steps that fill other positions need none).
    */
   guide?: {
     start: number;
@@ -273,19 +274,18 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   let calls = 0;
   let denoiserMs = 0;
   let guideMs = 0;
+  /** Whether guideGrad is older than the canvas the current logits were computed on. */
+  let guideStale = true;
   const reuse = o.cache ?? true;
   const guide = o.guide;
+  const inGuided = (i: number) => !!guide && i >= guide.start && i < guide.start + guide.length;
   const callDenoiser = async () => {
     const t = performance.now();
     cache = await o.logits(x, B);
     denoiserMs += performance.now() - t;
     calls++;
     changed = false;
-    if (guide) {
-      const tg = performance.now();
-      guideGrad = await guide.grad(x, B);
-      guideMs += performance.now() - tg;
-    }
+    guideStale = true;
   };
   const stepMs: number[] = [];
   const u = new Float64Array(2 * N);
@@ -303,6 +303,13 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     if (!reuse) await callDenoiser();
     if (k > 0) {
       if (changed || !cache) await callDenoiser();
+      // no commit since the last call: x is still the canvas those logits saw
+      if (guide && guideStale && positions.some((i) => inGuided(i) && o.seeds.some((_, b) => masked[b * N + i]))) {
+        const tg = performance.now();
+        guideGrad = await guide.grad(x, B);
+        guideMs += performance.now() - tg;
+        guideStale = false;
+      }
       const { logits, V } = cache!;
       if (!scratch || scratch.p.length !== V) {
         scratch = { p: new Float64Array(V), q: new Float64Array(V), order: new Int32Array(V), kept: new Int32Array(V), sorted: new Float64Array(V) };
@@ -321,7 +328,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const ex = o.exclude?.get(i);
         if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
         const gg = guideGrad;
-        if (gg && w !== 0 && i >= guide!.start && i < guide!.start + guide!.length) {
+        if (gg && w !== 0 && inGuided(i)) {
           if (topK > 0) {
             // the k-th largest logit (ties kept): only the denoiser's own top candidates are re-ranked
             let n = 0;
