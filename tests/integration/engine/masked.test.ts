@@ -313,7 +313,12 @@ describe('masked bundles the engine refuses, by name', () => {
     throw new Error(`${dir} was accepted`);
   };
 
-  it('manifest: unknown kind, missing mask fields, wrong denoiser inputs/outputs', async () => {
+  /** A sentiment classifier entry whose graph is a file the bundle lists (the denoiser's), with these inputs/outputs. */
+  const classifier = (m: Record<string, any>, inputs: Record<string, string>, outputs: Record<string, string>) => ({
+    control: 'sentiment', files: { 1: m.denoiser.file }, batch_sizes: [1], segment: 'text', labels: ['negative', 'neutral', 'positive'], inputs, outputs,
+  });
+
+  it('manifest: unknown kind, missing mask fields, wrong denoiser inputs/outputs, classifiers that read x_t', async () => {
     const cases: [string, (m: Record<string, any>) => void, RegExp][] = [
       ['kind', (m) => { m.kind = 'masked'; }, /manifest\.json: field kind: unknown model kind "masked" \(known: continuous-embedding-diffusion, masked-diffusion\)/],
       ['no-mask', (m) => { delete m.mask; }, /manifest\.json: field mask: /],
@@ -328,6 +333,9 @@ describe('masked bundles the engine refuses, by name', () => {
       ['top-p', (m) => { m.sampler_defaults.top_p = 0; }, /field sampler_defaults\.top_p/],
       ['t-unc-negative', (m) => { m.sampler_defaults.temperature_unconditional = -0.5; }, /manifest\.json: field sampler_defaults\.temperature_unconditional: /],
       ['t-unc-string', (m) => { m.sampler_defaults.temperature_unconditional = '0.5'; }, /manifest\.json: field sampler_defaults\.temperature_unconditional: /],
+      // classifier graphs of a masked bundle read token ids and return the gradient over one-hot tokens
+      ['clf-x_t', (m) => { m.classifiers = [classifier(m, { x_t: 'float32[B,N,16]', t: 'float32[B]' }, { grad: 'float32[B,N,16]' })]; }, /field classifiers\[0\]\.inputs\.ids: .*got x_t \(a continuous classifier\)/],
+      ['clf-grad', (m) => { m.classifiers = [classifier(m, { ids: `int64[B,${m.canvas.length}]` }, { grad: 'float32[B,V]' })]; }, /field classifiers\[0\]\.outputs\.grad: must be float32\[B,Lt,V\]/],
     ];
     for (const [name, edit, re] of cases) expect(await refusal(copy(name, edit)), name).toMatch(re);
     // no embedding or schedule is needed

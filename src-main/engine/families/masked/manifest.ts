@@ -95,11 +95,10 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     const parsed = parseTensorSpec(logits!);
     if (!parsed || parsed.type !== 'float32' || parsed.dims.length !== 3) c.fail('denoiser.outputs.logits', `must be ${MASKED_OUTPUTS.logits}, got ${logits}`);
     // classifier graphs of a masked bundle read token ids and return the gradient over one-hot inputs [B, Lt, V]
-    const graphs: [string, Record<string, string> | undefined, Record<string, string> | undefined][] = [
-      ...m.classifiers.map((e, i) => [`classifiers[${i}]`, e.inputs, e.outputs] as [string, Record<string, string> | undefined, Record<string, string> | undefined]),
-      ...(m.joint_guidance ? [['joint_guidance', m.joint_guidance.inputs as Record<string, string> | undefined, m.joint_guidance.outputs as Record<string, string> | undefined] as [string, Record<string, string> | undefined, Record<string, string> | undefined]] : []),
-    ];
-    for (const [where, inputs, outputs] of graphs) {
+    type Io = Record<string, string> | undefined;
+    const graphs: { where: string; inputs: Io; outputs: Io }[] = m.classifiers.map((e, i) => ({ where: `classifiers[${i}]`, inputs: e.inputs, outputs: e.outputs }));
+    if (m.joint_guidance) graphs.push({ where: 'joint_guidance', inputs: m.joint_guidance.inputs as Io, outputs: m.joint_guidance.outputs as Io });
+    for (const { where, inputs, outputs } of graphs) {
       if (!inputs || inputs.ids?.replace(/\s+/g, '') !== `int64[B,${m.canvas.length}]`) {
         c.fail(`${where}.inputs.ids`, `a masked bundle's classifier graphs read the canvas's token ids (ids int64[B,${m.canvas.length}]), got ${inputs?.ids ?? (inputs?.x_t ? 'x_t (a continuous classifier)' : 'none')}`);
       }
