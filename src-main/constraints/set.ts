@@ -123,6 +123,9 @@ export const MASKED_CONFIDENCES = ['low_confidence', 'maskgit_plus', 'topk_margi
 /** Denoiser weights a run may ask for (`auto`: the engine decides per device, src-main/engine/types.ts). */
 export const PRECISION_PREFERENCES = ['auto', 'fp32', 'int8'] as const;
 
+/** How a continuous-family step moves x to the next noise level (src-main/engine/families/continuous/steps.ts). */
+export const CONTINUOUS_SAMPLERS = ['ancestral', 'ddim', 'dpm2m'] as const;
+
 export const samplerSettings = z.object({
   steps: z.number().int().min(1).max(2000).default(200),
   samples: z.number().int().min(1).max(1024).default(8),
@@ -131,6 +134,13 @@ export const samplerSettings = z.object({
   clamp: z.boolean().default(true),
   /** Denoiser weights: auto = the bundle's int8 variant on the cpu provider when it has one, else fp32. */
   precision: z.enum(PRECISION_PREFERENCES).default('auto'),
+  /**
+   * Continuous-family sampler: ancestral (the DDPM posterior step, Diffusion-LM's), ddim (DDIM on x0, eta below) or
+   * dpm2m (DPM-Solver++(2M), second-order multistep on x0). Masked models refuse anything but ancestral.
+   */
+  method: z.enum(CONTINUOUS_SAMPLERS).default('ancestral'),
+  /** DDIM's eta: 0 = deterministic, 1 = the ancestral step's noise. Only ddim reads it. */
+  eta: z.number().min(0).max(1).default(0),
   guidance: guidanceSettings.default(guidanceSettings.parse({})),
   // Masked-family sampler (docs/ARCHITECTURE.md, "Masked family"); absent: the bundle's sampler_defaults.
   // Continuous bundles ignore them.

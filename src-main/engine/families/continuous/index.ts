@@ -102,6 +102,8 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
               length: N,
               emb: state.emb,
               schedule,
+              method: sampler.method,
+              eta: sampler.eta,
               clamp: sampler.clamp,
               rounder: state.rounder,
               held,

@@ -1,12 +1,15 @@
 /**
  * The continuous family's step loop (docs/ARCHITECTURE.md, "Sampler"), independent of ONNX Runtime: the denoiser
- * and the classifier gradients come in as async functions, so the loop is testable with plain functions.
+ * and the classifier gradients come in as async functions, so the loop is testable with plain functions. The loop
+ * (denoise, clamp / project / hold, guidance) is the same for every sampler; only the step that moves x to the next
+ * noise level differs (steps.ts: ancestral, ddim, dpm2m).
  */
 import { type GuidanceConfig, guideStep } from '../../guidance';
 import { Mulberry32 } from '../../prng';
 import type { Projector } from '../../projection';
 import type { Schedule } from '../../schedule';
 import { type Embeddings, jsRounder, type Rounder, roundCanvas } from './rounding';
+import { type ContinuousSampler, makeStep } from './steps';
 
 /** Optional denoiser inputs of newer bundles (manifest denoiser.inputs), [batch, ...] like x. */
 export interface DenoiseExtras {
@@ -25,6 +28,10 @@ export interface SampleOptions {
   length: number;
   emb: Embeddings;
   schedule: Schedule;
+  /** How a step moves x to the next noise level (steps.ts; default ancestral). */
+  method?: ContinuousSampler;
+  /** DDIM's eta: 0 deterministic, 1 the ancestral step's noise (default 0; other samplers ignore it). */
+  eta?: number;
   denoise: DenoiseFn;
   clamp: boolean;
   /** Per canvas position: the held token id, or -1. */
@@ -66,7 +73,6 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
   const streams = o.seeds.map((s) => new Mulberry32(s));
   const x = new Float32Array(size);
   for (let b = 0; b < B; b++) streams[b]!.fillNormal(x, b * N * d, N * d);
-  const z = new Float32Array(size);
   const t = new Float32Array(B);
   const tokens = new Int32Array(B * N);
   const stepMs: number[] = [];
@@ -78,6 +84,11 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
     extras.clean = new Float32Array(B * N);
     for (let b = 0; b < B; b++) for (const i of heldPos) extras.clean[b * N + i] = 1;
   }
+  // each sample's stream gives N*d normals per draw, in sample order (docs/ARCHITECTURE.md, "Shared PRNG")
+  const draw = (z: Float32Array) => {
+    for (let b = 0; b < B; b++) streams[b]!.fillNormal(z, b * N * d, N * d);
+  };
+  const step = makeStep(o.method ?? 'ancestral', o.eta ?? 0, { schedule: sch, B, N, d, E, held, heldPos, draw });
 
   for (let k = S - 1; k >= 0; k--) {
     if (o.cancelled?.()) return { tokens: null, stepMs, guidanceMs };
@@ -92,30 +103,12 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
     if (extras.selfCond) extras.selfCond = x0.slice();
     // clamp / project / hold: x0 is replaced by embeddings where a token is chosen
     await roundCanvas(x0, B, N, o.emb, rounder, held, projectors, true, o.clamp, tokens);
-    const c1 = sch.c1[k]!;
-    const c2 = sch.c2[k]!;
-    const mean = new Float32Array(size);
-    for (let i = 0; i < size; i++) mean[i] = c1 * x0[i]! + c2 * x[i]!;
-    if (k > 0) {
-      for (let b = 0; b < B; b++) streams[b]!.fillNormal(z, b * N * d, N * d);
-      const sd = Math.sqrt(sch.variance[k]!);
-      for (let i = 0; i < size; i++) x[i] = mean[i]! + sd * z[i]!;
-    } else {
-      x.set(mean);
-    }
-    if (heldPos.length) {
-      const a = k > 0 ? Math.sqrt(sch.abarPrev[k]!) : 1;
-      const s = k > 0 ? Math.sqrt(1 - sch.abarPrev[k]!) : 0;
-      for (let b = 0; b < B; b++) {
-        for (const i of heldPos) {
-          const tok = held![i]!;
-          const off = (b * N + i) * d;
-          for (let j = 0; j < d; j++) x[off + j] = a * E[tok * d + j]! + s * z[off + j]!;
-        }
-      }
-    }
+    // the sampler's step: x moves to the next noise level; mean is where it would be without fresh noise
+    const mean = step(k, x, x0);
     if (g && k > 0 && k >= g.offLastSteps) {
       const tg = performance.now();
+      // the fluency anchor's scale: the step's ancestral posterior std, for every sampler (a deterministic step has
+      // no spread of its own)
       const sigma = Math.sqrt(sch.variance[k]!);
       if (g.run) await g.run(x, mean, sigma, sch.use[k - 1]!, B, N, d, heldPos);
       else await guideStep(x, mean, sigma, sch.use[k - 1]!, B, N, d, heldPos, g);

@@ -97,6 +97,10 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
 
   async prepare({ host, bundle, state, provider, sampler, logitsCache, warnings }) {
     const m = bundle.manifest;
+    // ddim and dpm2m are continuous-family samplers: a masked model unmasks by confidence, there is no x_t to move
+    if (sampler.method && sampler.method !== 'ancestral') {
+      throw new EngineInputError(`sampler.method: ${sampler.method} is a sampler for continuous models; ${m.id} is a masked-diffusion model, which takes only ancestral (its steps are set by sampler.confidence, temperature, top_p and block_length)`);
+    }
     const precision = resolvePrecision(sampler.precision, provider, false, m.id);
     const session = await host.session(bundle.dir, m.denoiser.file, provider);
     if (!state.checked.has(m.denoiser.file)) {
