@@ -3,17 +3,20 @@
     python3 -m training.dlm_train.sample --bundle models/e2e-default --samples 4 --steps 200 --seed 0
     python3 -m training.dlm_train.sample --bundle ... --record '{"name":"The Vaults","eatType":"pub"}'   (data-to-text)
     python3 -m training.dlm_train.sample --bundle ... --text 'The Vaults is a pub.'                   (text-to-record)
+    python3 -m training.dlm_train.sample --bundle ... --sampler ddim --eta 0   (DDIM; --sampler dpm2m: DPM-Solver++(2M))
     python3 -m training.dlm_train.sample --bundle ... --json     (one JSON object per sample, with token ids)
     python3 -m training.dlm_train.sample --bundle ... --bench    (ms per denoising step at batch 8 and 64)
     python3 -m training.dlm_train.sample --run training/runs/e2e-default   (EMA weights of a run checkpoint)
 
 Noise comes from the shared mulberry32 streams, so the TypeScript engine reproduces these outputs given the same
-seed (up to float differences between ONNX Runtime and PyTorch, which can flip near-ties in rounding).
+seed (up to float differences between ONNX Runtime and PyTorch, which can flip near-ties in rounding). The samplers
+(ancestral, ddim, dpm2m) compute the same float64 step coefficients as src-main/engine/families/continuous/steps.ts.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -110,12 +113,56 @@ def held_canvas(ref: Reference, record: Optional[dict] = None, text: Optional[st
     return ids, held
 
 
+SAMPLERS = ("ancestral", "ddim", "dpm2m")
+
+
+def _levels(sch, k: int):
+    """alpha_t, sigma_t (the level x is at) and alpha_s, sigma_s (the level a step moves it to) at respaced step k."""
+    ab, ap = float(sch.abar[k]), float(sch.abar_prev[k])
+    return math.sqrt(ab), math.sqrt(1.0 - ab), math.sqrt(ap), math.sqrt(1.0 - ap)
+
+
+def ddim_coefficients(sch, k: int, eta: float):
+    """DDIM on x0: x_s = cx0 x0 + cx x + sd z (eps = (x - alpha_t x0) / sigma_t; eta 1 = the ancestral step)."""
+    at, st, as_, ss = _levels(sch, k)
+    ab, ap = float(sch.abar[k]), float(sch.abar_prev[k])
+    sd = eta * math.sqrt(((1.0 - ap) / (1.0 - ab)) * (1.0 - ab / ap))
+    direction = math.sqrt(max(0.0, ss * ss - sd * sd))
+    return as_ - (direction * at) / st, direction / st, sd
+
+
+def log_snr(abar: float) -> float:
+    return 0.5 * (math.log(abar) - math.log(1.0 - abar))
+
+
+def dpm2m_coefficients(sch, k: int, second_order: bool):
+    """DPM-Solver++(2M) on x0: x_s = cx x + c0 x0 + c_prev x0_prev; first order without history and at k = 0."""
+    at, st, as_, ss = _levels(sch, k)
+    e_minus_h = (at * ss) / (st * as_)
+    cx = ss / st
+    base = as_ * (1.0 - e_minus_h)
+    steps = len(sch.use)
+    if not second_order or k == 0 or k + 1 >= steps:
+        return cx, base, 0.0
+    lam_t = log_snr(float(sch.abar[k]))
+    h = log_snr(float(sch.abar_prev[k])) - lam_t
+    h_prev = lam_t - log_snr(float(sch.abar[k + 1]))
+    r = h_prev / h
+    return cx, base * (1.0 + 1.0 / (2.0 * r)), -base / (2.0 * r)
+
+
 @torch.no_grad()
 def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optional[np.ndarray] = None,
            held: Optional[np.ndarray] = None, clamp: bool = True, first_index: int = 0,
-           step_times: Optional[list] = None) -> np.ndarray:
+           step_times: Optional[list] = None, sampler: str = "ancestral", eta: float = 0.0) -> np.ndarray:
     """Run the sampler loop for samples first_index .. first_index+n-1 of seed `seed`; returns ids [n, N].
-    given/held: [N] or [n, N] token ids and mask of positions held (infilling)."""
+    given/held: [N] or [n, N] token ids and mask of positions held (infilling).
+    sampler: ancestral (the DDPM posterior step), ddim (eta: 0 deterministic, 1 ancestral noise) or dpm2m
+    (DPM-Solver++(2M)); every one clamps x0 and holds the given positions the same way."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
     L, d = ref.layout.length, ref.d
     sch = respace(steps, ref.T, ref.s)
     seeds = [int(x) for x in sample_seeds(seed, first_index + n)[first_index:]]
@@ -135,6 +182,7 @@ def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optio
     clean = None
     if cfg.clean_flags:
         clean = held_t.squeeze(-1).float() if held is not None else torch.zeros(n, L)
+    x0_prev = None  # dpm2m: the previous step's clamped x0
     for j, k in enumerate(range(steps - 1, -1, -1)):
         t0 = time.perf_counter()
         t = torch.full((n,), float(sch.use[k]), dtype=torch.float32)
@@ -147,17 +195,28 @@ def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optio
             x0 = emb[nearest(x0, emb)]
         if held is not None:
             x0 = torch.where(held_t, given_emb, x0)
-        mean = float(sch.c1[k]) * x0 + float(sch.c2[k]) * x
-        if k > 0:
-            z = draw(j + 1)
-            x = mean + float(np.sqrt(sch.var[k])) * z
-            if held is not None:
-                ap = sch.abar_prev[k]
-                x = torch.where(held_t, float(np.sqrt(ap)) * given_emb + float(np.sqrt(1.0 - ap)) * z, x)
+        if sampler == "ancestral":
+            mean = float(sch.c1[k]) * x0 + float(sch.c2[k]) * x
+            if k > 0:
+                z = draw(j + 1)
+                x = mean + float(np.sqrt(sch.var[k])) * z
+                if held is not None:
+                    ap = sch.abar_prev[k]
+                    x = torch.where(held_t, float(np.sqrt(ap)) * given_emb + float(np.sqrt(1.0 - ap)) * z, x)
+            else:
+                x = mean
+                if held is not None:
+                    x = torch.where(held_t, given_emb, x)
+        elif sampler == "ddim":
+            # held positions take the same update (their x0 is their embedding)
+            cx0, cx, sd = ddim_coefficients(sch, k, eta)
+            x = cx0 * x0 + cx * x
+            if eta > 0 and k > 0:
+                x = x + sd * draw(j + 1)
         else:
-            x = mean
-            if held is not None:
-                x = torch.where(held_t, given_emb, x)
+            cx, c0, c_prev = dpm2m_coefficients(sch, k, x0_prev is not None)
+            x = cx * x + c0 * x0 + (c_prev * x0_prev if c_prev != 0.0 else 0.0)
+            x0_prev = x0
         x = x.float()
         if step_times is not None:
             step_times.append(time.perf_counter() - t0)
@@ -200,6 +259,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--record", help="data-to-text: a JSON object or an E2E MR 'name[...], eatType[...]'")
     ap.add_argument("--text", help="text-to-record: the text to structure")
     ap.add_argument("--no-clamp", action="store_true", help="do not replace x0 by its nearest embedding per step")
+    ap.add_argument("--sampler", choices=SAMPLERS, default="ancestral",
+                    help="ancestral (default), ddim (with --eta) or dpm2m (DPM-Solver++(2M))")
+    ap.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1] (0: deterministic)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per sample")
     ap.add_argument("--bench", action="store_true", help="print ms per denoising step at batch 8 and 64")
     ap.add_argument("--threads", type=int)
@@ -219,11 +281,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit("give --record or --text, not both")
     given, held = (held_canvas(ref, record, args.text) if (record is not None or args.text is not None)
                    else (None, None))
-    ids = sample(ref, args.samples, args.steps, args.seed, given, held, clamp=not args.no_clamp)
+    if not 0.0 <= args.eta <= 1.0:
+        ap.error(f"--eta must be in [0, 1], got {args.eta}")
+    ids = sample(ref, args.samples, args.steps, args.seed, given, held, clamp=not args.no_clamp,
+                 sampler=args.sampler, eta=args.eta)
     for j, row in enumerate(ids):
         out = decode(ref, row)
         if args.json:
-            print(json.dumps({"index": j, "seed": args.seed, "steps": args.steps, **out, "ids": row.tolist()},
+            print(json.dumps({"index": j, "seed": args.seed, "steps": args.steps, "sampler": args.sampler,
+                              **({"eta": args.eta} if args.sampler == "ddim" else {}), **out, "ids": row.tolist()},
                              ensure_ascii=False))
         else:
             print(f"[{j}] {out.get('record', '')}\n    {out['text']}")

@@ -1,7 +1,9 @@
 /**
  * The TypeScript engine against the PyTorch reference sampler (training/dlm_train/sample.py) on the same weights:
  * same seed, same shared-PRNG noise, same loop -> the same tokens. Runs on the tiny bundle from the training smoke
- * test (npm run smoke:bundle) and on the committed default bundle; needs /usr/bin/python3 with torch.
+ * test (npm run smoke:bundle) and on the committed default bundle; needs /usr/bin/python3 with torch. Each sampler
+ * (ancestral, ddim with eta 0 and 0.5, dpm2m) is checked at a small step count, unconditional and with a held record;
+ * nothing here depends on a bundle's weights beyond the agreement it is held to.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -71,5 +73,24 @@ for (const [name, dir, id, steps, minAgreement] of [
       if (minAgreement === 1) expect(ts).toEqual(ref);
       else expect(agreement(ts, ref)).toBeGreaterThanOrEqual(minAgreement);
     });
+
+    // the other samplers at few steps (where they are meant to run): same x_T, same noise draws (ddim eta > 0), same step
+    for (const [method, eta] of [['ddim', 0], ['ddim', 0.5], ['dpm2m', 0]] as const) {
+      const label = `${method}${method === 'ddim' ? ` eta ${eta}` : ''}`;
+      const few = 10;
+      it(`${label}, ${few} steps: unconditional and data-to-text, same seed, same tokens`, async () => {
+        const flags = ['--sampler', method, '--eta', String(eta), '--steps', String(few), '--samples', '2'];
+        const record = { name: 'Blue Spice', eatType: 'coffee shop', area: 'riverside' };
+        const ref = [...reference(dir, [...flags, '--seed', '11']), ...reference(dir, [...flags, '--seed', '5', '--record', JSON.stringify(record)])];
+        const sampler = { steps: few, samples: 2, precision: 'fp32' as const, method, eta };
+        const ts = [
+          ...await engineTokens(dir, id, { version: 1, constraints: [], sampler: { ...sampler, seed: 11 } }),
+          ...await engineTokens(dir, id, { version: 1, constraints: [{ kind: 'record', value: record }], sampler: { ...sampler, seed: 5 } }),
+        ];
+        expect(ts).toHaveLength(4);
+        if (minAgreement === 1) expect(ts).toEqual(ref);
+        else expect(agreement(ts, ref)).toBeGreaterThanOrEqual(minAgreement);
+      });
+    }
   });
 }
