@@ -40,8 +40,16 @@ E2E_ATTRIBUTION = (
 )
 
 
-def load_run(run_dir: str):
+def load_run(run_dir: str, snapshot: Optional[str] = None):
+    """The run's checkpoint and EMA denoiser; with `snapshot` (an ema-XXXXmin.pt the run wrote), that snapshot's
+    weights, step and training time instead of the last checkpoint's."""
     ck = torch.load(os.path.join(run_dir, "ckpt.pt"), map_location="cpu", weights_only=False)  # our own run
+    if snapshot:
+        snap = torch.load(snapshot, map_location="cpu", weights_only=False)
+        if snap.get("model_config") != ck["model_config"]:
+            raise ValueError(f"{snapshot}: its model_config differs from {run_dir}/ckpt.pt's; not a snapshot of this run")
+        ck = {**ck, "ema": snap["ema"], "snapshot": os.path.basename(snapshot),
+              "state": {**ck["state"], "step": snap["step"], "train_time": snap["train_time_s"]}}
     mcfg = ModelConfig(**ck["model_config"])
     model = Denoiser(mcfg)
     model.load_state_dict(ck["ema"])
@@ -54,6 +62,8 @@ def load_run(run_dir: str):
     if os.path.exists(lp):
         with open(lp, encoding="utf-8") as f:
             log = [json.loads(ln) for ln in f if ln.strip()]
+    if snapshot:  # the log up to the snapshot (a resumed run logs its last steps again: keep the later lines)
+        log = [r for r in log if r.get("step", 0) <= ck["state"]["step"]]
     return ck, model, tok, data_info, log
 
 
@@ -111,13 +121,17 @@ def export_onnx(model: Denoiser, path: str, opset: int = 14) -> None:
 def verify_with_node(model: Denoiser, bundle_dir: str) -> dict:
     L, d = model.cfg.length, model.cfg.d
     g = torch.Generator().manual_seed(7)
-    x = torch.randn(3, L, d, generator=g)
-    t = torch.tensor([0.0, 700.0, 1999.0])
+    feeds = {"x_t": torch.randn(3, L, d, generator=g), "t": torch.tensor([0.0, 700.0, 1999.0])}
+    if model.cfg.self_condition:
+        feeds["x_self_cond"] = torch.randn(3, L, d, generator=g)
+    if model.cfg.clean_flags:
+        feeds["clean"] = (torch.rand(3, L, generator=g) < 0.5).float()
     with torch.no_grad():
-        x0 = model(x, t)
+        x0 = model(feeds["x_t"], feeds["t"], feeds.get("x_self_cond"), feeds.get("clean")) if len(feeds) > 2 \
+            else model(feeds["x_t"], feeds["t"])
     here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"batch": 3, "N": L, "d": d, "x_t": x.reshape(-1).tolist(), "t": t.tolist(),
+        json.dump({"inputs": {k: {"dims": list(v.shape), "data": v.reshape(-1).tolist()} for k, v in feeds.items()},
                    "x0": x0.reshape(-1).tolist()}, f)
         case = f.name
     try:
@@ -256,6 +270,8 @@ def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="training run directory (holds ckpt.pt, vocab.json, data.json)")
+    ap.add_argument("--snapshot", help="export this EMA snapshot of the run (snapshots/ema-XXXXmin.pt) instead of "
+                    "the last checkpoint")
     ap.add_argument("--out", required=True, help="bundle directory to write (e.g. models/e2e-default)")
     ap.add_argument("--id")
     ap.add_argument("--name")
@@ -269,7 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--verify-node", action="store_true", help="check denoiser.onnx in onnxruntime-node")
     args = ap.parse_args(argv)
 
-    ck, model, tok, data_info, log = load_run(args.run)
+    ck, model, tok, data_info, log = load_run(args.run, args.snapshot)
     cfg = ck["config"]
     bid = args.id or cfg["name"]
     layout = CanvasLayout(data_info["canvas"]["length"],
@@ -315,7 +331,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "license": dc.get("license") or ("CC BY-SA 4.0" if is_e2e else "unknown"),
             "steps": ck["state"]["step"],
             "wall_time_s": round(ck["state"]["train_time"], 1),
-            "stopped": f"stopped by {stop['reason']}" if stop else "checkpoint",
+            "stopped": (f"snapshot {ck['snapshot']}" if ck.get("snapshot") else
+                        f"stopped by {stop['reason']}" if stop else "checkpoint"),
             "hardware": args.hardware or ck.get("hardware", "unknown"),
             "world_size": ck.get("world_size", 1),
             "parameters": model.num_parameters(),

@@ -1,5 +1,6 @@
 // Loads a bundle's denoiser.onnx in onnxruntime-node and compares its output with PyTorch's on given inputs.
-// node training/dlm_train/onnx_check.mjs <bundle_dir> <case.json>   (case: {batch, N, d, x_t, t, x0})
+// node training/dlm_train/onnx_check.mjs <bundle_dir> <case.json>
+//   (case: {inputs: {name: {dims, data}} for x_t, t and any recipe-B inputs, x0: PyTorch's output, flat})
 import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,10 +8,8 @@ import { join } from 'node:path';
 const [bundle, casePath] = process.argv.slice(2);
 const c = JSON.parse(readFileSync(casePath, 'utf8'));
 const session = await ort.InferenceSession.create(join(bundle, 'denoiser.onnx'));
-const feeds = {
-  x_t: new ort.Tensor('float32', Float32Array.from(c.x_t), [c.batch, c.N, c.d]),
-  t: new ort.Tensor('float32', Float32Array.from(c.t), [c.batch]),
-};
+const feeds = {};
+for (const [name, v] of Object.entries(c.inputs)) feeds[name] = new ort.Tensor('float32', Float32Array.from(v.data), v.dims);
 const out = await session.run(feeds);
 const x0 = out.x0.data;
 let maxDiff = 0;

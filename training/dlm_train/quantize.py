@@ -142,27 +142,29 @@ def quantize_model(model: onnx.ModelProto, min_dim: int = 64,
 
 
 def calibration_inputs(bundle_dir: str, samples: int = 8, steps: int = 50, seed: int = 0, rows: int = 256):
-    """(x_t, t) pairs the reference sampler feeds the denoiser: unconditional and data-to-text trajectories of the
-    bundle's PyTorch weights (denoiser.pt); `rows` of them, drawn evenly."""
+    """The denoiser inputs the reference sampler feeds it (x_t, t, and x_self_cond / clean for a recipe-B denoiser):
+    unconditional and data-to-text trajectories of the bundle's PyTorch weights (denoiser.pt); `rows` of them, drawn
+    evenly. Returns {input name: array}."""
     import torch
 
     from . import sample as S
 
     ref = S.load_bundle(bundle_dir, verify=False)
     real = ref.model
-    xs, ts = [], []
-
-    if real.cfg.self_condition or real.cfg.clean_flags:
-        raise ValueError(f"{bundle_dir}: calibration records x_t and t only; a denoiser with x_self_cond or clean "
-                         "inputs (recipe B) is not quantized yet")
+    seen: Dict[str, list] = {"x_t": [], "t": []}
+    if real.cfg.self_condition:
+        seen["x_self_cond"] = []
+    if real.cfg.clean_flags:
+        seen["clean"] = []
 
     class Recorder(torch.nn.Module):
         cfg = real.cfg  # the sampler reads the model's config (recipe-B inputs)
 
-        def forward(self, x, t):
-            xs.append(x.detach().clone())
-            ts.append(t.detach().clone())
-            return real(x, t)
+        def forward(self, x, t, x_sc=None, clean=None):
+            for name, v in (("x_t", x), ("t", t), ("x_self_cond", x_sc), ("clean", clean)):
+                if name in seen:
+                    seen[name].append(v.detach().clone())
+            return real(x, t, x_sc, clean) if len(seen) > 2 else real(x, t)
 
     ref.model = Recorder()
     try:
@@ -178,14 +180,14 @@ def calibration_inputs(bundle_dir: str, samples: int = 8, steps: int = 50, seed:
                 pass  # the record does not fit this bundle's record segment: unconditional trajectories only
     finally:
         ref.model = real
-    x = torch.cat(xs).numpy().astype(np.float32)
-    t = torch.cat(ts).numpy().astype(np.float32)
-    pick = np.linspace(0, len(x) - 1, num=min(rows, len(x))).round().astype(int)
-    return x[pick], t[pick]
+    out = {k: torch.cat(v).numpy().astype(np.float32) for k, v in seen.items()}
+    n = len(out["x_t"])
+    pick = np.linspace(0, n - 1, num=min(rows, n)).round().astype(int)
+    return {k: v[pick] for k, v in out.items()}
 
 
-def calibrate(model_path: str, names: List[str], x: np.ndarray, t: np.ndarray, chunk: int = 64) -> Dict[str, tuple]:
-    """(min, max) of each named activation when the fp32 graph runs on x, t (through onnxruntime-node)."""
+def calibrate(model_path: str, names: List[str], feeds: Dict[str, np.ndarray], chunk: int = 64) -> Dict[str, tuple]:
+    """(min, max) of each named activation when the fp32 graph runs on the calibration feeds (onnxruntime-node)."""
     from training.guidance.ort import run_onnx
 
     m = onnx.load(model_path)
@@ -198,8 +200,8 @@ def calibrate(model_path: str, names: List[str], x: np.ndarray, t: np.ndarray, c
     with tempfile.TemporaryDirectory() as d:
         probe = os.path.join(d, "calibrate.onnx")
         onnx.save(m, probe)
-        for i in range(0, len(x), chunk):
-            out = run_onnx(probe, {"x_t": x[i:i + chunk], "t": t[i:i + chunk]})
+        for i in range(0, len(feeds["x_t"]), chunk):
+            out = run_onnx(probe, {k: v[i:i + chunk] for k, v in feeds.items()})
             for n in names:
                 lo, hi = float(out[safe[n]].min()), float(out[safe[n]].max())
                 old = ranges.get(n)
@@ -221,9 +223,9 @@ def add_int8_denoiser(bundle_dir: str, min_dim: int = 64, activations: str = "st
         if not os.path.exists(os.path.join(bundle_dir, "denoiser.pt")):
             raise FileNotFoundError(f"{bundle_dir}/denoiser.pt: static calibration runs the PyTorch reference sampler "
                                     "(or use --activations dynamic)")
-        x, t = calibration_inputs(bundle_dir)
-        ranges = calibrate(src, sorted(set(names)), x, t)
-        calib = {"inputs": int(len(x)), "source": "reference-sampler trajectories (unconditional and data-to-text)"}
+        feeds = calibration_inputs(bundle_dir)
+        ranges = calibrate(src, sorted(set(names)), feeds)
+        calib = {"inputs": int(len(feeds["x_t"])), "source": "reference-sampler trajectories (unconditional and data-to-text)"}
     elif activations != "dynamic":
         raise ValueError(f"activations must be 'static' or 'dynamic', got {activations!r}")
     counts = quantize_model(model, min_dim, ranges)

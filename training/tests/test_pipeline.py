@@ -253,6 +253,43 @@ class QuantizeTest(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    @unittest.skipUnless(shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "onnxruntime-node")),
+                         "needs node and onnxruntime-node")
+    def test_recipe_b_bundle_exports_and_quantizes_with_its_extra_inputs(self):
+        # a recipe-B denoiser (self-conditioning input, clean flags): the onnxruntime-node check feeds all four
+        # inputs, and the static calibration records them along the reference sampler's trajectories
+        from training.dlm_train import export as X
+        from training.dlm_train.quantize import add_int8_denoiser, calibration_inputs
+        from training.guidance.ort import run_onnx
+        d = tempfile.mkdtemp()
+        try:
+            cfg = os.path.join(d, "c.json")
+            with open(cfg, "w") as f:
+                json.dump({"name": "b", "data": {"train": TRAIN, "limit": 200},
+                           "model": {"hidden": 64, "layers": 1, "heads": 2, "mlp_ratio": 2, "time_dim": 8,
+                                     "objective": "ce", "self_condition": True, "clean_flags": True},
+                           "train": {"batch_size": 8, "max_steps": 2, "ckpt_every": 2, "log_every": 1,
+                                     "warmup": 1, "threads": 1}}, f)
+            run, out = os.path.join(d, "run"), os.path.join(d, "bundle")
+            env = {**os.environ, "PYTHONPATH": ROOT}
+            subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir", run],
+                           check=True, cwd=ROOT, env=env, capture_output=True)
+            X.main(["--run", run, "--out", out, "--dev", "", "--card-samples", "1", "--card-steps", "3",
+                    "--verify-node"])
+            with open(os.path.join(out, "manifest.json")) as f:
+                self.assertEqual(set(json.load(f)["denoiser"]["inputs"]), {"x_t", "t", "x_self_cond", "clean"})
+            feeds = calibration_inputs(out, samples=2, steps=4, rows=16)
+            self.assertEqual(set(feeds), {"x_t", "t", "x_self_cond", "clean"})
+            self.assertEqual(feeds["clean"].shape, feeds["x_t"].shape[:2])
+            self.assertGreater(float(np.abs(feeds["x_self_cond"]).max()), 0.0)  # later steps carry x0 estimates
+            m = add_int8_denoiser(out, min_dim=16)
+            self.assertGreater(m["denoiser"]["int8"]["matmuls_quantized"], 0)
+            fp32 = run_onnx(os.path.join(out, "denoiser.onnx"), feeds)["x0"]
+            int8 = run_onnx(os.path.join(out, "denoiser.int8.onnx"), feeds)["x0"]
+            self.assertLess(float(np.abs(fp32 - int8).max()), 0.1 * float(np.abs(fp32).max()))
+        finally:
+            shutil.rmtree(d)
+
 
 if __name__ == "__main__":
     unittest.main()
