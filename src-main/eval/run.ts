@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { guidanceSettings, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, guidanceSettings, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, PrecisionPreference, RunSummary } from '../engine/types';
 import { corpusBleu } from './bleu';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
@@ -44,6 +44,8 @@ export interface EvalSettings {
   controls?: string[];
   /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
   guidance?: Partial<z.input<typeof guidanceSettings>>;
+  /** Continuous-family sampler of every run (sampler.method, and eta for ddim); absent: ancestral. */
+  sampler?: { method: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
   masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number };
   /** --steps was not given: a masked-diffusion model runs its own sampler_defaults.steps instead of `steps`. */
@@ -214,7 +216,7 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 }
 
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean): NonNullable<ConstraintSetInput['sampler']> {
-  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), ...(s.masked ?? {}), guidance: { ...(s.guidance ?? {}), enabled: guided } };
+  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...(s.masked ?? {}), guidance: { ...(s.guidance ?? {}), enabled: guided } };
 }
 
 interface Scored {
@@ -272,6 +274,9 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     notes.push(`${model.id} is a ${model.kind} model: ${settings.steps} steps (its sampler_defaults)`);
   }
   const masked = model.kind === 'masked-diffusion';
+  if (masked && given.sampler && given.sampler.method !== 'ancestral') {
+    throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);
+  }
   const d = model.samplerDefaults;
   if (masked && d && given.masked?.temperature === undefined && d.temperature_unconditional !== undefined) {
     // the engine's rule (docs/ARCHITECTURE.md, "Masked family"): each run's temperature follows what it pins

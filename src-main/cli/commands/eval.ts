@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEVICE_PREFERENCES } from '../../engine/types';
-import { MASKED_CONFIDENCES, PRECISION_PREFERENCES } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
@@ -39,6 +39,8 @@ Writes a JSON results file and a Markdown table beside it.
   --override <c:T:S,...>       per-control targets T and samples per target S, e.g. json-schema:2:4
   --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
+  --sampler <s>                continuous models: ${CONTINUOUS_SAMPLERS.join('|')} for every run (default ancestral)
+  --eta <x>                    with --sampler ddim: eta in [0, 1] (default 0, deterministic)
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
@@ -68,6 +70,17 @@ function strengthOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
   const n = Number(raw);
   if (!raw.trim() || !Number.isFinite(n) || n < 0 || n > 100) throw new CliError('INVALID_INPUT', `--strength must be a number from 0 to 100 (got ${JSON.stringify(raw)})`);
   return { guidance: { strength: n } };
+}
+
+/** --sampler and --eta: the continuous-family sampler of every run (absent: ancestral). */
+function continuousOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSettings, 'sampler'> {
+  const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
+  const raw = args.values.eta;
+  if (raw === undefined) return method ? { sampler: { method } } : {};
+  const eta = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(eta) || eta < 0 || eta > 1) throw new CliError('INVALID_INPUT', `--eta must be a number from 0 to 1 (got ${JSON.stringify(raw)})`);
+  if (method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${method ?? 'ancestral'})`);
+  return { sampler: { method, eta } };
 }
 
 /** The masked-family sampler flags, each only when given. */
@@ -118,6 +131,8 @@ export const evalCommand: CliCommand = {
     'top-p': { type: 'string' },
     'block-length': { type: 'string' },
     confidence: { type: 'string' },
+    sampler: { type: 'string' },
+    eta: { type: 'string' },
     strength: { type: 'string' },
   },
   async run(ctx, args) {
@@ -148,6 +163,7 @@ export const evalCommand: CliCommand = {
       seed: positive('seed', 0, 0),
       ...(v.steps === undefined ? { stepsFromModel: true } : {}),
       ...maskedOptions(args),
+      ...continuousOptions(args),
       ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),

@@ -1,13 +1,14 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
+                          [--sampler ${CONTINUOUS_SAMPLERS.join('|')}] [--eta E]
                           [--block-length L] [--confidence ${MASKED_CONFIDENCES.join('|')}] [--temperature T] [--top-p P]
 
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
@@ -16,6 +17,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
+  --sampler      continuous models: ancestral (default), ddim (DDIM on x0) or dpm2m (DPM-Solver++(2M)); each
+                 output line records it (default: the set's sampler.method)
+  --eta          ddim only: 0 (default) deterministic, up to 1 (the ancestral step's noise)
   --block-length, --confidence, --temperature, --top-p
                  masked-diffusion models: override the set's (else the model's sampler_defaults); a masked model
                  without --steps or set steps takes the model's default steps; without a temperature, a run that
@@ -72,6 +76,8 @@ export const generateCommand: CliCommand = {
     device: { type: 'string' },
     precision: { type: 'string' },
     out: { type: 'string' },
+    sampler: { type: 'string' },
+    eta: { type: 'string' },
     'block-length': { type: 'string' },
     confidence: { type: 'string' },
     temperature: { type: 'string' },
@@ -92,6 +98,14 @@ export const generateCommand: CliCommand = {
     if (steps !== undefined) sampler.steps = steps;
     if (seed !== undefined) sampler.seed = seed;
     sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
+    const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
+    if (method !== undefined) sampler.method = method;
+    const eta = numberOption(args, 'eta');
+    if (eta !== undefined) {
+      if (eta > 1) throw new CliError('INVALID_INPUT', `--eta must be in [0, 1] (got ${eta})`);
+      if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
+      sampler.eta = eta;
+    }
     const blockLength = intOption(args, 'block-length');
     if (blockLength !== undefined) sampler.block_length = blockLength;
     sampler.confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES) ?? sampler.confidence;
@@ -114,6 +128,9 @@ export const generateCommand: CliCommand = {
       throw new CliError('NOT_FOUND', `unknown model "${model}" (available: ${models.filter((m) => !m.error).map((m) => m.id).join(', ') || 'none'}; add folders with --models)`);
     }
     if (sampler.steps > 2000) throw new CliError('INVALID_INPUT', `--steps must be at most the model's training T`);
+    if (summary.samplerDefaults && sampler.method !== 'ancestral') {
+      throw new CliError('INVALID_INPUT', `${method !== undefined ? '--sampler' : `${file}: sampler.method`}: ${sampler.method} is a sampler for continuous models; ${summary.id} is a ${summary.kind} model (its sampler flags: --block-length, --confidence, --temperature, --top-p)`);
+    }
     // a masked model's own default step count, unless --steps or the set chose one
     if (summary.samplerDefaults && steps === undefined && !setGivesSteps) sampler.steps = summary.samplerDefaults.steps;
     // what each output line records as the masked settings that ran; the run itself gets only what was asked for
@@ -144,7 +161,8 @@ export const generateCommand: CliCommand = {
     const lineOf = (o: GeneratedOutput) => JSON.stringify({
       index: o.index, text: o.text, record: o.record, recordText: o.recordText, seed: o.seed,
       steps: sampler.steps, device: activeDevice, precision, model: summary.id, modelVersion: summary.version,
-      constraints: o.constraints, fluency: o.fluency, ...(masked ? { kind: summary.kind, sampler: masked } : {}),
+      constraints: o.constraints, fluency: o.fluency,
+      ...(masked ? { kind: summary.kind, sampler: masked } : { sampler: sampler.method === 'ddim' ? { method: 'ddim', eta: sampler.eta } : { method: sampler.method } }),
     });
     const early: { runId: number; output: GeneratedOutput }[] = [];
     const offs: (() => void)[] = [];

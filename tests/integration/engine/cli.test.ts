@@ -79,6 +79,41 @@ describe('dlm-studio generate / models', () => {
     expect(unknown.err).toMatch(/error \[NOT_FOUND\]: unknown model "nope"/);
   });
 
+  it('--sampler and --eta pick the continuous sampler; each line records it; bad values are refused by flag', async () => {
+    const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { tokens?: number[]; text: string; sampler: unknown });
+    const outs: Record<string, string> = {};
+    for (const [name, flags] of [['anc', []], ['ddim0', ['--sampler', 'ddim']], ['ddim5', ['--sampler', 'ddim', '--eta', '0.5']], ['dpm', ['--sampler', 'dpm2m']]] as const) {
+      outs[name] = join(root, `sampler-${name}.jsonl`);
+      const r = await cli('generate', '--model', 'micro', '--samples', '2', '--steps', '5', '--seed', '4', '--out', outs[name]!, ...flags);
+      expect(r.code, r.err).toBe(0);
+    }
+    expect(read(outs.anc!)[0]!.sampler).toEqual({ method: 'ancestral' });
+    expect(read(outs.ddim0!)[0]!.sampler).toEqual({ method: 'ddim', eta: 0 });
+    expect(read(outs.ddim5!)[0]!.sampler).toEqual({ method: 'ddim', eta: 0.5 });
+    expect(read(outs.dpm!)[0]!.sampler).toEqual({ method: 'dpm2m' });
+    // a set file's sampler.method is the default; the flag overrides it
+    const set = join(root, 'set-ddim.json');
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [], sampler: { method: 'ddim', eta: 0.5 } }));
+    const fromSet = join(root, 'sampler-set.jsonl');
+    expect((await cli('generate', '--model', 'micro', '--constraints', set, '--samples', '2', '--steps', '5', '--seed', '4', '--out', fromSet)).code).toBe(0);
+    expect(readFileSync(fromSet, 'utf8')).toBe(readFileSync(outs.ddim5!, 'utf8'));
+    const cases: [string[], RegExp][] = [
+      [['--sampler', 'euler'], /--sampler must be one of ancestral, ddim, dpm2m \(got "euler"\)/],
+      [['--sampler', 'ddim', '--eta', '1.5'], /--eta must be in \[0, 1\]/],
+      [['--sampler', 'ddim', '--eta', 'x'], /--eta must be a non-negative number/],
+      [['--sampler', 'dpm2m', '--eta', '0.5'], /--eta applies to --sampler ddim only/],
+      [['--eta', '0.5'], /--eta applies to --sampler ddim only \(the sampler is ancestral\)/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await cli('generate', '--model', 'micro', '--steps', '2', '--samples', '1', ...args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.err).toMatch(re);
+    }
+    const masked = await cli('generate', '--model', 'masked-tiny', '--samples', '1', '--sampler', 'ddim');
+    expect(masked.code).not.toBe(0);
+    expect(masked.err).toMatch(/--sampler: ddim is a sampler for continuous models; masked-tiny is a masked-diffusion model/);
+  });
+
   it('models lists bundles and devices', async () => {
     const r = await cli('models', '--json');
     expect(r.code).toBe(0);

@@ -69,6 +69,13 @@ const RECORD = 16;
 const manifest = JSON.parse(readFileSync(join(FIXTURE, 'manifest.json'), 'utf8')) as { mask: { id: number } };
 
 describe('masked family through the engine', () => {
+  it('refuses a continuous-family sampler, naming sampler.method; ancestral (the default) runs', async () => {
+    await expect(engine.generate({ model: 'masked-tiny', device: 'cpu', constraints: parseConstraintSet({ version: 1, constraints: [], sampler: { steps: 2, samples: 1, method: 'ddim' } }) }, {}))
+      .rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/sampler\.method: ddim is a sampler for continuous models; masked-tiny is a masked-diffusion model/) });
+    const ok = await run(engine, { version: 1, constraints: [], sampler: { steps: 2, samples: 1, method: 'ancestral' } });
+    expect(ok.summary.status).toBe('completed');
+  });
+
   it('is deterministic per seed, differs across seeds, and a sample does not depend on its batch', async () => {
     const set = (seed: number): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: 9, samples: 5, seed, temperature: 1, confidence: 'low_confidence' } });
     const a = await run(engine, set(21));

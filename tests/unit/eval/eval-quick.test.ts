@@ -78,6 +78,9 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
       expect(await main(['eval', '--quick', '--test-set', join(e2eDataDir(), 'devset.csv')])).toBe(2);
       expect(await main(['eval', '--quick', '--split', 'train'])).toBe(2);
       expect(await main(['eval', '--quick', '--split', 'dev', '--test-set', join(e2eDataDir(), 'testset_w_refs.csv')])).toBe(2);
+      expect(await main(['eval', '--quick', '--sampler', 'euler'])).toBe(2);
+      expect(await main(['eval', '--quick', '--sampler', 'ddim', '--eta', '2'])).toBe(2);
+      expect(await main(['eval', '--quick', '--sampler', 'dpm2m', '--eta', '0.5'])).toBe(2);
     } finally {
       process.stderr.write = prev;
     }
@@ -87,5 +90,8 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     expect(text).toMatch(/evaluated on the E2E test set/);
     expect(text).toMatch(/--split: unknown value "train" \(known: test, dev\)/);
     expect(text).toMatch(/--split dev reads devset.csv/);
+    expect(text).toMatch(/--sampler must be one of ancestral, ddim, dpm2m \(got "euler"\)/);
+    expect(text).toMatch(/--eta must be a number from 0 to 1 \(got "2"\)/);
+    expect(text).toMatch(/--eta applies to --sampler ddim only \(the sampler is dpm2m\)/);
   });
 });

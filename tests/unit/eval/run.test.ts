@@ -147,6 +147,20 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(r.dataToText).toBeNull();
   });
 
+  it('a continuous sampler (--sampler, --eta) goes into every run and the report; a masked model refuses it', async () => {
+    const calls: GenerateRequest[] = [];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, controls: ['length'], sampler: { method: 'ddim', eta: 0.5 } }, { engine: fakeEngine(calls), evaluate });
+    expect(calls.length).toBeGreaterThan(2);
+    expect(calls.every((c) => c.constraints.sampler.method === 'ddim' && c.constraints.sampler.eta === 0.5)).toBe(true);
+    expect(renderMarkdown(r)).toContain('3 steps, sampler ddim (eta 0.5), ');
+    const plain: GenerateRequest[] = [];
+    await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'] }, { engine: fakeEngine(plain), evaluate });
+    expect(plain.every((c) => c.constraints.sampler.method === 'ancestral')).toBe(true);
+    const engine = fakeEngine([]);
+    engine.listModels = async () => [{ ...model, kind: 'masked-diffusion', samplerDefaults: { steps: 8, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 } }];
+    await expect(runEvaluation({ ...settings, sampler: { method: 'dpm2m' } }, { engine, evaluate })).rejects.toThrow(/--sampler dpm2m: a sampler for continuous models/);
+  });
+
   it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
