@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 import warnings
@@ -41,6 +40,7 @@ from torch._decomp import get_decompositions
 
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, write_manifest
 from training.dlm_train.data import CanvasLayout, read_corpus
+from training.guidance.bundle import take_scorer
 from training.dlm_train.paths import E2E_DATA
 from training.dlm_train.tokenizer import Tokenizer
 
@@ -348,26 +348,6 @@ def card_lines(entries: List[dict], joint: dict, tiny: bool) -> List[str]:
     if tiny:
         lines += ["(Tiny smoke-test configuration: these numbers are not meaningful.)", ""]
     return lines
-
-
-def take_scorer(bundle: str, man: dict, src: str) -> None:
-    """Copy another bundle's fluency scorer (a causal LM over text tokens) when both bundles share the vocabulary."""
-    with open(os.path.join(src, "manifest.json"), encoding="utf-8") as f:
-        sman = json.load(f)
-    if not sman.get("scorer"):
-        raise ValueError(f"{src}/manifest.json: no scorer to take")
-    mine, theirs = os.path.join(bundle, man["tokenizer"]["vocab"]), os.path.join(src, sman["tokenizer"]["vocab"])
-    with open(mine, "rb") as f1, open(theirs, "rb") as f2:
-        if f1.read() != f2.read():
-            raise ValueError(f"--scorer-from {src}: {theirs} differs from {mine}; a scorer only fits its own vocabulary")
-    shutil.copyfile(os.path.join(src, sman["scorer"]["file"]), os.path.join(bundle, "scorer.onnx"))
-    entry = {**sman["scorer"], "file": "scorer.onnx", "source": f"the fluency scorer of bundle {sman.get('id')} (same vocabulary)"}
-    set_card_section(bundle, "## Fluency scorer", [
-        f"`scorer.onnx` is the fluency scorer of bundle `{sman.get('id')}` (the same vocabulary): a causal transformer "
-        "LM over the E2E training texts, independent of the diffusion model, that the engine and `dlm-studio eval` use "
-        f"to report each output's perplexity (dev perplexity {entry.get('metrics', {}).get('dev_perplexity')} per token).", ""])
-    add_files_and_rehash(bundle, ["scorer.onnx", "DATA_CARD.md"], {"scorer": entry})
-    print(f"{bundle}: scorer.onnx taken from {src}", flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

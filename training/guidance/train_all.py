@@ -27,7 +27,7 @@ from training.dlm_train.data import read_corpus
 from training.dlm_train.bundle import add_files_and_rehash, set_card_section
 from training.dlm_train.paths import E2E_DATA
 
-from .bundle import load_bundle
+from .bundle import load_bundle, take_scorer
 from .export import MASKED, export_grad_graph, reference, target_shape
 from .joint import CARD_HEADING as JOINT_CARD_HEADING, card_lines as joint_card_lines, export_joint
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, build_guidance_data
@@ -98,6 +98,8 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fixtures", default="", help="write torch reference outputs for the onnxruntime-node test here")
     ap.add_argument("--skip-scorer", action="store_true", help="keep the bundle's current scorer")
+    ap.add_argument("--scorer-from", default="", help="take the fluency scorer of this bundle (same vocabulary: it is a "
+                    "causal LM over the text tokens, independent of the diffusion model) instead of training one")
     ap.add_argument("--skip-classifiers", action="store_true", help="keep the bundle's current classifiers")
     ap.add_argument("--save-dir", default="", help="save the PyTorch weights (classifiers.pt, scorer.pt) here")
     ap.add_argument("--classifiers-ckpt", default="", help="export this trained classifiers.pt instead of training "
@@ -123,6 +125,12 @@ def main(argv: List[str] = None) -> int:
     t_start = time.time()
     bsz = sorted({int(x) for x in a.batch_sizes.split(",")})
 
+    if a.scorer_from:
+        if a.scorer_ckpt:
+            ap.error("--scorer-from and --scorer-ckpt both give the scorer; pick one")
+        with open(os.path.join(a.bundle, "manifest.json"), encoding="utf-8") as f:
+            take_scorer(a.bundle, json.load(f), a.scorer_from)
+        a.skip_scorer = True
     b = load_bundle(a.bundle)
     lay = b.layout
     if not b.value_labels:
