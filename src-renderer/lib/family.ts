@@ -2,18 +2,20 @@
  * Model families in the studio: which family a bundle (or a past run) belongs to, what that means in words, and
  * the sampler settings each family reads. Pure functions, no Svelte: shared by Generate, Compare, Library and tests.
  *
- * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): clamp, precision and classifier guidance.
+ * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): the sampler (ancestral, ddim with eta, dpm2m), clamp,
+ *   precision and classifier guidance.
  * - masked (`masked-diffusion`, MDLM / LLaDA): steps, block length, confidence, temperature and top-p, prefilled
  *   from the bundle's `sampler_defaults` (docs/ARCHITECTURE.md, "Masked family"), except the temperature: left out
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { MASKED_CONFIDENCES, maskedTemperature, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
 export type MaskedConfidence = (typeof MASKED_CONFIDENCES)[number];
-export { MASKED_CONFIDENCES };
+export type ContinuousSampler = (typeof CONTINUOUS_SAMPLERS)[number];
+export { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES };
 
 export const KIND_OF_FAMILY: Record<Family, string> = {
   continuous: 'continuous-embedding-diffusion',
@@ -55,6 +57,19 @@ export const CONFIDENCE_INFO: Record<MaskedConfidence, { label: string; hint: st
   entropy: { label: 'entropy', hint: 'commit where the whole predicted distribution is least uncertain (lowest entropy)' },
   origin: { label: 'random order', hint: 'ignore the model’s confidence: positions are committed in a random order (the original MDLM / D3PM sampler)' },
 };
+
+export const SAMPLER_INFO: Record<ContinuousSampler, { label: string; hint: string }> = {
+  ancestral: { label: 'ancestral', hint: 'Diffusion-LM’s sampler: each step draws x from the posterior given the clamped x0 (fresh noise every step); meant for many steps' },
+  ddim: { label: 'DDIM', hint: 'DDIM on the clamped x0: eta 0 is deterministic (no noise after the start), eta 1 is the ancestral step; reaches a given quality in fewer steps' },
+  dpm2m: { label: 'DPM-Solver++(2M)', hint: 'second-order multistep solver on x0 (uses the previous step’s x0 too); deterministic, made for few steps' },
+};
+
+/** A continuous recipe's sampler in words ("DDIM (eta 0.5)"); a recipe from before samplers were selectable ran ancestral. */
+export function continuousSamplerLabel(sampler: Partial<Pick<SamplerSettings, 'method' | 'eta'>>): string {
+  const m = sampler.method ?? 'ancestral';
+  const label = SAMPLER_INFO[m]?.label ?? m;
+  return m === 'ddim' ? `${label} (eta ${sampler.eta ?? 0})` : label;
+}
 
 export const MASKED_KEYS = ['block_length', 'confidence', 'temperature', 'top_p'] as const;
 export type MaskedKey = (typeof MASKED_KEYS)[number];
@@ -111,6 +126,8 @@ export function resetToDefaults(sampler: SamplerSettings, d: MaskedSettings): Sa
 export interface SamplerStash {
   /** Steps chosen while a continuous model was selected. */
   continuousSteps?: number;
+  /** The continuous sampler chosen while a continuous model was selected (masked models take only ancestral). */
+  continuousMethod?: Pick<SamplerSettings, 'method' | 'eta'>;
   /** Masked settings chosen for a masked model, kept while a continuous model is selected (temperature: if set). */
   masked?: { modelId: string } & Omit<MaskedSettings, 'temperature' | 'temperature_unconditional'> & { temperature?: number };
 }
@@ -148,6 +165,9 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
     }
     // from a continuous model (or the studio's first choice, whose settings are continuous-flavoured)
     out.continuousSteps = sampler.steps;
+    out.continuousMethod = { method: sampler.method, eta: sampler.eta };
+    s.method = 'ancestral';
+    s.eta = 0;
     const back = stash.masked && stash.masked.modelId === next.id ? stash.masked : null;
     s.steps = back?.steps ?? d.steps;
     for (const k of PREFILLED_MASKED_KEYS) if (back) (s as Record<MaskedKey, unknown>)[k] = back[k];
@@ -170,6 +190,7 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
     };
     const s = withoutMasked(sampler);
     if (stash.continuousSteps !== undefined) s.steps = stash.continuousSteps;
+    if (stash.continuousMethod) Object.assign(s, stash.continuousMethod);
     return { sampler: s, stash: { ...stash, masked: kept } };
   }
   return { sampler, stash };
@@ -187,9 +208,12 @@ export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummar
   return s;
 }
 
-/** The settings a run of this model is started with: a continuous model's run carries no masked settings. */
+/**
+ * The settings a run of this model is started with: a continuous model's run carries no masked settings; a masked
+ * model's runs the ancestral method (the engine refuses the continuous samplers for it).
+ */
 export function samplerForRun(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind'> | null | undefined): SamplerSettings {
-  return familyOf(model?.kind) === 'masked' ? sampler : withoutMasked(sampler);
+  return familyOf(model?.kind) === 'masked' ? { ...sampler, method: 'ancestral', eta: 0 } : withoutMasked(sampler);
 }
 
 /**

@@ -43,7 +43,7 @@ export const recipesCommand: CliCommand = {
           ctx.out(
             [
               `run ${sourceRunId ?? '?'} (${outputs} outputs): ${r.model.id} ${r.model.version ?? ''}${r.model.hash ? ` ${r.model.hash.slice(0, 12)}` : ''}`,
-              `  device ${r.device.requested} (ran on ${r.device.active ?? 'unknown'}), seed ${r.seed}, ${r.steps} steps, ${r.samples} samples`,
+              `  device ${r.device.requested} (ran on ${r.device.active ?? 'unknown'}), seed ${r.seed}, ${r.steps} steps, ${r.samples} samples${r.model.kind === 'masked-diffusion' ? '' : `, sampler ${samplerWords(r.sampler)}`}`,
               `  set ${r.constraintSet.name ?? '(unsaved)'}: ${r.constraintSet.body.constraints.map((c) => c.kind).join(', ') || 'no constraints'}`,
             ].join('\n'),
           );
@@ -89,3 +89,8 @@ export const recipesCommand: CliCommand = {
     return fin.status === 'completed' ? 0 : 1;
   },
 };
+
+/** A continuous recipe's sampler: "ddim (eta 0.5)", "dpm2m", "ancestral". */
+function samplerWords(s: { method?: string; eta?: number }): string {
+  return s.method === 'ddim' ? `ddim (eta ${s.eta ?? 0})` : (s.method ?? 'ancestral');
+}

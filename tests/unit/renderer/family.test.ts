@@ -7,6 +7,8 @@ import {
   CONFIDENCE_INFO,
   committedPieces,
   completeMasked,
+  CONTINUOUS_SAMPLERS,
+  continuousSamplerLabel,
   familyOf,
   fitSampler,
   MASKED_CONFIDENCES,
@@ -16,6 +18,7 @@ import {
   maskedWordsOf,
   mayRunHot,
   resetToDefaults,
+  SAMPLER_INFO,
   samplerForRun,
   type SamplerStash,
 } from '../../../src-renderer/lib/family';
@@ -114,6 +117,22 @@ describe('sampler settings follow the selected model', () => {
     expect(samplerForRun(masked, continuous)).not.toHaveProperty('confidence');
     expect(samplerForRun(masked, maskedA)).toMatchObject({ confidence: 'low_confidence', block_length: 0 });
     expect(samplerForRun(masked, maskedA)).not.toHaveProperty('temperature');
+  });
+
+  it('the continuous sampler: kept aside while a masked model is selected (which runs ancestral), back on return; named in words', () => {
+    let stash: SamplerStash = {};
+    let s: typeof base = { ...base, method: 'ddim', eta: 0.5 };
+    ({ sampler: s, stash } = fitSampler(s, continuous, maskedA, stash));
+    expect(s).toMatchObject({ method: 'ancestral', eta: 0 });
+    expect(samplerForRun({ ...s, method: 'dpm2m' }, maskedA).method).toBe('ancestral');
+    ({ sampler: s, stash } = fitSampler(s, maskedA, continuous, stash));
+    expect(s).toMatchObject({ method: 'ddim', eta: 0.5 });
+    expect(samplerForRun(s, continuous)).toMatchObject({ method: 'ddim', eta: 0.5 });
+    for (const m of CONTINUOUS_SAMPLERS) expect(SAMPLER_INFO[m].hint.length).toBeGreaterThan(20);
+    expect(continuousSamplerLabel({ method: 'ddim', eta: 0.5 })).toBe('DDIM (eta 0.5)');
+    expect(continuousSamplerLabel({ method: 'dpm2m', eta: 0 })).toBe('DPM-Solver++(2M)');
+    // a recipe from before the samplers: ancestral
+    expect(continuousSamplerLabel({})).toBe('ancestral');
   });
 
   it('summarises a recipe’s masked settings, naming the ones that fell back to the model’s defaults', () => {
