@@ -187,6 +187,58 @@ class RecipeBTest(unittest.TestCase):
             torch.testing.assert_close(x[0, :5], e)
 
 
+class ContinuousSamplersTest(unittest.TestCase):
+    """The reference sampler's ddim and dpm2m (same coefficients as src-main/engine/families/continuous/steps.ts)."""
+
+    def test_coefficients(self):
+        from training.dlm_train.schedule import respace
+        sch = respace(20)
+        for k in range(1, 20):
+            cx0, cx, sd = S.ddim_coefficients(sch, k, 1.0)  # eta 1: the ancestral step
+            self.assertAlmostEqual(cx0, sch.c1[k], places=12)
+            self.assertAlmostEqual(cx, sch.c2[k], places=12)
+            self.assertAlmostEqual(sd * sd, sch.beta[k] * (1 - sch.abar_prev[k]) / (1 - sch.abar[k]), places=12)
+            d0 = S.ddim_coefficients(sch, k, 0.0)
+            first = S.dpm2m_coefficients(sch, k, False)
+            self.assertEqual(d0[2], 0.0)
+            self.assertAlmostEqual(first[0], d0[1], places=12)  # first order = DDIM with eta 0
+            self.assertAlmostEqual(first[1], d0[0], places=12)
+            if k < 19:
+                second = S.dpm2m_coefficients(sch, k, True)
+                self.assertAlmostEqual(second[1] + second[2], first[1], places=12)
+        self.assertEqual(S.ddim_coefficients(sch, 0, 0.5), (1.0, 0.0, 0.0))
+        self.assertEqual(S.dpm2m_coefficients(sch, 0, True), (0.0, 1.0, 0.0))
+
+    def test_samplers_with_self_condition_clean_flags_and_held_positions(self):
+        torch.manual_seed(0)
+        m = Denoiser(ModelConfig(vocab_size=30, length=12, d=4, hidden=16, layers=1, heads=2, mlp_ratio=2,
+                                 dropout=0.0, time_dim=8, objective="ce", self_condition=True, clean_flags=True))
+        ref = S.from_model(m, tiny_tok(), CanvasLayout(12, 4))
+        given = np.arange(12) % 30
+        held = np.zeros(12, dtype=bool)
+        held[:5] = True
+        for sampler, eta in (("ddim", 0.0), ("ddim", 0.5), ("dpm2m", 0.0)):
+            a = S.sample(ref, 3, steps=6, seed=4, given=given, held=held, sampler=sampler, eta=eta)
+            self.assertTrue((a[:, :5] == given[:5]).all(), sampler)
+            np.testing.assert_array_equal(a, S.sample(ref, 3, steps=6, seed=4, given=given, held=held,
+                                                      sampler=sampler, eta=eta))
+            # a sample does not depend on its batch
+            np.testing.assert_array_equal(a[1:], S.sample(ref, 2, steps=6, seed=4, given=given, held=held,
+                                                           first_index=1, sampler=sampler, eta=eta))
+        with self.assertRaises(ValueError):
+            S.sample(ref, 1, steps=2, sampler="euler")
+        with self.assertRaises(ValueError):
+            S.sample(ref, 1, steps=2, sampler="ddim", eta=1.5)
+
+    def test_ddim_eta_one_is_ancestral(self):
+        torch.manual_seed(1)
+        m = Denoiser(ModelConfig(vocab_size=30, length=12, d=4, hidden=16, layers=1, heads=2, mlp_ratio=2,
+                                 dropout=0.0, time_dim=8))
+        ref = S.from_model(m, tiny_tok(), CanvasLayout(12, 4))
+        anc = S.sample(ref, 4, steps=8, seed=3)
+        np.testing.assert_array_equal(anc, S.sample(ref, 4, steps=8, seed=3, sampler="ddim", eta=1.0))
+
+
 class MaskedPipelineTest(unittest.TestCase):
     """Train a few steps on the fixture slice, export, and sample the bundle (CPU, seconds)."""
 

@@ -61,6 +61,25 @@ describe('optional continuous denoiser inputs (x_self_cond, clean)', () => {
     for (const row of a) expect(row.slice(0, MICRO.record + 1)).toEqual(held);
   });
 
+  it('ddim and dpm2m feed them too: deterministic, the record held, batch-independent, and not the ancestral tokens', async () => {
+    const anc = await tokens('sc', { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum' } }], sampler: { steps: 6, samples: 3, seed: 5 } });
+    for (const [method, eta] of [['ddim', 0], ['ddim', 0.5], ['dpm2m', 0]] as const) {
+      const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum' } }], sampler: { steps: 6, samples: 3, seed: 5, method, eta } };
+      const a = await tokens('sc', set);
+      expect(await tokens('sc', set)).toEqual(a);
+      for (const row of a) expect(row.slice(0, MICRO.record + 1)).toEqual(anc[0]!.slice(0, MICRO.record + 1));
+      expect(a, `${method} eta ${eta}`).not.toEqual(anc);
+      const single = createEngine({ modelDirs: [root], batchSize: 1 });
+      try {
+        const outs: GeneratedOutput[] = [];
+        await single.generate({ model: 'sc', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
+        expect(outs.map((o) => o.tokens)).toEqual(a);
+      } finally {
+        await single.dispose();
+      }
+    }
+  });
+
   it('the inputs change the samples (they reach the graph)', async () => {
     // same weights apart from the extra ones: the plain bundle, seed for seed, gives other tokens
     const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 8, samples: 3, seed: 2 } };
