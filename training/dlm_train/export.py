@@ -283,7 +283,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--card-seed", type=int, default=0)
     ap.add_argument("--hardware", help="override the hardware string recorded at training time")
     ap.add_argument("--verify-node", action="store_true", help="check denoiser.onnx in onnxruntime-node")
+    ap.add_argument("--default-steps", type=int, help="manifest sampler_defaults.steps: the studio's step count for this "
+                    "model when a run does not choose one (absent: 200)")
+    ap.add_argument("--default-sampler", choices=["ancestral", "ddim", "dpm2m"], default="ancestral",
+                    help="with --default-steps: sampler_defaults.method")
+    ap.add_argument("--default-eta", type=float, default=0.0, help="with --default-sampler ddim: sampler_defaults.eta")
+    ap.add_argument("--defaults-measured", default="", help="with --default-steps: how the defaults were chosen "
+                    "(sampler_defaults.measured)")
     args = ap.parse_args(argv)
+    if args.default_steps is not None and not 1 <= args.default_steps <= 2000:
+        ap.error(f"--default-steps {args.default_steps}: must be 1..2000")
 
     ck, model, tok, data_info, log = load_run(args.run, args.snapshot)
     cfg = ck["config"]
@@ -345,6 +354,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "classifiers": [],
         "scorer": None,
     }
+    if args.default_steps is not None:
+        manifest["sampler_defaults"] = {"steps": args.default_steps, "method": args.default_sampler,
+                                        **({"eta": args.default_eta} if args.default_sampler == "ddim" else {}),
+                                        **({"measured": args.defaults_measured} if args.defaults_measured else {})}
     write_manifest(args.out, manifest)
     files = ["denoiser.onnx", "embeddings.f32", "vocab.json", "denoiser.pt"]
     add_files_and_rehash(args.out, files)
