@@ -2,7 +2,7 @@
  * The engine's public contract: what the services (and through them the UI, the CLI and the tests) call.
  * The implementation lives beside this file and runs inference off the main thread.
  */
-import type { ConstraintSet, PRECISION_PREFERENCES } from '../constraints/set';
+import type { ConstraintSet, CONTINUOUS_SAMPLERS, PRECISION_PREFERENCES } from '../constraints/set';
 
 export type DevicePreference = 'auto' | 'cpu' | 'cuda' | 'dml' | 'coreml' | 'webgpu';
 export const DEVICE_PREFERENCES: DevicePreference[] = ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'];
@@ -48,6 +48,29 @@ export class EngineInputError extends Error {
   readonly code = 'INVALID_INPUT';
 }
 
+/** A continuous bundle's sampler defaults (its manifest's sampler_defaults, completed: method ancestral, eta 0). */
+export interface ContinuousDefaults {
+  steps: number;
+  method: (typeof CONTINUOUS_SAMPLERS)[number];
+  eta: number;
+  /** How they were chosen (free-form, from the manifest). */
+  measured?: string | Record<string, unknown>;
+}
+
+/** Whether a model is of the masked family (by its kind, families/masked/manifest.ts MASKED_KIND). */
+export function isMaskedModel(model: Pick<ModelSummary, 'kind'> | null | undefined): boolean {
+  return model?.kind === 'masked-diffusion';
+}
+
+/**
+ * The step count a run of this model takes when neither the user nor the set chose one: a masked bundle's
+ * sampler_defaults.steps, a continuous bundle's sampler_defaults.steps when it has them; undefined otherwise (the
+ * sampler's own default, 200).
+ */
+export function modelDefaultSteps(model: Pick<ModelSummary, 'kind' | 'samplerDefaults' | 'continuousDefaults'>): number | undefined {
+  return isMaskedModel(model) ? model.samplerDefaults?.steps : model.continuousDefaults?.steps;
+}
+
 export interface ModelSummary {
   id: string;
   name: string;
@@ -67,10 +90,16 @@ export interface ModelSummary {
   /** Denoiser weights the bundle ships (int8 when it has a quantized variant). */
   precisions?: DenoiserPrecision[];
   /**
-   * Masked-family bundles: the manifest's sampler_defaults (steps, block_length, confidence, temperature, top_p, and
-   * temperature_unconditional when the bundle has one: the temperature when nothing is pinned).
+   * Masked-family bundles only (kind masked-diffusion; every masked bundle has it): the manifest's sampler_defaults
+   * (steps, block_length, confidence, temperature, top_p, and temperature_unconditional when the bundle has one: the
+   * temperature when nothing is pinned). Whether a model is masked is its `kind`, not the presence of this field.
    */
   samplerDefaults?: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number; temperature_unconditional?: number };
+  /**
+   * Continuous-family bundles only (kind continuous-embedding-diffusion), when the manifest has sampler_defaults: the
+   * steps, method and eta a run takes when it chooses none (absent: 200 ancestral steps), and how they were measured.
+   */
+  continuousDefaults?: ContinuousDefaults;
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }

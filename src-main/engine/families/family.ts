@@ -33,7 +33,7 @@ export interface FamilyManifest<M extends FamilyManifestBase> {
   /** How this bundle serves the soft kinds it does serve, when that needs saying (the verdict's detail). */
   softDetail?(m: M): Record<string, string> | undefined;
   /** What `dlm-studio models` and the UI show of the family's own sampler settings. */
-  summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults'>>;
+  summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults' | 'continuousDefaults'>>;
 }
 
 /** A verified bundle with its tokenizer (family resources come from `ModelFamily.open`). */

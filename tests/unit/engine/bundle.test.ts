@@ -1,8 +1,8 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BundleError, loadBundle, resolveModel, scanModels } from '../../../src-main/engine/bundle';
+import { BundleError, loadBundle, readManifest, resolveModel, scanModels, summarize } from '../../../src-main/engine/bundle';
 import { asContinuous, loadEmbeddings } from '../../../src-main/engine/families/continuous/manifest';
 import { writeMicroBundle } from '../../integration/engine/micro-bundle';
 
@@ -95,6 +95,15 @@ describe('bundle loading', () => {
       ['joint1-batch', (m) => { m.joint_guidance = { controls: ['sentiment'], files: { 1: 'classifiers/sentiment.b1.onnx' }, one_field: { files: { 2: 'classifiers/sentiment.b1.onnx' } }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.one_field\.files.*batch size 1/],
       ['joint1-unlisted', (m) => { m.joint_guidance = { controls: ['sentiment'], files: { 1: 'classifiers/sentiment.b1.onnx' }, one_field: { files: { 1: 'classifiers/joint1.b1.onnx' } }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.one_field\.files\.1: classifiers\/joint1\.b1\.onnx is not listed/],
       ['joint-control', (m) => { m.joint_guidance = { controls: ['pos'], files: { 1: 'classifiers/sentiment.b1.onnx' }, batch_sizes: [1], segment: 'text' }; }, /joint_guidance\.controls: pos has no entry in classifiers/],
+      ['sd-steps-zero', (m) => { m.sampler_defaults = { steps: 0 }; }, /manifest\.json: field sampler_defaults\.steps: /],
+      ['sd-steps-big', (m) => { m.sampler_defaults = { steps: 2001 }; }, /field sampler_defaults\.steps: /],
+      ['sd-steps-float', (m) => { m.sampler_defaults = { steps: 12.5 }; }, /field sampler_defaults\.steps: /],
+      ['sd-steps-missing', (m) => { m.sampler_defaults = { method: 'ddim' }; }, /field sampler_defaults\.steps: /],
+      ['sd-steps-over-T', (m) => { m.schedule.T = 100; m.sampler_defaults = { steps: 101 }; }, /field sampler_defaults\.steps: 101 steps exceed the schedule's T \(100\)/],
+      ['sd-method', (m) => { m.sampler_defaults = { steps: 50, method: 'euler' }; }, /field sampler_defaults\.method: /],
+      ['sd-eta', (m) => { m.sampler_defaults = { steps: 50, method: 'ddim', eta: 1.5 }; }, /field sampler_defaults\.eta: /],
+      ['sd-eta-method', (m) => { m.sampler_defaults = { steps: 50, eta: 0.5 }; }, /field sampler_defaults\.eta: eta applies to method ddim only \(the method is ancestral\)/],
+      ['sd-measured', (m) => { m.sampler_defaults = { steps: 50, measured: 3 }; }, /field sampler_defaults\.measured: /],
     ];
     for (const [name, edit, re] of cases) {
       const dir = copyBundle(name);
@@ -104,6 +113,25 @@ describe('bundle loading', () => {
     const dir = copyBundle('not-json');
     writeFileSync(join(dir, 'manifest.json'), '{"format":');
     expect((await refusal(dir)).message).toMatch(/manifest\.json is not valid JSON/);
+  });
+
+  it('continuous sampler_defaults: completed (ancestral, eta 0) into the summary; absent: no defaults (200 ancestral steps)', async () => {
+    const plain = await readManifest(good);
+    expect(summarize(good, plain, 'user')).not.toHaveProperty('continuousDefaults');
+    expect(summarize(good, plain, 'user')).not.toHaveProperty('samplerDefaults');
+    const dir = join(mkdtempSync(join(tmpdir(), 'dlm-sd-')), 'micro-sd');
+    mkdirSync(dir);
+    copyFileSync(join(good, 'manifest.json'), join(dir, 'manifest.json'));
+    editManifest(dir, (m) => { m.sampler_defaults = { steps: 50 }; });
+    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 50, method: 'ancestral', eta: 0 });
+    const measured = { by: 'dlm-studio eval', within: '2 points of 200-step ancestral', bleu: { 50: 41.2, 200: 41.9 } };
+    editManifest(dir, (m) => { m.sampler_defaults = { steps: 25, method: 'ddim', eta: 0.5, measured }; });
+    const s = summarize(dir, await readManifest(dir), 'user');
+    expect(s.continuousDefaults).toEqual({ steps: 25, method: 'ddim', eta: 0.5, measured });
+    expect(s).not.toHaveProperty('samplerDefaults');
+    editManifest(dir, (m) => { m.sampler_defaults = { steps: 10, method: 'dpm2m', measured: 'docs/evaluation/x.md' }; });
+    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 10, method: 'dpm2m', eta: 0, measured: 'docs/evaluation/x.md' });
+    rmSync(dirname(dir), { recursive: true, force: true });
   });
 
   it('lists valid and invalid bundles; resolves ids; unknown ids are NOT_FOUND', async () => {

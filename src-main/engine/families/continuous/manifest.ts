@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { BundleError, commonManifestFields, relPath } from '../../bundle-schema';
 import type { FamilyManifest } from '../family';
+import { CONTINUOUS_SAMPLERS } from '../../../constraints/set';
 
 export const CONTINUOUS_KIND = 'continuous-embedding-diffusion';
 
@@ -20,6 +21,20 @@ export const CONTINUOUS_INPUTS: Record<string, { spec: string; required: boolean
   /** 1 at held (given) positions, 0 elsewhere. */
   clean: { spec: 'float32[B,N]', required: false },
 };
+
+/**
+ * The sampler a run of this bundle takes when it does not choose one (docs/ARCHITECTURE.md, "Model bundle"): the
+ * step count (required), the method (default ancestral) and DDIM's eta (default 0); `measured` says how they were
+ * chosen (free-form: the evaluation that showed them to reach the 200-step ancestral quality). Absent: 200 ancestral
+ * steps, as for every bundle before it.
+ */
+export const continuousSamplerDefaults = z.object({
+  steps: z.number().int().min(1).max(2000),
+  method: z.enum(CONTINUOUS_SAMPLERS).default('ancestral'),
+  eta: z.number().min(0).max(1).default(0),
+  measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+}).passthrough();
+export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;
 
 export const continuousManifestSchema = z.object({
   ...commonManifestFields,
@@ -38,6 +53,7 @@ export const continuousManifestSchema = z.object({
       activations: z.enum(['static', 'dynamic']).default('dynamic'),
     }).passthrough().optional(),
   }).passthrough(),
+  sampler_defaults: continuousSamplerDefaults.optional(),
 }).passthrough();
 export type ContinuousManifest = z.infer<typeof continuousManifestSchema>;
 
@@ -74,12 +90,22 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
       if (!known) c.fail(`denoiser.inputs.${name}`, `unknown denoiser input (known: ${Object.keys(CONTINUOUS_INPUTS).join(', ')})`);
       else if (spec.replace(/\s+/g, '') !== known.spec) c.fail(`denoiser.inputs.${name}`, `must be ${known.spec}, got ${spec}`);
     }
+    const d = m.sampler_defaults;
+    if (d) {
+      if (d.steps > m.schedule.T) c.fail('sampler_defaults.steps', `${d.steps} steps exceed the schedule's T (${m.schedule.T})`);
+      if (d.eta !== 0 && d.method !== 'ddim') c.fail('sampler_defaults.eta', `eta applies to method ddim only (the method is ${d.method})`);
+    }
   },
   async verify(dir, m, vocabSize) {
     const bytes = (await stat(join(dir, m.embedding.file))).size;
     if (bytes !== vocabSize * m.embedding.dim * 4) throw embeddingSizeError(dir, m, vocabSize, bytes);
   },
   precisions: (m) => (m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32']),
+  summary: (m) => {
+    const d = m.sampler_defaults;
+    if (!d) return {};
+    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
+  },
 };
 
 /** Narrow a manifest to the continuous family's (throws, naming the kind, for any other). */
