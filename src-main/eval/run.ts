@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
 import { type CONTINUOUS_SAMPLERS, guidanceSettings, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
-import type { ConstraintScore, DevicePreference, DeviceReport, Engine, GeneratedOutput, ModelSummary, PrecisionPreference, RunSummary } from '../engine/types';
+import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { corpusBleu } from './bleu';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
 import { DIFFUSION_LM_E2E, TGEN_E2E_TEST } from './published';
@@ -44,11 +44,13 @@ export interface EvalSettings {
   controls?: string[];
   /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
   guidance?: Partial<z.input<typeof guidanceSettings>>;
-  /** Continuous-family sampler of every run (sampler.method, and eta for ddim); absent: ancestral. */
+  /** Continuous-family sampler of every run (sampler.method, and eta for ddim); absent: the bundle's
+   * sampler_defaults (method, eta) when it has them, else ancestral. */
   sampler?: { method: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
   masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number };
-  /** --steps was not given: a masked-diffusion model runs its own sampler_defaults.steps instead of `steps`. */
+  /** --steps was not given: a model with sampler_defaults (every masked-diffusion model, continuous ones that have
+   * them) runs its own sampler_defaults.steps instead of `steps`. */
   stepsFromModel?: boolean;
   targetsPath: string;
   testPath: string;
@@ -269,16 +271,22 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (model.error) throw new Error(`--model ${given.model}: ${model.error}`);
   const notes: string[] = [];
   const settings: EvalSettings = { ...given };
-  if (given.stepsFromModel && model.samplerDefaults) {
-    settings.steps = model.samplerDefaults.steps;
+  const ownSteps = modelDefaultSteps(model);
+  if (given.stepsFromModel && ownSteps !== undefined) {
+    settings.steps = ownSteps;
     notes.push(`${model.id} is a ${model.kind} model: ${settings.steps} steps (its sampler_defaults)`);
   }
-  const masked = model.kind === 'masked-diffusion';
+  const masked = isMaskedModel(model);
+  const cd = masked ? undefined : model.continuousDefaults;
+  if (cd && !given.sampler) {
+    settings.sampler = cd.method === 'ddim' ? { method: 'ddim', eta: cd.eta } : { method: cd.method };
+    notes.push(`${model.id}: sampler ${cd.method}${cd.method === 'ddim' ? ` (eta ${cd.eta})` : ''} (its sampler_defaults)`);
+  }
   if (masked && given.sampler && given.sampler.method !== 'ancestral') {
     throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);
   }
-  const d = model.samplerDefaults;
-  if (masked && d && given.masked?.temperature === undefined && d.temperature_unconditional !== undefined) {
+  const d = masked ? model.samplerDefaults : undefined;
+  if (d && given.masked?.temperature === undefined && d.temperature_unconditional !== undefined) {
     // the engine's rule (docs/ARCHITECTURE.md, "Masked family"): each run's temperature follows what it pins
     notes.push(`${model.id}: temperature ${maskedTemperature(d, undefined, false)} for the unguided pool and the controls, which pin nothing (its sampler_defaults.temperature_unconditional); ${maskedTemperature(d, undefined, true)} for data-to-text and text-to-record, which pin the record or the text`);
   }

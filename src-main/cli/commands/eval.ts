@@ -27,8 +27,8 @@ Writes a JSON results file and a Markdown table beside it.
                                its bundle has classifiers on masked canvases for, unless --controls says otherwise
   --device <pref>              ${DEVICE_PREFERENCES.join('|')} (default auto)
   --precision <p>              auto|fp32|int8 denoiser weights (default auto: int8 on cpu when the model has it)
-  --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps}; a masked model: its
-                               sampler_defaults.steps)
+  --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps}; a model whose manifest has
+                               sampler_defaults, every masked one: its sampler_defaults.steps)
   --samples-per-target <n>     guided samples per target (quick ${EVAL_PRESETS.quick.samplesPerTarget}, full ${EVAL_PRESETS.full.samplesPerTarget})
   --targets-per-control <n>    targets per control (quick ${EVAL_PRESETS.quick.targetsPerControl}, full ${EVAL_PRESETS.full.targetsPerControl})
   --unguided-pool <n>          unguided samples, shared by all targets (quick ${EVAL_PRESETS.quick.unguidedPool}, full ${EVAL_PRESETS.full.unguidedPool})
@@ -39,7 +39,8 @@ Writes a JSON results file and a Markdown table beside it.
   --override <c:T:S,...>       per-control targets T and samples per target S, e.g. json-schema:2:4
   --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
-  --sampler <s>                continuous models: ${CONTINUOUS_SAMPLERS.join('|')} for every run (default ancestral)
+  --sampler <s>                continuous models: ${CONTINUOUS_SAMPLERS.join('|')} for every run (default: the bundle's
+                               sampler_defaults.method and eta, else ancestral)
   --eta <x>                    with --sampler ddim: eta in [0, 1] (default 0, deterministic)
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
@@ -72,14 +73,14 @@ function strengthOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
   return { guidance: { strength: n } };
 }
 
-/** --sampler and --eta: the continuous-family sampler of every run (absent: ancestral). */
+/** --sampler and --eta: the continuous-family sampler of every run (absent: the bundle's sampler_defaults, else ancestral). */
 function continuousOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSettings, 'sampler'> {
   const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
   const raw = args.values.eta;
   if (raw === undefined) return method ? { sampler: { method } } : {};
   const eta = Number(raw);
   if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(eta) || eta < 0 || eta > 1) throw new CliError('INVALID_INPUT', `--eta must be a number from 0 to 1 (got ${JSON.stringify(raw)})`);
-  if (method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${method ?? 'ancestral'})`);
+  if (method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (${method ? `the sampler is ${method}` : 'give --sampler ddim with it'})`);
   return { sampler: { method, eta } };
 }
 

@@ -3,7 +3,7 @@ import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
-import { DEVICE_PREFERENCES, type GeneratedOutput, resolvePrecision } from '../../engine/types';
+import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
@@ -13,27 +13,29 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
 
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
-  --samples, --steps, --seed   override the set's sampler settings
+  --samples, --steps, --seed   override the set's sampler settings; without --steps or set steps, the model's
+                 default steps (its manifest's sampler_defaults.steps; a continuous model without them: 200)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
-  --sampler      continuous models: ancestral (default), ddim (DDIM on x0) or dpm2m (DPM-Solver++(2M)); each
-                 output line records it (default: the set's sampler.method)
-  --eta          ddim only: 0 (default) deterministic, up to 1 (the ancestral step's noise)
+  --sampler      continuous models: ancestral, ddim (DDIM on x0) or dpm2m (DPM-Solver++(2M)); each output line
+                 records it (default: the set's sampler.method, else the model's sampler_defaults.method, else
+                 ancestral)
+  --eta          ddim only: 0 deterministic, up to 1 (the ancestral step's noise) (default: the set's, else the
+                 model's sampler_defaults.eta when the method is the model's, else 0)
   --block-length, --confidence, --temperature, --top-p
-                 masked-diffusion models: override the set's (else the model's sampler_defaults); a masked model
-                 without --steps or set steps takes the model's default steps; without a temperature, a run that
-                 pins nothing (no record, text or infill) takes sampler_defaults.temperature_unconditional when
-                 the model has one
+                 masked-diffusion models: override the set's (else the model's sampler_defaults); without a
+                 temperature, a run that pins nothing (no record, text or infill) takes
+                 sampler_defaults.temperature_unconditional when the model has one
 Progress goes to stderr.`;
 
-/** Whether a constraint-set file sets sampler.steps itself (else the zod default stands in). */
-function fileGivesSteps(path: string): boolean {
+/** The sampler settings a constraint-set file sets itself (for the others the zod defaults stand in). */
+function fileGives(path: string): { steps: boolean; method: boolean; eta: boolean } {
   try {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: { steps?: unknown } };
-    return raw.sampler?.steps !== undefined;
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: { steps?: unknown; method?: unknown; eta?: unknown } };
+    return { steps: raw.sampler?.steps !== undefined, method: raw.sampler?.method !== undefined, eta: raw.sampler?.eta !== undefined };
   } catch {
-    return false;
+    return { steps: false, method: false, eta: false };
   }
 }
 
@@ -89,7 +91,7 @@ export const generateCommand: CliCommand = {
     const model = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
     const file = args.values.constraints as string | undefined;
     const set = file ? readConstraintFile(resolve(file)) : parseConstraintSet({ version: 1, constraints: [] });
-    const setGivesSteps = file ? fileGivesSteps(resolve(file)) : false;
+    const setGives = file ? fileGives(resolve(file)) : { steps: false, method: false, eta: false };
     const sampler = { ...set.sampler };
     const samples = intOption(args, 'samples');
     const steps = intOption(args, 'steps');
@@ -101,11 +103,7 @@ export const generateCommand: CliCommand = {
     const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
     if (method !== undefined) sampler.method = method;
     const eta = numberOption(args, 'eta');
-    if (eta !== undefined) {
-      if (eta > 1) throw new CliError('INVALID_INPUT', `--eta must be in [0, 1] (got ${eta})`);
-      if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
-      sampler.eta = eta;
-    }
+    if (eta !== undefined && eta > 1) throw new CliError('INVALID_INPUT', `--eta must be in [0, 1] (got ${eta})`);
     const blockLength = intOption(args, 'block-length');
     if (blockLength !== undefined) sampler.block_length = blockLength;
     sampler.confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES) ?? sampler.confidence;
@@ -128,14 +126,27 @@ export const generateCommand: CliCommand = {
       throw new CliError('NOT_FOUND', `unknown model "${model}" (available: ${models.filter((m) => !m.error).map((m) => m.id).join(', ') || 'none'}; add folders with --models)`);
     }
     if (sampler.steps > 2000) throw new CliError('INVALID_INPUT', `--steps must be at most the model's training T`);
-    if (summary.samplerDefaults && sampler.method !== 'ancestral') {
+    const isMasked = isMaskedModel(summary);
+    if (isMasked && sampler.method !== 'ancestral') {
       throw new CliError('INVALID_INPUT', `${method !== undefined ? '--sampler' : `${file}: sampler.method`}: ${sampler.method} is a sampler for continuous models; ${summary.id} is a ${summary.kind} model (its sampler flags: --block-length, --confidence, --temperature, --top-p)`);
     }
-    // a masked model's own default step count, unless --steps or the set chose one
-    if (summary.samplerDefaults && steps === undefined && !setGivesSteps) sampler.steps = summary.samplerDefaults.steps;
+    // the model's own default step count (a masked bundle's, or a continuous bundle's sampler_defaults), unless
+    // --steps or the set chose one
+    const ownSteps = modelDefaultSteps(summary);
+    if (ownSteps !== undefined && steps === undefined && !setGives.steps) sampler.steps = ownSteps;
+    // a continuous bundle's default sampler, unless --sampler or the set chose one (an eta given stays)
+    const cd = isMasked ? undefined : summary.continuousDefaults;
+    if (cd && method === undefined && !setGives.method) {
+      sampler.method = cd.method;
+      if (!setGives.eta) sampler.eta = cd.eta;
+    }
+    if (eta !== undefined) {
+      if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
+      sampler.eta = eta;
+    }
     // what each output line records as the masked settings that ran; the run itself gets only what was asked for
     // (no temperature given: the engine's rule, sampler_defaults.temperature_unconditional when nothing is pinned)
-    const masked = summary.samplerDefaults
+    const masked = isMasked && summary.samplerDefaults
       ? {
         block_length: sampler.block_length ?? summary.samplerDefaults.block_length,
         confidence: sampler.confidence ?? summary.samplerDefaults.confidence,

@@ -20,6 +20,11 @@ beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'dlm-cli-'));
   models = join(root, 'models');
   writeMicroBundle(join(models, 'micro'));
+  // the same micro bundle with continuous sampler_defaults (the manifest is not among the hashed files)
+  writeMicroBundle(join(models, 'micro-sd'), { id: 'micro-sd' });
+  const sd = JSON.parse(readFileSync(join(models, 'micro-sd', 'manifest.json'), 'utf8'));
+  sd.sampler_defaults = { steps: 7, method: 'ddim', eta: 0.5, measured: { note: 'test bundle' } };
+  writeFileSync(join(models, 'micro-sd', 'manifest.json'), JSON.stringify(sd));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
   const unc = join(models, 'masked-unc');
@@ -112,6 +117,45 @@ describe('dlm-studio generate / models', () => {
     const masked = await cli('generate', '--model', 'masked-tiny', '--samples', '1', '--sampler', 'ddim');
     expect(masked.code).not.toBe(0);
     expect(masked.err).toMatch(/--sampler: ddim is a sampler for continuous models; masked-tiny is a masked-diffusion model/);
+  });
+
+  it('a continuous bundle with sampler_defaults: its steps and sampler unless --steps/--sampler or the set choose; without them 200 ancestral', async () => {
+    const gen = async (name: string, ...args: string[]) => {
+      const out = join(root, `sd-${name}.jsonl`);
+      const r = await cli('generate', '--samples', '2', '--seed', '3', '--out', out, ...args);
+      expect(r.code, r.err).toBe(0);
+      return { err: r.err, text: readFileSync(out, 'utf8'), lines: readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { steps: number; sampler: unknown }) };
+    };
+    // nothing chosen: the bundle's 7 ddim (eta 0.5) steps, the same run as asking for them
+    const own = await gen('own', '--model', 'micro-sd');
+    expect(own.err).toMatch(/step 7\/7/);
+    expect(own.lines[0]).toMatchObject({ steps: 7, sampler: { method: 'ddim', eta: 0.5 } });
+    const explicit = await gen('explicit', '--model', 'micro-sd', '--steps', '7', '--sampler', 'ddim', '--eta', '0.5');
+    expect(explicit.text).toBe(own.text);
+    // --steps, --sampler and --eta each win over the bundle's
+    const steps = await gen('steps', '--model', 'micro-sd', '--steps', '3');
+    expect(steps.err).toMatch(/step 3\/3/);
+    expect(steps.lines[0]).toMatchObject({ steps: 3, sampler: { method: 'ddim', eta: 0.5 } });
+    expect((await gen('anc', '--model', 'micro-sd', '--sampler', 'ancestral')).lines[0]).toMatchObject({ steps: 7, sampler: { method: 'ancestral' } });
+    expect((await gen('eta', '--model', 'micro-sd', '--eta', '0.2')).lines[0]).toMatchObject({ steps: 7, sampler: { method: 'ddim', eta: 0.2 } });
+    // a set's steps and method win too (its eta with its method)
+    const set = join(root, 'sd-set.json');
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [], sampler: { steps: 4, method: 'dpm2m' } }));
+    const fromSet = await gen('set', '--model', 'micro-sd', '--constraints', set);
+    expect(fromSet.lines[0]).toMatchObject({ steps: 4, sampler: { method: 'dpm2m' } });
+    // a set without sampler settings: the bundle's
+    const bare = join(root, 'sd-bare.json');
+    writeFileSync(bare, JSON.stringify({ version: 1, constraints: [] }));
+    expect((await gen('bare', '--model', 'micro-sd', '--constraints', bare)).text).toBe(own.text);
+    // a bundle without sampler_defaults: as before, 200 ancestral steps
+    const plain = await gen('plain', '--model', 'micro');
+    expect(plain.err).toMatch(/step 200\/200/);
+    expect(plain.lines[0]).toMatchObject({ steps: 200, sampler: { method: 'ancestral' } });
+    // listed with the defaults
+    const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string; continuousDefaults?: unknown; samplerDefaults?: unknown }[] };
+    expect(listed.models.find((m) => m.id === 'micro-sd')).toMatchObject({ continuousDefaults: { steps: 7, method: 'ddim', eta: 0.5, measured: { note: 'test bundle' } } });
+    expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
+    expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
   });
 
   it('models lists bundles and devices', async () => {

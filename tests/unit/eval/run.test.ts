@@ -161,6 +161,30 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     await expect(runEvaluation({ ...settings, sampler: { method: 'dpm2m' } }, { engine, evaluate })).rejects.toThrow(/--sampler dpm2m: a sampler for continuous models/);
   });
 
+  it('a continuous model with sampler_defaults: its steps (no --steps) and its sampler (no --sampler) in every run and the report', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 25, method: 'ddim', eta: 0.5, measured: 'test' } }];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, controls: ['length'], stepsFromModel: true }, { engine, evaluate });
+    expect(calls.length).toBeGreaterThan(2);
+    expect(calls.every((c) => c.constraints.sampler.steps === 25 && c.constraints.sampler.method === 'ddim' && c.constraints.sampler.eta === 0.5)).toBe(true);
+    expect(r.settings).toMatchObject({ steps: 25, sampler: { method: 'ddim', eta: 0.5 } });
+    expect(r.notes).toEqual([expect.stringMatching(/fake is a continuous-embedding-diffusion model: 25 steps \(its sampler_defaults\)/), expect.stringMatching(/fake: sampler ddim \(eta 0\.5\) \(its sampler_defaults\)/)]);
+    expect(renderMarkdown(r)).toContain('25 steps, sampler ddim (eta 0.5), ');
+    // --steps and --sampler given: they run
+    const chosen: GenerateRequest[] = [];
+    const engine2 = fakeEngine(chosen);
+    engine2.listModels = engine.listModels;
+    const r2 = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], sampler: { method: 'dpm2m' } }, { engine: engine2, evaluate });
+    expect(chosen.every((c) => c.constraints.sampler.steps === 3 && c.constraints.sampler.method === 'dpm2m')).toBe(true);
+    expect(r2.notes).toBeUndefined();
+    // a continuous model without sampler_defaults runs as before (the settings' steps, ancestral)
+    const plain: GenerateRequest[] = [];
+    const r3 = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], stepsFromModel: true }, { engine: fakeEngine(plain), evaluate });
+    expect(plain.every((c) => c.constraints.sampler.steps === 3 && c.constraints.sampler.method === 'ancestral')).toBe(true);
+    expect(r3.settings.sampler).toBeUndefined();
+  });
+
   it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
