@@ -2,14 +2,15 @@
  * Model families in the studio: which family a bundle (or a past run) belongs to, what that means in words, and
  * the sampler settings each family reads. Pure functions, no Svelte: shared by Generate, Compare, Library and tests.
  *
- * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): the sampler (ancestral, ddim with eta, dpm2m), clamp,
- *   precision and classifier guidance.
+ * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): steps and the sampler (ancestral, ddim with eta,
+ *   dpm2m), prefilled from the bundle's `sampler_defaults` when it has them (docs/ARCHITECTURE.md, "Model bundle"),
+ *   clamp, precision and classifier guidance.
  * - masked (`masked-diffusion`, MDLM / LLaDA): steps, block length, confidence, temperature and top-p, prefilled
  *   from the bundle's `sampler_defaults` (docs/ARCHITECTURE.md, "Masked family"), except the temperature: left out
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -122,17 +123,74 @@ export function resetToDefaults(sampler: SamplerSettings, d: MaskedSettings): Sa
   return s;
 }
 
+/** A continuous model's steps and sampler when the user chose none. */
+export interface ContinuousSettings {
+  steps: number;
+  method: ContinuousSampler;
+  eta: number;
+}
+
+/**
+ * What Generate starts with (and a new set gets) for a continuous bundle without sampler_defaults: 40 ancestral
+ * steps, a quick look (the engine's own default for a run that names no steps is 200).
+ */
+export const STUDIO_CONTINUOUS_START: ContinuousSettings = { steps: 40, method: 'ancestral', eta: 0 };
+
+/** A continuous model's defaults: its bundle's sampler_defaults, else the studio's start (any other model: the start). */
+export function continuousDefaults(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): ContinuousSettings {
+  const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
+  return d ? { steps: d.steps, method: d.method, eta: d.eta } : { ...STUDIO_CONTINUOUS_START };
+}
+
+/** Whether a continuous bundle brings its own sampler defaults (a measured step count and sampler). */
+export function hasContinuousDefaults(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): boolean {
+  return familyOf(model?.kind) === 'continuous' && !!model?.continuousDefaults;
+}
+
+/** A continuous model's defaults in words ("50 steps, DDIM (eta 0.5)"). */
+export function continuousDefaultsLabel(d: ContinuousSettings): string {
+  return `${d.steps} steps, ${continuousSamplerLabel(d)}`;
+}
+
+/** The sampler settings a new set starts with under this model (a continuous bundle with sampler_defaults: its own). */
+export function startSampler(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): SamplerSettings {
+  const s = samplerSettings.parse({ steps: STUDIO_CONTINUOUS_START.steps, samples: 4 });
+  return hasContinuousDefaults(model) ? { ...s, ...continuousDefaults(model) } : s;
+}
+
+/** The settings "Use the model's defaults" gives a continuous model: its steps, method and eta. */
+export function resetToContinuousDefaults(sampler: SamplerSettings, d: ContinuousSettings): SamplerSettings {
+  return { ...sampler, steps: d.steps, method: d.method, eta: d.eta };
+}
+
+/**
+ * Continuous settings left at one model's default follow another's: the steps if they equal `from`'s, the sampler
+ * (method, and eta for ddim) if it is `from`'s; what the user chose stays.
+ */
+function followContinuous(s: SamplerSettings, from: ContinuousSettings, to: ContinuousSettings): SamplerSettings {
+  const out = { ...s };
+  if (out.steps === from.steps) out.steps = to.steps;
+  const method = out.method ?? 'ancestral';
+  if (method === from.method && (method !== 'ddim' || (out.eta ?? 0) === from.eta)) {
+    out.method = to.method;
+    out.eta = to.eta;
+  }
+  return out;
+}
+
 /** What the studio remembers of the other family's settings while a model of one family is selected. */
 export interface SamplerStash {
   /** Steps chosen while a continuous model was selected. */
   continuousSteps?: number;
   /** The continuous sampler chosen while a continuous model was selected (masked models take only ancestral). */
   continuousMethod?: Pick<SamplerSettings, 'method' | 'eta'>;
+  /** The defaults of the continuous model those were chosen under (settings left at them follow the next one's). */
+  continuousDefaults?: ContinuousSettings;
   /** Masked settings chosen for a masked model, kept while a continuous model is selected (temperature: if set). */
   masked?: { modelId: string } & Omit<MaskedSettings, 'temperature' | 'temperature_unconditional'> & { temperature?: number };
 }
 
-type FitModel = Pick<ModelSummary, 'id' | 'kind' | 'samplerDefaults'>;
+type FitModel = Pick<ModelSummary, 'id' | 'kind' | 'samplerDefaults' | 'continuousDefaults'>;
 
 const withoutMasked = (s: SamplerSettings): SamplerSettings => {
   const out = { ...s };
@@ -148,7 +206,10 @@ const withoutMasked = (s: SamplerSettings): SamplerSettings => {
  *   the engine picks it per run; one the user set stays); coming from a continuous model, steps become the bundle's
  *   default (the continuous steps are kept aside) and the masked settings last chosen for this same bundle come back.
  * - into a continuous model from a masked one: the masked settings are kept aside and leave the set (continuous
- *   bundles ignore them; a recipe should not carry what did not run), and the continuous steps come back.
+ *   bundles ignore them; a recipe should not carry what did not run), and the continuous steps and sampler come back.
+ * - into a continuous model (from any model, or as the first choice): steps and sampler left at the previous
+ *   continuous model's default (its bundle's sampler_defaults, else the studio's start: 40 ancestral steps) follow the
+ *   new bundle's default; chosen ones stay. Between bundles without sampler_defaults nothing changes.
  */
 export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next: FitModel, stash: SamplerStash): { sampler: SamplerSettings; stash: SamplerStash } {
   const from = prev ? familyOf(prev.kind) : null;
@@ -166,6 +227,7 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
     // from a continuous model (or the studio's first choice, whose settings are continuous-flavoured)
     out.continuousSteps = sampler.steps;
     out.continuousMethod = { method: sampler.method, eta: sampler.eta };
+    out.continuousDefaults = continuousDefaults(prev);
     s.method = 'ancestral';
     s.eta = 0;
     const back = stash.masked && stash.masked.modelId === next.id ? stash.masked : null;
@@ -188,10 +250,15 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
       ...(sampler.temperature !== undefined ? { temperature: sampler.temperature } : {}),
       top_p: sampler.top_p ?? p.top_p,
     };
-    const s = withoutMasked(sampler);
+    let s = withoutMasked(sampler);
     if (stash.continuousSteps !== undefined) s.steps = stash.continuousSteps;
     if (stash.continuousMethod) Object.assign(s, stash.continuousMethod);
+    if (stash.continuousSteps !== undefined) s = followContinuous(s, stash.continuousDefaults ?? STUDIO_CONTINUOUS_START, continuousDefaults(next));
     return { sampler: s, stash: { ...stash, masked: kept } };
+  }
+  if (to === 'continuous') {
+    const s = followContinuous(sampler, continuousDefaults(from === 'continuous' ? prev : null), continuousDefaults(next));
+    return { sampler: s, stash };
   }
   return { sampler, stash };
 }

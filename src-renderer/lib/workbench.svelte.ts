@@ -18,7 +18,7 @@ import type {
 import { describeError } from './api';
 import { useStudio, type Studio } from './studio.svelte';
 import { blockOf, bodyOf, changedPositions, clone, defaultConstraint, recordPiecesOf, type Block, wordsOf } from './blocks';
-import { committedPieces, completeMasked, familyOf, fitSampler, maskedRecordPiecesOf, maskedWordsOf, samplerForRun, type Family, type SamplerStash } from './family';
+import { committedPieces, completeMasked, familyOf, fitSampler, maskedRecordPiecesOf, maskedWordsOf, samplerForRun, startSampler, type Family, type SamplerStash } from './family';
 
 export interface LiveSample {
   index: number;
@@ -63,7 +63,7 @@ export class Workbench {
   name = $state('');
   description = $state('');
   blocks = $state<Block[]>([]);
-  sampler = $state<SamplerSettings>(samplerSettings.parse({ steps: 40, samples: 4 }));
+  sampler = $state<SamplerSettings>(startSampler(null));
   /** The saved set the draft came from, and whether it changed since. */
   loaded = $state<{ id: number; name: string; version: number } | null>(null);
   /** The draft as last loaded or saved (name, description, constraints; sampler changes do not count). */
@@ -124,7 +124,8 @@ export class Workbench {
       if (!run.outputs.some((o) => o.index === e.output.index)) run.outputs = [...run.outputs, e.output];
     });
     c.on('run.finished', (e) => this.onFinished(e));
-    // the sampler settings follow the selected model's family (masked bundles: their sampler_defaults)
+    // the sampler settings follow the selected model's family and its sampler_defaults (masked bundles, and
+    // continuous bundles that have them)
     $effect(() => {
       const model = this.studio.activeModel;
       untrack(() => this.fitSamplerTo(model));
@@ -293,7 +294,7 @@ export class Workbench {
   }
 
   newSet(): void {
-    this.loadSet({ version: 1, constraints: [], sampler: samplerSettings.parse({ steps: 40, samples: 4 }) }, null, '');
+    this.loadSet({ version: 1, constraints: [], sampler: startSampler(this.studio.activeModel) }, null, '');
   }
 
   /** Take sampler settings from a set or a preset; a masked model fills in the masked settings they leave out. */

@@ -8,6 +8,8 @@ import {
   committedPieces,
   completeMasked,
   CONTINUOUS_SAMPLERS,
+  continuousDefaults,
+  continuousDefaultsLabel,
   continuousSamplerLabel,
   familyOf,
   fitSampler,
@@ -17,9 +19,12 @@ import {
   maskedSummary,
   maskedWordsOf,
   mayRunHot,
+  resetToContinuousDefaults,
   resetToDefaults,
   SAMPLER_INFO,
   samplerForRun,
+  startSampler,
+  STUDIO_CONTINUOUS_START,
   type SamplerStash,
 } from '../../../src-renderer/lib/family';
 
@@ -29,6 +34,10 @@ const maskedB = { id: 'e2e-masked', kind: 'masked-diffusion', samplerDefaults: {
 /** A bundle with sampler_defaults.temperature_unconditional: argmax when something is pinned, 0.5 when nothing is. */
 const maskedAuto = { id: 'e2e-masked-auto', kind: 'masked-diffusion', samplerDefaults: { steps: 64, block_length: 8, confidence: 'low_confidence', temperature: 0, top_p: 1, temperature_unconditional: 0.5 } };
 const base = samplerSettings.parse({ steps: 40, samples: 4 });
+/** Continuous bundles with sampler_defaults (a measured step count and sampler). */
+const contSd = { id: 'e2e-default', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 50, method: 'ancestral' as const, eta: 0, measured: 'docs/evaluation' } };
+const contDdim = { id: 'e2e-ddim', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 25, method: 'ddim' as const, eta: 0.5 } };
+const contPlain = { id: 'user-bundle', kind: 'continuous-embedding-diffusion' };
 
 describe('model families', () => {
   it('names the family of each manifest kind, and none for an unknown or failed bundle', () => {
@@ -143,6 +152,84 @@ describe('sampler settings follow the selected model', () => {
     expect(maskedSummary(base, maskedDefaults(maskedAuto)).temperature).toBe('model default (auto)');
     expect(maskedSummary({ ...base, temperature: 0 }, maskedDefaults(maskedAuto)).temperature).toBe('0 (argmax)');
     expect(maskedSummary({ ...base, temperature: 0.5 }, maskedDefaults(maskedAuto)).temperature).toBe('0.5');
+  });
+});
+
+describe('continuous bundles with sampler_defaults', () => {
+  it('their defaults; a bundle without them (or a masked one) has the studio’s start', () => {
+    expect(continuousDefaults(contSd)).toEqual({ steps: 50, method: 'ancestral', eta: 0 });
+    expect(continuousDefaults(contDdim)).toEqual({ steps: 25, method: 'ddim', eta: 0.5 });
+    expect(continuousDefaults(contPlain)).toEqual(STUDIO_CONTINUOUS_START);
+    expect(continuousDefaults(maskedA)).toEqual(STUDIO_CONTINUOUS_START);
+    // a continuous-looking field on a masked summary is not the masked model's (the kind decides)
+    expect(continuousDefaults({ ...maskedA, continuousDefaults: contSd.continuousDefaults })).toEqual(STUDIO_CONTINUOUS_START);
+    expect(continuousDefaultsLabel(continuousDefaults(contDdim))).toBe('25 steps, DDIM (eta 0.5)');
+  });
+
+  it('a first choice takes the bundle’s steps and sampler; a bundle without them leaves the start alone', () => {
+    expect(fitSampler(base, null, contDdim, {}).sampler).toEqual({ ...base, steps: 25, method: 'ddim', eta: 0.5 });
+    expect(fitSampler(base, null, contSd, {}).sampler).toEqual({ ...base, steps: 50 });
+    expect(fitSampler(base, null, contPlain, {}).sampler).toEqual(base);
+    // a new set under such a model starts from them; otherwise from the studio's start
+    expect(startSampler(contDdim)).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5, samples: 4 });
+    expect(startSampler(contPlain)).toEqual(base);
+    expect(startSampler(maskedA)).toEqual(base);
+    expect(startSampler(null)).toEqual(base);
+  });
+
+  it('between continuous bundles: settings left at the old default follow the new one; chosen ones stay', () => {
+    let s = fitSampler(base, null, contSd, {}).sampler;
+    s = fitSampler(s, contSd, contDdim, {}).sampler;
+    expect(s).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5 });
+    s = fitSampler(s, contDdim, contPlain, {}).sampler;
+    expect(s).toMatchObject({ steps: 40, method: 'ancestral', eta: 0 });
+    // chosen steps stay; a chosen sampler stays
+    const chosen = fitSampler({ ...base, steps: 120, method: 'dpm2m' }, contPlain, contDdim, {}).sampler;
+    expect(chosen).toMatchObject({ steps: 120, method: 'dpm2m' });
+    // steps chosen, sampler left: only the sampler follows
+    expect(fitSampler({ ...base, steps: 80 }, contPlain, contDdim, {}).sampler).toMatchObject({ steps: 80, method: 'ddim', eta: 0.5 });
+    // an eta the user changed under the bundle's ddim: the sampler is theirs
+    expect(fitSampler({ ...base, steps: 25, method: 'ddim', eta: 0.2 }, contDdim, contSd, {}).sampler).toMatchObject({ steps: 50, method: 'ddim', eta: 0.2 });
+  });
+
+  it('through a masked model: the continuous settings come back, following the bundle returned to when left at a default', () => {
+    let stash: SamplerStash = {};
+    let s = fitSampler(base, null, contDdim, {}).sampler;
+    ({ sampler: s, stash } = fitSampler(s, contDdim, maskedA, stash));
+    expect(s).toMatchObject({ steps: 12, method: 'ancestral', eta: 0 });
+    // back to the same bundle: its defaults
+    let back = fitSampler(s, maskedA, contDdim, stash).sampler;
+    expect(back).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5 });
+    // to another bundle: that one's defaults (the kept settings were the first one's)
+    back = fitSampler(s, maskedA, contSd, stash).sampler;
+    expect(back).toMatchObject({ steps: 50, method: 'ancestral', eta: 0 });
+    for (const k of ['block_length', 'confidence', 'temperature', 'top_p']) expect(k in back, k).toBe(false);
+    // chosen before the masked model: kept
+    ({ sampler: s, stash } = fitSampler({ ...back, steps: 33, method: 'dpm2m' }, contSd, maskedA, {}));
+    expect(fitSampler(s, maskedA, contDdim, stash).sampler).toMatchObject({ steps: 33, method: 'dpm2m' });
+    // the studio's first choice masked, then a continuous bundle with defaults: its defaults
+    ({ sampler: s, stash } = fitSampler(base, null, maskedA, {}));
+    expect(fitSampler(s, maskedA, contDdim, stash).sampler).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5 });
+    expect(fitSampler(s, maskedA, contPlain, stash).sampler).toMatchObject({ steps: 40, method: 'ancestral' });
+  });
+
+  it('“Use the model’s defaults” and the run: the bundle’s steps and sampler, carried resolved in the run’s settings', () => {
+    const reset = resetToContinuousDefaults({ ...base, steps: 9, method: 'dpm2m' }, continuousDefaults(contDdim));
+    expect(reset).toEqual({ ...base, steps: 25, method: 'ddim', eta: 0.5 });
+    expect(samplerForRun(reset, contDdim)).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5 });
+    expect(() => parseConstraintSet({ version: 1, constraints: [], sampler: samplerForRun(reset, contDdim) })).not.toThrow();
+    // a set loaded under it keeps its own steps and sampler
+    expect(completeMasked({ ...base, steps: 200 }, contDdim)).toEqual({ ...base, steps: 200 });
+  });
+
+  it('masked bundles are unaffected by continuous defaults', () => {
+    // masked -> masked with a stash from a continuous bundle with defaults
+    let stash: SamplerStash = {};
+    let s = fitSampler(base, null, contDdim, {}).sampler;
+    ({ sampler: s, stash } = fitSampler(s, contDdim, maskedA, stash));
+    expect(s).toEqual(fitSampler({ ...base, steps: 25, method: 'ddim', eta: 0.5 }, contPlain, maskedA, {}).sampler);
+    ({ sampler: s, stash } = fitSampler(s, maskedA, maskedB, stash));
+    expect(s).toMatchObject({ steps: 64, block_length: 16, confidence: 'entropy', top_p: 0.9, method: 'ancestral' });
   });
 });
 
