@@ -110,6 +110,8 @@ def main(argv: List[str] = None) -> int:
     ap.add_argument("--classifier-hidden", type=int, default=0, help="trunk width (default 96)")
     ap.add_argument("--classifiers-warm-start", default="", help="a classifiers.pt whose matching tensors (same name "
                     "and shape) initialise a new trunk, e.g. a 1-layer trunk from the 2-layer one")
+    ap.add_argument("--warm-start-other-embeddings", action="store_true", help="with --classifiers-warm-start: "
+                    "accept a trunk trained on other embeddings (e.g. an earlier snapshot of the same run)")
     ap.add_argument("--scorer-ckpt", default="", help="export this trained scorer.pt instead of training one "
                     "(its vocabulary must be the bundle's)")
     ap.add_argument("--scorer-continue", action="store_true", help="with --scorer-ckpt: train it further first")
@@ -220,7 +222,14 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
     else:
         init = None
         if a.classifiers_warm_start:
-            ws = load_checkpoint(a.classifiers_warm_start, "emb_sha256", emb_sha, emb_mismatch)
+            # a trunk trained on an earlier snapshot's embeddings of the same run is a fair starting point (the
+            # embeddings drift slowly late in training), but only when asked for: it is not this bundle's
+            expect = torch.load(a.classifiers_warm_start, map_location="cpu")["emb_sha256"] \
+                if a.warm_start_other_embeddings else emb_sha
+            ws = load_checkpoint(a.classifiers_warm_start, "emb_sha256", expect, emb_mismatch +
+                                 " (--warm-start-other-embeddings starts from it anyway)")
+            if ws["emb_sha256"] != emb_sha:
+                log(f"warm start from {a.classifiers_warm_start}, trained on other embeddings than this bundle's")
             init = {"state_dict": ws["state_dict"], "run": {"steps": 0, "seconds": 0.0}, "partial": True}
         tr_out = train_classifier(ccfg, b.emb, lay.text_start, tr, c_budget, seed=a.seed, lr=a.classifier_lr,
                                   max_steps=30 if a.tiny else None, log=log, init=init)
