@@ -43,20 +43,25 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** The tokens of a run whose samples go through the denoiser one at a time (batch 1). */
+async function oneAtATime(model: string, set: ConstraintSetInput): Promise<number[][]> {
+  const single = createEngine({ modelDirs: [root], batchSize: 1 });
+  try {
+    const outs: GeneratedOutput[] = [];
+    await single.generate({ model, device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
+    return outs.map((o) => o.tokens);
+  } finally {
+    await single.dispose();
+  }
+}
+
 describe('optional continuous denoiser inputs (x_self_cond, clean)', () => {
   it('a bundle listing them runs, deterministically, holding the given record; batching does not matter', async () => {
     const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum' } }], sampler: { steps: 8, samples: 5, seed: 2 } };
     const a = await tokens('sc', set);
     expect(a).toHaveLength(5);
     expect(await tokens('sc', set)).toEqual(a);
-    const single = createEngine({ modelDirs: [root], batchSize: 1 });
-    try {
-      const outs: GeneratedOutput[] = [];
-      await single.generate({ model: 'sc', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
-      expect(outs.map((o) => o.tokens)).toEqual(a);
-    } finally {
-      await single.dispose();
-    }
+    expect(await oneAtATime('sc', set)).toEqual(a);
     const held = a[0]!.slice(0, MICRO.record + 1);
     for (const row of a) expect(row.slice(0, MICRO.record + 1)).toEqual(held);
   });
@@ -69,14 +74,7 @@ describe('optional continuous denoiser inputs (x_self_cond, clean)', () => {
       expect(await tokens('sc', set)).toEqual(a);
       for (const row of a) expect(row.slice(0, MICRO.record + 1)).toEqual(anc[0]!.slice(0, MICRO.record + 1));
       expect(a, `${method} eta ${eta}`).not.toEqual(anc);
-      const single = createEngine({ modelDirs: [root], batchSize: 1 });
-      try {
-        const outs: GeneratedOutput[] = [];
-        await single.generate({ model: 'sc', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
-        expect(outs.map((o) => o.tokens)).toEqual(a);
-      } finally {
-        await single.dispose();
-      }
+      expect(await oneAtATime('sc', set)).toEqual(a);
     }
   });
 
