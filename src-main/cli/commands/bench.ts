@@ -4,7 +4,7 @@
  * main-thread event-loop lag while generating, and peak memory for 64 samples.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { ConstraintSetInput } from '../../constraints/set';
@@ -24,11 +24,13 @@ const usage = `usage: dlm-studio bench [--model <id>] [--steps S] [--samples N] 
   --steps    denoising steps per timed run (default 20)
   --samples  samples of the memory / event-loop run (default 64)
   --rounds   alternating engine / reference rounds (default 2)
-  --python   interpreter for the PyTorch reference sampler (default /usr/bin/python3, or $PYTHON)
+  --python   interpreter for the PyTorch reference sampler (default $PYTHON, else the first of python3 on PATH and
+             /usr/bin/python3 whose torch is 2.x); it runs in fp32 and, on CPUs with AVX512-BF16 or AMX, in bf16
+             autocast, each with 1 and N threads; the fastest setting per batch is the reference
   --skip-extras  leave out the evaluation figures (src-main/eval/bench-extra.ts): JSON-projected vs unprojected,
              50 vs 200 steps (time and quality), batch scaling 1/8/32/64, peak memory, providers vs cpu
   --out      also write the report's JSON to this file
-Targets (default bundle, 2-core CPU): engine >= 2x faster per step than PyTorch; guided <= 2x unguided;
+Targets (default bundle, 2-core CPU): engine >= 2x faster per step than PyTorch at its best setting; guided <= 2x unguided;
 event-loop lag p99 < 50 ms; peak memory < 1.5 GB for 64 samples.
 
 A masked-diffusion bundle (src-main/cli/commands/bench-masked.ts) is measured on its own: ms per sample, per step
@@ -54,7 +56,12 @@ export interface BenchResult {
   /** cpuMsPerStep: CPU time of the process per step (all threads), the least over the rounds. */
   /** One row per batch size and denoiser precision the bundle has (default precision first). */
   engine: { batch: number; precision: DenoiserPrecision; msPerStep: number; minMs: number; cpuMsPerStep: number }[];
-  reference: { batch: number; msPerStep: number; minMs: number; threads: number; cpuMsPerStep: number }[] | { error: string };
+  /** The reference at its best per batch size: the setting (precision, threads) with the least median ms/step. */
+  reference: { batch: number; msPerStep: number; minMs: number; threads: number; precision: ReferencePrecision; torch: string; cpuMsPerStep: number }[] | { error: string };
+  /** Every reference setting that ran (fp32 and, where the CPU has AVX512-BF16 or AMX, bf16 autocast; 1 and N threads). */
+  referenceSettings: { batch: number; precision: ReferencePrecision; threads: number; torch: string; msPerStep: number; minMs: number; cpuMsPerStep: number }[];
+  /** The interpreter that ran the reference, its torch, and whether bf16 autocast was measured (and why not). */
+  referencePython: { python: string; torch: string | null; bf16: boolean; note?: string };
   /** reference / engine, on medians (x), on minimums (xMin) and on CPU time per step (xCpu). */
   speedup: { batch: number; precision: DenoiserPrecision; x: number; xMin: number; xCpu: number }[];
   /** The precision `auto` picks on cpu (what users get by default). */
@@ -92,37 +99,109 @@ async function timedRun(engine: Engine, model: string, set: ConstraintSetInput):
 }
 
 /** The PyTorch reference sampler (training/dlm_train/sample.py) on the bundle's PyTorch weights: per-step ms of
- * one run of `batch` samples (first step excluded, as for the engine). */
-const REFERENCE_TIMER = `
-import json, sys, torch
+ * one run of `batch` samples (first step excluded, as for the engine), after a 3-step warm-up run in the same
+ * process. sample() feeds ref.model as the engine feeds the graph (x_self_cond and clean inputs when the model has
+ * them). precision bf16: the whole loop under torch.autocast('cpu', dtype=torch.bfloat16) (the denoiser's matrix
+ * products in bf16, on AVX512-BF16 / AMX). Prints the torch version that ran. */
+export const REFERENCE_TIMER = `
+import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[3]))
 from training.dlm_train.sample import load_bundle, sample
 ref = load_bundle(sys.argv[1], verify=False)
-import time
+batch, steps, precision = int(sys.argv[2]), int(sys.argv[4]), sys.argv[5]
+ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" else (lambda: torch.autocast("cpu", enabled=False))
+with ctx():
+    sample(ref, batch, steps=3, seed=0)
 times = []
 c0 = time.process_time()
-sample(ref, int(sys.argv[2]), steps=int(sys.argv[4]), seed=1, step_times=times)
+with ctx():
+    sample(ref, batch, steps=steps, seed=1, step_times=times)
 cpu = 1000.0 * (time.process_time() - c0) / len(times)
-print(json.dumps({"wall": [1000.0 * t for t in times[1:]], "cpu": cpu}))
+print(json.dumps({"wall": [1000.0 * t for t in times[1:]], "cpu": cpu, "torch": torch.__version__, "threads": torch.get_num_threads()}))
 `;
 
-function runReference(python: string, bundle: string, batch: number, threads: number, steps: number): Promise<{ wall: number[]; cpu: number }> {
+/** What an interpreter offers the reference: its torch version and CPU capability (null: no torch there). */
+export const TORCH_PROBE = `
+import json
+try:
+    import torch
+    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") and hasattr(torch.backends.cpu, "get_cpu_capability") else None
+    print(json.dumps({"torch": torch.__version__, "capability": cap}))
+except Exception as e:
+    print(json.dumps({"torch": None, "error": str(e)}))
+`;
+
+export interface TorchInfo { python: string; torch: string | null; capability?: string | null; error?: string }
+
+function runPython<T>(python: string, args: string[], what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps)], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`reference sampler exited ${code}: ${err.trim().split('\n').pop() ?? ''}`));
+      if (code !== 0) return reject(new Error(`${what} exited ${code}: ${err.trim().split('\n').pop() ?? ''}`));
       try {
-        resolve(JSON.parse(out.trim().split('\n').pop()!) as { wall: number[]; cpu: number });
+        resolve(JSON.parse(out.trim().split('\n').pop()!) as T);
       } catch (e) {
-        reject(new Error(`reference sampler printed no figures: ${(e as Error).message}`));
+        reject(new Error(`${what} printed no figures: ${(e as Error).message}`));
       }
     });
   });
+}
+
+export async function probeTorch(python: string): Promise<TorchInfo> {
+  try {
+    return { python, ...(await runPython<Omit<TorchInfo, 'python'>>(python, ['-c', TORCH_PROBE], 'torch probe')) };
+  } catch (e) {
+    return { python, torch: null, error: (e as Error).message };
+  }
+}
+
+const torchMajor = (v: string | null) => (v ? Number(/^(\d+)\./.exec(v)?.[1] ?? NaN) : NaN);
+
+/**
+ * The reference's interpreter: the one asked for (--python, else $PYTHON), else the first of `python3` on PATH and
+ * /usr/bin/python3 whose torch is 2.x (what training/requirements.txt installs), else the first with any torch,
+ * else /usr/bin/python3 (the run then reports the reference's error).
+ */
+export async function chooseReferencePython(asked: string | undefined, probe: (python: string) => Promise<TorchInfo> = probeTorch): Promise<TorchInfo> {
+  if (asked) return probe(asked);
+  const seen: TorchInfo[] = [];
+  for (const python of ['python3', '/usr/bin/python3']) {
+    const info = await probe(python);
+    if (torchMajor(info.torch) >= 2) return info;
+    seen.push(info);
+  }
+  return seen.find((x) => x.torch) ?? seen[seen.length - 1]!;
+}
+
+/** Whether bf16 autocast has hardware behind it: AVX512-BF16 or AMX in /proc/cpuinfo's flags, or torch's capability. */
+export function cpuHasBf16(cpuinfo: string | null, capability?: string | null): boolean {
+  const flags = new Set((cpuinfo ?? '').split('\n').filter((l) => /^flags\s*:/.test(l)).flatMap((l) => l.split(':')[1]!.trim().split(/\s+/)));
+  return flags.has('avx512_bf16') || flags.has('amx_bf16') || /AMX/i.test(capability ?? '');
+}
+
+function readCpuinfo(): string | null {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+export type ReferencePrecision = 'fp32' | 'bf16';
+
+/** Reference settings, fp32 first: each precision with 1 and `threads` threads. */
+export function referenceSettings(threads: number, bf16: boolean): { precision: ReferencePrecision; threads: number }[] {
+  const precisions: ReferencePrecision[] = bf16 ? ['fp32', 'bf16'] : ['fp32'];
+  return precisions.flatMap((precision) => [...new Set([1, threads])].map((th) => ({ precision, threads: th })));
+}
+
+function runReference(python: string, bundle: string, batch: number, threads: number, steps: number, precision: ReferencePrecision): Promise<{ wall: number[]; cpu: number; torch: string }> {
+  return runPython(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps), precision], 'reference sampler');
 }
 
 /** Two guided controls this bundle has classifiers for, with targets of the E2E kind. */
@@ -144,7 +223,7 @@ function guidedSet(m: ModelSummary, steps: number): { set: ConstraintSetInput; c
   };
 }
 
-export async function runBench(o: { modelDirs: string[]; model: string; steps: number; samples: number; rounds: number; python: string; log: (s: string) => void }): Promise<BenchResult> {
+export async function runBench(o: { modelDirs: string[]; model: string; steps: number; samples: number; rounds: number; python?: string; log: (s: string) => void }): Promise<BenchResult> {
   const e8 = createEngine({ modelDirs: o.modelDirs, batchSize: 8 });
   const e64 = createEngine({ modelDirs: o.modelDirs, batchSize: 64 });
   try {
@@ -163,6 +242,9 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const plain = (samples: number, precision: DenoiserPrecision): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: o.steps, samples, seed: 1, precision } });
 
     const load0 = loadavg()[0]!;
+    const py = await chooseReferencePython(o.python);
+    const bf16 = py.torch !== null && cpuHasBf16(readCpuinfo(), py.capability);
+    o.log(`PyTorch reference: ${py.python}, torch ${py.torch ?? `missing (${py.error ?? 'no torch'})`}; bf16 autocast ${bf16 ? 'measured (the CPU has AVX512-BF16 or AMX)' : 'not measured'}`);
     o.log(`warming up (${m.id})...`);
     for (const precision of precisions) {
       await timedRun(e8, m.id, { version: 1, constraints: [], sampler: { steps: 3, samples: 8, seed: 0, precision } });
@@ -175,11 +257,14 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const engineDeltas: Record<string, number[]> = {};
     const engineCpu: Record<string, number[]> = {};
     const refCpu: Record<string, number[]> = {};
-    // the reference at its best: with 1 thread and with as many as the engine (OpenMP threads suffer more than
-    // onnxruntime's when other processes share the cores), keeping the faster per batch size
-    const refThreads = [...new Set([1, threads])];
+    // the reference at its best: fp32 and bf16 autocast (where the CPU has bf16 units), each with 1 thread and with
+    // as many as the engine (OpenMP threads suffer more than onnxruntime's when other processes share the cores),
+    // keeping the fastest per batch size
+    const settings = referenceSettings(threads, bf16);
+    const key = (batch: number, s: { precision: string; threads: number }) => `${batch}/${s.precision}/${s.threads}`;
     const refDeltas: Record<string, number[]> = {};
-    let refError: string | null = existsSync(o.python) ? null : `${o.python} not found`;
+    let refTorch = py.torch ?? '';
+    let refError: string | null = py.torch ? null : `${py.python}: no torch (${py.error ?? 'import failed'})`;
     for (let round = 1; round <= o.rounds; round++) {
       for (const batch of [8, 64]) {
         for (const precision of precisions) {
@@ -188,13 +273,14 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
           (engineDeltas[`${batch}/${precision}`] ??= []).push(...run.deltas);
           (engineCpu[`${batch}/${precision}`] ??= []).push(run.cpuMsPerStep);
         }
-        for (const th of refThreads) {
+        for (const st of settings) {
           if (refError) break;
-          o.log(`round ${round}/${o.rounds}: PyTorch reference (${th} thread${th > 1 ? 's' : ''}), batch ${batch}...`);
+          o.log(`round ${round}/${o.rounds}: PyTorch ${refTorch} reference (${st.precision}, ${st.threads} thread${st.threads > 1 ? 's' : ''}), batch ${batch}...`);
           try {
-            const ref = await runReference(o.python, m.path, batch, th, o.steps);
-            (refDeltas[`${batch}/${th}`] ??= []).push(...ref.wall);
-            (refCpu[`${batch}/${th}`] ??= []).push(ref.cpu);
+            const ref = await runReference(py.python, m.path, batch, st.threads, o.steps, st.precision);
+            refTorch = ref.torch;
+            (refDeltas[key(batch, st)] ??= []).push(...ref.wall);
+            (refCpu[key(batch, st)] ??= []).push(ref.cpu);
           } catch (e) {
             refError = (e as Error).message;
           }
@@ -203,9 +289,12 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     }
     const stat = (a: number[]) => ({ msPerStep: median(a), minMs: Math.min(...a) });
     const engine = [8, 64].flatMap((batch) => precisions.map((precision) => ({ batch, precision, ...stat(engineDeltas[`${batch}/${precision}`]!), cpuMsPerStep: Math.min(...engineCpu[`${batch}/${precision}`]!) })));
+    const referenceRows: BenchResult['referenceSettings'] = refError ? [] : [8, 64].flatMap((batch) => settings.map((st) => ({
+      batch, precision: st.precision, threads: st.threads, torch: refTorch, ...stat(refDeltas[key(batch, st)]!), cpuMsPerStep: Math.min(...refCpu[key(batch, st)]!),
+    })));
     const reference: BenchResult['reference'] = refError ? { error: refError } : [8, 64].map((batch) => {
-      const best = refThreads.map((th) => ({ threads: th, ...stat(refDeltas[`${batch}/${th}`]!) })).sort((a, b) => a.msPerStep - b.msPerStep)[0]!;
-      return { batch, ...best, cpuMsPerStep: Math.min(...refThreads.map((th) => Math.min(...refCpu[`${batch}/${th}`]!))) };
+      // the fastest setting by median wall time; its own minimum and CPU time go with it
+      return [...referenceRows.filter((r) => r.batch === batch)].sort((a, b) => a.msPerStep - b.msPerStep)[0]!;
     });
     const speedup = Array.isArray(reference)
       ? engine.map((en) => {
@@ -274,7 +363,9 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     return {
       model: { id: m.id, version: m.version, path: m.path },
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGiB: totalmem() / 2 ** 30, node: process.versions.node, platform: `${process.platform}/${process.arch}` },
-      steps: o.steps, rounds: o.rounds, load: [load0, loadavg()[0]!], threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference, speedup, defaultPrecision, guidance, eventLoop, memory, targets,
+      steps: o.steps, rounds: o.rounds, load: [load0, loadavg()[0]!], threads: Number(process.env.DLM_ENGINE_THREADS) || cpus().length, engine, reference,
+      referenceSettings: referenceRows, referencePython: { python: py.python, torch: refTorch || py.torch, bf16, ...(bf16 ? {} : { note: py.torch ? 'the CPU has neither AVX512-BF16 nor AMX' : 'no torch' }) },
+      speedup, defaultPrecision, guidance, eventLoop, memory, targets,
     };
   } finally {
     await e8.dispose();
@@ -290,11 +381,20 @@ export function formatBench(r: BenchResult): string {
     '',
     `load average ${r.load[0].toFixed(1)} before, ${r.load[1].toFixed(1)} after (other processes skew every figure)`,
     '',
-    `ms per denoising step (${r.steps} steps x ${r.rounds} alternating rounds; median / min; cpu; engine ${r.threads} threads, reference the faster of 1 and ${r.threads}):`,
-    table(['batch', 'denoiser', 'engine (onnxruntime-node)', 'PyTorch reference (fp32)', 'speedup (median / min)', 'CPU ms/step engine / ref', 'speedup (CPU)'], r.engine.map((e) => {
+    `PyTorch reference: ${r.referencePython.python}, torch ${r.referencePython.torch ?? 'missing'}; bf16 autocast ${r.referencePython.bf16 ? 'measured' : `not measured (${r.referencePython.note ?? ''})`}`,
+    ...(r.referenceSettings.length ? [
+      `each reference setting (ms per step, median / min; CPU ms per step):`,
+      table(['batch', 'precision', 'threads', 'torch', 'median / min', 'CPU ms/step', ''], r.referenceSettings.map((s) => {
+        const best = ref?.find((x) => x.batch === s.batch);
+        return [s.batch, s.precision, s.threads, s.torch, `${s.msPerStep.toFixed(2)} / ${s.minMs.toFixed(2)}`, s.cpuMsPerStep.toFixed(1), best && best.precision === s.precision && best.threads === s.threads ? 'fastest (the reference)' : ''];
+      })),
+      '',
+    ] : []),
+    `ms per denoising step (${r.steps} steps x ${r.rounds} alternating rounds; median / min; cpu; engine ${r.threads} threads, reference its fastest setting per batch):`,
+    table(['batch', 'denoiser', 'engine (onnxruntime-node)', 'PyTorch reference (best)', 'speedup (median / min)', 'CPU ms/step engine / ref', 'speedup (CPU)'], r.engine.map((e) => {
       const p = ref?.find((x) => x.batch === e.batch);
       return [
-        e.batch, `${e.precision}${e.precision === r.defaultPrecision ? ' (default)' : ''}`, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.threads} thr)` : '-',
+        e.batch, `${e.precision}${e.precision === r.defaultPrecision ? ' (default)' : ''}`, `${e.msPerStep.toFixed(2)} / ${e.minMs.toFixed(2)}`, p ? `${p.msPerStep.toFixed(2)} / ${p.minMs.toFixed(2)} (${p.precision}, ${p.threads} thr)` : '-',
         p ? `${(p.msPerStep / e.msPerStep).toFixed(2)}x / ${(p.minMs / e.minMs).toFixed(2)}x` : '-',
         p ? `${e.cpuMsPerStep.toFixed(1)} / ${p.cpuMsPerStep.toFixed(1)}` : e.cpuMsPerStep.toFixed(1), p ? `${(p.cpuMsPerStep / e.cpuMsPerStep).toFixed(2)}x` : '-',
       ];
@@ -358,7 +458,7 @@ export const benchCommand: CliCommand = {
     if (rounds < 1 || rounds > 20) throw new CliError('INVALID_INPUT', '--rounds must be in 1..20');
     if (steps < 3 || steps > 2000) throw new CliError('INVALID_INPUT', '--steps must be in 3..2000');
     if (samples < 1) throw new CliError('INVALID_INPUT', '--samples must be at least 1');
-    const python = (args.values.python as string | undefined) ?? process.env.PYTHON ?? '/usr/bin/python3';
+    const python = (args.values.python as string | undefined) ?? (process.env.PYTHON || undefined);
     const r = await runBench({ modelDirs: ctx.modelDirs, model: id, steps, samples, rounds, python, log: (s) => ctx.err(s) });
     const extras = args.values['skip-extras'] === true ? null : await runBenchExtras({
       model: r.model.id, device: 'cpu', steps, evaluate: evaluateOutputs, log: (s) => ctx.err(s),
