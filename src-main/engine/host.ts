@@ -93,7 +93,7 @@ export class EngineHost {
   }
 
   /** Run a graph (absolute path) on the helper thread. */
-  auxCall(file: string, provider: Provider, feeds: Feeds, perSample = false, threads = 1): Promise<Outputs> {
+  auxCall(file: string, provider: Provider, feeds: Feeds, perSample: boolean | number = false, threads = 1): Promise<Outputs> {
     return this.auxSend({ file, provider, feeds, perSample, threads });
   }
 

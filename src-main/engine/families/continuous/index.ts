@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
-import { laneThreads } from '../../devices';
+import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
 import { buildSchedule } from '../../schedule';
@@ -86,7 +86,8 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
     }
     // dynamic int8 quantizes activations with one range per call: one sample per call keeps samples batch-independent
     // (static int8, calibrated ranges, and fp32 are row-independent already)
-    const perSample = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic';
+    // otherwise at most denoiserRows() rows per call (activations stay in cache; rows are independent either way)
+    const perSample = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic' ? true : denoiserRows();
     const N = m.canvas.length;
     const d = m.embedding.dim;
     const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps);

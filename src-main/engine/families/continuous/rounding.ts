@@ -106,17 +106,25 @@ export async function roundCanvas(
   }
 }
 
-/** Nearest-embedding search as ONNX graphs on the cpu provider (rows are independent: any thread count gives the same ids). */
+/** Rows (canvas positions) per nearest-embedding call (docs/engine.md, "A faster step"). */
+export const ROUND_ROWS = 384;
+
+/** Nearest-embedding search as ONNX graphs on the cpu provider (rows are independent: any thread count or rows per
+ * call gives the same ids). */
 export async function ortRounder(emb: Embeddings): Promise<Rounder> {
   const opts = rounderSessionOptions();
   const near = await ort.InferenceSession.create(nearestGraph(emb.E, emb.V, emb.d), opts);
   const scores = await ort.InferenceSession.create(scoresGraph(emb.E, emb.V, emb.d), opts);
   return {
     async nearest(x, count) {
-      const out = await near.run({ X: new ort.Tensor('float32', x.subarray(0, count * emb.d), [count, emb.d]) });
-      const idx = out.IDX!.data as BigInt64Array;
+      // ROUND_ROWS rows per call: the [rows, V] distances stay in the core's cache (batch 64: 17 instead of 33 ms)
       const r = new Int32Array(count);
-      for (let i = 0; i < count; i++) r[i] = Number(idx[i]);
+      for (let from = 0; from < count; from += ROUND_ROWS) {
+        const n = Math.min(ROUND_ROWS, count - from);
+        const out = await near.run({ X: new ort.Tensor('float32', x.subarray(from * emb.d, (from + n) * emb.d), [n, emb.d]) });
+        const idx = out.IDX!.data as BigInt64Array;
+        for (let i = 0; i < n; i++) r[from + i] = Number(idx[i]);
+      }
       return r;
     },
     async scores(x, count) {
