@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import { ApiError, isErrorCode } from '../api/errors';
 import { parseConstraintSet } from '../constraints/set';
 import { DEFAULT_MODEL_ID, resolveModel, scanModels } from './bundle';
-import type { FromWorker, ToWorker } from './protocol';
+import { CANCEL_ALL, type FromWorker, type ToWorker } from './protocol';
 import { startWorker } from './spawn';
 import type { DevicePreference, DeviceReport, Engine, EngineOptions, GenerateHooks, GenerateRequest, ModelSummary, RunSummary } from './types';
 
@@ -154,15 +154,34 @@ class WorkerEngine implements Engine {
     if (this.disposed) return;
     const w = this.worker;
     this.disposed = true;
-    if (w) {
-      this.worker = null;
-      const pending = [...this.pending.values()];
-      this.pending.clear();
-      await w.terminate();
-      for (const p of pending) p.reject(new ApiError('ENGINE_UNAVAILABLE', 'the engine was disposed during the call'));
-    }
+    if (!w) return;
+    this.worker = null;
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(new ApiError('ENGINE_UNAVAILABLE', 'the engine was disposed during the call'));
+    // a run stops at its next step and the worker releases its sessions and its helper thread before the thread
+    // goes: terminating it inside an onnxruntime call can take the whole process down
+    Atomics.store(this.cancel, 0, CANCEL_ALL);
+    const id = this.nextId++;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, DISPOSE_GRACE_MS);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      w.on('message', (m: FromWorker) => {
+        if (m.id === id && m.type === 'result') done();
+      });
+      w.on('exit', done);
+      w.ref();
+      w.postMessage({ type: 'dispose', id } as ToWorker);
+    });
+    await w.terminate();
   }
 }
+
+/** How long dispose waits for a run to stop and the worker to release its sessions before terminating it. */
+const DISPOSE_GRACE_MS = 10_000;
 
 export function createEngine(options: EngineOptions): Engine {
   return new WorkerEngine(options);

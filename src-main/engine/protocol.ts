@@ -12,3 +12,6 @@ export type FromWorker =
   | { type: 'result'; id: number; ok: false; error: { code: string; message: string; path?: string } }
   | { type: 'progress'; id: number; progress: StepProgress }
   | { type: 'output'; id: number; output: GeneratedOutput };
+
+/** Written into the shared cancel slot when the engine is disposed: every run stops at its next step. */
+export const CANCEL_ALL = -1;

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { serveAux } from './aux-worker';
 import { Runtime } from './runtime';
-import type { FromWorker, ToWorker } from './protocol';
+import { CANCEL_ALL, type FromWorker, type ToWorker } from './protocol';
 
 const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker thread');
@@ -39,7 +39,10 @@ async function handle(m: ToWorker): Promise<void> {
         const value = await runtime.generate(m.job, {
           progress: (progress) => post({ type: 'progress', id: m.id, progress }),
           output: (output) => post({ type: 'output', id: m.id, output }),
-          cancelled: () => Atomics.load(cancel, 0) === m.id,
+          cancelled: () => {
+            const c = Atomics.load(cancel, 0);
+            return c === m.id || c === CANCEL_ALL;
+          },
         });
         post({ type: 'result', id: m.id, ok: true, value });
         break;

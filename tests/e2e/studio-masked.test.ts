@@ -22,6 +22,8 @@ const MASK = '\u2591';
 let h: Harness;
 let client: Awaited<ReturnType<typeof serviceClient>>;
 let continuousId = '';
+/** What Generate shows as the continuous model's steps: its sampler_defaults, else the studio's 40. */
+let continuousSteps = '40';
 let maskedRunId = 0;
 
 /**
@@ -46,7 +48,9 @@ beforeAll(async () => {
   await client.call('settings.set', { modelFolders: [...(extra ? [extra] : []), bundle] });
   const models = await client.call('models.list');
   expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, temperature_unconditional: 0.5 } });
-  continuousId = models.find((m) => !m.error && m.kind === 'continuous-embedding-diffusion')!.id;
+  const continuous = models.find((m) => !m.error && m.kind === 'continuous-embedding-diffusion')!;
+  continuousId = continuous.id;
+  continuousSteps = String(continuous.continuousDefaults?.steps ?? 40);
   gate = await gateServerFrames(h.page, (f) => {
     const p = f.payload as { step?: number; batchStart?: number; masked?: unknown } | undefined;
     if (!holdAt || f.event !== 'run.progress' || !p?.masked || p.batchStart !== 0 || p.step !== holdAt) return false;
@@ -137,7 +141,7 @@ describe('masked diffusion models in the studio', () => {
     expect(await page.getByTestId('masked-settings').count()).toBe(0);
     expect(await page.getByTestId('generate-precision').count()).toBe(1);
     expect(await page.getByLabel('clamp to embeddings').count()).toBe(1);
-    expect(await value('generate-steps')).toBe('40');
+    expect(await value('generate-steps')).toBe(continuousSteps);
     // the draft set carries no masked settings while a continuous model is selected
     await openPlace(h, 'Compose');
     const body = JSON.parse(await page.getByTestId('compose-body').inputValue());
