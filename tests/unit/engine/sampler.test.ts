@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Mulberry32 } from '../../../src-main/engine/prng';
 import { type DenoiseFn, sampleBatch } from '../../../src-main/engine/families/continuous/sampler';
 import { jsRounder, makeEmbeddings, nearest } from '../../../src-main/engine/families/continuous/rounding';
-import type { GuidanceTerm } from '../../../src-main/engine/guidance';
+import { firstCoordinateTerm, meanFirstCoordinate } from './toy-guidance';
 import { buildSchedule } from '../../../src-main/engine/schedule';
 
 const V = 40;
@@ -122,16 +122,8 @@ describe('sampler loop', () => {
   });
 
   it('guidance moves samples toward what the classifier rewards', async () => {
-    // a classifier whose log p grows with the first coordinate of every position: grad = 1 there
-    const term: GuidanceTerm = {
-      control: 'toy', weight: 1,
-      async grad(x, _t, B) {
-        const grad = new Float32Array(x.length);
-        for (let i = 0; i < B * N; i++) grad[i * d] = 1;
-        return { grad, logp: new Float32Array(B) };
-      },
-    };
-    const mean0 = (toks: Int32Array) => Array.from(toks).reduce((a, t) => a + E[t * d]!, 0) / toks.length;
+    const term = firstCoordinateTerm(N, d);
+    const mean0 = meanFirstCoordinate(E, d);
     const seeds = [11, 12, 13, 14];
     const plain = await sampleBatch({ seeds, length: N, emb, schedule, denoise, clamp: true });
     const guided = await sampleBatch({

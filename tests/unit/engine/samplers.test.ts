@@ -7,6 +7,7 @@ import { type DenoiseFn, sampleBatch } from '../../../src-main/engine/families/c
 import { makeEmbeddings } from '../../../src-main/engine/families/continuous/rounding';
 import { ddimCoefficients, dpm2mCoefficients, levels, logSnr } from '../../../src-main/engine/families/continuous/steps';
 import type { GuidanceTerm } from '../../../src-main/engine/guidance';
+import { firstCoordinateTerm, meanFirstCoordinate } from './toy-guidance';
 import { Mulberry32 } from '../../../src-main/engine/prng';
 import { buildSchedule } from '../../../src-main/engine/schedule';
 import { samplerSettings } from '../../../src-main/constraints/set';
@@ -200,15 +201,8 @@ describe('continuous samplers: the loop', () => {
   });
 
   it('guidance acts after the step, where the ancestral loop applies it, and moves samples under every sampler', async () => {
-    const term: GuidanceTerm = {
-      control: 'toy', weight: 1,
-      async grad(x, _t, B) {
-        const grad = new Float32Array(x.length);
-        for (let i = 0; i < B * N; i++) grad[i * d] = 1;
-        return { grad, logp: new Float32Array(B) };
-      },
-    };
-    const mean0 = (toks: Int32Array) => Array.from(toks).reduce((a, t) => a + E[t * d]!, 0) / toks.length;
+    const term = firstCoordinateTerm(N, d);
+    const mean0 = meanFirstCoordinate(E, d);
     const schedule = buildSchedule(2000, 1e-4, 12);
     const seeds = [11, 12, 13, 14];
     for (const [method, eta] of [['ddim', 0], ['ddim', 0.5], ['dpm2m', 0]] as const) {
