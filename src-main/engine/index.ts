@@ -156,9 +156,9 @@ class WorkerEngine implements Engine {
     this.disposed = true;
     if (!w) return;
     this.worker = null;
+    // the calls in flight are answered once the worker is gone (their own results, if any, are ignored)
     const pending = [...this.pending.values()];
     this.pending.clear();
-    for (const p of pending) p.reject(new ApiError('ENGINE_UNAVAILABLE', 'the engine was disposed during the call'));
     // a run stops at its next step and the worker releases its sessions and its helper thread before the thread
     // goes: terminating it inside an onnxruntime call can take the whole process down
     Atomics.store(this.cancel, 0, CANCEL_ALL);
@@ -177,6 +177,7 @@ class WorkerEngine implements Engine {
       w.postMessage({ type: 'dispose', id } as ToWorker);
     });
     await w.terminate();
+    for (const p of pending) p.reject(new ApiError('ENGINE_UNAVAILABLE', 'the engine was disposed during the call'));
   }
 }
 
