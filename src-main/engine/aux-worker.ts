@@ -35,8 +35,8 @@ export interface AuxRequest {
   file: string;
   provider: Provider;
   feeds: Feeds;
-  /** Rows (samples, along the leading batch dimension) per call, outputs stacked: true one, a number that many, false all. */
-  perSample?: boolean | number;
+  /** Rows (samples, along the leading batch dimension) per call, outputs stacked (session-run.ts runRows; 0 or absent: all). */
+  rows?: number;
   /** Intra-op threads of the session (default 1). */
   threads?: number;
 }
@@ -73,7 +73,7 @@ export function serveAux(port: MessagePort): void {
       }
       try {
         const s = await session(m.file, m.provider, m.threads ?? 1);
-        const out = await runRows(s, m.feeds, m.perSample ?? false);
+        const out = await runRows(s, m.feeds, m.rows ?? 0);
         const outputs: Outputs = {};
         const transfer: ArrayBuffer[] = [];
         for (const [k, v] of Object.entries(out)) {

@@ -176,7 +176,7 @@ export interface ClassifierRunner {
 function localCall(sessions: Map<number, ort.InferenceSession>): GraphCall {
   return async (bs, feeds) => {
     const session = sessions.get(bs)!;
-    const out = await runRows(session, feeds, false);
+    const out = await runRows(session, feeds, 0);
     return { grad: (out.grad ?? out[session.outputNames[0]!])!.data, logp: (out.logp ?? out[session.outputNames[1]!])?.data };
   };
 }

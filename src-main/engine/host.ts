@@ -93,8 +93,8 @@ export class EngineHost {
   }
 
   /** Run a graph (absolute path) on the helper thread. */
-  auxCall(file: string, provider: Provider, feeds: Feeds, perSample: boolean | number = false, threads = 1): Promise<Outputs> {
-    return this.auxSend({ file, provider, feeds, perSample, threads });
+  auxCall(file: string, provider: Provider, feeds: Feeds, rows = 0, threads = 1): Promise<Outputs> {
+    return this.auxSend({ file, provider, feeds, rows, threads });
   }
 
   auxSend(message: Omit<AuxRequest, 'id'> | Omit<AuxGuideRequest, 'id'>): Promise<Outputs> {

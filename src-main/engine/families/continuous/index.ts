@@ -87,7 +87,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
     // dynamic int8 quantizes activations with one range per call: one sample per call keeps samples batch-independent
     // (static int8, calibrated ranges, and fp32 are row-independent already)
     // otherwise at most denoiserRows() rows per call (activations stay in cache; rows are independent either way)
-    const perSample = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic' ? true : denoiserRows();
+    const rowsPerCall = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic' ? 1 : denoiserRows();
     const N = m.canvas.length;
     const d = m.embedding.dim;
     const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps);
@@ -114,11 +114,11 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
               guidance,
               denoise: async (x, t, b, extras) => {
                 const rows = (from: number, to: number) => feedsFor(inputs, x, t, extras, N, d, from, to);
-                if (!lanes || b < 2) return x0Of(await runRows(denoiser, rows(0, b), perSample));
+                if (!lanes || b < 2) return x0Of(await runRows(denoiser, rows(0, b), rowsPerCall));
                 const half = Math.ceil(b / 2);
                 const [first, second] = await Promise.all([
-                  host.auxCall(join(dir, denoiserFile), 'cpu', rows(0, half), perSample, laneThreads()),
-                  runRows(denoiser, rows(half, b), perSample),
+                  host.auxCall(join(dir, denoiserFile), 'cpu', rows(0, half), rowsPerCall, laneThreads()),
+                  runRows(denoiser, rows(half, b), rowsPerCall),
                 ]);
                 const out = new Float32Array(b * N * d);
                 out.set(x0Of(first), 0);

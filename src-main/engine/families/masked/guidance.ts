@@ -104,7 +104,7 @@ async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: num
     // padding rows repeat the chunk's first row (their gradients are dropped)
     for (let r = n; r < bs; r++) data.copyWithin(r * N, 0, N);
     const feeds = { ...g.feedsFor(bs), ids: { type: 'int64', data, dims: [bs, N] } } as unknown as Feeds;
-    const res = await runRows(g.sessions.get(bs)!, feeds, false);
+    const res = await runRows(g.sessions.get(bs)!, feeds, 0);
     const grad = res.grad!;
     if (grad.dims.length !== 3 || grad.dims[1] !== Lt) throw new GuidanceError(`masked classifier graph: output 'grad' has shape [${grad.dims.join(', ')}], expected [${bs}, ${Lt}, V]`);
     V = grad.dims[2]!;
