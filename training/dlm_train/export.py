@@ -222,6 +222,12 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
               f"({tr['steps'] * tr['config']['train']['batch_size']:,} canvases, "
               f"{tr['steps'] * tr['config']['train']['batch_size'] / max(1, data_info['kept']):.2f} epochs).",
               f"- Wall time: {tr['wall_time_s'] / 60:.1f} min of training ({tr['stopped']}).",
+              *([f"- Warm start: from {ws.get('bundle') or ws['from']}"
+                 + (f" ({ws['wall_time_s'] / 60:.1f} min of training before), {tr['cumulative_wall_time_s'] / 60:.1f} "
+                    f"min in all." if 'cumulative_wall_time_s' in tr else ".")] if (ws := tr.get("warm_start")) else []),
+              *([f"- Length: the text's <end> and the padding after it were given clean in "
+                 f"{tr['config']['train']['p_tail_clean']:.0%} of the examples, so the studio holds a length target "
+                 f"(manifest denoiser.held_length)."] if m["denoiser"].get("held_length") else []),
               f"- Hardware: {tr['hardware']}.",
               f"- Optimizer: AdamW, lr {tr['config']['train']['lr']} with {tr['config']['train']['warmup']} warmup "
               f"steps then linear decay, grad clip {tr['config']['train']['grad_clip']}, EMA "
@@ -265,6 +271,24 @@ def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str
         lines.append("")
     return lines + ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
                     f"Training data: {tr['data']} ({tr['license']}).", ""]
+
+
+def warm_start_info(cfg: dict, train_time: float) -> dict:
+    """Where a warm-started run's weights came from (train.init_from) and, when that bundle's manifest.json sits
+    beside the weights, its training time, so the data card states the cumulative budget."""
+    src = cfg["train"].get("init_from")
+    if not src:
+        return {}
+    start = {"from": src}
+    man = os.path.join(os.path.dirname(os.path.expandvars(src)), "manifest.json")
+    if not os.path.exists(man):
+        return {"warm_start": start}
+    with open(man) as f:
+        prior = json.load(f)
+    tr = prior.get("training", {})
+    before = float(tr.get("cumulative_wall_time_s", tr.get("wall_time_s", 0.0)))
+    start.update({"bundle": f"{prior.get('id')} {prior.get('version')}", "wall_time_s": before})
+    return {"warm_start": start, "cumulative_wall_time_s": round(before + train_time, 1)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -332,7 +356,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "embedding": {"file": "embeddings.f32", "dim": model.cfg.d, "dtype": "float32"},
         "schedule": {"type": "sqrt", "T": cfg["schedule"]["T"], "s": cfg["schedule"]["s"]},
         "denoiser": {"file": "denoiser.onnx", "inputs": denoiser_inputs(model.cfg),
-                     "outputs": {"x0": "float32[B,N,d]"}, "opset": 14},
+                     "outputs": {"x0": "float32[B,N,d]"}, "opset": 14,
+                     # trained with <end> and the padding after it given clean: the engine holds a length target
+                     **({"held_length": True} if cfg["train"].get("p_tail_clean", 0) > 0 and model.cfg.clean_flags
+                        else {})},
         "record_schema": data_info.get("record_schema") or {"fields": {}},
         "files": [],
         "training": {
@@ -340,6 +367,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "license": dc.get("license") or ("CC BY-SA 4.0" if is_e2e else "unknown"),
             "steps": ck["state"]["step"],
             "wall_time_s": round(ck["state"]["train_time"], 1),
+            **warm_start_info(cfg, ck["state"]["train_time"]),
             "stopped": (f"snapshot {ck['snapshot']}" if ck.get("snapshot") else
                         f"stopped by {stop['reason']}" if stop else "checkpoint"),
             "hardware": args.hardware or ck.get("hardware", "unknown"),

@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .tokenizer import END
+
 
 @dataclass
 class ModelConfig:
@@ -164,12 +166,14 @@ def diffusion_losses(model: Denoiser, ids: torch.Tensor, abar: torch.Tensor, gen
 
 
 def ce_losses(model: Denoiser, ids: torch.Tensor, abar: torch.Tensor, text_start: int, p_record_clean: float = 0.5,
-              p_text_clean: float = 0.25, generator=None) -> dict:
+              p_text_clean: float = 0.25, p_tail_clean: float = 0.0, generator=None) -> dict:
     """Recipe B: cross-entropy x0 prediction with self-conditioning and partial noising, canvases ids [B, N].
 
     Per example, with p_record_clean the record segment (with <sep>) is given clean, with p_text_clean the text is,
-    else everything is noised; clean positions carry the model's clean flag and get no loss. Half the batches feed a
-    no-grad first estimate of x0 as the self-conditioning input (zeros otherwise)."""
+    else everything is noised; clean positions carry the model's clean flag and get no loss. With p_tail_clean the
+    text's <end> and the padding after it are also given clean, so the model learns to write a text of a given length
+    (the engine holds <end> at the asked length). Half the batches feed a no-grad first estimate of x0 as the
+    self-conditioning input (zeros otherwise)."""
     T = abar.shape[0]
     B, N = ids.shape
     dev = ids.device
@@ -187,6 +191,9 @@ def ce_losses(model: Denoiser, ids: torch.Tensor, abar: torch.Tensor, text_start
         clean = torch.where((u < p_record_clean)[:, None], (pos < text_start)[None, :], clean)
         clean = torch.where(((u >= p_record_clean) & (u < p_record_clean + p_text_clean))[:, None],
                             (pos >= text_start)[None, :], clean)
+        if p_tail_clean > 0:
+            tail = torch.cumsum(((ids == END) & (pos >= text_start)[None, :]).int(), dim=1) > 0
+            clean = clean | (tail & (rand(B) < p_tail_clean)[:, None])
     x_t = torch.where(clean.unsqueeze(-1), x0, x_t)
     flags = clean.float()
     x_sc = None

@@ -42,7 +42,7 @@ DEFAULTS = {
     "train": {"batch_size": 64, "lr": 1e-3, "warmup": 200, "max_steps": 4000, "weight_decay": 0.0,
               "grad_clip": 1.0, "ema_decay": 0.997, "ckpt_every": 200, "log_every": 10, "seed": 0,
               "threads": None, "device": "auto", "stop_at": None, "time_budget_s": None,
-              "precision": "auto", "init_from": None, "snapshot_minutes": []},
+              "precision": "auto", "init_from": None, "snapshot_minutes": [], "p_tail_clean": 0.0},
 }
 
 
@@ -230,7 +230,7 @@ def main(argv: Optional[list] = None) -> int:
     if rank:
         torch.manual_seed(tc["seed"] * 1000 + rank + state["step"])  # different noise per rank
     loss_module = (MaskedLossModule(model, layout.text_start) if family == "masked"
-                   else LossModule(model, abar, layout.text_start))
+                   else LossModule(model, abar, layout.text_start, tc["p_tail_clean"]))
     train_model = torch.nn.parallel.DistributedDataParallel(loss_module) if ddp else loss_module
 
     def save(reason: str) -> None:
@@ -378,15 +378,16 @@ class MaskedLossModule(torch.nn.Module):
 class LossModule(torch.nn.Module):
     """Computes the whole loss inside forward, so DDP sees (and all-reduces) every parameter's gradient."""
 
-    def __init__(self, model: Denoiser, abar: torch.Tensor, text_start: int = 0):
+    def __init__(self, model: Denoiser, abar: torch.Tensor, text_start: int = 0, p_tail_clean: float = 0.0):
         super().__init__()
         self.model = model
         self.text_start = text_start
+        self.p_tail_clean = p_tail_clean
         self.register_buffer("abar", abar)
 
     def forward(self, ids: torch.Tensor) -> dict:
         if self.model.cfg.objective == "ce":
-            return ce_losses(self.model, ids, self.abar, self.text_start)
+            return ce_losses(self.model, ids, self.abar, self.text_start, p_tail_clean=self.p_tail_clean)
         return diffusion_losses(self.model, ids, self.abar)
 
 

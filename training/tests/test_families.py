@@ -16,7 +16,7 @@ from training.dlm_train.data import CanvasLayout
 from training.dlm_train.masked import MaskedConfig, MaskedDenoiser, masked_losses
 from training.dlm_train.model import Denoiser, ModelConfig, ce_losses
 from training.dlm_train.schedule import training_schedule
-from training.dlm_train.tokenizer import Tokenizer, build_vocab
+from training.dlm_train.tokenizer import END, PAD, Tokenizer, build_vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
@@ -158,6 +158,24 @@ class RecipeBTest(unittest.TestCase):
         x0 = m(torch.randn(2, 12, 4), torch.tensor([3.0, 1500.0]), torch.zeros(2, 12, 4), torch.zeros(2, 12))
         self.assertEqual(x0.shape, (2, 12, 4))
         self.assertLessEqual(float(x0.norm(dim=-1).max()), 2.0 + 1e-4)  # a convex mix of norm-2 rows
+
+    def test_tail_clean_gives_end_and_padding_clean_from_the_first_text_end(self):
+        m = Denoiser(ModelConfig(vocab_size=30, length=12, d=4, hidden=16, layers=1, heads=2, mlp_ratio=2,
+                                 dropout=0.0, time_dim=8, objective="ce", self_condition=False, clean_flags=True))
+        seen = []
+        real = m.trunk_output
+        m.trunk_output = lambda x, t, sc=None, clean=None: seen.append(clean.clone()) or real(x, t, sc, clean)
+        abar = torch.tensor(training_schedule(), dtype=torch.float32)
+        # record [0, 5) with an <end>-valued id inside it (not the text's), text [5, 12) ending at position 9
+        ids = torch.tensor([[7, END, 8, 9, 1, 10, 11, 12, 13, END, PAD, PAD]] * 64)
+        ce_losses(m, ids, abar, 5, p_record_clean=0.0, p_text_clean=0.0, p_tail_clean=1.0,
+                  generator=torch.Generator().manual_seed(0))
+        expected = torch.tensor([0] * 9 + [1] * 3, dtype=torch.float32)
+        self.assertTrue(bool((seen[-1] == expected).all()))
+        seen.clear()
+        ce_losses(m, ids, abar, 5, p_record_clean=0.0, p_text_clean=0.0, p_tail_clean=0.0,
+                  generator=torch.Generator().manual_seed(0))
+        self.assertEqual(float(seen[-1].sum()), 0.0)
 
     def test_reference_sampler_feeds_self_condition_and_clean_flags(self):
         torch.manual_seed(0)
