@@ -115,7 +115,23 @@ export const guidanceSettings = z.object({
   fluencyWeight: z.number().min(0).max(100).nullable().default(null),
   /** Guidance is switched off for this many final steps. */
   offLastSteps: z.number().int().min(0).max(2000).default(10),
+  /**
+   * stepSize and offLastSteps are stated for GUIDANCE_REFERENCE_STEPS denoising steps and scaled to the run's
+   * (docs/engine.md, "Guidance at few steps"): fewer steps take proportionally larger Adagrad steps, so the whole
+   * run moves x as far, and stop guiding over the same share of the schedule. Continuous models only.
+   */
+  scaleToSteps: z.boolean().default(true),
 }).strict();
+
+/** The step count guidance settings are stated for when they scale to the run's (scaleToSteps). */
+export const GUIDANCE_REFERENCE_STEPS = 200;
+
+/** The guidance settings a run of `steps` denoising steps applies (scaleToSteps: stepSize and offLastSteps scaled). */
+export function guidanceAtSteps<G extends { stepSize: number; offLastSteps: number; scaleToSteps: boolean }>(g: G, steps: number): G {
+  if (!g.scaleToSteps || steps === GUIDANCE_REFERENCE_STEPS) return g;
+  const r = GUIDANCE_REFERENCE_STEPS / steps;
+  return { ...g, stepSize: g.stepSize * r, offLastSteps: Math.round(g.offLastSteps / r) };
+}
 
 /** How the masked family's steps rank positions (training/dlm_train/masked_sample.py CONFIDENCES). */
 export const MASKED_CONFIDENCES = ['low_confidence', 'maskgit_plus', 'topk_margin', 'entropy', 'origin'] as const;

@@ -12,6 +12,39 @@ export interface Projector {
   project(logScores: Float32Array, fixed?: Int32Array): Int32Array;
 }
 
+/**
+ * Positions [start, start + length) round to their best token outside `barred` (a held length keeps <end>, <pad>
+ * and whitespace-only tokens out of the text before the held <end>). Held tokens are kept.
+ */
+export function barringProjector(start: number, length: number, barred: readonly number[], V: number): Projector {
+  const bar = new Uint8Array(V);
+  for (const v of barred) bar[v] = 1;
+  return {
+    start,
+    length,
+    project(logScores, fixed) {
+      const out = new Int32Array(length);
+      for (let i = 0; i < length; i++) {
+        if ((fixed?.[i] ?? -1) >= 0) {
+          out[i] = fixed![i]!;
+          continue;
+        }
+        let best = -1;
+        let bestScore = -Infinity;
+        for (let v = 0; v < V; v++) {
+          const sc = logScores[i * V + v]!;
+          if (!bar[v] && (best < 0 || sc > bestScore)) {
+            best = v;
+            bestScore = sc;
+          }
+        }
+        out[i] = best;
+      }
+      return out;
+    },
+  };
+}
+
 /** 1 at every canvas position some projector covers. */
 export function coveredPositions(projectors: Projector[], N: number): Uint8Array {
   const covered = new Uint8Array(N);

@@ -10,7 +10,7 @@
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, MASKED_CONFIDENCES, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -70,6 +70,19 @@ export function continuousSamplerLabel(sampler: Partial<Pick<SamplerSettings, 'm
   const m = sampler.method ?? 'ancestral';
   const label = SAMPLER_INFO[m]?.label ?? m;
   return m === 'ddim' ? `${label} (eta ${sampler.eta ?? 0})` : label;
+}
+
+/**
+ * A continuous run's guidance as it ran: stepSize and offLastSteps scaled to the step count when scaleToSteps is on
+ * (absent in a recipe parsed before the setting existed: on, as the engine parses it).
+ */
+export function continuousGuidanceLabel(g: SamplerSettings['guidance'], steps: number): string {
+  if (!g.enabled) return 'off';
+  const scaled = { ...g, scaleToSteps: g.scaleToSteps ?? true };
+  const eff = guidanceAtSteps(scaled, steps);
+  const round = (v: number) => Number(v.toPrecision(3));
+  const base = `strength ${g.strength}, ${g.iterations} iterations × step ${round(eff.stepSize)}, off for the last ${eff.offLastSteps} steps`;
+  return eff === scaled ? base : `${base} (step ${g.stepSize} and ${g.offLastSteps} steps at ${GUIDANCE_REFERENCE_STEPS}, scaled to ${steps})`;
 }
 
 export const MASKED_KEYS = ['block_length', 'confidence', 'temperature', 'top_p'] as const;

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEVICE_PREFERENCES } from '../../engine/types';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, PRECISION_PREFERENCES } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
@@ -46,6 +46,8 @@ Writes a JSON results file and a Markdown table beside it.
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
+  --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
+                               (the names of a recipe's sampler.guidance; strength as --strength)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
   --split test|dev             data-to-text and text-to-record on the test set (default) or on devset.csv from the
@@ -71,6 +73,25 @@ function strengthOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
   const n = Number(raw);
   if (!raw.trim() || !Number.isFinite(n) || n < 0 || n > 100) throw new CliError('INVALID_INPUT', `--strength must be a number from 0 to 100 (got ${JSON.stringify(raw)})`);
   return { guidance: { strength: n } };
+}
+
+/** --guidance k=v,...: guidance settings of the guided runs, each checked as a recipe's sampler.guidance field. */
+export function guidanceOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
+  if (typeof raw !== 'string') return {};
+  const keys = Object.keys(guidanceSettings.shape).filter((k) => k !== 'enabled');
+  const out: Record<string, number | null> = {};
+  for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(part);
+    if (!m) throw new CliError('INVALID_INPUT', `--guidance ${JSON.stringify(part)}: expected name=value (names: ${keys.join(', ')})`);
+    const [, key, value] = m as unknown as [string, string, string];
+    if (!keys.includes(key)) throw new CliError('INVALID_INPUT', `--guidance ${key}: not a guidance setting (names: ${keys.join(', ')})`);
+    const n = value === 'null' ? null : Number(value);
+    const field = guidanceSettings.shape[key as keyof typeof guidanceSettings.shape];
+    const ok = value.trim() !== '' && (n === null || Number.isFinite(n)) && field.safeParse(n).success;
+    if (!ok) throw new CliError('INVALID_INPUT', `--guidance ${key}=${value}: ${field.safeParse(n).error?.issues[0]?.message ?? 'not a number'}`);
+    out[key] = n;
+  }
+  return { guidance: out };
 }
 
 /** --sampler and --eta: the continuous-family sampler of every run (absent: the bundle's sampler_defaults, else ancestral). */
@@ -135,6 +156,7 @@ export const evalCommand: CliCommand = {
     sampler: { type: 'string' },
     eta: { type: 'string' },
     strength: { type: 'string' },
+    guidance: { type: 'string' },
   },
   async run(ctx, args) {
     const v = args.values;
@@ -168,7 +190,10 @@ export const evalCommand: CliCommand = {
       ...(typeof v['max-minutes'] === 'string' ? { maxMinutes: positive('max-minutes', 0) } : {}),
       ...(typeof v.override === 'string' ? { overrides: parseOverrides(v.override) } : {}),
       ...(typeof v.controls === 'string' ? { controls: v.controls.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-      ...strengthOption(v.strength),
+      ...(() => {
+        const g = { ...guidanceOption(v.guidance).guidance, ...strengthOption(v.strength).guidance };
+        return Object.keys(g).length ? { guidance: g } : {};
+      })(),
       targetsPath: resolve(typeof v.targets === 'string' ? v.targets : join(repoRoot(), 'tests/fixtures/eval/targets.json')),
       testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, split === 'dev' ? 'devset.csv' : 'testset_w_refs.csv')),
       split,

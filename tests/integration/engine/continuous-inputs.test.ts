@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
 import { createEngine } from '../../../src-main/engine/index';
+import { END, PAD } from '../../../src-main/engine/tokenizer';
 import type { Engine, GeneratedOutput, GenerateRequest } from '../../../src-main/engine/types';
 import { MICRO, writeMicroBundle } from './micro-bundle';
 
@@ -36,6 +37,16 @@ beforeAll(() => {
   const m2 = JSON.parse(readFileSync(join(root, 'mute', 'manifest.json'), 'utf8'));
   m2.denoiser.inputs = { x_t: 'float32[B,N,d]', t: 'float32[B]' };
   writeFileSync(join(root, 'mute', 'manifest.json'), JSON.stringify(m2));
+  // trained (as far as the manifest says) with <end> given clean: a length is held
+  writeMicroBundle(join(root, 'held'), { id: 'held', extraInputs: true });
+  const m3 = JSON.parse(readFileSync(join(root, 'held', 'manifest.json'), 'utf8'));
+  m3.denoiser.held_length = true;
+  writeFileSync(join(root, 'held', 'manifest.json'), JSON.stringify(m3));
+  // says so without the clean input
+  writeMicroBundle(join(root, 'noclean'), { id: 'noclean' });
+  const m4 = JSON.parse(readFileSync(join(root, 'noclean', 'manifest.json'), 'utf8'));
+  m4.denoiser.held_length = true;
+  writeFileSync(join(root, 'noclean', 'manifest.json'), JSON.stringify(m4));
   engine = createEngine({ modelDirs: [root], batchSize: 4 });
 });
 afterAll(async () => {
@@ -91,6 +102,34 @@ describe('optional continuous denoiser inputs (x_self_cond, clean)', () => {
     });
     await expect(engine.generate({ model: 'mute', device: 'cpu', constraints: set }, {})).rejects.toMatchObject({
       code: 'BUNDLE_INVALID', message: expect.stringMatching(/denoiser\.onnx: input 'x_self_cond' is not one the manifest lists/),
+    });
+  });
+
+  it('denoiser.held_length: a length target holds <end> at that text position when guidance is on, and only then', async () => {
+    const text = MICRO.record + 1;
+    for (const n of [4, 9]) {
+      const rows = await tokens('held', { version: 1, constraints: [{ kind: 'length', tokens: n }], sampler: { steps: 6, samples: 4, seed: 3 } });
+      for (const row of rows) {
+        const t = row.slice(text);
+        expect(t[n], `<end> at text position ${n}`).toBe(END);
+        expect(t.slice(n + 1).every((v) => v === PAD)).toBe(true);
+        expect(t.slice(0, n).some((v) => v === END || v === PAD), 'no <end> or <pad> before it').toBe(false);
+      }
+    }
+    // guidance off: nothing held, so the random micro denoiser does not end there (it is not trained to)
+    const free = await tokens('held', { version: 1, constraints: [{ kind: 'length', tokens: 4 }], sampler: { steps: 6, samples: 4, seed: 3, guidance: { enabled: false } } });
+    expect(free.every((row) => row[text + 4] === END && row.slice(text, text + 4).every((v) => v !== END && v !== PAD))).toBe(false);
+  });
+
+  it('a held length needs no length classifier (none is warned about, as it is without held_length); held_length without the clean input is refused by name', async () => {
+    const set = { version: 1, constraints: [{ kind: 'length', tokens: 5 }], sampler: { steps: 2, samples: 1 } } as ConstraintSetInput as GenerateRequest['constraints'];
+    const held = await engine.generate({ model: 'held', device: 'cpu', constraints: set }, {});
+    expect((held.warnings ?? []).filter((w) => /length/.test(w))).toEqual([]);
+    const guided = await engine.generate({ model: 'sc', device: 'cpu', constraints: set }, {});
+    expect(guided.warnings).toContainEqual(expect.stringMatching(/no length classifier in bundle sc/));
+    const none = { version: 1, constraints: [], sampler: { steps: 2, samples: 1 } } as ConstraintSetInput as GenerateRequest['constraints'];
+    await expect(engine.generate({ model: 'noclean', device: 'cpu', constraints: none }, {})).rejects.toMatchObject({
+      code: 'BUNDLE_INVALID', message: expect.stringMatching(/denoiser\.held_length: a held length needs the clean input/),
     });
   });
 });

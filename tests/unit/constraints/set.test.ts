@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, guidanceAtSteps, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
   try {
@@ -73,5 +74,33 @@ describe('the masked family’s temperature rule', () => {
     expect(maskedTemperature(d, 0, false)).toBe(0);
     expect(maskedTemperature(d, 1.2, true)).toBe(1.2);
     expect(maskedTemperature({ temperature: 0.3 }, undefined, false)).toBe(0.3);
+  });
+});
+
+describe('guidance scaled to the step count (scaleToSteps)', () => {
+  const g = parseConstraintSet({ version: 1, constraints: [] }).sampler.guidance;
+  it('is on by default and leaves 200 steps as stated', () => {
+    expect(g.scaleToSteps).toBe(true);
+    expect(guidanceAtSteps(g, 200)).toEqual(g);
+  });
+  it('takes larger Adagrad steps and stops over the same share of the run at fewer steps', () => {
+    expect(guidanceAtSteps(g, 50)).toMatchObject({ stepSize: 0.4, offLastSteps: 3, iterations: g.iterations, strength: g.strength });
+    expect(guidanceAtSteps(g, 25)).toMatchObject({ stepSize: 0.8, offLastSteps: 1 });
+    expect(guidanceAtSteps(g, 400)).toMatchObject({ stepSize: 0.05, offLastSteps: 20 });
+  });
+  it('off: the settings as given at any step count; a recipe can say so', () => {
+    const off = parseConstraintSet({ version: 1, constraints: [], sampler: { guidance: { scaleToSteps: false } } }).sampler.guidance;
+    expect(guidanceAtSteps(off, 50)).toEqual(off);
+  });
+});
+
+describe('a barring projector (a held length keeps <end> and <pad> out of the text before it)', () => {
+  it('picks the best token outside the barred ones and keeps fixed tokens', () => {
+    const V = 4;
+    // position 0 prefers token 2 (barred), position 1 prefers 1, position 2 is fixed
+    const scores = Float32Array.from([0, 1, 5, 2, 0, 3, 1, 2, 9, 9, 9, 9]);
+    const p = barringProjector(10, 3, [2, 0], V);
+    expect(Array.from(p.project(scores, Int32Array.from([-1, -1, 2])))).toEqual([3, 1, 2]);
+    expect(Array.from(p.project(scores))).toEqual([3, 1, 1]);
   });
 });

@@ -5,7 +5,7 @@
  * The denoiser and the classifier are plain functions here; the real graphs are tested on the real bundle.
  */
 import { describe, expect, it } from 'vitest';
-import { textExtent } from '../../../src-main/engine/families/masked/extent';
+import { textExtent } from '../../../src-main/engine/extent';
 import type { MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
 import { sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
 import { END, PAD } from '../../../src-main/engine/tokenizer';

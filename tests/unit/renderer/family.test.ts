@@ -10,6 +10,7 @@ import {
   CONTINUOUS_SAMPLERS,
   continuousDefaults,
   continuousDefaultsLabel,
+  continuousGuidanceLabel,
   continuousSamplerLabel,
   familyOf,
   fitSampler,
@@ -257,5 +258,20 @@ describe('a set or preset loaded while a masked model is selected', () => {
     expect(completeMasked({ ...base, confidence: 'entropy' }, maskedAuto)).not.toHaveProperty('temperature');
     expect(completeMasked({ ...base, temperature: 0.2 }, maskedAuto).temperature).toBe(0.2);
     expect(completeMasked(base, continuous)).toEqual(base);
+  });
+});
+
+describe('a continuous run\'s guidance as it ran', () => {
+  const g = samplerSettings.parse({}).guidance;
+  it('shows the scaled step size and stop at other step counts, and the stated ones at 200', () => {
+    expect(continuousGuidanceLabel(g, 200)).toBe('strength 1, 3 iterations × step 0.1, off for the last 10 steps');
+    expect(continuousGuidanceLabel(g, 50)).toBe('strength 1, 3 iterations × step 0.4, off for the last 3 steps (step 0.1 and 10 steps at 200, scaled to 50)');
+    expect(continuousGuidanceLabel({ ...g, scaleToSteps: false }, 50)).toBe('strength 1, 3 iterations × step 0.1, off for the last 10 steps');
+    expect(continuousGuidanceLabel({ ...g, enabled: false }, 50)).toBe('off');
+  });
+  it('a recipe stored before the setting existed scales, as the engine parses it', () => {
+    const old = { ...g } as Partial<typeof g>;
+    delete old.scaleToSteps;
+    expect(continuousGuidanceLabel(old as typeof g, 25)).toMatch(/step 0\.8, off for the last 1 steps/);
   });
 });

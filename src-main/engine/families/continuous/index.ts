@@ -6,12 +6,15 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
+import { textExtent, whitespaceTokens } from '../../extent';
 import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
 import { buildSchedule } from '../../schedule';
+import { barringProjector, coveredPositions, type Projector } from '../../projection';
 import { type Feeds, type Outputs, runRows } from '../../session-run';
 import { resolvePrecision } from '../../types';
+import { guidanceAtSteps } from '../../../constraints/set';
 import type { ModelFamily } from '../family';
 import { type ContinuousManifest, continuousManifest, denoiserInputs, loadEmbeddings } from './manifest';
 import { type Embeddings, makeEmbeddings, ortRounder, type Rounder } from './rounding';
@@ -22,6 +25,8 @@ interface ContinuousState {
   rounder: Rounder;
   /** Graph files whose inputs were checked against the manifest. */
   checked: Set<string>;
+  /** Whitespace-only token ids (barred before a held <end>). */
+  spaces: number[];
 }
 
 /** A continuous run's feeds for rows [from, to) of the batch. */
@@ -49,7 +54,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
 
   async open(bundle) {
     const emb = makeEmbeddings(await loadEmbeddings(bundle.dir, bundle.manifest, bundle.vocabSize), bundle.vocabSize, bundle.manifest.embedding.dim);
-    return { emb, rounder: await ortRounder(emb), checked: new Set() };
+    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -94,7 +99,17 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
     return {
       precision,
       async plan(compiled, held) {
-        const guidance = await buildGuidance({ host, dir, manifest: m, soft: compiled.soft, settings: sampler.guidance, provider, lanes, N, d, warnings });
+        // a denoiser trained with <end> given clean holds a length (as a masked model does) when guidance is on
+        const steer = sampler.guidance.enabled && sampler.guidance.strength > 0;
+        const pin = steer && m.denoiser.held_length ? textExtent(m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
+        const projectors: Projector[] = [...compiled.hard];
+        if (pin.exclude?.size) {
+          const positions = [...pin.exclude.keys()];
+          const covered = coveredPositions(projectors, N);
+          // a hard text constraint already decides these positions' tokens; the held <end> still stands
+          if (!positions.some((p) => covered[p])) projectors.push(barringProjector(Math.min(...positions), positions.length, pin.exclude.get(positions[0]!)!, bundle.vocabSize));
+        }
+        const guidance = await buildGuidance({ host, dir, manifest: m, soft: pin.rest, settings: guidanceAtSteps(sampler.guidance, sampler.steps), provider, lanes, N, d, warnings });
         return {
           async sample(job) {
             const B = job.seeds.length;
@@ -107,10 +122,10 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
               eta: sampler.eta,
               clamp: sampler.clamp,
               rounder: state.rounder,
-              held,
+              held: pin.held,
               selfCondition: 'x_self_cond' in inputs,
               cleanFlags: 'clean' in inputs,
-              projectors: compiled.hard,
+              projectors,
               guidance,
               denoise: async (x, t, b, extras) => {
                 const rows = (from: number, to: number) => feedsFor(inputs, x, t, extras, N, d, from, to);

@@ -7,6 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { BundleError, commonManifestFields, relPath } from '../../bundle-schema';
+import { LENGTH_PIN_DETAIL } from '../../extent';
 import type { FamilyManifest } from '../family';
 import { CONTINUOUS_SAMPLERS } from '../../../constraints/set';
 
@@ -52,6 +53,11 @@ export const continuousManifestSchema = z.object({
       /** static: calibrated fixed activation ranges; dynamic: a range per call (couples the samples of a call). */
       activations: z.enum(['static', 'dynamic']).default('dynamic'),
     }).passthrough().optional(),
+    /**
+     * Trained with the text's <end> and the padding after it given clean in some examples (training
+     * train.p_tail_clean), so a length target is held (<end> at the asked position, a clean input) instead of guided.
+     */
+    held_length: z.boolean().optional(),
   }).passthrough(),
   sampler_defaults: continuousSamplerDefaults.optional(),
 }).passthrough();
@@ -90,6 +96,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
       if (!known) c.fail(`denoiser.inputs.${name}`, `unknown denoiser input (known: ${Object.keys(CONTINUOUS_INPUTS).join(', ')})`);
       else if (spec.replace(/\s+/g, '') !== known.spec) c.fail(`denoiser.inputs.${name}`, `must be ${known.spec}, got ${spec}`);
     }
+    if (m.denoiser.held_length && !m.denoiser.inputs?.clean) c.fail('denoiser.held_length', 'a held length needs the clean input (denoiser.inputs.clean), which tells the denoiser where <end> is given');
     const d = m.sampler_defaults;
     if (d) {
       if (d.steps > m.schedule.T) c.fail('sampler_defaults.steps', `${d.steps} steps exceed the schedule's T (${m.schedule.T})`);
@@ -101,6 +108,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
     if (bytes !== vocabSize * m.embedding.dim * 4) throw embeddingSizeError(dir, m, vocabSize, bytes);
   },
   precisions: (m) => (m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32']),
+  softDetail: (m) => (m.denoiser.held_length ? { length: LENGTH_PIN_DETAIL } : undefined),
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};

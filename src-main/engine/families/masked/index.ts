@@ -10,7 +10,7 @@ import { checkGraphIo } from '../../host';
 import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
-import { textExtent } from './extent';
+import { textExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
@@ -78,7 +78,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   manifest: maskedManifest,
 
   async open(bundle) {
-    return { checked: new Set(), spaces: bundle.tokenizer.tokens.flatMap((t, id) => (/^\s+$/.test(t) ? [id] : [])) };
+    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {

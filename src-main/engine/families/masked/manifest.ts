@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { commonManifestFields, parseTensorSpec, relPath } from '../../bundle-schema';
+import { LENGTH_PIN_DETAIL } from '../../extent';
 import type { FamilyManifest } from '../family';
 import { MASKED_CONFIDENCES } from '../../../constraints/set';
 
@@ -130,5 +131,3 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     return out;
   },
 };
-
-export const LENGTH_PIN_DETAIL = 'held: <end> is pinned at the target position of the text and <end>, <pad> and whitespace-only tokens are barred before it, so the model writes the text to that length';

@@ -1,11 +1,25 @@
 /**
- * Where a masked model's text ends, from the soft targets that say it (engine only; docs/ARCHITECTURE.md, "Masked
- * family"). A length is pinned rather than guided: the model sees the end from the first step and writes to fit.
+ * Where the text ends, from the soft targets that say it, for a family that holds a length instead of guiding it
+ * (engine only; docs/ARCHITECTURE.md, "Masked family"): every masked model, and a continuous model trained with the
+ * text's <end> given clean (manifest denoiser.held_length). The model sees the end from the first step and writes
+ * to fit.
  */
-import type { SoftTarget } from '../../guidance';
-import { END, PAD } from '../../tokenizer';
-import { EngineInputError } from '../../types';
-import type { MaskedManifest } from './manifest';
+import type { SoftTarget } from './guidance';
+import { END, PAD } from './tokenizer';
+import { EngineInputError } from './types';
+
+/** The part of a manifest the extent reads: where the text segment lies. */
+interface CanvasOf {
+  canvas: { segments: { name: string; start: number; length: number }[] };
+}
+
+/** The verdict's words for a held length (compiler softDetail). */
+export const LENGTH_PIN_DETAIL = 'held: <end> is pinned at the target position of the text and <end>, <pad> and whitespace-only tokens are barred before it, so the model writes the text to that length';
+
+/** Token ids that are whitespace only: the evaluator's word count does not see them, so a held length bars them. */
+export function whitespaceTokens(tokens: readonly string[]): number[] {
+  return tokens.flatMap((t, id) => (/^\s+$/.test(t) ? [id] : []));
+}
 
 export interface TextExtent {
   /** The held tokens with the pin (<end> at text position n, <pad> after it). */
@@ -24,7 +38,7 @@ const active = (t: SoftTarget) => (t.weight ?? 1) > 0;
  * the evaluator's word count would not see) never committed before it. Phrase spans without a length: <end> and
  * <pad> barred up to the last span's token (a span past the text cannot hold). A held text is left as it is.
  */
-export function textExtent(m: MaskedManifest, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): TextExtent {
+export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): TextExtent {
   const rest = soft.filter((t) => t.kind !== 'length');
   const seg = m.canvas.segments.find((s) => s.name === 'text')!;
   const positions = Array.from({ length: seg.length }, (_, k) => seg.start + k);
