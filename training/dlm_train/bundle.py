@@ -101,3 +101,29 @@ def set_card_section(bundle_dir: str, heading: str, lines: Iterable[str]) -> Non
         text = text.rstrip("\n") + "\n\n" + body
     with open(path, "w", encoding="utf-8") as f:
         f.write(text.rstrip("\n") + "\n")
+
+
+WARM_START = "warm_start.json"
+
+
+def describe_warm_start(weights: str) -> dict:
+    """What a warm start loads: the weights file and, when a bundle's manifest.json sits beside it, that bundle and
+    its training time (cumulative when it was warm-started itself), so later curves and data cards can add it up."""
+    out = {"from": weights}
+    man = os.path.join(os.path.dirname(weights), MANIFEST)
+    if os.path.exists(man):
+        with open(man, encoding="utf-8") as f:
+            prior = json.load(f)
+        tr = prior.get("training", {})
+        out.update({"bundle": f"{prior.get('id')} {prior.get('version')}",
+                    "wall_time_s": float(tr.get("cumulative_wall_time_s", tr.get("wall_time_s", 0.0)))})
+    return out
+
+
+def prior_training_s(run_dir: str) -> float:
+    """Training seconds before this run (its warm start's, recorded in <run>/warm_start.json); 0 without one."""
+    path = os.path.join(run_dir, WARM_START)
+    if not os.path.exists(path):
+        return 0.0
+    with open(path, encoding="utf-8") as f:
+        return float(json.load(f).get("wall_time_s", 0.0))

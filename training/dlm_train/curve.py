@@ -5,6 +5,7 @@
 
 `eval` scores every snapshot under <run>/snapshots/ not yet in <run>/curve.jsonl (one dev_eval line each);
 `plot` draws BLEU (y) against training hours (x), one line per run, as a small standalone SVG (no plotting library).
+A warm-started run's hours include its source's (<run>/warm_start.json), so its line continues the source's.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from contextlib import redirect_stdout
 from typing import List, Optional
 
 from . import dev_eval
+from .bundle import prior_training_s
 
 COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df"]
 
@@ -36,7 +38,11 @@ def eval_snapshots(run: str, extra: List[str]) -> List[dict]:
         with redirect_stdout(buf):
             dev_eval.main(["--run", run, "--snapshot", snap, "--show", "0", *extra])
         row = json.loads(buf.getvalue().strip().splitlines()[0])
-        row["train_hours"] = round(row["train_time_s"] / 3600.0, 3)
+        # a warm-started run continues its source's curve: hours count the source's training too
+        prior = prior_training_s(run)
+        if prior:
+            row["prior_train_time_s"] = prior
+        row["train_hours"] = round((row["train_time_s"] + prior) / 3600.0, 3)
         rows.append(row)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import sample as S
-from .bundle import FORMAT, add_files_and_rehash, write_manifest
+from .bundle import FORMAT, WARM_START, add_files_and_rehash, prior_training_s, write_manifest
 from .paths import E2E_DATA
 from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
 from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
@@ -273,22 +273,14 @@ def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str
                     f"Training data: {tr['data']} ({tr['license']}).", ""]
 
 
-def warm_start_info(cfg: dict, train_time: float) -> dict:
-    """Where a warm-started run's weights came from (train.init_from) and, when that bundle's manifest.json sits
-    beside the weights, its training time, so the data card states the cumulative budget."""
-    src = cfg["train"].get("init_from")
-    if not src:
+def warm_start_info(run_dir: str, train_time: float) -> dict:
+    """A warm-started run's source (<run>/warm_start.json, written by train.py) and the cumulative training time."""
+    path = os.path.join(run_dir, WARM_START)
+    if not os.path.exists(path):
         return {}
-    start = {"from": src}
-    man = os.path.join(os.path.dirname(os.path.expandvars(src)), "manifest.json")
-    if not os.path.exists(man):
-        return {"warm_start": start}
-    with open(man) as f:
-        prior = json.load(f)
-    tr = prior.get("training", {})
-    before = float(tr.get("cumulative_wall_time_s", tr.get("wall_time_s", 0.0)))
-    start.update({"bundle": f"{prior.get('id')} {prior.get('version')}", "wall_time_s": before})
-    return {"warm_start": start, "cumulative_wall_time_s": round(before + train_time, 1)}
+    with open(path, encoding="utf-8") as f:
+        start = json.load(f)
+    return {"warm_start": start, "cumulative_wall_time_s": round(prior_training_s(run_dir) + train_time, 1)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -367,7 +359,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "license": dc.get("license") or ("CC BY-SA 4.0" if is_e2e else "unknown"),
             "steps": ck["state"]["step"],
             "wall_time_s": round(ck["state"]["train_time"], 1),
-            **warm_start_info(cfg, ck["state"]["train_time"]),
+            **warm_start_info(args.run, ck["state"]["train_time"]),
             "stopped": (f"snapshot {ck['snapshot']}" if ck.get("snapshot") else
                         f"stopped by {stop['reason']}" if stop else "checkpoint"),
             "hardware": args.hardware or ck.get("hardware", "unknown"),

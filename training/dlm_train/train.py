@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .bundle import WARM_START, describe_warm_start
 from .data import CanvasLayout, encode_split, read_corpus, record_schema, vocab_texts
 from .masked import MaskedConfig, MaskedDenoiser, masked_losses
 from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
@@ -204,6 +205,8 @@ def main(argv: Optional[list] = None) -> int:
         src = expand(tc["init_from"])
         model.load_state_dict(torch.load(src, map_location=device, weights_only=True))
         if is_main:
+            with open(os.path.join(run_dir, WARM_START), "w", encoding="utf-8") as f:
+                json.dump(describe_warm_start(src), f)
             print(f"warm start from {src}", flush=True)
     autocast_dtype = pick_autocast(tc["precision"], device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from training.dlm_train import sample as S
-from training.dlm_train.bundle import add_files_and_rehash, verify_bundle, write_manifest
+from training.dlm_train.bundle import (WARM_START, add_files_and_rehash, describe_warm_start, prior_training_s,
+                                      verify_bundle, write_manifest)
 from training.dlm_train.data import CanvasLayout, Example, build_canvas, parse_mr
 from training.dlm_train.model import Denoiser, ModelConfig, diffusion_losses
 from training.dlm_train.prng import Mulberry32, mulberry32_outputs, normals, sample_seeds
@@ -20,6 +21,28 @@ from training.dlm_train.tokenizer import END, PAD, SEP, build_vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
+
+
+class WarmStartTest(unittest.TestCase):
+    def test_a_warm_start_carries_its_bundles_training_time_cumulatively(self):
+        with tempfile.TemporaryDirectory() as d:
+            bundle, run = os.path.join(d, "b"), os.path.join(d, "run")
+            os.makedirs(bundle)
+            os.makedirs(run)
+            self.assertEqual(prior_training_s(run), 0.0)
+            self.assertEqual(describe_warm_start(os.path.join(bundle, "w.pt")), {"from": os.path.join(bundle, "w.pt")})
+            with open(os.path.join(bundle, "manifest.json"), "w") as f:
+                json.dump({"id": "m", "version": "2.0.0", "training": {"wall_time_s": 100.0}}, f)
+            self.assertEqual(describe_warm_start(os.path.join(bundle, "w.pt"))["wall_time_s"], 100.0)
+            # a bundle that was warm-started itself counts its whole history
+            with open(os.path.join(bundle, "manifest.json"), "w") as f:
+                json.dump({"id": "m", "version": "2.1.0", "training": {"wall_time_s": 50.0,
+                                                                      "cumulative_wall_time_s": 150.0}}, f)
+            start = describe_warm_start(os.path.join(bundle, "w.pt"))
+            self.assertEqual((start["bundle"], start["wall_time_s"]), ("m 2.1.0", 150.0))
+            with open(os.path.join(run, WARM_START), "w") as f:
+                json.dump(start, f)
+            self.assertEqual(prior_training_s(run), 150.0)
 
 
 class PrngTest(unittest.TestCase):
