@@ -263,6 +263,13 @@ def main(argv: Optional[list] = None) -> int:
     model.train()
     acc: dict = {"n": 0}
     t_last = time.time()
+
+    def write_snapshot(minutes: int) -> None:
+        snap_dir = os.path.join(run_dir, "snapshots")
+        os.makedirs(snap_dir, exist_ok=True)
+        atomic_save({"ema": ema.shadow, "model_config": mcfg.to_json(), "family": family, "step": state["step"],
+                     "train_time_s": state["train_time"]}, os.path.join(snap_dir, f"ema-{minutes:04d}min.pt"))
+
     stop_reason = None
     while True:
         if state["step"] >= tc["max_steps"]:
@@ -310,11 +317,7 @@ def main(argv: Optional[list] = None) -> int:
             acc[k] = acc.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
         acc["n"] += 1
         while is_main and snapshots and state["train_time"] >= 60.0 * snapshots[0]:
-            snap_dir = os.path.join(run_dir, "snapshots")
-            os.makedirs(snap_dir, exist_ok=True)
-            atomic_save({"ema": ema.shadow, "model_config": mcfg.to_json(), "family": family, "step": state["step"],
-                         "train_time_s": state["train_time"]},
-                        os.path.join(snap_dir, f"ema-{int(snapshots[0]):04d}min.pt"))
+            write_snapshot(int(snapshots[0]))
             snapshots.pop(0)
         if is_main and state["step"] % tc["log_every"] == 0:
             now = time.time()
@@ -331,6 +334,8 @@ def main(argv: Optional[list] = None) -> int:
             save("periodic")
     if state["step"] % tc["ckpt_every"] or state.get("saved_step") != state["step"]:
         save(f"stop: {stop_reason}")
+    if is_main and tc["snapshot_minutes"]:  # the final EMA goes on the curve too
+        write_snapshot(int(state["train_time"] // 60))
     if log_f:
         log_f.write(json.dumps({"event": "stop", "reason": stop_reason, "step": state["step"],
                                 "train_time_s": round(state["train_time"], 1)}) + "\n")
