@@ -14,8 +14,10 @@ export interface BenchExtraOptions {
   steps: number;
   /** The two step counts compared for quality (default 50 vs 200). */
   stepsCompare?: [number, number];
-  /** Samples per measurement (projection, steps, providers). */
+  /** Samples per measurement (projection, providers). */
   samples?: number;
+  /** Guided samples per step count in the steps comparison (default 64: "time to 64 guided outputs"). */
+  stepsSamples?: number;
   batchSizes?: number[];
   /** An engine whose worker denoises `batchSize` samples together (batch scaling); the default one otherwise. */
   engineFor: (batchSize: number) => Engine | Promise<Engine>;
@@ -147,9 +149,10 @@ async function measure(o: BenchExtraOptions, engine: Engine, samples: number, lo
     const attr = o.attribute ?? { field: 'food', value: 'Italian' };
     const set = { version: 1 as const, constraints: [{ kind: 'attribute' as const, ...attr }] };
     const runs: (Timed & { steps: number; success: number; fluency: number | null })[] = [];
+    const guidedSamples = o.stepsSamples ?? 64;
     for (const steps of [a, b]) {
-      log(`steps: ${steps} steps, ${samples} guided samples (attribute ${attr.field}=${attr.value})`);
-      const r = await timedRun(engine, o, { ...set, sampler: sampler(steps, samples, true) });
+      log(`steps: ${steps} steps, ${guidedSamples} guided samples (attribute ${attr.field}=${attr.value})`);
+      const r = await timedRun(engine, o, { ...set, sampler: sampler(steps, guidedSamples, true) });
       peak = Math.max(peak, r.t.peakRssMiB);
       const scores = await o.evaluate(parseConstraintSet(set), r.outputs.map((x) => ({ text: x.text, record: x.record })));
       const fl = r.outputs.map((x) => x.fluency).filter((f): f is number => f !== null && Number.isFinite(f));
@@ -223,6 +226,7 @@ export function formatBenchExtras(r: BenchExtraResult): string {
   else {
     const [a, b] = r.steps.runs;
     L.push(`steps vs quality: ${b!.steps} vs ${a!.steps} steps: sampling time x${f(r.steps.timeRatio, 2)}; attribute success ${f(100 * b!.success)}% vs ${f(100 * a!.success)}%; perplexity ${f(b!.fluency, 2)} vs ${f(a!.fluency, 2)}`);
+    L.push(`  time to ${a!.samples} guided outputs: ${f(a!.seconds, 1)} s at ${a!.steps} steps, ${f(b!.seconds, 1)} s at ${b!.steps} (${f(a!.seconds / b!.seconds, 3)} of it)`);
   }
   if ('error' in r.batch) L.push(`batch scaling: error: ${r.batch.error}`);
   else {
