@@ -272,7 +272,9 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   const notes: string[] = [];
   const settings: EvalSettings = { ...given };
   const ownSteps = modelDefaultSteps(model);
-  if (given.stepsFromModel && ownSteps !== undefined) {
+  // --quick keeps its few steps on a continuous model (any count runs there); a masked model's steps fit its blocks
+  const quickFewer = given.mode === 'quick' && !isMaskedModel(model) && ownSteps !== undefined && given.steps < ownSteps;
+  if (given.stepsFromModel && ownSteps !== undefined && !quickFewer) {
     settings.steps = ownSteps;
     notes.push(`${model.id} is a ${model.kind} model: ${settings.steps} steps (its sampler_defaults)`);
   }

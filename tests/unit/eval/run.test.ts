@@ -165,12 +165,18 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
     engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 25, method: 'ddim', eta: 0.5, measured: 'test' } }];
-    const r = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, controls: ['length'], stepsFromModel: true }, { engine, evaluate });
+    const r = await runEvaluation({ ...settings, mode: 'full', dataToTextItems: 1, textToRecordItems: 1, controls: ['length'], stepsFromModel: true }, { engine, evaluate });
     expect(calls.length).toBeGreaterThan(2);
     expect(calls.every((c) => c.constraints.sampler.steps === 25 && c.constraints.sampler.method === 'ddim' && c.constraints.sampler.eta === 0.5)).toBe(true);
     expect(r.settings).toMatchObject({ steps: 25, sampler: { method: 'ddim', eta: 0.5 } });
     expect(r.notes).toEqual([expect.stringMatching(/fake is a continuous-embedding-diffusion model: 25 steps \(its sampler_defaults\)/), expect.stringMatching(/fake: sampler ddim \(eta 0\.5\) \(its sampler_defaults\)/)]);
     expect(renderMarkdown(r)).toContain('25 steps, sampler ddim (eta 0.5), ');
+    // --quick keeps its fewer steps on a continuous model, with the model's sampler
+    const quick: GenerateRequest[] = [];
+    const engineQ = fakeEngine(quick);
+    engineQ.listModels = engine.listModels;
+    await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], stepsFromModel: true }, { engine: engineQ, evaluate });
+    expect(quick.every((c) => c.constraints.sampler.steps === 3 && c.constraints.sampler.method === 'ddim')).toBe(true);
     // --steps and --sampler given: they run
     const chosen: GenerateRequest[] = [];
     const engine2 = fakeEngine(chosen);
