@@ -120,10 +120,15 @@ def describe_warm_start(weights: str) -> dict:
     return out
 
 
-def prior_training_s(run_dir: str) -> float:
-    """Training seconds before this run (its warm start's, recorded in <run>/warm_start.json); 0 without one."""
+def read_warm_start(run_dir: str) -> Optional[dict]:
+    """A run's <run>/warm_start.json (written by train.py at a warm start), or None."""
     path = os.path.join(run_dir, WARM_START)
     if not os.path.exists(path):
-        return 0.0
+        return None
     with open(path, encoding="utf-8") as f:
-        return float(json.load(f).get("wall_time_s", 0.0))
+        return json.load(f)
+
+
+def prior_training_s(run_dir: str) -> float:
+    """Training seconds before this run (its warm start's); 0 without one."""
+    return float((read_warm_start(run_dir) or {}).get("wall_time_s", 0.0))

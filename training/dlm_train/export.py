@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import sample as S
-from .bundle import FORMAT, WARM_START, add_files_and_rehash, prior_training_s, write_manifest
+from .bundle import FORMAT, add_files_and_rehash, read_warm_start, write_manifest
 from .paths import E2E_DATA
 from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
 from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
@@ -275,12 +275,10 @@ def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str
 
 def warm_start_info(run_dir: str, train_time: float) -> dict:
     """A warm-started run's source (<run>/warm_start.json, written by train.py) and the cumulative training time."""
-    path = os.path.join(run_dir, WARM_START)
-    if not os.path.exists(path):
+    start = read_warm_start(run_dir)
+    if start is None:
         return {}
-    with open(path, encoding="utf-8") as f:
-        start = json.load(f)
-    return {"warm_start": start, "cumulative_wall_time_s": round(prior_training_s(run_dir) + train_time, 1)}
+    return {"warm_start": start, "cumulative_wall_time_s": round(float(start.get("wall_time_s", 0.0)) + train_time, 1)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
