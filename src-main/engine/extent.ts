@@ -74,3 +74,12 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
   });
   return { held: out, exclude, rest };
 }
+
+/**
+ * The extent a run holds: textExtent when guidance is on, nothing held otherwise (an unguided run leaves the length
+ * to the model, so guided and unguided runs can be compared).
+ */
+export function runExtent(guidance: { enabled: boolean; strength: number }, m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): TextExtent {
+  if (!guidance.enabled || !(guidance.strength > 0)) return { held, exclude: null, rest: soft };
+  return textExtent(m, soft, held, warnings, barred);
+}

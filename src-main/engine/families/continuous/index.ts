@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
-import { textExtent, whitespaceTokens } from '../../extent';
+import { runExtent, whitespaceTokens } from '../../extent';
 import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
@@ -100,8 +100,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
       precision,
       async plan(compiled, held) {
         // a denoiser trained with <end> given clean holds a length (as a masked model does) when guidance is on
-        const steer = sampler.guidance.enabled && sampler.guidance.strength > 0;
-        const pin = steer && m.denoiser.held_length ? textExtent(m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
+        const pin = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
         const projectors: Projector[] = [...compiled.hard];
         if (pin.exclude?.size) {
           const positions = [...pin.exclude.keys()];

@@ -10,7 +10,7 @@ import { checkGraphIo } from '../../host';
 import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
-import { textExtent, whitespaceTokens } from '../../extent';
+import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
@@ -113,8 +113,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
       async plan(compiled, held) {
         const settings = maskedSettings(m, sampler, pinned(compiled, held));
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
-        const steer = sampler.guidance.enabled && sampler.guidance.strength > 0;
-        const pin = steer ? textExtent(m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
+        const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
         const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings });
         return {
           async sample(job) {
