@@ -80,16 +80,16 @@ function strengthOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
 export function guidanceOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
   if (typeof raw !== 'string') return {};
   const keys = Object.keys(guidanceSettings.shape).filter((k) => k !== 'enabled');
-  const out: Record<string, number | null> = {};
+  const out: Record<string, number | boolean | null> = {};
   for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
     const m = /^([A-Za-z]+)=(.*)$/.exec(part);
     if (!m) throw new CliError('INVALID_INPUT', `--guidance ${JSON.stringify(part)}: expected name=value (names: ${keys.join(', ')})`);
     const [, key, value] = m as unknown as [string, string, string];
     if (!keys.includes(key)) throw new CliError('INVALID_INPUT', `--guidance ${key}: not a guidance setting (names: ${keys.join(', ')})`);
-    const n = value === 'null' ? null : Number(value);
+    const n = value === 'null' ? null : value === 'true' || value === 'false' ? value === 'true' : Number(value);
     const field = guidanceSettings.shape[key as keyof typeof guidanceSettings.shape];
-    const ok = value.trim() !== '' && (n === null || Number.isFinite(n)) && field.safeParse(n).success;
-    if (!ok) throw new CliError('INVALID_INPUT', `--guidance ${key}=${value}: ${field.safeParse(n).error?.issues[0]?.message ?? 'not a number'}`);
+    const parsed = value.trim() !== '' && (typeof n !== 'number' || Number.isFinite(n)) ? field.safeParse(n) : null;
+    if (!parsed?.success) throw new CliError('INVALID_INPUT', `--guidance ${key}=${value}: ${parsed?.error?.issues[0]?.message ?? 'not a number or true/false'}`);
     out[key] = n;
   }
   return { guidance: out };

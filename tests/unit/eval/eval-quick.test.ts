@@ -81,6 +81,9 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
       expect(await main(['eval', '--quick', '--sampler', 'euler'])).toBe(2);
       expect(await main(['eval', '--quick', '--sampler', 'ddim', '--eta', '2'])).toBe(2);
       expect(await main(['eval', '--quick', '--sampler', 'dpm2m', '--eta', '0.5'])).toBe(2);
+      expect(await main(['eval', '--quick', '--guidance', 'foo=1'])).toBe(2);
+      expect(await main(['eval', '--quick', '--guidance', 'stepSize=-1'])).toBe(2);
+      expect(await main(['eval', '--quick', '--guidance', 'scaleToSteps=1'])).toBe(2);
     } finally {
       process.stderr.write = prev;
     }
@@ -93,5 +96,8 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     expect(text).toMatch(/--sampler must be one of ancestral, ddim, dpm2m \(got "euler"\)/);
     expect(text).toMatch(/--eta must be a number from 0 to 1 \(got "2"\)/);
     expect(text).toMatch(/--eta applies to --sampler ddim only \(the sampler is dpm2m\)/);
+    expect(text).toMatch(/--guidance foo: not a guidance setting \(names: iterations, stepSize, strength, fluencyWeight, offLastSteps, scaleToSteps\)/);
+    expect(text).toMatch(/--guidance stepSize=-1: Too small/);
+    expect(text).toMatch(/--guidance scaleToSteps=1: .*expected boolean/);
   });
 });
