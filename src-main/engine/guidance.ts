@@ -93,7 +93,7 @@ const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Build one soft target's tensors for a classifier entry. `segLength` is the addressed segment's length; the
  * session (if given) fixes the shapes from its inputs `target` / `mask` (or, for the joint graph, `target_<kind>`). */
-export function buildTargets(entry: ClassifierEntry, soft: SoftTarget, segLength: number, session?: ort.InferenceSession, suffix = ''): TargetTensors {
+export function buildTargets(entry: Pick<ClassifierEntry, 'labels' | 'fields' | 'value_labels'>, soft: SoftTarget, segLength: number, session?: ort.InferenceSession, suffix = ''): TargetTensors {
   const labels = entry.labels;
   const label = (name: string) => {
     const i = labels.indexOf(name);

@@ -44,6 +44,7 @@ from training.guidance.bundle import take_scorer
 from training.dlm_train.paths import E2E_DATA
 from training.dlm_train.tokenizer import Tokenizer
 
+from . import lexicon
 from .export import DECOMPOSE, MASKED as WITH_MASK, _rewrite, target_shape
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, GuidanceData, build_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier, logp_from_logits
@@ -432,13 +433,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         if f["path"].startswith("classifiers/") and os.path.exists(os.path.join(a.bundle, f["path"])):
             os.remove(os.path.join(a.bundle, f["path"]))
     old["files"] = [f for f in old.get("files", []) if not f["path"].startswith("classifiers/")]
-    old["classifiers"], old["joint_guidance"] = [], None
+    old["classifiers"], old["joint_guidance"], old["lexicons"] = [], None, []
     write_manifest(a.bundle, old)
     parse_sizes = lambda s: sorted({int(x) for x in s.split(",")})  # noqa: E731
     entries, joint, files = export_all(model, a.bundle, value_labels, parse_sizes(a.batch_sizes), run, acc,
                                        control_batch_sizes=parse_sizes(a.control_batch_sizes))
     set_card_section(a.bundle, CARD_HEADING, card_lines(entries, joint, a.tiny))
     add_files_and_rehash(a.bundle, files + ["DATA_CARD.md"], {"classifiers": entries, "joint_guidance": joint})
+    # the token label lexicons live beside the graphs (classifiers/), which were just replaced: written anew
+    lexicon.attach(a.bundle, read_manifest(a.bundle), tr, dv, layout, len(tok))
+    files += [e["file"] for e in read_manifest(a.bundle)["lexicons"]]
     sizes = sum(os.path.getsize(os.path.join(a.bundle, p)) for p in files)
     print(f"done in {time.time() - t_start:.0f} s; {len(files)} graphs, {sizes / 1e6:.1f} MB", flush=True)
     return 0

@@ -137,6 +137,30 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       }
     });
 
+    const lexicons = (JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { lexicons?: { control: string }[] }).lexicons?.map((l) => l.control) ?? [];
+
+    it.skipIf(!lexicons.includes('pos'))('a POS template is guided by its token label lexicon: the outputs take it exactly, unguided ones do not', async () => {
+      // a dev reference's tags: "Alimentum is a family friendly establishment in the riverside area near the Burger King."
+      const tags = ['PROPN', 'AUX', 'DET', 'NOUN', 'ADJ', 'NOUN', 'ADP', 'DET', 'NOUN', 'NOUN', 'ADP', 'DET', 'PROPN', 'PROPN', 'PUNCT'] as const;
+      const set = (enabled: boolean): ConstraintSetInput => ({ version: 1, constraints: [{ kind: 'pos', tags: [...tags] }], sampler: { samples: 4, seed: 11, guidance: { enabled } } });
+      const on = await run(set(true));
+      const off = await run(set(false));
+      expect(on.summary.warnings ?? []).toEqual([]);
+      expect(satisfied(on), on.outputs.map((o) => o.text).join(' | ')).toBeGreaterThanOrEqual(3);
+      expect(satisfied(off)).toBeLessThan(satisfied(on));
+      const score = (r: { outputs: GeneratedOutput[] }) => r.outputs.reduce((a, o) => a + o.constraints[0]!.score!, 0) / r.outputs.length;
+      expect(score(on)).toBeGreaterThan(0.9);
+      expect(score(off)).toBeLessThan(0.5);
+    }, 180_000);
+
+    it.skipIf(!lexicons.includes('spans'))('phrase spans are guided by their lexicon: more outputs chunk them as asked than without guidance', async () => {
+      const set = (enabled: boolean): ConstraintSetInput => ({ version: 1, constraints: [{ kind: 'spans', spans: [[1, 3, 'PP']] }], sampler: { samples: 6, seed: 12, guidance: { enabled } } });
+      const on = await run(set(true));
+      const off = await run(set(false));
+      expect(satisfied(on), on.outputs.map((o) => o.text).join(' | ')).toBeGreaterThan(satisfied(off));
+      expect(satisfied(on)).toBeGreaterThanOrEqual(4);
+    }, 180_000);
+
     it('two different lengths are refused by name', async () => {
       await expect(run({ version: 1, constraints: [{ kind: 'length', tokens: 10 }, { kind: 'length', tokens: 12 }], sampler: { samples: 1, seed: 1 } }))
         .rejects.toMatchObject({ message: expect.stringMatching(/constraints\[0\], constraints\[1\]: two lengths asked for \(10 and 12 tokens\)/) });

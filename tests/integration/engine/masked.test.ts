@@ -325,6 +325,11 @@ describe('masked bundles the engine refuses, by name', () => {
     control: 'sentiment', files: { 1: m.denoiser.file }, batch_sizes: [1], segment: 'text', labels: ['negative', 'neutral', 'positive'], inputs, outputs,
   });
 
+  /** A pos lexicon entry with this many rows, over a file the bundle lists (the vocabulary's; its bytes are not read). */
+  const lexicon = (m: Record<string, any>, rows: number) => ({
+    control: 'pos', file: m.tokenizer.vocab, shape: [rows, 2], dtype: 'float32', labels: ['NOUN', 'VERB'],
+  });
+
   it('manifest: unknown kind, missing mask fields, wrong denoiser inputs/outputs, classifiers that read x_t', async () => {
     const cases: [string, (m: Record<string, any>) => void, RegExp][] = [
       ['kind', (m) => { m.kind = 'masked'; }, /manifest\.json: field kind: unknown model kind "masked" \(known: continuous-embedding-diffusion, masked-diffusion\)/],
@@ -343,6 +348,12 @@ describe('masked bundles the engine refuses, by name', () => {
       // classifier graphs of a masked bundle read token ids and return the gradient over one-hot tokens
       ['clf-x_t', (m) => { m.classifiers = [classifier(m, { x_t: 'float32[B,N,16]', t: 'float32[B]' }, { grad: 'float32[B,N,16]' })]; }, /field classifiers\[0\]\.inputs\.ids: .*got x_t \(a continuous classifier\)/],
       ['clf-grad', (m) => { m.classifiers = [classifier(m, { ids: `int64[B,${m.canvas.length}]` }, { grad: 'float32[B,V]' })]; }, /field classifiers\[0\]\.outputs\.grad: must be float32\[B,Lt,V\]/],
+      // token label lexicons: one row per tokenizer id, one column per label, a file the bundle lists, one per control
+      ['lex-rows', (m) => { m.lexicons = [lexicon(m, m.tokenizer.size - 1)]; }, new RegExp(`field lexicons\\[0\\]\\.shape: has \\d+ rows; the tokenizer has \\d+ tokens`)],
+      ['lex-cols', (m) => { m.lexicons = [{ ...lexicon(m, m.tokenizer.size), labels: ['NOUN'] }]; }, /field lexicons\[0\]\.shape: has 2 columns for 1 labels/],
+      ['lex-unlisted', (m) => { m.lexicons = [{ ...lexicon(m, m.tokenizer.size), file: 'classifiers/pos.lexicon.f32' }]; }, /field lexicons\[0\]\.file: classifiers\/pos\.lexicon\.f32 is not listed/],
+      ['lex-twice', (m) => { m.lexicons = [lexicon(m, m.tokenizer.size), lexicon(m, m.tokenizer.size)]; }, /field lexicons\[1\]\.control: a second pos lexicon/],
+      ['lex-control', (m) => { m.lexicons = [{ ...lexicon(m, m.tokenizer.size), control: 'sentiment' }]; }, /field lexicons\[0\]\.control: Invalid option: expected one of "pos"\|"spans"/],
     ];
     for (const [name, edit, re] of cases) expect(await refusal(copy(name, edit)), name).toMatch(re);
     // no embedding or schedule is needed

@@ -147,6 +147,31 @@ describe('guided masked sampling', () => {
     const r = await sampleMasked(base({ guide: uniform }));
     expect([...r.tokens!]).toEqual([...plain.tokens!]);
   });
+
+  it('a lexicon\'s local term works without a classifier graph, at its positions only, and before the top-k cut', async () => {
+    // the denoiser prefers 1 (0.5), then 2 (0.4); the local term favours 7 (outside the top 2) at segment offset 1
+    const logits: MaskedSampleOptions['logits'] = async (_ids, B) => {
+      const l = new Float32Array(B * N * V);
+      for (let r = 0; r < B * N; r++) {
+        l[r * V + 1] = 0.5;
+        l[r * V + 2] = 0.4;
+      }
+      return { logits: l, V };
+    };
+    const Vl = 9; // one row per tokenizer id, no mask column
+    const values = new Float32Array(4 * Vl);
+    values[1 * Vl + 7] = 2;
+    const local = (topK: number): NonNullable<MaskedSampleOptions['guide']> => ({ start: 2, length: 4, weightAt: () => 1, topK, local: { values, V: Vl } });
+    for (const topK of [0, 2]) {
+      const r = await sampleMasked(base({ logits, guide: local(topK) }));
+      for (let b = 0; b < 2; b++) expect([...r.tokens!.subarray(b * N, (b + 1) * N)]).toEqual([1, 1, 1, 7, 1, 1]);
+      expect(r.guideMs).toBe(0); // no graph to run
+    }
+    // a local term smaller than the denoiser's margin leaves the proposal alone: it is added, not a veto
+    values[1 * Vl + 7] = 0.4;
+    const weak = await sampleMasked(base({ logits, guide: local(0) }));
+    expect([...weak.tokens!]).toEqual(new Array(2 * N).fill(1));
+  });
 });
 
 describe('where a masked text ends (extent.ts): lengths pinned, spans reached', () => {

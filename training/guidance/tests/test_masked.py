@@ -30,6 +30,20 @@ def tiny(seed=0) -> M.MaskedGuidanceClassifier:
     return m.eval()
 
 
+class LexiconTest(unittest.TestCase):
+    def test_counts_smoothed_toward_the_overall_labels_and_unseen_tokens_floored(self):
+        from training.guidance.lexicon import FLOOR, lexicon
+        # token 1: label 0 three times, label 1 once; token 2: label 1 four times; token 0 never seen
+        ids = np.array([[1, 1, 1, 1], [2, 2, 2, 2]])
+        labels = np.array([[0, 0, 0, 1], [1, 1, 1, 1]])
+        t = lexicon(ids, labels, vocab=3, n_labels=2, prior=1.0)
+        overall = np.array([3, 5]) / 8
+        self.assertTrue(np.allclose(np.exp(t[1]), (np.array([3, 1]) + overall) / 5, atol=1e-6))
+        self.assertTrue(np.allclose(np.exp(t[2]), (np.array([0, 4]) + overall) / 5, atol=1e-6))
+        self.assertTrue(np.allclose(t[0], np.log(FLOOR)))
+        self.assertEqual(t.dtype, np.dtype("<f4"))
+
+
 class MaskingTest(unittest.TestCase):
     def test_both_masking_kinds_occur_and_keep_unmasked_tokens(self):
         model = tiny()
@@ -87,6 +101,7 @@ class MaskedGraphTest(unittest.TestCase):
             man["files"] = [x for x in man["files"] if x["path"] == man["tokenizer"]["vocab"]]
             man["classifiers"] = []
             man.pop("joint_guidance", None)
+            man.pop("lexicons", None)
             with open(os.path.join(d, "manifest.json"), "w", encoding="utf-8") as f:
                 json.dump(man, f)
             self.assertEqual(M.main(["--bundle", d, "--tiny", "--threads", "1"]), 0)
@@ -101,6 +116,14 @@ class MaskedGraphTest(unittest.TestCase):
                 for rel in e["files"].values():
                     self.assertIn(rel, listed)
                     self.assertTrue(os.path.exists(os.path.join(d, rel)))
+            # the token label lexicons are written beside the graphs, one row per token, with their weights
+            self.assertEqual([e["control"] for e in out["lexicons"]], ["pos", "spans"])
+            for e in out["lexicons"]:
+                self.assertIn(e["file"], listed)
+                table = np.fromfile(os.path.join(d, e["file"]), dtype="<f4").reshape(e["shape"])
+                self.assertEqual(table.shape, (out["tokenizer"]["size"], len(e["labels"])))
+                self.assertTrue(np.allclose(np.exp(table[[t for t in range(table.shape[0]) if table[t].max() > -20]]).sum(1), 1, atol=1e-4))
+            self.assertEqual(set(out["guidance_defaults"]["lexicon_weights"]), {"pos", "spans"})
             # a graph of the bundle runs on a real partly masked canvas
             rel = out["joint_guidance"]["files"]["1"]
             ids = np.full((1, N), out["mask"]["id"], dtype=np.int64)

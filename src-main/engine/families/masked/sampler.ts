@@ -53,7 +53,13 @@ export interface MaskedSampleOptions {
   guide?: {
     start: number;
     length: number;
-    grad(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
+    /** Absent: no classifier graph, only the local term. */
+    grad?(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
+    /**
+     * An exact per-position term [length, V] (a token label lexicon's weight x log p(target label | v)), added to the
+     * logits of every candidate at a masked position of the segment before the top-k cut and the classifier term.
+     */
+    local?: { values: Float32Array; V: number };
     weightAt(step: number, total: number): number;
     /** > 0: the term re-ranks the denoiser's topK tokens at a position, and the others are not proposed there. */
     topK?: number;
@@ -304,7 +310,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     if (k > 0) {
       if (changed || !cache) await callDenoiser();
       // no commit since the last call: x is still the canvas those logits saw
-      if (guide && guideStale && positions.some((i) => inGuided(i) && o.seeds.some((_, b) => masked[b * N + i]))) {
+      if (guide?.grad && guideStale && positions.some((i) => inGuided(i) && o.seeds.some((_, b) => masked[b * N + i]))) {
         const tg = performance.now();
         guideGrad = await guide.grad(x, B);
         guideMs += performance.now() - tg;
@@ -327,8 +333,15 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         for (let v = 0; v < V; v++) row[v] = v >= o.vocabSize || v === o.maskId || (only && !only[v]) ? -Infinity : logits[src + v]!;
         const ex = o.exclude?.get(i);
         if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
+        if (!inGuided(i)) return row;
+        const local = guide!.local;
+        if (local) {
+          const at = (i - guide!.start) * local.V;
+          const n = Math.min(V, local.V);
+          for (let v = 0; v < n; v++) if (row[v] !== -Infinity) row[v] = row[v]! + local.values[at + v]!;
+        }
         const gg = guideGrad;
-        if (gg && w !== 0 && inGuided(i)) {
+        if (gg && w !== 0) {
           if (topK > 0) {
             // the k-th largest logit (ties kept): only the denoiser's own top candidates are re-ranked
             let n = 0;
