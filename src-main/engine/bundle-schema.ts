@@ -62,6 +62,24 @@ const scorerSchema = z.object({
 }).passthrough();
 
 /** The fields of every manifest (a family's schema extends these with its `kind` and its own fields). */
+/** The controls a token label lexicon can serve: a label per text position. */
+export const LEXICON_KINDS = ['pos', 'spans'] as const;
+
+/**
+ * A token label lexicon (training/guidance/lexicon.py; src-main/engine/lexicon.ts): log p(label | token) as
+ * little-endian float32 [V, C], one row per tokenizer id, the columns named by `labels` as the control's classifier
+ * names them; `weight` is its weight at guidance strength 1, measured on dev for this bundle.
+ */
+export const lexiconEntry = z.object({
+  control: z.enum(LEXICON_KINDS),
+  file: relPath,
+  shape: z.tuple([z.number().int().min(1), z.number().int().min(1)]),
+  dtype: z.literal('float32'),
+  labels: z.array(z.string()).min(1),
+  weight: z.number().min(0).default(1),
+}).passthrough();
+export type LexiconEntry = z.infer<typeof lexiconEntry>;
+
 export const commonManifestFields = {
   format: z.enum(BUNDLE_FORMATS),
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),
@@ -76,6 +94,7 @@ export const commonManifestFields = {
   classifiers: z.array(classifierSchema).default([]),
   scorer: scorerSchema.nullable().default(null),
   joint_guidance: jointGuidanceSchema.nullable().optional(),
+  lexicons: z.array(lexiconEntry).default([]),
 };
 
 const commonManifestSchema = z.object(commonManifestFields).passthrough();

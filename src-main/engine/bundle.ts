@@ -76,6 +76,12 @@ export async function readManifest(dir: string): Promise<Manifest> {
     if (!m.canvas.segments.some((s) => s.name === c.segment)) fail(`classifiers[${i}].segment`, `no canvas segment named ${JSON.stringify(c.segment)}`);
   });
   if (m.scorer) mustList('scorer.file', m.scorer.file);
+  m.lexicons.forEach((l, i) => {
+    mustList(`lexicons[${i}].file`, l.file);
+    if (l.shape[0] !== m.tokenizer.size) fail(`lexicons[${i}].shape`, `has ${l.shape[0]} rows; the tokenizer has ${m.tokenizer.size} tokens (one row per token id)`);
+    if (l.shape[1] !== l.labels.length) fail(`lexicons[${i}].shape`, `has ${l.shape[1]} columns for ${l.labels.length} labels`);
+    if (m.lexicons.findIndex((o) => o.control === l.control) !== i) fail(`lexicons[${i}].control`, `a second ${l.control} lexicon`);
+  });
   const j = m.joint_guidance;
   if (j) {
     for (const [where, files] of [['joint_guidance.files', j.files], ['joint_guidance.one_field.files', j.one_field?.files]] as const) {

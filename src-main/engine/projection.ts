@@ -13,12 +13,11 @@ export interface Projector {
 }
 
 /**
- * Positions [start, start + length) round to their best token outside `barred` (a held length keeps <end>, <pad>
- * and whitespace-only tokens out of the text before the held <end>). Held tokens are kept.
+ * Positions [start, start + length) round to their best token by the rounding score plus `add` ([length, V]; -Infinity
+ * bars a token there): a held length's barred tokens, a token label lexicon's weighted log-probabilities
+ * (lexicon.ts). Held tokens are kept.
  */
-export function barringProjector(start: number, length: number, barred: readonly number[], V: number): Projector {
-  const bar = new Uint8Array(V);
-  for (const v of barred) bar[v] = 1;
+export function scoredProjector(start: number, length: number, add: Float32Array, V: number): Projector {
   return {
     start,
     length,
@@ -32,8 +31,8 @@ export function barringProjector(start: number, length: number, barred: readonly
         let best = -1;
         let bestScore = -Infinity;
         for (let v = 0; v < V; v++) {
-          const sc = logScores[i * V + v]!;
-          if (!bar[v] && (best < 0 || sc > bestScore)) {
+          const sc = logScores[i * V + v]! + add[i * V + v]!;
+          if (sc > -Infinity && (best < 0 || sc > bestScore)) {
             best = v;
             bestScore = sc;
           }
@@ -43,6 +42,16 @@ export function barringProjector(start: number, length: number, barred: readonly
       return out;
     },
   };
+}
+
+/**
+ * Positions [start, start + length) round to their best token outside `barred` (a held length keeps <end>, <pad>
+ * and whitespace-only tokens out of the text before the held <end>). Held tokens are kept.
+ */
+export function barringProjector(start: number, length: number, barred: readonly number[], V: number): Projector {
+  const add = new Float32Array(length * V);
+  for (let i = 0; i < length; i++) for (const v of barred) add[i * V + v] = -Infinity;
+  return scoredProjector(start, length, add, V);
 }
 
 /** 1 at every canvas position some projector covers. */

@@ -1,4 +1,4 @@
-"""Token label lexicons for masked bundles: log p(label | token) per vocabulary token, for parts of speech and phrase
+"""Token label lexicons for diffusion bundles: log p(label | token) per vocabulary token, for parts of speech and phrase
 spans, counted over the labelled training texts (the same labels the classifiers learn, training/labels/).
 
 Why: a POS template or a span asks for a label at each position, and in the labelled texts a token's label is mostly
@@ -6,7 +6,8 @@ its own (the POS classifier reads 99% of tags right from an unmasked canvas, 16%
 classifier's first-order gradient ranks candidates poorly where the template fights what the model wants to write.
 A lexicon is the exact version of that local part: for a head that sees only the token at position i, adding
 w x log p(target_i | v) to every candidate v's logit samples from p_model(v) p(target_i | v)^w, with no Taylor
-approximation and no top-k cut. The engine adds it before the classifier term (families/masked/guidance.ts).
+approximation and no top-k cut. The engine adds it before the classifier term (families/masked/guidance.ts); a
+continuous bundle adds it to the rounding scores -||x0 - e_v||^2 where it clamps x0 to a token (src-main/engine/lexicon.ts).
 
 Estimate: counts c(v, y) over the text segment (whitespace-only pieces SPACE, <end> and padding PAD / O), smoothed
 toward the overall label distribution p(y): p(y | v) = (c(v, y) + a p(y)) / (c(v) + a); a token never seen in a text
@@ -34,8 +35,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CARD_HEADING = "## Token label lexicons"
 PRIOR = 1.0
 FLOOR = 1e-9
-# the weights measured on e2e-masked's dev control targets (docs/evaluation/2026-12-05-e2e-masked-lexicon-dev.md)
-DEFAULT_WEIGHTS = {"pos": 2.0, "spans": 4.0}
+# weights at guidance strength 1, measured on the dev control targets: a masked bundle adds them to logits
+# (docs/evaluation/2026-12-05-e2e-masked-lexicon-dev.md), a continuous one to the rounding scores -||x0 - e||^2
+# (docs/evaluation/2026-12-05-e2e-default-lexicon-dev.md)
+DEFAULT_WEIGHTS = {"masked-diffusion": {"pos": 2.0, "spans": 4.0},
+                   "continuous-embedding-diffusion": {"pos": 3.0, "spans": 5.0}}
 
 
 def lexicon(ids: np.ndarray, labels: np.ndarray, vocab: int, n_labels: int, prior: float = PRIOR) -> np.ndarray:
@@ -76,16 +80,18 @@ def build(bundle: str, data: GuidanceData, dev: GuidanceData, layout: CanvasLayo
 
 def attach(bundle: str, man: dict, data: GuidanceData, dev: GuidanceData, layout: CanvasLayout, vocab: int,
            weights: Optional[Dict[str, float]] = None) -> None:
-    """Write both lexicons into the bundle, its data card section and manifest (`lexicons`, and
-    guidance_defaults.lexicon_weights: `weights`, else the bundle's own, else the measured defaults)."""
+    """Write both lexicons into the bundle, its data card section and manifest (`lexicons`), each with its weight at
+    guidance strength 1: `weights`, else the bundle's lexicon's own, else the family's measured default."""
     entries = build(bundle, data, dev, layout, vocab)
-    defaults = dict(man.get("guidance_defaults") or {})
-    defaults["lexicon_weights"] = dict(weights or defaults.get("lexicon_weights") or DEFAULT_WEIGHTS)
-    set_card_section(bundle, CARD_HEADING, card_lines(entries))
-    add_files_and_rehash(bundle, [e["file"] for e in entries] + ["DATA_CARD.md"],
-                         {"lexicons": entries, "guidance_defaults": defaults})
+    before = {e["control"]: e.get("weight") for e in man.get("lexicons") or []}
+    defaults = DEFAULT_WEIGHTS[man["kind"]]
     for e in entries:
-        print(f"{e['file']}: {e['shape']}, dev accuracy {e['dev_accuracy']:.3f}", flush=True)
+        c = e["control"]
+        e["weight"] = float((weights or {}).get(c) or before.get(c) or defaults[c])
+    set_card_section(bundle, CARD_HEADING, card_lines(entries))
+    add_files_and_rehash(bundle, [e["file"] for e in entries] + ["DATA_CARD.md"], {"lexicons": entries})
+    for e in entries:
+        print(f"{e['file']}: {e['shape']}, dev accuracy {e['dev_accuracy']:.3f}, weight {e['weight']:g}", flush=True)
 
 
 def card_lines(entries: List[dict]) -> List[str]:
@@ -93,9 +99,12 @@ def card_lines(entries: List[dict]) -> List[str]:
     return [
         "Per-token label tables for parts of speech and phrase spans: log p(label | token), counted over "
         f"{entries[0]['train_texts']} labelled training texts and smoothed toward the overall label distribution "
-        f"(prior {PRIOR:g}). The engine adds weight x log p(target label | candidate) to every candidate at a masked "
-        "text position of a POS template or a span, before the classifier gradient: the exact guidance of a head "
-        "that reads one token. Most likely label per dev text token, taken from the table alone: " + acc + ". "
+        f"(prior {PRIOR:g}). At every text position a POS template or a span names, the engine adds weight x "
+        "log p(target label | candidate) to every candidate token: to the denoiser's logits in a masked model, to the "
+        "rounding scores -||x0 - e||^2 where a continuous model's x0 becomes tokens. It is the exact guidance of a "
+        "head that reads one token. Weights at guidance strength 1: "
+        + ", ".join(f"{e['control']} {e['weight']:g}" for e in entries) + ". "
+        "Most likely label per dev text token, taken from the table alone: " + acc + ". "
         "Made by `python -m training.guidance.lexicon`.",
         "",
     ]
@@ -107,14 +116,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--data", default=E2E_DATA, help="folder with trainset.csv and devset.csv")
     ap.add_argument("--labels", default=os.path.join(ROOT, "training", "labels"))
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training texts (smoke tests)")
-    ap.add_argument("--pos-weight", type=float, default=DEFAULT_WEIGHTS["pos"],
-                    help="guidance_defaults.lexicon_weights.pos (default: measured on e2e-masked's dev targets)")
-    ap.add_argument("--spans-weight", type=float, default=DEFAULT_WEIGHTS["spans"],
-                    help="guidance_defaults.lexicon_weights.spans (default: measured on e2e-masked's dev targets)")
+    ap.add_argument("--pos-weight", type=float, default=0.0,
+                    help="the pos lexicon's weight at guidance strength 1 (default: the bundle's, else measured defaults)")
+    ap.add_argument("--spans-weight", type=float, default=0.0,
+                    help="the spans lexicon's weight at guidance strength 1 (default: the bundle's, else measured defaults)")
     a = ap.parse_args(argv)
     man = read_manifest(a.bundle)
-    if man.get("kind") != "masked-diffusion":
-        raise ValueError(f"{a.bundle}/manifest.json: kind {man.get('kind')!r}; lexicons serve masked-diffusion bundles")
+    if man.get("kind") not in DEFAULT_WEIGHTS:
+        raise ValueError(f"{a.bundle}/manifest.json: kind {man.get('kind')!r}; lexicons serve {', '.join(DEFAULT_WEIGHTS)} bundles")
     tok = Tokenizer.load(os.path.join(a.bundle, man["tokenizer"]["vocab"]))
     segs = {s["name"]: s for s in man["canvas"]["segments"]}
     if "text" not in segs:
@@ -125,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              os.path.join(a.labels, "e2e-train.jsonl.gz"), value_labels, a.limit or None)
     dv = build_guidance_data(tok, layout, read_corpus(os.path.join(a.data, "devset.csv")),
                              os.path.join(a.labels, "e2e-dev.jsonl.gz"), value_labels, None)
-    attach(a.bundle, man, tr, dv, layout, len(tok), {"pos": a.pos_weight, "spans": a.spans_weight})
+    attach(a.bundle, man, tr, dv, layout, len(tok), {k: w for k, w in (("pos", a.pos_weight), ("spans", a.spans_weight)) if w > 0})
     return 0
 
 

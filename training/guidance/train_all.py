@@ -24,12 +24,13 @@ import torch
 
 from training.dlm_train.data import read_corpus
 
-from training.dlm_train.bundle import add_files_and_rehash, set_card_section
+from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section
 from training.dlm_train.paths import E2E_DATA
 
 from .bundle import load_bundle, take_scorer
 from .export import MASKED, export_grad_graph, reference, target_shape
 from .joint import CARD_HEADING as JOINT_CARD_HEADING, card_lines as joint_card_lines, export_joint
+from . import lexicon
 from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, build_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier
 from .ort import run_onnx
@@ -176,6 +177,10 @@ def main(argv: List[str] = None) -> int:
     if not a.skip_scorer:
         updates["scorer"] = scorer_info
     man = add_files_and_rehash(a.bundle, new_files + ["DATA_CARD.md"], updates)
+    if not a.skip_classifiers:
+        # the token label lexicons for POS and spans, counted from the same labels (seconds)
+        lexicon.attach(a.bundle, man, tr, dv, lay, len(b.tok))
+        man = read_manifest(a.bundle)
     if a.fixtures:
         os.makedirs(a.fixtures, exist_ok=True)
         fpath = os.path.join(a.fixtures, f"{man.get('id', 'bundle')}.json")

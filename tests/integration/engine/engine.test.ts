@@ -4,7 +4,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
+import { readManifest } from '../../../src-main/engine/bundle';
 import { canonicalRecord } from '../../../src-main/engine/constraints-adapter';
+import { familyManifest } from '../../../src-main/engine/families/manifests';
 import { processClockMs } from '../../../src-main/engine/clock';
 import { createEngine } from '../../../src-main/engine/index';
 import { Tokenizer } from '../../../src-main/engine/tokenizer';
@@ -370,4 +372,29 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     copyFileSync(join(micro.dir, 'denoiser.onnx'), join(dir, 'denoiser.onnx'));
     expect((await engine.listModels()).find((x) => x.path === dir)?.error).toBeUndefined();
   });
+});
+
+/** Token label lexicons on the continuous default (src-main/engine/lexicon.ts): added to the rounding scores. */
+const DEFAULT_DIR = `${ROOT}models/e2e-default`;
+const defaultLexicons = existsSync(join(DEFAULT_DIR, 'manifest.json'))
+  ? ((JSON.parse(readFileSync(join(DEFAULT_DIR, 'manifest.json'), 'utf8')) as { lexicons?: { control: string }[] }).lexicons ?? []).map((l) => l.control)
+  : [];
+describe.skipIf(!defaultLexicons.includes('pos'))('a POS template on the continuous default, with its lexicon', () => {
+  let e: Engine;
+  beforeAll(() => {
+    e = createEngine({ modelDirs: [dirname(DEFAULT_DIR)] });
+  });
+  afterAll(() => e.dispose());
+
+  it('most outputs take the template exactly, and the verdict names the lexicon', async () => {
+    // a dev reference's tags: "Alimentum is a family friendly establishment in the riverside area near the Burger King."
+    const tags = ['PROPN', 'AUX', 'DET', 'NOUN', 'ADJ', 'NOUN', 'ADP', 'DET', 'NOUN', 'NOUN', 'ADP', 'DET', 'PROPN', 'PROPN', 'PUNCT'] as const;
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'pos', tags: [...tags] }], sampler: { steps: 50, samples: 4, seed: 21 } };
+    const outputs: GeneratedOutput[] = [];
+    const summary = await e.generate({ model: 'e2e-default', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o) });
+    expect(summary.status).toBe('completed');
+    expect(outputs.filter((o) => o.constraints[0]!.satisfied).length, outputs.map((o) => o.text).join(' | ')).toBeGreaterThanOrEqual(3);
+    const m = await readManifest(DEFAULT_DIR);
+    expect(familyManifest(m.kind)!.softDetail!(m)!.pos).toMatch(/^guided: classifier gradient on x_t, and .*token label lexicon.* where x0 is rounded to tokens$/);
+  }, 180_000);
 });

@@ -123,7 +123,7 @@ class MaskedGraphTest(unittest.TestCase):
                 table = np.fromfile(os.path.join(d, e["file"]), dtype="<f4").reshape(e["shape"])
                 self.assertEqual(table.shape, (out["tokenizer"]["size"], len(e["labels"])))
                 self.assertTrue(np.allclose(np.exp(table[[t for t in range(table.shape[0]) if table[t].max() > -20]]).sum(1), 1, atol=1e-4))
-            self.assertEqual(set(out["guidance_defaults"]["lexicon_weights"]), {"pos", "spans"})
+                self.assertGreater(e["weight"], 0)
             # a graph of the bundle runs on a real partly masked canvas
             rel = out["joint_guidance"]["files"]["1"]
             ids = np.full((1, N), out["mask"]["id"], dtype=np.int64)

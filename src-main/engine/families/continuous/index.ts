@@ -11,10 +11,12 @@ import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
 import { buildSchedule } from '../../schedule';
-import { barringProjector, coveredPositions, type Projector } from '../../projection';
+import { coveredPositions, type Projector, scoredProjector } from '../../projection';
+import { lexiconTerm } from '../../lexicon';
 import { type Feeds, type Outputs, runRows } from '../../session-run';
 import { resolvePrecision } from '../../types';
-import { guidanceAtSteps } from '../../../constraints/set';
+import { guidanceAtSteps, type SamplerSettings } from '../../../constraints/set';
+import type { SoftTarget } from '../../guidance';
 import type { ModelFamily } from '../family';
 import { type ContinuousManifest, continuousManifest, denoiserInputs, loadEmbeddings } from './manifest';
 import { type Embeddings, makeEmbeddings, ortRounder, type Rounder } from './rounding';
@@ -45,6 +47,31 @@ function feedsFor(inputs: Record<string, string>, x: Float32Array, t: Float32Arr
     f.clean = { type: 'float32', data: c.subarray(from * N, to * N), dims: [rows, N] };
   }
   return f;
+}
+
+/**
+ * What the rounding adds to -||x0 - e_v||^2 over a stretch of the text when guidance is on: a held length's barred
+ * tokens (-Infinity before the held <end>) and the token label lexicons' term for POS templates and spans
+ * (lexicon.ts). Null when neither applies.
+ */
+function roundingTerm(
+  m: ContinuousManifest, dir: string, pin: { exclude: Map<number, number[]> | null; rest: SoftTarget[] }, g: SamplerSettings['guidance'], V: number,
+): { start: number; length: number; add: Float32Array; lexicon: boolean } | null {
+  const text = m.canvas.segments.find((x) => x.name === 'text')!;
+  const local = g.enabled && g.strength > 0 ? lexiconTerm(dir, m.lexicons, pin.rest, g.strength, text.length) : null;
+  const add = local?.values ?? new Float32Array(text.length * V);
+  for (const [p, barred] of pin.exclude ?? []) for (const v of barred) add[(p - text.start) * V + v] = -Infinity;
+  // the stretch: from the first to the last text position with anything to add
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < text.length; i++) {
+    if (add.subarray(i * V, (i + 1) * V).some((a) => a !== 0)) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  if (first < 0) return null;
+  return { start: text.start + first, length: last - first + 1, add: add.subarray(first * V, (last + 1) * V), lexicon: !!local };
 }
 
 const x0Of = (o: Outputs) => (o.x0 ?? Object.values(o)[0]!).data;
@@ -102,11 +129,12 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
         // a denoiser trained with <end> given clean holds a length (as a masked model does) when guidance is on
         const pin = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
         const projectors: Projector[] = [...compiled.hard];
-        if (pin.exclude?.size) {
-          const positions = [...pin.exclude.keys()];
+        const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize);
+        if (rounding) {
           const covered = coveredPositions(projectors, N);
           // a hard text constraint already decides these positions' tokens; the held <end> still stands
-          if (!positions.some((p) => covered[p])) projectors.push(barringProjector(Math.min(...positions), positions.length, pin.exclude.get(positions[0]!)!, bundle.vocabSize));
+          if (!covered.subarray(rounding.start, rounding.start + rounding.length).some((c) => c)) projectors.push(scoredProjector(rounding.start, rounding.length, rounding.add, bundle.vocabSize));
+          else if (rounding.lexicon) warnings.push('a hard constraint decides the text\'s tokens: the POS / span lexicon is not applied');
         }
         const guidance = await buildGuidance({ host, dir, manifest: m, soft: pin.rest, settings: guidanceAtSteps(sampler.guidance, sampler.steps), provider, lanes, N, d, warnings });
         return {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { BundleError, commonManifestFields, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
+import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
 import { CONTINUOUS_SAMPLERS } from '../../../constraints/set';
 
@@ -108,7 +109,15 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
     if (bytes !== vocabSize * m.embedding.dim * 4) throw embeddingSizeError(dir, m, vocabSize, bytes);
   },
   precisions: (m) => (m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32']),
-  softDetail: (m) => (m.denoiser.held_length ? { length: LENGTH_PIN_DETAIL } : undefined),
+  softDetail: (m) => {
+    const out: Record<string, string> = m.denoiser.held_length ? { length: LENGTH_PIN_DETAIL } : {};
+    // the classifier's own words stay first (the compiler's); the lexicon is named beside them
+    for (const l of m.lexicons) {
+      const lexicon = `${LEXICON_DETAIL} where x0 is rounded to tokens`;
+      out[l.control] = m.classifiers.some((c) => c.control === l.control) ? `guided: classifier gradient on x_t, and ${lexicon}` : `guided: ${lexicon}`;
+    }
+    return Object.keys(out).length ? out : undefined;
+  },
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};

@@ -8,21 +8,20 @@
  *
  * POS templates and phrase spans also take the bundle's token label lexicons (training/guidance/lexicon.py) when it has
  * them: weight x log p(label | v) added to every candidate v, before the top-k cut, as the exact guidance of a head that
- * reads one token (localTerm); the first-order term alone ranks candidates poorly where a template fights the model.
+ * reads one token (lexicon.ts); the first-order term alone ranks candidates poorly where a template fights the model.
  *
  * Weights: a constraint's own weight x the run's guidance strength x the bundle's per-control default
  * (guidance_defaults.weights, measured on dev) is folded into its target (log p is linear in it), so one graph call
  * per changed canvas serves every guided constraint; guidance_defaults.anneal_end scales it linearly over the steps.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type { EngineHost } from '../../host';
 import type { Provider } from '../../devices';
 import { buildTargets, GuidanceError, type JointTargets, jointTargets, repeatTargets, type SoftTarget } from '../../guidance';
 import { type Feeds, runRows } from '../../session-run';
 import type { SamplerSettings } from '../../../constraints/set';
-import type { LexiconEntry, MaskedManifest } from './manifest';
+import type { MaskedManifest } from './manifest';
+import { lexiconTerm, type LocalTerm } from '../../lexicon';
 
 /** What the sampler needs: the gradient over one-hot tokens of the text segment, and the weight at a step. */
 export interface MaskedGuide {
@@ -31,8 +30,8 @@ export interface MaskedGuide {
   length: number;
   /** ids [B, N] -> g [B, length, V] (V: the graph's vocabulary, the mask id included); absent without a graph. */
   grad?(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
-  /** The lexicons' exact term [length, V]: weight x log p(target label at i | token v), summed over constraints. */
-  local?: { values: Float32Array; V: number };
+  /** The lexicons' exact term [length, V] (lexicon.ts), added before the top-k cut. */
+  local?: LocalTerm;
   /** The factor on g at step `step` (0-based) of `total`. */
   weightAt(step: number, total: number): number;
   /** Which controls it steers, for warnings and reports. */
@@ -123,60 +122,6 @@ async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: num
   return { grad: out!, V };
 }
 
-/** A lexicon's table, read and size-checked once per bundle directory and file. */
-const lexiconTables = new Map<string, Float32Array>();
-function lexiconTable(dir: string, l: LexiconEntry): Float32Array {
-  const path = join(dir, l.file);
-  let t = lexiconTables.get(path);
-  if (!t) {
-    const buf = readFileSync(path);
-    const want = l.shape[0] * l.shape[1] * 4;
-    if (buf.byteLength !== want) throw new GuidanceError(`${l.file}: ${buf.byteLength} bytes, expected ${want} (float32 [${l.shape.join(', ')}])`);
-    // little-endian float32 rows; copied so the table is aligned whatever the Buffer's offset
-    t = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + want));
-    lexiconTables.set(path, t);
-  }
-  return t;
-}
-
-/**
- * The exact local term of the lexicons: for every position a POS or span constraint names, weight x log p(its
- * label | v) for every token v, summed over constraints ([segLength, V], V the tokenizer's size); null if none applies.
- * The weight is not annealed: the label a template asks for holds at the last step as at the first.
- */
-function localTerm(s: MaskedGuidanceSetup, segLength: number): { values: Float32Array; V: number } | null {
-  const { manifest: m, settings: gs } = s;
-  const weights = m.guidance_defaults.lexicon_weights;
-  let out: { values: Float32Array; V: number } | null = null;
-  for (const soft of s.soft) {
-    if (soft.kind !== 'pos' && soft.kind !== 'spans') continue;
-    const l = m.lexicons.find((x) => x.control === soft.kind);
-    const w = (soft.weight ?? 1) * gs.strength * (weights[soft.kind] ?? 0);
-    if (!l || w === 0) continue;
-    const table = lexiconTable(s.dir, l);
-    const [V, C] = l.shape;
-    const { target, mask } = buildTargets({ labels: l.labels }, soft, segLength);
-    out ??= { values: new Float32Array(segLength * V), V };
-    for (let i = 0; i < segLength; i++) {
-      if (!mask![i]) continue;
-      const c = target.subarray(i * C, (i + 1) * C).indexOf(1);
-      const row = out.values.subarray(i * V, (i + 1) * V);
-      for (let v = 0; v < V; v++) row[v]! += w * table[v * C + c]!;
-    }
-    if (soft.kind === 'spans') {
-      // a span ends where it says: the token after it must not continue its chunk, so log(1 - p(I-label | v))
-      for (const [, e, lab] of soft.spans) {
-        const i = e + 1;
-        const c = l.labels.indexOf(`I-${lab}`);
-        if (i >= segLength || mask![i] || c < 0) continue;
-        const row = out.values.subarray(i * V, (i + 1) * V);
-        for (let v = 0; v < V; v++) row[v]! += w * Math.log(Math.max(1 - Math.exp(table[v * C + c]!), 1e-9));
-      }
-    }
-  }
-  return out;
-}
-
 /** The run's guide, or null when nothing is guided (guidance off, no soft targets, or no classifiers for them). */
 export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<MaskedGuide | null> {
   const { manifest: m, settings: gs, warnings } = s;
@@ -190,7 +135,7 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
   const segName = m.joint_guidance?.segment ?? m.classifiers[0]?.segment ?? 'text';
   const seg = m.canvas.segments.find((x) => x.name === segName);
   if (!seg) return null;
-  const local = localTerm(s, seg.length);
+  const local = lexiconTerm(s.dir, m.lexicons, s.soft, gs.strength, seg.length);
   if (!guided.length && !local) return null;
   const d = m.guidance_defaults;
   const weighted = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength * (d.weights[soft.kind as keyof typeof d.weights] ?? d.weight) }));

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { commonManifestFields, parseTensorSpec, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
+import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
 import { MASKED_CONFIDENCES } from '../../../constraints/set';
 
@@ -49,26 +50,8 @@ export const maskedGuidanceDefaults = z.object({
   top_k: z.number().int().min(0).default(0),
   /** Generate the guided segment (the text) before the rest of the canvas (an unpinned record then follows it). */
   segment_first: z.boolean().default(false),
-  /** The weight of a token label lexicon's log p(target label | token) per control (pos, spans), at strength 1. */
-  lexicon_weights: z.object({ pos: z.number().min(0).optional(), spans: z.number().min(0).optional() }).strict().default({}),
 }).passthrough();
 export type MaskedGuidanceDefaults = z.infer<typeof maskedGuidanceDefaults>;
-
-/** The controls a token label lexicon can serve: labels per text position. */
-export const LEXICON_KINDS = ['pos', 'spans'] as const;
-
-/**
- * A token label lexicon (training/guidance/lexicon.py): log p(label | token) as little-endian float32 [V, C], one row
- * per tokenizer id, the columns named by `labels` as the control's classifier names them.
- */
-export const lexiconEntry = z.object({
-  control: z.enum(LEXICON_KINDS),
-  file: relPath,
-  shape: z.tuple([z.number().int().min(1), z.number().int().min(1)]),
-  dtype: z.literal('float32'),
-  labels: z.array(z.string()).min(1),
-}).passthrough();
-export type LexiconEntry = z.infer<typeof lexiconEntry>;
 
 export const maskedManifestSchema = z.object({
   ...commonManifestFields,
@@ -86,7 +69,6 @@ export const maskedManifestSchema = z.object({
   }).passthrough(),
   sampler_defaults: maskedSamplerDefaults.default(maskedSamplerDefaults.parse({})),
   guidance_defaults: maskedGuidanceDefaults.default(maskedGuidanceDefaults.parse({})),
-  lexicons: z.array(lexiconEntry).default([]),
 }).passthrough();
 export type MaskedManifest = z.infer<typeof maskedManifestSchema>;
 
@@ -114,12 +96,6 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     if (logits === undefined) c.fail('denoiser.outputs.logits', `missing (the denoiser returns logits ${MASKED_OUTPUTS.logits})`);
     const parsed = parseTensorSpec(logits!);
     if (!parsed || parsed.type !== 'float32' || parsed.dims.length !== 3) c.fail('denoiser.outputs.logits', `must be ${MASKED_OUTPUTS.logits}, got ${logits}`);
-    m.lexicons.forEach((l, i) => {
-      c.mustList(`lexicons[${i}].file`, l.file);
-      if (l.shape[0] !== m.tokenizer.size) c.fail(`lexicons[${i}].shape`, `has ${l.shape[0]} rows; the tokenizer has ${m.tokenizer.size} tokens (one row per token id)`);
-      if (l.shape[1] !== l.labels.length) c.fail(`lexicons[${i}].shape`, `has ${l.shape[1]} columns for ${l.labels.length} labels`);
-      if (m.lexicons.findIndex((o) => o.control === l.control) !== i) c.fail(`lexicons[${i}].control`, `a second ${l.control} lexicon`);
-    });
     // classifier graphs of a masked bundle read token ids and return the gradient over one-hot inputs [B, Lt, V]
     type Io = Record<string, string> | undefined;
     const graphs: { where: string; inputs: Io; outputs: Io }[] = m.classifiers.map((e, i) => ({ where: `classifiers[${i}]`, inputs: e.inputs, outputs: e.outputs }));
@@ -153,10 +129,7 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
   softDetail(m) {
     const out: Record<string, string> = { length: LENGTH_PIN_DETAIL };
     for (const c of m.classifiers) if (c.control !== 'length') out[c.control] = 'guided: classifier gradient over the masked canvas\'s tokens added to the denoiser\'s logits';
-    for (const l of m.lexicons) {
-      const lex = 'the log-probability of each position\'s label given the token (a token label lexicon), added to every candidate\'s logit';
-      out[l.control] = out[l.control] ? `${out[l.control]}, and ${lex}` : `guided: ${lex}`;
-    }
+    for (const l of m.lexicons) out[l.control] = out[l.control] ? `${out[l.control]}, and ${LEXICON_DETAIL}` : `guided: ${LEXICON_DETAIL}`;
     return out;
   },
 };
