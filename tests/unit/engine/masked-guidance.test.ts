@@ -21,6 +21,16 @@ const flatLogits: MaskedSampleOptions['logits'] = async (_ids, B) => {
   return { logits, V };
 };
 
+/** A denoiser that prefers token 1 (0.5), then token 2 (0.4), everywhere. */
+const oneThenTwo: MaskedSampleOptions['logits'] = async (_ids, B) => {
+  const l = new Float32Array(B * N * V);
+  for (let r = 0; r < B * N; r++) {
+    l[r * V + 1] = 0.5;
+    l[r * V + 2] = 0.4;
+  }
+  return { logits: l, V };
+};
+
 /** A classifier gradient over positions 2..5 (a segment of length 4) that favours `token` at segment offset `at`. */
 function guideFor(token: number, at: number, weight = 1, calls?: { n: number }): NonNullable<MaskedSampleOptions['guide']> {
   return {
@@ -100,14 +110,7 @@ describe('guided masked sampling', () => {
 
   it('top-k: guidance only re-ranks the denoiser\'s own top candidates', async () => {
     // the denoiser prefers 1 (0.5), then 2 (0.4); the gradient prefers 7 strongly and 2 a little
-    const logits: MaskedSampleOptions['logits'] = async (_ids, B) => {
-      const l = new Float32Array(B * N * V);
-      for (let r = 0; r < B * N; r++) {
-        l[r * V + 1] = 0.5;
-        l[r * V + 2] = 0.4;
-      }
-      return { logits: l, V };
-    };
+    const logits = oneThenTwo;
     const grad = (top: number): NonNullable<MaskedSampleOptions['guide']> => ({
       start: 0, length: N, weightAt: () => 1, topK: top,
       async grad(_ids, B) {
@@ -150,14 +153,7 @@ describe('guided masked sampling', () => {
 
   it('a lexicon\'s local term works without a classifier graph, at its positions only, and before the top-k cut', async () => {
     // the denoiser prefers 1 (0.5), then 2 (0.4); the local term favours 7 (outside the top 2) at segment offset 1
-    const logits: MaskedSampleOptions['logits'] = async (_ids, B) => {
-      const l = new Float32Array(B * N * V);
-      for (let r = 0; r < B * N; r++) {
-        l[r * V + 1] = 0.5;
-        l[r * V + 2] = 0.4;
-      }
-      return { logits: l, V };
-    };
+    const logits = oneThenTwo;
     const Vl = 9; // one row per tokenizer id, no mask column
     const values = new Float32Array(4 * Vl);
     values[1 * Vl + 7] = 2;
