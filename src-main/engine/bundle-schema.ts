@@ -61,7 +61,6 @@ const scorerSchema = z.object({
   metrics: z.record(z.string(), z.unknown()).optional(),
 }).passthrough();
 
-/** The fields of every manifest (a family's schema extends these with its `kind` and its own fields). */
 /** The controls a token label lexicon can serve: a label per text position. */
 export const LEXICON_KINDS = ['pos', 'spans'] as const;
 
@@ -80,6 +79,7 @@ export const lexiconEntry = z.object({
 }).passthrough();
 export type LexiconEntry = z.infer<typeof lexiconEntry>;
 
+/** The fields of every manifest (a family's schema extends these with its `kind` and its own fields). */
 export const commonManifestFields = {
   format: z.enum(BUNDLE_FORMATS),
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),

@@ -37,7 +37,7 @@ PRIOR = 1.0
 FLOOR = 1e-9
 # weights at guidance strength 1, measured on the dev control targets: a masked bundle adds them to logits
 # (docs/evaluation/2026-12-05-e2e-masked-lexicon-dev.md), a continuous one to the rounding scores -||x0 - e||^2
-# (docs/evaluation/2026-12-05-e2e-default-lexicon-dev.md)
+# (the sweep on e2e-default 2.1 in training/README.md)
 DEFAULT_WEIGHTS = {"masked-diffusion": {"pos": 2.0, "spans": 4.0},
                    "continuous-embedding-diffusion": {"pos": 3.0, "spans": 5.0}}
 
@@ -64,14 +64,14 @@ def dev_accuracy(table: np.ndarray, ids: np.ndarray, labels: np.ndarray, text_on
 def build(bundle: str, data: GuidanceData, dev: GuidanceData, layout: CanvasLayout, vocab: int) -> List[dict]:
     ts, Lt = layout.text_start, layout.text_len
     entries = []
-    for control, labels, names in (("pos", data.pos, POS_LABELS), ("spans", data.spans, SPAN_LABELS)):
+    for control, labels, dev_labels, names in (("pos", data.pos, dev.pos, POS_LABELS),
+                                               ("spans", data.spans, dev.spans, SPAN_LABELS)):
         table = lexicon(data.ids[:, ts:ts + Lt], labels, vocab, len(names))
         rel = f"classifiers/{control}.lexicon.f32"
         os.makedirs(os.path.join(bundle, "classifiers"), exist_ok=True)
         table.tofile(os.path.join(bundle, rel))
         dev_ids = dev.ids[:, ts:ts + Lt]
         text_only = np.arange(Lt)[None, :] < dev.length[:, None]
-        dev_labels = dev.pos if control == "pos" else dev.spans
         entries.append({"control": control, "file": rel, "shape": [vocab, len(names)], "dtype": "float32",
                         "labels": list(names), "prior": PRIOR, "train_texts": int(len(data.ids)),
                         "dev_accuracy": round(dev_accuracy(table, dev_ids, dev_labels, text_only), 4)})

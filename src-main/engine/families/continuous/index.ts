@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
-import { runExtent, whitespaceTokens } from '../../extent';
+import { runExtent, type TextExtent, whitespaceTokens } from '../../extent';
 import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
@@ -16,7 +16,6 @@ import { lexiconTerm } from '../../lexicon';
 import { type Feeds, type Outputs, runRows } from '../../session-run';
 import { resolvePrecision } from '../../types';
 import { guidanceAtSteps, type SamplerSettings } from '../../../constraints/set';
-import type { SoftTarget } from '../../guidance';
 import type { ModelFamily } from '../family';
 import { type ContinuousManifest, continuousManifest, denoiserInputs, loadEmbeddings } from './manifest';
 import { type Embeddings, makeEmbeddings, ortRounder, type Rounder } from './rounding';
@@ -55,7 +54,7 @@ function feedsFor(inputs: Record<string, string>, x: Float32Array, t: Float32Arr
  * (lexicon.ts). Null when neither applies.
  */
 function roundingTerm(
-  m: ContinuousManifest, dir: string, pin: { exclude: Map<number, number[]> | null; rest: SoftTarget[] }, g: SamplerSettings['guidance'], V: number,
+  m: ContinuousManifest, dir: string, pin: Pick<TextExtent, 'exclude' | 'rest'>, g: SamplerSettings['guidance'], V: number,
 ): { start: number; length: number; add: Float32Array; lexicon: boolean } | null {
   const text = m.canvas.segments.find((x) => x.name === 'text')!;
   const local = g.enabled && g.strength > 0 ? lexiconTerm(dir, m.lexicons, pin.rest, g.strength, text.length) : null;

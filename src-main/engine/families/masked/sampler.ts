@@ -7,6 +7,7 @@
 import { uniformsAt } from '../../prng';
 import { SegmentReachability, type SegmentAutomaton } from '../../projection';
 import type { Confidence } from './manifest';
+import type { LocalTerm } from '../../lexicon';
 
 export interface MaskedSettings {
   steps: number;
@@ -59,7 +60,7 @@ export interface MaskedSampleOptions {
      * An exact per-position term [length, V] (a token label lexicon's weight x log p(target label | v)), added to the
      * logits of every candidate at a masked position of the segment before the top-k cut and the classifier term.
      */
-    local?: { values: Float32Array; V: number };
+    local?: LocalTerm;
     weightAt(step: number, total: number): number;
     /** > 0: the term re-ranks the denoiser's topK tokens at a position, and the others are not proposed there. */
     topK?: number;
