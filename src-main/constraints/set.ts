@@ -142,6 +142,9 @@ export const PRECISION_PREFERENCES = ['auto', 'fp32', 'int8'] as const;
 /** How a continuous-family step moves x to the next noise level (src-main/engine/families/continuous/steps.ts). */
 export const CONTINUOUS_SAMPLERS = ['ancestral', 'ddim', 'dpm2m'] as const;
 
+/** The largest step spacing exponent (sampler.spacing) a run may ask for. */
+export const MAX_SPACING = 4;
+
 export const samplerSettings = z.object({
   steps: z.number().int().min(1).max(2000).default(200),
   samples: z.number().int().min(1).max(1024).default(8),
@@ -157,6 +160,11 @@ export const samplerSettings = z.object({
   method: z.enum(CONTINUOUS_SAMPLERS).default('ancestral'),
   /** DDIM's eta: 0 = deterministic, 1 = the ancestral step's noise. Only ddim reads it. */
   eta: z.number().min(0).max(1).default(0),
+  /**
+   * Continuous family: where the steps sit on the training schedule. Step k of S is at t = (T - 1) (k / (S - 1))^spacing:
+   * 1 spaces them evenly (Diffusion-LM); below 1 spends more at high noise, where the words are chosen.
+   */
+  spacing: z.number().gt(0).max(MAX_SPACING).default(1),
   guidance: guidanceSettings.default(guidanceSettings.parse({})),
   // Masked-family sampler (docs/ARCHITECTURE.md, "Masked family"); absent: the bundle's sampler_defaults.
   // Continuous bundles ignore them.

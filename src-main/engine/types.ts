@@ -48,11 +48,13 @@ export class EngineInputError extends Error {
   readonly code = 'INVALID_INPUT';
 }
 
-/** A continuous bundle's sampler defaults (its manifest's sampler_defaults, completed: method ancestral, eta 0). */
+/** A continuous bundle's sampler defaults (its manifest's sampler_defaults, completed: method ancestral, eta 0, spacing 1). */
 export interface ContinuousDefaults {
   steps: number;
   method: (typeof CONTINUOUS_SAMPLERS)[number];
   eta: number;
+  /** Step spacing exponent (sampler.spacing; 1 = evenly spaced). */
+  spacing: number;
   /** How they were chosen (free-form, from the manifest). */
   measured?: string | Record<string, unknown>;
 }

@@ -34,7 +34,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${r.device.precision ? `, ${r.device.precision} denoiser` : ''}` : '-'} |`);
   L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
-  L.push(`| settings | ${s.steps} steps, ${s.sampler ? `sampler ${s.sampler.method}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
+  L.push(`| settings | ${s.steps} steps, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${s.sampler.spacing !== undefined && s.sampler.spacing !== 1 ? `, step spacing ${s.sampler.spacing}` : ''}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
   L.push(`| targets | ${s.targets.file} (sha256 \`${s.targets.sha256.slice(0, 16)}...\`, seed ${s.targets.seed}; built from the dev set) |`);
   L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min${s.maxMinutes !== undefined ? ` (budget ${s.maxMinutes} min)` : ''} |`);
   L.push('');

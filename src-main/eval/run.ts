@@ -44,9 +44,9 @@ export interface EvalSettings {
   controls?: string[];
   /** Overrides of the sampler's guidance settings for guided runs (K, step size, strength, ...). */
   guidance?: Partial<z.input<typeof guidanceSettings>>;
-  /** Continuous-family sampler of every run (sampler.method, and eta for ddim); absent: the bundle's
-   * sampler_defaults (method, eta) when it has them, else ancestral. */
-  sampler?: { method: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number };
+  /** Continuous-family sampler of every run (sampler.method, eta for ddim, spacing); each absent: the bundle's
+   * sampler_defaults when it has them, else ancestral, evenly spaced. */
+  sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
   masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number };
   /** --steps was not given: a model with sampler_defaults (every masked-diffusion model, continuous ones that have
@@ -280,11 +280,15 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   }
   const masked = isMaskedModel(model);
   const cd = masked ? undefined : model.continuousDefaults;
-  if (cd && !given.sampler) {
-    settings.sampler = cd.method === 'ddim' ? { method: 'ddim', eta: cd.eta } : { method: cd.method };
+  if (cd && !given.sampler?.method) {
+    settings.sampler = { ...(cd.method === 'ddim' ? { method: 'ddim', eta: cd.eta } : { method: cd.method }), ...given.sampler };
     notes.push(`${model.id}: sampler ${cd.method}${cd.method === 'ddim' ? ` (eta ${cd.eta})` : ''} (its sampler_defaults)`);
   }
-  if (masked && given.sampler && given.sampler.method !== 'ancestral') {
+  if (cd && given.sampler?.spacing === undefined && cd.spacing !== 1) {
+    settings.sampler = { ...settings.sampler, spacing: cd.spacing };
+    notes.push(`${model.id}: step spacing ${cd.spacing} (its sampler_defaults)`);
+  }
+  if (masked && given.sampler?.method && given.sampler.method !== 'ancestral') {
     throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);
   }
   const d = masked ? model.samplerDefaults : undefined;

@@ -91,7 +91,7 @@ function toMarkdown(items: ExportItem[]): string {
     out.push(`| Model | ${mdCell(r.model.id)} ${mdCell(r.model.version ?? '')}${r.model.hash ? ` (\`${r.model.hash.slice(0, 12)}\`)` : ''} |`);
     out.push(`| Device | requested ${r.device.requested}, ran on ${r.device.active ?? 'unknown'}${r.device.precision ? ` (${r.device.precision} denoiser)` : ''} |`);
     out.push(`| Seed, steps, samples | ${r.seed}, ${r.steps}, ${r.samples} |`);
-    if (r.model.kind !== 'masked-diffusion') out.push(`| Sampler | ${r.sampler.method === 'ddim' ? `ddim (eta ${r.sampler.eta})` : (r.sampler.method ?? 'ancestral')} |`);
+    if (r.model.kind !== 'masked-diffusion') out.push(`| Sampler | ${r.sampler.method === 'ddim' ? `ddim (eta ${r.sampler.eta})` : (r.sampler.method ?? 'ancestral')}${r.sampler.spacing !== undefined && r.sampler.spacing !== 1 ? `, steps spaced ${r.sampler.spacing}` : ''} |`);
     out.push(`| Constraints | ${r.constraintSet.body.constraints.map((c) => c.kind).join(', ') || 'none'} |`);
     if (run.timings) out.push(`| Timings | total ${Math.round(run.timings.totalMs)} ms, ${run.timings.perStepMs.toFixed(1)} ms/step |`);
     if (run.error) out.push(`| Error | ${mdCell(run.error)} |`);

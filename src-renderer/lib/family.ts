@@ -2,15 +2,15 @@
  * Model families in the studio: which family a bundle (or a past run) belongs to, what that means in words, and
  * the sampler settings each family reads. Pure functions, no Svelte: shared by Generate, Compare, Library and tests.
  *
- * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): steps and the sampler (ancestral, ddim with eta,
- *   dpm2m), prefilled from the bundle's `sampler_defaults` when it has them (docs/ARCHITECTURE.md, "Model bundle"),
- *   clamp, precision and classifier guidance.
+ * - continuous (`continuous-embedding-diffusion`, Diffusion-LM): steps, the sampler (ancestral, ddim with eta,
+ *   dpm2m) and the step spacing, prefilled from the bundle's `sampler_defaults` when it has them (docs/ARCHITECTURE.md,
+ *   "Model bundle"), clamp, precision and classifier guidance.
  * - masked (`masked-diffusion`, MDLM / LLaDA): steps, block length, confidence, temperature and top-p, prefilled
  *   from the bundle's `sampler_defaults` (docs/ARCHITECTURE.md, "Masked family"), except the temperature: left out
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, MASKED_CONFIDENCES, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -65,11 +65,41 @@ export const SAMPLER_INFO: Record<ContinuousSampler, { label: string; hint: stri
   dpm2m: { label: 'DPM-Solver++(2M)', hint: 'second-order multistep solver on x0 (uses the previous step’s x0 too); deterministic, made for few steps' },
 };
 
-/** A continuous recipe's sampler in words ("DDIM (eta 0.5)"); a recipe from before samplers were selectable ran ancestral. */
-export function continuousSamplerLabel(sampler: Partial<Pick<SamplerSettings, 'method' | 'eta'>>): string {
+/** What the step spacing does, in words (Generate's field tooltip). */
+export const SPACING_HINT =
+  'Where the denoising steps sit on the training schedule: step k of S is at t = (T − 1)·(k / (S − 1))^spacing. ' +
+  '1 = evenly spaced; below 1 = more steps at high noise, where the words are chosen, so fewer steps do; ' +
+  'above 1 = more steps at low noise.';
+
+/** Generate's step spacing field: its bounds and step (the engine takes any spacing in (0, MAX_SPACING]). */
+export const SPACING_FIELD = { min: 0.1, max: MAX_SPACING, step: 0.05 } as const;
+
+/**
+ * A step spacing typed into Generate's field, clamped to the field's bounds; undefined for an empty field or one
+ * that is not above 0 (yet: "0" on the way to "0.33"), which leaves the spacing as it was.
+ */
+export function spacingFromInput(raw: string): number | undefined {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v <= 0) return undefined;
+  return Math.min(SPACING_FIELD.max, Math.max(SPACING_FIELD.min, v));
+}
+
+/** A step spacing in words, empty for 1 (evenly spaced) or none given (a recipe from before the setting: evenly). */
+export function spacingLabel(spacing: number | undefined): string {
+  if (spacing === undefined || spacing === 1) return '';
+  return `steps spaced ${spacing} (more at ${spacing < 1 ? 'high' : 'low'} noise)`;
+}
+
+/**
+ * A continuous recipe's sampler in words ("DDIM (eta 0.5)", "ancestral, steps spaced 0.33 (more at high noise)"); a
+ * recipe from before samplers were selectable ran ancestral, one from before the spacing evenly spaced steps.
+ */
+export function continuousSamplerLabel(sampler: Partial<Pick<SamplerSettings, 'method' | 'eta' | 'spacing'>>): string {
   const m = sampler.method ?? 'ancestral';
   const label = SAMPLER_INFO[m]?.label ?? m;
-  return m === 'ddim' ? `${label} (eta ${sampler.eta ?? 0})` : label;
+  const base = m === 'ddim' ? `${label} (eta ${sampler.eta ?? 0})` : label;
+  const spaced = spacingLabel(sampler.spacing);
+  return spaced ? `${base}, ${spaced}` : base;
 }
 
 /**
@@ -136,23 +166,25 @@ export function resetToDefaults(sampler: SamplerSettings, d: MaskedSettings): Sa
   return s;
 }
 
-/** A continuous model's steps and sampler when the user chose none. */
+/** A continuous model's steps, sampler and step spacing when the user chose none. */
 export interface ContinuousSettings {
   steps: number;
   method: ContinuousSampler;
   eta: number;
+  /** Step spacing exponent (sampler.spacing; 1 = evenly spaced). */
+  spacing: number;
 }
 
 /**
  * What Generate starts with (and a new set gets) for a continuous bundle without sampler_defaults: 40 ancestral
- * steps, a quick look (the engine's own default for a run that names no steps is 200).
+ * steps, evenly spaced, a quick look (the engine's own default for a run that names no steps is 200).
  */
-export const STUDIO_CONTINUOUS_START: ContinuousSettings = { steps: 40, method: 'ancestral', eta: 0 };
+export const STUDIO_CONTINUOUS_START: ContinuousSettings = { steps: 40, method: 'ancestral', eta: 0, spacing: 1 };
 
 /** A continuous model's defaults: its bundle's sampler_defaults, else the studio's start (any other model: the start). */
 export function continuousDefaults(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): ContinuousSettings {
   const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
-  return d ? { steps: d.steps, method: d.method, eta: d.eta } : { ...STUDIO_CONTINUOUS_START };
+  return d ? { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing ?? 1 } : { ...STUDIO_CONTINUOUS_START };
 }
 
 /** Whether a continuous bundle brings its own sampler defaults (a measured step count and sampler). */
@@ -160,7 +192,7 @@ export function hasContinuousDefaults(model: Pick<ModelSummary, 'kind' | 'contin
   return familyOf(model?.kind) === 'continuous' && !!model?.continuousDefaults;
 }
 
-/** A continuous model's defaults in words ("50 steps, DDIM (eta 0.5)"). */
+/** A continuous model's defaults in words ("50 steps, DDIM (eta 0.5)", "20 steps, ancestral, steps spaced 0.33 (more at high noise)"). */
 export function continuousDefaultsLabel(d: ContinuousSettings): string {
   return `${d.steps} steps, ${continuousSamplerLabel(d)}`;
 }
@@ -171,14 +203,15 @@ export function startSampler(model: Pick<ModelSummary, 'kind' | 'continuousDefau
   return hasContinuousDefaults(model) ? { ...s, ...continuousDefaults(model) } : s;
 }
 
-/** The settings "Use the model's defaults" gives a continuous model: its steps, method and eta. */
+/** The settings "Use the model's defaults" gives a continuous model: its steps, method, eta and spacing. */
 export function resetToContinuousDefaults(sampler: SamplerSettings, d: ContinuousSettings): SamplerSettings {
-  return { ...sampler, steps: d.steps, method: d.method, eta: d.eta };
+  return { ...sampler, steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing };
 }
 
 /**
  * Continuous settings left at one model's default follow another's: the steps if they equal `from`'s, the sampler
- * (method, and eta for ddim) if it is `from`'s; what the user chose stays.
+ * (method, and eta for ddim) if it is `from`'s, the spacing if it is `from`'s (none: evenly spaced, 1); what the
+ * user chose stays.
  */
 function followContinuous(s: SamplerSettings, from: ContinuousSettings, to: ContinuousSettings): SamplerSettings {
   const out = { ...s };
@@ -188,6 +221,7 @@ function followContinuous(s: SamplerSettings, from: ContinuousSettings, to: Cont
     out.method = to.method;
     out.eta = to.eta;
   }
+  if ((out.spacing ?? 1) === from.spacing) out.spacing = to.spacing;
   return out;
 }
 
@@ -195,8 +229,11 @@ function followContinuous(s: SamplerSettings, from: ContinuousSettings, to: Cont
 export interface SamplerStash {
   /** Steps chosen while a continuous model was selected. */
   continuousSteps?: number;
-  /** The continuous sampler chosen while a continuous model was selected (masked models take only ancestral). */
-  continuousMethod?: Pick<SamplerSettings, 'method' | 'eta'>;
+  /**
+   * The continuous sampler and step spacing chosen while a continuous model was selected (masked models take only
+   * ancestral and ignore the spacing). No spacing: kept before the setting existed (evenly spaced).
+   */
+  continuousMethod?: Pick<SamplerSettings, 'method' | 'eta'> & Partial<Pick<SamplerSettings, 'spacing'>>;
   /** The defaults of the continuous model those were chosen under (settings left at them follow the next one's). */
   continuousDefaults?: ContinuousSettings;
   /** Masked settings chosen for a masked model, kept while a continuous model is selected (temperature: if set). */
@@ -217,10 +254,12 @@ const withoutMasked = (s: SamplerSettings): SamplerSettings => {
  * - into a masked model: each masked setting (steps too) the user left at the previous masked bundle's default follows
  *   the new bundle's default, and one never set gets it, except the temperature, which is never prefilled (left out,
  *   the engine picks it per run; one the user set stays); coming from a continuous model, steps become the bundle's
- *   default (the continuous steps are kept aside) and the masked settings last chosen for this same bundle come back.
+ *   default (the continuous steps, sampler and spacing are kept aside: a masked model runs ancestral, evenly spaced)
+ *   and the masked settings last chosen for this same bundle come back.
  * - into a continuous model from a masked one: the masked settings are kept aside and leave the set (continuous
- *   bundles ignore them; a recipe should not carry what did not run), and the continuous steps and sampler come back.
- * - into a continuous model (from any model, or as the first choice): steps and sampler left at the previous
+ *   bundles ignore them; a recipe should not carry what did not run), and the continuous steps, sampler and spacing
+ *   come back.
+ * - into a continuous model (from any model, or as the first choice): steps, sampler and spacing left at the previous
  *   continuous model's default (its bundle's sampler_defaults, else the studio's start: 40 ancestral steps) follow the
  *   new bundle's default; chosen ones stay. Between bundles without sampler_defaults nothing changes.
  */
@@ -239,10 +278,11 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
     }
     // from a continuous model (or the studio's first choice, whose settings are continuous-flavoured)
     out.continuousSteps = sampler.steps;
-    out.continuousMethod = { method: sampler.method, eta: sampler.eta };
+    out.continuousMethod = { method: sampler.method, eta: sampler.eta, spacing: sampler.spacing ?? 1 };
     out.continuousDefaults = continuousDefaults(prev);
     s.method = 'ancestral';
     s.eta = 0;
+    s.spacing = 1;
     const back = stash.masked && stash.masked.modelId === next.id ? stash.masked : null;
     s.steps = back?.steps ?? d.steps;
     for (const k of PREFILLED_MASKED_KEYS) if (back) (s as Record<MaskedKey, unknown>)[k] = back[k];
@@ -290,10 +330,11 @@ export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummar
 
 /**
  * The settings a run of this model is started with: a continuous model's run carries no masked settings; a masked
- * model's runs the ancestral method (the engine refuses the continuous samplers for it).
+ * model's runs the ancestral method (the engine refuses the continuous samplers for it) with spacing 1 (it ignores
+ * the spacing: its recipe should not name one that did not run).
  */
 export function samplerForRun(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind'> | null | undefined): SamplerSettings {
-  return familyOf(model?.kind) === 'masked' ? { ...sampler, method: 'ancestral', eta: 0 } : withoutMasked(sampler);
+  return familyOf(model?.kind) === 'masked' ? { ...sampler, method: 'ancestral', eta: 0, spacing: 1 } : withoutMasked(sampler);
 }
 
 /**

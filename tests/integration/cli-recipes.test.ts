@@ -21,9 +21,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cli = (...argv: string[]) => runCliCaptured(argv, { dir, bundledModelDirs: [TINY], engine: defaultEngine() });
 
 describe('dlm-studio recipes', () => {
-  it('re-runs an exported run and gets the same outputs (its sampler, ddim with eta 0.5, comes back too)', { timeout: 240_000 }, async () => {
+  it('re-runs an exported run and gets the same outputs (its sampler, ddim with eta 0.5 on steps spaced 0.5, comes back too)', { timeout: 240_000 }, async () => {
     const setFile = join(dir, 'set.json');
-    writeFileSync(setFile, JSON.stringify({ version: 1, name: 'short pub', constraints: [{ kind: 'length', tokens: 12 }], sampler: { steps: 6, samples: 3, seed: 11, method: 'ddim', eta: 0.5 } }));
+    writeFileSync(setFile, JSON.stringify({ version: 1, name: 'short pub', constraints: [{ kind: 'length', tokens: 12 }], sampler: { steps: 6, samples: 3, seed: 11, method: 'ddim', eta: 0.5, spacing: 0.5 } }));
     const gen = await cli('generate', '--model', 'tiny-e2e', '--constraints', setFile, '--device', 'cpu', '--out', join(dir, 'gen.jsonl'));
     expect(gen.code, gen.err).toBe(0);
     const runs = JSON.parse((await cli('runs', 'list', '--json')).out) as { id: number; status: string }[];
@@ -36,10 +36,10 @@ describe('dlm-studio recipes', () => {
     const show = await cli('recipes', 'show', exported, '--set-out', join(dir, 'set-again.json'));
     expect(show.code, show.err).toBe(0);
     expect(show.out).toMatch(new RegExp(`run ${first} \\(3 outputs\\): tiny-e2e 0\\.0\\.1`));
-    expect(show.out).toMatch(/seed 11, 6 steps, 3 samples, sampler ddim \(eta 0\.5\)/);
-    expect(readFileSync(exported, 'utf8')).toContain('| Sampler | ddim (eta 0.5) |');
+    expect(show.out).toMatch(/seed 11, 6 steps, 3 samples, sampler ddim \(eta 0\.5\), spacing 0\.5/);
+    expect(readFileSync(exported, 'utf8')).toContain('| Sampler | ddim (eta 0.5), steps spaced 0.5 |');
     const again = JSON.parse(readFileSync(join(dir, 'set-again.json'), 'utf8'));
-    expect(again).toMatchObject({ version: 1, name: 'short pub', constraints: [{ kind: 'length', tokens: 12 }], sampler: { steps: 6, samples: 3, seed: 11, method: 'ddim', eta: 0.5 } });
+    expect(again).toMatchObject({ version: 1, name: 'short pub', constraints: [{ kind: 'length', tokens: 12 }], sampler: { steps: 6, samples: 3, seed: 11, method: 'ddim', eta: 0.5, spacing: 0.5 } });
 
     const rerun = await cli('recipes', 'run', exported);
     expect(rerun.code, rerun.err).toBe(0);
@@ -50,7 +50,7 @@ describe('dlm-studio recipes', () => {
     const b = JSON.parse((await cli('runs', 'show', String(second), '--outputs', '--json')).out) as typeof a;
     expect(b.outputs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
     expect(b.outputs.map((o) => o.text)).toEqual(a.outputs.map((o) => o.text));
-    expect(b.run.recipe).toMatchObject({ model: (a.run.recipe as { model: unknown }).model, seed: 11, steps: 6, samples: 3, sampler: { method: 'ddim', eta: 0.5 } });
+    expect(b.run.recipe).toMatchObject({ model: (a.run.recipe as { model: unknown }).model, seed: 11, steps: 6, samples: 3, sampler: { method: 'ddim', eta: 0.5, spacing: 0.5 } });
   });
 
   it('names the problem with a file that carries no recipe', async () => {

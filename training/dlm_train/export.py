@@ -25,10 +25,11 @@ import torch
 
 from . import sample as S
 from .bundle import FORMAT, add_files_and_rehash, read_warm_start, write_manifest
+from .reference_weights import round_weights_to_float16, save_reference_weights
 from .paths import E2E_DATA
 from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
 from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
-from .schedule import training_schedule
+from .schedule import MAX_SPACING, training_schedule
 from .tokenizer import Tokenizer
 
 E2E_ATTRIBUTION = (
@@ -302,11 +303,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--default-sampler", choices=["ancestral", "ddim", "dpm2m"], default="ancestral",
                     help="with --default-steps: sampler_defaults.method")
     ap.add_argument("--default-eta", type=float, default=0.0, help="with --default-sampler ddim: sampler_defaults.eta")
+    ap.add_argument("--default-spacing", type=float, default=1.0, help="with --default-steps: sampler_defaults.spacing, "
+                    "the step spacing exponent (1: evenly spaced; below 1: more steps at high noise)")
     ap.add_argument("--defaults-measured", default="", help="with --default-steps: how the defaults were chosen "
                     "(sampler_defaults.measured)")
     args = ap.parse_args(argv)
     if args.default_steps is not None and not 1 <= args.default_steps <= 2000:
         ap.error(f"--default-steps {args.default_steps}: must be 1..2000")
+    if not 0.0 < args.default_spacing <= MAX_SPACING:
+        ap.error(f"--default-spacing {args.default_spacing}: must be in (0, {MAX_SPACING:g}]")
 
     ck, model, tok, data_info, log = load_run(args.run, args.snapshot)
     cfg = ck["config"]
@@ -318,10 +323,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if os.path.exists(os.path.join(args.out, stale)):
             os.remove(os.path.join(args.out, stale))
 
+    round_weights_to_float16(model)  # the ONNX graph and denoiser.pt hold the same values
     export_onnx(model, os.path.join(args.out, "denoiser.onnx"))
     model.embeddings().detach().numpy().astype("<f4").tofile(os.path.join(args.out, "embeddings.f32"))
     shutil.copyfile(os.path.join(args.run, "vocab.json"), os.path.join(args.out, "vocab.json"))
-    torch.save(model.state_dict(), os.path.join(args.out, "denoiser.pt"))
+    save_reference_weights(model, os.path.join(args.out, "denoiser.pt"))
 
     metrics = {}
     rows = [r for r in log if "loss" in r]
@@ -367,7 +373,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "config": cfg,
         },
         "metrics": metrics,
-        "reference": {"file": "denoiser.pt", "framework": "pytorch", "weights": "ema",
+        "reference": {"file": "denoiser.pt", "framework": "pytorch", "weights": "ema", "dtype": "float16",
                       "model_config": model.cfg.to_json()},
         "classifiers": [],
         "scorer": None,
@@ -375,6 +381,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.default_steps is not None:
         manifest["sampler_defaults"] = {"steps": args.default_steps, "method": args.default_sampler,
                                         **({"eta": args.default_eta} if args.default_sampler == "ddim" else {}),
+                                        **({"spacing": args.default_spacing} if args.default_spacing != 1.0 else {}),
                                         **({"measured": args.defaults_measured} if args.defaults_measured else {})}
     write_manifest(args.out, manifest)
     files = ["denoiser.onnx", "embeddings.f32", "vocab.json", "denoiser.pt"]

@@ -24,6 +24,7 @@ import torch
 
 from . import masked_sample as M
 from .bundle import FORMAT, add_files_and_rehash, write_manifest
+from .reference_weights import round_weights_to_float16, save_reference_weights
 from .data import CanvasLayout, canonical_record
 from .dev_eval import bleu_report, dev_mrs
 from .export import dev_records, loss_summary, sample_tables_and_license
@@ -125,12 +126,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     if os.path.exists(os.path.join(args.out, "manifest.json")):
         os.remove(os.path.join(args.out, "manifest.json"))
+    round_weights_to_float16(model)  # the ONNX graph and denoiser.pt hold the same values
     export_onnx(model, os.path.join(args.out, "denoiser.onnx"))
     diff = check_onnx(model, os.path.join(args.out, "denoiser.onnx"))
     if diff is not None and diff > 1e-3:
         raise SystemExit(f"denoiser.onnx: onnxruntime logits differ from PyTorch by {diff}")
     shutil.copyfile(os.path.join(args.run, "vocab.json"), os.path.join(args.out, "vocab.json"))
-    torch.save(model.state_dict(), os.path.join(args.out, "denoiser.pt"))
+    save_reference_weights(model, os.path.join(args.out, "denoiser.pt"))
 
     settings = M.MaskedSettings(steps=args.steps, block_length=args.block_length, temperature=args.temperature)
     ref = M.MaskedReference(model, tok, layout, mcfg.mask_id)
@@ -171,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "config": cfg,
         },
         "metrics": metrics,
-        "reference": {"file": "denoiser.pt", "framework": "pytorch", "weights": "ema", "model_config": mcfg.to_json()},
+        "reference": {"file": "denoiser.pt", "framework": "pytorch", "weights": "ema", "dtype": "float16", "model_config": mcfg.to_json()},
         "classifiers": [],
         "scorer": None,
     }

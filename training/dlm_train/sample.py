@@ -30,7 +30,7 @@ from .bundle import read_manifest, verify_bundle
 from .data import CanvasLayout, canonical_record, parse_mr
 from .model import Denoiser, ModelConfig
 from .prng import normals, sample_seeds
-from .schedule import respace
+from .schedule import MAX_SPACING, respace
 from .tokenizer import END, PAD, SEP, Tokenizer
 
 
@@ -154,17 +154,19 @@ def dpm2m_coefficients(sch, k: int, second_order: bool):
 @torch.no_grad()
 def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optional[np.ndarray] = None,
            held: Optional[np.ndarray] = None, clamp: bool = True, first_index: int = 0,
-           step_times: Optional[list] = None, sampler: str = "ancestral", eta: float = 0.0) -> np.ndarray:
+           step_times: Optional[list] = None, sampler: str = "ancestral", eta: float = 0.0,
+           spacing: float = 1.0) -> np.ndarray:
     """Run the sampler loop for samples first_index .. first_index+n-1 of seed `seed`; returns ids [n, N].
     given/held: [N] or [n, N] token ids and mask of positions held (infilling).
     sampler: ancestral (the DDPM posterior step), ddim (eta: 0 deterministic, 1 ancestral noise) or dpm2m
-    (DPM-Solver++(2M)); every one clamps x0 and holds the given positions the same way."""
+    (DPM-Solver++(2M)); every one clamps x0 and holds the given positions the same way.
+    spacing: where the steps sit (schedule.respace_indices; 1 = evenly)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     L, d = ref.layout.length, ref.d
-    sch = respace(steps, ref.T, ref.s)
+    sch = respace(steps, ref.T, ref.s, spacing)
     seeds = [int(x) for x in sample_seeds(seed, first_index + n)[first_index:]]
     nd = L * d
 
@@ -262,6 +264,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--sampler", choices=SAMPLERS, default="ancestral",
                     help="ancestral (default), ddim (with --eta) or dpm2m (DPM-Solver++(2M))")
     ap.add_argument("--eta", type=float, default=0.0, help="DDIM's eta in [0, 1] (0: deterministic)")
+    ap.add_argument("--spacing", type=float, default=1.0, help="step spacing exponent: step k of S at t = (T - 1) "
+                    "(k / (S - 1))^spacing (1: evenly; below 1: more steps at high noise)")
     ap.add_argument("--json", action="store_true", help="print one JSON object per sample")
     ap.add_argument("--bench", action="store_true", help="print ms per denoising step at batch 8 and 64")
     ap.add_argument("--threads", type=int)
@@ -283,8 +287,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                    else (None, None))
     if not 0.0 <= args.eta <= 1.0:
         ap.error(f"--eta must be in [0, 1], got {args.eta}")
+    if not 0.0 < args.spacing <= MAX_SPACING:
+        ap.error(f"--spacing must be in (0, {MAX_SPACING:g}], got {args.spacing}")
     ids = sample(ref, args.samples, args.steps, args.seed, given, held, clamp=not args.no_clamp,
-                 sampler=args.sampler, eta=args.eta)
+                 sampler=args.sampler, eta=args.eta, spacing=args.spacing)
     for j, row in enumerate(ids):
         out = decode(ref, row)
         if args.json:

@@ -20,16 +20,31 @@ def training_schedule(T: int = T_DEFAULT, s: float = S_DEFAULT) -> np.ndarray:
     return np.cumprod(1.0 - beta)
 
 
-def respace_indices(S: int, T: int = T_DEFAULT) -> np.ndarray:
+MAX_SPACING = 4.0
+
+
+def respace_indices(S: int, T: int = T_DEFAULT, spacing: float = 1.0) -> np.ndarray:
+    """The training timesteps a run of S steps uses, ascending; step k at round((T - 1) (k / (S - 1))^spacing),
+    collisions pushed apart (the engine's respacedTimesteps, src-main/engine/schedule.ts)."""
     if S < 1:
         raise ValueError(f"steps must be >= 1, got {S}")
     if S > T:
         raise ValueError(f"steps must be <= T={T}, got {S}")
+    if not 0.0 < spacing <= MAX_SPACING:
+        raise ValueError(f"spacing must be in (0, {MAX_SPACING:g}], got {spacing}")
     if S == 1:
         return np.array([T - 1], dtype=np.int64)
-    # round(k*(T-1)/(S-1)), half away from zero, in exact integer arithmetic
     k = np.arange(S, dtype=np.int64)
-    return (2 * k * (T - 1) + (S - 1)) // (2 * (S - 1))
+    if spacing == 1.0:
+        # round(k*(T-1)/(S-1)), half away from zero, in exact integer arithmetic
+        return (2 * k * (T - 1) + (S - 1)) // (2 * (S - 1))
+    use = [math.floor((T - 1) * math.pow(i / (S - 1), spacing) + 0.5) for i in range(S)]
+    for i in range(1, S):
+        use[i] = max(use[i], use[i - 1] + 1)
+    use[S - 1] = T - 1
+    for i in range(S - 2, -1, -1):
+        use[i] = min(use[i], use[i + 1] - 1)
+    return np.array(use, dtype=np.int64)
 
 
 @dataclass
@@ -43,9 +58,9 @@ class Respaced:
     var: np.ndarray
 
 
-def respace(S: int, T: int = T_DEFAULT, s: float = S_DEFAULT) -> Respaced:
+def respace(S: int, T: int = T_DEFAULT, s: float = S_DEFAULT, spacing: float = 1.0) -> Respaced:
     abar_full = training_schedule(T, s)
-    use = respace_indices(S, T)
+    use = respace_indices(S, T, spacing)
     ab = abar_full[use]
     ab_prev = np.concatenate([[1.0], ab[:-1]])
     beta = 1.0 - ab / ab_prev

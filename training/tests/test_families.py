@@ -17,6 +17,7 @@ from training.dlm_train.masked import MaskedConfig, MaskedDenoiser, masked_losse
 from training.dlm_train.model import Denoiser, ModelConfig, ce_losses
 from training.dlm_train.schedule import training_schedule
 from training.dlm_train.tokenizer import END, PAD, Tokenizer, build_vocab
+from training.tests.bundle_checks import assert_float16_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
@@ -289,6 +290,7 @@ class MaskedPipelineTest(unittest.TestCase):
             g = onnx.load(os.path.join(out, "denoiser.onnx")).graph
             self.assertEqual([i.name for i in g.input], ["ids"])
             self.assertEqual([o.name for o in g.output], ["logits"])
+            assert_float16_reference(self, out)
             ref = M.load_masked_bundle(out)
             ids = M.sample(ref, 2, M.MaskedSettings(steps=8), seed=0)
             self.assertEqual(ids.shape, (2, 64))

@@ -18,6 +18,7 @@ from training.dlm_train.model import Denoiser, ModelConfig, diffusion_losses
 from training.dlm_train.prng import Mulberry32, mulberry32_outputs, normals, sample_seeds
 from training.dlm_train.schedule import respace, respace_indices, training_schedule
 from training.dlm_train.tokenizer import END, PAD, SEP, build_vocab
+from training.tests.bundle_checks import assert_float16_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
@@ -84,6 +85,13 @@ class ScheduleTest(unittest.TestCase):
         u = respace_indices(200)
         self.assertEqual((u[0], u[1], u[-1]), (0, 10, 1999))
         self.assertEqual(respace_indices(3).tolist(), [0, 1000, 1999])  # 999.5 rounds half away from zero
+        # spaced by a power of k / (S - 1), the engine's lists (tests/unit/engine/prng-schedule.test.ts)
+        self.assertEqual(respace_indices(5, spacing=0.5).tolist(), [0, 1000, 1414, 1731, 1999])
+        self.assertEqual(respace_indices(5, spacing=2.0).tolist(), [0, 125, 500, 1124, 1999])
+        steep = respace_indices(2000, spacing=0.25)
+        self.assertEqual(steep.tolist(), list(range(2000)))  # collisions pushed apart
+        with self.assertRaises(ValueError):
+            respace_indices(10, spacing=0.0)
         r = respace(200)
         self.assertEqual(r.var[0], r.var[1])
         self.assertAlmostEqual(r.c1[0], 1.0, places=12)
@@ -301,6 +309,7 @@ class QuantizeTest(unittest.TestCase):
                     "--verify-node"])
             with open(os.path.join(out, "manifest.json")) as f:
                 self.assertEqual(set(json.load(f)["denoiser"]["inputs"]), {"x_t", "t", "x_self_cond", "clean"})
+            assert_float16_reference(self, out)
             feeds = calibration_inputs(out, samples=2, steps=4, rows=16)
             self.assertEqual(set(feeds), {"x_t", "t", "x_self_cond", "clean"})
             self.assertEqual(feeds["clean"].shape, feeds["x_t"].shape[:2])

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEVICE_PREFERENCES } from '../../engine/types';
-import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, PRECISION_PREFERENCES } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, MAX_SPACING, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings } from '../../eval/run';
@@ -43,6 +43,8 @@ Writes a JSON results file and a Markdown table beside it.
   --sampler <s>                continuous models: ${CONTINUOUS_SAMPLERS.join('|')} for every run (default: the bundle's
                                sampler_defaults.method and eta, else ancestral)
   --eta <x>                    with --sampler ddim: eta in [0, 1] (default 0, deterministic)
+  --spacing <p>                continuous models: step k of S at t = (T - 1) (k / (S - 1))^p, p in (0, ${MAX_SPACING}]
+                               (default: the bundle's sampler_defaults.spacing, else 1, evenly spaced)
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
@@ -95,15 +97,24 @@ export function guidanceOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
   return { guidance: out };
 }
 
-/** --sampler and --eta: the continuous-family sampler of every run (absent: the bundle's sampler_defaults, else ancestral). */
+/** --sampler, --eta and --spacing: the continuous-family sampler of every run (absent: the bundle's sampler_defaults, else ancestral, evenly spaced). */
 function continuousOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSettings, 'sampler'> {
   const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
+  const sampler: NonNullable<EvalSettings['sampler']> = method ? { method } : {};
   const raw = args.values.eta;
-  if (raw === undefined) return method ? { sampler: { method } } : {};
-  const eta = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(eta) || eta < 0 || eta > 1) throw new CliError('INVALID_INPUT', `--eta must be a number from 0 to 1 (got ${JSON.stringify(raw)})`);
-  if (method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (${method ? `the sampler is ${method}` : 'give --sampler ddim with it'})`);
-  return { sampler: { method, eta } };
+  if (raw !== undefined) {
+    const eta = Number(raw);
+    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(eta) || eta < 0 || eta > 1) throw new CliError('INVALID_INPUT', `--eta must be a number from 0 to 1 (got ${JSON.stringify(raw)})`);
+    if (method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (${method ? `the sampler is ${method}` : 'give --sampler ddim with it'})`);
+    sampler.eta = eta;
+  }
+  const rawSpacing = args.values.spacing;
+  if (rawSpacing !== undefined) {
+    const spacing = Number(rawSpacing);
+    if (typeof rawSpacing !== 'string' || rawSpacing.trim() === '' || !Number.isFinite(spacing) || spacing <= 0 || spacing > MAX_SPACING) throw new CliError('INVALID_INPUT', `--spacing must be a number above 0 and at most ${MAX_SPACING} (got ${JSON.stringify(rawSpacing)})`);
+    sampler.spacing = spacing;
+  }
+  return Object.keys(sampler).length ? { sampler } : {};
 }
 
 /** The masked-family sampler flags, each only when given. */
@@ -156,6 +167,7 @@ export const evalCommand: CliCommand = {
     confidence: { type: 'string' },
     sampler: { type: 'string' },
     eta: { type: 'string' },
+    spacing: { type: 'string' },
     strength: { type: 'string' },
     guidance: { type: 'string' },
   },

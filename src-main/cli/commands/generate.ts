@@ -1,14 +1,14 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
-                          [--sampler ${CONTINUOUS_SAMPLERS.join('|')}] [--eta E]
+                          [--sampler ${CONTINUOUS_SAMPLERS.join('|')}] [--eta E] [--spacing P]
                           [--block-length L] [--confidence ${MASKED_CONFIDENCES.join('|')}] [--temperature T] [--top-p P]
 
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
@@ -23,6 +23,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                  ancestral)
   --eta          ddim only: 0 deterministic, up to 1 (the ancestral step's noise) (default: the set's, else the
                  model's sampler_defaults.eta when the method is the model's, else 0)
+  --spacing      continuous models: where the steps sit, step k of S at t = (T - 1) (k / (S - 1))^P, P in
+                 (0, ${MAX_SPACING}]: 1 evenly, below 1 more steps at high noise (default: the set's sampler.spacing, else the
+                 model's sampler_defaults.spacing, else 1)
   --block-length, --confidence, --temperature, --top-p
                  masked-diffusion models: override the set's (else the model's sampler_defaults); without a
                  temperature, a run that pins nothing (no record, text or infill) takes
@@ -30,12 +33,12 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
 Progress goes to stderr.`;
 
 /** The sampler settings a constraint-set file sets itself (for the others the zod defaults stand in). */
-function fileGives(path: string): { steps: boolean; method: boolean; eta: boolean } {
+function fileGives(path: string): { steps: boolean; method: boolean; eta: boolean; spacing: boolean } {
   try {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: { steps?: unknown; method?: unknown; eta?: unknown } };
-    return { steps: raw.sampler?.steps !== undefined, method: raw.sampler?.method !== undefined, eta: raw.sampler?.eta !== undefined };
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: { steps?: unknown; method?: unknown; eta?: unknown; spacing?: unknown } };
+    return { steps: raw.sampler?.steps !== undefined, method: raw.sampler?.method !== undefined, eta: raw.sampler?.eta !== undefined, spacing: raw.sampler?.spacing !== undefined };
   } catch {
-    return { steps: false, method: false, eta: false };
+    return { steps: false, method: false, eta: false, spacing: false };
   }
 }
 
@@ -80,6 +83,7 @@ export const generateCommand: CliCommand = {
     out: { type: 'string' },
     sampler: { type: 'string' },
     eta: { type: 'string' },
+    spacing: { type: 'string' },
     'block-length': { type: 'string' },
     confidence: { type: 'string' },
     temperature: { type: 'string' },
@@ -91,7 +95,7 @@ export const generateCommand: CliCommand = {
     const model = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
     const file = args.values.constraints as string | undefined;
     const set = file ? readConstraintFile(resolve(file)) : parseConstraintSet({ version: 1, constraints: [] });
-    const setGives = file ? fileGives(resolve(file)) : { steps: false, method: false, eta: false };
+    const setGives = file ? fileGives(resolve(file)) : { steps: false, method: false, eta: false, spacing: false };
     const sampler = { ...set.sampler };
     const samples = intOption(args, 'samples');
     const steps = intOption(args, 'steps');
@@ -104,6 +108,11 @@ export const generateCommand: CliCommand = {
     if (method !== undefined) sampler.method = method;
     const eta = numberOption(args, 'eta');
     if (eta !== undefined && eta > 1) throw new CliError('INVALID_INPUT', `--eta must be in [0, 1] (got ${eta})`);
+    const spacing = numberOption(args, 'spacing');
+    if (spacing !== undefined) {
+      if (!(spacing > 0 && spacing <= MAX_SPACING)) throw new CliError('INVALID_INPUT', `--spacing must be above 0 and at most ${MAX_SPACING} (got ${spacing})`);
+      sampler.spacing = spacing;
+    }
     const blockLength = intOption(args, 'block-length');
     if (blockLength !== undefined) sampler.block_length = blockLength;
     sampler.confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES) ?? sampler.confidence;
@@ -140,6 +149,8 @@ export const generateCommand: CliCommand = {
       sampler.method = cd.method;
       if (!setGives.eta) sampler.eta = cd.eta;
     }
+    // and its step spacing, unless --spacing or the set chose one
+    if (cd && spacing === undefined && !setGives.spacing) sampler.spacing = cd.spacing;
     if (eta !== undefined) {
       if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
       sampler.eta = eta;
@@ -173,7 +184,7 @@ export const generateCommand: CliCommand = {
       index: o.index, text: o.text, record: o.record, recordText: o.recordText, seed: o.seed,
       steps: sampler.steps, device: activeDevice, precision, model: summary.id, modelVersion: summary.version,
       constraints: o.constraints, fluency: o.fluency,
-      ...(masked ? { kind: summary.kind, sampler: masked } : { sampler: sampler.method === 'ddim' ? { method: 'ddim', eta: sampler.eta } : { method: sampler.method } }),
+      ...(masked ? { kind: summary.kind, sampler: masked } : { sampler: { method: sampler.method, ...(sampler.method === 'ddim' ? { eta: sampler.eta } : {}), ...(sampler.spacing !== 1 ? { spacing: sampler.spacing } : {}) } }),
     });
     const early: { runId: number; output: GeneratedOutput }[] = [];
     const offs: (() => void)[] = [];

@@ -90,7 +90,8 @@ export const recipesCommand: CliCommand = {
   },
 };
 
-/** A continuous recipe's sampler: "ddim (eta 0.5)", "dpm2m", "ancestral". */
-function samplerWords(s: { method?: string; eta?: number }): string {
-  return s.method === 'ddim' ? `ddim (eta ${s.eta ?? 0})` : (s.method ?? 'ancestral');
+/** A continuous recipe's sampler: "ddim (eta 0.5)", "dpm2m", "ancestral, spacing 0.33". */
+function samplerWords(s: { method?: string; eta?: number; spacing?: number }): string {
+  const method = s.method === 'ddim' ? `ddim (eta ${s.eta ?? 0})` : (s.method ?? 'ancestral');
+  return s.spacing !== undefined && s.spacing !== 1 ? `${method}, spacing ${s.spacing}` : method;
 }

@@ -25,6 +25,11 @@ beforeAll(() => {
   const sd = JSON.parse(readFileSync(join(models, 'micro-sd', 'manifest.json'), 'utf8'));
   sd.sampler_defaults = { steps: 7, method: 'ddim', eta: 0.5, measured: { note: 'test bundle' } };
   writeFileSync(join(models, 'micro-sd', 'manifest.json'), JSON.stringify(sd));
+  // and with steps spaced unevenly by default
+  writeMicroBundle(join(models, 'micro-sp'), { id: 'micro-sp' });
+  const sp = JSON.parse(readFileSync(join(models, 'micro-sp', 'manifest.json'), 'utf8'));
+  sp.sampler_defaults = { steps: 5, spacing: 0.5 };
+  writeFileSync(join(models, 'micro-sp', 'manifest.json'), JSON.stringify(sp));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
   const unc = join(models, 'masked-unc');
@@ -87,7 +92,7 @@ describe('dlm-studio generate / models', () => {
   it('--sampler and --eta pick the continuous sampler; each line records it; bad values are refused by flag', async () => {
     const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { tokens?: number[]; text: string; sampler: unknown });
     const outs: Record<string, string> = {};
-    for (const [name, flags] of [['anc', []], ['ddim0', ['--sampler', 'ddim']], ['ddim5', ['--sampler', 'ddim', '--eta', '0.5']], ['dpm', ['--sampler', 'dpm2m']]] as const) {
+    for (const [name, flags] of [['anc', []], ['ddim0', ['--sampler', 'ddim']], ['ddim5', ['--sampler', 'ddim', '--eta', '0.5']], ['dpm', ['--sampler', 'dpm2m']], ['spaced', ['--spacing', '0.5']]] as const) {
       outs[name] = join(root, `sampler-${name}.jsonl`);
       const r = await cli('generate', '--model', 'micro', '--samples', '2', '--steps', '5', '--seed', '4', '--out', outs[name]!, ...flags);
       expect(r.code, r.err).toBe(0);
@@ -96,6 +101,9 @@ describe('dlm-studio generate / models', () => {
     expect(read(outs.ddim0!)[0]!.sampler).toEqual({ method: 'ddim', eta: 0 });
     expect(read(outs.ddim5!)[0]!.sampler).toEqual({ method: 'ddim', eta: 0.5 });
     expect(read(outs.dpm!)[0]!.sampler).toEqual({ method: 'dpm2m' });
+    expect(read(outs.spaced!)[0]!.sampler).toEqual({ method: 'ancestral', spacing: 0.5 });
+    // other timesteps, other noise levels: the same seed lands elsewhere
+    expect(read(outs.spaced!).map((o) => o.text)).not.toEqual(read(outs.anc!).map((o) => o.text));
     // a set file's sampler.method is the default; the flag overrides it
     const set = join(root, 'set-ddim.json');
     writeFileSync(set, JSON.stringify({ version: 1, constraints: [], sampler: { method: 'ddim', eta: 0.5 } }));
@@ -108,6 +116,8 @@ describe('dlm-studio generate / models', () => {
       [['--sampler', 'ddim', '--eta', 'x'], /--eta must be a non-negative number/],
       [['--sampler', 'dpm2m', '--eta', '0.5'], /--eta applies to --sampler ddim only/],
       [['--eta', '0.5'], /--eta applies to --sampler ddim only \(the sampler is ancestral\)/],
+      [['--spacing', '0'], /--spacing must be above 0 and at most 4 \(got 0\)/],
+      [['--spacing', '5'], /--spacing must be above 0 and at most 4 \(got 5\)/],
     ];
     for (const [args, re] of cases) {
       const r = await cli('generate', '--model', 'micro', '--steps', '2', '--samples', '1', ...args);
@@ -153,7 +163,15 @@ describe('dlm-studio generate / models', () => {
     expect(plain.lines[0]).toMatchObject({ steps: 200, sampler: { method: 'ancestral' } });
     // listed with the defaults
     const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string; continuousDefaults?: unknown; samplerDefaults?: unknown }[] };
-    expect(listed.models.find((m) => m.id === 'micro-sd')).toMatchObject({ continuousDefaults: { steps: 7, method: 'ddim', eta: 0.5, measured: { note: 'test bundle' } } });
+    expect(listed.models.find((m) => m.id === 'micro-sd')).toMatchObject({ continuousDefaults: { steps: 7, method: 'ddim', eta: 0.5, spacing: 1, measured: { note: 'test bundle' } } });
+    // a bundle's step spacing: taken unless --spacing or the set give one
+    const spaced = await gen('sp-own', '--model', 'micro-sp');
+    expect(spaced.lines[0]).toMatchObject({ steps: 5, sampler: { method: 'ancestral', spacing: 0.5 } });
+    expect((await gen('sp-asked', '--model', 'micro', '--steps', '5', '--spacing', '0.5')).text).toBe(spaced.text.replaceAll('"micro-sp"', '"micro"'));
+    expect((await gen('sp-even', '--model', 'micro-sp', '--spacing', '1')).lines[0]!.sampler).toEqual({ method: 'ancestral' });
+    const evenSet = join(root, 'sp-set.json');
+    writeFileSync(evenSet, JSON.stringify({ version: 1, constraints: [], sampler: { spacing: 1 } }));
+    expect((await gen('sp-set', '--model', 'micro-sp', '--constraints', evenSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
     expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
     expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
   });

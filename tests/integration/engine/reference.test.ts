@@ -75,14 +75,15 @@ for (const [name, dir, id, steps, minAgreement] of [
     });
 
     // the other samplers at few steps (where they are meant to run): same x_T, same noise draws (ddim eta > 0), same step
-    for (const [method, eta] of [['ddim', 0], ['ddim', 0.5], ['dpm2m', 0]] as const) {
-      const label = `${method}${method === 'ddim' ? ` eta ${eta}` : ''}`;
+    // and steps spaced unevenly (sampler.spacing), where they sit on the training schedule differs
+    for (const [method, eta, spacing] of [['ddim', 0, 1], ['ddim', 0.5, 1], ['dpm2m', 0, 1], ['ancestral', 0, 0.33], ['dpm2m', 0, 0.5]] as const) {
+      const label = `${method}${method === 'ddim' ? ` eta ${eta}` : ''}${spacing !== 1 ? `, spacing ${spacing}` : ''}`;
       const few = 10;
       it(`${label}, ${few} steps: unconditional and data-to-text, same seed, same tokens`, async () => {
-        const flags = ['--sampler', method, '--eta', String(eta), '--steps', String(few), '--samples', '2'];
+        const flags = ['--sampler', method, '--eta', String(eta), '--spacing', String(spacing), '--steps', String(few), '--samples', '2'];
         const record = { name: 'Blue Spice', eatType: 'coffee shop', area: 'riverside' };
         const ref = [...reference(dir, [...flags, '--seed', '11']), ...reference(dir, [...flags, '--seed', '5', '--record', JSON.stringify(record)])];
-        const sampler = { steps: few, samples: 2, precision: 'fp32' as const, method, eta };
+        const sampler = { steps: few, samples: 2, precision: 'fp32' as const, method, eta, spacing };
         const ts = [
           ...await engineTokens(dir, id, { version: 1, constraints: [], sampler: { ...sampler, seed: 11 } }),
           ...await engineTokens(dir, id, { version: 1, constraints: [{ kind: 'record', value: record }], sampler: { ...sampler, seed: 5 } }),

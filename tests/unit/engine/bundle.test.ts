@@ -115,7 +115,7 @@ describe('bundle loading', () => {
     expect((await refusal(dir)).message).toMatch(/manifest\.json is not valid JSON/);
   });
 
-  it('continuous sampler_defaults: completed (ancestral, eta 0) into the summary; absent: no defaults (200 ancestral steps)', async () => {
+  it('continuous sampler_defaults: completed (ancestral, eta 0, spacing 1) into the summary; absent: no defaults (200 ancestral steps)', async () => {
     const plain = await readManifest(good);
     expect(summarize(good, plain, 'user')).not.toHaveProperty('continuousDefaults');
     expect(summarize(good, plain, 'user')).not.toHaveProperty('samplerDefaults');
@@ -123,14 +123,19 @@ describe('bundle loading', () => {
     mkdirSync(dir);
     copyFileSync(join(good, 'manifest.json'), join(dir, 'manifest.json'));
     editManifest(dir, (m) => { m.sampler_defaults = { steps: 50 }; });
-    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 50, method: 'ancestral', eta: 0 });
+    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 50, method: 'ancestral', eta: 0, spacing: 1 });
     const measured = { by: 'dlm-studio eval', within: '2 points of 200-step ancestral', bleu: { 50: 41.2, 200: 41.9 } };
     editManifest(dir, (m) => { m.sampler_defaults = { steps: 25, method: 'ddim', eta: 0.5, measured }; });
     const s = summarize(dir, await readManifest(dir), 'user');
-    expect(s.continuousDefaults).toEqual({ steps: 25, method: 'ddim', eta: 0.5, measured });
+    expect(s.continuousDefaults).toEqual({ steps: 25, method: 'ddim', eta: 0.5, spacing: 1, measured });
     expect(s).not.toHaveProperty('samplerDefaults');
     editManifest(dir, (m) => { m.sampler_defaults = { steps: 10, method: 'dpm2m', measured: 'docs/evaluation/x.md' }; });
-    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 10, method: 'dpm2m', eta: 0, measured: 'docs/evaluation/x.md' });
+    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 10, method: 'dpm2m', eta: 0, spacing: 1, measured: 'docs/evaluation/x.md' });
+    editManifest(dir, (m) => { m.sampler_defaults = { steps: 20, spacing: 0.33 }; });
+    expect(summarize(dir, await readManifest(dir), 'user').continuousDefaults).toEqual({ steps: 20, method: 'ancestral', eta: 0, spacing: 0.33 });
+    // a spacing outside (0, 4] is refused by field
+    editManifest(dir, (m) => { m.sampler_defaults = { steps: 20, spacing: 0 }; });
+    await expect(readManifest(dir)).rejects.toThrow(/sampler_defaults\.spacing/);
     rmSync(dirname(dir), { recursive: true, force: true });
   });
 

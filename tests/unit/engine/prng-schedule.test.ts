@@ -61,6 +61,26 @@ describe('sqrt schedule and respacing', () => {
     expect(respacedTimesteps(2000, 3)).toEqual([0, 1000, 1999]);
   });
 
+  it('spaces steps by a power of k / (S - 1), distinct and ending at T - 1', () => {
+    expect(respacedTimesteps(2000, 5, 1)).toEqual(respacedTimesteps(2000, 5));
+    // (k / 4)^0.5 x 1999: 0, 999.5, 1413.5, 1731.2, 1999 (half rounds up)
+    expect(respacedTimesteps(2000, 5, 0.5)).toEqual([0, 1000, 1414, 1731, 1999]);
+    expect(respacedTimesteps(2000, 5, 2)).toEqual([0, 125, 500, 1124, 1999]);
+    // below 1 more of the steps sit at high noise: the upper half of the schedule gets more than half of them
+    const low = respacedTimesteps(2000, 20, 0.33);
+    expect(low.filter((t) => t >= 1000).length).toBeGreaterThan(10);
+    // a steep spacing at many steps collides near t = 0 (0.25 at 2000 steps) and is pushed apart
+    for (const [S, p] of [[2000, 0.25], [1500, 4], [200, 0.1]] as const) {
+      const u = respacedTimesteps(2000, S, p);
+      expect(u).toHaveLength(S);
+      expect(u[0]).toBeGreaterThanOrEqual(0);
+      expect(u[S - 1]).toBe(1999);
+      expect(u.every((v, i) => i === 0 || v > u[i - 1]!)).toBe(true);
+    }
+    expect(() => respacedTimesteps(2000, 10, 0)).toThrow(/spacing/);
+    expect(() => respacedTimesteps(2000, 10, 5)).toThrow(/spacing/);
+  });
+
   it('has the posterior coefficients of the documented formulas', () => {
     const s = buildSchedule(2000, 1e-4, 50);
     expect(s.abarPrev[0]).toBe(1);

@@ -164,7 +164,7 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
   it('a continuous model with sampler_defaults: its steps (no --steps) and its sampler (no --sampler) in every run and the report', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
-    engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 25, method: 'ddim', eta: 0.5, measured: 'test' } }];
+    engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 25, method: 'ddim', eta: 0.5, spacing: 1, measured: 'test' } }];
     const r = await runEvaluation({ ...settings, mode: 'full', dataToTextItems: 1, textToRecordItems: 1, controls: ['length'], stepsFromModel: true }, { engine, evaluate });
     expect(calls.length).toBeGreaterThan(2);
     expect(calls.every((c) => c.constraints.sampler.steps === 25 && c.constraints.sampler.method === 'ddim' && c.constraints.sampler.eta === 0.5)).toBe(true);
@@ -189,6 +189,29 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     const r3 = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], stepsFromModel: true }, { engine: fakeEngine(plain), evaluate });
     expect(plain.every((c) => c.constraints.sampler.steps === 3 && c.constraints.sampler.method === 'ancestral')).toBe(true);
     expect(r3.settings.sampler).toBeUndefined();
+  });
+
+  it('a continuous model whose sampler_defaults space the steps: that spacing in every run unless --spacing gives one', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 20, method: 'ancestral', eta: 0, spacing: 0.4 } }];
+    const r = await runEvaluation({ ...settings, mode: 'full', dataToTextItems: 1, textToRecordItems: 0, controls: ['length'], stepsFromModel: true }, { engine, evaluate });
+    expect(calls.length).toBeGreaterThan(1);
+    expect(calls.every((c) => c.constraints.sampler.steps === 20 && c.constraints.sampler.spacing === 0.4 && c.constraints.sampler.method === 'ancestral')).toBe(true);
+    expect(r.notes).toContainEqual(expect.stringMatching(/fake: step spacing 0\.4 \(its sampler_defaults\)/));
+    expect(renderMarkdown(r)).toContain('sampler ancestral, step spacing 0.4, ');
+    // --sampler alone keeps the model's spacing; --spacing replaces it
+    const other: GenerateRequest[] = [];
+    const e2 = fakeEngine(other);
+    e2.listModels = engine.listModels;
+    await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], sampler: { method: 'dpm2m' } }, { engine: e2, evaluate });
+    expect(other.every((c) => c.constraints.sampler.method === 'dpm2m' && c.constraints.sampler.spacing === 0.4)).toBe(true);
+    const even: GenerateRequest[] = [];
+    const e3 = fakeEngine(even);
+    e3.listModels = engine.listModels;
+    const r3 = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], sampler: { spacing: 1 } }, { engine: e3, evaluate });
+    expect(even.every((c) => c.constraints.sampler.spacing === 1 && c.constraints.sampler.method === 'ancestral')).toBe(true);
+    expect(renderMarkdown(r3)).not.toContain('step spacing');
   });
 
   it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {

@@ -1,6 +1,6 @@
 /** Model families in the renderer (src-renderer/lib/family.ts): family of a kind, sampler settings per family, mask pieces. */
 import { describe, expect, it } from 'vitest';
-import { parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
+import { MAX_SPACING, parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
 import { MASK_GLYPH } from '../../../src-main/engine/types';
 import {
   autoTemperature,
@@ -24,6 +24,10 @@ import {
   resetToDefaults,
   SAMPLER_INFO,
   samplerForRun,
+  SPACING_FIELD,
+  SPACING_HINT,
+  spacingFromInput,
+  spacingLabel,
   startSampler,
   STUDIO_CONTINUOUS_START,
   type SamplerStash,
@@ -36,8 +40,10 @@ const maskedB = { id: 'e2e-masked', kind: 'masked-diffusion', samplerDefaults: {
 const maskedAuto = { id: 'e2e-masked-auto', kind: 'masked-diffusion', samplerDefaults: { steps: 64, block_length: 8, confidence: 'low_confidence', temperature: 0, top_p: 1, temperature_unconditional: 0.5 } };
 const base = samplerSettings.parse({ steps: 40, samples: 4 });
 /** Continuous bundles with sampler_defaults (a measured step count and sampler). */
-const contSd = { id: 'e2e-default', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 50, method: 'ancestral' as const, eta: 0, measured: 'docs/evaluation' } };
-const contDdim = { id: 'e2e-ddim', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 25, method: 'ddim' as const, eta: 0.5 } };
+const contSd = { id: 'e2e-default', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 50, method: 'ancestral' as const, eta: 0, spacing: 1, measured: 'docs/evaluation' } };
+const contDdim = { id: 'e2e-ddim', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 25, method: 'ddim' as const, eta: 0.5, spacing: 1 } };
+/** A bundle whose measured default puts more steps at high noise (20 steps at spacing 0.33). */
+const contSpaced = { id: 'e2e-spaced', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 20, method: 'ancestral' as const, eta: 0, spacing: 0.33 } };
 const contPlain = { id: 'user-bundle', kind: 'continuous-embedding-diffusion' };
 
 describe('model families', () => {
@@ -158,8 +164,10 @@ describe('sampler settings follow the selected model', () => {
 
 describe('continuous bundles with sampler_defaults', () => {
   it('their defaults; a bundle without them (or a masked one) has the studio’s start', () => {
-    expect(continuousDefaults(contSd)).toEqual({ steps: 50, method: 'ancestral', eta: 0 });
-    expect(continuousDefaults(contDdim)).toEqual({ steps: 25, method: 'ddim', eta: 0.5 });
+    expect(continuousDefaults(contSd)).toEqual({ steps: 50, method: 'ancestral', eta: 0, spacing: 1 });
+    expect(continuousDefaults(contDdim)).toEqual({ steps: 25, method: 'ddim', eta: 0.5, spacing: 1 });
+    expect(continuousDefaults(contSpaced)).toEqual({ steps: 20, method: 'ancestral', eta: 0, spacing: 0.33 });
+    expect(STUDIO_CONTINUOUS_START.spacing).toBe(1);
     expect(continuousDefaults(contPlain)).toEqual(STUDIO_CONTINUOUS_START);
     expect(continuousDefaults(maskedA)).toEqual(STUDIO_CONTINUOUS_START);
     // a continuous-looking field on a masked summary is not the masked model's (the kind decides)
@@ -231,6 +239,94 @@ describe('continuous bundles with sampler_defaults', () => {
     expect(s).toEqual(fitSampler({ ...base, steps: 25, method: 'ddim', eta: 0.5 }, contPlain, maskedA, {}).sampler);
     ({ sampler: s, stash } = fitSampler(s, maskedA, maskedB, stash));
     expect(s).toMatchObject({ steps: 64, block_length: 16, confidence: 'entropy', top_p: 0.9, method: 'ancestral' });
+  });
+});
+
+describe('the continuous step spacing', () => {
+  it('a bundle’s spacing is taken: first choice, a new set, “Use the model’s defaults”', () => {
+    expect(fitSampler(base, null, contSpaced, {}).sampler).toEqual({ ...base, steps: 20, spacing: 0.33 });
+    expect(startSampler(contSpaced)).toMatchObject({ steps: 20, method: 'ancestral', spacing: 0.33, samples: 4 });
+    expect(startSampler(contPlain).spacing).toBe(1);
+    const reset = resetToContinuousDefaults({ ...base, steps: 9, spacing: 2 }, continuousDefaults(contSpaced));
+    expect(reset).toEqual({ ...base, steps: 20, spacing: 0.33 });
+    expect(resetToContinuousDefaults({ ...base, spacing: 0.5 }, continuousDefaults(contSd)).spacing).toBe(1);
+    // the run carries it, and the set it is saved in parses
+    expect(samplerForRun(reset, contSpaced).spacing).toBe(0.33);
+    expect(parseConstraintSet({ version: 1, constraints: [], sampler: samplerForRun(reset, contSpaced) }).sampler.spacing).toBe(0.33);
+    // a summary from a main process without the field: evenly spaced
+    const old = { ...contDdim, continuousDefaults: { steps: 25, method: 'ddim' as const, eta: 0.5 } } as unknown as typeof contDdim;
+    expect(continuousDefaults(old).spacing).toBe(1);
+  });
+
+  it('a spacing left at the old model’s default follows the new model’s', () => {
+    let s = fitSampler(base, null, contSpaced, {}).sampler;
+    s = fitSampler(s, contSpaced, contSd, {}).sampler;
+    expect(s).toMatchObject({ steps: 50, spacing: 1 });
+    s = fitSampler(s, contSd, contSpaced, {}).sampler;
+    expect(s).toMatchObject({ steps: 20, spacing: 0.33 });
+    s = fitSampler(s, contSpaced, contPlain, {}).sampler;
+    expect(s).toMatchObject({ steps: 40, spacing: 1 });
+    // steps and sampler chosen, spacing left: only the spacing follows
+    expect(fitSampler({ ...base, steps: 77, method: 'dpm2m' }, contSd, contSpaced, {}).sampler).toMatchObject({ steps: 77, method: 'dpm2m', spacing: 0.33 });
+    // a recipe from before the setting (no spacing): evenly spaced, so it follows too
+    const noSpacing = { ...base } as Partial<typeof base>;
+    delete noSpacing.spacing;
+    expect(fitSampler(noSpacing as typeof base, contPlain, contSpaced, {}).sampler.spacing).toBe(0.33);
+  });
+
+  it('a spacing the user chose stays, whatever the other settings do', () => {
+    const s = { ...fitSampler(base, null, contSpaced, {}).sampler, spacing: 0.5 };
+    expect(fitSampler(s, contSpaced, contSd, {}).sampler).toMatchObject({ steps: 50, method: 'ancestral', spacing: 0.5 });
+    expect(fitSampler({ ...base, spacing: 2 }, contPlain, contSpaced, {}).sampler).toMatchObject({ steps: 20, spacing: 2 });
+    // between bundles that both space evenly, nothing moves it
+    expect(fitSampler({ ...base, spacing: 0.7 }, contSd, contDdim, {}).sampler.spacing).toBe(0.7);
+  });
+
+  it('a masked model runs evenly spaced; the continuous spacing is kept aside and comes back', () => {
+    let stash: SamplerStash = {};
+    let s = { ...fitSampler(base, null, contSd, {}).sampler, spacing: 0.5 };
+    ({ sampler: s, stash } = fitSampler(s, contSd, maskedA, stash));
+    expect(s.spacing).toBe(1);
+    expect(samplerForRun({ ...s, spacing: 0.25 }, maskedA).spacing).toBe(1);
+    ({ sampler: s, stash } = fitSampler(s, maskedA, maskedB, stash));
+    expect(s.spacing).toBe(1);
+    // back: the user's spacing, whichever continuous bundle
+    expect(fitSampler(s, maskedB, contSpaced, stash).sampler.spacing).toBe(0.5);
+    ({ sampler: s, stash } = fitSampler(s, maskedB, contSd, stash));
+    expect(s.spacing).toBe(0.5);
+    // left at a bundle's default before the masked model: the bundle returned to gives its own
+    ({ sampler: s, stash } = fitSampler(fitSampler(base, null, contSpaced, {}).sampler, contSpaced, maskedA, {}));
+    expect(s.spacing).toBe(1);
+    expect(fitSampler(s, maskedA, contSpaced, stash).sampler).toMatchObject({ steps: 20, spacing: 0.33 });
+    expect(fitSampler(s, maskedA, contSd, stash).sampler).toMatchObject({ steps: 50, spacing: 1 });
+    // the studio's first choice masked, then a bundle with a spacing: its spacing
+    ({ sampler: s, stash } = fitSampler(base, null, maskedA, {}));
+    expect(fitSampler(s, maskedA, contSpaced, stash).sampler.spacing).toBe(0.33);
+  });
+
+  it('named in the sampler’s words only when the steps are not evenly spaced', () => {
+    expect(continuousSamplerLabel({ method: 'ancestral', spacing: 0.33 })).toBe('ancestral, steps spaced 0.33 (more at high noise)');
+    expect(continuousSamplerLabel({ method: 'ddim', eta: 0.5, spacing: 2 })).toBe('DDIM (eta 0.5), steps spaced 2 (more at low noise)');
+    expect(continuousSamplerLabel({ method: 'dpm2m', eta: 0, spacing: 1 })).toBe('DPM-Solver++(2M)');
+    expect(continuousSamplerLabel({ method: 'ddim', eta: 0 })).toBe('DDIM (eta 0)');
+    expect(continuousDefaultsLabel(continuousDefaults(contSpaced))).toBe('20 steps, ancestral, steps spaced 0.33 (more at high noise)');
+    expect(continuousDefaultsLabel(continuousDefaults(contSd))).toBe('50 steps, ancestral');
+    expect(spacingLabel(1)).toBe('');
+    expect(spacingLabel(undefined)).toBe('');
+  });
+
+  it('Generate’s field: clamped to 0.1–4, an empty or not-yet-positive entry leaves the spacing alone', () => {
+    expect(spacingFromInput('0.33')).toBe(0.33);
+    expect(spacingFromInput('1')).toBe(1);
+    expect(spacingFromInput('9')).toBe(MAX_SPACING);
+    expect(spacingFromInput('0.01')).toBe(SPACING_FIELD.min);
+    expect(spacingFromInput('0')).toBeUndefined();
+    expect(spacingFromInput('')).toBeUndefined();
+    expect(spacingFromInput('-1')).toBeUndefined();
+    expect(SPACING_FIELD).toMatchObject({ min: 0.1, max: 4, step: 0.05 });
+    expect(SPACING_HINT).toMatch(/1 = evenly spaced; below 1 = more steps at high noise/);
+    // every value the field gives, the engine takes
+    for (const raw of ['0.1', '0.33', '4', '100']) expect(() => samplerSettings.parse({ spacing: spacingFromInput(raw) })).not.toThrow();
   });
 });
 

@@ -121,7 +121,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
     const rowsPerCall = precision === 'int8' && m.denoiser.int8?.activations === 'dynamic' ? 1 : denoiserRows();
     const N = m.canvas.length;
     const d = m.embedding.dim;
-    const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps);
+    const schedule = buildSchedule(m.schedule.T, m.schedule.s, sampler.steps, sampler.spacing);
     return {
       precision,
       async plan(compiled, held) {

@@ -10,7 +10,7 @@ import { BundleError, commonManifestFields, relPath } from '../../bundle-schema'
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
-import { CONTINUOUS_SAMPLERS } from '../../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MAX_SPACING } from '../../../constraints/set';
 
 export const CONTINUOUS_KIND = 'continuous-embedding-diffusion';
 
@@ -26,7 +26,8 @@ export const CONTINUOUS_INPUTS: Record<string, { spec: string; required: boolean
 
 /**
  * The sampler a run of this bundle takes when it does not choose one (docs/ARCHITECTURE.md, "Model bundle"): the
- * step count (required), the method (default ancestral) and DDIM's eta (default 0); `measured` says how they were
+ * step count (required), the method (default ancestral), DDIM's eta (default 0) and the step spacing (default 1,
+ * evenly); `measured` says how they were
  * chosen (free-form: the evaluation that showed them to reach the 200-step ancestral quality). Absent: 200 ancestral
  * steps, as for every bundle before it.
  */
@@ -34,6 +35,7 @@ export const continuousSamplerDefaults = z.object({
   steps: z.number().int().min(1).max(2000),
   method: z.enum(CONTINUOUS_SAMPLERS).default('ancestral'),
   eta: z.number().min(0).max(1).default(0),
+  spacing: z.number().gt(0).max(MAX_SPACING).default(1),
   measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 }).passthrough();
 export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;
@@ -121,7 +123,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};
-    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
+    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
   },
 };
 
