@@ -77,6 +77,8 @@ describe('compose and generate', () => {
     await page.getByTestId('generate-steps').fill('16');
     await page.getByTestId('generate-samples').fill('3');
     await page.getByTestId('generate-seed').fill('7');
+    // steps spaced toward high noise; the run's recipe records the spacing that ran
+    await page.getByTestId('generate-spacing').fill('0.5');
     await page.getByTestId('device-active').waitFor();
     // record, inside the page, every step the live view draws and what sample #0 reads at that step
     await page.evaluate(() => {
@@ -118,6 +120,7 @@ describe('compose and generate', () => {
     const usedModel = (await client.call('models.list')).find((m) => m.id === detail.run.recipe.model.id)!;
     expect(detail.run.recipe.device.precision).toBe(detail.run.recipe.device.active === 'cpu' && usedModel.precisions?.includes('int8') ? 'int8' : 'fp32');
     expect(await page.getByTestId('precision-runs').textContent()).toBe(detail.run.recipe.device.precision);
+    expect(detail.run.recipe.sampler).toMatchObject({ method: 'ancestral', spacing: 0.5 });
     for (const o of detail.outputs) {
       const card = page.locator(`[data-testid="output-card"][data-index="${o.index}"]`);
       await expect(card.getByTestId('constraint-badge').count()).resolves.toBe(o.constraints.length);
