@@ -148,3 +148,32 @@ def build_guidance_data(tok: Tokenizer, layout: CanvasLayout, examples: Sequence
     i64 = lambda x: np.asarray(x, dtype=np.int64)
     return GuidanceData(enc.ids[keep], i64(P).reshape(-1, Lt), i64(S).reshape(-1, Lt), i64(A).reshape(-1, len(fields)),
                         i64(Ln), i64(Se), enc.dropped, unlabelled)
+
+
+@dataclass
+class BundleGuidanceData:
+    """What a bundle's guidance heads train on: its tokenizer and canvas, its record fields and the labelled texts."""
+    tok: Tokenizer
+    layout: CanvasLayout
+    value_labels: Dict[str, List[str]]
+    train: GuidanceData
+    dev: GuidanceData
+
+
+def bundle_guidance_data(bundle: str, man: dict, data_dir: str, labels_dir: str, train_limit: Optional[int] = None,
+                         dev_limit: Optional[int] = None) -> BundleGuidanceData:
+    """The labelled train and dev texts on a bundle's tokenizer and canvas (manifest `man`): data_dir holds
+    trainset.csv and devset.csv, labels_dir e2e-train.jsonl.gz and e2e-dev.jsonl.gz."""
+    import os
+    from training.dlm_train.data import read_corpus
+    tok = Tokenizer.load(os.path.join(bundle, man["tokenizer"]["vocab"]))
+    segs = {s["name"]: s for s in man["canvas"]["segments"]}
+    if "text" not in segs:
+        raise ValueError(f"{bundle}/manifest.json: canvas.segments has no 'text' segment")
+    layout = CanvasLayout(int(man["canvas"]["length"]), int(segs["record"]["length"]) if "record" in segs else 0)
+    value_labels = {k: list(v) for k, v in ((man.get("record_schema") or {}).get("fields") or {}).items()}
+    tr = build_guidance_data(tok, layout, read_corpus(os.path.join(data_dir, "trainset.csv")),
+                             os.path.join(labels_dir, "e2e-train.jsonl.gz"), value_labels, train_limit)
+    dv = build_guidance_data(tok, layout, read_corpus(os.path.join(data_dir, "devset.csv")),
+                             os.path.join(labels_dir, "e2e-dev.jsonl.gz"), value_labels, dev_limit)
+    return BundleGuidanceData(tok, layout, value_labels, tr, dv)

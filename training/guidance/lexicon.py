@@ -25,11 +25,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section
-from training.dlm_train.data import CanvasLayout, read_corpus
+from training.dlm_train.data import CanvasLayout
 from training.dlm_train.paths import E2E_DATA
-from training.dlm_train.tokenizer import Tokenizer
 
-from .labels import POS_LABELS, SPAN_LABELS, GuidanceData, build_guidance_data
+from .labels import POS_LABELS, SPAN_LABELS, GuidanceData, bundle_guidance_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CARD_HEADING = "## Token label lexicons"
@@ -124,17 +123,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     man = read_manifest(a.bundle)
     if man.get("kind") not in DEFAULT_WEIGHTS:
         raise ValueError(f"{a.bundle}/manifest.json: kind {man.get('kind')!r}; lexicons serve {', '.join(DEFAULT_WEIGHTS)} bundles")
-    tok = Tokenizer.load(os.path.join(a.bundle, man["tokenizer"]["vocab"]))
-    segs = {s["name"]: s for s in man["canvas"]["segments"]}
-    if "text" not in segs:
-        raise ValueError(f"{a.bundle}/manifest.json: canvas.segments has no 'text' segment")
-    layout = CanvasLayout(int(man["canvas"]["length"]), int(segs["record"]["length"]) if "record" in segs else 0)
-    value_labels: Dict[str, List[str]] = {k: list(v) for k, v in ((man.get("record_schema") or {}).get("fields") or {}).items()}
-    tr = build_guidance_data(tok, layout, read_corpus(os.path.join(a.data, "trainset.csv")),
-                             os.path.join(a.labels, "e2e-train.jsonl.gz"), value_labels, a.limit or None)
-    dv = build_guidance_data(tok, layout, read_corpus(os.path.join(a.data, "devset.csv")),
-                             os.path.join(a.labels, "e2e-dev.jsonl.gz"), value_labels, None)
-    attach(a.bundle, man, tr, dv, layout, len(tok), {k: w for k, w in (("pos", a.pos_weight), ("spans", a.spans_weight)) if w > 0})
+    gd = bundle_guidance_data(a.bundle, man, a.data, a.labels, a.limit or None)
+    attach(a.bundle, man, gd.train, gd.dev, gd.layout, len(gd.tok),
+           {k: w for k, w in (("pos", a.pos_weight), ("spans", a.spans_weight)) if w > 0})
     return 0
 
 

@@ -39,14 +39,12 @@ from functorch import make_fx
 from torch._decomp import get_decompositions
 
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, write_manifest
-from training.dlm_train.data import CanvasLayout, read_corpus
 from training.guidance.bundle import take_scorer
 from training.dlm_train.paths import E2E_DATA
-from training.dlm_train.tokenizer import Tokenizer
 
 from . import lexicon
 from .export import DECOMPOSE, MASKED as WITH_MASK, _rewrite, target_shape
-from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, GuidanceData, build_guidance_data
+from .labels import POS_LABELS, SENTIMENT_LABELS, SPAN_LABELS, GuidanceData, bundle_guidance_data
 from .model import CONTROLS, ClassifierConfig, GuidanceClassifier, logp_from_logits
 from .ort import run_onnx
 from .joint import _split as split_inputs
@@ -385,19 +383,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
     elif a.scorer_only:
         ap.error("--scorer-only needs --scorer-from")
-    tok = Tokenizer.load(os.path.join(a.bundle, man["tokenizer"]["vocab"]))
-    segs = {s["name"]: s for s in man["canvas"]["segments"]}
-    if "text" not in segs:
-        raise ValueError(f"{a.bundle}/manifest.json: canvas.segments has no 'text' segment")
-    layout = CanvasLayout(int(man["canvas"]["length"]), int(segs["record"]["length"]) if "record" in segs else 0)
-    value_labels = {k: list(v) for k, v in ((man.get("record_schema") or {}).get("fields") or {}).items()}
-    if not value_labels:
+    if not (man.get("record_schema") or {}).get("fields"):
         raise ValueError(f"{a.bundle}/manifest.json: record_schema.fields is empty; the attribute classifier needs it")
     lim_tr, lim_dev = (600, 200) if a.tiny else (None, None)
-    tr = build_guidance_data(tok, layout, read_corpus(os.path.join(a.data, "trainset.csv")),
-                             os.path.join(a.labels, "e2e-train.jsonl.gz"), value_labels, lim_tr)
-    dv = build_guidance_data(tok, layout, read_corpus(os.path.join(a.data, "devset.csv")),
-                             os.path.join(a.labels, "e2e-dev.jsonl.gz"), value_labels, lim_dev)
+    gd = bundle_guidance_data(a.bundle, man, a.data, a.labels, lim_tr, lim_dev)
+    tok, layout, value_labels, tr, dv = gd.tok, gd.layout, gd.value_labels, gd.train, gd.dev
     print(f"data: train {len(tr.ids)}, dev {len(dv.ids)}", flush=True)
     fields = list(value_labels)
     mask_id = int(man["mask"]["id"])
