@@ -35,9 +35,9 @@ CARD_HEADING = "## Token label lexicons"
 PRIOR = 1.0
 FLOOR = 1e-9
 # weights at guidance strength 1, measured on the dev control targets: a masked bundle adds them to logits
-# (docs/evaluation/2026-12-05-e2e-masked-lexicon-dev.md), a continuous one to the rounding scores -||x0 - e||^2
+# (docs/evaluation/2026-12-05-e2e-masked-lexicon-dev.md; spans 6 from its later sweep), a continuous one to the rounding scores -||x0 - e||^2
 # (the sweep on e2e-default 2.1 in training/README.md)
-DEFAULT_WEIGHTS = {"masked-diffusion": {"pos": 2.0, "spans": 4.0},
+DEFAULT_WEIGHTS = {"masked-diffusion": {"pos": 2.0, "spans": 6.0},
                    "continuous-embedding-diffusion": {"pos": 3.0, "spans": 5.0}}
 
 
