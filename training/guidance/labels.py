@@ -12,12 +12,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from training.dlm_train.data import E2E_FIELDS, CanvasLayout, Example, encode_split
+from training.dlm_train.data import E2E_FIELDS, CanvasLayout, Example, encode_split, read_corpus
 from training.dlm_train.tokenizer import Tokenizer, pretokenize
 
 UPOS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
@@ -164,8 +165,6 @@ def bundle_guidance_data(bundle: str, man: dict, data_dir: str, labels_dir: str,
                          dev_limit: Optional[int] = None) -> BundleGuidanceData:
     """The labelled train and dev texts on a bundle's tokenizer and canvas (manifest `man`): data_dir holds
     trainset.csv and devset.csv, labels_dir e2e-train.jsonl.gz and e2e-dev.jsonl.gz."""
-    import os
-    from training.dlm_train.data import read_corpus
     tok = Tokenizer.load(os.path.join(bundle, man["tokenizer"]["vocab"]))
     segs = {s["name"]: s for s in man["canvas"]["segments"]}
     if "text" not in segs:
