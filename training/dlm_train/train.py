@@ -43,7 +43,8 @@ DEFAULTS = {
     "train": {"batch_size": 64, "lr": 1e-3, "warmup": 200, "max_steps": 4000, "weight_decay": 0.0,
               "grad_clip": 1.0, "ema_decay": 0.997, "ckpt_every": 200, "log_every": 10, "seed": 0,
               "threads": None, "device": "auto", "stop_at": None, "time_budget_s": None,
-              "precision": "auto", "init_from": None, "snapshot_minutes": [], "p_tail_clean": 0.0},
+              "precision": "auto", "init_from": None, "snapshot_minutes": [], "p_tail_clean": 0.0,
+              "freeze_embeddings": False},
 }
 
 
@@ -96,12 +97,14 @@ class EMA:
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        # frozen parameters are copied, so they stay bit-identical to the source (not averaged with themselves)
+        self.frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         d = min(self.decay, (1.0 + step) / (10.0 + step))
         for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
+            if v.dtype.is_floating_point and k not in self.frozen:
                 self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
             else:
                 self.shadow[k].copy_(v)
@@ -203,13 +206,26 @@ def main(argv: Optional[list] = None) -> int:
         model = Denoiser(mcfg).to(device)
     if tc["init_from"] and not os.path.exists(os.path.join(run_dir, "ckpt.pt")):
         src = expand(tc["init_from"])
-        model.load_state_dict(torch.load(src, map_location=device, weights_only=True))
+        weights = {k: v.float() for k, v in torch.load(src, map_location=device, weights_only=True).items()}
+        added = 0
+        if family == "masked":
+            model.load_state_dict(weights)
+        else:
+            added = model.load_grown(weights)  # a deeper config than the source grows by identity layers
         if is_main:
             with open(os.path.join(run_dir, WARM_START), "w", encoding="utf-8") as f:
-                json.dump(describe_warm_start(src), f)
-            print(f"warm start from {src}", flush=True)
+                json.dump({**describe_warm_start(src), **({"layers_added": added} if added else {})}, f)
+            print(f"warm start from {src}" + (f", grown by {added} identity layer{'s' if added > 1 else ''}" if added else ""), flush=True)
     autocast_dtype = pick_autocast(tc["precision"], device)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc["lr"], weight_decay=tc["weight_decay"])
+    if tc["freeze_embeddings"] and family == "masked":
+        raise ValueError("train.freeze_embeddings: applies to the continuous family (its diffusion runs in the "
+                         "embedding space); a masked model has no such table to keep")
+    if tc["freeze_embeddings"]:
+        # the embedding table stays the source's: the guidance classifiers read x_t in its space, so a warm start
+        # that keeps it keeps them valid (and the int8 rounding graph, the lexicons, the text length rule)
+        model.emb.weight.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=tc["lr"],
+                            weight_decay=tc["weight_decay"])
     ema = EMA(model, tc["ema_decay"])
     abar = torch.tensor(training_schedule(cfg["schedule"]["T"], cfg["schedule"]["s"]), dtype=torch.float32,
                         device=device)

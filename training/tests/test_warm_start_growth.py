@@ -1,0 +1,68 @@
+"""A warm start that grows the model (model.load_grown: identity layers) and keeps the source's embedding table
+(train.freeze_embeddings)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import torch
+
+from training.dlm_train.model import Denoiser, ModelConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
+
+
+class GrownWarmStartTest(unittest.TestCase):
+    def test_a_deeper_model_starts_as_the_shallower_one_and_refuses_other_shapes(self):
+        torch.manual_seed(0)
+        base = dict(vocab_size=30, length=12, d=4, hidden=16, heads=2, mlp_ratio=2, dropout=0.0, time_dim=8,
+                    objective="ce", self_condition=True, clean_flags=True)
+        small = Denoiser(ModelConfig(layers=1, **base))
+        deep = Denoiser(ModelConfig(layers=3, **base))
+        self.assertEqual(deep.load_grown(small.state_dict()), 2)
+        x, t = torch.randn(2, 12, 4), torch.tensor([3.0, 900.0])
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(small(x, t, torch.zeros_like(x), torch.zeros(2, 12)),
+                                           deep(x, t, torch.zeros_like(x), torch.zeros(2, 12)), atol=1e-6))
+        with self.assertRaisesRegex(ValueError, "more than model.layers"):
+            Denoiser(ModelConfig(layers=1, **base)).load_grown(deep.state_dict())
+        wider = Denoiser(ModelConfig(layers=2, **{**base, "hidden": 32}))
+        with self.assertRaises((ValueError, RuntimeError)):
+            wider.load_grown(small.state_dict())
+
+    def test_a_grown_run_with_frozen_embeddings_keeps_the_sources_table_exactly(self):
+        d = tempfile.mkdtemp()
+        try:
+            model = {"hidden": 16, "heads": 2, "mlp_ratio": 2, "time_dim": 8, "d": 4, "dropout": 0.0,
+                     "objective": "ce", "self_condition": True, "clean_flags": True}
+            train = {"batch_size": 8, "max_steps": 3, "ckpt_every": 3, "log_every": 1, "warmup": 1, "threads": 1,
+                     "lr": 1e-2}
+            env = {**os.environ, "PYTHONPATH": ROOT}
+
+            def run(name, layers, **extra):
+                cfg = os.path.join(d, f"{name}.json")
+                with open(cfg, "w") as f:
+                    json.dump({"name": name, "data": {"train": TRAIN, "limit": 100},
+                               "model": {**model, "layers": layers}, "train": {**train, **extra}}, f)
+                r = subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir",
+                                    os.path.join(d, name)], cwd=ROOT, env=env, capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return r.stdout, torch.load(os.path.join(d, name, "ckpt.pt"), weights_only=False)
+
+            _, src = run("src", 1)
+            torch.save(src["ema"], os.path.join(d, "src.pt"))
+            out, grown = run("grown", 2, init_from=os.path.join(d, "src.pt"), freeze_embeddings=True)
+            self.assertIn("grown by 1 identity layer", out)
+            self.assertTrue(torch.equal(grown["ema"]["emb.weight"], src["ema"]["emb.weight"]))
+            self.assertTrue(torch.equal(grown["model"]["emb.weight"], src["ema"]["emb.weight"]))
+            self.assertFalse(torch.equal(grown["ema"]["blocks.0.mlp.0.weight"], src["ema"]["blocks.0.mlp.0.weight"]))
+        finally:
+            shutil.rmtree(d)
+
+
+if __name__ == "__main__":
+    unittest.main()
