@@ -76,10 +76,50 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
 }
 
 /**
- * The extent a run holds: textExtent when guidance is on, nothing held otherwise (an unguided run leaves the length
- * to the model, so guided and unguided runs can be compared).
+ * A bundle's rule for the text length a record asks for (manifest text_length, training/dlm_train/text_length.py):
+ * round(intercept + per_record_token x the record's tokens).
  */
-export function runExtent(guidance: { enabled: boolean; strength: number }, m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): TextExtent {
-  if (!guidance.enabled || !(guidance.strength > 0)) return { held, exclude: null, rest: soft };
+export interface TextLengthRule {
+  intercept: number;
+  per_record_token: number;
+}
+
+/**
+ * Data-to-text's text length by the bundle's rule: when the whole record segment is held and no text position is,
+ * the rule's length for the record's tokens (its held tokens other than <pad>), within the text segment; else null.
+ */
+export function recordTextLength(rule: TextLengthRule, m: CanvasOf, held: Int32Array): { tokens: number; recordTokens: number } | null {
+  const rec = m.canvas.segments.find((s) => s.name === 'record');
+  const text = m.canvas.segments.find((s) => s.name === 'text');
+  if (!rec || !text) return null;
+  const recordHeld = Array.from(held.subarray(rec.start, rec.start + rec.length));
+  if (recordHeld.some((t) => t < 0) || held.subarray(text.start, text.start + text.length).some((t) => t >= 0)) return null;
+  const recordTokens = recordHeld.filter((t) => t !== PAD).length;
+  const tokens = Math.max(1, Math.min(text.length - 1, Math.floor(rule.intercept + rule.per_record_token * recordTokens + 0.5)));
+  return { tokens, recordTokens };
+}
+
+/** How a run's note on a length held by the bundle's text length rule begins (the eval counts them). */
+export const RECORD_LENGTH_NOTE = 'the text\'s length is held at';
+
+/** Soft targets that say where a text ends (a length, a POS template, phrase spans): they decide, not the rule. */
+const saysLength = (t: SoftTarget) => active(t) && (t.kind === 'length' || t.kind === 'pos' || t.kind === 'spans');
+
+/**
+ * The extent a run holds: textExtent when guidance is on, nothing held otherwise (an unguided run leaves the length
+ * to the model, so guided and unguided runs can be compared). Data-to-text with a bundle's text length rule holds
+ * the rule's length, guided or not, unless a guided target says the length itself; `notes` says what it held.
+ */
+export function runExtent(
+  guidance: { enabled: boolean; strength: number }, m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[],
+  barred: number[] = [], rule?: TextLengthRule | null, notes?: string[],
+): TextExtent {
+  const guided = guidance.enabled && guidance.strength > 0;
+  const predicted = rule && !(guided && soft.some(saysLength)) ? recordTextLength(rule, m, held) : null;
+  if (predicted) {
+    notes?.push(`${RECORD_LENGTH_NOTE} ${predicted.tokens} tokens, the bundle's text_length for a record of ${predicted.recordTokens} tokens (a length constraint asks for another)`);
+    return { ...textExtent(m, [{ kind: 'length', tokens: predicted.tokens, weight: 1 }], held, warnings, barred), rest: soft };
+  }
+  if (!guided) return { held, exclude: null, rest: soft };
   return textExtent(m, soft, held, warnings, barred);
 }

@@ -93,8 +93,9 @@ export class Runtime {
     const set = request.constraints;
     const sampler = set.sampler;
     const warnings: string[] = [];
+    const notes: string[] = [];
     const logitsCache = job.logitsCache ?? process.env.DLM_MASKED_CACHE !== '0';
-    const run = await l.family.prepare({ host: this.host, bundle, state: l.state, provider, sampler, warnings, logitsCache });
+    const run = await l.family.prepare({ host: this.host, bundle, state: l.state, provider, sampler, warnings, notes, logitsCache });
     const tLoaded = performance.now();
 
     const N = m.canvas.length;
@@ -160,6 +161,7 @@ export class Runtime {
         totalMs: tEnd - t0,
       },
       warnings,
+      ...(notes.length ? { notes } : {}),
       ...(calls !== undefined ? { denoiserCalls: calls } : {}),
       ...(denoiserMs !== undefined ? { denoiserMs } : {}),
       ...(guideMs !== undefined ? { guideMs } : {}),

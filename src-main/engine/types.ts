@@ -174,6 +174,8 @@ export interface RunSummary {
   error?: string;
   /** Things the run could not honour but did not fail on (e.g. a control the bundle has no classifier for). */
   warnings?: string[];
+  /** What the run chose for itself that a person may want to know (e.g. the text length it held for a record). */
+  notes?: string[];
   /** Denoiser calls while sampling, when the family counts them (the masked family reuses logits while no token changes). */
   denoiserCalls?: number;
   /** Milliseconds of those calls, when the family counts them. */

@@ -95,6 +95,7 @@ export function renderMarkdown(r: EvalResults): string {
   if (d) {
     L.push(`Data-to-text (record held on the canvas, text generated): BLEU-4 over ${d.items} of ${d.totalMrs} ${split} MRs, multi-reference`);
     L.push(`(${d.references} references, grouped by MR as in the official evaluation; mteval-v13a tokenization, lowercased).`);
+    if (d.lengthHeld) L.push(`The text's length was held where the bundle's text_length rule puts it for the record in ${d.lengthHeld} of ${d.items} items.`);
     L.push('');
     L.push('| system | BLEU | n-gram precisions (1-4) | brevity penalty |');
     L.push('| --- | ---: | --- | ---: |');

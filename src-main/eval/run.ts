@@ -10,6 +10,7 @@ import { relative } from 'node:path';
 import type { z } from 'zod';
 import { type CONTINUOUS_SAMPLERS, guidanceSettings, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
+import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
 import { DIFFUSION_LM_E2E, TGEN_E2E_TEST } from './published';
@@ -150,6 +151,8 @@ export interface EvalResults {
     secondsPerItem: number;
     /** Set when the time budget cut the item list short. */
     stoppedEarly?: string;
+    /** Items whose text length the bundle's text_length rule held (absent for bundles without one). */
+    lengthHeld?: number;
     examples: { record: Record<string, string>; text: string }[];
     error?: string;
   };
@@ -396,6 +399,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     let seconds = 0;
     let error: string | undefined;
     let stoppedEarly: string | undefined;
+    let lengthHeld = 0;
     try {
       for (let i = 0; i < items.length; i++) {
         // keep a share of the budget for text-to-record
@@ -412,6 +416,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         device ??= g.summary.device;
         seconds += g.seconds;
         hyps.push(g.outputs[0]?.text.trim() ?? '');
+        if ((g.summary.notes ?? []).some((n) => n.startsWith(RECORD_LENGTH_NOTE))) lengthHeld++;
       }
     } catch (e) {
       error = (e as Error).message;
@@ -429,6 +434,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
       tgenBleu: TGEN_E2E_TEST.bleu,
       secondsPerItem: hyps.length ? seconds / hyps.length : 0,
       examples: done.slice(0, 3).map((g, i) => ({ record: g.record, text: hyps[i]! })),
+      ...(lengthHeld ? { lengthHeld } : {}),
       ...(stoppedEarly ? { stoppedEarly } : {}),
       ...(error ? { error } : {}),
     };
@@ -448,6 +454,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     let seconds = 0;
     let error: string | undefined;
     let stoppedEarly: string | undefined;
+    let lengthHeld = 0;
     try {
       for (let i = 0; i < items.length; i++) {
         if (overBudget()) {

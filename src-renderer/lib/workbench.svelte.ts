@@ -54,6 +54,8 @@ export interface WatchedRun {
   events: number;
   error: string | null;
   warnings: string[];
+  /** What the run chose for itself (e.g. the text length it held for a record). */
+  notes: string[];
   device: DeviceReport | null;
   timings: { totalMs: number; perStepMs: number } | null;
 }
@@ -171,6 +173,7 @@ export class Workbench {
         events: 0,
         error: null,
         warnings: [],
+        notes: [],
         device: null,
         timings: null,
       };
@@ -227,6 +230,7 @@ export class Workbench {
     run.live = run.live.map((l) => ({ ...l, changed: l.changed.map(() => false), recordChanged: l.recordChanged.map(() => false), changes: 0 }));
     if (e.summary) {
       run.warnings = e.summary.warnings ?? [];
+      run.notes = e.summary.notes ?? [];
       run.device = e.summary.device;
       run.timings = { totalMs: e.summary.timings.totalMs, perStepMs: e.summary.timings.perStepMs };
     }
@@ -458,6 +462,7 @@ export class Workbench {
         events: 0,
         error: null,
         warnings: [],
+        notes: [],
         device: null,
         timings: null,
       };

@@ -26,7 +26,8 @@ import torch
 from . import sample as S
 from .bundle import FORMAT, add_files_and_rehash, read_warm_start, write_manifest
 from .reference_weights import round_weights_to_float16, save_reference_weights
-from .paths import E2E_DATA
+from .paths import E2E_DATA, expand
+from . import text_length as TL
 from .data import CanvasLayout, E2E_FIELDS, canonical_record, encode_split, read_corpus
 from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
 from .schedule import MAX_SPACING, training_schedule
@@ -229,6 +230,7 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
               *([f"- Length: the text's <end> and the padding after it were given clean in "
                  f"{tr['config']['train']['p_tail_clean']:.0%} of the examples, so the studio holds a length target "
                  f"(manifest denoiser.held_length)."] if m["denoiser"].get("held_length") else []),
+              *([f"- {TL.card_lines(m['text_length'], m['text_length']['fitted_on'])[0]}"] if m.get("text_length") else []),
               f"- Hardware: {tr['hardware']}.",
               f"- Optimizer: AdamW, lr {tr['config']['train']['lr']} with {tr['config']['train']['warmup']} warmup "
               f"steps then linear decay, grad clip {tr['config']['train']['grad_clip']}, EMA "
@@ -307,6 +309,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "the step spacing exponent (1: evenly spaced; below 1: more steps at high noise)")
     ap.add_argument("--defaults-measured", default="", help="with --default-steps: how the defaults were chosen "
                     "(sampler_defaults.measured)")
+    ap.add_argument("--text-length-quantile", type=float, default=None, help="a denoiser that holds a length with a "
+                    "record segment: fit manifest text_length (the text length a record asks for, text_length.py) on "
+                    "the run's training corpus at this residual quantile (absent: no rule)")
     args = ap.parse_args(argv)
     if args.default_steps is not None and not 1 <= args.default_steps <= 2000:
         ap.error(f"--default-steps {args.default_steps}: must be 1..2000")
@@ -383,6 +388,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                                         **({"eta": args.default_eta} if args.default_sampler == "ddim" else {}),
                                         **({"spacing": args.default_spacing} if args.default_spacing != 1.0 else {}),
                                         **({"measured": args.defaults_measured} if args.defaults_measured else {})}
+    if args.text_length_quantile is not None:
+        if not (manifest["denoiser"].get("held_length") and layout.record_len):
+            raise SystemExit("--text-length-quantile: the model does not hold a length (train.p_tail_clean) or has no "
+                             "record segment")
+        manifest["text_length"] = {**TL.fit(TL.corpus_pairs(tok, expand(dc["train"]), dc.get("limit")), args.text_length_quantile),
+                                   "fitted_on": os.path.basename(dc["train"])}
     write_manifest(args.out, manifest)
     files = ["denoiser.onnx", "embeddings.f32", "vocab.json", "denoiser.pt"]
     add_files_and_rehash(args.out, files)

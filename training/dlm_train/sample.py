@@ -31,6 +31,7 @@ from .data import CanvasLayout, canonical_record, parse_mr
 from .model import Denoiser, ModelConfig
 from .prng import normals, sample_seeds
 from .schedule import MAX_SPACING, respace
+from .text_length import predict as predict_length
 from .tokenizer import END, PAD, SEP, Tokenizer
 
 
@@ -42,6 +43,8 @@ class Reference:
     layout: CanvasLayout
     T: int
     s: float
+    # manifest text_length when the denoiser holds a length: data-to-text holds <end> where the record says
+    text_length: Optional[dict] = None
 
     @property
     def d(self) -> int:
@@ -65,7 +68,8 @@ def load_bundle(bundle_dir: str, verify: bool = True) -> Reference:
     emb = torch.from_numpy(raw.reshape(len(tok), e["dim"]).copy())
     segs = {sg["name"]: sg for sg in m["canvas"]["segments"]}
     layout = CanvasLayout(m["canvas"]["length"], segs["record"]["length"] if "record" in segs else 0)
-    return Reference(model, emb, tok, layout, m["schedule"]["T"], m["schedule"]["s"])
+    rule = m.get("text_length") if m["denoiser"].get("held_length") else None
+    return Reference(model, emb, tok, layout, m["schedule"]["T"], m["schedule"]["s"], rule)
 
 
 def from_model(model: Denoiser, tok: Tokenizer, layout: CanvasLayout, T: int = 2000, s: float = 1e-4) -> Reference:
@@ -81,14 +85,40 @@ def load_run_reference(run_dir: str) -> Reference:
     return from_model(model, tok, layout, ck["config"]["schedule"]["T"], ck["config"]["schedule"]["s"])
 
 
-def nearest(x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-    """ids of the nearest embedding (L2) per position; x [B, N, d] -> [B, N]."""
+def nearest(x: torch.Tensor, emb: torch.Tensor, barred: Optional[tuple] = None) -> torch.Tensor:
+    """ids of the nearest embedding (L2) per position; x [B, N, d] -> [B, N]. barred: (positions [B, N] bool,
+    token ids) never chosen at those positions."""
     d2 = (x * x).sum(-1, keepdim=True) - 2.0 * torch.matmul(x, emb.t()) + (emb * emb).sum(-1)
+    if barred is not None:
+        where, ids = barred
+        d2[..., ids] = torch.where(where.unsqueeze(-1), torch.tensor(float("inf")), d2[..., ids])
     return d2.argmin(-1)
 
 
+def whitespace_ids(tok: Tokenizer) -> List[int]:
+    """Whitespace-only tokens (the engine's whitespaceTokens): a held length bars them, the word count not seeing them."""
+    return [i for i, t in enumerate(tok.tokens) if t and not t.strip()]
+
+
+def barred_before_end(ref: Reference, given: np.ndarray, held: np.ndarray, n: int):
+    """A held <end> in the text with free positions before it (a held length, as the engine's textExtent holds it):
+    <end>, <pad> and whitespace-only tokens are never chosen there. None when no row has one."""
+    L = ref.layout
+    g = np.broadcast_to(given, (n, L.length))
+    h = np.broadcast_to(held, (n, L.length))
+    where = np.zeros((n, L.length), dtype=bool)
+    for b in range(n):
+        ends = [p for p in range(L.text_start, L.length) if h[b, p] and g[b, p] == END]
+        if ends:
+            where[b, L.text_start:ends[0]] = ~h[b, L.text_start:ends[0]]
+    if not where.any():
+        return None
+    return torch.from_numpy(where), torch.tensor([END, PAD, *whitespace_ids(ref.tok)])
+
+
 def held_canvas(ref: Reference, record: Optional[dict] = None, text: Optional[str] = None):
-    """Token ids and a held mask for data-to-text (record given) or text-to-record (text given)."""
+    """Token ids and a held mask for data-to-text (record given) or text-to-record (text given). Data-to-text with a
+    bundle's text_length rule also holds <end> where the rule puts it, <pad> after (text_length.py)."""
     L = ref.layout
     ids = np.zeros(L.length, dtype=np.int64)
     held = np.zeros(L.length, dtype=bool)
@@ -101,6 +131,11 @@ def held_canvas(ref: Reference, record: Optional[dict] = None, text: Optional[st
         ids[:L.record_len] = r + [PAD] * (L.record_len - len(r))
         ids[L.record_len] = SEP
         held[:L.text_start] = True
+        if text is None and ref.text_length:
+            n = predict_length(ref.text_length, len(r), L.text_len)
+            ids[L.text_start + n] = END
+            ids[L.text_start + n + 1:] = PAD
+            held[L.text_start + n:] = True
     if text is not None:
         t = ref.tok.encode(text) + [END]
         if len(t) > L.text_len:
@@ -174,9 +209,11 @@ def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optio
         return torch.from_numpy(np.stack([normals(sj, k_index * nd, nd) for sj in seeds]).reshape(n, L, d))
 
     emb = ref.emb
+    barred = None
     if held is not None:
         held_t = torch.from_numpy(np.broadcast_to(held, (n, L)).copy()).unsqueeze(-1)
         given_emb = emb[torch.from_numpy(np.broadcast_to(given, (n, L)).copy())]
+        barred = barred_before_end(ref, given, held, n)
     x = draw(0)
     cfg = ref.model.cfg
     # recipe-B inputs: the previous raw x0 estimate (zeros first) and the held positions as clean flags
@@ -194,7 +231,7 @@ def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optio
         if x_sc is not None:
             x_sc = x0
         if clamp:
-            x0 = emb[nearest(x0, emb)]
+            x0 = emb[nearest(x0, emb, barred)]
         if held is not None:
             x0 = torch.where(held_t, given_emb, x0)
         if sampler == "ancestral":
@@ -222,7 +259,7 @@ def sample(ref: Reference, n: int, steps: int = 200, seed: int = 0, given: Optio
         x = x.float()
         if step_times is not None:
             step_times.append(time.perf_counter() - t0)
-    return nearest(x, emb).numpy()
+    return nearest(x, emb, barred).numpy()
 
 
 def decode(ref: Reference, ids: Sequence[int]) -> dict:

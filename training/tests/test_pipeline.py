@@ -300,15 +300,24 @@ class QuantizeTest(unittest.TestCase):
                            "model": {"hidden": 64, "layers": 1, "heads": 2, "mlp_ratio": 2, "time_dim": 8,
                                      "objective": "ce", "self_condition": True, "clean_flags": True},
                            "train": {"batch_size": 8, "max_steps": 2, "ckpt_every": 2, "log_every": 1,
-                                     "warmup": 1, "threads": 1}}, f)
+                                     "warmup": 1, "threads": 1, "p_tail_clean": 0.3}}, f)
             run, out = os.path.join(d, "run"), os.path.join(d, "bundle")
             env = {**os.environ, "PYTHONPATH": ROOT}
             subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir", run],
                            check=True, cwd=ROOT, env=env, capture_output=True)
             X.main(["--run", run, "--out", out, "--dev", "", "--card-samples", "1", "--card-steps", "3",
-                    "--verify-node"])
+                    "--verify-node", "--text-length-quantile", "0.6"])
             with open(os.path.join(out, "manifest.json")) as f:
-                self.assertEqual(set(json.load(f)["denoiser"]["inputs"]), {"x_t", "t", "x_self_cond", "clean"})
+                m = json.load(f)
+            self.assertEqual(set(m["denoiser"]["inputs"]), {"x_t", "t", "x_self_cond", "clean"})
+            # trained with the tail given clean: it holds a length, and data-to-text holds the corpus fit's
+            self.assertTrue(m["denoiser"]["held_length"])
+            self.assertEqual((m["text_length"]["examples"], m["text_length"]["quantile"]), (200, 0.6))
+            with open(os.path.join(out, "DATA_CARD.md")) as f:
+                self.assertIn("manifest `text_length`", f.read())
+            ref = S.load_bundle(out)
+            ids, held = S.held_canvas(ref, {"name": "The Vaults", "eatType": "pub"})
+            self.assertEqual(int((ids[ref.layout.text_start:] == END).sum()), 1)
             assert_float16_reference(self, out)
             feeds = calibration_inputs(out, samples=2, steps=4, rows=16)
             self.assertEqual(set(feeds), {"x_t", "t", "x_self_cond", "clean"})

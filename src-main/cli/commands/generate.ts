@@ -188,7 +188,7 @@ export const generateCommand: CliCommand = {
     });
     const early: { runId: number; output: GeneratedOutput }[] = [];
     const offs: (() => void)[] = [];
-    const finished = new Promise<{ status: string; error: string | null; device: string | null; warnings: string[] }>((resolveDone) => {
+    const finished = new Promise<{ status: string; error: string | null; device: string | null; warnings: string[]; notes: string[] }>((resolveDone) => {
       offs.push(
         client.on('run.progress', (p) => {
           if (p.runId !== runId) return;
@@ -205,7 +205,7 @@ export const generateCommand: CliCommand = {
         }),
         client.on('run.finished', (e) => {
           if (e.runId !== runId) return;
-          resolveDone({ status: e.status, error: e.error, device: e.summary?.device.active ?? null, warnings: e.summary?.warnings ?? [] });
+          resolveDone({ status: e.status, error: e.error, device: e.summary?.device.active ?? null, warnings: e.summary?.warnings ?? [], notes: e.summary?.notes ?? [] });
         }),
       );
     });
@@ -224,6 +224,7 @@ export const generateCommand: CliCommand = {
       }
       const done = await finished;
       for (const w of done.warnings) ctx.err(`warning: ${w}`);
+      for (const n of done.notes) ctx.err(`note: ${n}`);
       if (done.status !== 'completed') {
         throw new CliError(done.status === 'cancelled' ? 'CONFLICT' : 'INTERNAL', `run ${runId} ${done.status}${done.error ? `: ${done.error}` : ''}`);
       }

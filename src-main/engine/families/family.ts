@@ -56,6 +56,8 @@ export interface RunSetup<M extends FamilyManifestBase, S> {
   sampler: SamplerSettings;
   /** Things the run cannot honour but does not fail on. */
   warnings: string[];
+  /** What the run chose for itself that a person may want to know (e.g. the text length it held for a record). */
+  notes: string[];
   /**
    * Whether a family that can reuse denoiser outputs across steps does so (the masked family: logits while no token
    * changed). false only for comparisons (EngineOptions.logitsCache, DLM_MASKED_CACHE=0): the same tokens, more calls.

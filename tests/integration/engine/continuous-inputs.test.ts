@@ -42,6 +42,13 @@ beforeAll(() => {
   const m3 = JSON.parse(readFileSync(join(root, 'held', 'manifest.json'), 'utf8'));
   m3.denoiser.held_length = true;
   writeFileSync(join(root, 'held', 'manifest.json'), JSON.stringify(m3));
+  // and predicts a record's text length: 1 + 0.5 x record tokens
+  writeMicroBundle(join(root, 'heldlen'), { id: 'heldlen', extraInputs: true });
+  writeFileSync(join(root, 'heldlen', 'manifest.json'), JSON.stringify({ ...m3, id: 'heldlen', text_length: { intercept: 1, per_record_token: 0.5 } }));
+  // a text length rule without a held length
+  writeMicroBundle(join(root, 'lenonly'), { id: 'lenonly', extraInputs: true });
+  const m5 = JSON.parse(readFileSync(join(root, 'lenonly', 'manifest.json'), 'utf8'));
+  writeFileSync(join(root, 'lenonly', 'manifest.json'), JSON.stringify({ ...m5, text_length: { intercept: 1, per_record_token: 0.5 } }));
   // says so without the clean input
   writeMicroBundle(join(root, 'noclean'), { id: 'noclean' });
   const m4 = JSON.parse(readFileSync(join(root, 'noclean', 'manifest.json'), 'utf8'));
@@ -119,6 +126,32 @@ describe('optional continuous denoiser inputs (x_self_cond, clean)', () => {
     // guidance off: nothing held, so the random micro denoiser does not end there (it is not trained to)
     const free = await tokens('held', { version: 1, constraints: [{ kind: 'length', tokens: 4 }], sampler: { steps: 6, samples: 4, seed: 3, guidance: { enabled: false } } });
     expect(free.every((row) => row[text + 4] === END && row.slice(text, text + 4).every((v) => v !== END && v !== PAD))).toBe(false);
+  });
+
+  it('manifest text_length: data-to-text holds <end> where the record says, guided or not, and notes it; a guided length asks for another', async () => {
+    const text = MICRO.record + 1;
+    const record = { kind: 'record' as const, value: { name: 'Alimentum', area: 'riverside' } };
+    for (const guidance of [{}, { enabled: false }]) {
+      const outs: GeneratedOutput[] = [];
+      const set = { version: 1, constraints: [record], sampler: { steps: 6, samples: 3, seed: 4, guidance } } as ConstraintSetInput as GenerateRequest['constraints'];
+      const summary = await engine.generate({ model: 'heldlen', device: 'cpu', constraints: set }, { onOutput: (o) => outs.push(o) });
+      const recordTokens = outs[0]!.tokens.slice(0, MICRO.record).filter((t) => t !== PAD).length;
+      const n = Math.floor(1 + 0.5 * recordTokens + 0.5);
+      for (const o of outs) {
+        const t = o.tokens.slice(text);
+        expect(t[n], `<end> at text position ${n}`).toBe(END);
+        expect(t.slice(0, n).some((v) => v === END || v === PAD)).toBe(false);
+      }
+      expect(summary.notes).toEqual([`the text's length is held at ${n} tokens, the bundle's text_length for a record of ${recordTokens} tokens (a length constraint asks for another)`]);
+    }
+    const asked = await tokens('heldlen', { version: 1, constraints: [record, { kind: 'length', tokens: 9 }], sampler: { steps: 6, samples: 2, seed: 4 } });
+    for (const row of asked) expect(row[text + 9]).toBe(END);
+    // text-to-record: the text is held, nothing is predicted
+    const t2r = await engine.generate({ model: 'heldlen', device: 'cpu', constraints: { version: 1, constraints: [{ kind: 'text', value: 'Alimentum is by the river.' }], sampler: { steps: 2, samples: 1 } } as ConstraintSetInput as GenerateRequest['constraints'] }, {});
+    expect(t2r.notes).toBeUndefined();
+    await expect(engine.generate({ model: 'lenonly', device: 'cpu', constraints: { version: 1, constraints: [], sampler: { steps: 2, samples: 1 } } as ConstraintSetInput as GenerateRequest['constraints'] }, {})).rejects.toMatchObject({
+      code: 'BUNDLE_INVALID', message: expect.stringMatching(/text_length: a text length rule needs a denoiser that holds a length/),
+    });
   });
 
   it('a held length needs no length classifier (none is warned about, as it is without held_length); held_length without the clean input is refused by name', async () => {

@@ -102,7 +102,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
     }
   },
 
-  async prepare({ host, bundle, state, provider, sampler, warnings }) {
+  async prepare({ host, bundle, state, provider, sampler, warnings, notes }) {
     const m = bundle.manifest;
     const dir = bundle.dir;
     const precision = resolvePrecision(sampler.precision, provider, !!m.denoiser.int8, m.id);
@@ -125,8 +125,9 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
     return {
       precision,
       async plan(compiled, held) {
-        // a denoiser trained with <end> given clean holds a length (as a masked model does) when guidance is on
-        const pin = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces) : { held, exclude: null, rest: compiled.soft };
+        // a denoiser trained with <end> given clean holds a length (as a masked model does) when guidance is on, and
+        // for data-to-text where the bundle has a text length rule
+        const pin = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces, m.text_length, notes) : { held, exclude: null, rest: compiled.soft };
         const projectors: Projector[] = [...compiled.hard];
         const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize);
         if (rounding) {

@@ -63,6 +63,11 @@ export const continuousManifestSchema = z.object({
     held_length: z.boolean().optional(),
   }).passthrough(),
   sampler_defaults: continuousSamplerDefaults.optional(),
+  /**
+   * Data-to-text's text length from the record (training/dlm_train/text_length.py), for a denoiser that holds a
+   * length: <end> held at round(intercept + per_record_token x record tokens) unless a run asks for a length.
+   */
+  text_length: z.object({ intercept: z.number(), per_record_token: z.number() }).passthrough().optional(),
 }).passthrough();
 export type ContinuousManifest = z.infer<typeof continuousManifestSchema>;
 
@@ -99,6 +104,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
       if (!known) c.fail(`denoiser.inputs.${name}`, `unknown denoiser input (known: ${Object.keys(CONTINUOUS_INPUTS).join(', ')})`);
       else if (spec.replace(/\s+/g, '') !== known.spec) c.fail(`denoiser.inputs.${name}`, `must be ${known.spec}, got ${spec}`);
     }
+    if (m.text_length && !m.denoiser.held_length) c.fail('text_length', 'a text length rule needs a denoiser that holds a length (denoiser.held_length)');
     if (m.denoiser.held_length && !m.denoiser.inputs?.clean) c.fail('denoiser.held_length', 'a held length needs the clean input (denoiser.inputs.clean), which tells the denoiser where <end> is given');
     const d = m.sampler_defaults;
     if (d) {

@@ -1,0 +1,63 @@
+/**
+ * Data-to-text's text length from the record (extent.ts recordTextLength / runExtent with a bundle's text_length
+ * rule): the rule's arithmetic, when it applies (the record held, the text free), and that a guided length, POS
+ * template or span target decides instead.
+ */
+import { describe, expect, it } from 'vitest';
+import { recordTextLength, runExtent } from '../../../src-main/engine/extent';
+import { END, PAD } from '../../../src-main/engine/tokenizer';
+
+// record positions 0..3, text positions 4..11
+const m = { canvas: { segments: [{ name: 'record', start: 0, length: 4 }, { name: 'text', start: 4, length: 8 }] } };
+const rule = { intercept: 0.6, per_record_token: 1.5 };
+/** A canvas with a record of `n` tokens (padded) held and the text free. */
+const recordOf = (n: number) => Int32Array.from({ length: 12 }, (_, i) => (i < 4 ? (i < n ? 20 + i : PAD) : -1));
+const on = { enabled: true, strength: 1 };
+const off = { enabled: false, strength: 1 };
+
+describe('the text length a record asks for', () => {
+  it('round(intercept + per_record_token x record tokens), the padding not counted, within the text segment', () => {
+    expect(recordTextLength(rule, m, recordOf(2))).toEqual({ tokens: 4, recordTokens: 2 }); // 3.6
+    expect(recordTextLength(rule, m, recordOf(3))).toEqual({ tokens: 5, recordTokens: 3 }); // 5.1
+    expect(recordTextLength({ intercept: 0.5, per_record_token: 1 }, m, recordOf(3))!.tokens).toBe(4); // 3.5 rounds up
+    expect(recordTextLength({ intercept: 40, per_record_token: 1 }, m, recordOf(1))!.tokens).toBe(7); // <end> needs a place
+    expect(recordTextLength({ intercept: -9, per_record_token: 1 }, m, recordOf(1))!.tokens).toBe(1);
+  });
+
+  it('applies only to data-to-text: the whole record held and no text position held', () => {
+    const partial = recordOf(4);
+    partial[3] = -1;
+    expect(recordTextLength(rule, m, partial)).toBeNull();
+    const textToo = recordOf(2);
+    textToo[6] = 30;
+    expect(recordTextLength(rule, m, textToo)).toBeNull();
+    expect(recordTextLength(rule, m, new Int32Array(12).fill(-1))).toBeNull();
+    expect(recordTextLength(rule, { canvas: { segments: [{ name: 'text', start: 0, length: 12 }] } }, new Int32Array(12).fill(-1))).toBeNull();
+  });
+
+  it('a run holds <end> there, guided or not, bars <end>, <pad> and the given tokens before it, and says so in a note', () => {
+    for (const g of [on, off]) {
+      const notes: string[] = [];
+      const sentiment = { kind: 'sentiment' as const, label: 'positive', index: 1 };
+      const r = runExtent(g, m, [sentiment], recordOf(2), [], [9], rule, notes);
+      expect([...r.held].slice(4)).toEqual([-1, -1, -1, -1, END, PAD, PAD, PAD]);
+      expect(r.exclude!.get(4)).toEqual([END, PAD, 9]);
+      expect(r.exclude!.has(8)).toBe(false);
+      expect(r.rest).toEqual([sentiment]); // other targets are still guided
+      expect(notes).toEqual(['the text\'s length is held at 4 tokens, the bundle\'s text_length for a record of 2 tokens (a length constraint asks for another)']);
+    }
+  });
+
+  it('a guided length, POS template or spans decide instead; unguided, the rule stands; no rule, nothing held', () => {
+    const length = { kind: 'length' as const, tokens: 6, index: 0 };
+    expect([...runExtent(on, m, [length], recordOf(2), [], [], rule).held].slice(4)).toEqual([-1, -1, -1, -1, -1, -1, END, PAD]);
+    expect([...runExtent(on, m, [{ kind: 'pos', tags: ['PROPN', 'VERB'] }], recordOf(2), [], [], rule).held].slice(4, 7)).toEqual([-1, -1, END]);
+    const spans = runExtent(on, m, [{ kind: 'spans', spans: [[0, 1, 'NP']] }], recordOf(2), [], [], rule);
+    expect([...spans.held].slice(4).every((t) => t === -1)).toBe(true);
+    // guidance off: the targets are not steered, so the rule holds its own length
+    expect([...runExtent(off, m, [length], recordOf(2), [], [], rule).held].slice(4)).toEqual([-1, -1, -1, -1, END, PAD, PAD, PAD]);
+    expect([...runExtent(off, m, [], recordOf(2), [], [], null).held].slice(4).every((t) => t === -1)).toBe(true);
+    // a disabled (weight 0) length says nothing
+    expect([...runExtent(on, m, [{ ...length, weight: 0 }], recordOf(2), [], [], rule).held].slice(8)).toEqual([END, PAD, PAD, PAD]);
+  });
+});
