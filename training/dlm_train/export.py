@@ -231,6 +231,9 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
                  f"{tr['config']['train']['p_tail_clean']:.0%} of the examples, so the studio holds a length target "
                  f"(manifest denoiser.held_length)."] if m["denoiser"].get("held_length") else []),
               *([f"- {TL.card_lines(m['text_length'], m['text_length']['fitted_on'])[0]}"] if m.get("text_length") else []),
+              *([f"- Sampling: the denoiser's x0 estimate is softmax(logits / {xt:g}) @ E (trained at 1; a sharper "
+                 f"estimate for the sampler to clamp and self-condition on, chosen on dev MRs)."]
+                if (xt := m["denoiser"].get("x0_temperature", 1.0)) != 1.0 else []),
               f"- Hardware: {tr['hardware']}.",
               f"- Optimizer: AdamW, lr {tr['config']['train']['lr']} with {tr['config']['train']['warmup']} warmup "
               f"steps then linear decay, grad clip {tr['config']['train']['grad_clip']}, EMA "
@@ -312,6 +315,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--text-length-quantile", type=float, default=None, help="a denoiser that holds a length with a "
                     "record segment: fit manifest text_length (the text length a record asks for, text_length.py) on "
                     "the run's training corpus at this residual quantile (absent: no rule)")
+    ap.add_argument("--x0-temperature", type=float, default=1.0, help="recipe B: the exported denoiser's x0 is "
+                    "softmax(logits / T) @ E (below 1: a sharper estimate; the graph, denoiser.pt's model_config and so "
+                    "the reference sampler carry it)")
     args = ap.parse_args(argv)
     if args.default_steps is not None and not 1 <= args.default_steps <= 2000:
         ap.error(f"--default-steps {args.default_steps}: must be 1..2000")
@@ -320,6 +326,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     ck, model, tok, data_info, log = load_run(args.run, args.snapshot)
     cfg = ck["config"]
+    if args.x0_temperature != 1.0:
+        if model.cfg.objective != "ce" or not args.x0_temperature > 0:
+            raise SystemExit(f"--x0-temperature {args.x0_temperature}: a positive number, for a recipe-B (objective ce) "
+                             "model")
+        model.cfg.x0_temperature = args.x0_temperature
     bid = args.id or cfg["name"]
     layout = CanvasLayout(data_info["canvas"]["length"],
                           next((s["length"] for s in data_info["canvas"]["segments"] if s["name"] == "record"), 0))
@@ -360,7 +371,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                      "outputs": {"x0": "float32[B,N,d]"}, "opset": 14,
                      # trained with <end> and the padding after it given clean: the engine holds a length target
                      **({"held_length": True} if cfg["train"].get("p_tail_clean", 0) > 0 and model.cfg.clean_flags
-                        else {})},
+                        else {}),
+                     # the graph's x0 is softmax(logits / x0_temperature) @ E (informational: it is in the graph)
+                     **({"x0_temperature": model.cfg.x0_temperature} if model.cfg.x0_temperature != 1.0 else {})},
         "record_schema": data_info.get("record_schema") or {"fields": {}},
         "files": [],
         "training": {

@@ -30,6 +30,9 @@ class ModelConfig:
     objective: str = "mse"
     self_condition: bool = False  # the previous x0 estimate is an input (Analog Bits)
     clean_flags: bool = False     # a learned embedding marks positions given clean (DiffuSeq partial noising)
+    # "ce" only: x0 = softmax(logits / x0_temperature) @ E. Training uses 1; an export may set a lower one, which
+    # sharpens the estimate the sampler clamps and self-conditions on (chosen on dev, training/README.md)
+    x0_temperature: float = 1.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -87,6 +90,8 @@ class Denoiser(nn.Module):
         nn.init.normal_(self.emb.weight, std=1.0)
         if cfg.objective not in ("mse", "ce"):
             raise ValueError(f"model.objective: unknown value {cfg.objective!r} (known: mse, ce)")
+        if not cfg.x0_temperature > 0 or (cfg.x0_temperature != 1.0 and cfg.objective != "ce"):
+            raise ValueError(f"model.x0_temperature: {cfg.x0_temperature} (a positive number, for objective ce only)")
         d_in = 2 * cfg.d if cfg.self_condition else cfg.d
         self.in_proj = nn.Sequential(nn.Linear(d_in, h), nn.Tanh(), nn.Linear(h, h))
         if cfg.clean_flags:
@@ -127,7 +132,8 @@ class Denoiser(nn.Module):
         clean flags [B, N] (1 = position given) -> predicted x0 [B, N, d]."""
         out = self.trunk_output(x_t, t, x_sc, clean)
         if self.cfg.objective == "ce":
-            return torch.matmul(torch.softmax(out.float(), dim=-1), self.embeddings())
+            logits = out.float() if self.cfg.x0_temperature == 1.0 else out.float() / self.cfg.x0_temperature
+            return torch.matmul(torch.softmax(logits, dim=-1), self.embeddings())
         return out
 
     def rounding_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ denoiser trained with the same embedding table (train.freeze_embeddings).
 The classifiers read x_t = sqrt(abar) EMB(w) + noise, the lexicons and the scorer read tokens: none of them depends
 on the denoiser, only on the embeddings and the vocabulary. So a warm start that kept the table keeps them valid, and
 they are copied instead of retrained (retraining them briefly cost the 2.3 warm start guided POS success). Refused by
-name when the vocabularies or the embedding tables differ in a single byte.
+name when the vocabularies differ, or the embedding tables by more than float16 rounding.
 
     python3 -m training.guidance.carry --from models/e2e-default --to /path/to/new-bundle
 """
@@ -15,6 +15,8 @@ import os
 import shutil
 import sys
 from typing import List, Optional
+
+import numpy as np
 
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, sha256_file
 
@@ -38,6 +40,19 @@ def guidance_files(m: dict) -> List[str]:
     return sorted(set(files))
 
 
+def same_bytes(a: str, b: str) -> bool:
+    return sha256_file(a) == sha256_file(b)
+
+
+def same_table(a: str, b: str) -> bool:
+    """Equal float32 tables, up to the float16 rounding an export applies to the weights (export.py rounds them
+    before writing; a bundle exported before that kept float32)."""
+    if same_bytes(a, b):
+        return True
+    x, y = np.fromfile(a, dtype="<f4"), np.fromfile(b, dtype="<f4")
+    return x.shape == y.shape and bool(np.allclose(x, y, rtol=2e-3, atol=1e-4))
+
+
 def card_section(text: str, heading: str) -> Optional[List[str]]:
     """The lines of a DATA_CARD.md section after its heading, up to the next '## ' heading; None if absent."""
     if heading not in text:
@@ -49,9 +64,9 @@ def card_section(text: str, heading: str) -> Optional[List[str]]:
 
 def carry(src: str, dst: str) -> dict:
     ms, md = read_manifest(src), read_manifest(dst)
-    for name, a, b in (("tokenizer.vocab", ms["tokenizer"]["vocab"], md["tokenizer"]["vocab"]),
-                       ("embedding.file", ms["embedding"]["file"], md["embedding"]["file"])):
-        if sha256_file(os.path.join(src, a)) != sha256_file(os.path.join(dst, b)):
+    for name, a, b, same in (("tokenizer.vocab", ms["tokenizer"]["vocab"], md["tokenizer"]["vocab"], same_bytes),
+                             ("embedding.file", ms["embedding"]["file"], md["embedding"]["file"], same_table)):
+        if not same(os.path.join(src, a), os.path.join(dst, b)):
             raise ValueError(f"{dst}: {name} ({b}) differs from {src}'s: the guidance was trained for another "
                              "vocabulary or embedding table (train with train.freeze_embeddings from that bundle)")
     files = guidance_files(ms)

@@ -306,7 +306,7 @@ class QuantizeTest(unittest.TestCase):
             subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir", run],
                            check=True, cwd=ROOT, env=env, capture_output=True)
             X.main(["--run", run, "--out", out, "--dev", "", "--card-samples", "1", "--card-steps", "3",
-                    "--verify-node", "--text-length-quantile", "0.6"])
+                    "--verify-node", "--text-length-quantile", "0.6", "--x0-temperature", "0.5"])
             with open(os.path.join(out, "manifest.json")) as f:
                 m = json.load(f)
             self.assertEqual(set(m["denoiser"]["inputs"]), {"x_t", "t", "x_self_cond", "clean"})
@@ -315,7 +315,10 @@ class QuantizeTest(unittest.TestCase):
             self.assertEqual((m["text_length"]["examples"], m["text_length"]["quantile"]), (200, 0.6))
             with open(os.path.join(out, "DATA_CARD.md")) as f:
                 self.assertIn("manifest `text_length`", f.read())
+            # the sharper x0 is in the graph (checked against torch by --verify-node) and in the reference's config
+            self.assertEqual(m["denoiser"]["x0_temperature"], 0.5)
             ref = S.load_bundle(out)
+            self.assertEqual(ref.model.cfg.x0_temperature, 0.5)
             ids, held = S.held_canvas(ref, {"name": "The Vaults", "eatType": "pub"})
             self.assertEqual(int((ids[ref.layout.text_start:] == END).sum()), 1)
             assert_float16_reference(self, out)
