@@ -184,6 +184,32 @@ describe('compose and generate', () => {
     await h.screenshot('generate-text-to-data');
   });
 
+  it('runs data-to-text (a held record): the run notes the text length it held for the record', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    await page.getByTestId('compose-new').click();
+    if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
+    await page.getByTestId('compose-example').filter({ hasText: 'Describe a restaurant' }).click();
+    // without its length block the record alone decides the length (when the bundle has a text length rule)
+    await page.locator('[data-kind="length"]').getByTestId('block-enabled').uncheck();
+    await page.locator('[data-kind="length"] [data-testid="block-verdict"][data-status="disabled"]').waitFor();
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-steps').fill('8');
+    await page.getByTestId('generate-samples').fill('2');
+    const runId = await runFromGenerate(h, client);
+    expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
+    const detail = await client.call('runs.get', { runId });
+    expect(detail.outputs).toHaveLength(2);
+    // the bundled default has a text length rule; the tiny smoke-test bundle (used when the default is absent) has not
+    const ruled = detail.run.recipe.model.id === 'e2e-default';
+    const notes = await page.getByTestId('generate-note').allTextContents();
+    if (ruled) {
+      expect(notes).toHaveLength(1);
+      expect(notes[0]).toMatch(/^the text's length is held at \d+ tokens, the bundle's text_length for a record of \d+ tokens/);
+    } else expect(notes).toEqual([]);
+    await clearNotices(h);
+  });
+
   it('cancels a long run from the Cancel button', async () => {
     const { page } = h;
     await page.getByTestId('generate-steps').fill('2000');
