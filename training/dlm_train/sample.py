@@ -131,7 +131,7 @@ def held_canvas(ref: Reference, record: Optional[dict] = None, text: Optional[st
         ids[:L.record_len] = r + [PAD] * (L.record_len - len(r))
         ids[L.record_len] = SEP
         held[:L.text_start] = True
-        if text is None and ref.text_length:
+        if text is None and getattr(ref, "text_length", None):  # the masked reference shares this, without a rule
             n = predict_length(ref.text_length, len(r), L.text_len)
             ids[L.text_start + n] = END
             ids[L.text_start + n + 1:] = PAD
