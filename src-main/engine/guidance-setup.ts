@@ -28,6 +28,8 @@ export interface GuidanceSetup {
   d: number;
   /** Constraints the bundle cannot guide are named here. */
   warnings: string[];
+  /** The bundle's guidance weight per control, measured on dev (manifest guidance_defaults.weights; absent: 1). */
+  weights?: Partial<Record<string, number>>;
 }
 
 async function classifierRunner(host: EngineHost, dir: string, entry: ClassifierEntry, provider: Provider, remote: boolean): Promise<ClassifierRunner> {
@@ -68,6 +70,11 @@ function laneGuideStep(host: EngineHost, cfg: GuidanceConfig, files: Record<stri
   };
 }
 
+/** A control's guidance weight: the constraint's weight x the bundle's measured weight for the control x strength. */
+export function controlWeight(soft: Pick<SoftTarget, 'weight' | 'kind'>, weights: GuidanceSetup['weights'], strength: number): number {
+  return (soft.weight ?? 1) * (weights?.[soft.kind] ?? 1) * strength;
+}
+
 /** Guidance terms from the soft targets the bundle has classifiers for; null when nothing is guided. */
 export async function buildGuidance(s: GuidanceSetup): Promise<GuidanceConfig | null> {
   const { host, dir, manifest: m, settings: gs, provider, N, d, warnings } = s;
@@ -87,7 +94,7 @@ export async function buildGuidance(s: GuidanceSetup): Promise<GuidanceConfig | 
   const joint = m.joint_guidance;
   if (joint && process.env.DLM_GUIDANCE_JOINT !== '0' && guided.length && guided.every((soft) => joint.controls.includes(soft.kind))) {
     // one trunk pass for all controls
-    const weighted = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength }));
+    const weighted = guided.map((soft) => ({ soft, weight: controlWeight(soft, s.weights, gs.strength) }));
     const { files } = chooseJointGraph(joint, weighted);
     const runner = await jointRunner(host, dir, m, files, provider);
     const seg = m.canvas.segments.find((x) => x.name === joint.segment)!;
@@ -101,7 +108,7 @@ export async function buildGuidance(s: GuidanceSetup): Promise<GuidanceConfig | 
       const runner = await classifierRunner(host, dir, entry, provider, guided.length > 1 && i % 2 === 0);
       const seg = m.canvas.segments.find((x) => x.name === entry.segment)!;
       buildTargets(entry, soft, seg.length, runner.sessions.values().next().value);
-      terms.push(makeTerm(runner, soft, (soft.weight ?? 1) * gs.strength, seg.length, N, d));
+      terms.push(makeTerm(runner, soft, controlWeight(soft, s.weights, gs.strength), seg.length, N, d));
     }
   }
   if (!terms.length) return null;

@@ -21,7 +21,7 @@ import numpy as np
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, sha256_file
 
 # manifest fields that describe guidance, and the data-card sections their builders write
-FIELDS = ("classifiers", "joint_guidance", "lexicons", "scorer")
+FIELDS = ("classifiers", "joint_guidance", "lexicons", "scorer", "guidance_defaults")
 CARD_SECTIONS = ("## Fluency scorer", "## Joint guidance graph", "## Guidance classifiers and fluency scorer",
                  "## Token label lexicons")
 

@@ -345,6 +345,28 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     expect(guided.summary.warnings ?? []).toEqual([]);
   });
 
+  it('a control\'s weight in the manifest (guidance_defaults.weights) scales its guidance as the run\'s strength does', async () => {
+    // the same micro bundle, with sentiment weighted 2.5
+    const dir = join(root, 'weighted');
+    writeMicroBundle(dir, { id: 'weighted' });
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...m, guidance_defaults: { weights: { sentiment: 2.5 } } }));
+    const e = createEngine({ modelDirs: [root], batchSize: 4 });
+    try {
+      const set = (model: string, strength: number) => ({ model, device: 'cpu' as const, constraints: { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { steps: 8, samples: 4, seed: 13, guidance: { strength } } } as ConstraintSetInput as GenerateRequest['constraints'] });
+      const tokens = async (model: string, strength: number) => {
+        const outs: GeneratedOutput[] = [];
+        await e.generate(set(model, strength), { onOutput: (o) => outs.push(o) });
+        return outs.map((o) => o.tokens);
+      };
+      const weighted = await tokens('weighted', 1);
+      expect(weighted).toEqual(await tokens('micro', 2.5));
+      expect(weighted).not.toEqual(await tokens('micro', 1));
+    } finally {
+      await e.dispose();
+    }
+  });
+
   it('dispose during a run rejects it with a named error instead of hanging', async () => {
     const e = createEngine({ modelDirs: [root], batchSize: 4 });
     let started!: () => void;

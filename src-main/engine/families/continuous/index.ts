@@ -136,7 +136,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
           if (!covered.subarray(rounding.start, rounding.start + rounding.length).some((c) => c)) projectors.push(scoredProjector(rounding.start, rounding.length, rounding.add, bundle.vocabSize));
           else if (rounding.lexicon) warnings.push('a hard constraint decides the text\'s tokens: the POS / span lexicon is not applied');
         }
-        const guidance = await buildGuidance({ host, dir, manifest: m, soft: pin.rest, settings: guidanceAtSteps(sampler.guidance, sampler.steps), provider, lanes, N, d, warnings });
+        const guidance = await buildGuidance({ host, dir, manifest: m, soft: pin.rest, settings: guidanceAtSteps(sampler.guidance, sampler.steps), provider, lanes, N, d, warnings, weights: m.guidance_defaults?.weights });
         return {
           async sample(job) {
             const B = job.seeds.length;

@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BundleError, commonManifestFields, relPath } from '../../bundle-schema';
+import { BundleError, commonManifestFields, guidedWeights, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
@@ -68,6 +68,11 @@ export const continuousManifestSchema = z.object({
    * length: <end> held at round(intercept + per_record_token x record tokens) unless a run asks for a length.
    */
   text_length: z.object({ intercept: z.number(), per_record_token: z.number() }).passthrough().optional(),
+  /**
+   * The bundle's classifier-guidance weight per control, measured on dev (absent: 1), as a masked bundle's: it
+   * multiplies the constraint's own weight and the run's strength.
+   */
+  guidance_defaults: z.object({ weights: guidedWeights }).passthrough().optional(),
 }).passthrough();
 export type ContinuousManifest = z.infer<typeof continuousManifestSchema>;
 

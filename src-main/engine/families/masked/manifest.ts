@@ -4,7 +4,7 @@
  * (output i-1 predicts token i), and the sampler's defaults. No embeddings and no noise schedule.
  */
 import { z } from 'zod';
-import { commonManifestFields, parseTensorSpec, relPath } from '../../bundle-schema';
+import { commonManifestFields, GUIDED_KINDS, guidedWeights, parseTensorSpec, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
@@ -35,14 +35,14 @@ export const maskedSamplerDefaults = z.object({
 }).passthrough();
 
 /** The soft kinds classifier guidance can steer (a classifier head each). */
-export const GUIDED_KINDS = ['pos', 'spans', 'attribute', 'length', 'sentiment'] as const;
+export { GUIDED_KINDS };
 
 /**
  * Classifier guidance on masked canvases (families/masked/guidance.ts): the logit weight per control at strength 1,
  * and the factor it is multiplied by at the last step (linear from 1 at the first), measured on dev.
  */
 export const maskedGuidanceDefaults = z.object({
-  weights: z.object(Object.fromEntries(GUIDED_KINDS.map((k) => [k, z.number().min(0).optional()])) as Record<(typeof GUIDED_KINDS)[number], z.ZodOptional<z.ZodNumber>>).strict().default({}),
+  weights: guidedWeights,
   /** Weight for a control the bundle gives none. */
   weight: z.number().min(0).default(1),
   anneal_end: z.number().min(0).default(1),
