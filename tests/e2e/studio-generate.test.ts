@@ -159,18 +159,25 @@ describe('compose and generate', () => {
     expect(exported).toEqual([0, 2]);
   });
 
-  it('runs text-to-data (a held sentence): the cards lead with the record the model wrote', async () => {
+  /** A new set from a Compose example, changed by `adjust`, run from Generate at 8 steps x 2 samples; its run id. */
+  async function runExample(title: string, adjust: () => Promise<void>): Promise<number> {
     const { page } = h;
     await openPlace(h, 'Compose');
     await page.getByTestId('compose-new').click();
     if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
-    await page.getByTestId('compose-example').filter({ hasText: 'Structure a sentence' }).click();
-    await page.locator('[data-block-index="1"]').waitFor();
+    await page.getByTestId('compose-example').filter({ hasText: title }).click();
+    await adjust();
     await openPlace(h, 'Generate');
     await page.getByTestId('generate-steps').fill('8');
     await page.getByTestId('generate-samples').fill('2');
     const runId = await runFromGenerate(h, client);
     expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
+    return runId;
+  }
+
+  it('runs text-to-data (a held sentence): the cards lead with the record the model wrote', async () => {
+    const { page } = h;
+    const runId = await runExample('Structure a sentence', () => page.locator('[data-block-index="1"]').waitFor());
     const detail = await client.call('runs.get', { runId });
     expect(detail.outputs).toHaveLength(2);
     // the sentence was held: every output carries it as its text
@@ -186,18 +193,11 @@ describe('compose and generate', () => {
 
   it('runs data-to-text (a held record): the run notes the text length it held for the record', async () => {
     const { page } = h;
-    await openPlace(h, 'Compose');
-    await page.getByTestId('compose-new').click();
-    if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
-    await page.getByTestId('compose-example').filter({ hasText: 'Describe a restaurant' }).click();
     // without its length block the record alone decides the length (when the bundle has a text length rule)
-    await page.locator('[data-kind="length"]').getByTestId('block-enabled').uncheck();
-    await page.locator('[data-kind="length"] [data-testid="block-verdict"][data-status="disabled"]').waitFor();
-    await openPlace(h, 'Generate');
-    await page.getByTestId('generate-steps').fill('8');
-    await page.getByTestId('generate-samples').fill('2');
-    const runId = await runFromGenerate(h, client);
-    expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
+    const runId = await runExample('Describe a restaurant', async () => {
+      await page.locator('[data-kind="length"]').getByTestId('block-enabled').uncheck();
+      await page.locator('[data-kind="length"] [data-testid="block-verdict"][data-status="disabled"]').waitFor();
+    });
     const detail = await client.call('runs.get', { runId });
     expect(detail.outputs).toHaveLength(2);
     // the bundled default has a text length rule; the tiny smoke-test bundle (used when the default is absent) has not
