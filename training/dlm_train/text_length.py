@@ -74,9 +74,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     segs = {s["name"]: s for s in m["canvas"]["segments"]}
     if "record" not in segs or "text" not in segs:
         raise SystemExit(f"{args.bundle}: the canvas has no record and text segments to relate")
-    if not (m.get("denoiser", {}).get("held_length") or m.get("kind") == "masked-diffusion"):
-        raise SystemExit(f"{args.bundle}: its denoiser does not hold a length (denoiser.held_length), so a predicted "
-                         "length would not be used")
+    if not m.get("denoiser", {}).get("held_length"):
+        raise SystemExit(f"{args.bundle}: its denoiser does not hold a length (denoiser.held_length; a continuous "
+                         "bundle trained with train.p_tail_clean), so the engine would refuse the rule")
     if not os.path.isfile(args.corpus):
         raise SystemExit(f"--corpus {args.corpus}: no such file")
     tok = Tokenizer.load(os.path.join(args.bundle, m["tokenizer"]["vocab"]))

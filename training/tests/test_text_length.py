@@ -43,6 +43,18 @@ class TextLengthRuleTest(unittest.TestCase):
         self.assertLess(rule["mean_abs_error_tokens"], 8.0)
 
 
+class TextLengthCliTest(unittest.TestCase):
+    def test_a_bundle_whose_denoiser_does_not_hold_a_length_is_refused_by_name(self):
+        import json
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "manifest.json"), "w") as f:
+                json.dump({"format": "dlm-bundle/1", "denoiser": {}, "tokenizer": {"vocab": "vocab.json"},
+                           "canvas": {"segments": [{"name": "record"}, {"name": "text"}]}, "files": []}, f)
+            with self.assertRaisesRegex(SystemExit, "does not hold a length"):
+                TL.main(["--bundle", d, "--corpus", TRAIN])
+
+
 class HeldLengthReferenceTest(unittest.TestCase):
     def test_data_to_text_holds_end_where_the_rule_says_and_bars_end_and_pad_before_it(self):
         from training.dlm_train.data import read_corpus
