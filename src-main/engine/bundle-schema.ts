@@ -27,13 +27,14 @@ const segmentSchema = z.object({
   format: z.string().optional(),
 }).passthrough();
 
+/** The soft kinds classifier guidance can steer (a classifier head each). */
 export const GUIDED_KINDS = ['pos', 'spans', 'attribute', 'length', 'sentiment'] as const;
 
 /** A bundle's measured guidance weight per control (both families' guidance_defaults.weights; absent: 1). */
 export const guidedWeights = z.object(Object.fromEntries(GUIDED_KINDS.map((k) => [k, z.number().min(0).optional()])) as Record<(typeof GUIDED_KINDS)[number], z.ZodOptional<z.ZodNumber>>).strict().default({});
 
 export const classifierSchema = z.object({
-  control: z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment']),
+  control: z.enum(GUIDED_KINDS),
   files: z.record(z.string().regex(/^\d+$/), relPath),
   batch_sizes: z.array(z.number().int().min(1)).min(1),
   segment: z.string().min(1),

@@ -454,7 +454,6 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     let seconds = 0;
     let error: string | undefined;
     let stoppedEarly: string | undefined;
-    let lengthHeld = 0;
     try {
       for (let i = 0; i < items.length; i++) {
         if (overBudget()) {

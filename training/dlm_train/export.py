@@ -9,6 +9,7 @@ EMA weights for the PyTorch reference sampler) and DATA_CARD.md (with samples fr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import inspect
 import json
@@ -326,11 +327,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     ck, model, tok, data_info, log = load_run(args.run, args.snapshot)
     cfg = ck["config"]
-    if args.x0_temperature != 1.0:
-        if model.cfg.objective != "ce" or not args.x0_temperature > 0:
-            raise SystemExit(f"--x0-temperature {args.x0_temperature}: a positive number, for a recipe-B (objective ce) "
-                             "model")
-        model.cfg.x0_temperature = args.x0_temperature
+    try:
+        model.cfg = dataclasses.replace(model.cfg, x0_temperature=args.x0_temperature)  # checked by ModelConfig
+    except ValueError as e:
+        raise SystemExit(f"--x0-temperature: {e}")
     bid = args.id or cfg["name"]
     layout = CanvasLayout(data_info["canvas"]["length"],
                           next((s["length"] for s in data_info["canvas"]["segments"] if s["name"] == "record"), 0))

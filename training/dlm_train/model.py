@@ -34,6 +34,10 @@ class ModelConfig:
     # sharpens the estimate the sampler clamps and self-conditions on (chosen on dev, training/README.md)
     x0_temperature: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not self.x0_temperature > 0 or (self.x0_temperature != 1.0 and self.objective != "ce"):
+            raise ValueError(f"model.x0_temperature: {self.x0_temperature} (a positive number, for objective ce only)")
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -90,8 +94,6 @@ class Denoiser(nn.Module):
         nn.init.normal_(self.emb.weight, std=1.0)
         if cfg.objective not in ("mse", "ce"):
             raise ValueError(f"model.objective: unknown value {cfg.objective!r} (known: mse, ce)")
-        if not cfg.x0_temperature > 0 or (cfg.x0_temperature != 1.0 and cfg.objective != "ce"):
-            raise ValueError(f"model.x0_temperature: {cfg.x0_temperature} (a positive number, for objective ce only)")
         d_in = 2 * cfg.d if cfg.self_condition else cfg.d
         self.in_proj = nn.Sequential(nn.Linear(d_in, h), nn.Tanh(), nn.Linear(h, h))
         if cfg.clean_flags:

@@ -86,8 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"--quantile/--corpus: {e}")
     rule["fitted_on"] = os.path.basename(args.corpus)
     set_card_section(args.bundle, "## Text length for data-to-text", card_lines(rule, os.path.basename(args.corpus)))
-    files = ["DATA_CARD.md"] if os.path.exists(os.path.join(args.bundle, "DATA_CARD.md")) else []
-    add_files_and_rehash(args.bundle, files, {"text_length": rule})
+    add_files_and_rehash(args.bundle, ["DATA_CARD.md"], {"text_length": rule})  # set_card_section writes the card
     print(f"{args.bundle}: text_length {rule}")
     return 0
 

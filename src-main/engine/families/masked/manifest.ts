@@ -34,9 +34,6 @@ export const maskedSamplerDefaults = z.object({
   top_p: z.number().gt(0).max(1).default(1),
 }).passthrough();
 
-/** The soft kinds classifier guidance can steer (a classifier head each). */
-export { GUIDED_KINDS };
-
 /**
  * Classifier guidance on masked canvases (families/masked/guidance.ts): the logit weight per control at strength 1,
  * and the factor it is multiplied by at the last step (linear from 1 at the first), measured on dev.
