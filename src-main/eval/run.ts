@@ -176,6 +176,21 @@ export interface EvalDeps {
   engine: Engine;
   evaluate: EvaluateFn;
   log?: (line: string) => void;
+  /** Every scored control sample, guided and unguided, as it is scored (the CLI's --samples-out). */
+  onSample?: (s: ScoredSample) => void;
+}
+
+/** One scored sample of a control run: what the target asked, what came out, what the evaluators said. */
+export interface ScoredSample {
+  control: string;
+  target: Constraint[];
+  guided: boolean;
+  text: string;
+  record: Record<string, unknown> | null;
+  success: boolean;
+  score: number;
+  perKind: Record<string, boolean>;
+  fluency: number | null;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
@@ -355,14 +370,20 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         device ??= g.summary.device;
         for (const w of g.summary.warnings ?? []) if (!res.warnings.includes(w)) res.warnings.push(w);
         gSeconds += g.seconds;
-        guided.push(...(await score(deps, t.constraints, g.outputs)));
+        const report = (outs: GeneratedOutput[], sc: Scored[], isGuided: boolean) =>
+          sc.forEach((x, j) => deps.onSample?.({ control, target: t.constraints, guided: isGuided, text: outs[j]!.text, record: outs[j]!.record, success: x.satisfiedAll, score: x.score, perKind: x.perKind, fluency: x.fluency }));
+        const gs = await score(deps, t.constraints, g.outputs);
+        report(g.outputs, gs, true);
+        guided.push(...gs);
         if (pool.length) {
           const k = (targetIndex * nSamples) % pool.length;
           const slice = Array.from({ length: Math.min(nSamples, pool.length) }, (_, j) => pool[(k + j) % pool.length]!);
           if (!res.examples && g.outputs[0]) {
             res.examples = { target: JSON.stringify(t.constraints.map(({ weight: _w, enabled: _e, ...c }) => c)), guided: g.outputs[0].text, unguided: slice[0]?.text ?? null };
           }
-          unguided.push(...(await score(deps, t.constraints, slice)));
+          const us = await score(deps, t.constraints, slice);
+          report(slice, us, false);
+          unguided.push(...us);
         }
       }
       res.guided = stats(guided, gSeconds);

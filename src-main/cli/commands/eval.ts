@@ -1,11 +1,11 @@
 /** `dlm-studio eval`: control success and fluency (guided vs unguided), data-to-text BLEU and text-to-record accuracy. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEVICE_PREFERENCES } from '../../engine/types';
 import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, MAX_SPACING, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
-import { runEvaluation, type EvalSettings } from '../../eval/run';
+import { runEvaluation, type EvalSettings, type ScoredSample } from '../../eval/run';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 import { e2eDataDir, repoRoot } from '../../data-paths';
 
@@ -55,7 +55,9 @@ Writes a JSON results file and a Markdown table beside it.
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)
   --split test|dev             data-to-text and text-to-record on the test set (default) or on devset.csv from the
                                same folder (the dev set is where models are tuned; the test set is for reporting)
-  --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it`;
+  --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it
+  --samples-out <file.jsonl>   also write every scored control sample (guided and unguided: target, text, record,
+                               success, score, fluency perplexity), one JSON object per line`;
 
 /** "json-schema:2:4,pos:10:8" -> {json-schema: {targets: 2, samples: 4}, pos: {...}}; either number may be empty. */
 export function parseOverrides(text: string): Record<string, { targets?: number; samples?: number }> {
@@ -161,6 +163,7 @@ export const evalCommand: CliCommand = {
     'test-set': { type: 'string' },
     split: { type: 'string' },
     out: { type: 'string' },
+    'samples-out': { type: 'string' },
     temperature: { type: 'string' },
     'top-p': { type: 'string' },
     'block-length': { type: 'string' },
@@ -224,7 +227,13 @@ export const evalCommand: CliCommand = {
     const out = resolve(typeof v.out === 'string' ? v.out : join('eval-results', `${stamp}-${model}-${mode}.json`));
     if (!out.endsWith('.json')) throw new CliError('INVALID_INPUT', `--out ${out}: the results file must end in .json`);
     try {
-      const results = await runEvaluation(settings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] ${l}`) });
+      const samplesOut = typeof v['samples-out'] === 'string' ? resolve(v['samples-out']) : null;
+      if (samplesOut) {
+        mkdirSync(dirname(samplesOut), { recursive: true });
+        writeFileSync(samplesOut, '');
+      }
+      const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify(x) + '\n') : undefined;
+      const results = await runEvaluation(settings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] ${l}`), ...(onSample ? { onSample } : {}) });
       mkdirSync(dirname(out), { recursive: true });
       writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
       const md = renderMarkdown(results);

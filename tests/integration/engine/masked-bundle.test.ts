@@ -20,10 +20,11 @@ const hasTorch = present && existsSync(PY) && spawnSync(PY, ['-c', 'import torch
 
 let engine: Engine;
 
-async function run(set: ConstraintSetInput): Promise<{ outputs: GeneratedOutput[]; summary: RunSummary }> {
+async function run(set: ConstraintSetInput): Promise<{ outputs: GeneratedOutput[]; summary: RunSummary; steps: number }> {
   const outputs: GeneratedOutput[] = [];
-  const summary = await engine.generate({ model: 'e2e-masked', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o) });
-  return { outputs, summary };
+  let steps = 0;
+  const summary = await engine.generate({ model: 'e2e-masked', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o), onProgress: (p) => void (steps = p.steps) });
+  return { outputs, summary, steps };
 }
 
 describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skipped: ${DIR} is absent]`}`, () => {
@@ -151,6 +152,14 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       const score = (r: { outputs: GeneratedOutput[] }) => r.outputs.reduce((a, o) => a + o.constraints[0]!.score!, 0) / r.outputs.length;
       expect(score(on)).toBeGreaterThan(0.9);
       expect(score(off)).toBeLessThan(0.5);
+      // the bundle's remasking rounds run after a POS-guided plan and say so; an unguided run has none
+      const remask = (JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { guidance_defaults?: { remask?: { rounds: number; fraction: number; controls: string[] } } }).guidance_defaults?.remask;
+      if (remask?.controls.includes('pos')) {
+        expect(on.summary.notes?.join(' ')).toMatch(new RegExp(`remasking: ${remask.rounds} rounds`));
+        // the template pins 15 text tokens; each round writes its share of them again, one per step
+        expect(on.steps - off.steps).toBe(remask.rounds * Math.ceil(remask.fraction * tags.length));
+        expect(off.summary.notes ?? []).toEqual([]);
+      }
     }, 180_000);
 
     it.skipIf(!lexicons.includes('spans'))('phrase spans are guided by their lexicon: more outputs chunk them as asked than without guidance', async () => {

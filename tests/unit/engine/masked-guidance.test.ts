@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { textExtent } from '../../../src-main/engine/extent';
-import type { MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
+import { maskedGuidanceDefaults, type MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
 import { sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
 import { END, PAD } from '../../../src-main/engine/tokenizer';
 
@@ -167,6 +167,50 @@ describe('guided masked sampling', () => {
     values[1 * Vl + 7] = 0.4;
     const weak = await sampleMasked(base({ logits, guide: local(0) }));
     expect([...weak.tokens!]).toEqual(new Array(2 * N).fill(1));
+  });
+
+  it('remasking: the tokens the denoiser found least likely are written again with the text on both sides', async () => {
+    // token 1 everywhere, except that position 3 wants 5 once position 4 holds 7 (and only mildly 1 before);
+    // a lexicon forces 7 at position 4 (segment offset 2); blocks of one position commit left to right
+    const contextual: MaskedSampleOptions['logits'] = async (ids, B) => {
+      const l = new Float32Array(B * N * V);
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < N; i++) l[(b * N + i) * V + 1] = 3;
+        const at3 = (b * N + 3) * V;
+        if (ids[b * N + 4] === 7) l[at3 + 5] = 6;
+        else {
+          l[at3 + 1] = 0.5;
+          l[at3 + 5] = 0.45;
+        }
+      }
+      return { logits: l, V };
+    };
+    const Vl = 9;
+    const values = new Float32Array(4 * Vl);
+    values[2 * Vl + 7] = 10;
+    const guide = (remask?: { rounds: number; fraction: number }): NonNullable<MaskedSampleOptions['guide']> =>
+      ({ start: 2, length: 4, weightAt: () => 1, local: { values, V: Vl }, ...(remask ? { remask } : {}) });
+    const settings = { steps: N, blockLength: 1, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+    const once = await sampleMasked(base({ logits: contextual, settings, guide: guide() }));
+    for (let b = 0; b < 2; b++) expect([...once.tokens!.subarray(b * N, (b + 1) * N)]).toEqual([1, 1, 1, 1, 7, 1]);
+    expect(once.stepMs).toHaveLength(N);
+    // half of the 4 segment positions: 4 (7, forced against the model) and 3 (1, a weak preference) are redone
+    const steps: number[] = [];
+    const again = await sampleMasked(base({ logits: contextual, settings, guide: guide({ rounds: 1, fraction: 0.5 }), onStep: (_g, total) => void steps.push(total) }));
+    for (let b = 0; b < 2; b++) expect([...again.tokens!.subarray(b * N, (b + 1) * N)]).toEqual([1, 1, 1, 5, 7, 1]);
+    expect(again.stepMs).toHaveLength(N + 2);
+    expect(new Set(steps)).toEqual(new Set([N + 2]));
+    // positions outside the guided segment are never remasked, and no rounds means none
+    const none = await sampleMasked(base({ logits: contextual, settings, guide: guide({ rounds: 0, fraction: 0.5 }) }));
+    expect([...none.tokens!]).toEqual([...once.tokens!]);
+  });
+
+  it('a bundle\'s remask setting is checked by name', () => {
+    expect(maskedGuidanceDefaults.parse({ remask: { rounds: 2, fraction: 0.35, controls: ['pos'] } }).remask).toEqual({ rounds: 2, fraction: 0.35, controls: ['pos'] });
+    expect(maskedGuidanceDefaults.parse({}).remask).toBeUndefined();
+    for (const bad of [{ rounds: 2, fraction: 0, controls: ['pos'] }, { rounds: 9, fraction: 0.5, controls: ['pos'] }, { rounds: 1, fraction: 0.5, controls: [] }, { rounds: 1, fraction: 0.5, controls: ['pos'], extra: 1 }]) {
+      expect(() => maskedGuidanceDefaults.parse({ remask: bad })).toThrow(/remask/);
+    }
   });
 });
 

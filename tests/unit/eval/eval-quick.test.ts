@@ -25,7 +25,8 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     const out = join(dir, 'quick.json');
     const stdout: string[] = [];
     const stderr: string[] = [];
-    const argv = ['eval', '--quick', '--model', 'tiny-e2e', '--models', join(ROOT, 'tests/.generated'), '--device', 'cpu', '--test-set', TEST_SET, '--out', out];
+    const samplesOut = join(dir, 'samples.jsonl');
+    const argv = ['eval', '--quick', '--model', 'tiny-e2e', '--models', join(ROOT, 'tests/.generated'), '--device', 'cpu', '--test-set', TEST_SET, '--out', out, '--samples-out', samplesOut];
     const prev = { log: process.stdout.write, err: process.stderr.write };
     process.stdout.write = ((s: string) => (stdout.push(String(s)), true)) as typeof process.stdout.write;
     process.stderr.write = ((s: string) => (stderr.push(String(s)), true)) as typeof process.stderr.write;
@@ -66,6 +67,19 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     expect(md).toContain('| attribute+length |');
     expect(md).toContain('TGen (challenge baseline, all 630 MRs) | 65.93');
     expect(stdout.join('')).toContain(`results: ${out}`);
+    // --samples-out: every scored sample, and the rates in the results are their means
+    const lines = readFileSync(samplesOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { control: string; guided: boolean; text: string; success: boolean; target: { kind: string }[] });
+    expect(lines).toHaveLength(r.controls.reduce((a, c) => a + c.guided!.samples + c.unguided!.samples, 0));
+    for (const c of r.controls) {
+      for (const guided of [true, false]) {
+        const mine = lines.filter((x) => x.control === c.control && x.guided === guided);
+        const side = guided ? c.guided! : c.unguided!;
+        expect(mine).toHaveLength(side.samples);
+        expect(mine.filter((x) => x.success).length / mine.length).toBeCloseTo(side.success, 10);
+        for (const x of mine) expect(typeof x.text).toBe('string');
+      }
+      expect(lines.find((x) => x.control === c.control)!.target.length).toBe(c.control.split('+').length);
+    }
   }, 180_000);
 
   it('refuses bad flags by name', async () => {

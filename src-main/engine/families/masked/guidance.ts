@@ -38,6 +38,8 @@ export interface MaskedGuide {
   controls: string[];
   topK: number;
   first: boolean;
+  /** Remasking rounds after the plan (sampler.ts), when the bundle has them for a control this run guides. */
+  remask?: { rounds: number; fraction: number };
 }
 
 export interface MaskedGuidanceSetup {
@@ -48,6 +50,8 @@ export interface MaskedGuidanceSetup {
   settings: SamplerSettings['guidance'];
   provider: Provider;
   warnings: string[];
+  /** What the run did beyond its settings, for the run summary. */
+  notes?: string[];
 }
 
 type Graph = { sessions: Map<number, ort.InferenceSession>; feedsFor(bs: number): Feeds };
@@ -142,12 +146,16 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
   const graphs = guided.length ? await graphsFor(s, weighted, seg.length) : [];
   const N = m.canvas.length;
   const kinds = [...guided.map((x) => x.kind), ...(local ? s.soft.filter((x) => hasLexicon(x.kind)).map((x) => x.kind) : [])];
+  const r = d.remask;
+  const remask = r && r.rounds > 0 && kinds.some((k) => r.controls.includes(k)) ? { rounds: r.rounds, fraction: r.fraction } : null;
+  if (remask) s.notes?.push(`remasking: ${remask.rounds} rounds of the ${Math.round(100 * remask.fraction)}% of the text's tokens the model found least likely, generated again (the bundle's guidance_defaults.remask for ${r!.controls.join(', ')})`);
   return {
     start: seg.start,
     length: seg.length,
     controls: [...new Set(kinds)],
     topK: d.top_k,
     first: d.segment_first,
+    ...(remask ? { remask } : {}),
     ...(local ? { local } : {}),
     ...(graphs.length ? { grad: (ids: Int32Array, B: number) => gradOf(graphs, ids, B, N, seg.length) } : {}),
     weightAt(step, total) {

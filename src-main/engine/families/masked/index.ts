@@ -95,7 +95,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     }
   },
 
-  async prepare({ host, bundle, state, provider, sampler, logitsCache, warnings }) {
+  async prepare({ host, bundle, state, provider, sampler, logitsCache, warnings, notes }) {
     const m = bundle.manifest;
     // ddim and dpm2m are continuous-family samplers: a masked model unmasks by confidence, there is no x_t to move
     if (sampler.method && sampler.method !== 'ancestral') {
@@ -114,7 +114,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const settings = maskedSettings(m, sampler, pinned(compiled, held));
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
         const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
-        const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings });
+        const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings, notes });
         return {
           async sample(job) {
             try {

@@ -47,6 +47,15 @@ export const maskedGuidanceDefaults = z.object({
   top_k: z.number().int().min(0).default(0),
   /** Generate the guided segment (the text) before the rest of the canvas (an unpinned record then follows it). */
   segment_first: z.boolean().default(false),
+  /**
+   * Remasking rounds after the plan (sampler.ts) in runs that guide one of `controls`: the `fraction` of the text's
+   * tokens least likely under the denoiser go back to the mask and are generated again. 0 rounds: none.
+   */
+  remask: z.object({
+    rounds: z.number().int().min(0).max(8),
+    fraction: z.number().gt(0).max(1),
+    controls: z.array(z.string()).min(1),
+  }).strict().optional(),
 }).passthrough();
 export type MaskedGuidanceDefaults = z.infer<typeof maskedGuidanceDefaults>;
 

@@ -66,6 +66,12 @@ export interface MaskedSampleOptions {
     topK?: number;
     /** Generate the guided segment's positions before the others (blocks follow that order). */
     first?: boolean;
+    /**
+     * After the plan, `rounds` times: the `fraction` of the segment's generated tokens that the denoiser found least
+     * likely when they were committed go back to the mask and are generated again, one per step, under the last
+     * step's guidance weight, now with the text on both sides of them.
+     */
+    remask?: { rounds: number; fraction: number };
   };
   /** Per canvas position, tokens never committed there (e.g. <end> and <pad> before a pinned length). */
   exclude?: Map<number, number[]>;
@@ -124,6 +130,46 @@ interface Scratch {
   sorted: Float64Array;
 }
 
+/** The confidence rule of `s` for `token` under the probabilities p (softmax of the row it was proposed from). */
+function confidenceOf(p: Float64Array, token: number, uOrd: number, s: MaskedSettings, buf: Scratch): number {
+  const V = p.length;
+  switch (s.confidence) {
+    case 'low_confidence':
+    case 'maskgit_plus':
+      return p[token]!;
+    case 'topk_margin': {
+      let a = -Infinity;
+      let b = -Infinity;
+      for (let v = 0; v < V; v++) {
+        const x = p[v]!;
+        if (x > a) {
+          b = a;
+          a = x;
+        } else if (x > b) b = x;
+      }
+      return V > 1 ? a - b : a;
+    }
+    case 'entropy': {
+      const nz = buf.sorted;
+      let n = 0;
+      for (let v = 0; v < V; v++) if (p[v]! > 0) nz[n++] = p[v]! * Math.log(p[v]!);
+      return pairwiseSum(nz, 0, n);
+    }
+    case 'origin':
+      return uOrd;
+  }
+}
+
+/** p = softmax(row) in float64, the reference's way (max subtracted, pairwise sum). */
+function softmaxInto(row: Float64Array, p: Float64Array): void {
+  const V = row.length;
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
+  for (let v = 0; v < V; v++) p[v] = Math.exp(row[v]! - max);
+  const sum = pairwiseSum(p, 0, V);
+  for (let v = 0; v < V; v++) p[v] = p[v]! / sum;
+}
+
 /**
  * The proposed token and its confidence at one masked position, from its logits row (invalid ids already -inf):
  * the reference sampler's `propose`.
@@ -131,11 +177,7 @@ interface Scratch {
 export function propose(row: Float64Array, uTok: number, uOrd: number, s: MaskedSettings, buf: Scratch): { token: number; confidence: number } {
   const V = row.length;
   const { p, q } = buf;
-  let max = -Infinity;
-  for (let v = 0; v < V; v++) if (row[v]! > max) max = row[v]!;
-  for (let v = 0; v < V; v++) p[v] = Math.exp(row[v]! - max);
-  const sum = pairwiseSum(p, 0, V);
-  for (let v = 0; v < V; v++) p[v] = p[v]! / sum;
+  softmaxInto(row, p);
   let token = 0;
   if (s.temperature === 0) {
     for (let v = 1; v < V; v++) if (p[v]! > p[token]!) token = v;
@@ -202,37 +244,7 @@ export function propose(row: Float64Array, uTok: number, uOrd: number, s: Masked
       token = kept[last]!;
     }
   }
-  let confidence: number;
-  switch (s.confidence) {
-    case 'low_confidence':
-    case 'maskgit_plus':
-      confidence = p[token]!;
-      break;
-    case 'topk_margin': {
-      let a = -Infinity;
-      let b = -Infinity;
-      for (let v = 0; v < V; v++) {
-        const x = p[v]!;
-        if (x > a) {
-          b = a;
-          a = x;
-        } else if (x > b) b = x;
-      }
-      confidence = V > 1 ? a - b : a;
-      break;
-    }
-    case 'entropy': {
-      const nz = buf.sorted;
-      let n = 0;
-      for (let v = 0; v < V; v++) if (p[v]! > 0) nz[n++] = p[v]! * Math.log(p[v]!);
-      confidence = pairwiseSum(nz, 0, n);
-      break;
-    }
-    case 'origin':
-      confidence = uOrd;
-      break;
-  }
-  return { token, confidence };
+  return { token, confidence: confidenceOf(p, token, uOrd, s, buf) };
 }
 
 export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSampleResult> {
@@ -298,14 +310,38 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   const u = new Float64Array(2 * N);
   let scratch: Scratch | null = null;
   let row = new Float64Array(0);
+  /** The row before the guidance terms, and its softmax (remasking). */
+  let base = new Float64Array(0);
+  let baseP = new Float64Array(0);
   let allowed = new Uint8Array(o.vocabSize);
-  let block = 0;
-  let inBlock = 0;
-  for (let g = 0; g < totalSteps; g++) {
+  // the plan as a list of steps; remasking rounds (guided runs) follow it
+  type Step = { k: number; positions: number[]; remask: number };
+  const schedule: Step[] = plan.flatMap((p, bi) => p.map((k) => ({ k, positions: blocks[bi]!, remask: 0 })));
+  // remasking: only the guided segment's generated positions outside hard segments
+  const remaskable = gen.filter((i) => inGuided(i) && segOf[i]! < 0);
+  const rounds = guide?.remask?.rounds ?? 0;
+  const perRound = rounds > 0 ? Math.min(remaskable.length, Math.ceil(guide!.remask!.fraction * remaskable.length)) : 0;
+  const remasking = perRound > 0;
+  /** The denoiser's own probability of each committed guided token when it was committed (remasking order). */
+  const committedP = new Float64Array(B * N).fill(1);
+  for (let r = 0; remasking && r < rounds; r++) {
+    for (let j = 0; j < perRound; j++) schedule.push({ k: 1, positions: remaskable, remask: j === 0 ? perRound : 0 });
+  }
+  for (let g = 0; g < schedule.length; g++) {
     if (o.cancelled?.()) return { tokens: null, stepMs, calls, denoiserMs, guideMs };
     const t0 = performance.now();
-    const k = plan[block]![inBlock]!;
-    const positions = blocks[block]!;
+    const { k, positions, remask } = schedule[g]!;
+    if (remask > 0) {
+      // the least likely guided tokens (under the denoiser, at their commit) go back to the mask
+      for (let b = 0; b < B; b++) {
+        const worst = [...positions].sort((a, c) => committedP[b * N + a]! - committedP[b * N + c]! || a - c).slice(0, remask);
+        for (const i of worst) {
+          x[b * N + i] = o.maskId;
+          masked[b * N + i] = 1;
+        }
+      }
+      changed = true;
+    }
     // without reuse every step calls the denoiser, also one that commits nothing
     if (!reuse) await callDenoiser();
     if (k > 0) {
@@ -321,10 +357,12 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
       if (!scratch || scratch.p.length !== V) {
         scratch = { p: new Float64Array(V), q: new Float64Array(V), order: new Int32Array(V), kept: new Int32Array(V), sorted: new Float64Array(V) };
         row = new Float64Array(V);
+        base = new Float64Array(V);
+        baseP = new Float64Array(V);
         allowed = new Uint8Array(Math.max(V, o.vocabSize));
       }
       const buf = scratch;
-      const w = guide ? guide.weightAt(g, totalSteps) : 0;
+      const w = guide ? guide.weightAt(Math.min(g, totalSteps - 1), totalSteps) : 0;
       /**
        * The float64 logits a position proposes from: its own (or shifted) row, plus the guidance term at a masked
        * position of the guided segment; invalid ids and disallowed tokens -inf.
@@ -335,6 +373,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const ex = o.exclude?.get(i);
         if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
         if (!inGuided(i)) return row;
+        if (remasking) base.set(row);
         const local = guide!.local;
         if (local) {
           const at = (i - guide!.start) * local.V;
@@ -376,7 +415,15 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           const r = constrained(i);
           return r ? r.allowed(i - r.start, allowed) : null;
         };
-        const props = open.map((i) => ({ i, ...propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, s, buf) }));
+        const props = open.map((i) => {
+          const pr = propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, s, buf);
+          let pModel = 1;
+          if (remasking && inGuided(i)) {
+            softmaxInto(base, baseP);
+            pModel = baseP[pr.token]!;
+          }
+          return { i, pModel, ...pr };
+        });
         props.sort((a, c) => c.confidence - a.confidence || a.i - c.i);
         for (const pr of props.slice(0, k)) {
           const r = constrained(pr.i);
@@ -385,18 +432,14 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           if (r && !r.allows(pr.i - r.start, token)) token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, s, buf).token;
           x[b * N + pr.i] = token;
           masked[b * N + pr.i] = 0;
+          committedP[b * N + pr.i] = pr.pModel;
           if (r) r.update(x.subarray(b * N, (b + 1) * N), masked.subarray(b * N, (b + 1) * N));
         }
         changed = true;
       }
     }
-    inBlock++;
-    if (inBlock >= plan[block]!.length) {
-      block++;
-      inBlock = 0;
-    }
     stepMs.push(performance.now() - t0);
-    if (o.onStep) await o.onStep(g + 1, totalSteps, x, masked);
+    if (o.onStep) await o.onStep(g + 1, schedule.length, x, masked);
   }
   return { tokens: x, stepMs, calls, denoiserMs, guideMs };
 }
