@@ -2,7 +2,7 @@
  * Execution providers: probe each by creating a session on the real denoiser and running one forward pass,
  * catch, fall back, and report which one runs and why the others were skipped. Runs inside the engine worker.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -96,6 +96,29 @@ export function unavailableReason(p: Provider, bundled: Map<string, boolean>): s
   return null;
 }
 
+/**
+ * Whether the Vulkan loader is installed (Linux). WebGPU runs on Vulkan there (Dawn), so without libvulkan.so.1 no
+ * adapter can exist; `auto` then skips the webgpu probe, which costs seconds to fail. A named webgpu is still tried.
+ */
+export function vulkanLoaderPresent(env: NodeJS.ProcessEnv = process.env, cache = '/etc/ld.so.cache'): boolean {
+  const dirs = [...(env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/lib64', '/lib', '/usr/local/lib'];
+  if (dirs.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return true;
+  try {
+    return readFileSync(cache).includes('libvulkan.so.1');
+  } catch {
+    return false;
+  }
+}
+
+/** Why `auto` does not try a provider that is there (its runtime is missing), or null. */
+function autoSkipReason(p: Provider): string | null {
+  if (p === 'webgpu' && process.platform === 'linux' && !vulkanLoaderPresent()) {
+    return 'no Vulkan loader (libvulkan.so.1) here: WebGPU on Linux needs a GPU with a Vulkan driver and libvulkan1 (not probed; --device webgpu tries anyway)';
+  }
+  return null;
+}
+
 export type ProbeFn = (p: Provider) => Promise<void>;
 
 /**
@@ -110,6 +133,11 @@ export async function chooseProvider(pref: DevicePreference, probe: ProbeFn, bun
     const reason = unavailableReason(p, bundled);
     if (reason) {
       probes.push({ provider: p, bundled: false, usable: false, reason });
+      continue;
+    }
+    const skip = pref === 'auto' ? autoSkipReason(p) : null;
+    if (skip) {
+      probes.push({ provider: p, bundled: true, usable: false, reason: skip });
       continue;
     }
     try {
