@@ -21,4 +21,8 @@ if command -v node >/dev/null 2>&1 && [ -d node_modules/onnxruntime-node ]; then
 # guidance classifiers + fluency scorer into the tiny bundle (issue 4); torch references for tests/unit/guidance
 "$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --fixtures "$(dirname "$OUT")/guidance" \
   --train training/fixtures/e2e-train-slice.csv --dev training/fixtures/e2e-dev-slice.csv
+# classifiers trained and saved only (a long run's first half; --classifiers-ckpt exports it later)
+"$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --train-only --skip-scorer --save-dir "$RUN/cls" \
+  --train training/fixtures/e2e-train-slice.csv --dev training/fixtures/e2e-dev-slice.csv
+test -s "$RUN/cls/classifiers.pt"
 echo "smoke: bundle at $OUT"

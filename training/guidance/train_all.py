@@ -245,7 +245,7 @@ def classifiers(a, b, tr, dv, ccfg, c_budget, bsz, new_files, fixtures):
                     "value_labels": b.value_labels,
                     "run": {k: v for k, v in tr_out.items() if k != "model"}}, os.path.join(a.save_dir, "classifiers.pt"))
     if a.train_only:
-        return []
+        return [], None
     log(f"classifiers: {tr_out['steps']} steps in {tr_out['seconds']} s; evaluating on dev")
     acc = evaluate(model, b.emb, lay.text_start, dv)
     for c in CONTROLS:
