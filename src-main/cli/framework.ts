@@ -84,7 +84,7 @@ export function formatHelp(commands: CliCommand[], app: { name: string; version:
     '',
     'global options:',
     '  --data-dir <dir>   studio data folder (default: the app\'s, or $DLM_STUDIO_DATA_DIR)',
-    '  --models <dir>     extra model-bundle folder (repeatable)',
+    '  --models <dir>     extra model-bundle folder (repeatable; a bundle whose id a bundled one has is listed, not used)',
     '  --json             machine-readable output',
     '  -h, --help         help for a command: dlm-studio <command> --help',
   ].join('\n');

@@ -208,7 +208,7 @@ export async function bundleFolders(modelDirs: string[]): Promise<{ dir: string;
   return out;
 }
 
-/** List every bundle (valid ones fully verified; invalid ones with their error). Ids: the first folder wins. */
+/** List every bundle (valid ones fully verified; invalid ones, and ones whose id an earlier folder took, with their error). */
 export async function scanModels(modelDirs: string[]): Promise<ModelSummary[]> {
   const out: ModelSummary[] = [];
   for (const { dir, source } of await bundleFolders(modelDirs)) {
@@ -232,8 +232,17 @@ export async function scanModels(modelDirs: string[]): Promise<ModelSummary[]> {
       });
     }
   }
-  const seen = new Set<string>();
-  return out.filter((s) => (s.error ? true : seen.has(s.id) ? false : (seen.add(s.id), true)));
+  // the first folder wins an id; a later bundle with the same id is listed as unusable, saying why, not dropped
+  const first = new Map<string, string>();
+  return out.map((s) => {
+    if (s.error) return s;
+    const taken = first.get(s.id);
+    if (taken === undefined) {
+      first.set(s.id, s.path);
+      return s;
+    }
+    return { ...s, error: `id ${JSON.stringify(s.id)} is already taken by ${taken} (the first models folder wins); give this bundle another id in its manifest.json to use it` };
+  });
 }
 
 export const DEFAULT_MODEL_ID = 'e2e-default';

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,5 +149,19 @@ describe('bundle loading', () => {
     expect(bad?.error).toMatch(/embeddings\.f32.*sha256/);
     expect((await resolveModel([root], 'micro')).path).toBe(good);
     await expect(resolveModel([root], 'nope')).rejects.toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/unknown model "nope"/) });
+  });
+
+  it('a user folder bundle with a bundled id is listed as unusable, naming the bundle that has the id', async () => {
+    const user = mkdtempSync(join(tmpdir(), 'dlm-dup-'));
+    cpSync(good, join(user, 'micro-copy'), { recursive: true });
+    const list = await scanModels([root, user]);
+    // (the root's broken variants of micro are listed by its id too, with their own errors)
+    const copies = list.filter((m) => m.id === 'micro' && (!m.error || m.source === 'user'));
+    expect(copies.map((m) => m.path)).toEqual([good, join(user, 'micro-copy')]);
+    expect(copies[0]!.error).toBeUndefined();
+    expect(copies[1]!.source).toBe('user');
+    expect(copies[1]!.error).toBe(`id "micro" is already taken by ${good} (the first models folder wins); give this bundle another id in its manifest.json to use it`);
+    expect((await resolveModel([root, user], 'micro')).path).toBe(good);
+    rmSync(user, { recursive: true, force: true });
   });
 });
