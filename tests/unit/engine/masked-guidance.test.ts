@@ -208,7 +208,7 @@ describe('guided masked sampling', () => {
   it('a bundle\'s remask setting is checked by name', () => {
     expect(maskedGuidanceDefaults.parse({ remask: { rounds: 2, fraction: 0.35, controls: ['pos'] } }).remask).toEqual({ rounds: 2, fraction: 0.35, controls: ['pos'] });
     expect(maskedGuidanceDefaults.parse({}).remask).toBeUndefined();
-    for (const bad of [{ rounds: 2, fraction: 0, controls: ['pos'] }, { rounds: 9, fraction: 0.5, controls: ['pos'] }, { rounds: 1, fraction: 0.5, controls: [] }, { rounds: 1, fraction: 0.5, controls: ['pos'], extra: 1 }]) {
+    for (const bad of [{ rounds: 2, fraction: 0, controls: ['pos'] }, { rounds: 9, fraction: 0.5, controls: ['pos'] }, { rounds: 1, fraction: 0.5, controls: [] }, { rounds: 1, fraction: 0.5, controls: ['pos'], extra: 1 }, { rounds: 1, fraction: 0.5, controls: ['Pos'] }]) {
       expect(() => maskedGuidanceDefaults.parse({ remask: bad })).toThrow(/remask/);
     }
   });

@@ -54,7 +54,7 @@ export const maskedGuidanceDefaults = z.object({
   remask: z.object({
     rounds: z.number().int().min(0).max(8),
     fraction: z.number().gt(0).max(1),
-    controls: z.array(z.string()).min(1),
+    controls: z.array(z.enum(GUIDED_KINDS)).min(1),
   }).strict().optional(),
 }).passthrough();
 export type MaskedGuidanceDefaults = z.infer<typeof maskedGuidanceDefaults>;
