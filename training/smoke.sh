@@ -25,4 +25,10 @@ if command -v node >/dev/null 2>&1 && [ -d node_modules/onnxruntime-node ]; then
 "$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --train-only --skip-scorer --save-dir "$RUN/cls" \
   --train training/fixtures/e2e-train-slice.csv --dev training/fixtures/e2e-dev-slice.csv
 test -s "$RUN/cls/classifiers.pt"
+# a bundle's classifiers recovered from its graphs (checked against them in onnxruntime), trained on for a few steps
+"$PY" -m training.guidance.from_bundle --bundle "$OUT" --out "$RUN/recovered/classifiers.pt"
+"$PY" -m training.guidance.train_all --bundle "$OUT" --tiny --train-only --skip-scorer --save-dir "$RUN/cls2" \
+  --classifiers-ckpt "$RUN/recovered/classifiers.pt" --classifiers-continue \
+  --train training/fixtures/e2e-train-slice.csv --dev training/fixtures/e2e-dev-slice.csv
+test -s "$RUN/cls2/classifiers.pt"
 echo "smoke: bundle at $OUT"
