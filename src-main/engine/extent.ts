@@ -36,9 +36,12 @@ const active = (t: SoftTarget) => (t.weight ?? 1) > 0;
  * A length target n (or, without one, a part-of-speech template of n tags, one per text token with <pad> after):
  * <end> held at text position n, <pad> after it, and <end>, <pad> and `barred` tokens (whitespace-only ones, which
  * the evaluator's word count would not see) never committed before it. Phrase spans without a length: <end> and
- * <pad> barred up to the last span's token (a span past the text cannot hold). A held text is left as it is.
+ * <pad> barred up to the last span's token (a span past the text cannot hold). A sentiment target and nothing that
+ * says the length: `typicalTokens` held (the bundle's text_length.typical_tokens), since sentiment guidance otherwise
+ * takes the shortcut of ending the text early (neutral on e2e-default 2.2.3: "The Punter is"; barring <end> without
+ * holding it wrote filler instead). A held text is left as it is.
  */
-export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = []): TextExtent {
+export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = [], typicalTokens = 0): TextExtent {
   const rest = soft.filter((t) => t.kind !== 'length');
   const seg = m.canvas.segments.find((s) => s.name === 'text')!;
   const positions = Array.from({ length: seg.length }, (_, k) => seg.start + k);
@@ -55,8 +58,12 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
   if (!lengths.length) {
     const spans = soft.filter((t): t is Extract<SoftTarget, { kind: 'spans' }> => t.kind === 'spans' && active(t));
     const reach = Math.max(-1, ...spans.flatMap((t) => t.spans.map(([, e]) => e)));
-    if (reach < 0 || reach + 1 >= seg.length || textHeld) return { held, exclude: null, rest };
-    return { held, exclude: new Map(positions.slice(0, reach + 1).map((p) => [p, [END, PAD]])), rest };
+    const sentiment = soft.some((t) => t.kind === 'sentiment' && active(t));
+    if (reach < 0 && sentiment && typicalTokens > 0 && !textHeld) lengths = [{ kind: 'length', tokens: Math.min(typicalTokens, seg.length - 1), weight: 1 }];
+    else {
+      if (reach < 0 || reach + 1 >= seg.length || textHeld) return { held, exclude: null, rest };
+      return { held, exclude: new Map(positions.slice(0, reach + 1).map((p) => [p, [END, PAD]])), rest };
+    }
   }
   const n = lengths[0]!.tokens;
   const other = lengths.find((t) => t.tokens !== n);
@@ -82,6 +89,8 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
 export interface TextLengthRule {
   intercept: number;
   per_record_token: number;
+  /** The length a sentiment-guided run holds when nothing in it says the length (textExtent). */
+  typical_tokens?: number;
 }
 
 /**
@@ -121,5 +130,5 @@ export function runExtent(
     return { ...textExtent(m, [{ kind: 'length', tokens: predicted.tokens, weight: 1 }], held, warnings, barred), rest: soft };
   }
   if (!guided) return { held, exclude: null, rest: soft };
-  return textExtent(m, soft, held, warnings, barred);
+  return textExtent(m, soft, held, warnings, barred, rule?.typical_tokens ?? 0);
 }

@@ -24,6 +24,8 @@ class TextLengthRuleTest(unittest.TestCase):
         upper = TL.fit(pairs, 0.9)
         self.assertGreater(upper["intercept"], median["intercept"] + 1.0)
         self.assertEqual(upper["examples"], len(pairs))
+        self.assertEqual(median["typical_tokens"], int(np.round(np.median([t for _, t in pairs]))))
+        self.assertEqual(TL.fit([(1, 5), (2, 9), (3, 40)])["typical_tokens"], 9)
         with self.assertRaisesRegex(ValueError, "quantile"):
             TL.fit(pairs, 1.0)
         with self.assertRaisesRegex(ValueError, "different record lengths"):

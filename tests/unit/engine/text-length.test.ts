@@ -60,4 +60,24 @@ describe('the text length a record asks for', () => {
     // a disabled (weight 0) length says nothing
     expect([...runExtent(on, m, [{ ...length, weight: 0 }], recordOf(2), [], [], rule).held].slice(8)).toEqual([END, PAD, PAD, PAD]);
   });
+
+  it('a sentiment-guided run that says nothing of the length holds the rule\'s typical_tokens; others stay free', () => {
+    const free = () => new Int32Array(12).fill(-1);
+    const neutral = { kind: 'sentiment' as const, label: 'neutral', index: 0 };
+    const typical = { ...rule, typical_tokens: 3 };
+    const r = runExtent(on, m, [neutral], free(), [], [9], typical);
+    expect([...r.held].slice(4)).toEqual([-1, -1, -1, END, PAD, PAD, PAD, PAD]);
+    expect([...r.exclude!.entries()]).toEqual([[4, [END, PAD, 9]], [5, [END, PAD, 9]], [6, [END, PAD, 9]]]);
+    expect(r.rest).toEqual([neutral]);
+    expect([...runExtent(on, m, [neutral], free(), [], [], { ...rule, typical_tokens: 40 }).held].slice(4)).toEqual([-1, -1, -1, -1, -1, -1, -1, END]);
+    // a length, a template or spans say it themselves; an attribute alone, no rule, unguided or a held text: free
+    expect([...runExtent(on, m, [neutral, { kind: 'length', tokens: 5 }], free(), [], [], typical).held].slice(4, 10)).toEqual([-1, -1, -1, -1, -1, END]);
+    expect(runExtent(on, m, [neutral, { kind: 'spans', spans: [[0, 4, 'NP']] }], free(), [], [], typical).held).toEqual(free());
+    expect(runExtent(on, m, [{ kind: 'attribute', field: 'food', value: 'Thai' }], free(), [], [], typical).exclude).toBeNull();
+    expect(runExtent(on, m, [neutral], free(), [], [], rule).exclude).toBeNull();
+    expect(runExtent(off, m, [neutral], free(), [], [], typical).exclude).toBeNull();
+    const held = free();
+    held[5] = 30;
+    expect(runExtent(on, m, [neutral], held, [], [], typical).held).toEqual(held);
+  });
 });
