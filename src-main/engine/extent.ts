@@ -28,6 +28,8 @@ export interface TextExtent {
   exclude: Map<number, number[]> | null;
   /** The soft targets left for classifier guidance (length targets are served here). */
   rest: SoftTarget[];
+  /** Set when the length held is the bundle's typical one (a sentiment target that did not say the length). */
+  typicalHeld?: number;
 }
 
 const active = (t: SoftTarget) => (t.weight ?? 1) > 0;
@@ -59,11 +61,12 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
     const spans = soft.filter((t): t is Extract<SoftTarget, { kind: 'spans' }> => t.kind === 'spans' && active(t));
     const reach = Math.max(-1, ...spans.flatMap((t) => t.spans.map(([, e]) => e)));
     const sentiment = soft.some((t) => t.kind === 'sentiment' && active(t));
-    if (reach < 0 && sentiment && typicalTokens > 0 && !textHeld) lengths = [{ kind: 'length', tokens: Math.min(typicalTokens, seg.length - 1), weight: 1 }];
-    else {
-      if (reach < 0 || reach + 1 >= seg.length || textHeld) return { held, exclude: null, rest };
-      return { held, exclude: new Map(positions.slice(0, reach + 1).map((p) => [p, [END, PAD]])), rest };
+    if (reach < 0 && sentiment && typicalTokens > 0 && !textHeld) {
+      const tokens = Math.min(typicalTokens, seg.length - 1);
+      return { ...textExtent(m, [...soft, { kind: 'length', tokens, weight: 1 }], held, warnings, barred), typicalHeld: tokens };
     }
+    if (reach < 0 || reach + 1 >= seg.length || textHeld) return { held, exclude: null, rest };
+    return { held, exclude: new Map(positions.slice(0, reach + 1).map((p) => [p, [END, PAD]])), rest };
   }
   const n = lengths[0]!.tokens;
   const other = lengths.find((t) => t.tokens !== n);
@@ -130,5 +133,7 @@ export function runExtent(
     return { ...textExtent(m, [{ kind: 'length', tokens: predicted.tokens, weight: 1 }], held, warnings, barred), rest: soft };
   }
   if (!guided) return { held, exclude: null, rest: soft };
-  return textExtent(m, soft, held, warnings, barred, rule?.typical_tokens ?? 0);
+  const ext = textExtent(m, soft, held, warnings, barred, rule?.typical_tokens ?? 0);
+  if (ext.typicalHeld !== undefined) notes?.push(`${RECORD_LENGTH_NOTE} ${ext.typicalHeld} tokens, the bundle's typical text length, as a sentiment target does not say the length (a length constraint asks for another)`);
+  return ext;
 }

@@ -65,8 +65,10 @@ describe('the text length a record asks for', () => {
     const free = () => new Int32Array(12).fill(-1);
     const neutral = { kind: 'sentiment' as const, label: 'neutral', index: 0 };
     const typical = { ...rule, typical_tokens: 3 };
-    const r = runExtent(on, m, [neutral], free(), [], [9], typical);
+    const notes: string[] = [];
+    const r = runExtent(on, m, [neutral], free(), [], [9], typical, notes);
     expect([...r.held].slice(4)).toEqual([-1, -1, -1, END, PAD, PAD, PAD, PAD]);
+    expect(notes).toEqual(['the text\'s length is held at 3 tokens, the bundle\'s typical text length, as a sentiment target does not say the length (a length constraint asks for another)']);
     expect([...r.exclude!.entries()]).toEqual([[4, [END, PAD, 9]], [5, [END, PAD, 9]], [6, [END, PAD, 9]]]);
     expect(r.rest).toEqual([neutral]);
     expect([...runExtent(on, m, [neutral], free(), [], [], { ...rule, typical_tokens: 40 }).held].slice(4)).toEqual([-1, -1, -1, -1, -1, -1, -1, END]);
