@@ -13,11 +13,29 @@ export interface Projector {
 }
 
 /**
+ * Which pieces glue onto the one before them: a piece that starts with a letter and no space (`continues`) after one
+ * that ends in a letter or digit (`endsWord`) writes one word of two ("theKnown"). Classifier guidance pulls the
+ * continuous model's x0 toward such pieces (23% of guided e2e-default 2.2.3 texts had one, unguided ones none).
+ */
+export interface GlueRule {
+  continues: Uint8Array;
+  endsWord: Uint8Array;
+}
+
+export function glueRule(tokens: readonly string[]): GlueRule {
+  return {
+    continues: Uint8Array.from(tokens, (t) => (/^\p{L}/u.test(t) ? 1 : 0)),
+    endsWord: Uint8Array.from(tokens, (t) => (/[\p{L}\p{N}]$/u.test(t) ? 1 : 0)),
+  };
+}
+
+/**
  * Positions [start, start + length) round to their best token by the rounding score plus `add` ([length, V]; -Infinity
  * bars a token there): a held length's barred tokens, a token label lexicon's weighted log-probabilities
- * (lexicon.ts). Held tokens are kept.
+ * (lexicon.ts). Held tokens are kept. With `glue`, left to right, a piece that would glue onto the one chosen before
+ * it is passed over (a held token is kept even so).
  */
-export function scoredProjector(start: number, length: number, add: Float32Array, V: number): Projector {
+export function scoredProjector(start: number, length: number, add: Float32Array, V: number, glue?: GlueRule): Projector {
   return {
     start,
     length,
@@ -28,9 +46,11 @@ export function scoredProjector(start: number, length: number, add: Float32Array
           out[i] = fixed![i]!;
           continue;
         }
+        const noGlue = glue && i > 0 && glue.endsWord[out[i - 1]!] === 1 ? glue.continues : null;
         let best = -1;
         let bestScore = -Infinity;
         for (let v = 0; v < V; v++) {
+          if (noGlue?.[v]) continue;
           const sc = logScores[i * V + v]! + add[i * V + v]!;
           if (sc > -Infinity && (best < 0 || sc > bestScore)) {
             best = v;

@@ -7,6 +7,7 @@ import type { ConstraintSetInput } from '../../../src-main/constraints/set';
 import { readManifest } from '../../../src-main/engine/bundle';
 import { canonicalRecord } from '../../../src-main/engine/constraints-adapter';
 import { familyManifest } from '../../../src-main/engine/families/manifests';
+import { glueRule } from '../../../src-main/engine/projection';
 import { processClockMs } from '../../../src-main/engine/clock';
 import { createEngine } from '../../../src-main/engine/index';
 import { Tokenizer } from '../../../src-main/engine/tokenizer';
@@ -418,5 +419,19 @@ describe.skipIf(!defaultLexicons.includes('pos'))('a POS template on the continu
     expect(outputs.filter((o) => o.constraints[0]!.satisfied).length, outputs.map((o) => o.text).join(' | ')).toBeGreaterThanOrEqual(3);
     const m = await readManifest(DEFAULT_DIR);
     expect(familyManifest(m.kind)!.softDetail!(m)!.pos).toMatch(/^guided: classifier gradient on x_t, and .*token label lexicon.* where x0 is rounded to tokens$/);
+  }, 180_000);
+
+  it('guided texts never glue a piece onto the word before it (unguided ones are left to the model)', async () => {
+    const m = await readManifest(DEFAULT_DIR);
+    const pieces = (JSON.parse(readFileSync(join(DEFAULT_DIR, m.tokenizer.vocab), 'utf8')) as { tokens: string[] }).tokens;
+    const glue = glueRule(pieces);
+    const text = m.canvas.segments.find((s) => s.name === 'text')!;
+    const glued = (o: GeneratedOutput) => o.tokens.slice(text.start + 1, text.start + text.length).some((t, i) => glue.continues[t] === 1 && glue.endsWord[o.tokens[text.start + i]!] === 1);
+    // spans and sentiment: the controls whose guidance wrote the most glued pieces on 2.2.3 ("theKnown", "customerWant")
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'spans', spans: [[6, 7, 'PP']] }, { kind: 'sentiment', label: 'negative' }], sampler: { steps: 40, samples: 8, seed: 5 } };
+    const outputs: GeneratedOutput[] = [];
+    await e.generate({ model: 'e2e-default', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o) });
+    expect(outputs).toHaveLength(8);
+    expect(outputs.filter(glued).map((o) => o.text)).toEqual([]);
   }, 180_000);
 });

@@ -11,7 +11,7 @@ import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
 import { buildSchedule } from '../../schedule';
-import { coveredPositions, type Projector, scoredProjector } from '../../projection';
+import { coveredPositions, type GlueRule, glueRule, type Projector, scoredProjector } from '../../projection';
 import { lexiconTerm } from '../../lexicon';
 import { type Feeds, type Outputs, runRows } from '../../session-run';
 import { resolvePrecision } from '../../types';
@@ -28,6 +28,8 @@ interface ContinuousState {
   checked: Set<string>;
   /** Whitespace-only token ids (barred before a held <end>). */
   spaces: number[];
+  /** Pieces that glue onto the one before them (guided runs round the text without such joins). */
+  glue: GlueRule;
 }
 
 /** A continuous run's feeds for rows [from, to) of the batch. */
@@ -55,11 +57,14 @@ function feedsFor(inputs: Record<string, string>, x: Float32Array, t: Float32Arr
  */
 function roundingTerm(
   m: ContinuousManifest, dir: string, pin: Pick<TextExtent, 'exclude' | 'rest'>, g: SamplerSettings['guidance'], V: number,
-): { start: number; length: number; add: Float32Array; lexicon: boolean } | null {
+): { start: number; length: number; add: Float32Array; lexicon: boolean; guided: boolean } | null {
   const text = m.canvas.segments.find((x) => x.name === 'text')!;
+  const guided = g.enabled && g.strength > 0 && pin.rest.some((t) => (t.weight ?? 1) > 0);
   const local = g.enabled && g.strength > 0 ? lexiconTerm(dir, m.lexicons, pin.rest, g.strength, text.length) : null;
   const add = local?.values ?? new Float32Array(text.length * V);
   for (const [p, barred] of pin.exclude ?? []) for (const v of barred) add[(p - text.start) * V + v] = -Infinity;
+  // a guided run rounds its whole text through the projector, so that no piece glues onto the one before it
+  if (guided) return { start: text.start, length: text.length, add, lexicon: !!local, guided };
   // the stretch: from the first to the last text position with anything to add
   let first = -1;
   let last = -1;
@@ -70,7 +75,7 @@ function roundingTerm(
     }
   }
   if (first < 0) return null;
-  return { start: text.start + first, length: last - first + 1, add: add.subarray(first * V, (last + 1) * V), lexicon: !!local };
+  return { start: text.start + first, length: last - first + 1, add: add.subarray(first * V, (last + 1) * V), lexicon: !!local, guided };
 }
 
 const x0Of = (o: Outputs) => (o.x0 ?? Object.values(o)[0]!).data;
@@ -80,7 +85,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
 
   async open(bundle) {
     const emb = makeEmbeddings(await loadEmbeddings(bundle.dir, bundle.manifest, bundle.vocabSize), bundle.vocabSize, bundle.manifest.embedding.dim);
-    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens) };
+    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -133,7 +138,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
         if (rounding) {
           const covered = coveredPositions(projectors, N);
           // a hard text constraint already decides these positions' tokens; the held <end> still stands
-          if (!covered.subarray(rounding.start, rounding.start + rounding.length).some((c) => c)) projectors.push(scoredProjector(rounding.start, rounding.length, rounding.add, bundle.vocabSize));
+          if (!covered.subarray(rounding.start, rounding.start + rounding.length).some((c) => c)) projectors.push(scoredProjector(rounding.start, rounding.length, rounding.add, bundle.vocabSize, rounding.guided ? state.glue : undefined));
           else if (rounding.lexicon) warnings.push('a hard constraint decides the text\'s tokens: the POS / span lexicon is not applied');
         }
         const guidance = await buildGuidance({ host, dir, manifest: m, soft: pin.rest, settings: guidanceAtSteps(sampler.guidance, sampler.steps), provider, lanes, N, d, warnings, weights: m.guidance_defaults?.weights });

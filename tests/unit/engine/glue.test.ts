@@ -1,0 +1,38 @@
+/**
+ * Pieces that glue onto the word before them (projection.ts glueRule / scoredProjector's `glue`): a guided continuous
+ * run rounds its text left to right without writing "theKnown".
+ */
+import { describe, expect, it } from 'vitest';
+import { glueRule, scoredProjector } from '../../../src-main/engine/projection';
+
+const tokens = ['The', ' the', 'Known', '-', 'friendly', ' 5', '.', '<end>', 'é'];
+const V = tokens.length;
+const id = (t: string) => tokens.indexOf(t);
+
+describe('which pieces glue onto the one before them', () => {
+  it('a piece starting with a letter and no space continues; one ending in a letter or digit ends a word', () => {
+    const g = glueRule(tokens);
+    expect([...g.continues]).toEqual([1, 0, 1, 0, 1, 0, 0, 0, 1]);
+    expect([...g.endsWord]).toEqual([1, 1, 1, 0, 1, 1, 0, 0, 1]);
+  });
+
+  it('rounding passes over a continuation after a word, keeps it after "-", and keeps a held one', () => {
+    // position scores: each position prefers the listed piece, then ' 5'
+    const prefer = (...best: string[]) => {
+      const s = new Float32Array(best.length * V).fill(-10);
+      best.forEach((t, i) => {
+        s[i * V + id(t)] = 0;
+        s[i * V + id(' 5')] = -1;
+      });
+      return s;
+    };
+    const add = new Float32Array(4 * V);
+    const glued = scoredProjector(0, 4, add, V, glueRule(tokens));
+    const plain = scoredProjector(0, 4, add, V);
+    const scores = prefer(' the', 'Known', '-', 'friendly');
+    expect([...plain.project(scores)].map((t) => tokens[t])).toEqual([' the', 'Known', '-', 'friendly']);
+    expect([...glued.project(scores)].map((t) => tokens[t])).toEqual([' the', ' 5', '-', 'friendly']);
+    // a held continuation stays, and the text-initial position may start with one
+    expect([...glued.project(prefer('The', 'Known', '.', 'é'), Int32Array.from([-1, id('Known'), -1, -1]))].map((t) => tokens[t])).toEqual(['The', 'Known', '.', 'é']);
+  });
+});
