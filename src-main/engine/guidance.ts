@@ -9,7 +9,8 @@ import { EngineInputError } from './types';
 
 export type SoftTarget =
   | { kind: 'pos'; tags: (string | null)[]; weight?: number; index?: number }
-  | { kind: 'spans'; spans: [number, number, string][]; weight?: number; index?: number }
+  /** closed: the position after each span is also a target, outside any chunk (O), so that the chunk ends there. */
+  | { kind: 'spans'; spans: [number, number, string][]; closed?: boolean; weight?: number; index?: number }
   | { kind: 'attribute'; field: string; value: string; weight?: number; index?: number }
   | { kind: 'length'; tokens: number; weight?: number; index?: number }
   | { kind: 'sentiment'; label: string; weight?: number; index?: number };
@@ -128,6 +129,8 @@ export function buildTargets(entry: Pick<ClassifierEntry, 'labels' | 'fields' | 
             mask[i] = 1;
           }
         }
+        // the span's chunk ends with it: the next position, unless another span takes it, is outside any chunk
+        if (soft.closed) for (const [, e] of soft.spans) if (e + 1 < L && !mask[e + 1]) mask[e + 1] = 1;
       }
       return { target, targetShape: [L, C], mask, maskShape: [L] };
     }

@@ -27,6 +27,16 @@ describe('guidance targets (docs/ARCHITECTURE.md tensor layouts)', () => {
     expect(Array.from(t.mask!)).toEqual([0, 1, 1, 1, 0]);
   });
 
+  it('closed spans: the position after each span is a target too, outside any chunk, unless another span or the end takes it', () => {
+    const labels = ['O', 'B-NP', 'I-NP', 'B-VP', 'I-VP', 'B-PP', 'I-PP'];
+    const t = buildTargets(entry('spans', labels), { kind: 'spans', spans: [[0, 1, 'PP'], [2, 2, 'NP'], [4, 5, 'VP']], closed: true }, 8);
+    const arg = (i: number) => Array.from(t.target.subarray(i * 7, i * 7 + 7)).indexOf(1);
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map(arg)).toEqual([5, 6, 1, 0, 3, 4, 0, 0]);
+    expect(Array.from(t.mask!)).toEqual([1, 1, 1, 1, 1, 1, 1, 0]);
+    const atEnd = buildTargets(entry('spans', labels), { kind: 'spans', spans: [[3, 4, 'NP']], closed: true }, 5);
+    expect(Array.from(atEnd.mask!)).toEqual([0, 0, 0, 1, 1]);
+  });
+
   it('attribute: class 0 is "not mentioned", values from value_labels; mask the field', () => {
     const e = entry('attribute', ['not mentioned'], { fields: ['name', 'food'], value_labels: { name: ['A', 'B', 'C'], food: ['French', 'Italian'] } });
     const t = buildTargets(e, { kind: 'attribute', field: 'food', value: 'Italian' }, 5);

@@ -61,20 +61,23 @@ describe('the text length a record asks for', () => {
     expect([...runExtent(on, m, [{ ...length, weight: 0 }], recordOf(2), [], [], rule).held].slice(8)).toEqual([END, PAD, PAD, PAD]);
   });
 
-  it('a sentiment-guided run that says nothing of the length holds the rule\'s typical_tokens; others stay free', () => {
+  it('a sentiment- or spans-guided run that says nothing of the length holds the rule\'s typical_tokens; others stay free', () => {
     const free = () => new Int32Array(12).fill(-1);
     const neutral = { kind: 'sentiment' as const, label: 'neutral', index: 0 };
     const typical = { ...rule, typical_tokens: 3 };
     const notes: string[] = [];
     const r = runExtent(on, m, [neutral], free(), [], [9], typical, notes);
     expect([...r.held].slice(4)).toEqual([-1, -1, -1, END, PAD, PAD, PAD, PAD]);
-    expect(notes).toEqual(['the text\'s length is held at 3 tokens, the bundle\'s typical text length, as a sentiment target does not say the length (a length constraint asks for another)']);
+    expect(notes).toEqual(['the text\'s length is held at 3 tokens, the bundle\'s typical text length (or 3 past the last phrase span), as nothing in the run says the length (a length constraint asks for another)']);
     expect([...r.exclude!.entries()]).toEqual([[4, [END, PAD, 9]], [5, [END, PAD, 9]], [6, [END, PAD, 9]]]);
     expect(r.rest).toEqual([neutral]);
     expect([...runExtent(on, m, [neutral], free(), [], [], { ...rule, typical_tokens: 40 }).held].slice(4)).toEqual([-1, -1, -1, -1, -1, -1, -1, END]);
-    // a length, a template or spans say it themselves; an attribute alone, no rule, unguided or a held text: free
+    // spans: the typical length or 3 past the last span's token, whichever is further, within the segment
+    expect([...runExtent(on, m, [{ kind: 'spans', spans: [[0, 1, 'NP']] }], free(), [], [], typical).held].slice(4)).toEqual([-1, -1, -1, -1, END, PAD, PAD, PAD]);
+    expect([...runExtent(on, m, [neutral, { kind: 'spans', spans: [[0, 4, 'NP']] }], free(), [], [], typical).held].slice(4)).toEqual([-1, -1, -1, -1, -1, -1, -1, END]);
+    expect(runExtent(on, m, [{ kind: 'spans', spans: [[0, 7, 'NP']] }], free(), [], [], typical).held).toEqual(free());
+    // a length or a template says it itself; an attribute alone, no rule, unguided or a held text: free
     expect([...runExtent(on, m, [neutral, { kind: 'length', tokens: 5 }], free(), [], [], typical).held].slice(4, 10)).toEqual([-1, -1, -1, -1, -1, END]);
-    expect(runExtent(on, m, [neutral, { kind: 'spans', spans: [[0, 4, 'NP']] }], free(), [], [], typical).held).toEqual(free());
     expect(runExtent(on, m, [{ kind: 'attribute', field: 'food', value: 'Thai' }], free(), [], [], typical).exclude).toBeNull();
     expect(runExtent(on, m, [neutral], free(), [], [], rule).exclude).toBeNull();
     expect(runExtent(off, m, [neutral], free(), [], [], typical).exclude).toBeNull();

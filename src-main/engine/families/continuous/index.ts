@@ -132,7 +132,10 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
       async plan(compiled, held) {
         // a denoiser trained with <end> given clean holds a length (as a masked model does) when guidance is on, and
         // for data-to-text where the bundle has a text length rule
-        const pin = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces, m.text_length, notes) : { held, exclude: null, rest: compiled.soft };
+        const extent = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces, m.text_length, notes) : { held, exclude: null, rest: compiled.soft };
+        // phrase spans are guided closed (the position after each is outside any chunk): without it the chunk ran on
+        // past the span's end (docs/engine.md, "Phrase spans")
+        const pin = { ...extent, rest: extent.rest.map((t) => (t.kind === 'spans' ? { ...t, closed: true } : t)) };
         const projectors: Projector[] = [...compiled.hard];
         const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize);
         if (rounding) {
