@@ -47,17 +47,8 @@ export function scoredProjector(start: number, length: number, add: Float32Array
           continue;
         }
         const noGlue = glue && i > 0 && glue.endsWord[out[i - 1]!] === 1 ? glue.continues : null;
-        let best = -1;
-        let bestScore = -Infinity;
-        for (let v = 0; v < V; v++) {
-          if (noGlue?.[v]) continue;
-          const sc = logScores[i * V + v]! + add[i * V + v]!;
-          if (sc > -Infinity && (best < 0 || sc > bestScore)) {
-            best = v;
-            bestScore = sc;
-          }
-        }
-        out[i] = best;
+        // (if the glue rule leaves no allowed token here, it gives way)
+        out[i] = bestAt(logScores, add, i, V, noGlue) ?? bestAt(logScores, add, i, V, null) ?? -1;
       }
       return out;
     },
@@ -72,6 +63,21 @@ export function barringProjector(start: number, length: number, barred: readonly
   const add = new Float32Array(length * V);
   for (let i = 0; i < length; i++) for (const v of barred) add[i * V + v] = -Infinity;
   return scoredProjector(start, length, add, V);
+}
+
+/** The best-scoring token at position i (score + add, -Infinity barred), skipping `skip`ped ones; null if none is left. */
+function bestAt(logScores: Float32Array, add: Float32Array, i: number, V: number, skip: Uint8Array | null): number | null {
+  let best = -1;
+  let bestScore = -Infinity;
+  for (let v = 0; v < V; v++) {
+    if (skip?.[v]) continue;
+    const sc = logScores[i * V + v]! + add[i * V + v]!;
+    if (sc > -Infinity && (best < 0 || sc > bestScore)) {
+      best = v;
+      bestScore = sc;
+    }
+  }
+  return best < 0 ? null : best;
 }
 
 /** 1 at every canvas position some projector covers. */

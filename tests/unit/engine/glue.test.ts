@@ -34,5 +34,11 @@ describe('which pieces glue onto the one before them', () => {
     expect([...glued.project(scores)].map((t) => tokens[t])).toEqual([' the', ' 5', '-', 'friendly']);
     // a held continuation stays, and the text-initial position may start with one
     expect([...glued.project(prefer('The', 'Known', '.', 'é'), Int32Array.from([-1, id('Known'), -1, -1]))].map((t) => tokens[t])).toEqual(['The', 'Known', '.', 'é']);
+    // where only continuations are allowed (everything else barred), the rule gives way rather than leave a hole
+    const onlyContinuations = new Float32Array(2 * V);
+    tokens.forEach((t, v) => {
+      if (!/^\p{L}/u.test(t)) onlyContinuations[V + v] = -Infinity;
+    });
+    expect([...scoredProjector(0, 2, onlyContinuations, V, glueRule(tokens)).project(prefer(' the', 'Known'))].map((t) => tokens[t])).toEqual([' the', 'Known']);
   });
 });

@@ -66,7 +66,7 @@ export const continuousManifestSchema = z.object({
   /**
    * Data-to-text's text length from the record (training/dlm_train/text_length.py), for a denoiser that holds a
    * length: <end> held at round(intercept + per_record_token x record tokens) unless a run asks for a length.
-   * typical_tokens: the length a sentiment-guided run holds when nothing in it says the length (extent.ts).
+   * typical_tokens: the length a sentiment- or spans-guided run holds when nothing in it says the length (extent.ts).
    */
   text_length: z.object({ intercept: z.number(), per_record_token: z.number(), typical_tokens: z.number().int().min(1).optional() }).passthrough().optional(),
   /**
