@@ -24,6 +24,8 @@ export interface EngineModelInfo {
   unservedSoft?: { kinds: readonly string[]; detail: string };
   /** How the family serves a soft kind, when it says (the verdict's detail). */
   softDetail?: Readonly<Record<string, string>>;
+  /** An attribute also holds the record segment to its value (the compiler's CompileModel.attributeRecord). */
+  attributeRecord?: boolean;
 }
 
 export interface CompiledForEngine {
@@ -57,6 +59,7 @@ export async function compileForEngine(set: ConstraintSet, model: EngineModelInf
     encode: (t) => model.tokenizer.encode(t),
     unservedSoft: model.unservedSoft,
     softDetail: model.softDetail,
+    attributeRecord: model.attributeRecord,
   });
   const bad = compiled.verdicts.find((v) => v.status === 'error');
   if (bad?.error) {

@@ -28,7 +28,7 @@ export interface TextExtent {
   exclude: Map<number, number[]> | null;
   /** The soft targets left for classifier guidance (length targets are served here). */
   rest: SoftTarget[];
-  /** Set when the length held is the bundle's typical one (a sentiment or spans target that did not say the length). */
+  /** Set when the length held is the bundle's typical one (a sentiment, attribute or spans target that did not say the length). */
   typicalHeld?: number;
 }
 
@@ -40,9 +40,10 @@ const active = (t: SoftTarget) => (t.weight ?? 1) > 0;
  * the evaluator's word count would not see) never committed before it. Phrase spans without a length: <end> and
  * <pad> barred up to the last span's token (a span past the text cannot hold); with `typicalTokens` (the bundle's
  * text_length.typical_tokens), the length is held at it or 3 past the last span's token, whichever is further. A
- * sentiment target and nothing that says the length: `typicalTokens` held. Guidance toward a whole-text label or a
- * closed span otherwise takes the shortcut of ending the text early (neutral on e2e-default 2.2.3: "The Punter is";
- * barring <end> without holding it wrote filler instead). A held text is left as it is.
+ * sentiment or attribute target and nothing that says the length: `typicalTokens` held. Guidance toward a whole-text
+ * label or a closed span otherwise takes the shortcut of ending the text early (neutral on e2e-default 2.2.3: "The
+ * Punter is"; attribute with its record held: "There is a family friendly restaurant"; barring <end> without holding
+ * it wrote filler instead). A held text is left as it is.
  */
 export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, warnings: string[], barred: number[] = [], typicalTokens = 0): TextExtent {
   const rest = soft.filter((t) => t.kind !== 'length');
@@ -61,8 +62,8 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
   if (!lengths.length) {
     const spans = soft.filter((t): t is Extract<SoftTarget, { kind: 'spans' }> => t.kind === 'spans' && active(t));
     const reach = Math.max(-1, ...spans.flatMap((t) => t.spans.map(([, e]) => e)));
-    const sentiment = soft.some((t) => t.kind === 'sentiment' && active(t));
-    if ((reach >= 0 || sentiment) && typicalTokens > 0 && !textHeld && reach + 1 < seg.length) {
+    const wholeText = soft.some((t) => (t.kind === 'sentiment' || t.kind === 'attribute') && active(t));
+    if ((reach >= 0 || wholeText) && typicalTokens > 0 && !textHeld && reach + 1 < seg.length) {
       const tokens = Math.min(Math.max(typicalTokens, reach + 3), seg.length - 1);
       return { ...textExtent(m, [...soft, { kind: 'length', tokens, weight: 1 }], held, warnings, barred), typicalHeld: tokens };
     }
@@ -93,7 +94,7 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
 export interface TextLengthRule {
   intercept: number;
   per_record_token: number;
-  /** The length a sentiment- or spans-guided run holds when nothing in it says the length (textExtent). */
+  /** The length a sentiment-, attribute- or spans-guided run holds when nothing in it says the length (textExtent). */
   typical_tokens?: number;
 }
 

@@ -49,6 +49,7 @@ export function engineModelInfo(bundle: LoadedBundle): EngineModelInfo {
     tokenizer: bundle.tokenizer,
     unservedSoft: familyManifest(m.kind)?.unservedSoft?.(m),
     softDetail: familyManifest(m.kind)?.softDetail?.(m),
+    attributeRecord: familyManifest(m.kind)?.attributeRecord?.(m),
   };
 }
 

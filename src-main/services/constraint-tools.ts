@@ -19,6 +19,7 @@ interface VocabModel {
   /** What the model's family cannot steer (families/manifests.ts), and how it serves the rest when that needs saying. */
   unservedSoft?: { kinds: readonly string[]; detail: string };
   softDetail?: Readonly<Record<string, string>>;
+  attributeRecord?: boolean;
 }
 
 const vocabCache = new Map<string, VocabModel>();
@@ -39,6 +40,7 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
     recordFields: model.recordFields,
     unservedSoft: familyManifest(manifest.kind)?.unservedSoft?.(manifest),
     softDetail: familyManifest(manifest.kind)?.softDetail?.(manifest),
+    attributeRecord: familyManifest(manifest.kind)?.attributeRecord?.(manifest),
   };
   if (vocabCache.size > 8) vocabCache.clear();
   vocabCache.set(model.hash, vm);

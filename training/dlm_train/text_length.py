@@ -10,8 +10,8 @@ record_tokens: the tokens of the canonical record (the record segment without pa
 fit over the training corpus, and the intercept then moves by the `quantile` of its residuals: texts a little longer
 than the typical one lose less BLEU than shorter ones, which drop content (the quantile is chosen on dev MRs).
 
-`typical_tokens` (the median length of the training texts) is the length a sentiment-guided run holds when nothing in
-it says the length: sentiment guidance otherwise takes the shortcut of ending the text early (neutral on 2.2.3 wrote
+`typical_tokens` (the median length of the training texts) is the length a sentiment-, attribute- or spans-guided run
+holds when nothing in it says the length: sentiment guidance otherwise takes the shortcut of ending the text early (neutral on 2.2.3 wrote
 "The Punter is"; barring <end> there without holding it wrote filler).
 
     python3 -m training.dlm_train.text_length --bundle models/e2e-default --corpus ../shared/data/e2e/trainset.csv \
@@ -67,7 +67,7 @@ def card_lines(rule: dict, corpus: str) -> List[str]:
             f"record tokens) text tokens (manifest `text_length`), unless a run asks for a length itself: a least-squares "
             f"line over the {rule['examples']:,} texts of {corpus}, moved to the {rule['quantile']:g} quantile of its "
             f"residuals (mean absolute error {rule['mean_abs_error_tokens']} tokens)."
-            + (f" A sentiment-guided run that does not say its length holds {rule['typical_tokens']} tokens, the "
+            + (f" A sentiment-, attribute- or spans-guided run that does not say its length holds {rule['typical_tokens']} tokens, the "
                "training texts' median (`text_length.typical_tokens`)." if "typical_tokens" in rule else "")]
 
 

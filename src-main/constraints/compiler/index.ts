@@ -47,6 +47,12 @@ export interface CompileModel {
   unservedSoft?: { kinds: readonly string[]; detail: string };
   /** How the model's family serves a soft kind when not by classifier-gradient guidance alone (the verdict's detail). */
   softDetail?: Readonly<Record<string, string>>;
+  /**
+   * The family writes its text from the canvas's record segment (a joint record + text model): an attribute whose
+   * value the record schema knows also holds that segment to a record with field = value, when no other constraint
+   * decides the record. Its verdict's detail says so.
+   */
+  attributeRecord?: boolean;
 }
 
 export interface SegmentProjector {
@@ -222,6 +228,41 @@ export function canonicalRecord(value: Record<string, unknown>, order: string[] 
   return JSON.stringify(o);
 }
 
+/**
+ * The record-side half of attribute constraints on a joint record + text model: one projector holding the record
+ * segment to a valid record (the bundle's record schema) with each attributed field at its value. The model writes
+ * its text from that record, as in data-to-text, where the classifier's gradient on the text alone often lost to
+ * a record that named another value. Left out (guidance alone) where the record segment holds tokens already, an
+ * attribute names a value the schema does not know, or two attributes give one field different values.
+ */
+function attributeRecordProjector(model: CompileModel, soft: SoftTarget[], held: HeldToken[], verdicts: Verdict[], topK: number): SegmentProjector[] {
+  const fields = model.recordFields;
+  const seg = model.canvas.segments.find((x) => x.name === 'record');
+  const attrs = soft.filter((t): t is Extract<SoftTarget, { kind: 'attribute' }> => t.kind === 'attribute' && t.weight > 0);
+  if (!fields || !seg || attrs.length === 0) return [];
+  if (held.some((h) => h.position >= seg.start && h.position < seg.start + seg.length)) return [];
+  const values = new Map<string, string>();
+  for (const a of attrs) {
+    if (!fields[a.field]?.includes(a.value) || (values.has(a.field) && values.get(a.field) !== a.value)) return [];
+    values.set(a.field, a.value);
+  }
+  const schema = recordSchemaOf(fields, [...values.keys()]) as { properties: Record<string, unknown> };
+  for (const [f, v] of values) schema.properties[f] = { type: 'string', enum: [v] };
+  const key = `attribute-record:${JSON.stringify(schema)}`;
+  try {
+    let dfa = dfaCache.get(key);
+    if (!dfa) dfa = remember(dfaCache, key, compileJsonSchema(schema).dfa);
+    const projector = makeProjector('record', seg, automatonFor(key, dfa, model, 'record', seg.length), model.specials, attrs.map((a) => a.index), topK);
+    for (const a of attrs) {
+      const v = verdicts[a.index]!;
+      v.detail = `${v.detail ?? 'guided: classifier gradient'}; the record segment is held to ${a.field} = ${JSON.stringify(a.value)}`;
+    }
+    return [projector];
+  } catch {
+    return []; // e.g. a record segment too short for the schema's record: guidance alone
+  }
+}
+
 const tokenizers = new WeakMap<readonly string[], Tokenizer>();
 function encoder(model: CompileModel): (text: string) => number[] {
   if (model.encode) return model.encode;
@@ -381,6 +422,7 @@ export function compileConstraintSet(set: ConstraintSet, model: CompileModel, op
   }
 
   build('record', recordHard.map((x) => ({ index: x.index, key: x.key, dfa: () => x.dfa })));
+  if (model.attributeRecord && recordHard.length === 0) hard.push(...attributeRecordProjector(model, soft, held, verdicts, topK));
   build('text', textHard.map((x) => ({ index: x.index, key: x.key, dfa: () => dfaCache.get(x.key) ?? toDfa(x.lang()) })));
 
   const result: CompiledConstraintSet = { hard, held, soft, verdicts, compileMs: performance.now() - t0, cached: false };

@@ -32,6 +32,8 @@ export interface FamilyManifest<M extends FamilyManifestBase> {
   unservedSoft?(m: M): { kinds: string[]; detail: string } | undefined;
   /** How this bundle serves the soft kinds it does serve, when that needs saying (the verdict's detail). */
   softDetail?(m: M): Record<string, string> | undefined;
+  /** Whether an attribute also holds the record segment to its value (the compiler's CompileModel.attributeRecord). */
+  attributeRecord?(m: M): boolean;
   /** What `dlm-studio models` and the UI show of the family's own sampler settings. */
   summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults' | 'continuousDefaults'>>;
 }

@@ -434,4 +434,15 @@ describe.skipIf(!defaultLexicons.includes('pos'))('a POS template on the continu
     expect(outputs).toHaveLength(8);
     expect(outputs.filter(glued).map((o) => o.text)).toEqual([]);
   }, 180_000);
+
+  it('an attribute holds the record segment to its value, and the text follows the record', async () => {
+    // "customer rating = high": guided on the text alone (2.2.4), 1 of 4 dev samples named it; their records said
+    // "1 out of 5" or "3 out of 5"
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'attribute', field: 'customer rating', value: 'high' }], sampler: { steps: 40, samples: 8, seed: 11 } };
+    const outputs: GeneratedOutput[] = [];
+    const summary = await e.generate({ model: 'e2e-default', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o) });
+    expect(summary.status).toBe('completed');
+    expect(outputs.map((o) => o.record?.['customer rating'])).toEqual(Array(8).fill('high'));
+    expect(outputs.filter((o) => o.constraints[0]!.satisfied).length, outputs.map((o) => o.text).join(' | ')).toBeGreaterThanOrEqual(6);
+  }, 180_000);
 });

@@ -122,6 +122,44 @@ describe('compileConstraintSet', () => {
   });
 });
 
+describe('attributes on a joint record + text model (attributeRecord)', () => {
+  const fields = { name: ['The Mill', 'Aromi'], eatType: ['pub', 'coffee shop', 'restaurant'], area: ['riverside', 'city centre'] };
+  const joint: CompileModel = { ...model, recordFields: fields, attributeRecord: true };
+  const coffee = { kind: 'attribute' as const, field: 'eatType', value: 'coffee shop' };
+
+  it('holds the record segment to a valid record with the attributed field at its value, and keeps the guidance', () => {
+    const c = compileConstraintSet(set([coffee, { kind: 'sentiment', label: 'positive' }]), joint);
+    expect(c.soft.map((t) => t.kind)).toEqual(['attribute', 'sentiment']);
+    expect(c.hard).toHaveLength(1);
+    const p = c.hard[0]!;
+    expect([p.segment, p.start, p.length, p.constraints]).toEqual(['record', 0, 44, [0]]);
+    expect(c.verdicts[0]!.status).toBe('soft');
+    expect(c.verdicts[0]!.detail).toMatch(/record segment is held to eatType = "coffee shop"/);
+    const pad = (ids: number[]) => [...ids, ...Array(44 - ids.length).fill(model.specials.pad)];
+    expect(p.accepts(pad(tok.encode('{"name":"Aromi","eatType":"coffee shop","area":"riverside"}')))).toBe(true);
+    expect(p.accepts(pad(tok.encode('{"name":"Aromi","eatType":"pub","area":"riverside"}')))).toBe(false);
+    expect(p.accepts(pad(tok.encode('{"name":"Aromi","area":"riverside"}')))).toBe(false);
+    expect(p.accepts(pad(tok.encode('{"eatType":"coffee shop","food":"Italian"}')))).toBe(false); // not a field of this schema
+    // a record pushed toward another value comes out with the attributed one
+    const other = pad(tok.encode('{"name":"The Mill","eatType":"pub","area":"city centre"}'));
+    const rec = JSON.parse(tok.decode(p.project(noisyScores(44, other, 3))));
+    expect(rec.eatType).toBe('coffee shop');
+  });
+
+  it('two attributes make one projector; the record is left alone when something else decides it or the value is unknown', () => {
+    const two = compileConstraintSet(set([coffee, { kind: 'attribute', field: 'area', value: 'riverside' }]), joint);
+    expect(two.hard.map((p) => p.constraints)).toEqual([[0, 1]]);
+    const none = (constraints: ConstraintSetInput['constraints']) => compileConstraintSet(set(constraints), joint);
+    expect(none([coffee, { kind: 'json-schema', schema: { type: 'object' } }]).hard.map((p) => p.constraints)).toEqual([[1]]);
+    expect(none([coffee, { kind: 'record', value: { name: 'Aromi', eatType: 'pub' } }]).hard).toEqual([]);
+    expect(none([{ kind: 'attribute', field: 'eatType', value: 'food truck' }]).hard).toEqual([]);
+    expect(none([coffee, { kind: 'attribute', field: 'eatType', value: 'pub' }]).hard).toEqual([]);
+    expect(none([{ ...coffee, weight: 0 }]).hard).toEqual([]);
+    // a family that does not write its text from the record: guidance alone
+    expect(compileConstraintSet(set([coffee]), { ...joint, attributeRecord: false }).hard).toEqual([]);
+  });
+});
+
 describe('recordSchemaOf', () => {
   it('builds the record schema from a bundle field list, in the E2E field order', async () => {
     const { recordSchemaOf, compileJsonSchema } = await import('../../../src-main/constraints/compiler');

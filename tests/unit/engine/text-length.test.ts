@@ -61,7 +61,7 @@ describe('the text length a record asks for', () => {
     expect([...runExtent(on, m, [{ ...length, weight: 0 }], recordOf(2), [], [], rule).held].slice(8)).toEqual([END, PAD, PAD, PAD]);
   });
 
-  it('a sentiment- or spans-guided run that says nothing of the length holds the rule\'s typical_tokens; others stay free', () => {
+  it('a sentiment-, attribute- or spans-guided run that says nothing of the length holds the rule\'s typical_tokens; others stay free', () => {
     const free = () => new Int32Array(12).fill(-1);
     const neutral = { kind: 'sentiment' as const, label: 'neutral', index: 0 };
     const typical = { ...rule, typical_tokens: 3 };
@@ -76,9 +76,13 @@ describe('the text length a record asks for', () => {
     expect([...runExtent(on, m, [{ kind: 'spans', spans: [[0, 1, 'NP']] }], free(), [], [], typical).held].slice(4)).toEqual([-1, -1, -1, -1, END, PAD, PAD, PAD]);
     expect([...runExtent(on, m, [neutral, { kind: 'spans', spans: [[0, 4, 'NP']] }], free(), [], [], typical).held].slice(4)).toEqual([-1, -1, -1, -1, -1, -1, -1, END]);
     expect(runExtent(on, m, [{ kind: 'spans', spans: [[0, 7, 'NP']] }], free(), [], [], typical).held).toEqual(free());
-    // a length or a template says it itself; an attribute alone, no rule, unguided or a held text: free
+    // an attribute too (with its record held, one text in 64 stopped after six words)
+    const thai = { kind: 'attribute' as const, field: 'food', value: 'Thai' };
+    expect([...runExtent(on, m, [thai], free(), [], [], typical).held].slice(4)).toEqual([-1, -1, -1, END, PAD, PAD, PAD, PAD]);
+    expect(runExtent(on, m, [{ ...thai, weight: 0 }], free(), [], [], typical).exclude).toBeNull();
+    // a length says it itself; no rule, unguided or a held text: free
     expect([...runExtent(on, m, [neutral, { kind: 'length', tokens: 5 }], free(), [], [], typical).held].slice(4, 10)).toEqual([-1, -1, -1, -1, -1, END]);
-    expect(runExtent(on, m, [{ kind: 'attribute', field: 'food', value: 'Thai' }], free(), [], [], typical).exclude).toBeNull();
+    expect([...runExtent(on, m, [thai, { kind: 'length', tokens: 5 }], free(), [], [], typical).held].slice(4, 10)).toEqual([-1, -1, -1, -1, -1, END]);
     expect(runExtent(on, m, [neutral], free(), [], [], rule).exclude).toBeNull();
     expect(runExtent(off, m, [neutral], free(), [], [], typical).exclude).toBeNull();
     const held = free();

@@ -66,7 +66,7 @@ export const continuousManifestSchema = z.object({
   /**
    * Data-to-text's text length from the record (training/dlm_train/text_length.py), for a denoiser that holds a
    * length: <end> held at round(intercept + per_record_token x record tokens) unless a run asks for a length.
-   * typical_tokens: the length a sentiment- or spans-guided run holds when nothing in it says the length (extent.ts).
+   * typical_tokens: the length a sentiment-, attribute- or spans-guided run holds when nothing in it says the length (extent.ts).
    */
   text_length: z.object({ intercept: z.number(), per_record_token: z.number(), typical_tokens: z.number().int().min(1).optional() }).passthrough().optional(),
   /**
@@ -132,6 +132,10 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
     }
     return Object.keys(out).length ? out : undefined;
   },
+  // the denoiser writes its text from the record segment beside it (data-to-text): an attribute holds that record to
+  // its value (e2e-default 2.2.4, 16 dev targets x 4 at 40 steps: docs/evaluation). DLM_ATTRIBUTE_RECORD=0 turns
+  // it off, for comparisons.
+  attributeRecord: (m) => process.env.DLM_ATTRIBUTE_RECORD !== '0' && m.canvas.segments.some((s) => s.name === 'record') && Object.keys(m.record_schema?.fields ?? {}).length > 0,
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};
