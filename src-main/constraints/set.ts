@@ -202,6 +202,25 @@ export function maskedTemperature(defaults: { temperature: number; temperature_u
   return defaults.temperature;
 }
 
+/** Constraint kinds a continuous model steers by classifier guidance (the others are hard, held or scored only). */
+export const GUIDED_CONSTRAINT_KINDS: readonly ConstraintKind[] = ['pos', 'spans', 'attribute', 'length', 'sentiment'];
+
+/** Whether a run is classifier-guided: guidance on with strength > 0 and an enabled guided constraint of weight > 0. */
+export function isGuidedRun(constraints: readonly { kind: string; enabled?: boolean; weight?: number }[], guidance: { enabled?: boolean; strength?: number } | undefined): boolean {
+  if (guidance?.enabled === false || (guidance?.strength ?? 1) <= 0) return false;
+  return constraints.some((c) => c.enabled !== false && (c.weight ?? 1) > 0 && GUIDED_CONSTRAINT_KINDS.includes(c.kind as ConstraintKind));
+}
+
+/**
+ * A continuous bundle's step spacing for a run that names none, the same in the CLI, the eval and the UI: its
+ * `guided_spacing` for a classifier-guided run when it has one, else its `spacing`. Guidance acts at every step, and
+ * the classifiers read x_t best at low noise, where spacing toward high noise leaves few steps; data-to-text gains
+ * from those high-noise steps (docs/engine.md, "Step spacing").
+ */
+export function continuousSpacing(defaults: { spacing: number; guidedSpacing?: number }, guided: boolean): number {
+  return guided && defaults.guidedSpacing !== undefined ? defaults.guidedSpacing : defaults.spacing;
+}
+
 export const constraintSetSchema = z.object({
   version: z.literal(1),
   name: z.string().max(200).optional(),

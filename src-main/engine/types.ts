@@ -55,6 +55,8 @@ export interface ContinuousDefaults {
   eta: number;
   /** Step spacing exponent (sampler.spacing; 1 = evenly spaced). */
   spacing: number;
+  /** The spacing of classifier-guided runs, when the bundle gives one (constraints/set.ts continuousSpacing). */
+  guidedSpacing?: number;
   /** How they were chosen (free-form, from the manifest). */
   measured?: string | Record<string, unknown>;
 }

@@ -20,6 +20,15 @@ function comparable(c: ControlResult): string {
   return pct(c.published.compare === 'score' ? c.guided.meanScore : c.guided.success);
 }
 
+/** The run's step spacing in words: --spacing's, else the bundle's (and its spacing for guided runs); empty when even. */
+function spacingWords(s: EvalResults['settings']): string {
+  if (s.sampler?.spacing !== undefined) return s.sampler.spacing !== 1 ? `, step spacing ${s.sampler.spacing}` : '';
+  const d = s.defaultSpacing;
+  if (!d) return '';
+  const guided = d.guidedSpacing !== undefined && d.guidedSpacing !== d.spacing ? ` (${d.guidedSpacing} for guided runs)` : '';
+  return d.spacing !== 1 || guided ? `, step spacing ${d.spacing}${guided}` : '';
+}
+
 export function renderMarkdown(r: EvalResults): string {
   const L: string[] = [];
   const s = r.settings;
@@ -34,7 +43,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${r.device.precision ? `, ${r.device.precision} denoiser` : ''}` : '-'} |`);
   L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
-  L.push(`| settings | ${s.steps} steps, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${s.sampler.spacing !== undefined && s.sampler.spacing !== 1 ? `, step spacing ${s.sampler.spacing}` : ''}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
+  L.push(`| settings | ${s.steps} steps, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${spacingWords(s)}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
   L.push(`| targets | ${s.targets.file} (sha256 \`${s.targets.sha256.slice(0, 16)}...\`, seed ${s.targets.seed}; built from the dev set) |`);
   L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min${s.maxMinutes !== undefined ? ` (budget ${s.maxMinutes} min)` : ''} |`);
   L.push('');

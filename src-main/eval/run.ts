@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { type CONTINUOUS_SAMPLERS, guidanceSettings, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, continuousSpacing, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
@@ -48,6 +48,8 @@ export interface EvalSettings {
   /** Continuous-family sampler of every run (sampler.method, eta for ddim, spacing); each absent: the bundle's
    * sampler_defaults when it has them, else ancestral, evenly spaced. */
   sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
+  /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
+  defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
   masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number };
   /** --steps was not given: a model with sampler_defaults (every masked-diffusion model, continuous ones that have
@@ -235,8 +237,11 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
   return { outputs, summary, seconds };
 }
 
-function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean): NonNullable<ConstraintSetInput['sampler']> {
-  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...(s.masked ?? {}), guidance: { ...(s.guidance ?? {}), enabled: guided } };
+/** A run's sampler; `constraints` (parsed) decide a continuous bundle's default spacing (guided or not). */
+function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly Constraint[] = []): NonNullable<ConstraintSetInput['sampler']> {
+  const guidance = { ...(s.guidance ?? {}), enabled: guided };
+  const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, isGuidedRun(constraints, guidance)) } : {};
+  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...spacing, ...(s.masked ?? {}), guidance };
 }
 
 interface Scored {
@@ -302,9 +307,10 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     settings.sampler = { ...(cd.method === 'ddim' ? { method: 'ddim', eta: cd.eta } : { method: cd.method }), ...given.sampler };
     notes.push(`${model.id}: sampler ${cd.method}${cd.method === 'ddim' ? ` (eta ${cd.eta})` : ''} (its sampler_defaults)`);
   }
-  if (cd && given.sampler?.spacing === undefined && cd.spacing !== 1) {
-    settings.sampler = { ...settings.sampler, spacing: cd.spacing };
-    notes.push(`${model.id}: step spacing ${cd.spacing} (its sampler_defaults)`);
+  if (cd && given.sampler?.spacing === undefined && (cd.spacing !== 1 || cd.guidedSpacing !== undefined)) {
+    // each run takes the bundle's spacing for its kind (samplerFor)
+    settings.defaultSpacing = cd;
+    notes.push(`${model.id}: step spacing ${cd.spacing}${cd.guidedSpacing !== undefined && cd.guidedSpacing !== cd.spacing ? `, ${cd.guidedSpacing} for guided runs` : ''} (its sampler_defaults)`);
   }
   if (masked && given.sampler?.method && given.sampler.method !== 'ancestral') {
     throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);
@@ -366,7 +372,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     try {
       for (const t of targets) {
         const seed = (settings.seed + 1000 + targetIndex++) >>> 0;
-        const g = await generate(deps, settings, { version: 1, constraints: t.constraints, sampler: samplerFor(settings, nSamples, seed, true) });
+        const g = await generate(deps, settings, { version: 1, constraints: t.constraints, sampler: samplerFor(settings, nSamples, seed, true, t.constraints) });
         device ??= g.summary.device;
         for (const w of g.summary.warnings ?? []) if (!res.warnings.includes(w)) res.warnings.push(w);
         gSeconds += g.seconds;

@@ -10,7 +10,7 @@
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, continuousSpacing, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -173,6 +173,8 @@ export interface ContinuousSettings {
   eta: number;
   /** Step spacing exponent (sampler.spacing; 1 = evenly spaced). */
   spacing: number;
+  /** The bundle's spacing for classifier-guided runs, when it has one (a spacing left at `spacing` takes it). */
+  guidedSpacing?: number;
 }
 
 /**
@@ -184,7 +186,9 @@ export const STUDIO_CONTINUOUS_START: ContinuousSettings = { steps: 40, method: 
 /** A continuous model's defaults: its bundle's sampler_defaults, else the studio's start (any other model: the start). */
 export function continuousDefaults(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): ContinuousSettings {
   const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
-  return d ? { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing ?? 1 } : { ...STUDIO_CONTINUOUS_START };
+  return d
+    ? { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing ?? 1, ...(d.guidedSpacing !== undefined ? { guidedSpacing: d.guidedSpacing } : {}) }
+    : { ...STUDIO_CONTINUOUS_START };
 }
 
 /** Whether a continuous bundle brings its own sampler defaults (a measured step count and sampler). */
@@ -194,13 +198,16 @@ export function hasContinuousDefaults(model: Pick<ModelSummary, 'kind' | 'contin
 
 /** A continuous model's defaults in words ("50 steps, DDIM (eta 0.5)", "20 steps, ancestral, steps spaced 0.33 (more at high noise)"). */
 export function continuousDefaultsLabel(d: ContinuousSettings): string {
-  return `${d.steps} steps, ${continuousSamplerLabel(d)}`;
+  const guided = d.guidedSpacing !== undefined && d.guidedSpacing !== d.spacing ? `; guided runs ${spacingLabel(d.guidedSpacing) || 'evenly spaced'}` : '';
+  return `${d.steps} steps, ${continuousSamplerLabel(d)}${guided}`;
 }
 
 /** The sampler settings a new set starts with under this model (a continuous bundle with sampler_defaults: its own). */
 export function startSampler(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): SamplerSettings {
   const s = samplerSettings.parse({ steps: STUDIO_CONTINUOUS_START.steps, samples: 4 });
-  return hasContinuousDefaults(model) ? { ...s, ...continuousDefaults(model) } : s;
+  if (!hasContinuousDefaults(model)) return s;
+  const { steps, method, eta, spacing } = continuousDefaults(model);
+  return { ...s, steps, method, eta, spacing };
 }
 
 /** The settings "Use the model's defaults" gives a continuous model: its steps, method, eta and spacing. */
@@ -331,10 +338,18 @@ export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummar
 /**
  * The settings a run of this model is started with: a continuous model's run carries no masked settings; a masked
  * model's runs the ancestral method (the engine refuses the continuous samplers for it) with spacing 1 (it ignores
- * the spacing: its recipe should not name one that did not run).
+ * the spacing: its recipe should not name one that did not run). A continuous bundle's `guided_spacing` replaces a
+ * spacing left at its default when the run's `constraints` are guided (null: the spacing was chosen, it stays).
  */
-export function samplerForRun(sampler: SamplerSettings, model: Pick<ModelSummary, 'kind'> | null | undefined): SamplerSettings {
-  return familyOf(model?.kind) === 'masked' ? { ...sampler, method: 'ancestral', eta: 0, spacing: 1 } : withoutMasked(sampler);
+export function samplerForRun(
+  sampler: SamplerSettings, model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined,
+  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] | null = [],
+): SamplerSettings {
+  if (familyOf(model?.kind) === 'masked') return { ...sampler, method: 'ancestral', eta: 0, spacing: 1 };
+  // a spacing left at the bundle's default (constraints given: not chosen) takes its spacing for guided runs
+  const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
+  const s = withoutMasked(sampler);
+  return d && constraints && s.spacing === d.spacing ? { ...s, spacing: continuousSpacing(d, isGuidedRun(constraints, s.guidance)) } : s;
 }
 
 /**

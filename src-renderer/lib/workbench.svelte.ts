@@ -66,6 +66,11 @@ export class Workbench {
   description = $state('');
   blocks = $state<Block[]>([]);
   sampler = $state<SamplerSettings>(startSampler(null));
+  /**
+   * Whether the step spacing was chosen (typed in Generate, or a recipe's): a spacing left at the bundle's default
+   * takes its spacing for guided runs instead (samplerForRun).
+   */
+  spacingChosen = $state(false);
   /** The saved set the draft came from, and whether it changed since. */
   loaded = $state<{ id: number; name: string; version: number } | null>(null);
   /** The draft as last loaded or saved (name, description, constraints; sampler changes do not count). */
@@ -142,6 +147,7 @@ export class Workbench {
     this.sampler = fitted.sampler;
     this.samplerStash = fitted.stash;
     this.samplerModelId = model.id;
+    this.spacingChosen = false;
   }
 
   /** The family of a run's model: its recipe's, else the installed bundle's. */
@@ -440,7 +446,7 @@ export class Workbench {
     }
     try {
       // what the model's family reads: a continuous model's run carries no masked settings
-      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel);
+      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, this.spacingChosen ? null : body.constraints);
       // a saved, unchanged set runs by id, so the run links back to it in the library
       const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
       const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });
@@ -487,6 +493,7 @@ export class Workbench {
     const cs = recipe.constraintSet;
     this.loadSet(cs.body, null, cs.name ?? cs.body.name ?? '');
     this.sampler = clone(recipe.sampler);
+    this.spacingChosen = true; // the spacing the run ran with
     if (cs.id !== null) notes.push(`the set was “${cs.name ?? '?'}” v${cs.version ?? '?'} in the studio that made it`);
     this.device = recipe.device.requested;
     const model = this.studio.models.find((m) => m.id === recipe.model.id && !m.error);

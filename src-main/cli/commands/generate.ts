@@ -1,7 +1,7 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_SPACING, continuousSpacing, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
@@ -150,7 +150,7 @@ export const generateCommand: CliCommand = {
       if (!setGives.eta) sampler.eta = cd.eta;
     }
     // and its step spacing, unless --spacing or the set chose one
-    if (cd && spacing === undefined && !setGives.spacing) sampler.spacing = cd.spacing;
+    if (cd && spacing === undefined && !setGives.spacing) sampler.spacing = continuousSpacing(cd, isGuidedRun(set.constraints, sampler.guidance));
     if (eta !== undefined) {
       if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
       sampler.eta = eta;

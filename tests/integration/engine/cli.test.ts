@@ -25,10 +25,10 @@ beforeAll(() => {
   const sd = JSON.parse(readFileSync(join(models, 'micro-sd', 'manifest.json'), 'utf8'));
   sd.sampler_defaults = { steps: 7, method: 'ddim', eta: 0.5, measured: { note: 'test bundle' } };
   writeFileSync(join(models, 'micro-sd', 'manifest.json'), JSON.stringify(sd));
-  // and with steps spaced unevenly by default
+  // and with steps spaced unevenly by default (evenly for guided runs)
   writeMicroBundle(join(models, 'micro-sp'), { id: 'micro-sp' });
   const sp = JSON.parse(readFileSync(join(models, 'micro-sp', 'manifest.json'), 'utf8'));
-  sp.sampler_defaults = { steps: 5, spacing: 0.5 };
+  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1 };
   writeFileSync(join(models, 'micro-sp', 'manifest.json'), JSON.stringify(sp));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
@@ -172,6 +172,11 @@ describe('dlm-studio generate / models', () => {
     const evenSet = join(root, 'sp-set.json');
     writeFileSync(evenSet, JSON.stringify({ version: 1, constraints: [], sampler: { spacing: 1 } }));
     expect((await gen('sp-set', '--model', 'micro-sp', '--constraints', evenSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
+    // a guided run takes the bundle's guided_spacing (here even); --spacing still decides
+    const guidedSet = join(root, 'sp-guided.json');
+    writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
+    expect((await gen('sp-guided', '--model', 'micro-sp', '--constraints', guidedSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
+    expect((await gen('sp-guided-asked', '--model', 'micro-sp', '--constraints', guidedSet, '--spacing', '0.5')).lines[0]!.sampler).toEqual({ method: 'ancestral', spacing: 0.5 });
     expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
     expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, guidanceAtSteps, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, continuousSpacing, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
@@ -74,6 +74,28 @@ describe('the masked family’s temperature rule', () => {
     expect(maskedTemperature(d, 0, false)).toBe(0);
     expect(maskedTemperature(d, 1.2, true)).toBe(1.2);
     expect(maskedTemperature({ temperature: 0.3 }, undefined, false)).toBe(0.3);
+  });
+});
+
+describe('a continuous bundle\'s spacing for guided runs (isGuidedRun, continuousSpacing)', () => {
+  it('a run is guided by an enabled guided constraint of weight > 0 with guidance on; hard, held and scored kinds are not', () => {
+    const c = (x: object) => parseConstraintSet({ version: 1, constraints: [x] }).constraints;
+    const on = { enabled: true, strength: 1 };
+    for (const x of [{ kind: 'pos', tags: ['DET'] }, { kind: 'attribute', field: 'food', value: 'Thai' }, { kind: 'length', tokens: 9 }, { kind: 'sentiment', label: 'neutral' }, { kind: 'spans', spans: [[0, 1, 'NP']] }]) {
+      expect(isGuidedRun(c(x), on), x.kind).toBe(true);
+      expect(isGuidedRun(c({ ...x, enabled: false }), on), `${x.kind} disabled`).toBe(false);
+      expect(isGuidedRun(c({ ...x, weight: 0 }), on), `${x.kind} weight 0`).toBe(false);
+      expect(isGuidedRun(c(x), { enabled: false }), `${x.kind} guidance off`).toBe(false);
+      expect(isGuidedRun(c(x), { enabled: true, strength: 0 }), `${x.kind} strength 0`).toBe(false);
+    }
+    for (const x of [{ kind: 'record', value: { name: 'A' } }, { kind: 'json-schema', schema: { type: 'object' } }, { kind: 'words', include: ['pub'] }]) expect(isGuidedRun(c(x), on), x.kind).toBe(false);
+    expect(isGuidedRun([], undefined)).toBe(false);
+  });
+
+  it('guided runs take guided_spacing when the bundle has one; everything else its spacing', () => {
+    expect(continuousSpacing({ spacing: 0.5, guidedSpacing: 1 }, true)).toBe(1);
+    expect(continuousSpacing({ spacing: 0.5, guidedSpacing: 1 }, false)).toBe(0.5);
+    expect(continuousSpacing({ spacing: 0.5 }, true)).toBe(0.5);
   });
 });
 

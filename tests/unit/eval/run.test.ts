@@ -214,6 +214,26 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(renderMarkdown(r3)).not.toContain('step spacing');
   });
 
+  it('a bundle with guided_spacing: guided control runs take it; the unguided pool, JSON schema and data-to-text runs its spacing', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 20, method: 'ancestral', eta: 0, spacing: 0.5, guidedSpacing: 1 } }];
+    const r = await runEvaluation({ ...settings, mode: 'full', dataToTextItems: 1, textToRecordItems: 0, controls: ['length', 'json-schema'] }, { engine, evaluate });
+    const guided = calls.filter((c) => c.constraints.constraints.some((x) => x.kind === 'length'));
+    const rest = calls.filter((c) => !c.constraints.constraints.some((x) => x.kind === 'length'));
+    expect(guided.length).toBeGreaterThan(0);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(guided.every((c) => c.constraints.sampler.spacing === 1)).toBe(true);
+    expect(rest.every((c) => c.constraints.sampler.spacing === 0.5)).toBe(true);
+    expect(r.notes).toContainEqual(expect.stringMatching(/fake: step spacing 0\.5, 1 for guided runs \(its sampler_defaults\)/));
+    // --spacing decides every run
+    const asked: GenerateRequest[] = [];
+    const e2 = fakeEngine(asked);
+    e2.listModels = engine.listModels;
+    await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], sampler: { spacing: 0.7 } }, { engine: e2, evaluate });
+    expect(asked.every((c) => c.constraints.sampler.spacing === 0.7)).toBe(true);
+  });
+
   it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);

@@ -175,6 +175,23 @@ describe('continuous bundles with sampler_defaults', () => {
     expect(continuousDefaultsLabel(continuousDefaults(contDdim))).toBe('25 steps, DDIM (eta 0.5)');
   });
 
+  it('a bundle with guided_spacing: a spacing left at its default takes it in guided runs; one the user chose stays', () => {
+    const guidedSp = { id: 'e2e-gs', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 40, method: 'ancestral' as const, eta: 0, spacing: 0.5, guidedSpacing: 1 } };
+    expect(continuousDefaultsLabel(continuousDefaults(guidedSp))).toBe('40 steps, ancestral, steps spaced 0.5 (more at high noise); guided runs evenly spaced');
+    const s = startSampler(guidedSp);
+    expect(s.spacing).toBe(0.5);
+    expect(s).not.toHaveProperty('guidedSpacing'); // a sampler setting of its own would fail the run's schema
+    const attribute = [{ kind: 'attribute', field: 'food', value: 'Thai' }];
+    expect(samplerForRun(s, guidedSp, attribute).spacing).toBe(1);
+    expect(samplerForRun(s, guidedSp, []).spacing).toBe(0.5);
+    const record = [{ kind: 'record', value: { name: 'A' } }];
+    expect(samplerForRun(s, guidedSp, record).spacing).toBe(0.5);
+    expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSp, attribute).spacing).toBe(0.5);
+    expect(samplerForRun({ ...s, spacing: 0.7 }, guidedSp, attribute).spacing).toBe(0.7);
+    expect(samplerForRun(s, guidedSp, null).spacing).toBe(0.5); // chosen in Generate (typed, or a recipe's)
+    expect(samplerForRun(s, contSpaced, attribute).spacing).toBe(0.5); // no guided_spacing: the spacing as set
+  });
+
   it('a first choice takes the bundle’s steps and sampler; a bundle without them leaves the start alone', () => {
     expect(fitSampler(base, null, contDdim, {}).sampler).toEqual({ ...base, steps: 25, method: 'ddim', eta: 0.5 });
     expect(fitSampler(base, null, contSd, {}).sampler).toEqual({ ...base, steps: 50 });

@@ -36,6 +36,8 @@ export const continuousSamplerDefaults = z.object({
   method: z.enum(CONTINUOUS_SAMPLERS).default('ancestral'),
   eta: z.number().min(0).max(1).default(0),
   spacing: z.number().gt(0).max(MAX_SPACING).default(1),
+  /** The spacing of classifier-guided runs, when it differs (constraints/set.ts continuousSpacing). */
+  guided_spacing: z.number().gt(0).max(MAX_SPACING).optional(),
   measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 }).passthrough();
 export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;
@@ -139,7 +141,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};
-    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
+    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
   },
 };
 
