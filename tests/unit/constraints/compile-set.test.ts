@@ -24,6 +24,12 @@ function noisyScores(L: number, target: number[], seed: number): Float32Array {
   return out;
 }
 
+function argmaxAt(s: Float32Array, i: number): number {
+  let best = 0;
+  for (let v = 1; v < V; v++) if (s[i * V + v]! > s[i * V + best]!) best = v;
+  return best;
+}
+
 describe('compileConstraintSet', () => {
   it("reports the soft kinds a model's family cannot steer in their verdicts (unserved), not silently dropped", () => {
     const constraints: ConstraintSetInput['constraints'] = [{ kind: 'sentiment', label: 'positive' }, { kind: 'regex', pattern: 'pub' }, { kind: 'pos', tags: ['DET'] }];
@@ -60,6 +66,26 @@ describe('compileConstraintSet', () => {
       const sample = p.sample(scores, () => 0.5);
       expect(p.accepts(sample)).toBe(true);
       expect(p.logPartition(scores).logProbValid).toBeLessThan(0);
+    }
+  });
+
+  it('a settled segment (its best tokens already accepted) projects to them without Viterbi, and to what Viterbi gives', () => {
+    const p = compileConstraintSet(set([{ kind: 'json-schema', schema: e2eSchema }]), model).hard[0]!;
+    const want = tok.encode('{"name":"The Vaults","eatType":"pub","food":"Italian","area":"riverside"}');
+    const padded = [...want, ...Array(44 - want.length).fill(model.specials.pad)];
+    for (let seed = 1; seed <= 6; seed++) {
+      const settled = noisyScores(44, padded, seed);
+      padded.forEach((t, i) => (settled[i * V + t]! += 20)); // the target wins every position: accepted as it is
+      expect(Array.from(p.project(settled))).toEqual(padded);
+      expect(Array.from(p.project(settled))).toEqual(Array.from(p.projectDetailed(settled)!.tokens));
+      // corrupted: the per-position best is not a record, and the projection is Viterbi's
+      const bad = noisyScores(44, padded.map((t, i) => (i % 4 === 2 ? 5 + ((t * 11) % (V - 5)) : t)), seed);
+      expect(p.accepts(Array.from({ length: 44 }, (_, i) => argmaxAt(bad, i)))).toBe(false);
+      expect(Array.from(p.project(bad))).toEqual(Array.from(p.projectDetailed(bad)!.tokens));
+      // held tokens are kept either way
+      const fixed = new Int32Array(44).fill(-1);
+      fixed[0] = padded[0]!;
+      expect(Array.from(p.project(settled, fixed))).toEqual(padded);
     }
   });
 
