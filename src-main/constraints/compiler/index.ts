@@ -290,8 +290,13 @@ function attributeRecordProjector(model: CompileModel, soft: SoftTarget[], held:
       v.detail = `${v.detail ?? 'guided: classifier gradient'}; the record segment is held to ${a.field} = ${JSON.stringify(a.value)}`;
     }
     return [projector];
-  } catch {
-    return []; // e.g. a record segment too short for the schema's record: guidance alone
+  } catch (e) {
+    // e.g. a record segment too short for the schema's record: guidance alone, and the verdict says why
+    for (const a of attrs) {
+      const v = verdicts[a.index]!;
+      v.detail = `${v.detail ?? 'guided: classifier gradient'}; the record segment is not held (${errorOf(e).message})`;
+    }
+    return [];
   }
 }
 
@@ -309,7 +314,7 @@ function encoder(model: CompileModel): (text: string) => number[] {
 
 export function compileConstraintSet(set: ConstraintSet, model: CompileModel, options: CompileSetOptions = {}): CompiledConstraintSet {
   const t0 = performance.now();
-  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(model.softDetail ?? null)}|${JSON.stringify(set.constraints)}`;
+  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(model.softDetail ?? null)}|${model.attributeRecord ? 'attribute-record' : ''}|${JSON.stringify(set.constraints)}`;
   const hit = setCache.get(key);
   if (hit) return { ...hit, cached: true, compileMs: performance.now() - t0 };
 

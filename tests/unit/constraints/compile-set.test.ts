@@ -183,6 +183,12 @@ describe('attributes on a joint record + text model (attributeRecord)', () => {
     expect(none([{ ...coffee, weight: 0 }]).hard).toEqual([]);
     // a family that does not write its text from the record: guidance alone
     expect(compileConstraintSet(set([coffee]), { ...joint, attributeRecord: false }).hard).toEqual([]);
+    // a record segment too short for any record: guidance alone, and the verdict says why
+    const short = { ...joint, canvas: { length: 56, segments: [{ name: 'record', start: 0, length: 4 }, { name: 'sep', start: 4, length: 1 }, { name: 'text', start: 5, length: 51 }] } };
+    const c = compileConstraintSet(set([coffee]), short);
+    expect(c.hard).toEqual([]);
+    expect(c.verdicts[0]!.status).toBe('soft');
+    expect(c.verdicts[0]!.detail).toMatch(/record segment is not held \(the shortest record .* needs more than the segment's 4 tokens\)/);
   });
 });
 
