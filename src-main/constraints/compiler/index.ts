@@ -161,36 +161,6 @@ function segmentOf(model: CompileModel, name: 'record' | 'text'): CanvasSegment 
   return s;
 }
 
-/**
- * The best token at each position (a fixed one kept) when together they already form an accepted sequence: then no
- * accepted sequence scores higher, so they are the projection and the Viterbi pass is not needed. Late in sampling a
- * record has settled and this is the common case (a guided run projects its record at every step).
- */
-function acceptedArgmax(a: TokenAutomaton, scores: Float32Array, L: number, fixed?: Int32Array): Int32Array | null {
-  const V = a.vocabSize;
-  if (scores.length < L * V) return null;
-  const out = new Int32Array(L);
-  for (let i = 0; i < L; i++) {
-    const f = fixed?.[i] ?? -1;
-    if (f >= 0) {
-      out[i] = f;
-      continue;
-    }
-    let best = 0;
-    let bestScore = -Infinity;
-    for (let v = 0; v < V; v++) {
-      const sc = scores[i * V + v]!;
-      if (sc > bestScore) {
-        best = v;
-        bestScore = sc;
-      }
-    }
-    if (bestScore === -Infinity) return null;
-    out[i] = best;
-  }
-  return acceptsTokens(a, out) ? out : null;
-}
-
 function makeProjector(
   segment: 'record' | 'text',
   seg: CanvasSegment,
@@ -206,8 +176,6 @@ function makeProjector(
     segment, start: seg.start, length: L, constraints, automaton,
     projectDetailed,
     project(s, fixed) {
-      const settled = acceptedArgmax(automaton, s, L, fixed);
-      if (settled) return settled;
       const r = projectDetailed(s, fixed) ?? (fixed ? projectDetailed(s) : null);
       if (!r) throw new ConstraintCompileError('UNSATISFIABLE', `no accepted token sequence fills the ${segment} segment (${L} tokens)`);
       return r.tokens;

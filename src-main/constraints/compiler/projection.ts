@@ -4,14 +4,15 @@
  * scores: Float32Array [L, V] row-major, log-scores of each token at each position of the segment (logits, or
  * -||x0_i - EMB(v)||^2 for continuous models). fixed: Int32Array [L], -1 = free, else the token held there.
  *  - `viterbi`: the most probable accepted sequence of exactly L tokens (max-product). Each position may be
- *    restricted to its top-k tokens; if no accepted sequence survives, the full vocabulary is used (exact).
+ *    restricted to its top-k tokens; if no accepted sequence survives, the full vocabulary is used (exact). When the
+ *    best token at each position already forms an accepted sequence, that is the answer, without the pass.
  *  - `logPartition`: log of the sum over accepted sequences of exp(sum of scores) (sum-product / forward), and the
  *    log-probability that independent per-position softmax draws form an accepted sequence.
  *  - `sampleAccepted`: an exact draw from the per-position distributions conditioned on acceptance
  *    (forward filtering, backward sampling).
  */
 import type { TokenAutomaton } from './token-automaton';
-import { nextState } from './token-automaton';
+import { acceptsTokens, nextState } from './token-automaton';
 
 export interface ViterbiResult {
   tokens: Int32Array;
@@ -193,6 +194,29 @@ export interface ViterbiOptions {
   always?: number[];
 }
 
+/**
+ * The best token at each position (a fixed one kept) when together they already form an accepted sequence: then no
+ * accepted sequence scores higher. Late in sampling a segment has settled and this is the common case (a guided
+ * continuous run projects its record at every step).
+ */
+function settled(a: TokenAutomaton, scores: Float32Array, L: number, V: number, fixed?: Int32Array): { tokens: Int32Array; score: number } | null {
+  const tokens = new Int32Array(L);
+  let score = 0;
+  for (let i = 0; i < L; i++) {
+    const f = fixed?.[i] ?? -1;
+    let best = f;
+    if (f < 0) {
+      best = 0;
+      for (let v = 1; v < V; v++) if (scores[i * V + v]! > scores[i * V + best]!) best = v;
+    }
+    const s = scores[i * V + best]!;
+    if (!(s > -Infinity)) return null;
+    tokens[i] = best;
+    score += s;
+  }
+  return acceptsTokens(a, tokens) ? { tokens, score } : null;
+}
+
 export function viterbi(
   a: TokenAutomaton,
   scores: Float32Array,
@@ -202,6 +226,8 @@ export function viterbi(
 ): ViterbiResult | null {
   const V = a.vocabSize;
   if (scores.length < L * V) throw new RangeError(`scores has ${scores.length} entries, expected ${L} x ${V}`);
+  const done = settled(a, scores, L, V, fixed);
+  if (done) return { ...done, fellBack: false };
   const k = options.topK ?? 32;
   // Top-k only pays off when states allow many tokens (free text); sparse automata run exactly over their edges.
   const sparse = a.edges <= a.numStates * k;

@@ -89,6 +89,31 @@ describe('projection (DINGO dynamic programming) against brute force', () => {
     }
   });
 
+  it('a settled segment (its best tokens already accepted) gives them, the brute-force best, with or without fixed tokens', () => {
+    const r = rng(7);
+    const target = [5, 6, 0, 0]; // "20", then padding
+    expect(acceptsTokens(a, target)).toBe(true);
+    for (let trial = 0; trial < 10; trial++) {
+      const s = randomScores(L, r);
+      target.forEach((t, i) => (s[i * V + t]! += 10)); // the target wins every position
+      let best = -Infinity;
+      for (const seq of allSequences(L)) if (acceptsTokens(a, seq)) best = Math.max(best, score(s, seq));
+      for (const topK of [0, 2]) {
+        const v = viterbi(a, s, L, undefined, { topK, always: [0] })!;
+        expect([...v.tokens]).toEqual(target);
+        expect(v.score).toBeCloseTo(best, 4);
+        expect(v.fellBack).toBe(false);
+      }
+      // a fixed token that breaks the settled sequence: the pass runs, and its best keeps the fixed token
+      const fixed = Int32Array.from([13, -1, -1, -1]);
+      let bestFixed = -Infinity;
+      for (const seq of allSequences(L)) if (seq[0] === 13 && acceptsTokens(a, seq)) bestFixed = Math.max(bestFixed, score(s, seq));
+      const f = viterbi(a, s, L, fixed, { topK: 0 })!;
+      expect(f.tokens[0]).toBe(13);
+      expect(f.score).toBeCloseTo(bestFixed, 4);
+    }
+  });
+
   it('fixed positions are respected', () => {
     const s = randomScores(L, rng(5));
     const fixed = Int32Array.from([13, -1, -1, -1]); // "-" first
