@@ -8,7 +8,7 @@ import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './con
 import { decodeCanvas, parseRecord } from './decode';
 import { chooseProvider } from './devices';
 import { familyOf } from './families/index';
-import { familyManifest } from './families/manifests';
+import { familyCompileHints } from './families/manifests';
 import type { FamilyManifestBase, LoadedBundle, ModelFamily } from './families/family';
 import { processClockMs } from './clock';
 import { EngineHost } from './host';
@@ -47,9 +47,7 @@ export function engineModelInfo(bundle: LoadedBundle): EngineModelInfo {
     canvas: m.canvas,
     recordFields: m.record_schema?.fields ?? {},
     tokenizer: bundle.tokenizer,
-    unservedSoft: familyManifest(m.kind)?.unservedSoft?.(m),
-    softDetail: familyManifest(m.kind)?.softDetail?.(m),
-    attributeRecord: familyManifest(m.kind)?.attributeRecord?.(m),
+    ...familyCompileHints(m),
   };
 }
 

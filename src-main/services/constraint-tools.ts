@@ -28,7 +28,7 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
   const hit = vocabCache.get(model.hash);
   if (hit) return hit;
   const { readManifest } = await import('../engine/bundle');
-  const { familyManifest } = await import('../engine/families/manifests');
+  const { familyCompileHints } = await import('../engine/families/manifests');
   const { Tokenizer } = await import('../engine/tokenizer');
   const manifest = await readManifest(model.path);
   const file = join(model.path, manifest.tokenizer.vocab);
@@ -38,9 +38,7 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
     specials: { pad: 0, sep: 1, end: 2, unk: 3 },
     canvas: model.canvas,
     recordFields: model.recordFields,
-    unservedSoft: familyManifest(manifest.kind)?.unservedSoft?.(manifest),
-    softDetail: familyManifest(manifest.kind)?.softDetail?.(manifest),
-    attributeRecord: familyManifest(manifest.kind)?.attributeRecord?.(manifest),
+    ...familyCompileHints(manifest),
   };
   if (vocabCache.size > 8) vocabCache.clear();
   vocabCache.set(model.hash, vm);

@@ -19,3 +19,13 @@ export const FAMILY_KINDS = FAMILY_MANIFESTS.map((f) => f.kind);
 export function familyManifest(kind: string): FamilyManifest<FamilyManifestBase> | undefined {
   return FAMILY_MANIFESTS.find((f) => f.kind === kind);
 }
+
+/** What the constraint compiler is told of a bundle's family (its CompileModel fields of the same names). */
+export function familyCompileHints(m: FamilyManifestBase): {
+  unservedSoft?: { kinds: string[]; detail: string };
+  softDetail?: Record<string, string>;
+  attributeRecord?: boolean;
+} {
+  const f = familyManifest(m.kind);
+  return { unservedSoft: f?.unservedSoft?.(m), softDetail: f?.softDetail?.(m), attributeRecord: f?.attributeRecord?.(m) };
+}
