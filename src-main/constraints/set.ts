@@ -142,6 +142,9 @@ export const PRECISION_PREFERENCES = ['auto', 'fp32', 'int8'] as const;
 /** How a continuous-family step moves x to the next noise level (src-main/engine/families/continuous/steps.ts). */
 export const CONTINUOUS_SAMPLERS = ['ancestral', 'ddim', 'dpm2m'] as const;
 
+/** The most candidates an output may be chosen among (sampler.candidates). */
+export const MAX_CANDIDATES = 16;
+
 /** The largest step spacing exponent (sampler.spacing) a run may ask for. */
 export const MAX_SPACING = 4;
 
@@ -149,6 +152,12 @@ export const samplerSettings = z.object({
   steps: z.number().int().min(1).max(2000).default(200),
   samples: z.number().int().min(1).max(1024).default(8),
   seed: z.number().int().min(0).max(0xffffffff).default(0),
+  /**
+   * Each output is chosen among this many samples as the one that agrees most with the others (consensus, or minimum
+   * Bayes risk, decoding: src-main/engine/consensus.ts). 1: every sample is an output. Costs that many times the
+   * sampling.
+   */
+  candidates: z.number().int().min(1).max(MAX_CANDIDATES).default(1),
   /** Replace predicted x0 by the nearest embedding at every step (Diffusion-LM's clamping trick). */
   clamp: z.boolean().default(true),
   /** Denoiser weights: auto = the bundle's int8 variant on the cpu provider when it has one, else fp32. */

@@ -13,6 +13,8 @@ import type { FamilyManifestBase, LoadedBundle, ModelFamily } from './families/f
 import { processClockMs } from './clock';
 import { EngineHost } from './host';
 import { sampleSeeds } from './prng';
+import { selectConsensus } from './consensus';
+import { END, PAD, SPECIALS } from './tokenizer';
 import { perplexities } from './scorer';
 import type { DevicePreference, DeviceReport, GeneratedOutput, GenerateRequest, RunSummary, StepProgress } from './types';
 
@@ -43,7 +45,7 @@ export function engineModelInfo(bundle: LoadedBundle): EngineModelInfo {
   const m = bundle.manifest;
   return {
     vocab: bundle.tokenizer.tokens,
-    specials: { pad: 0, sep: 1, end: 2, unk: 3 },
+    specials: SPECIALS,
     canvas: m.canvas,
     recordFields: m.record_schema?.fields ?? {},
     tokenizer: bundle.tokenizer,
@@ -108,18 +110,29 @@ export class Runtime {
     const tCompiled = performance.now();
 
     const total = sampler.samples;
-    const seeds = sampleSeeds(sampler.seed, total);
+    const K = sampler.candidates;
+    // output-major work list: output j's candidate c draws seeds[j + c * total], so candidate 0 is the very sample a
+    // run without candidates draws, and a batch holds whole outputs where it can
+    const seeds = sampleSeeds(sampler.seed, total * K);
+    const work = Array.from({ length: total * K }, (_, w) => {
+      const output = Math.floor(w / K);
+      const candidate = w % K;
+      return { output, candidate, seed: seeds[output + candidate * total]! };
+    });
+    const candidateTokens = new Map<number, Int32Array[]>();
+    let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
     let denoiserMs: number | undefined;
     let guideMs: number | undefined;
     let cancelled = false;
     const tSample = performance.now();
-    for (let start = 0; start < total && !cancelled; start += job.batchSize) {
-      const batchSeeds = seeds.slice(start, start + job.batchSize);
+    for (let start = 0; start < work.length && !cancelled; start += job.batchSize) {
+      const batch = work.slice(start, start + job.batchSize);
+      const outputOf = K > 1 ? { candidates: K, outputOf: batch.map((w) => w.output), candidateOf: batch.map((w) => w.candidate) } : {};
       const res = await batches.sample({
-        seeds: batchSeeds,
-        progress: (p) => sink.progress({ ...p, elapsedMs: performance.now() - tSample, at: processClockMs(), batchStart: start }),
+        seeds: batch.map((w) => w.seed),
+        progress: (p) => sink.progress({ ...p, elapsedMs: performance.now() - tSample, at: processClockMs(), batchStart: batch[0]!.output, ...outputOf }),
         cancelled: () => sink.cancelled(),
       });
       stepTimes.push(...res.stepMs);
@@ -130,20 +143,41 @@ export class Runtime {
         cancelled = true;
         break;
       }
-      const decoded = batchSeeds.map((_, b) => decodeCanvas(res.tokens!, b * N, bundle));
+      batch.forEach((w, b) => {
+        const list = candidateTokens.get(w.output) ?? [];
+        list[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
+        candidateTokens.set(w.output, list);
+      });
+      // the outputs whose candidates are all in, in order
+      const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
+      for (; emitted < total && (candidateTokens.get(emitted)?.filter(Boolean).length ?? 0) === K; emitted++) {
+        const list = candidateTokens.get(emitted)!;
+        candidateTokens.delete(emitted);
+        const pick = K > 1 ? selectConsensus(list.map((t) => generatedTokens(t, held, textSeg))) : { chosen: 0, agreement: 1 };
+        ready.push({
+          index: emitted,
+          tokens: list[pick.chosen]!,
+          seed: seeds[emitted + pick.chosen * total]!,
+          ...(K > 1 ? { consensus: { candidates: K, chosen: pick.chosen, agreement: pick.agreement } } : {}),
+        });
+      }
+      if (!ready.length) continue;
+      const decoded = ready.map((r) => decodeCanvas(r.tokens, 0, bundle));
       const fluency = scorer ? await perplexities(scorer, decoded.map((c) => c.textIds), textSeg.length + 1, m.scorer!.bos, m.scorer!.eos) : null;
       const outputs = decoded.map((c) => ({ text: c.text, record: parseRecord(c.recordText), textPieces: c.textIds.map((id) => bundle.tokenizer.surface(id)) }));
       const scores = await evaluateForEngine(set, outputs);
       decoded.forEach((c, b) => {
+        const r = ready[b]!;
         sink.output({
-          index: start + b,
-          seed: batchSeeds[b]!,
+          index: r.index,
+          seed: r.seed,
           text: c.text,
           record: outputs[b]!.record,
           recordText: c.recordText,
-          tokens: Array.from(res.tokens!.subarray(b * N, (b + 1) * N)),
+          tokens: Array.from(r.tokens),
           constraints: scores[b] ?? [],
           fluency: fluency ? fluency[b]! : null,
+          ...(r.consensus ? { consensus: r.consensus } : {}),
         });
       });
     }
@@ -170,4 +204,22 @@ export class Runtime {
   async dispose(): Promise<void> {
     await this.host.dispose();
   }
+}
+
+/**
+ * The tokens a sample generated, what consensus compares: the positions nothing held, padding left out, and the text
+ * segment only up to its <end> (what the output shows).
+ */
+function generatedTokens(tokens: Int32Array, held: Int32Array, text: { start: number; length: number }): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    const inText = i >= text.start && i < text.start + text.length;
+    if (inText && t === END) {
+      i = text.start + text.length - 1;
+      continue;
+    }
+    if (held[i]! < 0 && t !== PAD) out.push(t);
+  }
+  return out;
 }

@@ -122,8 +122,13 @@ export interface StepProgress {
   /** When the step finished, in ms on the process-wide monotonic clock (clock.ts processClockMs(): comparable across
    * threads, not an epoch time). */
   at?: number;
-  /** Index of the first sample in the batch this progress belongs to. */
+  /** Index of the first output the batch this progress belongs to samples for. */
   batchStart: number;
+  /** A run with sampler.candidates > 1: how many candidates each output is chosen among. */
+  candidates?: number;
+  /** With candidates: per canvas of the batch, the output it is a candidate for, and which candidate (0-based). */
+  outputOf?: number[];
+  candidateOf?: number[];
   /** Current decoded canvas per sample of the batch (record and text parts), for the live view. In a masked-family
    * run, a position still masked shows as MASK_GLYPH. */
   canvases: { record: string; text: string }[];
@@ -158,6 +163,11 @@ export interface GeneratedOutput {
   constraints: ConstraintScore[];
   /** Perplexity under the bundle's autoregressive scorer (lower is better); null without a scorer. */
   fluency: number | null;
+  /**
+   * A run with sampler.candidates > 1: which candidate was chosen (0-based; its seed is `seed`) and its mean smoothed
+   * BLEU-4 against the others, in [0, 1] (consensus.ts). Live only: the store keeps the recipe, which reproduces it.
+   */
+  consensus?: { candidates: number; chosen: number; agreement: number };
 }
 
 export interface RunTimings {

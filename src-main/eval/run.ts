@@ -48,6 +48,8 @@ export interface EvalSettings {
   /** Continuous-family sampler of every run (sampler.method, eta for ddim, spacing); each absent: the bundle's
    * sampler_defaults when it has them, else ancestral, evenly spaced. */
   sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
+  /** Candidates each output is chosen among by consensus (sampler.candidates), for every run; absent: 1. */
+  candidates?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
@@ -241,7 +243,8 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly Constraint[] = []): NonNullable<ConstraintSetInput['sampler']> {
   const guidance = { ...(s.guidance ?? {}), enabled: guided };
   const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, isGuidedRun(constraints, guidance)) } : {};
-  return { steps: s.steps, samples, seed, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...spacing, ...(s.masked ?? {}), guidance };
+  const candidates = s.candidates !== undefined ? { candidates: s.candidates } : {};
+  return { steps: s.steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...spacing, ...(s.masked ?? {}), guidance };
 }
 
 interface Scored {

@@ -84,6 +84,12 @@ export function spacingFromInput(raw: string): number | undefined {
   return Math.min(SPACING_FIELD.max, Math.max(SPACING_FIELD.min, v));
 }
 
+/** sampler.candidates in words; a recipe from before the setting had one per output. */
+export function candidatesLabel(candidates: number | undefined): string {
+  const k = candidates ?? 1;
+  return k === 1 ? 'one per output' : `consensus of ${k}`;
+}
+
 /** A step spacing in words, empty for 1 (evenly spaced) or none given (a recipe from before the setting: evenly). */
 export function spacingLabel(spacing: number | undefined): string {
   if (spacing === undefined || spacing === 1) return '';

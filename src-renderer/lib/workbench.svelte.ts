@@ -21,7 +21,12 @@ import { blockOf, bodyOf, changedPositions, clone, defaultConstraint, recordPiec
 import { committedPieces, completeMasked, familyOf, fitSampler, maskedRecordPiecesOf, maskedWordsOf, samplerForRun, startSampler, type Family, type SamplerStash } from './family';
 
 export interface LiveSample {
+  /** The output this canvas is (a candidate for). */
   index: number;
+  /** A run with candidates: which candidate of its output (0-based). */
+  candidate?: number;
+  /** Unique within the batch (the view's key). */
+  key: string;
   words: string[];
   changed: boolean[];
   record: string;
@@ -43,6 +48,8 @@ export interface WatchedRun {
   /** Samples (all batches) and how many have finished. */
   samples: number;
   batchStart: number;
+  /** Candidates each output is chosen among (1: none). */
+  candidates: number;
   live: LiveSample[];
   /** Words changed per step, summed over the batch (the "settling" curve). */
   churn: number[];
@@ -171,6 +178,7 @@ export class Workbench {
         elapsedMs: 0,
         samples: active.recipe.samples,
         batchStart: 0,
+        candidates: active.recipe.sampler.candidates ?? 1,
         live: [],
         churn: [],
         family: this.familyOfRecipe(active.recipe),
@@ -197,7 +205,8 @@ export class Workbench {
     const run = this.run!;
     run.events++;
     run.status = 'running';
-    if (e.batchStart !== run.batchStart) {
+    // a new batch: another first output, or the steps starting over (a batch of one output's further candidates)
+    if (e.batchStart !== run.batchStart || e.step < run.step) {
       run.batchStart = e.batchStart;
       run.live = [];
       run.churn = [];
@@ -215,7 +224,10 @@ export class Workbench {
       const recordChanged = masked ? committedPieces(prev?.recordPieces, recordPieces) : changedPositions(prev?.recordPieces, recordPieces);
       const changes = prev ? changed.filter(Boolean).length + recordChanged.filter(Boolean).length : 0;
       churn += changes;
-      const sample: LiveSample = { index: e.batchStart + i, words, changed, record: cv.record, recordPieces, recordChanged, changes };
+      const index = e.outputOf?.[i] ?? e.batchStart + i;
+      const candidate = e.candidateOf?.[i];
+      const sample: LiveSample = { index, key: candidate === undefined ? String(index) : `${index}.${candidate}`, words, changed, record: cv.record, recordPieces, recordChanged, changes };
+      if (candidate !== undefined) sample.candidate = candidate;
       if (e.masked) sample.masked = e.masked[i]?.length ?? 0;
       return sample;
     });
@@ -460,6 +472,7 @@ export class Workbench {
         elapsedMs: 0,
         samples: sampler.samples,
         batchStart: 0,
+        candidates: sampler.candidates ?? 1,
         live: [],
         churn: [],
         family: familyOf(this.studio.activeModel?.kind),

@@ -160,7 +160,7 @@ describe('compose and generate', () => {
   });
 
   /** A new set from a Compose example, changed by `adjust`, run from Generate at 8 steps x 2 samples; its run id. */
-  async function runExample(title: string, adjust: () => Promise<void>): Promise<number> {
+  async function runExample(title: string, adjust: () => Promise<void>, candidates = 1): Promise<number> {
     const { page } = h;
     await openPlace(h, 'Compose');
     await page.getByTestId('compose-new').click();
@@ -170,6 +170,7 @@ describe('compose and generate', () => {
     await openPlace(h, 'Generate');
     await page.getByTestId('generate-steps').fill('8');
     await page.getByTestId('generate-samples').fill('2');
+    await page.getByTestId('generate-candidates').fill(String(candidates));
     const runId = await runFromGenerate(h, client);
     expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
     return runId;
@@ -191,15 +192,22 @@ describe('compose and generate', () => {
     await h.screenshot('generate-text-to-data');
   });
 
-  it('runs data-to-text (a held record): the run notes the text length it held for the record', async () => {
+  it('runs data-to-text (a held record) as the consensus of 3 candidates; the run notes the text length it held', async () => {
     const { page } = h;
     // without its length block the record alone decides the length (when the bundle has a text length rule)
     const runId = await runExample('Describe a restaurant', async () => {
       await page.locator('[data-kind="length"]').getByTestId('block-enabled').uncheck();
       await page.locator('[data-kind="length"] [data-testid="block-verdict"][data-status="disabled"]').waitFor();
-    });
+    }, 3);
     const detail = await client.call('runs.get', { runId });
     expect(detail.outputs).toHaveLength(2);
+    // the recipe carries the candidates; each card names the consensus it came from; the live view said so
+    expect(detail.run.recipe.sampler.candidates).toBe(3);
+    const badges = await page.getByTestId('output-consensus').allTextContents();
+    expect(badges).toHaveLength(2);
+    for (const b of badges) expect(b).toMatch(/consensus of 3 · [01]\.\d\d/);
+    await expect(page.getByTestId('live-candidates').textContent()).resolves.toMatch(/of 2 · each the consensus of 3 candidates/);
+    await page.getByTestId('generate-candidates').fill('1');
     // the bundled default has a text length rule; the tiny smoke-test bundle (used when the default is absent) has not
     const ruled = detail.run.recipe.model.id === 'e2e-default';
     const notes = await page.getByTestId('generate-note').allTextContents();

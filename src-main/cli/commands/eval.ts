@@ -2,7 +2,7 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DEVICE_PREFERENCES } from '../../engine/types';
-import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, MAX_SPACING, PRECISION_PREFERENCES } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalSettings, type ScoredSample } from '../../eval/run';
@@ -48,6 +48,8 @@ Writes a JSON results file and a Markdown table beside it.
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
+  --candidates <n>             each output of every run chosen among n samples by consensus (sampler.candidates,
+                               1 to ${MAX_CANDIDATES}; default 1)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
                                (the names of a recipe's sampler.guidance; strength as --strength)
@@ -70,6 +72,13 @@ export function parseOverrides(text: string): Record<string, { targets?: number;
     out[m[1]!] = { ...(m[2] ? { targets: Number(m[2]) } : {}), ...(m[3] ? { samples: Number(m[3]) } : {}) };
   }
   return out;
+}
+
+/** --candidates: each output chosen among n samples by consensus (1 to MAX_CANDIDATES). */
+function candidatesOption(args: Parameters<typeof intOption>[0]): number {
+  const n = intOption(args, 'candidates')!;
+  if (n < 1 || n > MAX_CANDIDATES) throw new CliError('INVALID_INPUT', `--candidates must be from 1 to ${MAX_CANDIDATES} (got ${n})`);
+  return n;
 }
 
 /** --strength: the guidance strength of the guided runs (a number >= 0; default the sampler's, 1). */
@@ -173,6 +182,7 @@ export const evalCommand: CliCommand = {
     spacing: { type: 'string' },
     strength: { type: 'string' },
     guidance: { type: 'string' },
+    candidates: { type: 'string' },
   },
   async run(ctx, args) {
     const v = args.values;
@@ -200,6 +210,7 @@ export const evalCommand: CliCommand = {
       dataToTextItems: positive('data-to-text', preset.dataToTextItems, 0),
       textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
       seed: positive('seed', 0, 0),
+      ...(v.candidates !== undefined ? { candidates: candidatesOption(args) } : {}),
       ...(v.steps === undefined ? { stepsFromModel: true } : {}),
       ...maskedOptions(args),
       ...continuousOptions(args),

@@ -1,12 +1,12 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_SPACING, continuousSpacing, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
-const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K]
+const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K] [--candidates C]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
                           [--sampler ${CONTINUOUS_SAMPLERS.join('|')}] [--eta E] [--spacing P]
                           [--block-length L] [--confidence ${MASKED_CONFIDENCES.join('|')}] [--temperature T] [--top-p P]
@@ -15,6 +15,8 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
   --samples, --steps, --seed   override the set's sampler settings; without --steps or set steps, the model's
                  default steps (its manifest's sampler_defaults.steps; a continuous model without them: 200)
+  --candidates   each output chosen among C samples as the one that agrees most with the others (consensus
+                 decoding; 1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else 1)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
@@ -78,6 +80,7 @@ export const generateCommand: CliCommand = {
     samples: { type: 'string' },
     steps: { type: 'string' },
     seed: { type: 'string' },
+    candidates: { type: 'string' },
     device: { type: 'string' },
     precision: { type: 'string' },
     out: { type: 'string' },
@@ -103,6 +106,11 @@ export const generateCommand: CliCommand = {
     if (samples !== undefined) sampler.samples = samples;
     if (steps !== undefined) sampler.steps = steps;
     if (seed !== undefined) sampler.seed = seed;
+    const candidates = intOption(args, 'candidates');
+    if (candidates !== undefined) {
+      if (candidates < 1 || candidates > MAX_CANDIDATES) throw new CliError('INVALID_INPUT', `--candidates must be from 1 to ${MAX_CANDIDATES} (got ${candidates})`);
+      sampler.candidates = candidates;
+    }
     sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
     const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
     if (method !== undefined) sampler.method = method;
@@ -184,6 +192,7 @@ export const generateCommand: CliCommand = {
       index: o.index, text: o.text, record: o.record, recordText: o.recordText, seed: o.seed,
       steps: sampler.steps, device: activeDevice, precision, model: summary.id, modelVersion: summary.version,
       constraints: o.constraints, fluency: o.fluency,
+      ...(o.consensus ? { consensus: o.consensus } : {}),
       ...(masked ? { kind: summary.kind, sampler: masked } : { sampler: { method: sampler.method, ...(sampler.method === 'ddim' ? { eta: sampler.eta } : {}), ...(sampler.spacing !== 1 ? { spacing: sampler.spacing } : {}) } }),
     });
     const early: { runId: number; output: GeneratedOutput }[] = [];
@@ -193,7 +202,10 @@ export const generateCommand: CliCommand = {
         client.on('run.progress', (p) => {
           if (p.runId !== runId) return;
           if (p.step === 1 || p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
-            ctx.err(`samples ${p.batchStart + 1}-${p.batchStart + p.canvases.length}/${sampler.samples}: step ${p.step}/${p.steps} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+            const which = p.outputOf
+              ? `outputs ${p.outputOf[0]! + 1}-${p.outputOf[p.outputOf.length - 1]! + 1}/${sampler.samples} (${p.candidates} candidates each)`
+              : `samples ${p.batchStart + 1}-${p.batchStart + p.canvases.length}/${sampler.samples}`;
+            ctx.err(`${which}: step ${p.step}/${p.steps} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
           }
         }),
         client.on('run.output', (e) => {

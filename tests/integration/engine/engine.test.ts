@@ -121,7 +121,31 @@ for (const b of REAL_BUNDLES) {
       }
     });
 
-    it('cancel stops within one step', async () => {
+    it('candidates: each output is the consensus of its own candidates, which are the samples a plain run draws', async () => {
+    const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 6, samples: 3, seed: 21 } };
+    // output j's candidate c draws the seed a plain run gives sample j + c * samples
+    const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 9 } });
+    const chosen = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 3 } });
+    expect(chosen.outputs.map((o) => o.index)).toEqual([0, 1, 2]);
+    for (const o of chosen.outputs) {
+      const own = [0, 1, 2].map((c) => plain.outputs[o.index + 3 * c]!);
+      expect(o.consensus).toMatchObject({ candidates: 3 });
+      const pick = own[o.consensus!.chosen]!;
+      expect(o.seed).toBe(pick.seed);
+      expect(o.tokens).toEqual(pick.tokens);
+      expect(o.text).toBe(pick.text);
+      expect(o.consensus!.agreement).toBeGreaterThanOrEqual(0);
+      expect(o.consensus!.agreement).toBeLessThanOrEqual(1);
+    }
+    // progress names the output each canvas of a batch is a candidate for (batches of 4: outputs 0,0,0,1 first)
+    expect(chosen.progress[0]).toMatchObject({ batchStart: 0, candidates: 3, outputOf: [0, 0, 0, 1], candidateOf: [0, 1, 2, 0] });
+    // one candidate is the plain run
+    const one = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 1 } });
+    expect(one.outputs.map((o) => o.tokens)).toEqual(plain.outputs.slice(0, 3).map((o) => o.tokens));
+    expect(one.outputs.every((o) => o.consensus === undefined)).toBe(true);
+  });
+
+  it('cancel stops within one step', async () => {
       const ctl = new AbortController();
       const progress: StepProgress[] = [];
       let abortedAt = 0;
