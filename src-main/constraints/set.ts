@@ -230,6 +230,16 @@ export function continuousSpacing(defaults: { spacing: number; guidedSpacing?: n
   return guided && defaults.guidedSpacing !== undefined ? defaults.guidedSpacing : defaults.spacing;
 }
 
+/**
+ * A run's candidates (sampler.candidates) when it names none, the same in the CLI, the eval and the UI: the bundle's
+ * `pinned_candidates` for a run that pins a record, a text or an infill template, else 1. Consensus pays most where
+ * the output must carry given content (data-to-text BLEU, text-to-record fields), and a person asks for few outputs
+ * there; open-ended runs of many samples keep one sample per output (docs/engine.md, "Consensus over candidates").
+ */
+export function defaultCandidates(model: { pinnedCandidates?: number }, constraints: readonly { kind: string; enabled?: boolean }[]): number {
+  return model.pinnedCandidates !== undefined && setPinsCanvas(constraints) ? model.pinnedCandidates : 1;
+}
+
 export const constraintSetSchema = z.object({
   version: z.literal(1),
   name: z.string().max(200).optional(),

@@ -4,6 +4,7 @@
  */
 import { isAbsolute, normalize } from 'node:path';
 import { z } from 'zod';
+import { MAX_CANDIDATES } from '../constraints/set';
 
 export class BundleError extends Error {
   readonly code = 'BUNDLE_INVALID';
@@ -86,6 +87,12 @@ export const lexiconEntry = z.object({
 export type LexiconEntry = z.infer<typeof lexiconEntry>;
 
 /** The fields of every manifest (a family's schema extends these with its `kind` and its own fields). */
+/**
+ * sampler_defaults.pinned_candidates, in both families: the candidates (sampler.candidates) of a run that pins a
+ * record, a text or an infill template and names none (constraints/set.ts defaultCandidates), measured on dev.
+ */
+export const pinnedCandidatesField = z.number().int().min(1).max(MAX_CANDIDATES).optional();
+
 export const commonManifestFields = {
   format: z.enum(BUNDLE_FORMATS),
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),

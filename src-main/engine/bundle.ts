@@ -180,6 +180,7 @@ export function summarize(dir: string, m: Manifest, source: 'bundled' | 'user'):
     controls: [...new Set(m.classifiers.map((c) => c.control))],
     hasScorer: !!m.scorer,
     precisions: familyManifest(m.kind)!.precisions(m),
+    ...(m.sampler_defaults?.pinned_candidates !== undefined ? { pinnedCandidates: m.sampler_defaults.pinned_candidates } : {}),
     ...familyManifest(m.kind)!.summary?.(m),
   };
 }

@@ -104,6 +104,8 @@ export interface ModelSummary {
    * steps, method and eta a run takes when it chooses none (absent: 200 ancestral steps), and how they were measured.
    */
   continuousDefaults?: ContinuousDefaults;
+  /** The manifest's sampler_defaults.pinned_candidates, either family (constraints/set.ts defaultCandidates). */
+  pinnedCandidates?: number;
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }

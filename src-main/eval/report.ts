@@ -29,6 +29,12 @@ function spacingWords(s: EvalResults['settings']): string {
   return d.spacing !== 1 || guided ? `, step spacing ${d.spacing}${guided}` : '';
 }
 
+/** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
+function candidatesWords(s: EvalResults['settings']): string {
+  if (s.candidates !== undefined) return s.candidates > 1 ? `, each output the consensus of ${s.candidates} candidates` : '';
+  return s.pinnedCandidates !== undefined && s.pinnedCandidates > 1 ? `, data-to-text and text-to-record outputs each the consensus of ${s.pinnedCandidates} candidates` : '';
+}
+
 export function renderMarkdown(r: EvalResults): string {
   const L: string[] = [];
   const s = r.settings;
@@ -43,7 +49,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${r.device.precision ? `, ${r.device.precision} denoiser` : ''}` : '-'} |`);
   L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
-  L.push(`| settings | ${s.steps} steps, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${spacingWords(s)}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
+  L.push(`| settings | ${s.steps} steps, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${spacingWords(s)}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${candidatesWords(s)}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
   L.push(`| targets | ${s.targets.file} (sha256 \`${s.targets.sha256.slice(0, 16)}...\`, seed ${s.targets.seed}; built from the dev set) |`);
   L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min${s.maxMinutes !== undefined ? ` (budget ${s.maxMinutes} min)` : ''} |`);
   L.push('');

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { type CONTINUOUS_SAMPLERS, continuousSpacing, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, continuousSpacing, defaultCandidates, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
@@ -48,8 +48,11 @@ export interface EvalSettings {
   /** Continuous-family sampler of every run (sampler.method, eta for ddim, spacing); each absent: the bundle's
    * sampler_defaults when it has them, else ancestral, evenly spaced. */
   sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
-  /** Candidates each output is chosen among by consensus (sampler.candidates), for every run; absent: 1. */
+  /** Candidates each output is chosen among by consensus (sampler.candidates), for every run; absent: the bundle's
+   * rule (defaultCandidates: its pinned_candidates for data-to-text and text-to-record, else 1). */
   candidates?: number;
+  /** The bundle's sampler_defaults.pinned_candidates, when --candidates is not given (samplerFor picks per run). */
+  pinnedCandidates?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
@@ -240,10 +243,10 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 }
 
 /** A run's sampler; `constraints` (parsed) decide a continuous bundle's default spacing (guided or not). */
-function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly Constraint[] = []): NonNullable<ConstraintSetInput['sampler']> {
+function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] = []): NonNullable<ConstraintSetInput['sampler']> {
   const guidance = { ...(s.guidance ?? {}), enabled: guided };
   const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, isGuidedRun(constraints, guidance)) } : {};
-  const candidates = s.candidates !== undefined ? { candidates: s.candidates } : {};
+  const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints) };
   return { steps: s.steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...spacing, ...(s.masked ?? {}), guidance };
 }
 
@@ -314,6 +317,11 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     // each run takes the bundle's spacing for its kind (samplerFor)
     settings.defaultSpacing = cd;
     notes.push(`${model.id}: step spacing ${cd.spacing}${cd.guidedSpacing !== undefined && cd.guidedSpacing !== cd.spacing ? `, ${cd.guidedSpacing} for guided runs` : ''} (its sampler_defaults)`);
+  }
+  if (given.candidates === undefined && model.pinnedCandidates !== undefined) {
+    // data-to-text and text-to-record pin the record or the text: they take the bundle's candidates (samplerFor)
+    settings.pinnedCandidates = model.pinnedCandidates;
+    notes.push(`${model.id}: data-to-text and text-to-record choose each output among ${model.pinnedCandidates} candidates by consensus (its sampler_defaults.pinned_candidates); the controls, which pin nothing, one sample per output`);
   }
   if (masked && given.sampler?.method && given.sampler.method !== 'ancestral') {
     throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);
@@ -438,11 +446,8 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
           log(stoppedEarly);
           break;
         }
-        const g = await generate(deps, settings, {
-          version: 1,
-          constraints: [{ kind: 'record', value: items[i]!.record }],
-          sampler: samplerFor(settings, 1, (settings.seed + 500000 + i) >>> 0, true),
-        });
+        const constraints = [{ kind: 'record' as const, value: items[i]!.record }];
+        const g = await generate(deps, settings, { version: 1, constraints, sampler: samplerFor(settings, 1, (settings.seed + 500000 + i) >>> 0, true, constraints) });
         device ??= g.summary.device;
         seconds += g.seconds;
         hyps.push(g.outputs[0]?.text.trim() ?? '');
@@ -494,11 +499,8 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         const gold = items[i]!.record;
         let g: Awaited<ReturnType<typeof generate>>;
         try {
-          g = await generate(deps, settings, {
-            version: 1,
-            constraints: [{ kind: 'text', value: items[i]!.refs[0]! }],
-            sampler: samplerFor(settings, 1, (settings.seed + 700000 + i) >>> 0, true),
-          });
+          const constraints = [{ kind: 'text' as const, value: items[i]!.refs[0]! }];
+          g = await generate(deps, settings, { version: 1, constraints, sampler: samplerFor(settings, 1, (settings.seed + 700000 + i) >>> 0, true, constraints) });
         } catch (e) {
           // a reference text longer than the bundle's text segment cannot be held: skip it and count it
           if (/^constraints\[0\] \(text\): .*the text segment has/.test((e as Error).message)) {

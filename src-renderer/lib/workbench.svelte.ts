@@ -4,7 +4,7 @@
  * the user navigates, so this lives beside the shell's Studio, one per Studio.
  */
 import { untrack } from 'svelte';
-import { samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
+import { defaultCandidates, samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
 import type {
   CompileReport,
   DevicePreference,
@@ -78,6 +78,11 @@ export class Workbench {
    * takes its spacing for guided runs instead (samplerForRun).
    */
   spacingChosen = $state(false);
+  /**
+   * Whether the candidates were chosen (typed in Generate, or a recipe's): otherwise a run takes the bundle's rule
+   * (defaultCandidates: its pinned_candidates when the set pins a record, text or template, else 1).
+   */
+  candidatesChosen = $state(false);
   /** The saved set the draft came from, and whether it changed since. */
   loaded = $state<{ id: number; name: string; version: number } | null>(null);
   /** The draft as last loaded or saved (name, description, constraints; sampler changes do not count). */
@@ -459,6 +464,7 @@ export class Workbench {
     try {
       // what the model's family reads: a continuous model's run carries no masked settings
       const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, this.spacingChosen ? null : body.constraints);
+      if (!this.candidatesChosen) sampler.candidates = defaultCandidates(this.studio.activeModel ?? {}, body.constraints);
       // a saved, unchanged set runs by id, so the run links back to it in the library
       const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
       const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });
@@ -506,7 +512,9 @@ export class Workbench {
     const cs = recipe.constraintSet;
     this.loadSet(cs.body, null, cs.name ?? cs.body.name ?? '');
     this.sampler = clone(recipe.sampler);
+    this.sampler.candidates ??= 1; // a recipe from before the setting ran one sample per output
     this.spacingChosen = true; // the spacing the run ran with
+    this.candidatesChosen = true;
     if (cs.id !== null) notes.push(`the set was “${cs.name ?? '?'}” v${cs.version ?? '?'} in the studio that made it`);
     this.device = recipe.device.requested;
     const model = this.studio.models.find((m) => m.id === recipe.model.id && !m.error);

@@ -160,7 +160,7 @@ describe('compose and generate', () => {
   });
 
   /** A new set from a Compose example, changed by `adjust`, run from Generate at 8 steps x 2 samples; its run id. */
-  async function runExample(title: string, adjust: () => Promise<void>, candidates = 1): Promise<number> {
+  async function runExample(title: string, adjust: () => Promise<void>, candidates?: number): Promise<number> {
     const { page } = h;
     await openPlace(h, 'Compose');
     await page.getByTestId('compose-new').click();
@@ -170,7 +170,7 @@ describe('compose and generate', () => {
     await openPlace(h, 'Generate');
     await page.getByTestId('generate-steps').fill('8');
     await page.getByTestId('generate-samples').fill('2');
-    await page.getByTestId('generate-candidates').fill(String(candidates));
+    if (candidates !== undefined) await page.getByTestId('generate-candidates').fill(String(candidates));
     const runId = await runFromGenerate(h, client);
     expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
     return runId;
@@ -207,7 +207,10 @@ describe('compose and generate', () => {
     expect(badges).toHaveLength(2);
     for (const b of badges) expect(b).toMatch(/consensus of 3 · [01]\.\d\d/);
     await expect(page.getByTestId('live-candidates').textContent()).resolves.toMatch(/of 2 · each the consensus of 3 candidates/);
-    await page.getByTestId('generate-candidates').fill('1');
+    // emptied, the field says what the model's rule gives this set
+    await page.getByTestId('generate-candidates').fill('');
+    const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');
+    expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 4 : 1}`);
     // the bundled default has a text length rule; the tiny smoke-test bundle (used when the default is absent) has not
     const ruled = detail.run.recipe.model.id === 'e2e-default';
     const notes = await page.getByTestId('generate-note').allTextContents();

@@ -1,7 +1,7 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
@@ -16,7 +16,8 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --samples, --steps, --seed   override the set's sampler settings; without --steps or set steps, the model's
                  default steps (its manifest's sampler_defaults.steps; a continuous model without them: 200)
   --candidates   each output chosen among C samples as the one that agrees most with the others (consensus
-                 decoding; 1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else 1)
+                 decoding; 1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else
+                 the model's sampler_defaults.pinned_candidates for a run that pins a record, text or template, else 1)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
@@ -35,12 +36,15 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
 Progress goes to stderr.`;
 
 /** The sampler settings a constraint-set file sets itself (for the others the zod defaults stand in). */
-function fileGives(path: string): { steps: boolean; method: boolean; eta: boolean; spacing: boolean } {
+type Given = { steps: boolean; method: boolean; eta: boolean; spacing: boolean; candidates: boolean };
+const NOTHING_GIVEN: Given = { steps: false, method: false, eta: false, spacing: false, candidates: false };
+function fileGives(path: string): Given {
   try {
-    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: { steps?: unknown; method?: unknown; eta?: unknown; spacing?: unknown } };
-    return { steps: raw.sampler?.steps !== undefined, method: raw.sampler?.method !== undefined, eta: raw.sampler?.eta !== undefined, spacing: raw.sampler?.spacing !== undefined };
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: Partial<Record<keyof Given, unknown>> };
+    const s = raw.sampler ?? {};
+    return { steps: s.steps !== undefined, method: s.method !== undefined, eta: s.eta !== undefined, spacing: s.spacing !== undefined, candidates: s.candidates !== undefined };
   } catch {
-    return { steps: false, method: false, eta: false, spacing: false };
+    return NOTHING_GIVEN;
   }
 }
 
@@ -98,7 +102,7 @@ export const generateCommand: CliCommand = {
     const model = (args.values.model as string | undefined) ?? DEFAULT_MODEL_ID;
     const file = args.values.constraints as string | undefined;
     const set = file ? readConstraintFile(resolve(file)) : parseConstraintSet({ version: 1, constraints: [] });
-    const setGives = file ? fileGives(resolve(file)) : { steps: false, method: false, eta: false, spacing: false };
+    const setGives = file ? fileGives(resolve(file)) : NOTHING_GIVEN;
     const sampler = { ...set.sampler };
     const samples = intOption(args, 'samples');
     const steps = intOption(args, 'steps');
@@ -159,6 +163,8 @@ export const generateCommand: CliCommand = {
     }
     // and its step spacing, unless --spacing or the set chose one
     if (cd && spacing === undefined && !setGives.spacing) sampler.spacing = continuousSpacing(cd, isGuidedRun(set.constraints, sampler.guidance));
+    // and its candidates for a run that pins a record, text or template, unless --candidates or the set chose them
+    if (candidates === undefined && !setGives.candidates) sampler.candidates = defaultCandidates(summary, set.constraints);
     if (eta !== undefined) {
       if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
       sampler.eta = eta;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, continuousSpacing, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, continuousSpacing, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
@@ -74,6 +74,26 @@ describe('the masked family’s temperature rule', () => {
     expect(maskedTemperature(d, 0, false)).toBe(0);
     expect(maskedTemperature(d, 1.2, true)).toBe(1.2);
     expect(maskedTemperature({ temperature: 0.3 }, undefined, false)).toBe(0.3);
+  });
+});
+
+describe('candidates a run names none of (defaultCandidates)', () => {
+  it('the bundle\'s pinned_candidates for a set that pins a record, a text or a template; else 1', () => {
+    const m = { pinnedCandidates: 4 };
+    expect(defaultCandidates(m, [{ kind: 'record' }])).toBe(4);
+    expect(defaultCandidates(m, [{ kind: 'text' }, { kind: 'sentiment' }])).toBe(4);
+    expect(defaultCandidates(m, [{ kind: 'infill' }])).toBe(4);
+    expect(defaultCandidates(m, [{ kind: 'record', enabled: false }])).toBe(1);
+    expect(defaultCandidates(m, [{ kind: 'sentiment' }, { kind: 'json-schema' }])).toBe(1);
+    expect(defaultCandidates(m, [])).toBe(1);
+    expect(defaultCandidates({}, [{ kind: 'record' }])).toBe(1);
+  });
+
+  it('candidates outside 1..16 are refused by name', () => {
+    expect(parseConstraintSet({ version: 1, constraints: [], sampler: { candidates: 4 } }).sampler.candidates).toBe(4);
+    expect(parseConstraintSet({ version: 1, constraints: [] }).sampler.candidates).toBe(1);
+    expect(refusal({ version: 1, constraints: [], sampler: { candidates: 0 } }).message).toMatch(/sampler\.candidates/);
+    expect(refusal({ version: 1, constraints: [], sampler: { candidates: 17 } }).message).toMatch(/sampler\.candidates/);
   });
 });
 

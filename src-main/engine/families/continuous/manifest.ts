@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BundleError, commonManifestFields, guidedWeights, relPath } from '../../bundle-schema';
+import { BundleError, commonManifestFields, guidedWeights, pinnedCandidatesField, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
@@ -38,6 +38,7 @@ export const continuousSamplerDefaults = z.object({
   spacing: z.number().gt(0).max(MAX_SPACING).default(1),
   /** The spacing of classifier-guided runs, when it differs (constraints/set.ts continuousSpacing). */
   guided_spacing: z.number().gt(0).max(MAX_SPACING).optional(),
+  pinned_candidates: pinnedCandidatesField,
   measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 }).passthrough();
 export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;
