@@ -214,6 +214,47 @@ describe('guided masked sampling', () => {
   });
 });
 
+describe('no glued pieces in the guided text (sampler.ts, guide.glue)', () => {
+  // tokens 1 and 2 end a word, 3 and 4 continue one (a letter-initial piece with no space), 5 neither
+  const glue = { endsWord: Uint8Array.from([0, 1, 1, 0, 0, 0, 0, 0, 0, 0]), continues: Uint8Array.from([0, 0, 0, 1, 1, 0, 0, 0, 0, 0]) };
+  /** A denoiser that wants token 1 at position 2 (first, most confident) and token 3 (a continuation) after it. */
+  const wantsGlue: MaskedSampleOptions['logits'] = async (_ids, B) => {
+    const l = new Float32Array(B * N * V);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < N; i++) l[(b * N + i) * V + 5] = 0.1;
+      l[(b * N + 2) * V + 1] = 10;
+      for (let i = 3; i < N; i++) {
+        l[(b * N + i) * V + 3] = 1;
+        l[(b * N + i) * V + 5] = 0.5;
+      }
+    }
+    return { logits: l, V };
+  };
+  const noGrad = (): NonNullable<MaskedSampleOptions['guide']> => ({ start: 2, length: 4, weightAt: () => 1 });
+
+  it('after a word-ending piece the guided text takes no continuation; without the rule it does', async () => {
+    const settings = { steps: N, blockLength: 0, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+    const glued = await sampleMasked(base({ logits: wantsGlue, settings, guide: noGrad() }));
+    expect([...glued.tokens!.subarray(2, 4)]).toEqual([1, 3]);
+    const kept = await sampleMasked(base({ logits: wantsGlue, settings, guide: { ...noGrad(), glue } }));
+    expect([...kept.tokens!.subarray(2, 4)]).toEqual([1, 5]);
+    // outside the guided segment nothing is barred: positions 0 and 1 take what the denoiser wants
+    expect([...kept.tokens!.subarray(0, 2)]).toEqual([...glued.tokens!.subarray(0, 2)]);
+  });
+
+  it('where the rule would leave no token, it gives way', async () => {
+    const onlyGlue: MaskedSampleOptions['logits'] = async (ids, B) => {
+      const r = await wantsGlue(ids, B);
+      // position 3 may only take continuations (every other token -inf)
+      for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) if (v !== 3 && v !== 4) r.logits[(b * N + 3) * V + v] = -Infinity;
+      return r;
+    };
+    const settings = { steps: N, blockLength: 0, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+    const out = await sampleMasked(base({ logits: onlyGlue, settings, guide: { ...noGrad(), glue } }));
+    expect([...out.tokens!.subarray(2, 4)]).toEqual([1, 3]);
+  });
+});
+
 describe('where a masked text ends (extent.ts): lengths pinned, spans reached', () => {
   const m = { canvas: { length: 8, segments: [{ name: 'record', start: 0, length: 2 }, { name: 'text', start: 2, length: 6 }] } } as unknown as MaskedManifest;
   const free = () => new Int32Array(8).fill(-1);
@@ -231,10 +272,10 @@ describe('where a masked text ends (extent.ts): lengths pinned, spans reached', 
     expect([...textExtent(m, [{ kind: 'pos', tags: ['PROPN'] }, { kind: 'length', tokens: 2 }], free(), []).held].slice(2)).toEqual([-1, -1, END, PAD, PAD, PAD]);
   });
 
-  it('phrase spans bar <end>/<pad> up to their last token; a held text is left alone, with a warning for a length', () => {
-    const r = textExtent(m, [{ kind: 'spans', spans: [[1, 2, 'PP']] }], free(), []);
+  it('phrase spans bar <end>/<pad> and spaces up to their last token; a held text is left alone, with a warning for a length', () => {
+    const r = textExtent(m, [{ kind: 'spans', spans: [[1, 2, 'PP']] }], free(), [], [9]);
     expect(r.held).toEqual(free());
-    expect([...r.exclude!.keys()]).toEqual([2, 3, 4]);
+    expect([...r.exclude!.entries()]).toEqual([[2, [END, PAD, 9]], [3, [END, PAD, 9]], [4, [END, PAD, 9]]]);
     const held = free();
     held[2] = 7;
     const warnings: string[] = [];

@@ -13,6 +13,7 @@ import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } fro
 import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
+import { type GlueRule, glueRule } from '../../projection';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
 import type { CompiledForEngine } from '../../constraints-adapter';
 
@@ -21,6 +22,8 @@ interface MaskedState {
   checked: Set<string>;
   /** Whitespace-only tokens: barred inside a pinned length, where they would count as a token but not as a word. */
   spaces: number[];
+  /** Pieces that glue onto their neighbours: kept out of the guided text (sampler.ts). */
+  glue: GlueRule;
 }
 
 /**
@@ -78,7 +81,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   manifest: maskedManifest,
 
   async open(bundle) {
-    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens) };
+    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -144,7 +147,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 },
                 cancelled: job.cancelled,
                 cache: logitsCache,
-                ...(guide ? { guide } : {}),
+                // a guided text writes no piece glued onto its neighbour (DLM_MASKED_GLUE=0: as before, for comparisons)
+                ...(guide ? { guide: process.env.DLM_MASKED_GLUE === '0' ? guide : { ...guide, glue: state.glue } } : {}),
               });
               return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs };
             } catch (e) {

@@ -5,7 +5,7 @@
  * softmax, top-p and confidence rules, and numpy's pairwise summation where the reference sums.
  */
 import { uniformsAt } from '../../prng';
-import { SegmentReachability, type SegmentAutomaton } from '../../projection';
+import { type GlueRule, SegmentReachability, type SegmentAutomaton } from '../../projection';
 import type { Confidence } from './manifest';
 import type { LocalTerm } from '../../lexicon';
 
@@ -66,6 +66,12 @@ export interface MaskedSampleOptions {
     topK?: number;
     /** Generate the guided segment's positions before the others (blocks follow that order). */
     first?: boolean;
+    /**
+     * At a masked position of the segment, no piece that would glue onto a committed neighbour (projection.ts
+     * GlueRule): after a word-ending piece no letter-initial one, and before a letter-initial piece no word-ending
+     * one. Where that leaves no token, it gives way.
+     */
+    glue?: GlueRule;
     /**
      * After the plan, `rounds` times: the `fraction` of the segment's generated tokens that the denoiser found least
      * likely when they were committed go back to the mask and are generated again, one per step, under the last
@@ -373,6 +379,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const ex = o.exclude?.get(i);
         if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
         if (!inGuided(i)) return row;
+        if (guide!.glue) barGlue(row, guide!.glue, i > guide!.start && !masked[b * N + i - 1] ? x[b * N + i - 1]! : -1, i + 1 < guide!.start + guide!.length && !masked[b * N + i + 1] ? x[b * N + i + 1]! : -1);
         if (remasking) base.set(row);
         const local = guide!.local;
         if (local) {
@@ -442,6 +449,22 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     if (o.onStep) await o.onStep(g + 1, schedule.length, x, masked);
   }
   return { tokens: x, stepMs, calls, denoiserMs, guideMs };
+}
+
+/**
+ * Bar the pieces that would glue onto the committed neighbours `before` / `after` (-1: masked or outside the
+ * segment); a row the rule would leave without a finite logit is left as it was.
+ */
+function barGlue(row: Float64Array, glue: GlueRule, before: number, after: number): void {
+  const noContinues = before >= 0 && glue.endsWord[before] === 1;
+  const noEndsWord = after >= 0 && glue.continues[after] === 1;
+  if (!noContinues && !noEndsWord) return;
+  const n = Math.min(row.length, glue.continues.length);
+  const barred = (v: number) => (noContinues && glue.continues[v] === 1) || (noEndsWord && glue.endsWord[v] === 1);
+  let left = false;
+  for (let v = 0; v < n && !left; v++) if (row[v] !== -Infinity && !barred(v)) left = true;
+  if (!left) return;
+  for (let v = 0; v < n; v++) if (barred(v)) row[v] = -Infinity;
 }
 
 /** A hard segment the held tokens leave no completion for (index into `hard`). */
