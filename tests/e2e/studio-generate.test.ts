@@ -210,7 +210,7 @@ describe('compose and generate', () => {
     // emptied, the field says what the model's rule gives this set
     await page.getByTestId('generate-candidates').fill('');
     const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');
-    expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 4 : 1}`);
+    expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 8 : 1}`);
     // the bundled default has a text length rule; the tiny smoke-test bundle (used when the default is absent) has not
     const ruled = detail.run.recipe.model.id === 'e2e-default';
     const notes = await page.getByTestId('generate-note').allTextContents();
