@@ -28,7 +28,7 @@ beforeAll(() => {
   // and with steps spaced unevenly by default (evenly for guided runs)
   writeMicroBundle(join(models, 'micro-sp'), { id: 'micro-sp' });
   const sp = JSON.parse(readFileSync(join(models, 'micro-sp', 'manifest.json'), 'utf8'));
-  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1 };
+  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1, pinned_candidates: 3 };
   writeFileSync(join(models, 'micro-sp', 'manifest.json'), JSON.stringify(sp));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
@@ -177,6 +177,23 @@ describe('dlm-studio generate / models', () => {
     writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
     expect((await gen('sp-guided', '--model', 'micro-sp', '--constraints', guidedSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
     expect((await gen('sp-guided-asked', '--model', 'micro-sp', '--constraints', guidedSet, '--spacing', '0.5')).lines[0]!.sampler).toEqual({ method: 'ancestral', spacing: 0.5 });
+    // a run that pins a record takes the bundle's pinned_candidates; --candidates or the set's decide over it
+    const recordSet = join(root, 'sp-record.json');
+    writeFileSync(recordSet, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults', eatType: 'pub' } }] }));
+    const pinnedRun = await gen('sp-record', '--model', 'micro-sp', '--constraints', recordSet);
+    expect(pinnedRun.err).toMatch(/outputs 1-2\/2 \(3 candidates each\)/);
+    expect(pinnedRun.lines.map((l) => (l as { consensus?: { candidates: number } }).consensus?.candidates)).toEqual([3, 3]);
+    expect((await gen('sp-record-1', '--model', 'micro-sp', '--constraints', recordSet, '--candidates', '1')).lines.every((l) => !('consensus' in l))).toBe(true);
+    writeFileSync(recordSet, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults', eatType: 'pub' } }], sampler: { candidates: 2 } }));
+    expect((await gen('sp-record-set', '--model', 'micro-sp', '--constraints', recordSet)).lines.map((l) => (l as { consensus?: { candidates: number } }).consensus?.candidates)).toEqual([2, 2]);
+    // nothing pinned: one sample per output
+    expect(spaced.lines.every((l) => !('consensus' in l))).toBe(true);
+    for (const bad of ['0', '17']) {
+      const r = await cli('generate', '--model', 'micro-sp', '--samples', '1', '--candidates', bad);
+      expect(r.code).not.toBe(0);
+      expect(r.err).toMatch(new RegExp(`--candidates must be from 1 to 16 \\(got ${bad}\\)`));
+    }
+    expect(listed.models.find((m) => m.id === 'micro-sp')).toMatchObject({ pinnedCandidates: 3 });
     expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
     expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
   });
