@@ -178,7 +178,9 @@ describe('compose and generate', () => {
 
   it('runs text-to-data (a held sentence): the cards lead with the record the model wrote', async () => {
     const { page } = h;
-    const runId = await runExample('Structure a sentence', () => page.locator('[data-block-index="1"]').waitFor());
+    // one sample per output, so that the live view holds one canvas per output (the model's default for a held
+    // text is the consensus of several candidates, each a canvas of its own: the data-to-text case below)
+    const runId = await runExample('Structure a sentence', () => page.locator('[data-block-index="1"]').waitFor(), 1);
     const detail = await client.call('runs.get', { runId });
     expect(detail.outputs).toHaveLength(2);
     // the sentence was held: every output carries it as its text
