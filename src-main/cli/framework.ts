@@ -90,10 +90,28 @@ export function formatHelp(commands: CliCommand[], app: { name: string; version:
   ].join('\n');
 }
 
+/**
+ * The command and its arguments. Global options may also come before the command (`dlm-studio --data-dir X runs
+ * list`, as the help lists them apart); they are handed to the command with the rest.
+ */
+function splitCommand(argv: string[]): { name: string | undefined; rest: string[] } {
+  const lead: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    const key = a.startsWith('--') ? a.slice(2).split('=')[0]! : '';
+    const spec = key && key !== 'help' ? GLOBAL_OPTIONS[key] : undefined;
+    if (!spec) break;
+    lead.push(a);
+    if (spec.type === 'string' && !a.includes('=') && i + 1 < argv.length) lead.push(argv[++i]!);
+  }
+  return { name: argv[i], rest: [...lead, ...argv.slice(i + 1)] };
+}
+
 export async function runCli(opts: RunCliOptions): Promise<number> {
   const out = opts.stdout ?? ((t: string) => process.stdout.write(t.endsWith('\n') ? t : t + '\n'));
   const err = opts.stderr ?? ((t: string) => process.stderr.write(t.endsWith('\n') ? t : t + '\n'));
-  const [name, ...rest] = opts.argv;
+  const { name, rest } = splitCommand(opts.argv);
   const help = () => formatHelp(opts.commands, opts.app);
   if (!name || name === '--help' || name === '-h') {
     out(help());
@@ -139,8 +157,9 @@ export async function runCli(opts: RunCliOptions): Promise<number> {
       modelDirs: [...opts.bundledModelDirs, ...extraModels],
       json: parsed.values.json === true,
       app: opts.app,
-      out,
-      err,
+      // (void: a command that returns what out() returned must not turn it into an exit code)
+      out: (t) => void out(t),
+      err: (t) => void err(t),
       engine: opts.engine,
       services() {
         services ??= createStudioServices({
@@ -157,7 +176,7 @@ export async function runCli(opts: RunCliOptions): Promise<number> {
       },
     };
     const code = await command.run(ctx, parsed);
-    return code ?? 0;
+    return typeof code === 'number' ? code : 0;
   } catch (e) {
     if (e instanceof CliError) {
       err(`error [${e.code}]: ${e.message}`);

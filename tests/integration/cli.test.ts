@@ -54,7 +54,9 @@ describe('dlm-studio sets', () => {
 
 describe('dlm-studio runs', () => {
   it('lists nothing, refuses bad ids and formats by name', async () => {
-    expect((await cli('runs', 'list')).out).toBe('no runs yet');
+    // exit code 0, also where the command ends by printing (it once handed print's result back as the exit code)
+    expect(await cli('runs', 'list')).toMatchObject({ code: 0, out: 'no runs yet' });
+    expect(await cli('runs', 'list', '--json')).toMatchObject({ code: 0, out: '[]' });
     expect((await cli('runs', 'show', 'x')).err).toMatch(/INVALID_INPUT.*run id #1/);
     expect((await cli('runs', 'export', '1', '--format', 'xml')).err).toMatch(/--format must be one of jsonl, csv, markdown/);
     expect((await cli('runs', 'export', '1', '--format', 'csv')).err).toMatch(/NOT_FOUND.*run 1/);
@@ -67,6 +69,10 @@ describe('dlm-studio (framework)', () => {
     const help = await cli('help');
     expect(help.out).toMatch(/usage: dlm-studio <command>/);
     expect((await cli('nope')).err).toMatch(/unknown command "nope"/);
+    // global options may come before the command as well as after it
+    expect(await cli('--data-dir', join(dir, 'elsewhere'), 'runs', 'list')).toMatchObject({ code: 0, err: '' });
+    expect(JSON.parse((await cli('--json', 'sets', 'list')).out)).toEqual(JSON.parse((await cli('sets', 'list', '--json')).out));
+    expect((await cli('--bogus', 'runs', 'list')).err).toMatch(/unknown command "--bogus"/);
     expect(defaultDataDir({ XDG_CONFIG_HOME: '/x' }, 'linux')).toBe('/x/dlm-studio');
     expect(defaultDataDir({ DLM_STUDIO_DATA_DIR: '/custom' }, 'linux')).toBe('/custom');
   });

@@ -35,8 +35,14 @@ export const runsCommand: CliCommand = {
     switch (sub) {
       case 'list': {
         const runs = await client().call('runs.list', { status: statusOption(args), query: args.values.query as string | undefined, limit: intOption(args, 'limit') });
-        if (ctx.json) return ctx.out(JSON.stringify(runs, null, 2));
-        if (!runs.length) return ctx.out('no runs yet');
+        if (ctx.json) {
+          ctx.out(JSON.stringify(runs, null, 2));
+          return;
+        }
+        if (!runs.length) {
+          ctx.out('no runs yet');
+          return;
+        }
         ctx.out(
           table(
             ['id', 'status', 'model', 'device', 'set', 'samples', 'steps', 'outputs', 'created'],
@@ -48,14 +54,17 @@ export const runsCommand: CliCommand = {
       case 'show': {
         const id = runId(requirePositional(args, 1, 'a run id', usage), 0);
         const detail = await client().call('runs.get', { runId: id, outputs: args.values.outputs === true });
-        if (ctx.json) return ctx.out(JSON.stringify(detail, null, 2));
+        if (ctx.json) {
+          ctx.out(JSON.stringify(detail, null, 2));
+          return;
+        }
         const r = detail.run;
         ctx.out(
           [
             `run ${r.id}: ${r.status}${r.error ? ` (${r.error})` : ''}`,
             `model     ${r.recipe.model.id} ${r.recipe.model.version ?? ''} ${r.recipe.model.hash ? r.recipe.model.hash.slice(0, 12) : ''}`.trimEnd(),
             `device    requested ${r.recipe.device.requested}, ran on ${r.recipe.device.active ?? 'unknown'}`,
-            `sampler   seed ${r.recipe.seed}, ${r.recipe.steps} steps, ${r.recipe.samples} samples`,
+            `sampler   seed ${r.recipe.seed}, ${r.recipe.steps} steps, ${r.recipe.samples} samples${(r.recipe.sampler.candidates ?? 1) > 1 ? `, each the consensus of ${r.recipe.sampler.candidates} candidates` : ''}`,
             `set       ${r.recipe.constraintSet.name ?? '(unsaved)'}${r.recipe.constraintSet.version ? ` v${r.recipe.constraintSet.version}` : ''}: ${r.recipe.constraintSet.body.constraints.map((c) => c.kind).join(', ') || 'no constraints'}`,
             `timings   ${r.timings ? `total ${Math.round(r.timings.totalMs)} ms, ${r.timings.perStepMs.toFixed(1)} ms/step` : '-'}`,
             `outputs   ${r.outputCount}`,
