@@ -5,7 +5,8 @@ import { DEVICE_PREFERENCES } from '../../engine/types';
 import { CONTINUOUS_SAMPLERS, guidanceSettings, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, PRECISION_PREFERENCES } from '../../constraints/set';
 import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
-import { runEvaluation, type EvalSettings, type ScoredSample } from '../../eval/run';
+import { runEvaluation, type EvalResults, type EvalSettings, type ScoredSample } from '../../eval/run';
+import { renderSeedsMarkdown, summarizeSeeds } from '../../eval/seeds';
 import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
 import { e2eDataDir, repoRoot } from '../../data-paths';
 
@@ -40,6 +41,8 @@ Writes a JSON results file and a Markdown table beside it.
   --override <c:T:S,...>       per-control targets T and samples per target S, e.g. json-schema:2:4
   --max-minutes <n>            time budget: data-to-text / text-to-record stop early (reported) when it runs out
   --seed <n>                   base seed (default 0)
+  --seeds <a,b,...>            the whole evaluation at each of these base seeds (2 to 10): each run to
+                               <out>.seed<N>.json and .md, and <out> (and .md) the mean and range over them
   --sampler <s>                continuous models: ${CONTINUOUS_SAMPLERS.join('|')} for every run (default: the bundle's
                                sampler_defaults.method and eta, else ancestral)
   --eta <x>                    with --sampler ddim: eta in [0, 1] (default 0, deterministic)
@@ -72,6 +75,16 @@ export function parseOverrides(text: string): Record<string, { targets?: number;
     out[m[1]!] = { ...(m[2] ? { targets: Number(m[2]) } : {}), ...(m[3] ? { samples: Number(m[3]) } : {}) };
   }
   return out;
+}
+
+/** --seeds a,b,...: 2 to 10 distinct non-negative integers. */
+function seedsOption(raw: string): number[] {
+  const parts = raw.split(',').map((x) => x.trim());
+  const seeds = parts.map(Number);
+  if (parts.some((x) => !/^\d+$/.test(x)) || seeds.some((n) => !Number.isSafeInteger(n) || n > 0xffffffff)) throw new CliError('INVALID_INPUT', `--seeds must be a comma-separated list of non-negative integers (got ${JSON.stringify(raw)})`);
+  if (seeds.length < 2 || seeds.length > 10) throw new CliError('INVALID_INPUT', `--seeds takes 2 to 10 seeds (got ${seeds.length}; one seed is --seed)`);
+  if (new Set(seeds).size !== seeds.length) throw new CliError('INVALID_INPUT', `--seeds: a seed is listed twice (${raw})`);
+  return seeds;
 }
 
 /** --candidates: each output chosen among n samples by consensus (1 to MAX_CANDIDATES). */
@@ -183,6 +196,7 @@ export const evalCommand: CliCommand = {
     strength: { type: 'string' },
     guidance: { type: 'string' },
     candidates: { type: 'string' },
+    seeds: { type: 'string' },
   },
   async run(ctx, args) {
     const v = args.values;
@@ -225,6 +239,8 @@ export const evalCommand: CliCommand = {
       testPath: resolve(typeof v['test-set'] === 'string' ? v['test-set'] : join(dataDir, split === 'dev' ? 'devset.csv' : 'testset_w_refs.csv')),
       split,
     };
+    const seeds = typeof v.seeds === 'string' ? seedsOption(v.seeds) : null;
+    if (seeds && v.seed !== undefined) throw new CliError('INVALID_INPUT', '--seeds runs the evaluation at each of its seeds; --seed names one, so give one or the other');
     if (split === 'dev' && typeof v['test-set'] === 'string') {
       throw new CliError('INVALID_INPUT', '--split dev reads devset.csv from the E2E data folder; --test-set names a test-set file, so give one or the other');
     }
@@ -242,6 +258,29 @@ export const evalCommand: CliCommand = {
       if (samplesOut) {
         mkdirSync(dirname(samplesOut), { recursive: true });
         writeFileSync(samplesOut, '');
+      }
+      if (seeds) {
+        // each seed's run in its own files, then the summary over them in --out
+        const runs: EvalResults[] = [];
+        const files: string[] = [];
+        for (const seed of seeds) {
+          const file = out.replace(/\.json$/, `.seed${seed}.json`);
+          const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify({ ...x, seed }) + '\n') : undefined;
+          ctx.err(`[eval] seed ${seed} (${runs.length + 1} of ${seeds.length})`);
+          const results = await runEvaluation({ ...settings, seed }, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] seed ${seed}: ${l}`), ...(onSample ? { onSample } : {}) });
+          mkdirSync(dirname(file), { recursive: true });
+          writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+          writeFileSync(file.replace(/\.json$/, '.md'), renderMarkdown(results));
+          runs.push(results);
+          files.push(file);
+        }
+        const summary = summarizeSeeds(seeds, runs, files);
+        writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
+        const md = renderSeedsMarkdown(summary);
+        const mdPath = out.replace(/\.json$/, '.md');
+        writeFileSync(mdPath, md);
+        ctx.out(ctx.json ? JSON.stringify({ results: out, markdown: mdPath, runs: files }) : `${md}\nresults: ${out}\ntable: ${mdPath}`);
+        return runs.every((r) => r.controls.length && r.controls.every((c) => c.error)) ? 1 : 0;
       }
       const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify(x) + '\n') : undefined;
       const results = await runEvaluation(settings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] ${l}`), ...(onSample ? { onSample } : {}) });
