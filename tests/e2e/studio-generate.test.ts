@@ -213,6 +213,10 @@ describe('compose and generate', () => {
     await page.getByTestId('generate-candidates').fill('');
     const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');
     expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 8 : 1}`);
+    // and the run button says what the next run takes
+    const label = await page.getByTestId('generate-run').textContent();
+    if (detail.run.recipe.model.id === 'e2e-default') expect(label).toMatch(/\(× 8 candidates\)/);
+    else expect(label).not.toMatch(/candidates/);
     // the bundled default has a text length rule; the tiny smoke-test bundle (used when the default is absent) has not
     const ruled = detail.run.recipe.model.id === 'e2e-default';
     const notes = await page.getByTestId('generate-note').allTextContents();
