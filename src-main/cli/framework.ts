@@ -10,6 +10,7 @@ import { ApiError, toApiError, type ErrorCode } from '../api/errors';
 import { createStudioServices, type StudioServices } from '../services';
 import type { EngineChoice } from '../services/engine-loader';
 import { createInProcessClient } from '../transports/inproc';
+import { MAX_CANDIDATES } from '../constraints/set';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -209,6 +210,13 @@ export function choiceOption<T extends string>(args: ParsedArgs, name: string, c
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new CliError('INVALID_INPUT', `--${name} must be one of ${choices.join(', ')} (got ${JSON.stringify(v)})`);
   return v as T;
+}
+
+/** --candidates (sampler.candidates): 1 to MAX_CANDIDATES, undefined when not given. */
+export function candidatesOption(args: ParsedArgs): number | undefined {
+  const n = intOption(args, 'candidates');
+  if (n !== undefined && (n < 1 || n > MAX_CANDIDATES)) throw new CliError('INVALID_INPUT', `--candidates must be from 1 to ${MAX_CANDIDATES} (got ${n})`);
+  return n;
 }
 
 export function intOption(args: ParsedArgs, name: string): number | undefined {

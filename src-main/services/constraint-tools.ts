@@ -29,13 +29,13 @@ async function vocabModelOf(model: ModelSummary): Promise<VocabModel> {
   if (hit) return hit;
   const { readManifest } = await import('../engine/bundle');
   const { familyCompileHints } = await import('../engine/families/manifests');
-  const { Tokenizer } = await import('../engine/tokenizer');
+  const { SPECIALS, Tokenizer } = await import('../engine/tokenizer');
   const manifest = await readManifest(model.path);
   const file = join(model.path, manifest.tokenizer.vocab);
   const tokenizer = Tokenizer.fromJSON(JSON.parse(await readFile(file, 'utf8')), file);
   const vm: VocabModel = {
     vocab: tokenizer.tokens,
-    specials: { pad: 0, sep: 1, end: 2, unk: 3 },
+    specials: SPECIALS,
     canvas: model.canvas,
     recordFields: model.recordFields,
     ...familyCompileHints(manifest),

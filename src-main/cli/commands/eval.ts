@@ -7,7 +7,7 @@ import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalResults, type EvalSettings, type ScoredSample } from '../../eval/run';
 import { renderSeedsMarkdown, summarizeSeeds } from '../../eval/seeds';
-import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
+import { candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
 import { e2eDataDir, repoRoot } from '../../data-paths';
 
 
@@ -88,11 +88,13 @@ function seedsOption(raw: string): number[] {
   return seeds;
 }
 
-/** --candidates: each output chosen among n samples by consensus (1 to MAX_CANDIDATES). */
-function candidatesOption(args: Parameters<typeof intOption>[0]): number {
-  const n = intOption(args, 'candidates')!;
-  if (n < 1 || n > MAX_CANDIDATES) throw new CliError('INVALID_INPUT', `--candidates must be from 1 to ${MAX_CANDIDATES} (got ${n})`);
-  return n;
+/** A results file and its Markdown table beside it; the table's path. */
+function writeWithTable(file: string, json: unknown, md: string): string {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+  const mdPath = file.replace(/\.json$/, '.md');
+  writeFileSync(mdPath, md);
+  return mdPath;
 }
 
 /** --strength: the guidance strength of the guided runs (a number >= 0; default the sampler's, 1). */
@@ -225,7 +227,7 @@ export const evalCommand: CliCommand = {
       dataToTextItems: positive('data-to-text', preset.dataToTextItems, 0),
       textToRecordItems: positive('text-to-record', preset.textToRecordItems, 0),
       seed: positive('seed', 0, 0),
-      ...(v.candidates !== undefined ? { candidates: candidatesOption(args) } : {}),
+      ...(v.candidates !== undefined ? { candidates: candidatesOption(args)! } : {}),
       ...(v.steps === undefined ? { stepsFromModel: true } : {}),
       ...maskedOptions(args),
       ...continuousOptions(args),
@@ -269,27 +271,20 @@ export const evalCommand: CliCommand = {
           const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify({ ...x, seed }) + '\n') : undefined;
           ctx.err(`[eval] seed ${seed} (${runs.length + 1} of ${seeds.length})`);
           const results = await runEvaluation({ ...settings, seed }, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] seed ${seed}: ${l}`), ...(onSample ? { onSample } : {}) });
-          mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
-          writeFileSync(file.replace(/\.json$/, '.md'), renderMarkdown(results));
+          writeWithTable(file, results, renderMarkdown(results));
           runs.push(results);
           files.push(file);
         }
         const summary = summarizeSeeds(seeds, runs, files);
-        writeFileSync(out, JSON.stringify(summary, null, 2) + '\n');
         const md = renderSeedsMarkdown(summary);
-        const mdPath = out.replace(/\.json$/, '.md');
-        writeFileSync(mdPath, md);
+        const mdPath = writeWithTable(out, summary, md);
         ctx.out(ctx.json ? JSON.stringify({ results: out, markdown: mdPath, runs: files }) : `${md}\nresults: ${out}\ntable: ${mdPath}`);
         return runs.every((r) => r.controls.length && r.controls.every((c) => c.error)) ? 1 : 0;
       }
       const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify(x) + '\n') : undefined;
       const results = await runEvaluation(settings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] ${l}`), ...(onSample ? { onSample } : {}) });
-      mkdirSync(dirname(out), { recursive: true });
-      writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
       const md = renderMarkdown(results);
-      const mdPath = out.replace(/\.json$/, '.md');
-      writeFileSync(mdPath, md);
+      const mdPath = writeWithTable(out, results, md);
       ctx.out(ctx.json ? JSON.stringify({ results: out, markdown: mdPath }) : `${md}\nresults: ${out}\ntable: ${mdPath}`);
       const failed = results.controls.filter((c) => c.error);
       if (failed.length === results.controls.length) {

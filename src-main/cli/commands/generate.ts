@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
-import { choiceOption, CliError, intOption, type CliCommand } from '../framework';
+import { candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K] [--candidates C]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
@@ -110,11 +110,8 @@ export const generateCommand: CliCommand = {
     if (samples !== undefined) sampler.samples = samples;
     if (steps !== undefined) sampler.steps = steps;
     if (seed !== undefined) sampler.seed = seed;
-    const candidates = intOption(args, 'candidates');
-    if (candidates !== undefined) {
-      if (candidates < 1 || candidates > MAX_CANDIDATES) throw new CliError('INVALID_INPUT', `--candidates must be from 1 to ${MAX_CANDIDATES} (got ${candidates})`);
-      sampler.candidates = candidates;
-    }
+    const candidates = candidatesOption(args);
+    if (candidates !== undefined) sampler.candidates = candidates;
     sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
     const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
     if (method !== undefined) sampler.method = method;

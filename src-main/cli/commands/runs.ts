@@ -35,14 +35,8 @@ export const runsCommand: CliCommand = {
     switch (sub) {
       case 'list': {
         const runs = await client().call('runs.list', { status: statusOption(args), query: args.values.query as string | undefined, limit: intOption(args, 'limit') });
-        if (ctx.json) {
-          ctx.out(JSON.stringify(runs, null, 2));
-          return;
-        }
-        if (!runs.length) {
-          ctx.out('no runs yet');
-          return;
-        }
+        if (ctx.json) return ctx.out(JSON.stringify(runs, null, 2));
+        if (!runs.length) return ctx.out('no runs yet');
         ctx.out(
           table(
             ['id', 'status', 'model', 'device', 'set', 'samples', 'steps', 'outputs', 'created'],
@@ -54,10 +48,7 @@ export const runsCommand: CliCommand = {
       case 'show': {
         const id = runId(requirePositional(args, 1, 'a run id', usage), 0);
         const detail = await client().call('runs.get', { runId: id, outputs: args.values.outputs === true });
-        if (ctx.json) {
-          ctx.out(JSON.stringify(detail, null, 2));
-          return;
-        }
+        if (ctx.json) return ctx.out(JSON.stringify(detail, null, 2));
         const r = detail.run;
         ctx.out(
           [

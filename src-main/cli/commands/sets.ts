@@ -35,14 +35,8 @@ export const setsCommand: CliCommand = {
     switch (sub) {
       case 'list': {
         const sets = await ctx.client().call('constraintSets.list', { query: args.values.query as string | undefined, allVersions: args.values['all-versions'] === true });
-        if (ctx.json) {
-          ctx.out(JSON.stringify(sets, null, 2));
-          return;
-        }
-        if (!sets.length) {
-          ctx.out('no constraint sets yet (import one: dlm-studio sets import <file.json>)');
-          return;
-        }
+        if (ctx.json) return ctx.out(JSON.stringify(sets, null, 2));
+        if (!sets.length) return ctx.out('no constraint sets yet (import one: dlm-studio sets import <file.json>)');
         ctx.out(table(['id', 'name', 'version', 'constraints', 'kinds', 'created'], sets.map((s) => [s.id, s.name, `v${s.version}`, s.constraintCount, s.kinds.join(','), s.createdAt])));
         return;
       }
