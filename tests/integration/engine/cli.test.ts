@@ -177,25 +177,35 @@ describe('dlm-studio generate / models', () => {
     writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
     expect((await gen('sp-guided', '--model', 'micro-sp', '--constraints', guidedSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
     expect((await gen('sp-guided-asked', '--model', 'micro-sp', '--constraints', guidedSet, '--spacing', '0.5')).lines[0]!.sampler).toEqual({ method: 'ancestral', spacing: 0.5 });
+    expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
+    expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
+  });
+
+  it('a bundle\'s pinned_candidates: a pinned run takes them unless --candidates or the set choose; nothing pinned, one per output', async () => {
+    const gen = async (name: string, ...args: string[]) => {
+      const out = join(root, `pc-${name}.jsonl`);
+      const r = await cli('generate', '--samples', '2', '--seed', '3', '--out', out, ...args);
+      expect(r.code, r.err).toBe(0);
+      return { err: r.err, lines: readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { consensus?: { candidates: number } }) };
+    };
     // a run that pins a record takes the bundle's pinned_candidates; --candidates or the set's decide over it
     const recordSet = join(root, 'sp-record.json');
     writeFileSync(recordSet, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults', eatType: 'pub' } }] }));
     const pinnedRun = await gen('sp-record', '--model', 'micro-sp', '--constraints', recordSet);
     expect(pinnedRun.err).toMatch(/outputs 1-2\/2 \(3 candidates each\)/);
-    expect(pinnedRun.lines.map((l) => (l as { consensus?: { candidates: number } }).consensus?.candidates)).toEqual([3, 3]);
+    expect(pinnedRun.lines.map((l) => l.consensus?.candidates)).toEqual([3, 3]);
     expect((await gen('sp-record-1', '--model', 'micro-sp', '--constraints', recordSet, '--candidates', '1')).lines.every((l) => !('consensus' in l))).toBe(true);
     writeFileSync(recordSet, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults', eatType: 'pub' } }], sampler: { candidates: 2 } }));
-    expect((await gen('sp-record-set', '--model', 'micro-sp', '--constraints', recordSet)).lines.map((l) => (l as { consensus?: { candidates: number } }).consensus?.candidates)).toEqual([2, 2]);
+    expect((await gen('sp-record-set', '--model', 'micro-sp', '--constraints', recordSet)).lines.map((l) => l.consensus?.candidates)).toEqual([2, 2]);
     // nothing pinned: one sample per output
-    expect(spaced.lines.every((l) => !('consensus' in l))).toBe(true);
+    expect((await gen('sp-open', '--model', 'micro-sp')).lines.every((l) => !('consensus' in l))).toBe(true);
     for (const bad of ['0', '17']) {
       const r = await cli('generate', '--model', 'micro-sp', '--samples', '1', '--candidates', bad);
       expect(r.code).not.toBe(0);
       expect(r.err).toMatch(new RegExp(`--candidates must be from 1 to 16 \\(got ${bad}\\)`));
     }
+    const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string; pinnedCandidates?: number }[] };
     expect(listed.models.find((m) => m.id === 'micro-sp')).toMatchObject({ pinnedCandidates: 3 });
-    expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
-    expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
   });
 
   it('models lists bundles and devices', async () => {
