@@ -153,8 +153,9 @@ export const samplerSettings = z.object({
   samples: z.number().int().min(1).max(1024).default(8),
   seed: z.number().int().min(0).max(0xffffffff).default(0),
   /**
-   * Each output is chosen among this many samples as the one that agrees most with the others (consensus, or minimum
-   * Bayes risk, decoding: src-main/engine/consensus.ts). 1: every sample is an output. Costs that many times the
+   * Each output is chosen among this many samples (src-main/engine/candidates.ts): in a classifier-guided run the one
+   * the bundle's guidance classifiers score highest on the guided constraints, otherwise the one that agrees most with
+   * the others (consensus, or minimum Bayes risk, decoding). 1: every sample is an output. Costs that many times the
    * sampling.
    */
   candidates: z.number().int().min(1).max(MAX_CANDIDATES).default(1),
@@ -232,12 +233,19 @@ export function continuousSpacing(defaults: { spacing: number; guidedSpacing?: n
 
 /**
  * A run's candidates (sampler.candidates) when it names none, the same in the CLI, the eval and the UI: the bundle's
- * `pinned_candidates` for a run that pins a record, a text or an infill template, else 1. Consensus pays most where
- * the output must carry given content (data-to-text BLEU, text-to-record fields), and a person asks for few outputs
- * there; open-ended runs of many samples keep one sample per output (docs/engine.md, "Consensus over candidates").
+ * `pinned_candidates` for a run that pins a record, a text or an infill template, its `guided_candidates` for a
+ * classifier-guided run (the larger where both apply), else 1. Consensus pays most where the output must carry given
+ * content (data-to-text BLEU, text-to-record fields); the classifiers' pick where a soft constraint must hold; open
+ * runs of many samples keep one sample per output (docs/engine.md, "Choosing among candidates").
  */
-export function defaultCandidates(model: { pinnedCandidates?: number }, constraints: readonly { kind: string; enabled?: boolean }[]): number {
-  return model.pinnedCandidates !== undefined && setPinsCanvas(constraints) ? model.pinnedCandidates : 1;
+export function defaultCandidates(
+  model: { pinnedCandidates?: number; guidedCandidates?: number },
+  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[],
+  guidance?: { enabled?: boolean; strength?: number },
+): number {
+  const pinned = model.pinnedCandidates !== undefined && setPinsCanvas(constraints) ? model.pinnedCandidates : 1;
+  const guided = model.guidedCandidates !== undefined && isGuidedRun(constraints, guidance) ? model.guidedCandidates : 1;
+  return Math.max(pinned, guided);
 }
 
 export const constraintSetSchema = z.object({

@@ -93,6 +93,12 @@ export type LexiconEntry = z.infer<typeof lexiconEntry>;
  */
 export const pinnedCandidatesField = z.number().int().min(1).max(MAX_CANDIDATES).optional();
 
+/**
+ * sampler_defaults.guided_candidates, in both families: the candidates of a classifier-guided run that names none,
+ * each output the one its guidance classifiers score highest (engine/candidates.ts), measured on dev.
+ */
+export const guidedCandidatesField = pinnedCandidatesField;
+
 export const commonManifestFields = {
   format: z.enum(BUNDLE_FORMATS),
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),

@@ -28,6 +28,8 @@ export interface GuidanceTerm {
   /** Computed on another thread (started first, so that it overlaps with the local ones). */
   remote?: boolean;
   grad(x: Float32Array, t: Float32Array, batch: number): Promise<{ grad: Float32Array; logp: Float32Array }>;
+  /** Per sample, the term's weighted log p of its targets (what its gradient ascends): candidates are ranked by it. */
+  score(x: Float32Array, t: Float32Array, batch: number): Promise<Float32Array>;
 }
 
 export interface GuidanceConfig {
@@ -207,14 +209,15 @@ export function repeatTargets(tt: TargetTensors, bs: number, names: { target: st
 
 /**
  * Run a gradient graph over the B samples of x [B, N, d], in chunks padded to the exported batch sizes, and return
- * the gradient [B, N, d] and logp per sample (the first column when the graph has several).
+ * the gradient [B, N, d] and logp per sample (the first column when the graph has several; logpSum: all columns).
  */
 async function runChunks(
   x: Float32Array, t: Float32Array, B: number, N: number, d: number, sizes: number[],
   targetsFor: (bs: number) => Feeds, call: GraphCall,
-): Promise<{ grad: Float32Array; logp: Float32Array }> {
+): Promise<{ grad: Float32Array; logp: Float32Array; logpSum: Float32Array }> {
   const grad = new Float32Array(B * N * d);
   const logp = new Float32Array(B);
+  const logpSum = new Float32Array(B);
   for (let start = 0; start < B; ) {
     const left = B - start;
     const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
@@ -232,11 +235,14 @@ async function runChunks(
     grad.set(out.grad.subarray(0, n * N * d), start * N * d);
     if (out.logp) {
       const cols = out.logp.length / bs;
-      for (let i = 0; i < n; i++) logp[start + i] = out.logp[i * cols]!;
+      for (let i = 0; i < n; i++) {
+        logp[start + i] = out.logp[i * cols]!;
+        for (let c = 0; c < cols; c++) logpSum[start + i]! += out.logp[i * cols + c]!;
+      }
     }
     start += n;
   }
-  return { grad, logp };
+  return { grad, logp, logpSum };
 }
 
 /** Guidance term for one soft target: runs the gradient graph padded to an exported batch size. */
@@ -246,11 +252,13 @@ export function makeTerm(runner: ClassifierRunner, soft: SoftTarget, weight: num
   const tt = buildTargets(runner.entry, soft, segLength, anySession);
   const withMask = !!tt.mask && new Set(anySession?.inputNames ?? []).has('mask');
   const call = runner.remote ? remoteCall(runner.remote) : localCall(runner.sessions);
+  const run = (x: Float32Array, t: Float32Array, B: number) => runChunks(x, t, B, N, d, sizes, (bs) => repeatTargets(tt, bs, { target: 'target', mask: 'mask' }, withMask), call);
   return {
     control: soft.kind,
     weight,
     remote: !!runner.remote,
-    grad: (x, t, B) => runChunks(x, t, B, N, d, sizes, (bs) => repeatTargets(tt, bs, { target: 'target', mask: 'mask' }, withMask), call),
+    grad: (x, t, B) => run(x, t, B),
+    score: async (x, t, B) => (await run(x, t, B)).logp.map((v) => weight * v),
   };
 }
 
@@ -359,5 +367,7 @@ export function jointTermFromTargets(sessions: Map<number, ort.InferenceSession>
     control,
     weight: 1,
     grad: (x, t, B) => runChunks(x, t, B, N, d, sizes, targetsFor, local),
+    // each control's column is its weighted log p (weights folded into the targets): the sum is the objective
+    score: async (x, t, B) => (await runChunks(x, t, B, N, d, sizes, targetsFor, local)).logpSum,
   };
 }

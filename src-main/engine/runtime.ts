@@ -13,7 +13,7 @@ import type { FamilyManifestBase, LoadedBundle, ModelFamily } from './families/f
 import { processClockMs } from './clock';
 import { EngineHost } from './host';
 import { sampleSeeds } from './prng';
-import { selectConsensus } from './consensus';
+import { selectCandidate } from './candidates';
 import { END, PAD, SPECIALS } from './tokenizer';
 import { perplexities } from './scorer';
 import type { DevicePreference, DeviceReport, GeneratedOutput, GenerateRequest, RunSummary, StepProgress } from './types';
@@ -120,6 +120,7 @@ export class Runtime {
       return { output, candidate, seed: seeds[output + candidate * total]! };
     });
     const candidateTokens = new Map<number, Int32Array[]>();
+    const candidateScores = new Map<number, (number | undefined)[]>();
     let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
@@ -147,18 +148,23 @@ export class Runtime {
         const list = candidateTokens.get(w.output) ?? [];
         list[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
         candidateTokens.set(w.output, list);
+        const scores = candidateScores.get(w.output) ?? [];
+        scores[w.candidate] = res.scores?.[b];
+        candidateScores.set(w.output, scores);
       });
       // the outputs whose candidates are all in, in order
       const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
       for (; emitted < total && (candidateTokens.get(emitted)?.filter(Boolean).length ?? 0) === K; emitted++) {
         const list = candidateTokens.get(emitted)!;
+        const scores = candidateScores.get(emitted);
         candidateTokens.delete(emitted);
-        const pick = K > 1 ? selectConsensus(list.map((t) => generatedTokens(t, held, textSeg))) : { chosen: 0, agreement: 1 };
+        candidateScores.delete(emitted);
+        const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores) : null;
         ready.push({
           index: emitted,
-          tokens: list[pick.chosen]!,
-          seed: seeds[emitted + pick.chosen * total]!,
-          ...(K > 1 ? { consensus: { candidates: K, chosen: pick.chosen, agreement: pick.agreement } } : {}),
+          tokens: list[pick?.chosen ?? 0]!,
+          seed: seeds[emitted + (pick?.chosen ?? 0) * total]!,
+          ...(pick ? { consensus: { candidates: K, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by === 'classifiers' ? { scores: scores as number[] } : {}) } } : {}),
         });
       }
       if (!ready.length) continue;

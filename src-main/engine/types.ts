@@ -106,6 +106,8 @@ export interface ModelSummary {
   continuousDefaults?: ContinuousDefaults;
   /** The manifest's sampler_defaults.pinned_candidates, either family (constraints/set.ts defaultCandidates). */
   pinnedCandidates?: number;
+  /** The manifest's sampler_defaults.guided_candidates, either family (constraints/set.ts defaultCandidates). */
+  guidedCandidates?: number;
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }
@@ -166,10 +168,12 @@ export interface GeneratedOutput {
   /** Perplexity under the bundle's autoregressive scorer (lower is better); null without a scorer. */
   fluency: number | null;
   /**
-   * A run with sampler.candidates > 1: which candidate was chosen (0-based; its seed is `seed`) and its mean smoothed
-   * BLEU-4 against the others, in [0, 1] (consensus.ts). Live only: the store keeps the recipe, which reproduces it.
+   * A run with sampler.candidates > 1: which candidate was chosen (0-based; its seed is `seed`), what chose it (the
+   * consensus, or in a classifier-guided run the guidance classifiers) and its mean smoothed BLEU-4 against the
+   * others, in [0, 1] (candidates.ts); chosen by the classifiers, every candidate's score (their weighted log p of the
+   * guided constraints). Live only: the store keeps the recipe, which reproduces it.
    */
-  consensus?: { candidates: number; chosen: number; agreement: number };
+  consensus?: { candidates: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers'; scores?: number[] };
 }
 
 export interface RunTimings {

@@ -48,11 +48,14 @@ export interface EvalSettings {
   /** Continuous-family sampler of every run (sampler.method, eta for ddim, spacing); each absent: the bundle's
    * sampler_defaults when it has them, else ancestral, evenly spaced. */
   sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
-  /** Candidates each output is chosen among by consensus (sampler.candidates), for every run; absent: the bundle's
-   * rule (defaultCandidates: its pinned_candidates for data-to-text and text-to-record, else 1). */
+  /** Candidates each output is chosen among (sampler.candidates), for every run; absent: the bundle's rule
+   * (defaultCandidates: its pinned_candidates for data-to-text and text-to-record, its guided_candidates for guided
+   * runs, else 1). */
   candidates?: number;
   /** The bundle's sampler_defaults.pinned_candidates, when --candidates is not given (samplerFor picks per run). */
   pinnedCandidates?: number;
+  /** The bundle's sampler_defaults.guided_candidates, when --candidates is not given (samplerFor picks per run). */
+  guidedCandidates?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
@@ -246,7 +249,7 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] = []): NonNullable<ConstraintSetInput['sampler']> {
   const guidance = { ...(s.guidance ?? {}), enabled: guided };
   const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, isGuidedRun(constraints, guidance)) } : {};
-  const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints) };
+  const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints, guidance) };
   return { steps: s.steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...spacing, ...(s.masked ?? {}), guidance };
 }
 
@@ -321,7 +324,12 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (given.candidates === undefined && model.pinnedCandidates !== undefined) {
     // data-to-text and text-to-record pin the record or the text: they take the bundle's candidates (samplerFor)
     settings.pinnedCandidates = model.pinnedCandidates;
-    notes.push(`${model.id}: data-to-text and text-to-record choose each output among ${model.pinnedCandidates} candidates by consensus (its sampler_defaults.pinned_candidates); the controls, which pin nothing, one sample per output`);
+    notes.push(`${model.id}: data-to-text and text-to-record choose each output among ${model.pinnedCandidates} candidates by consensus (its sampler_defaults.pinned_candidates)`);
+  }
+  if (given.candidates === undefined && model.guidedCandidates !== undefined) {
+    // guided control runs take the bundle's guided candidates; their unguided baselines one sample per output
+    settings.guidedCandidates = model.guidedCandidates;
+    notes.push(`${model.id}: guided runs choose each output among ${model.guidedCandidates} candidates by the guidance classifiers (its sampler_defaults.guided_candidates); unguided runs one sample per output`);
   }
   if (masked && given.sampler?.method && given.sampler.method !== 'ancestral') {
     throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);

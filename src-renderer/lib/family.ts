@@ -87,7 +87,7 @@ export function spacingFromInput(raw: string): number | undefined {
 /** sampler.candidates in words; a recipe from before the setting had one per output. */
 export function candidatesLabel(candidates: number | undefined): string {
   const k = candidates ?? 1;
-  return k === 1 ? 'one per output' : `consensus of ${k}`;
+  return k === 1 ? 'one per output' : `best of ${k}`;
 }
 
 /** A step spacing in words, empty for 1 (evenly spaced) or none given (a recipe from before the setting: evenly). */

@@ -77,6 +77,9 @@ describe('compose and generate', () => {
     await page.getByTestId('generate-steps').fill('16');
     await page.getByTestId('generate-samples').fill('3');
     await page.getByTestId('generate-seed').fill('7');
+    // one sample per output (a guided set's default on the bundled model is the classifiers' pick of several
+    // candidates, drawn in batches one after another): one batch, whose steps the live view must all show in order
+    await page.getByTestId('generate-candidates').fill('1');
     // steps spaced toward high noise; the run's recipe records the spacing that ran
     await page.getByTestId('generate-spacing').fill('0.5');
     await page.getByTestId('device-active').waitFor();
@@ -194,6 +197,22 @@ describe('compose and generate', () => {
     await h.screenshot('generate-text-to-data');
   });
 
+  it('runs a guided set with 2 candidates: each card was the guidance classifiers\' pick, the live view said so', async () => {
+    const { page } = h;
+    const runId = await runExample('Short, positive, mentions the price', async () => {}, 2);
+    const detail = await client.call('runs.get', { runId });
+    expect(detail.run.recipe.sampler.candidates).toBe(2);
+    const badges = page.getByTestId('output-consensus');
+    await expect(badges.allTextContents()).resolves.toEqual(["classifiers' pick of 2", "classifiers' pick of 2"]);
+    // the tooltip gives every candidate's score and says the satisfied badge is not from these classifiers
+    expect(await badges.first().getAttribute('title')).toMatch(/log p per candidate: -?\d+\.\d\d, -?\d+\.\d\d\)\. The satisfied badge comes from the independent checks/);
+    await expect(page.getByTestId('live-candidates').textContent()).resolves.toMatch(/of 2 · each chosen among 2 candidates/);
+    // emptied, the field shows the model's rule for a guided set
+    await page.getByTestId('generate-candidates').fill('');
+    const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');
+    expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 4 : 1}`);
+  });
+
   it('runs data-to-text (a held record) as the consensus of 3 candidates; the run notes the text length it held', async () => {
     const { page } = h;
     // without its length block the record alone decides the length (when the bundle has a text length rule)
@@ -208,7 +227,7 @@ describe('compose and generate', () => {
     const badges = await page.getByTestId('output-consensus').allTextContents();
     expect(badges).toHaveLength(2);
     for (const b of badges) expect(b).toMatch(/consensus of 3 · [01]\.\d\d/);
-    await expect(page.getByTestId('live-candidates').textContent()).resolves.toMatch(/of 2 · each the consensus of 3 candidates/);
+    await expect(page.getByTestId('live-candidates').textContent()).resolves.toMatch(/of 2 · each chosen among 3 candidates/);
     // emptied, the field says what the model's rule gives this set
     await page.getByTestId('generate-candidates').fill('');
     const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');

@@ -69,6 +69,8 @@ describe('README screenshots', () => {
     await openPlace(h, 'Generate');
     await page.getByTestId('generate-steps').fill('200');
     await page.getByTestId('generate-samples').fill('10');
+    // one sample per output (the guided set's default would draw each output's candidates in the batches)
+    await page.getByTestId('generate-candidates').fill('1');
     await page.getByTestId('generate-run').click();
     // second batch: eight cards in, the live view showing samples 8 and 9 part-way
     await page.waitForFunction(

@@ -51,7 +51,8 @@ Writes a JSON results file and a Markdown table beside it.
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
-  --candidates <n>             each output of every run chosen among n samples by consensus (sampler.candidates,
+  --candidates <n>             each output of every run chosen among n samples: by the guidance classifiers in
+                               guided runs, by consensus otherwise (sampler.candidates,
                                1 to ${MAX_CANDIDATES}; default: the bundle's sampler_defaults.pinned_candidates for
                                data-to-text and text-to-record, which pin the record or the text, else 1)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)

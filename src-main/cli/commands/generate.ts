@@ -15,8 +15,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
   --samples, --steps, --seed   override the set's sampler settings; without --steps or set steps, the model's
                  default steps (its manifest's sampler_defaults.steps; a continuous model without them: 200)
-  --candidates   each output chosen among C samples as the one that agrees most with the others (consensus
-                 decoding; 1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else
+  --candidates   each output chosen among C samples: in a classifier-guided run the one the model's guidance
+                 classifiers score highest, else the one that agrees most with the others (consensus decoding;
+                 1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else
                  the model's sampler_defaults.pinned_candidates for a run that pins a record, text or template, else 1)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
@@ -160,8 +161,9 @@ export const generateCommand: CliCommand = {
     }
     // and its step spacing, unless --spacing or the set chose one
     if (cd && spacing === undefined && !setGives.spacing) sampler.spacing = continuousSpacing(cd, isGuidedRun(set.constraints, sampler.guidance));
-    // and its candidates for a run that pins a record, text or template, unless --candidates or the set chose them
-    if (candidates === undefined && !setGives.candidates) sampler.candidates = defaultCandidates(summary, set.constraints);
+    // and its candidates for a run that pins a record, text or template or is guided, unless --candidates or the set
+    // chose them
+    if (candidates === undefined && !setGives.candidates) sampler.candidates = defaultCandidates(summary, set.constraints, sampler.guidance);
     if (eta !== undefined) {
       if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
       sampler.eta = eta;

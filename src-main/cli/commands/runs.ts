@@ -55,7 +55,7 @@ export const runsCommand: CliCommand = {
             `run ${r.id}: ${r.status}${r.error ? ` (${r.error})` : ''}`,
             `model     ${r.recipe.model.id} ${r.recipe.model.version ?? ''} ${r.recipe.model.hash ? r.recipe.model.hash.slice(0, 12) : ''}`.trimEnd(),
             `device    requested ${r.recipe.device.requested}, ran on ${r.recipe.device.active ?? 'unknown'}`,
-            `sampler   seed ${r.recipe.seed}, ${r.recipe.steps} steps, ${r.recipe.samples} samples${(r.recipe.sampler.candidates ?? 1) > 1 ? `, each the consensus of ${r.recipe.sampler.candidates} candidates` : ''}`,
+            `sampler   seed ${r.recipe.seed}, ${r.recipe.steps} steps, ${r.recipe.samples} samples${(r.recipe.sampler.candidates ?? 1) > 1 ? `, each chosen among ${r.recipe.sampler.candidates} candidates` : ''}`,
             `set       ${r.recipe.constraintSet.name ?? '(unsaved)'}${r.recipe.constraintSet.version ? ` v${r.recipe.constraintSet.version}` : ''}: ${r.recipe.constraintSet.body.constraints.map((c) => c.kind).join(', ') || 'no constraints'}`,
             `timings   ${r.timings ? `total ${Math.round(r.timings.totalMs)} ms, ${r.timings.perStepMs.toFixed(1)} ms/step` : '-'}`,
             `outputs   ${r.outputCount}`,

@@ -89,6 +89,11 @@ export interface BatchResult {
   denoiserMs?: number;
   /** Milliseconds spent in guidance graph calls, when the family counts them. */
   guideMs?: number;
+  /**
+   * Guided runs with candidates: per sample, how well the finished canvas meets the guided constraints by the
+   * bundle's own classifiers (their weighted log p; higher is better). The runtime keeps each output's best candidate.
+   */
+  scores?: Float32Array;
 }
 
 /** A run's load phase is done (sessions, precision); `plan` does what needs the compiled constraints. */

@@ -28,7 +28,7 @@ beforeAll(() => {
   // and with steps spaced unevenly by default (evenly for guided runs)
   writeMicroBundle(join(models, 'micro-sp'), { id: 'micro-sp' });
   const sp = JSON.parse(readFileSync(join(models, 'micro-sp', 'manifest.json'), 'utf8'));
-  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1, pinned_candidates: 3 };
+  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1, pinned_candidates: 3, guided_candidates: 2 };
   writeFileSync(join(models, 'micro-sp', 'manifest.json'), JSON.stringify(sp));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
@@ -205,7 +205,25 @@ describe('dlm-studio generate / models', () => {
       expect(r.err).toMatch(new RegExp(`--candidates must be from 1 to 16 \\(got ${bad}\\)`));
     }
     const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string; pinnedCandidates?: number }[] };
-    expect(listed.models.find((m) => m.id === 'micro-sp')).toMatchObject({ pinnedCandidates: 3 });
+    expect(listed.models.find((m) => m.id === 'micro-sp')).toMatchObject({ pinnedCandidates: 3, guidedCandidates: 2 });
+  });
+
+  it('a bundle\'s guided_candidates: a guided run takes them, each output the classifier\'s pick; pinned and guided, the larger', async () => {
+    const gen = async (name: string, ...args: string[]) => {
+      const out = join(root, `gc-${name}.jsonl`);
+      const r = await cli('generate', '--samples', '2', '--seed', '3', '--out', out, ...args);
+      expect(r.code, r.err).toBe(0);
+      return { lines: readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { consensus?: { candidates: number; by: string; scores?: number[] } }) };
+    };
+    const guidedSet = join(root, 'sp-guided-c.json');
+    writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
+    const guided = (await gen('sp-guided-c', '--model', 'micro-sp', '--constraints', guidedSet)).lines;
+    expect(guided.map((l) => [l.consensus?.candidates, l.consensus?.by, l.consensus?.scores?.length])).toEqual([[2, 'classifiers', 2], [2, 'classifiers', 2]]);
+    writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }, { kind: 'record', value: { name: 'The Vaults' } }] }));
+    expect((await gen('sp-guided-rec', '--model', 'micro-sp', '--constraints', guidedSet)).lines.map((l) => [l.consensus?.candidates, l.consensus?.by])).toEqual([[3, 'classifiers'], [3, 'classifiers']]);
+    // guidance off: one per output
+    writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { guidance: { enabled: false } } }));
+    expect((await gen('sp-guided-off', '--model', 'micro-sp', '--constraints', guidedSet)).lines.every((l) => !('consensus' in l))).toBe(true);
   });
 
   it('models lists bundles and devices', async () => {

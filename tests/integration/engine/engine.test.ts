@@ -9,6 +9,7 @@ import { canonicalRecord } from '../../../src-main/engine/constraints-adapter';
 import { familyManifest } from '../../../src-main/engine/families/manifests';
 import { glueRule } from '../../../src-main/engine/projection';
 import { processClockMs } from '../../../src-main/engine/clock';
+import { selectConsensus } from '../../../src-main/engine/candidates';
 import { createEngine } from '../../../src-main/engine/index';
 import { Tokenizer } from '../../../src-main/engine/tokenizer';
 import type { Engine, GeneratedOutput, GenerateRequest, StepProgress } from '../../../src-main/engine/types';
@@ -368,6 +369,39 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     const mean = (os: GeneratedOutput[]) => os.reduce((a, o) => a + logp(o.tokens, 2), 0) / os.length;
     expect(mean(guided.outputs)).toBeGreaterThan(mean(plain.outputs) + 0.5);
     expect(guided.summary.warnings ?? []).toEqual([]);
+  });
+
+  it('a guided run with candidates keeps, for each output, the candidate its classifier scores highest', async () => {
+    const logp = (tokens: number[]) => {
+      const d = MICRO.d;
+      const logits = [0, 0, 0];
+      tokens.forEach((t, i) => {
+        for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
+      });
+      const m = Math.max(...logits);
+      return logits[2]! - (m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0)));
+    };
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { steps: 10, samples: 3, seed: 8, guidance: { iterations: 2, stepSize: 0.3 } } };
+    const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 12 } });
+    const chosen = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 4 } });
+    let notConsensus = 0;
+    for (const o of chosen.outputs) {
+      const own = [0, 1, 2, 3].map((c) => plain.outputs[o.index + 3 * c]!);
+      const scores = own.map((x) => logp(x.tokens));
+      expect(o.consensus).toMatchObject({ candidates: 4, by: 'classifiers' });
+      // the best score (float32 in the engine: saturated candidates tie at 0 and the lowest index wins)
+      expect(scores[o.consensus!.chosen]!).toBeGreaterThan(Math.max(...scores) - 1e-4);
+      expect(o.tokens).toEqual(own[o.consensus!.chosen]!.tokens);
+      expect(o.seed).toBe(own[o.consensus!.chosen]!.seed);
+      // the engine's scores are the classifier's log p, as computed here
+      o.consensus!.scores!.forEach((v, c) => expect(v).toBeCloseTo(scores[c]!, 3));
+      notConsensus += Number(o.consensus!.chosen !== selectConsensus(own.map((x) => x.tokens)).chosen);
+    }
+    // the classifier's choice is not the consensus in general (it would make this test unable to tell them apart)
+    expect(notConsensus).toBeGreaterThan(0);
+    // unguided, the same candidates are chosen by consensus
+    const off = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 4, guidance: { enabled: false } } });
+    expect(off.outputs.every((o) => o.consensus?.by === 'consensus' && o.consensus.scores === undefined)).toBe(true);
   });
 
   it('a control\'s weight in the manifest (guidance_defaults.weights) scales its guidance as the run\'s strength does', async () => {

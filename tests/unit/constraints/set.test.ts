@@ -89,6 +89,21 @@ describe('candidates a run names none of (defaultCandidates)', () => {
     expect(defaultCandidates({}, [{ kind: 'record' }])).toBe(1);
   });
 
+  it('the bundle\'s guided_candidates for a classifier-guided set (the larger where a set pins and is guided)', () => {
+    const m = { pinnedCandidates: 8, guidedCandidates: 4 };
+    expect(defaultCandidates(m, [{ kind: 'sentiment' }])).toBe(4);
+    expect(defaultCandidates(m, [{ kind: 'spans', spans: [] } as { kind: string }, { kind: 'json-schema' }])).toBe(4);
+    expect(defaultCandidates(m, [{ kind: 'record' }, { kind: 'sentiment' }])).toBe(8);
+    expect(defaultCandidates({ pinnedCandidates: 2, guidedCandidates: 4 }, [{ kind: 'record' }, { kind: 'pos' }])).toBe(4);
+    // not guided: guidance off, strength 0, the constraint disabled or weighted 0, or no soft constraint at all
+    expect(defaultCandidates(m, [{ kind: 'sentiment' }], { enabled: false })).toBe(1);
+    expect(defaultCandidates(m, [{ kind: 'sentiment' }], { strength: 0 })).toBe(1);
+    expect(defaultCandidates(m, [{ kind: 'sentiment', enabled: false }])).toBe(1);
+    expect(defaultCandidates(m, [{ kind: 'sentiment', weight: 0 }])).toBe(1);
+    expect(defaultCandidates(m, [{ kind: 'json-schema' }])).toBe(1);
+    expect(defaultCandidates({ pinnedCandidates: 8 }, [{ kind: 'sentiment' }])).toBe(1);
+  });
+
   it('candidates outside 1..16 are refused by name', () => {
     expect(parseConstraintSet({ version: 1, constraints: [], sampler: { candidates: 4 } }).sampler.candidates).toBe(4);
     expect(parseConstraintSet({ version: 1, constraints: [] }).sampler.candidates).toBe(1);

@@ -288,4 +288,20 @@ describe('where a masked text ends (extent.ts): lengths pinned, spans reached', 
       .toThrow(/constraints\[0\], constraints\[2\]: two lengths asked for \(2 and 3 tokens\)/);
     expect(() => textExtent(m, [{ kind: 'length', tokens: 6, index: 1 }], free(), [])).toThrow(/constraints\[1\]: 6 tokens do not fit the 6-position text segment/);
   });
+
+  it('scoreModel sums the denoiser\'s own log p of each guided token it committed, before the guidance terms', async () => {
+    // the denoiser's distribution at every position: token 1 at 0.5, token 2 at 0.4, the other 7 allowed tokens at 0
+    const logZ = Math.log(Math.exp(0.5) + Math.exp(0.4) + 7);
+    const logp = (v: number) => (v === 1 ? 0.5 : v === 2 ? 0.4 : 0) - logZ;
+    const r = await sampleMasked(base({ logits: oneThenTwo, guide: guideFor(7, 1), scoreModel: true, seeds: [1, 2, 3] }));
+    for (let b = 0; b < 3; b++) {
+      const toks = Array.from(r.tokens!.subarray(b * N + 2, b * N + 6));
+      // guidance put token 7 at offset 1, which the denoiser alone gives 1 / Z
+      expect(toks[1]).toBe(7);
+      expect(r.guidedLogp![b]).toBeCloseTo(toks.reduce((a, v) => a + logp(v), 0), 6);
+    }
+    // without the flag, or without a guide, nothing is summed
+    expect((await sampleMasked(base({ logits: oneThenTwo, guide: guideFor(7, 1) }))).guidedLogp).toBeUndefined();
+    expect((await sampleMasked(base({ logits: oneThenTwo, scoreModel: true }))).guidedLogp).toBeUndefined();
+  });
 });

@@ -220,4 +220,24 @@ describe('continuous samplers: the loop', () => {
       expect(calls.at(-1)).toBe(schedule.use[1]);
     }
   });
+
+  it('scoreFinal scores each finished canvas with the guidance terms, on its tokens\' embeddings at the least noise', async () => {
+    const term = firstCoordinateTerm(N, d);
+    const schedule = buildSchedule(2000, 1e-4, 8);
+    const seen: number[] = [];
+    const counted: GuidanceTerm = { ...term, async score(x, t, B) { seen.push(t[0]!); return term.score(x, t, B); } };
+    const guidance = { terms: [counted], iterations: 1, stepSize: 0.5, lambda: 0.0001, offLastSteps: 0 };
+    const seeds = [21, 22, 23];
+    const res = await sampleBatch({ seeds, length: N, emb, schedule, denoise: shrink, clamp: true, guidance, scoreFinal: true });
+    expect(seen).toEqual([schedule.use[0]]);
+    // the toy log p is the sum of the first coordinates of the chosen tokens' embeddings
+    for (let b = 0; b < seeds.length; b++) {
+      let want = 0;
+      for (let i = 0; i < N; i++) want += E[res.tokens![b * N + i]! * d]!;
+      expect(res.scores![b]).toBeCloseTo(want, 4);
+    }
+    // not asked, or nothing guided: no scores
+    expect((await sampleBatch({ seeds, length: N, emb, schedule, denoise: shrink, clamp: true, guidance })).scores).toBeUndefined();
+    expect((await sampleBatch({ seeds, length: N, emb, schedule, denoise: shrink, clamp: true, scoreFinal: true })).scores).toBeUndefined();
+  });
 });

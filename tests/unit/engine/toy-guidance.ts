@@ -9,6 +9,12 @@ export function firstCoordinateTerm(N: number, d: number): GuidanceTerm {
       for (let i = 0; i < B * N; i++) grad[i * d] = 1;
       return { grad, logp: new Float32Array(B) };
     },
+    // the log p this gradient ascends: the sum of the first coordinates
+    async score(x, _t, B) {
+      const out = new Float32Array(B);
+      for (let i = 0; i < B * N; i++) out[Math.floor(i / N)]! += x[i * d]!;
+      return out;
+    },
   };
 }
 

@@ -184,8 +184,9 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
                 job.progress({ step, steps: sampler.steps, canvases });
               },
               cancelled: job.cancelled,
+              scoreFinal: sampler.candidates > 1,
             });
-            return { tokens: res.tokens, stepMs: res.stepMs };
+            return { tokens: res.tokens, stepMs: res.stepMs, ...(res.scores ? { scores: res.scores } : {}) };
           },
         };
       },

@@ -48,6 +48,8 @@ export interface SampleOptions {
   rounder?: Rounder;
   /** Checked before every step; true stops the loop. */
   cancelled?(): boolean;
+  /** Score each finished canvas with the guidance terms (SampleResult.scores), to rank candidates. */
+  scoreFinal?: boolean;
 }
 
 export interface SampleResult {
@@ -56,6 +58,11 @@ export interface SampleResult {
   /** Milliseconds per step. */
   stepMs: number[];
   guidanceMs: number;
+  /**
+   * With scoreFinal and guidance: per sample, the guidance terms' weighted log p of their targets on the finished
+   * canvas (its tokens' embeddings, at the schedule's least noise): what guidance pushed up, read once at the end.
+   */
+  scores?: Float32Array;
 }
 
 export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
@@ -118,6 +125,25 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
     if (o.onStep) await o.onStep(S - k, tokens);
   }
   await roundCanvas(x, B, N, o.emb, rounder, held, projectors, false, true, tokens);
-  return { tokens, stepMs, guidanceMs };
+  if (!g || !o.scoreFinal) return { tokens, stepMs, guidanceMs };
+  const tg = performance.now();
+  const scores = await scoreCanvas(tokens, B, N, o.emb, sch.use[0]!, g);
+  guidanceMs += performance.now() - tg;
+  return { tokens, stepMs, guidanceMs, scores };
+}
+
+/** Sum over the guidance terms of their score on the canvases' token embeddings (the text as it will be read). */
+async function scoreCanvas(tokens: Int32Array, B: number, N: number, emb: Embeddings, tTrain: number, g: GuidanceConfig): Promise<Float32Array> {
+  const { d, E } = emb;
+  const x = new Float32Array(B * N * d);
+  for (let i = 0; i < B * N; i++) x.set(E.subarray(tokens[i]! * d, tokens[i]! * d + d), i * d);
+  const t = new Float32Array(B).fill(tTrain);
+  const scores = new Float32Array(B);
+  for (const term of g.terms) {
+    if (term.weight === 0) continue;
+    const s = await term.score(x, t, B);
+    for (let b = 0; b < B; b++) scores[b]! += s[b]!;
+  }
+  return scores;
 }
 

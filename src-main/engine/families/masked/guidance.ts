@@ -32,6 +32,11 @@ export interface MaskedGuide {
   grad?(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
   /** The lexicons' exact term [length, V] (lexicon.ts), added before the top-k cut. */
   local?: LocalTerm;
+  /**
+   * Per finished canvas (ids [B, N]), what the guidance pushed up: the graphs' weighted log p of their targets plus the
+   * lexicon term of the tokens written. Candidates are ranked by it (runtime.ts).
+   */
+  score(ids: Int32Array, batch: number): Promise<Float32Array>;
   /** The factor on g at step `step` (0-based) of `total`. */
   weightAt(step: number, total: number): number;
   /** Which controls it steers, for warnings and reports. */
@@ -101,11 +106,15 @@ async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; w
   return out;
 }
 
-/** ids [B, N] through one graph, in chunks padded to its exported batch sizes: g [B, Lt, V]. */
-async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: number): Promise<{ grad: Float32Array; V: number }> {
+/**
+ * ids [B, N] through one graph, in chunks padded to its exported batch sizes: g [B, Lt, V], and per sample the sum of
+ * its logp columns (each a control's weighted log p).
+ */
+async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: number): Promise<{ grad: Float32Array; V: number; logp: Float32Array }> {
   const sizes = [...g.sessions.keys()].sort((a, b) => a - b);
   let out: Float32Array | null = null;
   let V = 0;
+  const logp = new Float32Array(B);
   for (let start = 0; start < B; ) {
     const left = B - start;
     const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
@@ -121,9 +130,14 @@ async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: num
     V = grad.dims[2]!;
     out ??= new Float32Array(B * Lt * V);
     out.set(grad.data.subarray(0, n * Lt * V), start * Lt * V);
+    const lp = res.logp?.data;
+    if (lp) {
+      const cols = lp.length / bs;
+      for (let r = 0; r < n; r++) for (let c = 0; c < cols; c++) logp[start + r]! += lp[r * cols + c]!;
+    }
     start += n;
   }
-  return { grad: out!, V };
+  return { grad: out!, V, logp };
 }
 
 /** The run's guide, or null when nothing is guided (guidance off, no soft targets, or no classifiers for them). */
@@ -158,10 +172,27 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
     ...(remask ? { remask } : {}),
     ...(local ? { local } : {}),
     ...(graphs.length ? { grad: (ids: Int32Array, B: number) => gradOf(graphs, ids, B, N, seg.length) } : {}),
+    score: (ids, B) => scoreOf(graphs, local, ids, B, N, seg.start, seg.length),
     weightAt(step, total) {
       return total > 1 ? 1 + (d.anneal_end - 1) * (step / (total - 1)) : 1;
     },
   };
+}
+
+/** Per canvas: the graphs' logp summed, plus the lexicon term of each text token written. */
+async function scoreOf(graphs: Graph[], local: LocalTerm | null, ids: Int32Array, B: number, N: number, start: number, Lt: number): Promise<Float32Array> {
+  const parts = await Promise.all(graphs.map((g) => runGraph(g, ids, B, N, Lt)));
+  const out = new Float32Array(B);
+  for (const p of parts) for (let b = 0; b < B; b++) out[b]! += p.logp[b]!;
+  if (local) {
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < Lt; i++) {
+        const v = ids[b * N + start + i]!;
+        if (v >= 0 && v < local.V) out[b]! += local.values[i * local.V + v]!;
+      }
+    }
+  }
+  return out;
 }
 
 /** The graphs' gradients summed: g [B, Lt, V]. */

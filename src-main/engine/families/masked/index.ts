@@ -118,6 +118,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
         const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
         const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings, notes });
+        const scoreCandidates = !!guide && sampler.candidates > 1;
         return {
           async sample(job) {
             try {
@@ -147,10 +148,18 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 },
                 cancelled: job.cancelled,
                 cache: logitsCache,
+                scoreModel: scoreCandidates,
                 // a guided text writes no piece glued onto its neighbour (DLM_MASKED_GLUE=0: as before, for comparisons)
                 ...(guide ? { guide: process.env.DLM_MASKED_GLUE === '0' ? guide : { ...guide, glue: state.glue } } : {}),
               });
-              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs };
+              // candidates of a guided run are ranked by what the guided sampler samples from: the denoiser's own log p
+              // of the guided tokens plus the lexicon and classifier terms (DLM_MASKED_SCORE_MODEL=0: the terms only)
+              let scores: Float32Array | undefined;
+              if (guide && res.tokens && scoreCandidates) {
+                scores = await guide.score(res.tokens, job.seeds.length);
+                if (res.guidedLogp && process.env.DLM_MASKED_SCORE_MODEL !== '0') scores = scores.map((v, b) => v + res.guidedLogp![b]!);
+              }
+              return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs, ...(scores ? { scores } : {}) };
             } catch (e) {
               if (e instanceof MaskedConstraintError) {
                 const which = hard[e.segment]!.constraints.map((i) => `constraints[${i}]`).join(', ');

@@ -81,6 +81,8 @@ export interface MaskedSampleOptions {
   };
   /** Per canvas position, tokens never committed there (e.g. <end> and <pad> before a pinned length). */
   exclude?: Map<number, number[]>;
+  /** Sum, per sample, the denoiser's log p of each guided token as it was committed (MaskedSampleResult.guidedLogp). */
+  scoreModel?: boolean;
 }
 
 export interface MaskedSampleResult {
@@ -93,6 +95,11 @@ export interface MaskedSampleResult {
   denoiserMs: number;
   /** Milliseconds spent in the guidance graph calls (0 without guidance). */
   guideMs: number;
+  /**
+   * With scoreModel and a guide: per sample, the sum over the guided segment's generated positions of the denoiser's
+   * own log p (before the guidance terms) of the token committed there, at its last commit.
+   */
+  guidedLogp?: Float64Array;
 }
 
 /** For each block of the generated positions, how many positions each of its steps commits. */
@@ -328,6 +335,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   const rounds = guide?.remask?.rounds ?? 0;
   const perRound = rounds > 0 ? Math.min(remaskable.length, Math.ceil(guide!.remask!.fraction * remaskable.length)) : 0;
   const remasking = perRound > 0;
+  const modelP = remasking || (!!guide && !!o.scoreModel);
   /** The denoiser's own probability of each committed guided token when it was committed (remasking order). */
   const committedP = new Float64Array(B * N).fill(1);
   for (let r = 0; remasking && r < rounds; r++) {
@@ -380,7 +388,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
         if (!inGuided(i)) return row;
         if (guide!.glue) barGlue(row, guide!.glue, i > guide!.start && !masked[b * N + i - 1] ? x[b * N + i - 1]! : -1, i + 1 < guide!.start + guide!.length && !masked[b * N + i + 1] ? x[b * N + i + 1]! : -1);
-        if (remasking) base.set(row);
+        if (modelP) base.set(row);
         const local = guide!.local;
         if (local) {
           const at = (i - guide!.start) * local.V;
@@ -425,7 +433,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const props = open.map((i) => {
           const pr = propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, s, buf);
           let pModel = 1;
-          if (remasking && inGuided(i)) {
+          if (modelP && inGuided(i)) {
             softmaxInto(base, baseP);
             pModel = baseP[pr.token]!;
           }
@@ -448,7 +456,11 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     stepMs.push(performance.now() - t0);
     if (o.onStep) await o.onStep(g + 1, schedule.length, x, masked);
   }
-  return { tokens: x, stepMs, calls, denoiserMs, guideMs };
+  if (!guide || !o.scoreModel) return { tokens: x, stepMs, calls, denoiserMs, guideMs };
+  const guidedLogp = new Float64Array(B);
+  const guidedGen = gen.filter(inGuided);
+  for (let b = 0; b < B; b++) for (const i of guidedGen) guidedLogp[b] += Math.log(committedP[b * N + i]!);
+  return { tokens: x, stepMs, calls, denoiserMs, guideMs, guidedLogp };
 }
 
 /**

@@ -1,0 +1,99 @@
+/**
+ * Choosing each output among `candidates` samples (sampler setting `candidates`, constraints/set.ts; the runtime,
+ * runtime.ts, samples and selects).
+ * - Consensus (minimum Bayes risk decoding, Kumar & Byrne 2004; the way DiffuSeq and Diffusion-LM report their text
+ *   results): the candidate that agrees most with the others, agreement measured by smoothed sentence BLEU-4 over the
+ *   tokens each sample generated. The expected-BLEU winner is the typical sample; a candidate that drops a field or
+ *   repeats a phrase agrees less with its siblings and loses.
+ * - Classifiers: in a classifier-guided run, the candidate the bundle's own guidance classifiers score highest on the
+ *   guided constraints (their weighted log p on the finished canvas, what guidance pushed up). Consensus would pick
+ *   the typical sample, and the typical guided sample is the one that drifted back to what the model writes unguided.
+ *   The evaluators that report whether a constraint holds (constraints/evaluators) play no part in the choice.
+ */
+/** n-gram counts of a token sequence, keyed by the ids joined with commas. */
+function ngrams(tokens: readonly number[], n: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (let i = 0; i + n <= tokens.length; i++) {
+    const key = tokens.slice(i, i + n).join(',');
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return out;
+}
+
+const ORDER = 4;
+
+/** Per sequence, its n-gram counts for n = 1..4 (computed once, compared pairwise). */
+type Profile = { length: number; counts: Map<string, number>[] };
+
+function profile(tokens: readonly number[]): Profile {
+  return { length: tokens.length, counts: Array.from({ length: ORDER }, (_, n) => ngrams(tokens, n + 1)) };
+}
+
+/**
+ * BLEU-4 of `hyp` against the single reference `ref`, in [0, 1], with add-one smoothing of the 2- to 4-gram
+ * precisions (Lin & Och 2004) so that short sequences do not all score 0. Empty hyp: 0.
+ */
+function smoothedBleu(hyp: Profile, ref: Profile): number {
+  if (hyp.length === 0) return 0;
+  let logSum = 0;
+  for (let n = 0; n < ORDER; n++) {
+    let match = 0;
+    let total = 0;
+    for (const [k, c] of hyp.counts[n]!) {
+      match += Math.min(c, ref.counts[n]!.get(k) ?? 0);
+      total += c;
+    }
+    const smooth = n === 0 ? 0 : 1;
+    if (match + smooth === 0) return 0;
+    logSum += Math.log((match + smooth) / (total + smooth));
+  }
+  const bp = hyp.length >= ref.length ? 1 : Math.exp(1 - ref.length / hyp.length);
+  return bp * Math.exp(logSum / ORDER);
+}
+
+export interface Selection {
+  /** Index of the chosen candidate (the lowest on a tie). */
+  chosen: number;
+  /** Its mean smoothed BLEU against the other candidates, in [0, 1] (1 with a single candidate). */
+  agreement: number;
+  /** What chose it. */
+  by: 'consensus' | 'classifiers';
+}
+
+/** Per candidate, its mean smoothed BLEU against the others (its expected BLEU under their distribution). */
+export function agreements(candidates: readonly (readonly number[])[]): number[] {
+  const k = candidates.length;
+  if (k === 1) return [1];
+  const profiles = candidates.map(profile);
+  return profiles.map((p, a) => {
+    let sum = 0;
+    for (let b = 0; b < k; b++) if (b !== a) sum += smoothedBleu(p, profiles[b]!);
+    return sum / (k - 1);
+  });
+}
+
+/** Index of the largest value, the lowest on a tie. */
+function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+/** The candidate with the highest mean smoothed BLEU against the others. */
+export function selectConsensus(candidates: readonly (readonly number[])[]): Selection {
+  if (candidates.length === 0) throw new Error('selectConsensus: no candidates');
+  const agree = agreements(candidates);
+  const chosen = argmax(agree);
+  return { chosen, agreement: agree[chosen]!, by: 'consensus' };
+}
+
+/**
+ * The candidate to keep: the classifiers' best where every candidate has a classifier score (a guided run), else the
+ * consensus. `scores[c]`: candidate c's weighted log p of the guided constraints (BatchResult.scores).
+ */
+export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[]): Selection {
+  if (candidates.length === 0) throw new Error('selectCandidate: no candidates');
+  if (!scores || scores.length !== candidates.length || scores.some((s) => s === undefined || !Number.isFinite(s))) return selectConsensus(candidates);
+  const chosen = argmax(scores as number[]);
+  return { chosen, agreement: agreements(candidates)[chosen]!, by: 'classifiers' };
+}
