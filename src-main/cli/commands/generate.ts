@@ -18,7 +18,8 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --candidates   each output chosen among C samples: in a classifier-guided run the one the model's guidance
                  classifiers score highest, else the one that agrees most with the others (consensus decoding;
                  1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else
-                 the model's sampler_defaults.pinned_candidates for a run that pins a record, text or template, else 1)
+                 the model's sampler_defaults.pinned_candidates for a run that pins a record, text or template, its
+                 guided_candidates for a classifier-guided run, the larger where both apply, else 1)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
