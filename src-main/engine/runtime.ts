@@ -119,8 +119,8 @@ export class Runtime {
       const candidate = w % K;
       return { output, candidate, seed: seeds[output + candidate * total]! };
     });
-    const candidateTokens = new Map<number, Int32Array[]>();
-    const candidateScores = new Map<number, (number | undefined)[]>();
+    /** Per output not yet emitted: its candidates' tokens and classifier scores, by candidate index. */
+    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[] }>();
     let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
@@ -145,20 +145,16 @@ export class Runtime {
         break;
       }
       batch.forEach((w, b) => {
-        const list = candidateTokens.get(w.output) ?? [];
-        list[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
-        candidateTokens.set(w.output, list);
-        const scores = candidateScores.get(w.output) ?? [];
-        scores[w.candidate] = res.scores?.[b];
-        candidateScores.set(w.output, scores);
+        const p = pending.get(w.output) ?? { tokens: [], scores: [] };
+        p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
+        p.scores[w.candidate] = res.scores?.[b];
+        pending.set(w.output, p);
       });
       // the outputs whose candidates are all in, in order
       const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
-      for (; emitted < total && (candidateTokens.get(emitted)?.filter(Boolean).length ?? 0) === K; emitted++) {
-        const list = candidateTokens.get(emitted)!;
-        const scores = candidateScores.get(emitted);
-        candidateTokens.delete(emitted);
-        candidateScores.delete(emitted);
+      for (; emitted < total && (pending.get(emitted)?.tokens.filter(Boolean).length ?? 0) === K; emitted++) {
+        const { tokens: list, scores } = pending.get(emitted)!;
+        pending.delete(emitted);
         const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores) : null;
         ready.push({
           index: emitted,

@@ -264,17 +264,21 @@ export const evalCommand: CliCommand = {
         mkdirSync(dirname(samplesOut), { recursive: true });
         writeFileSync(samplesOut, '');
       }
+      /** One evaluation into `file` (and its table); samples appended to --samples-out, tagged with `tag`. */
+      const evaluateInto = async (file: string, runSettings: EvalSettings, logPrefix: string, tag: { seed?: number } = {}) => {
+        const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify({ ...x, ...tag }) + '\n') : undefined;
+        const results = await runEvaluation(runSettings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`${logPrefix}${l}`), ...(onSample ? { onSample } : {}) });
+        const md = renderMarkdown(results);
+        return { results, md, mdPath: writeWithTable(file, results, md) };
+      };
       if (seeds) {
         // each seed's run in its own files, then the summary over them in --out
         const runs: EvalResults[] = [];
         const files: string[] = [];
         for (const seed of seeds) {
           const file = out.replace(/\.json$/, `.seed${seed}.json`);
-          const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify({ ...x, seed }) + '\n') : undefined;
           ctx.err(`[eval] seed ${seed} (${runs.length + 1} of ${seeds.length})`);
-          const results = await runEvaluation({ ...settings, seed }, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] seed ${seed}: ${l}`), ...(onSample ? { onSample } : {}) });
-          writeWithTable(file, results, renderMarkdown(results));
-          runs.push(results);
+          runs.push((await evaluateInto(file, { ...settings, seed }, `[eval] seed ${seed}: `, { seed })).results);
           files.push(file);
         }
         const summary = summarizeSeeds(seeds, runs, files);
@@ -283,10 +287,7 @@ export const evalCommand: CliCommand = {
         ctx.out(ctx.json ? JSON.stringify({ results: out, markdown: mdPath, runs: files }) : `${md}\nresults: ${out}\ntable: ${mdPath}`);
         return runs.every((r) => r.controls.length && r.controls.every((c) => c.error)) ? 1 : 0;
       }
-      const onSample = samplesOut ? (x: ScoredSample) => appendFileSync(samplesOut, JSON.stringify(x) + '\n') : undefined;
-      const results = await runEvaluation(settings, { engine, evaluate: evaluateOutputs, log: (l) => ctx.err(`[eval] ${l}`), ...(onSample ? { onSample } : {}) });
-      const md = renderMarkdown(results);
-      const mdPath = writeWithTable(out, results, md);
+      const { results, md, mdPath } = await evaluateInto(out, settings, '[eval] ');
       ctx.out(ctx.json ? JSON.stringify({ results: out, markdown: mdPath }) : `${md}\nresults: ${out}\ntable: ${mdPath}`);
       const failed = results.controls.filter((c) => c.error);
       if (failed.length === results.controls.length) {
