@@ -154,7 +154,8 @@ export const samplerSettings = z.object({
   seed: z.number().int().min(0).max(0xffffffff).default(0),
   /**
    * Each output is chosen among this many samples (src-main/engine/candidates.ts): in a classifier-guided run the one
-   * the bundle's guidance classifiers score highest on the guided constraints, otherwise the one that agrees most with
+   * the bundle's guidance classifiers score highest on the guided constraints; in a continuous model's run that neither
+   * guides nor pins, the one its denoiser reconstructs best (its own check); otherwise the one that agrees most with
    * the others (consensus, or minimum Bayes risk, decoding). 1: every sample is an output. Costs that many times the
    * sampling.
    */
@@ -234,18 +235,22 @@ export function continuousSpacing(defaults: { spacing: number; guidedSpacing?: n
 /**
  * A run's candidates (sampler.candidates) when it names none, the same in the CLI, the eval and the UI: the bundle's
  * `pinned_candidates` for a run that pins a record, a text or an infill template, its `guided_candidates` for a
- * classifier-guided run (the larger where both apply), else 1. Consensus pays most where the output must carry given
- * content (data-to-text BLEU, text-to-record fields); the classifiers' pick where a soft constraint must hold; open
- * runs of many samples keep one sample per output (docs/engine.md, "Choosing among candidates").
+ * classifier-guided run (the larger where both apply), its `free_candidates` for a run that does neither
+ * (unconditional, or hard constraints only), else 1. Consensus pays most where the output must carry given content
+ * (data-to-text BLEU, text-to-record fields); the classifiers' pick where a soft constraint must hold; the model's
+ * own check where nothing is given and a slip would break the record (docs/engine.md, "Choosing among candidates").
  */
 export function defaultCandidates(
-  model: { pinnedCandidates?: number; guidedCandidates?: number },
+  model: { pinnedCandidates?: number; guidedCandidates?: number; freeCandidates?: number },
   constraints: readonly { kind: string; enabled?: boolean; weight?: number }[],
   guidance?: { enabled?: boolean; strength?: number },
 ): number {
-  const pinned = model.pinnedCandidates !== undefined && setPinsCanvas(constraints) ? model.pinnedCandidates : 1;
-  const guided = model.guidedCandidates !== undefined && isGuidedRun(constraints, guidance) ? model.guidedCandidates : 1;
-  return Math.max(pinned, guided);
+  const pins = setPinsCanvas(constraints);
+  const guided = isGuidedRun(constraints, guidance);
+  if (!pins && !guided) return model.freeCandidates ?? 1;
+  const pinned = model.pinnedCandidates !== undefined && pins ? model.pinnedCandidates : 1;
+  const byClassifiers = model.guidedCandidates !== undefined && guided ? model.guidedCandidates : 1;
+  return Math.max(pinned, byClassifiers);
 }
 
 export const constraintSetSchema = z.object({

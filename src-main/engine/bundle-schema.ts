@@ -99,6 +99,13 @@ export const pinnedCandidatesField = z.number().int().min(1).max(MAX_CANDIDATES)
  */
 export const guidedCandidatesField = pinnedCandidatesField;
 
+/**
+ * sampler_defaults.free_candidates, in both families: the candidates of a run that neither guides nor pins
+ * (unconditional, or hard constraints only) and names none, each output the one the model's own check scores highest
+ * where the family has one (continuous: sampler.ts SelfScoreConfig), else the consensus; measured on dev.
+ */
+export const freeCandidatesField = pinnedCandidatesField;
+
 export const commonManifestFields = {
   format: z.enum(BUNDLE_FORMATS),
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'),

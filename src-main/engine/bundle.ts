@@ -182,6 +182,7 @@ export function summarize(dir: string, m: Manifest, source: 'bundled' | 'user'):
     precisions: familyManifest(m.kind)!.precisions(m),
     ...(m.sampler_defaults?.pinned_candidates !== undefined ? { pinnedCandidates: m.sampler_defaults.pinned_candidates } : {}),
     ...(m.sampler_defaults?.guided_candidates !== undefined ? { guidedCandidates: m.sampler_defaults.guided_candidates } : {}),
+    ...(m.sampler_defaults?.free_candidates !== undefined ? { freeCandidates: m.sampler_defaults.free_candidates } : {}),
     ...familyManifest(m.kind)!.summary?.(m),
   };
 }

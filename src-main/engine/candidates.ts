@@ -9,6 +9,10 @@
  *   guided constraints (their weighted log p on the finished canvas, what guidance pushed up). Consensus would pick
  *   the typical sample, and the typical guided sample is the one that drifted back to what the model writes unguided.
  *   The evaluators that report whether a constraint holds (constraints/evaluators) play no part in the choice.
+ * - Model: in a run that neither guides nor pins (unconditional, or hard constraints only), the candidate the
+ *   denoiser itself reconstructs best from a lightly re-noised copy of it (continuous family, sampler.ts
+ *   SelfScoreConfig). Independent unconditional samples share no content, so consensus has nothing to agree on; the
+ *   model's own check catches the slips (a stray quote, a value cut short) that make a record invalid.
  */
 /** n-gram counts of a token sequence, keyed by the ids joined with commas. */
 function ngrams(tokens: readonly number[], n: number): Map<string, number> {
@@ -57,7 +61,7 @@ export interface Selection {
   /** Its mean smoothed BLEU against the other candidates, in [0, 1] (1 with a single candidate). */
   agreement: number;
   /** What chose it. */
-  by: 'consensus' | 'classifiers';
+  by: 'consensus' | 'classifiers' | 'model';
 }
 
 /** Per candidate, its mean smoothed BLEU against the others (its expected BLEU under their distribution). */
@@ -88,12 +92,13 @@ export function selectConsensus(candidates: readonly (readonly number[])[]): Sel
 }
 
 /**
- * The candidate to keep: the classifiers' best where every candidate has a classifier score (a guided run), else the
- * consensus. `scores[c]`: candidate c's weighted log p of the guided constraints (BatchResult.scores).
+ * The candidate to keep: the best score where every candidate has one, else the consensus. `scores[c]`: candidate c's
+ * score, higher is better (BatchResult.scores), measured by `scoredBy`: the guidance classifiers' weighted log p of
+ * the guided constraints, or the model's own check of an unguided, unpinned canvas.
  */
-export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[]): Selection {
+export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[], scoredBy: 'classifiers' | 'model' = 'classifiers'): Selection {
   if (candidates.length === 0) throw new Error('selectCandidate: no candidates');
   if (!scores || scores.length !== candidates.length || scores.some((s) => s === undefined || !Number.isFinite(s))) return selectConsensus(candidates);
   const chosen = argmax(scores as number[]);
-  return { chosen, agreement: agreements(candidates)[chosen]!, by: 'classifiers' };
+  return { chosen, agreement: agreements(candidates)[chosen]!, by: scoredBy };
 }

@@ -119,8 +119,8 @@ export class Runtime {
       const candidate = w % K;
       return { output, candidate, seed: seeds[output + candidate * total]! };
     });
-    /** Per output not yet emitted: its candidates' tokens and classifier scores, by candidate index. */
-    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[] }>();
+    /** Per output not yet emitted: its candidates' tokens and scores, by candidate index, and what scored them. */
+    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; scoredBy?: 'classifiers' | 'model' }>();
     let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
@@ -148,19 +148,20 @@ export class Runtime {
         const p = pending.get(w.output) ?? { tokens: [], scores: [] };
         p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
         p.scores[w.candidate] = res.scores?.[b];
+        if (res.scoredBy) p.scoredBy = res.scoredBy;
         pending.set(w.output, p);
       });
       // the outputs whose candidates are all in, in order
       const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
       for (; emitted < total && (pending.get(emitted)?.tokens.filter(Boolean).length ?? 0) === K; emitted++) {
-        const { tokens: list, scores } = pending.get(emitted)!;
+        const { tokens: list, scores, scoredBy } = pending.get(emitted)!;
         pending.delete(emitted);
-        const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores) : null;
+        const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores, scoredBy) : null;
         ready.push({
           index: emitted,
           tokens: list[pick?.chosen ?? 0]!,
           seed: seeds[emitted + (pick?.chosen ?? 0) * total]!,
-          ...(pick ? { consensus: { candidates: K, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by === 'classifiers' ? { scores: scores as number[] } : {}) } } : {}),
+          ...(pick ? { consensus: { candidates: K, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by !== 'consensus' ? { scores: scores as number[] } : {}) } } : {}),
         });
       }
       if (!ready.length) continue;

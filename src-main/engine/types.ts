@@ -108,6 +108,8 @@ export interface ModelSummary {
   pinnedCandidates?: number;
   /** The manifest's sampler_defaults.guided_candidates, either family (constraints/set.ts defaultCandidates). */
   guidedCandidates?: number;
+  /** The manifest's sampler_defaults.free_candidates, either family (constraints/set.ts defaultCandidates). */
+  freeCandidates?: number;
   /** Set when the bundle could not be loaded: the message names the problem. */
   error?: string;
 }
@@ -169,11 +171,11 @@ export interface GeneratedOutput {
   fluency: number | null;
   /**
    * A run with sampler.candidates > 1: which candidate was chosen (0-based; its seed is `seed`), what chose it (the
-   * consensus, or in a classifier-guided run the guidance classifiers) and its mean smoothed BLEU-4 against the
-   * others, in [0, 1] (candidates.ts); chosen by the classifiers, every candidate's score (their weighted log p of the
-   * guided constraints). Live only: the store keeps the recipe, which reproduces it.
+   * consensus; in a classifier-guided run the guidance classifiers; in a run that neither guides nor pins, the model's
+   * own check) and its mean smoothed BLEU-4 against the others, in [0, 1] (candidates.ts); chosen by a score, every
+   * candidate's score (higher is better). Live only: the store keeps the recipe, which reproduces it.
    */
-  consensus?: { candidates: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers'; scores?: number[] };
+  consensus?: { candidates: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers' | 'model'; scores?: number[] };
 }
 
 export interface RunTimings {

@@ -31,10 +31,11 @@ function spacingWords(s: EvalResults['settings']): string {
 
 /** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
 function candidatesWords(s: EvalResults['settings']): string {
-  if (s.candidates !== undefined) return s.candidates > 1 ? `, each output chosen among ${s.candidates} candidates (guided: by the classifiers; otherwise by consensus)` : '';
+  if (s.candidates !== undefined) return s.candidates > 1 ? `, each output chosen among ${s.candidates} candidates (guided: by the classifiers; pinned: by consensus; otherwise by the model's own check)` : '';
   const parts: string[] = [];
   if (s.pinnedCandidates !== undefined && s.pinnedCandidates > 1) parts.push(`data-to-text and text-to-record outputs each the consensus of ${s.pinnedCandidates} candidates`);
   if (s.guidedCandidates !== undefined && s.guidedCandidates > 1) parts.push(`guided outputs each the classifiers' pick of ${s.guidedCandidates} candidates`);
+  if (s.freeCandidates !== undefined && s.freeCandidates > 1) parts.push(`unguided outputs each the model's pick of ${s.freeCandidates} candidates`);
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 

@@ -50,12 +50,14 @@ export interface EvalSettings {
   sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
   /** Candidates each output is chosen among (sampler.candidates), for every run; absent: the bundle's rule
    * (defaultCandidates: its pinned_candidates for data-to-text and text-to-record, its guided_candidates for guided
-   * runs, else 1). */
+   * runs, its free_candidates for the unguided pool and json-schema, else 1). */
   candidates?: number;
   /** The bundle's sampler_defaults.pinned_candidates, when --candidates is not given (samplerFor picks per run). */
   pinnedCandidates?: number;
   /** The bundle's sampler_defaults.guided_candidates, when --candidates is not given (samplerFor picks per run). */
   guidedCandidates?: number;
+  /** The bundle's sampler_defaults.free_candidates, when --candidates is not given (samplerFor picks per run). */
+  freeCandidates?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
@@ -329,7 +331,12 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (given.candidates === undefined && model.guidedCandidates !== undefined) {
     // guided control runs take the bundle's guided candidates; their unguided baselines one sample per output
     settings.guidedCandidates = model.guidedCandidates;
-    notes.push(`${model.id}: guided runs choose each output among ${model.guidedCandidates} candidates by the guidance classifiers (its sampler_defaults.guided_candidates); unguided runs one sample per output`);
+    notes.push(`${model.id}: guided runs choose each output among ${model.guidedCandidates} candidates by the guidance classifiers (its sampler_defaults.guided_candidates)`);
+  }
+  if (given.candidates === undefined && model.freeCandidates !== undefined) {
+    // the unguided pool and json-schema neither guide nor pin: the bundle's free candidates
+    settings.freeCandidates = model.freeCandidates;
+    notes.push(`${model.id}: the unguided pool (the unguided side of every control, and the unconditional samples) and json-schema choose each output among ${model.freeCandidates} candidates${model.kind === 'continuous-embedding-diffusion' ? " by the model's own check" : ' by consensus'} (its sampler_defaults.free_candidates)`);
   }
   if (masked && given.sampler?.method && given.sampler.method !== 'ancestral') {
     throw new Error(`--sampler ${given.sampler.method}: a sampler for continuous models; ${model.id} is a ${model.kind} model (its sampler flags: --temperature, --top-p, --block-length, --confidence)`);

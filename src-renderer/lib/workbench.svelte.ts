@@ -80,7 +80,7 @@ export class Workbench {
   spacingChosen = $state(false);
   /**
    * Whether the candidates were chosen (typed in Generate, or a recipe's): otherwise a run takes the bundle's rule
-   * (defaultCandidates: its pinned_candidates when the set pins a record, text or template, else 1).
+   * (defaultCandidates: pinned_candidates, guided_candidates or free_candidates by what the set does, with guidance on or off).
    */
   candidatesChosen = $state(false);
   /** The saved set the draft came from, and whether it changed since. */
@@ -464,7 +464,7 @@ export class Workbench {
     try {
       // what the model's family reads: a continuous model's run carries no masked settings
       const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, this.spacingChosen ? null : body.constraints);
-      if (!this.candidatesChosen) sampler.candidates = defaultCandidates(this.studio.activeModel ?? {}, body.constraints);
+      if (!this.candidatesChosen) sampler.candidates = defaultCandidates(this.studio.activeModel ?? {}, body.constraints, sampler.guidance);
       // a saved, unchanged set runs by id, so the run links back to it in the library
       const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
       const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });

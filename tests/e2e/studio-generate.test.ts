@@ -213,6 +213,29 @@ describe('compose and generate', () => {
     expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 4 : 1}`);
   });
 
+  it('runs an empty set at the model\'s rule: on the default bundle each card is the model\'s own pick of 2', async () => {
+    const { page } = h;
+    await openPlace(h, 'Compose');
+    await page.getByTestId('compose-new').click();
+    if (await page.getByText('Discard unsaved changes?').count()) await page.getByTestId('confirm-yes').click();
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-steps').fill('8');
+    await page.getByTestId('generate-samples').fill('2');
+    await page.getByTestId('generate-candidates').fill('');
+    const byDefault = (await client.call('models.list')).find((m) => m.id === 'e2e-default')?.freeCandidates ?? 1;
+    const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');
+    const runId = await runFromGenerate(h, client);
+    const detail = await client.call('runs.get', { runId });
+    const k = detail.run.recipe.model.id === 'e2e-default' ? byDefault : 1;
+    expect(auto).toBe(`auto: ${k}`);
+    expect(detail.run.recipe.sampler.candidates).toBe(k);
+    const badges = page.getByTestId('output-consensus');
+    if (k > 1) {
+      await expect(badges.allTextContents()).resolves.toEqual([`model's pick of ${k}`, `model's pick of ${k}`]);
+      expect(await badges.first().getAttribute('title')).toMatch(/reconstructs best .* its check per candidate, higher is better: -?\d+\.\d\d, -?\d+\.\d\d\)/);
+    } else await expect(badges.count()).resolves.toBe(0);
+  });
+
   it('runs data-to-text (a held record) as the consensus of 3 candidates; the run notes the text length it held', async () => {
     const { page } = h;
     // without its length block the record alone decides the length (when the bundle has a text length rule)

@@ -52,10 +52,11 @@ Writes a JSON results file and a Markdown table beside it.
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
   --candidates <n>             each output of every run chosen among n samples: by the guidance classifiers in
-                               guided runs, by consensus otherwise (sampler.candidates,
-                               1 to ${MAX_CANDIDATES}; default: the bundle's sampler_defaults.pinned_candidates for
-                               data-to-text and text-to-record, which pin the record or the text, its
-                               guided_candidates for the guided runs of the controls, else 1)
+                               guided runs, by consensus in runs that pin, by the model's own check (continuous
+                               models) in the unguided pool (sampler.candidates, 1 to ${MAX_CANDIDATES}; default:
+                               the bundle's sampler_defaults.pinned_candidates for data-to-text and text-to-record,
+                               which pin the record or the text, its guided_candidates for the guided runs of the
+                               controls, its free_candidates for the unguided pool and json-schema, else 1)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
                                (the names of a recipe's sampler.guidance; strength as --strength)

@@ -16,10 +16,12 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --samples, --steps, --seed   override the set's sampler settings; without --steps or set steps, the model's
                  default steps (its manifest's sampler_defaults.steps; a continuous model without them: 200)
   --candidates   each output chosen among C samples: in a classifier-guided run the one the model's guidance
-                 classifiers score highest, else the one that agrees most with the others (consensus decoding;
-                 1 to ${MAX_CANDIDATES}, costs C times the sampling; default: the set's sampler.candidates, else
-                 the model's sampler_defaults.pinned_candidates for a run that pins a record, text or template, its
-                 guided_candidates for a classifier-guided run, the larger where both apply, else 1)
+                 classifiers score highest; in a run that pins, the one that agrees most with the others (consensus
+                 decoding); in a run that does neither, the one a continuous model's denoiser reconstructs best
+                 (its own check; masked models: consensus). 1 to ${MAX_CANDIDATES}, costs C times the sampling;
+                 default: the set's sampler.candidates, else the model's sampler_defaults.pinned_candidates for a
+                 run that pins a record, text or template, its guided_candidates for a classifier-guided run, the
+                 larger where both apply, its free_candidates for a run that does neither, else 1
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)

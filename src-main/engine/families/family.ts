@@ -94,6 +94,11 @@ export interface BatchResult {
    * bundle's own classifiers (their weighted log p; higher is better). The runtime keeps each output's best candidate.
    */
   scores?: Float32Array;
+  /**
+   * What `scores` measures: the guidance classifiers (above), or the model's own check of a run that neither guides
+   * nor pins (continuous: sampler.ts SelfScoreConfig). Absent: classifiers.
+   */
+  scoredBy?: 'classifiers' | 'model';
 }
 
 /** A run's load phase is done (sessions, precision); `plan` does what needs the compiled constraints. */

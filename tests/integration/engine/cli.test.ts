@@ -30,6 +30,11 @@ beforeAll(() => {
   const sp = JSON.parse(readFileSync(join(models, 'micro-sp', 'manifest.json'), 'utf8'));
   sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1, pinned_candidates: 3, guided_candidates: 2 };
   writeFileSync(join(models, 'micro-sp', 'manifest.json'), JSON.stringify(sp));
+  // and with free_candidates (runs that neither guide nor pin)
+  writeMicroBundle(join(models, 'micro-fc'), { id: 'micro-fc' });
+  const fc = JSON.parse(readFileSync(join(models, 'micro-fc', 'manifest.json'), 'utf8'));
+  fc.sampler_defaults = { steps: 5, pinned_candidates: 3, guided_candidates: 2, free_candidates: 4 };
+  writeFileSync(join(models, 'micro-fc', 'manifest.json'), JSON.stringify(fc));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
   const unc = join(models, 'masked-unc');
@@ -224,6 +229,28 @@ describe('dlm-studio generate / models', () => {
     // guidance off: one per output
     writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { guidance: { enabled: false } } }));
     expect((await gen('sp-guided-off', '--model', 'micro-sp', '--constraints', guidedSet)).lines.every((l) => !('consensus' in l))).toBe(true);
+  });
+
+  it('a bundle\'s free_candidates: a run that neither guides nor pins takes them, each output the model\'s own pick', async () => {
+    const gen = async (name: string, ...args: string[]) => {
+      const out = join(root, `fc-${name}.jsonl`);
+      const r = await cli('generate', '--model', 'micro-fc', '--samples', '2', '--seed', '3', '--out', out, ...args);
+      expect(r.code, r.err).toBe(0);
+      return readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { consensus?: { candidates: number; by: string; scores?: number[] } });
+    };
+    const what = (lines: Awaited<ReturnType<typeof gen>>) => lines.map((l) => [l.consensus?.candidates, l.consensus?.by, l.consensus?.scores?.length]);
+    expect(what(await gen('open'))).toEqual([[4, 'model', 4], [4, 'model', 4]]);
+    // guidance off makes a guided set a free one
+    const set = join(root, 'fc-set.json');
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { guidance: { enabled: false } } }));
+    expect(what(await gen('off', '--constraints', set))).toEqual([[4, 'model', 4], [4, 'model', 4]]);
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
+    expect(what(await gen('guided', '--constraints', set))).toEqual([[2, 'classifiers', 2], [2, 'classifiers', 2]]);
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults' } }] }));
+    expect(what(await gen('pinned', '--constraints', set))).toEqual([[3, 'consensus', undefined], [3, 'consensus', undefined]]);
+    expect((await gen('one', '--candidates', '1')).every((l) => !('consensus' in l))).toBe(true);
+    const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string }[] };
+    expect(listed.models.find((m) => m.id === 'micro-fc')).toMatchObject({ freeCandidates: 4 });
   });
 
   it('models lists bundles and devices', async () => {

@@ -2,6 +2,7 @@ import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
 import { readManifest } from '../../../src-main/engine/bundle';
@@ -10,6 +11,8 @@ import { familyManifest } from '../../../src-main/engine/families/manifests';
 import { glueRule } from '../../../src-main/engine/projection';
 import { processClockMs } from '../../../src-main/engine/clock';
 import { selectConsensus } from '../../../src-main/engine/candidates';
+import { Mulberry32 } from '../../../src-main/engine/prng';
+import { trainingAbar } from '../../../src-main/engine/schedule';
 import { createEngine } from '../../../src-main/engine/index';
 import { Tokenizer } from '../../../src-main/engine/tokenizer';
 import type { Engine, GeneratedOutput, GenerateRequest, StepProgress } from '../../../src-main/engine/types';
@@ -122,7 +125,7 @@ for (const b of REAL_BUNDLES) {
       }
     });
 
-    it('candidates: each output is the consensus of its own candidates, which are the samples a plain run draws', async () => {
+    it('candidates: each output is one of its own candidates, which are the samples a plain run draws; unpinned and unguided, the model\'s pick', async () => {
     const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 6, samples: 3, seed: 21 } };
     // output j's candidate c draws the seed a plain run gives sample j + c * samples
     const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 9 } });
@@ -130,7 +133,9 @@ for (const b of REAL_BUNDLES) {
     expect(chosen.outputs.map((o) => o.index)).toEqual([0, 1, 2]);
     for (const o of chosen.outputs) {
       const own = [0, 1, 2].map((c) => plain.outputs[o.index + 3 * c]!);
-      expect(o.consensus).toMatchObject({ candidates: 3 });
+      expect(o.consensus).toMatchObject({ candidates: 3, by: 'model' });
+      expect(o.consensus!.scores).toHaveLength(3);
+      expect(o.consensus!.chosen).toBe(o.consensus!.scores!.indexOf(Math.max(...o.consensus!.scores!)));
       const pick = own[o.consensus!.chosen]!;
       expect(o.seed).toBe(pick.seed);
       expect(o.tokens).toEqual(pick.tokens);
@@ -399,9 +404,51 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     }
     // the classifier's choice is not the consensus in general (it would make this test unable to tell them apart)
     expect(notConsensus).toBeGreaterThan(0);
-    // unguided, the same candidates are chosen by consensus
+    // unguided, the same candidates are the model's pick (the next test); pinned, the consensus
     const off = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 4, guidance: { enabled: false } } });
-    expect(off.outputs.every((o) => o.consensus?.by === 'consensus' && o.consensus.scores === undefined)).toBe(true);
+    expect(off.outputs.every((o) => o.consensus?.by === 'model')).toBe(true);
+    const pinned = await run(engine, { ...set, constraints: [{ kind: 'text', value: 'The Vaults is a pub.' }], sampler: { ...set.sampler, candidates: 4, guidance: { enabled: false } } });
+    expect(pinned.outputs.every((o) => o.consensus?.by === 'consensus' && o.consensus.scores === undefined)).toBe(true);
+  });
+
+  it('a run that neither guides nor pins keeps the candidate the denoiser reconstructs best from a re-noised copy', async () => {
+    const steps = 10;
+    const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps, samples: 3, seed: 8 } };
+    const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 12 } });
+    const chosen = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 4 } });
+    // the check, computed here with the bundle's denoiser: re-noised to t = 0.15 T with the stream's next draw,
+    // minus the squared reconstruction error over the record segment (the one segment with a format)
+    const session = await ort.InferenceSession.create(join(root, 'micro', 'denoiser.onnx'));
+    const T = 2000;
+    const tTrain = Math.round(0.15 * T);
+    const abar = trainingAbar(T, 1e-4)[tTrain]!;
+    const { d } = MICRO;
+    const check = async (o: GeneratedOutput) => {
+      const stream = new Mulberry32(o.seed);
+      const skip = new Float32Array(MICRO_N * d);
+      for (let k = 0; k < steps; k++) stream.fillNormal(skip);
+      const x = new Float32Array(MICRO_N * d);
+      stream.fillNormal(x);
+      o.tokens.forEach((tk, i) => {
+        for (let j = 0; j < d; j++) x[i * d + j] = Math.sqrt(abar) * micro.emb[tk * d + j]! + Math.sqrt(1 - abar) * x[i * d + j]!;
+      });
+      const out = await session.run({ x_t: new ort.Tensor('float32', x, [1, MICRO_N, d]), t: new ort.Tensor('float32', Float32Array.of(tTrain), [1]) });
+      const x0 = out.x0!.data as Float32Array;
+      let s = 0;
+      for (let i = 0; i < MICRO.record; i++) for (let j = 0; j < d; j++) s -= (x0[i * d + j]! - micro.emb[o.tokens[i]! * d + j]!) ** 2;
+      return s;
+    };
+    let notConsensus = 0;
+    for (const o of chosen.outputs) {
+      const own = [0, 1, 2, 3].map((c) => plain.outputs[o.index + 3 * c]!);
+      const scores = await Promise.all(own.map(check));
+      expect(o.consensus).toMatchObject({ candidates: 4, by: 'model' });
+      o.consensus!.scores!.forEach((v, c) => expect(v).toBeCloseTo(scores[c]!, 3));
+      expect(o.consensus!.chosen).toBe(scores.indexOf(Math.max(...scores)));
+      expect(o.tokens).toEqual(own[o.consensus!.chosen]!.tokens);
+      notConsensus += Number(o.consensus!.chosen !== selectConsensus(own.map((x) => x.tokens)).chosen);
+    }
+    expect(notConsensus).toBeGreaterThan(0);
   });
 
   it('a control\'s weight in the manifest (guidance_defaults.weights) scales its guidance as the run\'s strength does', async () => {

@@ -104,6 +104,19 @@ describe('candidates a run names none of (defaultCandidates)', () => {
     expect(defaultCandidates({ pinnedCandidates: 8 }, [{ kind: 'sentiment' }])).toBe(1);
   });
 
+  it('the bundle\'s free_candidates for a set that neither pins nor is guided, and only there', () => {
+    const m = { pinnedCandidates: 8, guidedCandidates: 4, freeCandidates: 2 };
+    expect(defaultCandidates(m, [])).toBe(2);
+    expect(defaultCandidates(m, [{ kind: 'json-schema' }])).toBe(2);
+    // guidance off turns a guided set into a free one
+    expect(defaultCandidates(m, [{ kind: 'sentiment' }], { enabled: false })).toBe(2);
+    expect(defaultCandidates(m, [{ kind: 'sentiment' }])).toBe(4);
+    expect(defaultCandidates(m, [{ kind: 'record' }])).toBe(8);
+    // it does not lift a pinned or guided run's smaller rule
+    expect(defaultCandidates({ guidedCandidates: 1, freeCandidates: 3 }, [{ kind: 'sentiment' }])).toBe(1);
+    expect(defaultCandidates({ freeCandidates: 3 }, [{ kind: 'text' }])).toBe(1);
+  });
+
   it('candidates outside 1..16 are refused by name', () => {
     expect(parseConstraintSet({ version: 1, constraints: [], sampler: { candidates: 4 } }).sampler.candidates).toBe(4);
     expect(parseConstraintSet({ version: 1, constraints: [] }).sampler.candidates).toBe(1);

@@ -49,6 +49,13 @@ describe('selectCandidate: the classifiers\' best in a guided run, else the cons
     expect(r.agreement).toBeLessThan(selectConsensus([typical, near, outlier]).agreement);
   });
 
+  it('a score from the model\'s own check chooses the same way and says so', () => {
+    const r = selectCandidate([typical, near, outlier], [-9, -1.5, -4], 'model');
+    expect(r.chosen).toBe(1);
+    expect(r.by).toBe('model');
+    expect(selectCandidate([typical, near, outlier], [-9, undefined, -4], 'model').by).toBe('consensus');
+  });
+
   it('ties go to the lowest index', () => {
     expect(selectCandidate([outlier, typical, near], [-1, -1, -2]).chosen).toBe(0);
   });

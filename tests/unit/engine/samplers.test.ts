@@ -240,4 +240,51 @@ describe('continuous samplers: the loop', () => {
     expect((await sampleBatch({ seeds, length: N, emb, schedule, denoise: shrink, clamp: true, guidance })).scores).toBeUndefined();
     expect((await sampleBatch({ seeds, length: N, emb, schedule, denoise: shrink, clamp: true, scoreFinal: true })).scores).toBeUndefined();
   });
+
+  it('selfScore: the denoiser\'s reconstruction of each finished canvas, noised again from the sample\'s own stream', async () => {
+    const S = 6;
+    const schedule = buildSchedule(2000, 1e-4, S);
+    const tTrain = 300;
+    const abar = 0.6;
+    const positions = [1, 2, 5];
+    const seeds = [31, 32];
+    const calls: { t: number; x: Float32Array; selfCond?: Float32Array }[] = [];
+    const watched: DenoiseFn = async (x, t, b, extras) => {
+      calls.push({ t: t[0]!, x: x.slice(), ...(extras.selfCond ? { selfCond: extras.selfCond.slice() } : {}) });
+      return shrink(x, t, b, extras);
+    };
+    const res = await sampleBatch({ seeds, length: N, emb, schedule, denoise: watched, clamp: true, selfCondition: true, selfScore: { tTrain, abar, positions } });
+    expect(calls.length).toBe(S + 1);
+    const last = calls.at(-1)!;
+    expect(last.t).toBe(tTrain);
+    // the check starts from nothing, as a run's first step does
+    expect(last.selfCond!.every((v) => v === 0)).toBe(true);
+    for (let b = 0; b < seeds.length; b++) {
+      // the stream's draws so far: x_T and one per step after the first; the re-noising takes the next N*d
+      const stream = new Mulberry32(seeds[b]!);
+      const skip = new Float32Array(N * d);
+      for (let k = 0; k < S; k++) stream.fillNormal(skip);
+      const z = new Float32Array(N * d);
+      stream.fillNormal(z);
+      let want = 0;
+      for (let i = 0; i < N; i++) {
+        const tok = res.tokens![b * N + i]!;
+        for (let j = 0; j < d; j++) {
+          const xt = Math.sqrt(abar) * E[tok * d + j]! + Math.sqrt(1 - abar) * z[i * d + j]!;
+          expect(last.x[(b * N + i) * d + j]).toBeCloseTo(xt, 5);
+          const x0 = xt * (0.8 + tTrain / 20000);
+          if (positions.includes(i)) want -= (x0 - E[tok * d + j]!) ** 2;
+        }
+      }
+      expect(res.scores![b]).toBeCloseTo(want, 3);
+    }
+    // the oracle reconstructs its own canvas exactly: score 0, the best there is
+    const perfect = await sampleBatch({ seeds, length: N, emb, schedule, denoise: oracle, clamp: true, selfScore: { tTrain, abar, positions } });
+    expect(Array.from(perfect.scores!).every((s) => Math.abs(s) < 1e-9)).toBe(true);
+    // a guided run is scored by its classifiers, not by the model's check
+    const term = firstCoordinateTerm(N, d);
+    const guidance = { terms: [term], iterations: 1, stepSize: 0.5, lambda: 0.0001, offLastSteps: 0 };
+    const guided = await sampleBatch({ seeds, length: N, emb, schedule, denoise: shrink, clamp: true, guidance, selfScore: { tTrain, abar, positions } });
+    expect(guided.scores).toBeUndefined();
+  });
 });

@@ -6,7 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { BundleError, commonManifestFields, guidedWeights, guidedCandidatesField, pinnedCandidatesField, relPath } from '../../bundle-schema';
+import { BundleError, commonManifestFields, guidedWeights, freeCandidatesField, guidedCandidatesField, pinnedCandidatesField, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
@@ -40,6 +40,7 @@ export const continuousSamplerDefaults = z.object({
   guided_spacing: z.number().gt(0).max(MAX_SPACING).optional(),
   pinned_candidates: pinnedCandidatesField,
   guided_candidates: guidedCandidatesField,
+  free_candidates: freeCandidatesField,
   measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 }).passthrough();
 export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;

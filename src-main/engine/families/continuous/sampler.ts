@@ -50,6 +50,24 @@ export interface SampleOptions {
   cancelled?(): boolean;
   /** Score each finished canvas with the guidance terms (SampleResult.scores), to rank candidates. */
   scoreFinal?: boolean;
+  /** Without guidance: score each finished canvas by the denoiser's own check of it (SampleResult.scores). */
+  selfScore?: SelfScoreConfig;
+}
+
+/**
+ * The denoiser's own check of a finished canvas: its tokens' embeddings, noised again to `tTrain` (noise from each
+ * sample's stream, after the sampler's draws), denoised once (self-conditioning input zeros, as at a run's first
+ * step); the score is minus the squared distance between the denoiser's x0 and the canvas's embeddings, summed over
+ * `positions`. A token the model would not have written there (a stray quote, a value cut short) is one it does not
+ * predict back from a lightly noised canvas. docs/engine.md, "Choosing among candidates".
+ */
+export interface SelfScoreConfig {
+  /** Training-scale timestep of the re-noising. */
+  tTrain: number;
+  /** abar at tTrain (the training schedule's). */
+  abar: number;
+  /** Canvas positions whose reconstruction counts. */
+  positions: number[];
 }
 
 export interface SampleResult {
@@ -61,6 +79,7 @@ export interface SampleResult {
   /**
    * With scoreFinal and guidance: per sample, the guidance terms' weighted log p of their targets on the finished
    * canvas (its tokens' embeddings, at the schedule's least noise): what guidance pushed up, read once at the end.
+   * With selfScore: per sample, the denoiser's own check of the finished canvas (SelfScoreConfig).
    */
   scores?: Float32Array;
 }
@@ -125,6 +144,7 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
     if (o.onStep) await o.onStep(S - k, tokens);
   }
   await roundCanvas(x, B, N, o.emb, rounder, held, projectors, false, true, tokens);
+  if (!g && o.selfScore) return { tokens, stepMs, guidanceMs, scores: await selfScoreCanvas(tokens, o, extras, heldPos, draw) };
   if (!g || !o.scoreFinal) return { tokens, stepMs, guidanceMs };
   const tg = performance.now();
   const scores = await scoreCanvas(tokens, B, N, o.emb, sch.use[0]!, g);
@@ -147,3 +167,34 @@ async function scoreCanvas(tokens: Int32Array, B: number, N: number, emb: Embedd
   return scores;
 }
 
+
+/** SelfScoreConfig: one more denoiser call on the finished canvases, noised again. */
+async function selfScoreCanvas(tokens: Int32Array, o: SampleOptions, extras: DenoiseExtras, heldPos: number[], draw: (z: Float32Array) => void): Promise<Float32Array> {
+  const cfg = o.selfScore!;
+  const B = o.seeds.length;
+  const N = o.length;
+  const { d, E } = o.emb;
+  const clean = new Float32Array(B * N * d);
+  for (let i = 0; i < B * N; i++) clean.set(E.subarray(tokens[i]! * d, tokens[i]! * d + d), i * d);
+  const x = new Float32Array(B * N * d);
+  draw(x);
+  const a = Math.sqrt(cfg.abar);
+  const sd = Math.sqrt(1 - cfg.abar);
+  for (let i = 0; i < x.length; i++) x[i] = a * clean[i]! + sd * x[i]!;
+  // held positions are seen as during sampling: clean, with their flags, where the denoiser takes flags
+  if (extras.clean) for (let b = 0; b < B; b++) for (const i of heldPos) x.set(clean.subarray((b * N + i) * d, (b * N + i + 1) * d), (b * N + i) * d);
+  const x0 = await o.denoise(x, new Float32Array(B).fill(cfg.tTrain), B, { ...(extras.selfCond ? { selfCond: new Float32Array(B * N * d) } : {}), ...(extras.clean ? { clean: extras.clean } : {}) });
+  const scores = new Float32Array(B);
+  for (let b = 0; b < B; b++) {
+    let sum = 0;
+    for (const i of cfg.positions) {
+      const o0 = (b * N + i) * d;
+      for (let j = 0; j < d; j++) {
+        const diff = x0[o0 + j]! - clean[o0 + j]!;
+        sum += diff * diff;
+      }
+    }
+    scores[b] = -sum;
+  }
+  return scores;
+}

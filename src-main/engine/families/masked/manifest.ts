@@ -4,7 +4,7 @@
  * (output i-1 predicts token i), and the sampler's defaults. No embeddings and no noise schedule.
  */
 import { z } from 'zod';
-import { commonManifestFields, GUIDED_KINDS, guidedWeights, parseTensorSpec, guidedCandidatesField, pinnedCandidatesField, relPath } from '../../bundle-schema';
+import { commonManifestFields, GUIDED_KINDS, guidedWeights, parseTensorSpec, freeCandidatesField, guidedCandidatesField, pinnedCandidatesField, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
@@ -34,6 +34,7 @@ export const maskedSamplerDefaults = z.object({
   top_p: z.number().gt(0).max(1).default(1),
   pinned_candidates: pinnedCandidatesField,
   guided_candidates: guidedCandidatesField,
+  free_candidates: freeCandidatesField,
 }).passthrough();
 
 /**
