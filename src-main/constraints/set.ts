@@ -160,6 +160,13 @@ export const samplerSettings = z.object({
    * sampling.
    */
   candidates: z.number().int().min(1).max(MAX_CANDIDATES).default(1),
+  /**
+   * With candidates, in a run whose candidates the guidance classifiers score: stop drawing an output's candidates at
+   * the first one scoring at least log(accept_at) (the classifiers' weighted log p that chooses among them), and keep
+   * the best drawn. Absent: draw all. A recipe that has it reproduces only with it (docs/engine.md, "Choosing among
+   * candidates").
+   */
+  accept_at: z.number().gt(0).max(1).optional(),
   /** Replace predicted x0 by the nearest embedding at every step (Diffusion-LM's clamping trick). */
   clamp: z.boolean().default(true),
   /** Denoiser weights: auto = the bundle's int8 variant on the cpu provider when it has one, else fp32. */

@@ -114,13 +114,15 @@ export class Runtime {
     // output-major work list: output j's candidate c draws seeds[j + c * total], so candidate 0 is the very sample a
     // run without candidates draws, and a batch holds whole outputs where it can
     const seeds = sampleSeeds(sampler.seed, total * K);
-    const work = Array.from({ length: total * K }, (_, w) => {
-      const output = Math.floor(w / K);
-      const candidate = w % K;
-      return { output, candidate, seed: seeds[output + candidate * total]! };
-    });
+    const item = (output: number, candidate: number) => ({ output, candidate, seed: seeds[output + candidate * total]! });
+    // sampler.accept_at where the classifiers score the candidates: candidates are drawn round by round (each open
+    // output's next one), and an output closes at its first candidate the classifiers accept (at strength 1)
+    const acceptAbove = K > 1 && batches.classifierScores && sampler.accept_at !== undefined && sampler.accept_at < 1 ? Math.log(sampler.accept_at) * batches.classifierScores.strength : null;
+    const work = acceptAbove === null
+      ? Array.from({ length: total * K }, (_, w) => item(Math.floor(w / K), w % K))
+      : Array.from({ length: total }, (_, j) => item(j, 0));
     /** Per output not yet emitted: its candidates' tokens and scores, by candidate index, and what scored them. */
-    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; scoredBy?: 'classifiers' | 'model' }>();
+    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; scoredBy?: 'classifiers' | 'model'; closed?: boolean }>();
     let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
@@ -128,8 +130,8 @@ export class Runtime {
     let guideMs: number | undefined;
     let cancelled = false;
     const tSample = performance.now();
-    for (let start = 0; start < work.length && !cancelled; start += job.batchSize) {
-      const batch = work.slice(start, start + job.batchSize);
+    while (work.length && !cancelled) {
+      const batch = work.splice(0, job.batchSize);
       const outputOf = K > 1 ? { candidates: K, outputOf: batch.map((w) => w.output), candidateOf: batch.map((w) => w.candidate) } : {};
       const res = await batches.sample({
         seeds: batch.map((w) => w.seed),
@@ -149,19 +151,25 @@ export class Runtime {
         p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
         p.scores[w.candidate] = res.scores?.[b];
         if (res.scoredBy) p.scoredBy = res.scoredBy;
+        if (acceptAbove !== null) {
+          const score = res.scores?.[b];
+          if (w.candidate === K - 1 || (score !== undefined && score >= acceptAbove)) p.closed = true;
+          else work.push(item(w.output, w.candidate + 1));
+        } else p.closed = p.tokens.filter(Boolean).length === K;
         pending.set(w.output, p);
       });
-      // the outputs whose candidates are all in, in order
+      // the outputs whose candidates are all in (or accepted), in order
       const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
-      for (; emitted < total && (pending.get(emitted)?.tokens.filter(Boolean).length ?? 0) === K; emitted++) {
+      for (; emitted < total && pending.get(emitted)?.closed; emitted++) {
         const { tokens: list, scores, scoredBy } = pending.get(emitted)!;
         pending.delete(emitted);
         const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores, scoredBy) : null;
+        const drawn = list.length < K ? { drawn: list.length } : {};
         ready.push({
           index: emitted,
           tokens: list[pick?.chosen ?? 0]!,
           seed: seeds[emitted + (pick?.chosen ?? 0) * total]!,
-          ...(pick ? { consensus: { candidates: K, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by !== 'consensus' ? { scores: scores as number[] } : {}) } } : {}),
+          ...(pick ? { consensus: { candidates: K, ...drawn, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by !== 'consensus' ? { scores: scores as number[] } : {}) } } : {}),
         });
       }
       if (!ready.length) continue;

@@ -31,6 +31,11 @@ function spacingWords(s: EvalResults['settings']): string {
 
 /** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
 function candidatesWords(s: EvalResults['settings']): string {
+  const accept = s.sampler?.accept_at !== undefined && s.sampler.accept_at < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${s.sampler.accept_at}` : '';
+  return candidatesRule(s) + (candidatesRule(s) ? accept : '');
+}
+
+function candidatesRule(s: EvalResults['settings']): string {
   if (s.candidates !== undefined) return s.candidates > 1 ? `, each output chosen among ${s.candidates} candidates (guided: by the classifiers; pinned: by consensus; otherwise by the model's own check)` : '';
   const parts: string[] = [];
   if (s.pinnedCandidates !== undefined && s.pinnedCandidates > 1) parts.push(`data-to-text and text-to-record outputs each the consensus of ${s.pinnedCandidates} candidates`);

@@ -47,7 +47,7 @@ export interface EvalSettings {
   guidance?: Partial<z.input<typeof guidanceSettings>>;
   /** Continuous-family sampler of every run (sampler.method, eta for ddim, spacing); each absent: the bundle's
    * sampler_defaults when it has them, else ancestral, evenly spaced. */
-  sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number };
+  sampler?: { method?: (typeof CONTINUOUS_SAMPLERS)[number]; eta?: number; spacing?: number; accept_at?: number };
   /** Candidates each output is chosen among (sampler.candidates), for every run; absent: the bundle's rule
    * (defaultCandidates: its pinned_candidates for data-to-text and text-to-record, its guided_candidates for guided
    * runs, its free_candidates for the unguided pool and json-schema, else 1). */

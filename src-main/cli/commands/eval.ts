@@ -57,6 +57,9 @@ Writes a JSON results file and a Markdown table beside it.
                                the bundle's sampler_defaults.pinned_candidates for data-to-text and text-to-record,
                                which pin the record or the text, its guided_candidates for the guided runs of the
                                controls, its free_candidates for the unguided pool and json-schema, else 1)
+  --accept-at <p>              guided runs with candidates: stop drawing an output's candidates at the first one
+                               the guidance classifiers give probability p or more (sampler.accept_at; default:
+                               draw all)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
                                (the names of a recipe's sampler.guidance; strength as --strength)
@@ -127,7 +130,7 @@ export function guidanceOption(raw: unknown): Pick<EvalSettings, 'guidance'> {
   return { guidance: out };
 }
 
-/** --sampler, --eta and --spacing: the continuous-family sampler of every run (absent: the bundle's sampler_defaults, else ancestral, evenly spaced). */
+/** --sampler, --eta, --spacing and --accept-at: the continuous-family sampler of every run (absent: the bundle's sampler_defaults, else ancestral, evenly spaced, every candidate drawn). */
 function continuousOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSettings, 'sampler'> {
   const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
   const sampler: NonNullable<EvalSettings['sampler']> = method ? { method } : {};
@@ -143,6 +146,12 @@ function continuousOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSett
     const spacing = Number(rawSpacing);
     if (typeof rawSpacing !== 'string' || rawSpacing.trim() === '' || !Number.isFinite(spacing) || spacing <= 0 || spacing > MAX_SPACING) throw new CliError('INVALID_INPUT', `--spacing must be a number above 0 and at most ${MAX_SPACING} (got ${JSON.stringify(rawSpacing)})`);
     sampler.spacing = spacing;
+  }
+  const rawAccept = args.values['accept-at'];
+  if (rawAccept !== undefined) {
+    const acceptAt = Number(rawAccept);
+    if (typeof rawAccept !== 'string' || rawAccept.trim() === '' || !Number.isFinite(acceptAt) || acceptAt <= 0 || acceptAt > 1) throw new CliError('INVALID_INPUT', `--accept-at must be a number above 0 and at most 1 (got ${JSON.stringify(rawAccept)})`);
+    sampler.accept_at = acceptAt;
   }
   return Object.keys(sampler).length ? { sampler } : {};
 }
@@ -202,6 +211,7 @@ export const evalCommand: CliCommand = {
     strength: { type: 'string' },
     guidance: { type: 'string' },
     candidates: { type: 'string' },
+    'accept-at': { type: 'string' },
     seeds: { type: 'string' },
   },
   async run(ctx, args) {

@@ -6,7 +6,7 @@ import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
-const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K] [--candidates C]
+const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K] [--candidates C] [--accept-at P]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
                           [--sampler ${CONTINUOUS_SAMPLERS.join('|')}] [--eta E] [--spacing P]
                           [--block-length L] [--confidence ${MASKED_CONFIDENCES.join('|')}] [--temperature T] [--top-p P]
@@ -22,6 +22,10 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                  default: the set's sampler.candidates, else the model's sampler_defaults.pinned_candidates for a
                  run that pins a record, text or template, its guided_candidates for a classifier-guided run, the
                  larger where both apply, its free_candidates for a run that does neither, else 1
+  --accept-at    with candidates in a classifier-guided run of a continuous model: stop drawing an output's
+                 candidates at the first one the guidance classifiers give probability P or more (their
+                 weighted log p >= log P), P in (0, 1]; each output line's consensus.drawn says how many were drawn
+                 (default: the set's sampler.accept_at, else draw all)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
@@ -89,6 +93,7 @@ export const generateCommand: CliCommand = {
     steps: { type: 'string' },
     seed: { type: 'string' },
     candidates: { type: 'string' },
+    'accept-at': { type: 'string' },
     device: { type: 'string' },
     precision: { type: 'string' },
     out: { type: 'string' },
@@ -116,6 +121,11 @@ export const generateCommand: CliCommand = {
     if (seed !== undefined) sampler.seed = seed;
     const candidates = candidatesOption(args);
     if (candidates !== undefined) sampler.candidates = candidates;
+    const acceptAt = numberOption(args, 'accept-at');
+    if (acceptAt !== undefined) {
+      if (!(acceptAt > 0 && acceptAt <= 1)) throw new CliError('INVALID_INPUT', `--accept-at must be in (0, 1] (got ${acceptAt})`);
+      sampler.accept_at = acceptAt;
+    }
     sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
     const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
     if (method !== undefined) sampler.method = method;

@@ -105,7 +105,14 @@ export interface BatchResult {
 export interface FamilyRun {
   precision: DenoiserPrecision;
   /** held: per canvas position, the held token or -1. */
-  plan(compiled: CompiledForEngine, held: Int32Array): Promise<{ sample(job: BatchJob): Promise<BatchResult> }>;
+  plan(compiled: CompiledForEngine, held: Int32Array): Promise<{
+    sample(job: BatchJob): Promise<BatchResult>;
+    /**
+     * Set when the batches' `scores` are the guidance classifiers' weighted log p, each term's weight including the
+     * run's guidance `strength`: `sampler.accept_at` compares score / strength (the bundle's weights at strength 1).
+     */
+    classifierScores?: { strength: number };
+  }>;
 }
 
 export interface ModelFamily<M extends FamilyManifestBase = FamilyManifestBase, S = unknown> {

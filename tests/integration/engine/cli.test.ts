@@ -184,7 +184,8 @@ describe('dlm-studio generate / models', () => {
     expect((await gen('sp-guided-asked', '--model', 'micro-sp', '--constraints', guidedSet, '--spacing', '0.5')).lines[0]!.sampler).toEqual({ method: 'ancestral', spacing: 0.5 });
     expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
     expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
-  });
+    // ten CLI processes, one of 200 steps: a minute when the suite's files share two cores
+  }, 180_000);
 
   it('a bundle\'s pinned_candidates: a pinned run takes them unless --candidates or the set choose; nothing pinned, one per output', async () => {
     const gen = async (name: string, ...args: string[]) => {
@@ -226,6 +227,15 @@ describe('dlm-studio generate / models', () => {
     expect(guided.map((l) => [l.consensus?.candidates, l.consensus?.by, l.consensus?.scores?.length])).toEqual([[2, 'classifiers', 2], [2, 'classifiers', 2]]);
     writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }, { kind: 'record', value: { name: 'The Vaults' } }] }));
     expect((await gen('sp-guided-rec', '--model', 'micro-sp', '--constraints', guidedSet)).lines.map((l) => [l.consensus?.candidates, l.consensus?.by])).toEqual([[3, 'classifiers'], [3, 'classifiers']]);
+    // --accept-at: a threshold every candidate meets stops each output at its first
+    writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
+    const accepted = (await gen('sp-guided-accept', '--model', 'micro-sp', '--constraints', guidedSet, '--candidates', '3', '--accept-at', '1e-30')).lines as { consensus?: { candidates: number; drawn?: number; chosen: number } }[];
+    expect(accepted.map((l) => [l.consensus?.candidates, l.consensus?.drawn, l.consensus?.chosen])).toEqual([[3, 1, 0], [3, 1, 0]]);
+    for (const bad of ['0', '1.5', 'x']) {
+      const r = await cli('generate', '--model', 'micro-sp', '--samples', '1', '--constraints', guidedSet, '--accept-at', bad);
+      expect(r.code).not.toBe(0);
+      expect(r.err).toMatch(/--accept-at must be/);
+    }
     // guidance off: one per output
     writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { guidance: { enabled: false } } }));
     expect((await gen('sp-guided-off', '--model', 'micro-sp', '--constraints', guidedSet)).lines.every((l) => !('consensus' in l))).toBe(true);

@@ -411,6 +411,49 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     expect(pinned.outputs.every((o) => o.consensus?.by === 'consensus' && o.consensus.scores === undefined)).toBe(true);
   });
 
+  it('accept_at: a guided output stops drawing candidates at the first its classifier accepts, and keeps the best drawn', async () => {
+    const logp = (tokens: number[]) => {
+      const d = MICRO.d;
+      const logits = [0, 0, 0];
+      tokens.forEach((t, i) => {
+        for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
+      });
+      const m = Math.max(...logits);
+      return logits[1]! - (m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0)));
+    };
+    // weak guidance toward "neutral", so that the classifier's scores spread rather than all saturate near 0
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'neutral' }], sampler: { steps: 10, samples: 6, seed: 8, guidance: { iterations: 1, stepSize: 0.1, strength: 0.2 } } };
+    const K = 3;
+    const acceptAt = 0.5;
+    const strength = 0.2;
+    const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 6 * K } });
+    const stopped = await run(engine, { ...set, sampler: { ...set.sampler, candidates: K, accept_at: acceptAt } });
+    expect(stopped.outputs.map((o) => o.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    const drawnCounts: number[] = [];
+    for (const o of stopped.outputs) {
+      const own = Array.from({ length: K }, (_, c) => plain.outputs[o.index + 6 * c]!);
+      // the engine's scores carry the run's strength; accept_at reads them at strength 1
+      const scores = own.map((x) => strength * logp(x.tokens));
+      const accepted = scores.findIndex((s) => s / strength >= Math.log(acceptAt));
+      const drawn = accepted < 0 ? K : accepted + 1;
+      expect(o.consensus!.drawn ?? K).toBe(drawn);
+      expect(o.consensus!.scores).toHaveLength(drawn);
+      o.consensus!.scores!.forEach((v, c) => expect(v).toBeCloseTo(scores[c]!, 3));
+      const kept = scores.slice(0, drawn);
+      expect(kept[o.consensus!.chosen]!).toBeGreaterThan(Math.max(...kept) - 1e-4);
+      expect(o.tokens).toEqual(own[o.consensus!.chosen]!.tokens);
+      drawnCounts.push(drawn);
+    }
+    // the threshold splits these outputs: some stop at their first candidate, some draw all
+    expect(drawnCounts).toContain(1);
+    expect(drawnCounts).toContain(K);
+    // at 1, or unguided, every candidate is drawn
+    const one = await run(engine, { ...set, sampler: { ...set.sampler, candidates: K, accept_at: 1 } });
+    expect(one.outputs.every((o) => o.consensus!.drawn === undefined)).toBe(true);
+    const off = await run(engine, { ...set, sampler: { ...set.sampler, candidates: K, accept_at: 0.01, guidance: { enabled: false } } });
+    expect(off.outputs.every((o) => o.consensus!.drawn === undefined && o.consensus!.by === 'model')).toBe(true);
+  });
+
   it('a run that neither guides nor pins keeps the candidate the denoiser reconstructs best from a re-noised copy', async () => {
     const steps = 10;
     const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps, samples: 3, seed: 8 } };

@@ -174,6 +174,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
           if (positions) selfScore = { tTrain, abar: trainingAbar(m.schedule.T, m.schedule.s)[tTrain]!, positions };
         }
         return {
+          ...(guidance ? { classifierScores: { strength: sampler.guidance.strength } } : {}),
           async sample(job) {
             const B = job.seeds.length;
             const res = await sampleBatch({
