@@ -213,6 +213,17 @@ for (const b of REAL_BUNDLES) {
 
 const tok = Tokenizer.fromJSON(JSON.parse(readFileSync(new URL('../../fixtures/tokenizer/vocab.json', import.meta.url), 'utf8')));
 
+/** The micro bundle's linear sentiment classifier, by hand: log p(class `target` | the tokens' embeddings). */
+function microSentimentLogp(tokens: number[], target: number): number {
+  const d = MICRO.d;
+  const logits = [0, 0, 0];
+  tokens.forEach((t, i) => {
+    for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
+  });
+  const m = Math.max(...logits);
+  return logits[target]! - (m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0)));
+}
+
 beforeAll(() => {
   modelId = 'micro';
   root = mkdtempSync(join(tmpdir(), 'dlm-engine-'));
@@ -358,16 +369,7 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
   });
 
   it('guidance raises the classifier log-probability of the target over unguided sampling', async () => {
-    const logp = (tokens: number[], target: number) => {
-      const d = MICRO.d;
-      const logits = [0, 0, 0];
-      tokens.forEach((t, i) => {
-        for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
-      });
-      const m = Math.max(...logits);
-      const lse = m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0));
-      return logits[target]! - lse;
-    };
+    const logp = microSentimentLogp;
     const base = { steps: 20, samples: 8, seed: 21 };
     const plain = await run(engine, { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { ...base, guidance: { enabled: false } } });
     const guided = await run(engine, { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { ...base, guidance: { iterations: 3, stepSize: 0.3, offLastSteps: 0 } } });
@@ -377,15 +379,7 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
   });
 
   it('a guided run with candidates keeps, for each output, the candidate its classifier scores highest', async () => {
-    const logp = (tokens: number[]) => {
-      const d = MICRO.d;
-      const logits = [0, 0, 0];
-      tokens.forEach((t, i) => {
-        for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
-      });
-      const m = Math.max(...logits);
-      return logits[2]! - (m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0)));
-    };
+    const logp = (tokens: number[]) => microSentimentLogp(tokens, 2);
     const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { steps: 10, samples: 3, seed: 8, guidance: { iterations: 2, stepSize: 0.3 } } };
     const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 12 } });
     const chosen = await run(engine, { ...set, sampler: { ...set.sampler, candidates: 4 } });
@@ -412,15 +406,7 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
   });
 
   it('accept_at: a guided output stops drawing candidates at the first its classifier accepts, and keeps the best drawn', async () => {
-    const logp = (tokens: number[]) => {
-      const d = MICRO.d;
-      const logits = [0, 0, 0];
-      tokens.forEach((t, i) => {
-        for (let j = 0; j < d; j++) for (let c = 0; c < 3; c++) logits[c]! += micro.emb[t * d + j]! * micro.clsW[(i * d + j) * 3 + c]!;
-      });
-      const m = Math.max(...logits);
-      return logits[1]! - (m + Math.log(logits.reduce((a, l) => a + Math.exp(l - m), 0)));
-    };
+    const logp = (tokens: number[]) => microSentimentLogp(tokens, 1);
     // weak guidance toward "neutral", so that the classifier's scores spread rather than all saturate near 0
     const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'neutral' }], sampler: { steps: 10, samples: 6, seed: 8, guidance: { iterations: 1, stepSize: 0.1, strength: 0.2 } } };
     const K = 3;
