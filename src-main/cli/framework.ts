@@ -219,6 +219,15 @@ export function candidatesOption(args: ParsedArgs): number | undefined {
   return n;
 }
 
+/** --accept-at (sampler.accept_at), on generate and eval: a probability in (0, 1]. */
+export function acceptAtOption(args: ParsedArgs): number | undefined {
+  const v = args.values['accept-at'];
+  if (v === undefined) return undefined;
+  const p = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !(p > 0 && p <= 1)) throw new CliError('INVALID_INPUT', `--accept-at must be a number above 0 and at most 1 (got ${JSON.stringify(v)})`);
+  return p;
+}
+
 export function intOption(args: ParsedArgs, name: string): number | undefined {
   const v = args.values[name];
   if (v === undefined) return undefined;

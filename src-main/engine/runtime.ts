@@ -117,12 +117,13 @@ export class Runtime {
     const item = (output: number, candidate: number) => ({ output, candidate, seed: seeds[output + candidate * total]! });
     // sampler.accept_at where the classifiers score the candidates: candidates are drawn round by round (each open
     // output's next one), and an output closes at its first candidate the classifiers accept (at strength 1)
-    const acceptAbove = K > 1 && batches.classifierScores && sampler.accept_at !== undefined && sampler.accept_at < 1 ? Math.log(sampler.accept_at) * batches.classifierScores.strength : null;
+    const acceptStrength = batches.scoring?.acceptStrength;
+    const acceptAbove = K > 1 && acceptStrength !== undefined && sampler.accept_at !== undefined && sampler.accept_at < 1 ? Math.log(sampler.accept_at) * acceptStrength : null;
     const work = acceptAbove === null
       ? Array.from({ length: total * K }, (_, w) => item(Math.floor(w / K), w % K))
       : Array.from({ length: total }, (_, j) => item(j, 0));
-    /** Per output not yet emitted: its candidates' tokens and scores, by candidate index, and what scored them. */
-    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; scoredBy?: 'classifiers' | 'model'; closed?: boolean }>();
+    /** Per output not yet emitted: its candidates' tokens and scores, by candidate index; closed once all are in. */
+    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; closed?: boolean }>();
     let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
@@ -150,7 +151,6 @@ export class Runtime {
         const p = pending.get(w.output) ?? { tokens: [], scores: [] };
         p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
         p.scores[w.candidate] = res.scores?.[b];
-        if (res.scoredBy) p.scoredBy = res.scoredBy;
         if (acceptAbove !== null) {
           const score = res.scores?.[b];
           if (w.candidate === K - 1 || (score !== undefined && score >= acceptAbove)) p.closed = true;
@@ -161,9 +161,9 @@ export class Runtime {
       // the outputs whose candidates are all in (or accepted), in order
       const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
       for (; emitted < total && pending.get(emitted)?.closed; emitted++) {
-        const { tokens: list, scores, scoredBy } = pending.get(emitted)!;
+        const { tokens: list, scores } = pending.get(emitted)!;
         pending.delete(emitted);
-        const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores, scoredBy) : null;
+        const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores, batches.scoring?.by) : null;
         const drawn = list.length < K ? { drawn: list.length } : {};
         ready.push({
           index: emitted,

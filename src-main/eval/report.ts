@@ -31,8 +31,9 @@ function spacingWords(s: EvalResults['settings']): string {
 
 /** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
 function candidatesWords(s: EvalResults['settings']): string {
-  const accept = s.sampler?.accept_at !== undefined && s.sampler.accept_at < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${s.sampler.accept_at}` : '';
-  return candidatesRule(s) + (candidatesRule(s) ? accept : '');
+  const rule = candidatesRule(s);
+  const accept = rule && s.sampler?.accept_at !== undefined && s.sampler.accept_at < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${s.sampler.accept_at}` : '';
+  return rule + accept;
 }
 
 function candidatesRule(s: EvalResults['settings']): string {

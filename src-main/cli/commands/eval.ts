@@ -7,7 +7,7 @@ import { evaluateOutputs } from '../../constraints/evaluators';
 import { renderMarkdown } from '../../eval/report';
 import { runEvaluation, type EvalResults, type EvalSettings, type ScoredSample } from '../../eval/run';
 import { renderSeedsMarkdown, summarizeSeeds } from '../../eval/seeds';
-import { candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
+import { acceptAtOption, candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
 import { e2eDataDir, repoRoot } from '../../data-paths';
 
 
@@ -147,12 +147,8 @@ function continuousOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSett
     if (typeof rawSpacing !== 'string' || rawSpacing.trim() === '' || !Number.isFinite(spacing) || spacing <= 0 || spacing > MAX_SPACING) throw new CliError('INVALID_INPUT', `--spacing must be a number above 0 and at most ${MAX_SPACING} (got ${JSON.stringify(rawSpacing)})`);
     sampler.spacing = spacing;
   }
-  const rawAccept = args.values['accept-at'];
-  if (rawAccept !== undefined) {
-    const acceptAt = Number(rawAccept);
-    if (typeof rawAccept !== 'string' || rawAccept.trim() === '' || !Number.isFinite(acceptAt) || acceptAt <= 0 || acceptAt > 1) throw new CliError('INVALID_INPUT', `--accept-at must be a number above 0 and at most 1 (got ${JSON.stringify(rawAccept)})`);
-    sampler.accept_at = acceptAt;
-  }
+  const acceptAt = acceptAtOption(args);
+  if (acceptAt !== undefined) sampler.accept_at = acceptAt;
   return Object.keys(sampler).length ? { sampler } : {};
 }
 

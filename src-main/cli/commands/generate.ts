@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
-import { candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
+import { acceptAtOption, candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.json>] [--samples N] [--steps S] [--seed K] [--candidates C] [--accept-at P]
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
@@ -121,11 +121,8 @@ export const generateCommand: CliCommand = {
     if (seed !== undefined) sampler.seed = seed;
     const candidates = candidatesOption(args);
     if (candidates !== undefined) sampler.candidates = candidates;
-    const acceptAt = numberOption(args, 'accept-at');
-    if (acceptAt !== undefined) {
-      if (!(acceptAt > 0 && acceptAt <= 1)) throw new CliError('INVALID_INPUT', `--accept-at must be in (0, 1] (got ${acceptAt})`);
-      sampler.accept_at = acceptAt;
-    }
+    const acceptAt = acceptAtOption(args);
+    if (acceptAt !== undefined) sampler.accept_at = acceptAt;
     sampler.precision = choiceOption(args, 'precision', PRECISION_PREFERENCES) ?? sampler.precision;
     const method = choiceOption(args, 'sampler', CONTINUOUS_SAMPLERS);
     if (method !== undefined) sampler.method = method;

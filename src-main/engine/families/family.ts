@@ -94,11 +94,6 @@ export interface BatchResult {
    * bundle's own classifiers (their weighted log p; higher is better). The runtime keeps each output's best candidate.
    */
   scores?: Float32Array;
-  /**
-   * What `scores` measures: the guidance classifiers (above), or the model's own check of a run that neither guides
-   * nor pins (continuous: sampler.ts SelfScoreConfig). Absent: classifiers.
-   */
-  scoredBy?: 'classifiers' | 'model';
 }
 
 /** A run's load phase is done (sessions, precision); `plan` does what needs the compiled constraints. */
@@ -108,10 +103,12 @@ export interface FamilyRun {
   plan(compiled: CompiledForEngine, held: Int32Array): Promise<{
     sample(job: BatchJob): Promise<BatchResult>;
     /**
-     * Set when the batches' `scores` are the guidance classifiers' weighted log p, each term's weight including the
-     * run's guidance `strength`: `sampler.accept_at` compares score / strength (the bundle's weights at strength 1).
+     * What the batches' `scores` measure (absent: the guidance classifiers'): `by` the classifiers, or by the model's
+     * own check of a run that neither guides nor pins (continuous: sampler.ts SelfScoreConfig). `acceptStrength`: set
+     * when they are the classifiers' weighted log p with the run's guidance strength in each weight;
+     * `sampler.accept_at` compares score / acceptStrength (the bundle's weights at strength 1).
      */
-    classifierScores?: { strength: number };
+    scoring?: { by: 'classifiers' | 'model'; acceptStrength?: number };
   }>;
 }
 

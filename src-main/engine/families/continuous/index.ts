@@ -174,7 +174,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
           if (positions) selfScore = { tTrain, abar: trainingAbar(m.schedule.T, m.schedule.s)[tTrain]!, positions };
         }
         return {
-          ...(guidance ? { classifierScores: { strength: sampler.guidance.strength } } : {}),
+          ...(guidance ? { scoring: { by: 'classifiers' as const, acceptStrength: sampler.guidance.strength } } : selfScore ? { scoring: { by: 'model' as const } } : {}),
           async sample(job) {
             const B = job.seeds.length;
             const res = await sampleBatch({
@@ -216,7 +216,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
               scoreFinal: sampler.candidates > 1,
               ...(selfScore ? { selfScore } : {}),
             });
-            return { tokens: res.tokens, stepMs: res.stepMs, ...(res.scores ? { scores: res.scores, scoredBy: guidance ? ('classifiers' as const) : ('model' as const) } : {}) };
+            return { tokens: res.tokens, stepMs: res.stepMs, ...(res.scores ? { scores: res.scores } : {}) };
           },
         };
       },

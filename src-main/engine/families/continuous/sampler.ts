@@ -152,11 +152,17 @@ export async function sampleBatch(o: SampleOptions): Promise<SampleResult> {
   return { tokens, stepMs, guidanceMs, scores };
 }
 
+/** The embeddings of the canvases' tokens, [B, N, d] (a finished canvas as its scores read it). */
+function tokenEmbeddings(tokens: Int32Array, emb: Embeddings): Float32Array {
+  const { d, E } = emb;
+  const x = new Float32Array(tokens.length * d);
+  for (let i = 0; i < tokens.length; i++) x.set(E.subarray(tokens[i]! * d, tokens[i]! * d + d), i * d);
+  return x;
+}
+
 /** Sum over the guidance terms of their score on the canvases' token embeddings (the text as it will be read). */
 async function scoreCanvas(tokens: Int32Array, B: number, N: number, emb: Embeddings, tTrain: number, g: GuidanceConfig): Promise<Float32Array> {
-  const { d, E } = emb;
-  const x = new Float32Array(B * N * d);
-  for (let i = 0; i < B * N; i++) x.set(E.subarray(tokens[i]! * d, tokens[i]! * d + d), i * d);
+  const x = tokenEmbeddings(tokens, emb);
   const t = new Float32Array(B).fill(tTrain);
   const scores = new Float32Array(B);
   for (const term of g.terms) {
@@ -167,15 +173,13 @@ async function scoreCanvas(tokens: Int32Array, B: number, N: number, emb: Embedd
   return scores;
 }
 
-
 /** SelfScoreConfig: one more denoiser call on the finished canvases, noised again. */
 async function selfScoreCanvas(tokens: Int32Array, o: SampleOptions, extras: DenoiseExtras, heldPos: number[], draw: (z: Float32Array) => void): Promise<Float32Array> {
   const cfg = o.selfScore!;
   const B = o.seeds.length;
   const N = o.length;
-  const { d, E } = o.emb;
-  const clean = new Float32Array(B * N * d);
-  for (let i = 0; i < B * N; i++) clean.set(E.subarray(tokens[i]! * d, tokens[i]! * d + d), i * d);
+  const { d } = o.emb;
+  const clean = tokenEmbeddings(tokens, o.emb);
   const x = new Float32Array(B * N * d);
   draw(x);
   const a = Math.sqrt(cfg.abar);
