@@ -102,13 +102,21 @@ export type Constraint = z.infer<typeof constraintSchema>;
 export type ConstraintKind = Constraint['kind'];
 export const CONSTRAINT_KINDS = constraintSchema.options.map((o) => o.shape.kind.value) as ConstraintKind[];
 
-/** Classifier-gradient guidance settings (defaults follow Diffusion-LM). */
+/**
+ * Classifier-gradient guidance settings; the Adagrad defaults are Diffusion-LM's, 3 steps of 0.1 per denoising step.
+ * 2 steps of 0.15 (as far in all, one classifier call fewer) held each control's success on e2e-default 2.2.9 but
+ * doubled the guided texts that break down (POS perplexity above 100: 10% against 5%; sentiment texts that repeat one
+ * word to the end: 2% against none; docs/evaluation/2026-12-06-e2e-default-2.2.9.md).
+ */
+export const GUIDANCE_DEFAULT_ITERATIONS = 3;
+export const GUIDANCE_DEFAULT_STEP_SIZE = 0.1;
+
 export const guidanceSettings = z.object({
   enabled: z.boolean().default(true),
   /** Adagrad steps after each denoising step. */
-  iterations: z.number().int().min(0).max(20).default(3),
+  iterations: z.number().int().min(0).max(20).default(GUIDANCE_DEFAULT_ITERATIONS),
   /** Adagrad learning rate. */
-  stepSize: z.number().positive().max(10).default(0.1),
+  stepSize: z.number().positive().max(10).default(GUIDANCE_DEFAULT_STEP_SIZE),
   /** Global multiplier on every classifier's weight (the UI's "guidance strength"). */
   strength: z.number().min(0).max(100).default(1),
   /** Weight of the fluency anchor lambda * sum((mu - x)^2 / sigma); null means the per-control default. */
@@ -258,6 +266,19 @@ export function defaultCandidates(
   const pinned = model.pinnedCandidates !== undefined && pins ? model.pinnedCandidates : 1;
   const byClassifiers = model.guidedCandidates !== undefined && guided ? model.guidedCandidates : 1;
   return Math.max(pinned, byClassifiers);
+}
+
+/**
+ * A run's sampler.accept_at when it names none, the same in the CLI, the eval and the UI: a continuous bundle's
+ * `accept_at` (sampler_defaults) for a classifier-guided run, else none (draw every candidate). Only runs whose
+ * candidates the guidance classifiers score read it (docs/engine.md, "Choosing among candidates").
+ */
+export function defaultAcceptAt(
+  bundleAcceptAt: number | undefined,
+  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[],
+  guidance?: { enabled?: boolean; strength?: number },
+): number | undefined {
+  return bundleAcceptAt !== undefined && isGuidedRun(constraints, guidance) ? bundleAcceptAt : undefined;
 }
 
 export const constraintSetSchema = z.object({

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { type CONTINUOUS_SAMPLERS, continuousSpacing, defaultCandidates, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, continuousSpacing, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
@@ -322,6 +322,15 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     // each run takes the bundle's spacing for its kind (samplerFor)
     settings.defaultSpacing = cd;
     notes.push(`${model.id}: step spacing ${cd.spacing}${cd.guidedSpacing !== undefined && cd.guidedSpacing !== cd.spacing ? `, ${cd.guidedSpacing} for guided runs` : ''} (its sampler_defaults)`);
+  }
+  if (!masked) {
+    // the Adagrad steps the guided runs take, said in the results (the studio's defaults changed in 2.2.9's eval)
+    settings.guidance = { iterations: GUIDANCE_DEFAULT_ITERATIONS, stepSize: GUIDANCE_DEFAULT_STEP_SIZE, ...given.guidance };
+  }
+  if (cd?.acceptAt !== undefined && given.sampler?.accept_at === undefined) {
+    // only runs whose candidates the guidance classifiers score read it: the guided runs of the controls
+    settings.sampler = { ...settings.sampler, accept_at: cd.acceptAt };
+    notes.push(`${model.id}: guided runs stop drawing an output's candidates at the first one the classifiers give p >= ${cd.acceptAt} (its sampler_defaults.accept_at)`);
   }
   if (given.candidates === undefined && model.pinnedCandidates !== undefined) {
     // data-to-text and text-to-record pin the record or the text: they take the bundle's candidates (samplerFor)

@@ -84,10 +84,11 @@ export function spacingFromInput(raw: string): number | undefined {
   return Math.min(SPACING_FIELD.max, Math.max(SPACING_FIELD.min, v));
 }
 
-/** sampler.candidates in words; a recipe from before the setting had one per output. */
-export function candidatesLabel(candidates: number | undefined): string {
+/** sampler.candidates (and accept_at, where it stops drawing early) in words; a recipe from before the setting had one per output. */
+export function candidatesLabel(candidates: number | undefined, acceptAt?: number): string {
   const k = candidates ?? 1;
-  return k === 1 ? 'one per output' : `best of ${k}`;
+  if (k === 1) return 'one per output';
+  return acceptAt !== undefined && acceptAt < 1 ? `best of ${k}, stop at p ≥ ${acceptAt}` : `best of ${k}`;
 }
 
 /** A step spacing in words, empty for 1 (evenly spaced) or none given (a recipe from before the setting: evenly). */

@@ -4,7 +4,7 @@
  * the user navigates, so this lives beside the shell's Studio, one per Studio.
  */
 import { untrack } from 'svelte';
-import { defaultCandidates, samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
+import { defaultAcceptAt, defaultCandidates, samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
 import type {
   CompileReport,
   DevicePreference,
@@ -83,6 +83,11 @@ export class Workbench {
    * (defaultCandidates: pinned_candidates, guided_candidates or free_candidates by what the set does, with guidance on or off).
    */
   candidatesChosen = $state(false);
+  /**
+   * Whether sampler.accept_at was chosen (typed in Generate, or a recipe's, absent there: draw all): otherwise a
+   * classifier-guided run takes the bundle's sampler_defaults.accept_at (defaultAcceptAt).
+   */
+  acceptChosen = $state(false);
   /** The saved set the draft came from, and whether it changed since. */
   loaded = $state<{ id: number; name: string; version: number } | null>(null);
   /** The draft as last loaded or saved (name, description, constraints; sampler changes do not count). */
@@ -327,6 +332,7 @@ export class Workbench {
   /** Take sampler settings from a set or a preset; a masked model fills in the masked settings they leave out. */
   setSampler(settings: SamplerSettings): void {
     this.sampler = completeMasked(clone(settings), this.studio.activeModel);
+    this.acceptChosen = settings.accept_at !== undefined;
   }
 
   /** Keep the JSON source in step with the blocks, unless the user is typing in it. */
@@ -465,6 +471,11 @@ export class Workbench {
       // what the model's family reads: a continuous model's run carries no masked settings
       const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, this.spacingChosen ? null : body.constraints);
       if (!this.candidatesChosen) sampler.candidates = defaultCandidates(this.studio.activeModel ?? {}, body.constraints, sampler.guidance);
+      if (!this.acceptChosen) {
+        const acceptAt = defaultAcceptAt(this.studio.activeModel?.continuousDefaults?.acceptAt, body.constraints, sampler.guidance);
+        if (acceptAt === undefined) delete sampler.accept_at;
+        else sampler.accept_at = acceptAt;
+      }
       // a saved, unchanged set runs by id, so the run links back to it in the library
       const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
       const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });
@@ -515,6 +526,7 @@ export class Workbench {
     this.sampler.candidates ??= 1; // a recipe from before the setting ran one sample per output
     this.spacingChosen = true; // the spacing the run ran with
     this.candidatesChosen = true;
+    this.acceptChosen = true; // a recipe without accept_at drew every candidate
     if (cs.id !== null) notes.push(`the set was “${cs.name ?? '?'}” v${cs.version ?? '?'} in the studio that made it`);
     this.device = recipe.device.requested;
     const model = this.studio.models.find((m) => m.id === recipe.model.id && !m.error);

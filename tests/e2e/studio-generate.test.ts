@@ -163,7 +163,7 @@ describe('compose and generate', () => {
   });
 
   /** A new set from a Compose example, changed by `adjust`, run from Generate at 8 steps x 2 samples; its run id. */
-  async function runExample(title: string, adjust: () => Promise<void>, candidates?: number): Promise<number> {
+  async function runExample(title: string, adjust: () => Promise<void>, candidates?: number, acceptAt?: number): Promise<number> {
     const { page } = h;
     await openPlace(h, 'Compose');
     await page.getByTestId('compose-new').click();
@@ -174,6 +174,7 @@ describe('compose and generate', () => {
     await page.getByTestId('generate-steps').fill('8');
     await page.getByTestId('generate-samples').fill('2');
     if (candidates !== undefined) await page.getByTestId('generate-candidates').fill(String(candidates));
+    if (acceptAt !== undefined) await page.getByTestId('generate-accept-at').fill(String(acceptAt));
     const runId = await runFromGenerate(h, client);
     expect(await page.getByTestId('generate-status').getAttribute('data-status')).toBe('completed');
     return runId;
@@ -199,9 +200,11 @@ describe('compose and generate', () => {
 
   it('runs a guided set with 2 candidates: each card was the guidance classifiers\' pick, the live view said so', async () => {
     const { page } = h;
-    const runId = await runExample('Short, positive, mentions the price', async () => {}, 2);
+    // every candidate drawn (1: no early stop), so that each card is the pick of both
+    const runId = await runExample('Short, positive, mentions the price', async () => {}, 2, 1);
     const detail = await client.call('runs.get', { runId });
     expect(detail.run.recipe.sampler.candidates).toBe(2);
+    expect(detail.run.recipe.sampler.accept_at).toBe(1);
     const badges = page.getByTestId('output-consensus');
     await expect(badges.allTextContents()).resolves.toEqual(["classifiers' pick of 2", "classifiers' pick of 2"]);
     // the tooltip gives every candidate's score and says the satisfied badge is not from these classifiers
@@ -211,6 +214,19 @@ describe('compose and generate', () => {
     await page.getByTestId('generate-candidates').fill('');
     const auto = await page.getByTestId('generate-candidates').getAttribute('placeholder');
     expect(auto).toBe(`auto: ${detail.run.recipe.model.id === 'e2e-default' ? 4 : 1}`);
+    // the early stop emptied: the model's level for a guided run (the bundled default's 0.9; the tiny bundle has none)
+    const bundleAccept = (await client.call('models.list')).find((m) => m.id === detail.run.recipe.model.id)?.continuousDefaults?.acceptAt;
+    await page.getByTestId('generate-candidates').fill('2');
+    await page.getByTestId('generate-accept-at').fill('');
+    expect(await page.getByTestId('generate-accept-at').getAttribute('placeholder')).toBe(`auto: ${bundleAccept ?? 'all'}`);
+    const again = await client.call('runs.get', { runId: await runFromGenerate(h, client) });
+    expect(again.run.recipe.sampler.accept_at).toBe(bundleAccept);
+    if (bundleAccept !== undefined) {
+      // each card says how many of its candidates were drawn before one was accepted
+      const texts = await page.getByTestId('output-consensus').allTextContents();
+      expect(texts).toHaveLength(2);
+      for (const t of texts) expect(t).toMatch(/^classifiers' pick of [12]$/);
+    }
   });
 
   it('runs an empty set at the model\'s rule: on the default bundle each card is the model\'s own pick of 2', async () => {

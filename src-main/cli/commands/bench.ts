@@ -1,13 +1,13 @@
 /**
  * `dlm-studio bench`: the engine's figures, all measured in one run on this machine: ms per denoising step against
- * the PyTorch reference sampler on the same weights, guided (K = 3, two classifiers) against unguided time,
+ * the PyTorch reference sampler on the same weights, guided (the default Adagrad steps, two classifiers) against unguided time,
  * main-thread event-loop lag while generating, and peak memory for 64 samples.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { ConstraintSetInput } from '../../constraints/set';
+import { type ConstraintSetInput, GUIDANCE_DEFAULT_ITERATIONS } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { createEngine } from '../../engine/index';
 import { type DenoiserPrecision, type Engine, type GenerateRequest, type ModelSummary, resolvePrecision, type StepProgress } from '../../engine/types';
@@ -219,7 +219,7 @@ function guidedSet(m: ModelSummary, steps: number): { set: ConstraintSetInput; c
   const controls = order.slice(0, 2);
   return {
     controls,
-    set: { version: 1, constraints: controls.map((c) => targets[c]!), sampler: { steps, samples: 8, seed: 1, guidance: { iterations: 3, offLastSteps: 0 } } },
+    set: { version: 1, constraints: controls.map((c) => targets[c]!), sampler: { steps, samples: 8, seed: 1, guidance: { iterations: GUIDANCE_DEFAULT_ITERATIONS, offLastSteps: 0 } } },
   };
 }
 
@@ -306,7 +306,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
     const g = guidedSet(m, o.steps);
     const guidance: BenchResult['guidance'] = [];
     for (const precision of precisions) {
-      o.log(`guided (K = 3, two classifiers) vs unguided at batch 8 (${precision})...`);
+      o.log(`guided (K = ${GUIDANCE_DEFAULT_ITERATIONS}, two classifiers) vs unguided at batch 8 (${precision})...`);
       if (!g) {
         guidance.push({ error: `bundle ${m.id} has fewer than two guidance classifiers (${m.controls.join(', ') || 'none'})` });
         break;
@@ -324,7 +324,7 @@ export async function runBench(o: { modelDirs: string[]; model: string; steps: n
         guCpu.push(b.cpuMsPerStep);
       }
       guidance.push({
-        precision, controls: g.controls, iterations: 3, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu),
+        precision, controls: g.controls, iterations: GUIDANCE_DEFAULT_ITERATIONS, unguidedMsPerStep: median(un), guidedMsPerStep: median(gu),
         ratio: median(gu) / median(un), ratioMin: Math.min(...gu) / Math.min(...un), ratioCpu: Math.min(...guCpu) / Math.min(...unCpu),
       });
     }

@@ -58,8 +58,8 @@ Writes a JSON results file and a Markdown table beside it.
                                which pin the record or the text, its guided_candidates for the guided runs of the
                                controls, its free_candidates for the unguided pool and json-schema, else 1)
   --accept-at <p>              guided runs with candidates: stop drawing an output's candidates at the first one
-                               the guidance classifiers give probability p or more (sampler.accept_at; default:
-                               draw all)
+                               the guidance classifiers give probability p or more (sampler.accept_at; 1 = draw
+                               all; default: the bundle's sampler_defaults.accept_at, else draw all)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
                                (the names of a recipe's sampler.guidance; strength as --strength)

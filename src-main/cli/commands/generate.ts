@@ -1,7 +1,7 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, defaultAcceptAt, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { acceptAtOption, candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
@@ -24,8 +24,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                  larger where both apply, its free_candidates for a run that does neither, else 1
   --accept-at    with candidates in a classifier-guided run of a continuous model: stop drawing an output's
                  candidates at the first one the guidance classifiers give probability P or more (their
-                 weighted log p >= log P), P in (0, 1]; each output line's consensus.drawn says how many were drawn
-                 (default: the set's sampler.accept_at, else draw all)
+                 weighted log p >= log P), P in (0, 1], 1 = draw all; each output line's consensus.drawn says how
+                 many were drawn (default: the set's sampler.accept_at, else the model's sampler_defaults.accept_at
+                 for a classifier-guided run, else draw all)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
@@ -44,13 +45,13 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
 Progress goes to stderr.`;
 
 /** The sampler settings a constraint-set file sets itself (for the others the zod defaults stand in). */
-type Given = { steps: boolean; method: boolean; eta: boolean; spacing: boolean; candidates: boolean };
-const NOTHING_GIVEN: Given = { steps: false, method: false, eta: false, spacing: false, candidates: false };
+type Given = { steps: boolean; method: boolean; eta: boolean; spacing: boolean; candidates: boolean; accept_at: boolean };
+const NOTHING_GIVEN: Given = { steps: false, method: false, eta: false, spacing: false, candidates: false, accept_at: false };
 function fileGives(path: string): Given {
   try {
     const raw = JSON.parse(readFileSync(path, 'utf8')) as { sampler?: Partial<Record<keyof Given, unknown>> };
     const s = raw.sampler ?? {};
-    return { steps: s.steps !== undefined, method: s.method !== undefined, eta: s.eta !== undefined, spacing: s.spacing !== undefined, candidates: s.candidates !== undefined };
+    return { steps: s.steps !== undefined, method: s.method !== undefined, eta: s.eta !== undefined, spacing: s.spacing !== undefined, candidates: s.candidates !== undefined, accept_at: s.accept_at !== undefined };
   } catch {
     return NOTHING_GIVEN;
   }
@@ -174,6 +175,11 @@ export const generateCommand: CliCommand = {
     // and its candidates for a run that pins a record, text or template or is guided, unless --candidates or the set
     // chose them
     if (candidates === undefined && !setGives.candidates) sampler.candidates = defaultCandidates(summary, set.constraints, sampler.guidance);
+    // and its accept_at for a classifier-guided run, unless --accept-at or the set chose one
+    if (acceptAt === undefined && !setGives.accept_at) {
+      const bundleAccept = defaultAcceptAt(cd?.acceptAt, set.constraints, sampler.guidance);
+      if (bundleAccept !== undefined) sampler.accept_at = bundleAccept;
+    }
     if (eta !== undefined) {
       if (sampler.method !== 'ddim') throw new CliError('INVALID_INPUT', `--eta applies to --sampler ddim only (the sampler is ${sampler.method})`);
       sampler.eta = eta;

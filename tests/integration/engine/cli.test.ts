@@ -35,6 +35,11 @@ beforeAll(() => {
   const fc = JSON.parse(readFileSync(join(models, 'micro-fc', 'manifest.json'), 'utf8'));
   fc.sampler_defaults = { steps: 5, pinned_candidates: 3, guided_candidates: 2, free_candidates: 4 };
   writeFileSync(join(models, 'micro-fc', 'manifest.json'), JSON.stringify(fc));
+  // and with accept_at (guided runs stop drawing candidates early); a level every candidate meets
+  writeMicroBundle(join(models, 'micro-ac'), { id: 'micro-ac' });
+  const ac = JSON.parse(readFileSync(join(models, 'micro-ac', 'manifest.json'), 'utf8'));
+  ac.sampler_defaults = { steps: 5, pinned_candidates: 2, guided_candidates: 3, accept_at: 1e-30 };
+  writeFileSync(join(models, 'micro-ac', 'manifest.json'), JSON.stringify(ac));
   cpSync(MASKED, join(models, 'masked-tiny'), { recursive: true });
   // the same bundle with sampler_defaults.temperature_unconditional (the manifest is not among the hashed files)
   const unc = join(models, 'masked-unc');
@@ -262,6 +267,27 @@ describe('dlm-studio generate / models', () => {
     const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string }[] };
     expect(listed.models.find((m) => m.id === 'micro-fc')).toMatchObject({ freeCandidates: 4 });
   });
+
+  it('a bundle\'s accept_at: a guided run that names none stops at its first accepted candidate; --accept-at 1 or the set\'s draw all', async () => {
+    const gen = async (name: string, ...args: string[]) => {
+      const out = join(root, `ac-${name}.jsonl`);
+      const r = await cli('generate', '--model', 'micro-ac', '--samples', '2', '--seed', '3', '--out', out, ...args);
+      expect(r.code, r.err).toBe(0);
+      return readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { consensus?: { candidates: number; by: string; drawn?: number; scores?: number[] } });
+    };
+    const what = (lines: Awaited<ReturnType<typeof gen>>) => lines.map((l) => [l.consensus?.candidates, l.consensus?.by, l.consensus?.drawn, l.consensus?.scores?.length]);
+    const set = join(root, 'ac-set.json');
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
+    expect(what(await gen('guided', '--constraints', set))).toEqual([[3, 'classifiers', 1, 1], [3, 'classifiers', 1, 1]]);
+    expect(what(await gen('guided-all', '--constraints', set, '--accept-at', '1'))).toEqual([[3, 'classifiers', undefined, 3], [3, 'classifiers', undefined, 3]]);
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { accept_at: 1 } }));
+    expect(what(await gen('guided-set', '--constraints', set))).toEqual([[3, 'classifiers', undefined, 3], [3, 'classifiers', undefined, 3]]);
+    // a pinned run is chosen by consensus: every candidate drawn
+    writeFileSync(set, JSON.stringify({ version: 1, constraints: [{ kind: 'record', value: { name: 'The Vaults' } }] }));
+    expect(what(await gen('pinned', '--constraints', set))).toEqual([[2, 'consensus', undefined, undefined], [2, 'consensus', undefined, undefined]]);
+    const listed = JSON.parse((await cli('models', '--json')).out) as { models: { id: string }[] };
+    expect(listed.models.find((m) => m.id === 'micro-ac')).toMatchObject({ continuousDefaults: { acceptAt: 1e-30 } });
+  }, 120_000);
 
   it('models lists bundles and devices', async () => {
     const r = await cli('models', '--json');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, continuousSpacing, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, continuousSpacing, defaultAcceptAt, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
@@ -115,6 +115,16 @@ describe('candidates a run names none of (defaultCandidates)', () => {
     // it does not lift a pinned or guided run's smaller rule
     expect(defaultCandidates({ guidedCandidates: 1, freeCandidates: 3 }, [{ kind: 'sentiment' }])).toBe(1);
     expect(defaultCandidates({ freeCandidates: 3 }, [{ kind: 'text' }])).toBe(1);
+  });
+
+  it('the bundle\'s accept_at for a classifier-guided set, and only there', () => {
+    expect(defaultAcceptAt(0.9, [{ kind: 'pos' }])).toBe(0.9);
+    expect(defaultAcceptAt(0.9, [{ kind: 'record' }, { kind: 'sentiment' }])).toBe(0.9);
+    expect(defaultAcceptAt(0.9, [{ kind: 'record' }])).toBeUndefined();
+    expect(defaultAcceptAt(0.9, [])).toBeUndefined();
+    expect(defaultAcceptAt(0.9, [{ kind: 'sentiment' }], { enabled: false })).toBeUndefined();
+    expect(defaultAcceptAt(0.9, [{ kind: 'sentiment', weight: 0 }])).toBeUndefined();
+    expect(defaultAcceptAt(undefined, [{ kind: 'sentiment' }])).toBeUndefined();
   });
 
   it('candidates outside 1..16 are refused by name', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_SPACING, parseConstraintSet, samplerSettings } from '../../../src-main/constraints/set';
 import { MASK_GLYPH } from '../../../src-main/engine/types';
 import {
-  autoTemperature,
+  candidatesLabel, autoTemperature,
   CONFIDENCE_INFO,
   committedPieces,
   completeMasked,
@@ -386,5 +386,15 @@ describe('a continuous run\'s guidance as it ran', () => {
     const old = { ...g } as Partial<typeof g>;
     delete old.scaleToSteps;
     expect(continuousGuidanceLabel(old as typeof g, 25)).toMatch(/step 0\.8, off for the last 1 steps/);
+  });
+});
+
+describe('a run\'s candidates in words', () => {
+  it('names the accept level where the run stopped drawing early, and nothing for one per output or draw-all', () => {
+    expect(candidatesLabel(undefined)).toBe('one per output');
+    expect(candidatesLabel(1, 0.9)).toBe('one per output');
+    expect(candidatesLabel(4)).toBe('best of 4');
+    expect(candidatesLabel(4, 1)).toBe('best of 4');
+    expect(candidatesLabel(4, 0.9)).toBe('best of 4, stop at p ≥ 0.9');
   });
 });

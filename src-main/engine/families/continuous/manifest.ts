@@ -41,6 +41,11 @@ export const continuousSamplerDefaults = z.object({
   pinned_candidates: pinnedCandidatesField,
   guided_candidates: guidedCandidatesField,
   free_candidates: freeCandidatesField,
+  /**
+   * A classifier-guided run that names no sampler.accept_at takes this one: its candidates are drawn round by round and
+   * an output closes at the first candidate the guidance classifiers give this probability or more.
+   */
+  accept_at: z.number().gt(0).max(1).optional(),
   measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 }).passthrough();
 export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;
@@ -144,7 +149,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};
-    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
+    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.accept_at !== undefined ? { acceptAt: d.accept_at } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
   },
 };
 
