@@ -122,12 +122,6 @@ export class Runtime {
     const work = acceptAbove === null
       ? Array.from({ length: total * K }, (_, w) => item(Math.floor(w / K), w % K))
       : Array.from({ length: total }, (_, j) => item(j, 0));
-    /** Per output, the last candidate queued or drawn (accept_at runs). */
-    const queued = new Map<number, number>();
-    // A late round of an accept_at run leaves the batch part empty: there the next candidates of the outputs in it
-    // fill it, each used only if those before it are not accepted (so the outputs are the same as round by round:
-    // tested), and an output that needs them has them without another pass of all the steps.
-    const packRounds = acceptAbove !== null && process.env.DLM_ACCEPT_PACK !== '0';
     /** Per output not yet emitted: its candidates' tokens and scores, by candidate index; closed once all are in. */
     const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; closed?: boolean }>();
     let emitted = 0;
@@ -139,18 +133,6 @@ export class Runtime {
     const tSample = performance.now();
     while (work.length && !cancelled) {
       const batch = work.splice(0, job.batchSize);
-      if (packRounds) {
-        for (let grew = true; grew && batch.length < job.batchSize; ) {
-          grew = false;
-          for (const output of [...new Set(batch.map((w) => w.output))]) {
-            const next = (queued.get(output) ?? 0) + 1;
-            if (next >= K || batch.length >= job.batchSize) continue;
-            batch.push(item(output, next));
-            queued.set(output, next);
-            grew = true;
-          }
-        }
-      }
       const outputOf = K > 1 ? { candidates: K, outputOf: batch.map((w) => w.output), candidateOf: batch.map((w) => w.candidate) } : {};
       const res = await batches.sample({
         seeds: batch.map((w) => w.seed),
@@ -165,20 +147,14 @@ export class Runtime {
         cancelled = true;
         break;
       }
-      // a batch holds an output's candidates in increasing order
       batch.forEach((w, b) => {
         const p = pending.get(w.output) ?? { tokens: [], scores: [] };
-        // a candidate packed after an accepted one counts as not drawn
-        if (acceptAbove !== null && p.closed) return;
         p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
         p.scores[w.candidate] = res.scores?.[b];
         if (acceptAbove !== null) {
           const score = res.scores?.[b];
           if (w.candidate === K - 1 || (score !== undefined && score >= acceptAbove)) p.closed = true;
-          else if ((queued.get(w.output) ?? 0) <= w.candidate) {
-            work.push(item(w.output, w.candidate + 1));
-            queued.set(w.output, w.candidate + 1);
-          }
+          else work.push(item(w.output, w.candidate + 1));
         } else p.closed = p.tokens.filter(Boolean).length === K;
         pending.set(w.output, p);
       });

@@ -440,27 +440,6 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     expect(off.outputs.every((o) => o.consensus!.drawn === undefined && o.consensus!.by === 'model')).toBe(true);
   });
 
-  it('accept_at: a late round fills its batch with the next candidates of its outputs; the outputs are the same as round by round', async () => {
-    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'neutral' }], sampler: { steps: 6, samples: 6, seed: 8, candidates: 4, accept_at: 0.95, guidance: { iterations: 1, stepSize: 0.1, strength: 0.2 } } };
-    const packed = await run(engine, set);
-    // the engine's worker starts with the first run and reads its environment then
-    process.env.DLM_ACCEPT_PACK = '0';
-    const plain = createEngine({ modelDirs: [root], batchSize: 4 });
-    try {
-      const rounds = await run(plain, set);
-      delete process.env.DLM_ACCEPT_PACK;
-      // the same outputs, candidates drawn and scores
-      expect(packed.outputs.map((o) => [o.tokens, o.consensus])).toEqual(rounds.outputs.map((o) => [o.tokens, o.consensus]));
-      expect(packed.outputs.some((o) => (o.consensus!.drawn ?? 4) > 1)).toBe(true);
-      // in fewer passes of the steps (a batch reports step 1 once)
-      const passes = (r: typeof packed) => r.progress.filter((p) => p.step === 1).length;
-      expect(passes(packed)).toBeLessThan(passes(rounds));
-    } finally {
-      delete process.env.DLM_ACCEPT_PACK;
-      await plain.dispose();
-    }
-  });
-
   it('a run that neither guides nor pins keeps the candidate the denoiser reconstructs best from a re-noised copy', async () => {
     const steps = 10;
     const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps, samples: 3, seed: 8 } };
