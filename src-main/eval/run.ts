@@ -324,7 +324,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     notes.push(`${model.id}: step spacing ${cd.spacing}${cd.guidedSpacing !== undefined && cd.guidedSpacing !== cd.spacing ? `, ${cd.guidedSpacing} for guided runs` : ''} (its sampler_defaults)`);
   }
   if (!masked) {
-    // the Adagrad steps the guided runs take, said in the results (the studio's defaults changed in 2.2.9's eval)
+    // the Adagrad steps the guided runs take, in the results file (what ran, whatever the defaults become)
     settings.guidance = { iterations: GUIDANCE_DEFAULT_ITERATIONS, stepSize: GUIDANCE_DEFAULT_STEP_SIZE, ...given.guidance };
   }
   if (cd?.acceptAt !== undefined && given.sampler?.accept_at === undefined) {

@@ -344,15 +344,19 @@ export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummar
 
 /**
  * The settings a run of this model is started with: a continuous model's run carries no masked settings; a masked
- * model's runs the ancestral method (the engine refuses the continuous samplers for it) with spacing 1 (it ignores
- * the spacing: its recipe should not name one that did not run). A continuous bundle's `guided_spacing` replaces a
+ * model's runs the ancestral method (the engine refuses the continuous samplers for it) with spacing 1 and no accept_at
+ * (it ignores both: its recipe should not name what did not run). A continuous bundle's `guided_spacing` replaces a
  * spacing left at its default when the run's `constraints` are guided (null: the spacing was chosen, it stays).
  */
 export function samplerForRun(
   sampler: SamplerSettings, model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined,
   constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] | null = [],
 ): SamplerSettings {
-  if (familyOf(model?.kind) === 'masked') return { ...sampler, method: 'ancestral', eta: 0, spacing: 1 };
+  if (familyOf(model?.kind) === 'masked') {
+    const s: SamplerSettings = { ...sampler, method: 'ancestral', eta: 0, spacing: 1 };
+    delete s.accept_at; // masked runs ignore it (their scores are not probabilities of the constraints)
+    return s;
+  }
   // a spacing left at the bundle's default (constraints given: not chosen) takes its spacing for guided runs
   const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
   const s = withoutMasked(sampler);

@@ -133,6 +133,9 @@ describe('sampler settings follow the selected model', () => {
     expect(samplerForRun(masked, continuous)).not.toHaveProperty('confidence');
     expect(samplerForRun(masked, maskedA)).toMatchObject({ confidence: 'low_confidence', block_length: 0 });
     expect(samplerForRun(masked, maskedA)).not.toHaveProperty('temperature');
+    // accept_at (a continuous family's early stop) stays with continuous runs
+    expect(samplerForRun({ ...masked, accept_at: 0.9 }, maskedA)).not.toHaveProperty('accept_at');
+    expect(samplerForRun({ ...base, accept_at: 0.9 }, continuous).accept_at).toBe(0.9);
   });
 
   it('the continuous sampler: kept aside while a masked model is selected (which runs ancestral), back on return; named in words', () => {
