@@ -32,7 +32,8 @@ function spacingWords(s: EvalResults['settings']): string {
 /** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
 function candidatesWords(s: EvalResults['settings']): string {
   const rule = candidatesRule(s);
-  const accept = rule && s.sampler?.accept_at !== undefined && s.sampler.accept_at < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${s.sampler.accept_at}` : '';
+  const level = s.sampler?.accept_at ?? s.acceptAt;
+  const accept = rule && level !== undefined && level < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${level}` : '';
   return rule + accept;
 }
 

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { type CONTINUOUS_SAMPLERS, continuousSpacing, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, continuousSpacing, defaultAcceptAt, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
@@ -58,6 +58,8 @@ export interface EvalSettings {
   guidedCandidates?: number;
   /** The bundle's sampler_defaults.free_candidates, when --candidates is not given (samplerFor picks per run). */
   freeCandidates?: number;
+  /** A continuous bundle's sampler_defaults.accept_at, when --accept-at is not given (samplerFor: defaultAcceptAt per run). */
+  acceptAt?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
@@ -252,7 +254,9 @@ function samplerFor(s: EvalSettings, samples: number, seed: number, guided: bool
   const guidance = { ...(s.guidance ?? {}), enabled: guided };
   const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, isGuidedRun(constraints, guidance)) } : {};
   const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints, guidance) };
-  return { steps: s.steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...spacing, ...(s.masked ?? {}), guidance };
+  const bundleAccept = s.sampler?.accept_at === undefined ? defaultAcceptAt(s.acceptAt, constraints, guidance) : undefined;
+  const accept = bundleAccept !== undefined ? { accept_at: bundleAccept } : {};
+  return { steps: s.steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...accept, ...spacing, ...(s.masked ?? {}), guidance };
 }
 
 interface Scored {
@@ -328,8 +332,8 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     settings.guidance = { iterations: GUIDANCE_DEFAULT_ITERATIONS, stepSize: GUIDANCE_DEFAULT_STEP_SIZE, ...given.guidance };
   }
   if (cd?.acceptAt !== undefined && given.sampler?.accept_at === undefined) {
-    // only runs whose candidates the guidance classifiers score read it: the guided runs of the controls
-    settings.sampler = { ...settings.sampler, accept_at: cd.acceptAt };
+    // the guided runs of the controls take it (samplerFor)
+    settings.acceptAt = cd.acceptAt;
     notes.push(`${model.id}: guided runs stop drawing an output's candidates at the first one the classifiers give p >= ${cd.acceptAt} (its sampler_defaults.accept_at)`);
   }
   if (given.candidates === undefined && model.pinnedCandidates !== undefined) {

@@ -234,6 +234,26 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(asked.every((c) => c.constraints.sampler.spacing === 0.7)).toBe(true);
   });
 
+  it('a bundle with accept_at: guided control runs take it; the unguided pool, JSON schema and data-to-text do not; --accept-at decides every run', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    engine.listModels = async () => [{ ...model, guidedCandidates: 4, continuousDefaults: { steps: 20, method: 'ancestral', eta: 0, spacing: 1, acceptAt: 0.9 } }];
+    const r = await runEvaluation({ ...settings, mode: 'full', dataToTextItems: 1, textToRecordItems: 0, controls: ['length', 'json-schema'] }, { engine, evaluate });
+    const guided = calls.filter((c) => c.constraints.sampler.guidance.enabled && c.constraints.constraints.some((x) => x.kind === 'length'));
+    const rest = calls.filter((c) => !guided.includes(c));
+    expect(guided.length).toBeGreaterThan(0);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(guided.every((c) => c.constraints.sampler.accept_at === 0.9)).toBe(true);
+    expect(rest.every((c) => c.constraints.sampler.accept_at === undefined)).toBe(true);
+    expect(r.notes).toContainEqual(expect.stringMatching(/fake: guided runs stop drawing .* p >= 0\.9 \(its sampler_defaults\.accept_at\)/));
+    expect(renderMarkdown(r)).toMatch(/guided outputs stop drawing at the first candidate the classifiers give p >= 0\.9/);
+    const asked: GenerateRequest[] = [];
+    const e2 = fakeEngine(asked);
+    e2.listModels = engine.listModels;
+    await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'], sampler: { accept_at: 1 } }, { engine: e2, evaluate });
+    expect(asked.every((c) => c.constraints.sampler.accept_at === 1)).toBe(true);
+  });
+
   it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
