@@ -248,6 +248,16 @@ export function continuousSpacing(defaults: { spacing: number; guidedSpacing?: n
 }
 
 /**
+ * A continuous bundle's step count for a run that names none, the same in the CLI, the eval and the UI: its
+ * `guided_steps` for a classifier-guided run when it has one, else its `steps`. A guided output is chosen among
+ * candidates the classifiers score, which costs more per output than a data-to-text run's step count buys there
+ * (docs/engine.md, "Step count for guided runs").
+ */
+export function continuousSteps(defaults: { steps: number; guidedSteps?: number }, guided: boolean): number {
+  return guided && defaults.guidedSteps !== undefined ? defaults.guidedSteps : defaults.steps;
+}
+
+/**
  * A run's candidates (sampler.candidates) when it names none, the same in the CLI, the eval and the UI: the bundle's
  * `pinned_candidates` for a run that pins a record, a text or an infill template, its `guided_candidates` for a
  * classifier-guided run (the larger where both apply), its `free_candidates` for a run that does neither

@@ -57,6 +57,8 @@ export interface ContinuousDefaults {
   spacing: number;
   /** The spacing of classifier-guided runs, when the bundle gives one (constraints/set.ts continuousSpacing). */
   guidedSpacing?: number;
+  /** The step count of classifier-guided runs, when the bundle gives one (constraints/set.ts continuousSteps). */
+  guidedSteps?: number;
   /**
    * sampler_defaults.accept_at: a classifier-guided run that names none stops drawing an output's candidates at the
    * first one the classifiers give this probability or more (constraints/set.ts defaultAcceptAt).

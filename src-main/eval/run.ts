@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { type CONTINUOUS_SAMPLERS, continuousSpacing, defaultAcceptAt, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
@@ -60,6 +60,8 @@ export interface EvalSettings {
   freeCandidates?: number;
   /** A continuous bundle's sampler_defaults.accept_at, when --accept-at is not given (samplerFor: defaultAcceptAt per run). */
   acceptAt?: number;
+  /** A continuous bundle's sampler_defaults.guided_steps, when --steps is not given (samplerFor: its guided runs). */
+  guidedSteps?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
@@ -252,11 +254,13 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
 /** A run's sampler; `constraints` (parsed) decide a continuous bundle's default spacing (guided or not). */
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] = []): NonNullable<ConstraintSetInput['sampler']> {
   const guidance = { ...(s.guidance ?? {}), enabled: guided };
-  const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, isGuidedRun(constraints, guidance)) } : {};
+  const guidedRun = isGuidedRun(constraints, guidance);
+  const steps = continuousSteps({ steps: s.steps, guidedSteps: s.guidedSteps }, guidedRun);
+  const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, guidedRun) } : {};
   const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints, guidance) };
   const bundleAccept = s.sampler?.accept_at === undefined ? defaultAcceptAt(s.acceptAt, constraints, guidance) : undefined;
   const accept = bundleAccept !== undefined ? { accept_at: bundleAccept } : {};
-  return { steps: s.steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...accept, ...spacing, ...(s.masked ?? {}), guidance };
+  return { steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...accept, ...spacing, ...(s.masked ?? {}), guidance };
 }
 
 interface Scored {
@@ -318,6 +322,11 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   }
   const masked = isMaskedModel(model);
   const cd = masked ? undefined : model.continuousDefaults;
+  if (given.stepsFromModel && !quickFewer && cd?.guidedSteps !== undefined && cd.guidedSteps !== settings.steps) {
+    // the guided runs of the controls take it (samplerFor)
+    settings.guidedSteps = cd.guidedSteps;
+    notes.push(`${model.id}: ${cd.guidedSteps} steps for guided runs (its sampler_defaults.guided_steps)`);
+  }
   if (cd && !given.sampler?.method) {
     settings.sampler = { ...(cd.method === 'ddim' ? { method: 'ddim', eta: cd.eta } : { method: cd.method }), ...given.sampler };
     notes.push(`${model.id}: sampler ${cd.method}${cd.method === 'ddim' ? ` (eta ${cd.eta})` : ''} (its sampler_defaults)`);

@@ -10,7 +10,7 @@
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, continuousSpacing, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -182,6 +182,8 @@ export interface ContinuousSettings {
   spacing: number;
   /** The bundle's spacing for classifier-guided runs, when it has one (a spacing left at `spacing` takes it). */
   guidedSpacing?: number;
+  /** The bundle's step count for classifier-guided runs, when it has one (steps left at `steps` take it). */
+  guidedSteps?: number;
 }
 
 /**
@@ -194,7 +196,7 @@ export const STUDIO_CONTINUOUS_START: ContinuousSettings = { steps: 40, method: 
 export function continuousDefaults(model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined): ContinuousSettings {
   const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
   return d
-    ? { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing ?? 1, ...(d.guidedSpacing !== undefined ? { guidedSpacing: d.guidedSpacing } : {}) }
+    ? { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing ?? 1, ...(d.guidedSpacing !== undefined ? { guidedSpacing: d.guidedSpacing } : {}), ...(d.guidedSteps !== undefined ? { guidedSteps: d.guidedSteps } : {}) }
     : { ...STUDIO_CONTINUOUS_START };
 }
 
@@ -205,7 +207,9 @@ export function hasContinuousDefaults(model: Pick<ModelSummary, 'kind' | 'contin
 
 /** A continuous model's defaults in words ("50 steps, DDIM (eta 0.5)", "20 steps, ancestral, steps spaced 0.33 (more at high noise)"). */
 export function continuousDefaultsLabel(d: ContinuousSettings): string {
-  const guided = d.guidedSpacing !== undefined && d.guidedSpacing !== d.spacing ? `; guided runs ${spacingLabel(d.guidedSpacing) || 'evenly spaced'}` : '';
+  const steps = d.guidedSteps !== undefined && d.guidedSteps !== d.steps ? `${d.guidedSteps} steps` : '';
+  const spacing = d.guidedSpacing !== undefined && d.guidedSpacing !== d.spacing ? spacingLabel(d.guidedSpacing) || 'evenly spaced' : '';
+  const guided = steps || spacing ? `; guided runs ${[steps, spacing].filter(Boolean).join(', ')}` : '';
   return `${d.steps} steps, ${continuousSamplerLabel(d)}${guided}`;
 }
 
@@ -345,22 +349,28 @@ export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummar
 /**
  * The settings a run of this model is started with: a continuous model's run carries no masked settings; a masked
  * model's runs the ancestral method (the engine refuses the continuous samplers for it) with spacing 1 and no accept_at
- * (it ignores both: its recipe should not name what did not run). A continuous bundle's `guided_spacing` replaces a
- * spacing left at its default when the run's `constraints` are guided (null: the spacing was chosen, it stays).
+ * (it ignores both: its recipe should not name what did not run). A continuous bundle's `guided_spacing` and
+ * `guided_steps` replace a spacing and a step count left at its defaults when the run's `constraints` are guided
+ * (`chosen`: what the user typed or a recipe gave, which stays).
  */
 export function samplerForRun(
   sampler: SamplerSettings, model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined,
-  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] | null = [],
+  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] = [],
+  chosen: { spacing?: boolean; steps?: boolean } = {},
 ): SamplerSettings {
   if (familyOf(model?.kind) === 'masked') {
     const s: SamplerSettings = { ...sampler, method: 'ancestral', eta: 0, spacing: 1 };
     delete s.accept_at; // masked runs ignore it (their scores are not probabilities of the constraints)
     return s;
   }
-  // a spacing left at the bundle's default (constraints given: not chosen) takes its spacing for guided runs
+  // a spacing and a step count left at the bundle's defaults (not chosen) take its settings for guided runs
   const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
   const s = withoutMasked(sampler);
-  return d && constraints && s.spacing === d.spacing ? { ...s, spacing: continuousSpacing(d, isGuidedRun(constraints, s.guidance)) } : s;
+  if (!d) return s;
+  const guided = isGuidedRun(constraints, s.guidance);
+  if (!chosen.spacing && s.spacing === d.spacing) s.spacing = continuousSpacing(d, guided);
+  if (!chosen.steps && s.steps === d.steps) s.steps = continuousSteps(d, guided);
+  return s;
 }
 
 /**

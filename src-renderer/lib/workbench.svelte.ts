@@ -79,6 +79,11 @@ export class Workbench {
    */
   spacingChosen = $state(false);
   /**
+   * Whether the step count was chosen (typed in Generate, or a recipe's): steps left at the bundle's default take its
+   * step count for guided runs instead (samplerForRun).
+   */
+  stepsChosen = $state(false);
+  /**
    * Whether the candidates were chosen (typed in Generate, or a recipe's): otherwise a run takes the bundle's rule
    * (defaultCandidates: pinned_candidates, guided_candidates or free_candidates by what the set does, with guidance on or off).
    */
@@ -165,6 +170,7 @@ export class Workbench {
     this.samplerStash = fitted.stash;
     this.samplerModelId = model.id;
     this.spacingChosen = false;
+    this.stepsChosen = false;
   }
 
   /** The family of a run's model: its recipe's, else the installed bundle's. */
@@ -469,7 +475,7 @@ export class Workbench {
     }
     try {
       // what the model's family reads: a continuous model's run carries no masked settings
-      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, this.spacingChosen ? null : body.constraints);
+      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, body.constraints, { spacing: this.spacingChosen, steps: this.stepsChosen });
       if (!this.candidatesChosen) sampler.candidates = defaultCandidates(this.studio.activeModel ?? {}, body.constraints, sampler.guidance);
       if (!this.acceptChosen) {
         const acceptAt = defaultAcceptAt(this.studio.activeModel?.continuousDefaults?.acceptAt, body.constraints, sampler.guidance);
@@ -525,6 +531,7 @@ export class Workbench {
     this.sampler = clone(recipe.sampler);
     this.sampler.candidates ??= 1; // a recipe from before the setting ran one sample per output
     this.spacingChosen = true; // the spacing the run ran with
+    this.stepsChosen = true; // and its steps
     this.candidatesChosen = true;
     this.acceptChosen = true; // a recipe without accept_at drew every candidate
     if (cs.id !== null) notes.push(`the set was “${cs.name ?? '?'}” v${cs.version ?? '?'} in the studio that made it`);

@@ -227,6 +227,15 @@ describe('compose and generate', () => {
       expect(texts).toHaveLength(2);
       for (const t of texts) expect(t).toMatch(/^classifiers' pick of [12]$/);
     }
+    // the model's defaults back: the Steps field shows the bundle's steps, and a guided run takes its guided_steps
+    const cd = (await client.call('models.list')).find((m) => m.id === detail.run.recipe.model.id)?.continuousDefaults;
+    if (cd) await page.getByTestId('continuous-reset').click();
+    else await page.getByTestId('generate-steps').fill('40');
+    await page.getByTestId('generate-candidates').fill('1');
+    expect(await page.getByTestId('generate-steps').inputValue()).toBe(String(cd?.steps ?? 40));
+    if (cd?.guidedSteps !== undefined) await expect(page.getByTestId('continuous-defaults').textContent()).resolves.toContain(`guided runs ${cd.guidedSteps} steps`);
+    const byDefault = await client.call('runs.get', { runId: await runFromGenerate(h, client) });
+    expect(byDefault.run.recipe.sampler.steps).toBe(cd?.guidedSteps ?? cd?.steps ?? 40);
   });
 
   it('runs an empty set at the model\'s rule: on the default bundle each card is the model\'s own pick of 2', async () => {

@@ -29,8 +29,8 @@ Writes a JSON results file and a Markdown table beside it.
   --device <pref>              ${DEVICE_PREFERENCES.join('|')} (default auto)
   --precision <p>              auto|fp32|int8 denoiser weights (default auto: int8 on cpu when the model has it)
   --steps <n>                  denoising steps (quick ${EVAL_PRESETS.quick.steps}, full ${EVAL_PRESETS.full.steps}; a model whose manifest has
-                               sampler_defaults, every masked one: its sampler_defaults.steps; --quick on a
-                               continuous model: the fewer of the two)
+                               sampler_defaults, every masked one: its sampler_defaults.steps, and its
+                               guided_steps for the guided runs; --quick on a continuous model: the fewer)
   --samples-per-target <n>     guided samples per target (quick ${EVAL_PRESETS.quick.samplesPerTarget}, full ${EVAL_PRESETS.full.samplesPerTarget})
   --targets-per-control <n>    targets per control (quick ${EVAL_PRESETS.quick.targetsPerControl}, full ${EVAL_PRESETS.full.targetsPerControl})
   --unguided-pool <n>          unguided samples, shared by all targets (quick ${EVAL_PRESETS.quick.unguidedPool}, full ${EVAL_PRESETS.full.unguidedPool})

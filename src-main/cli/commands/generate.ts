@@ -1,7 +1,7 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, defaultAcceptAt, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { acceptAtOption, candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
@@ -14,7 +14,8 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
   --samples, --steps, --seed   override the set's sampler settings; without --steps or set steps, the model's
-                 default steps (its manifest's sampler_defaults.steps; a continuous model without them: 200)
+                 default steps (its manifest's sampler_defaults.steps, or guided_steps for a classifier-guided run;
+                 a continuous model without them: 200)
   --candidates   each output chosen among C samples: in a classifier-guided run the one the model's guidance
                  classifiers score highest; in a run that pins, the one that agrees most with the others (consensus
                  decoding); in a run that does neither, the one a continuous model's denoiser reconstructs best
@@ -160,12 +161,12 @@ export const generateCommand: CliCommand = {
     if (isMasked && sampler.method !== 'ancestral') {
       throw new CliError('INVALID_INPUT', `${method !== undefined ? '--sampler' : `${file}: sampler.method`}: ${sampler.method} is a sampler for continuous models; ${summary.id} is a ${summary.kind} model (its sampler flags: --block-length, --confidence, --temperature, --top-p)`);
     }
-    // the model's own default step count (a masked bundle's, or a continuous bundle's sampler_defaults), unless
-    // --steps or the set chose one
-    const ownSteps = modelDefaultSteps(summary);
-    if (ownSteps !== undefined && steps === undefined && !setGives.steps) sampler.steps = ownSteps;
-    // a continuous bundle's default sampler, unless --sampler or the set chose one (an eta given stays)
+    // the model's own default step count (a masked bundle's, or a continuous bundle's sampler_defaults: its
+    // guided_steps for a classifier-guided run), unless --steps or the set chose one
     const cd = isMasked ? undefined : summary.continuousDefaults;
+    const ownSteps = modelDefaultSteps(summary);
+    if (ownSteps !== undefined && steps === undefined && !setGives.steps) sampler.steps = cd ? continuousSteps(cd, isGuidedRun(set.constraints, sampler.guidance)) : ownSteps;
+    // a continuous bundle's default sampler, unless --sampler or the set chose one (an eta given stays)
     if (cd && method === undefined && !setGives.method) {
       sampler.method = cd.method;
       if (!setGives.eta) sampler.eta = cd.eta;

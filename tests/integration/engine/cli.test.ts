@@ -28,7 +28,7 @@ beforeAll(() => {
   // and with steps spaced unevenly by default (evenly for guided runs)
   writeMicroBundle(join(models, 'micro-sp'), { id: 'micro-sp' });
   const sp = JSON.parse(readFileSync(join(models, 'micro-sp', 'manifest.json'), 'utf8'));
-  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1, pinned_candidates: 3, guided_candidates: 2 };
+  sp.sampler_defaults = { steps: 5, spacing: 0.5, guided_spacing: 1, guided_steps: 4, pinned_candidates: 3, guided_candidates: 2 };
   writeFileSync(join(models, 'micro-sp', 'manifest.json'), JSON.stringify(sp));
   // and with free_candidates (runs that neither guide nor pin)
   writeMicroBundle(join(models, 'micro-fc'), { id: 'micro-fc' });
@@ -182,11 +182,14 @@ describe('dlm-studio generate / models', () => {
     const evenSet = join(root, 'sp-set.json');
     writeFileSync(evenSet, JSON.stringify({ version: 1, constraints: [], sampler: { spacing: 1 } }));
     expect((await gen('sp-set', '--model', 'micro-sp', '--constraints', evenSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
-    // a guided run takes the bundle's guided_spacing (here even); --spacing still decides
+    // a guided run takes the bundle's guided_spacing (here even) and guided_steps; --spacing and --steps still decide
     const guidedSet = join(root, 'sp-guided.json');
     writeFileSync(guidedSet, JSON.stringify({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }] }));
-    expect((await gen('sp-guided', '--model', 'micro-sp', '--constraints', guidedSet)).lines[0]!.sampler).toEqual({ method: 'ancestral' });
-    expect((await gen('sp-guided-asked', '--model', 'micro-sp', '--constraints', guidedSet, '--spacing', '0.5')).lines[0]!.sampler).toEqual({ method: 'ancestral', spacing: 0.5 });
+    const guidedOwn = await gen('sp-guided', '--model', 'micro-sp', '--constraints', guidedSet);
+    expect(guidedOwn.lines[0]).toMatchObject({ steps: 4, sampler: { method: 'ancestral' } });
+    expect(guidedOwn.lines[0]!.sampler).not.toHaveProperty('spacing');
+    expect((await gen('sp-guided-asked', '--model', 'micro-sp', '--constraints', guidedSet, '--spacing', '0.5', '--steps', '5')).lines[0]).toMatchObject({ steps: 5, sampler: { method: 'ancestral', spacing: 0.5 } });
+    expect(listed.models.find((m) => m.id === 'micro-sp')).toMatchObject({ continuousDefaults: { steps: 5, spacing: 0.5, guidedSpacing: 1, guidedSteps: 4 } });
     expect(listed.models.find((m) => m.id === 'micro-sd')).not.toHaveProperty('samplerDefaults');
     expect(listed.models.find((m) => m.id === 'micro')).not.toHaveProperty('continuousDefaults');
     // ten CLI processes, one of 200 steps: a minute when the suite's files share two cores

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, continuousSpacing, defaultAcceptAt, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
@@ -148,6 +148,12 @@ describe('a continuous bundle\'s spacing for guided runs (isGuidedRun, continuou
     }
     for (const x of [{ kind: 'record', value: { name: 'A' } }, { kind: 'json-schema', schema: { type: 'object' } }, { kind: 'words', include: ['pub'] }]) expect(isGuidedRun(c(x), on), x.kind).toBe(false);
     expect(isGuidedRun([], undefined)).toBe(false);
+  });
+
+  it('guided runs take guided_steps when the bundle has one; everything else its steps', () => {
+    expect(continuousSteps({ steps: 40, guidedSteps: 30 }, true)).toBe(30);
+    expect(continuousSteps({ steps: 40, guidedSteps: 30 }, false)).toBe(40);
+    expect(continuousSteps({ steps: 40 }, true)).toBe(40);
   });
 
   it('guided runs take guided_spacing when the bundle has one; everything else its spacing', () => {

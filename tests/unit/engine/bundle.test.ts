@@ -100,6 +100,7 @@ describe('bundle loading', () => {
       ['sd-steps-float', (m) => { m.sampler_defaults = { steps: 12.5 }; }, /field sampler_defaults\.steps: /],
       ['sd-steps-missing', (m) => { m.sampler_defaults = { method: 'ddim' }; }, /field sampler_defaults\.steps: /],
       ['sd-steps-over-T', (m) => { m.schedule.T = 100; m.sampler_defaults = { steps: 101 }; }, /field sampler_defaults\.steps: 101 steps exceed the schedule's T \(100\)/],
+      ['sd-guided-steps-over-T', (m) => { m.schedule.T = 100; m.sampler_defaults = { steps: 50, guided_steps: 101 }; }, /field sampler_defaults\.guided_steps: 101 steps exceed the schedule's T \(100\)/],
       ['sd-method', (m) => { m.sampler_defaults = { steps: 50, method: 'euler' }; }, /field sampler_defaults\.method: /],
       ['sd-eta', (m) => { m.sampler_defaults = { steps: 50, method: 'ddim', eta: 1.5 }; }, /field sampler_defaults\.eta: /],
       ['sd-eta-method', (m) => { m.sampler_defaults = { steps: 50, eta: 0.5 }; }, /field sampler_defaults\.eta: eta applies to method ddim only \(the method is ancestral\)/],

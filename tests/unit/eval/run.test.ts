@@ -234,6 +234,28 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(asked.every((c) => c.constraints.sampler.spacing === 0.7)).toBe(true);
   });
 
+  it('a bundle with guided_steps: guided control runs take them; the unguided pool, JSON schema and data-to-text its steps; --steps decides every run', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    engine.listModels = async () => [{ ...model, continuousDefaults: { steps: 20, method: 'ancestral', eta: 0, spacing: 1, guidedSteps: 12 } }];
+    const r = await runEvaluation({ ...settings, mode: 'full', dataToTextItems: 1, textToRecordItems: 0, controls: ['length', 'json-schema'], stepsFromModel: true }, { engine, evaluate });
+    const guided = calls.filter((c) => c.constraints.sampler.guidance.enabled && c.constraints.constraints.some((x) => x.kind === 'length'));
+    const rest = calls.filter((c) => !guided.includes(c));
+    expect(guided.length).toBeGreaterThan(0);
+    expect(rest.length).toBeGreaterThan(0);
+    expect(guided.every((c) => c.constraints.sampler.steps === 12)).toBe(true);
+    expect(rest.every((c) => c.constraints.sampler.steps === 20)).toBe(true);
+    expect(r.notes).toContainEqual('fake: 12 steps for guided runs (its sampler_defaults.guided_steps)');
+    expect(renderMarkdown(r)).toMatch(/\| settings \| 20 steps \(12 for guided runs\),/);
+    const asked: GenerateRequest[] = [];
+    const e2 = fakeEngine(asked);
+    e2.listModels = engine.listModels;
+    const r2 = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['length'] }, { engine: e2, evaluate });
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.every((c) => c.constraints.sampler.steps === settings.steps)).toBe(true);
+    expect(r2.settings).not.toHaveProperty('guidedSteps');
+  });
+
   it('a bundle with accept_at: guided control runs take it; the unguided pool, JSON schema and data-to-text do not; --accept-at decides every run', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);

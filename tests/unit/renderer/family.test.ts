@@ -191,8 +191,25 @@ describe('continuous bundles with sampler_defaults', () => {
     expect(samplerForRun(s, guidedSp, record).spacing).toBe(0.5);
     expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSp, attribute).spacing).toBe(0.5);
     expect(samplerForRun({ ...s, spacing: 0.7 }, guidedSp, attribute).spacing).toBe(0.7);
-    expect(samplerForRun(s, guidedSp, null).spacing).toBe(0.5); // chosen in Generate (typed, or a recipe's)
+    expect(samplerForRun(s, guidedSp, attribute, { spacing: true }).spacing).toBe(0.5); // chosen in Generate (typed, or a recipe's)
     expect(samplerForRun(s, contSpaced, attribute).spacing).toBe(0.5); // no guided_spacing: the spacing as set
+  });
+
+  it('a bundle with guided_steps: steps left at its default take them in guided runs; steps the user chose stay', () => {
+    const guidedSt = { id: 'e2e-gst', kind: 'continuous-embedding-diffusion', continuousDefaults: { steps: 40, method: 'ancestral' as const, eta: 0, spacing: 0.5, guidedSpacing: 1, guidedSteps: 30 } };
+    expect(continuousDefaultsLabel(continuousDefaults(guidedSt))).toBe('40 steps, ancestral, steps spaced 0.5 (more at high noise); guided runs 30 steps, evenly spaced');
+    expect(continuousDefaultsLabel(continuousDefaults({ ...guidedSt, continuousDefaults: { ...guidedSt.continuousDefaults, guidedSpacing: undefined } }))).toBe('40 steps, ancestral, steps spaced 0.5 (more at high noise); guided runs 30 steps');
+    const s = startSampler(guidedSt);
+    expect(s.steps).toBe(40);
+    expect(s).not.toHaveProperty('guidedSteps');
+    const pos = [{ kind: 'pos', tags: ['DET', 'NOUN'] }];
+    expect(samplerForRun(s, guidedSt, pos)).toMatchObject({ steps: 30, spacing: 1 });
+    const record = [{ kind: 'record', value: { name: 'A' } }];
+    expect(samplerForRun(s, guidedSt, record)).toMatchObject({ steps: 40, spacing: 0.5 });
+    expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSt, pos).steps).toBe(40);
+    expect(samplerForRun({ ...s, steps: 60 }, guidedSt, pos).steps).toBe(60); // not the default: stays
+    expect(samplerForRun(s, guidedSt, pos, { steps: true })).toMatchObject({ steps: 40, spacing: 1 }); // typed 40, or a recipe's
+    expect(samplerForRun(s, guidedSt, pos, { spacing: true })).toMatchObject({ steps: 30, spacing: 0.5 });
   });
 
   it('a first choice takes the bundle’s steps and sampler; a bundle without them leaves the start alone', () => {

@@ -38,6 +38,8 @@ export const continuousSamplerDefaults = z.object({
   spacing: z.number().gt(0).max(MAX_SPACING).default(1),
   /** The spacing of classifier-guided runs, when it differs (constraints/set.ts continuousSpacing). */
   guided_spacing: z.number().gt(0).max(MAX_SPACING).optional(),
+  /** The step count of classifier-guided runs, when it differs (constraints/set.ts continuousSteps). */
+  guided_steps: z.number().int().min(1).max(2000).optional(),
   pinned_candidates: pinnedCandidatesField,
   guided_candidates: guidedCandidatesField,
   free_candidates: freeCandidatesField,
@@ -125,6 +127,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
     const d = m.sampler_defaults;
     if (d) {
       if (d.steps > m.schedule.T) c.fail('sampler_defaults.steps', `${d.steps} steps exceed the schedule's T (${m.schedule.T})`);
+      if (d.guided_steps !== undefined && d.guided_steps > m.schedule.T) c.fail('sampler_defaults.guided_steps', `${d.guided_steps} steps exceed the schedule's T (${m.schedule.T})`);
       if (d.eta !== 0 && d.method !== 'ddim') c.fail('sampler_defaults.eta', `eta applies to method ddim only (the method is ${d.method})`);
     }
   },
@@ -149,7 +152,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};
-    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.accept_at !== undefined ? { acceptAt: d.accept_at } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
+    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.guided_steps !== undefined ? { guidedSteps: d.guided_steps } : {}), ...(d.accept_at !== undefined ? { acceptAt: d.accept_at } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
   },
 };
 
