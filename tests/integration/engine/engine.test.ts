@@ -567,6 +567,12 @@ describe.skipIf(!defaultLexicons.includes('pos'))('a POS template on the continu
     await e.generate({ model: 'e2e-default', device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outputs.push(o) });
     expect(outputs).toHaveLength(8);
     expect(outputs.filter(glued).map((o) => o.text)).toEqual([]);
+    // a length alone is held, not guided, and its texts are rounded the same way ("isstyle" missed its word count)
+    const lengthOnly: ConstraintSetInput = { version: 1, constraints: [{ kind: 'length', tokens: 26 }], sampler: { steps: 30, samples: 16, seed: 5 } };
+    const held: GeneratedOutput[] = [];
+    await e.generate({ model: 'e2e-default', device: 'cpu', constraints: lengthOnly as GenerateRequest['constraints'] }, { onOutput: (o) => held.push(o) });
+    expect(held).toHaveLength(16);
+    expect(held.filter(glued).map((o) => o.text)).toEqual([]);
   }, 180_000);
 
   it('an attribute holds the record segment to its value, and the text follows the record', async () => {

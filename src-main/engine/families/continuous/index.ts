@@ -73,13 +73,15 @@ function feedsFor(inputs: Record<string, string>, x: Float32Array, t: Float32Arr
 /**
  * What the rounding adds to -||x0 - e_v||^2 over a stretch of the text when guidance is on: a held length's barred
  * tokens (-Infinity before the held <end>) and the token label lexicons' term for POS templates and spans
- * (lexicon.ts). Null when neither applies.
+ * (lexicon.ts). Null when neither applies. `lengthAsked`: the set has a length constraint, which the run holds rather
+ * than guides; its text is rounded as a guided one's (no glued pieces), since a glued non-word ("isstyle") is what
+ * makes such a text miss its word count.
  */
 function roundingTerm(
-  m: ContinuousManifest, dir: string, pin: Pick<TextExtent, 'exclude' | 'rest'>, g: SamplerSettings['guidance'], V: number,
+  m: ContinuousManifest, dir: string, pin: Pick<TextExtent, 'exclude' | 'rest'>, g: SamplerSettings['guidance'], V: number, lengthAsked: boolean,
 ): { start: number; length: number; add: Float32Array; lexicon: boolean; guided: boolean } | null {
   const text = m.canvas.segments.find((x) => x.name === 'text')!;
-  const guided = g.enabled && g.strength > 0 && pin.rest.some((t) => (t.weight ?? 1) > 0);
+  const guided = g.enabled && g.strength > 0 && (lengthAsked || pin.rest.some((t) => (t.weight ?? 1) > 0));
   const local = g.enabled && g.strength > 0 ? lexiconTerm(dir, m.lexicons, pin.rest, g.strength, text.length) : null;
   const add = local?.values ?? new Float32Array(text.length * V);
   for (const [p, barred] of pin.exclude ?? []) for (const v of barred) add[(p - text.start) * V + v] = -Infinity;
@@ -157,7 +159,8 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
         // past the span's end (docs/engine.md, "Phrase spans")
         const pin = { ...extent, rest: extent.rest.map((t) => (t.kind === 'spans' ? { ...t, closed: true } : t)) };
         const projectors: Projector[] = [...compiled.hard];
-        const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize);
+        const lengthAsked = compiled.soft.some((t) => t.kind === 'length' && (t.weight ?? 1) > 0);
+        const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize, lengthAsked);
         if (rounding) {
           const covered = coveredPositions(projectors, N);
           // a hard text constraint already decides these positions' tokens; the held <end> still stands
