@@ -10,7 +10,7 @@
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -346,26 +346,38 @@ export function completeMasked(sampler: SamplerSettings, model: Pick<ModelSummar
   return s;
 }
 
+/** Which run settings the user typed in Generate or a recipe gave; the others follow the bundle's rules per run. */
+export interface ChosenSettings {
+  spacing: boolean;
+  steps: boolean;
+  candidates: boolean;
+  acceptAt: boolean;
+}
+
 /**
- * The settings a run of this model is started with: a continuous model's run carries no masked settings; a masked
- * model's runs the ancestral method (the engine refuses the continuous samplers for it) with spacing 1 and no accept_at
- * (it ignores both: its recipe should not name what did not run). A continuous bundle's `guided_spacing` and
- * `guided_steps` replace a spacing and a step count left at its defaults when the run's `constraints` are guided
- * (`chosen`: what the user typed or a recipe gave, which stays).
+ * The settings a run of this model is started with, the one place that applies the bundle's per-run rules to what
+ * was left at its defaults (`chosen` false):
+ * - candidates: the bundle's pinned, guided or free candidates by what the run does (defaultCandidates);
+ * - accept_at: the bundle's for a classifier-guided run of a continuous model, else none (defaultAcceptAt);
+ * - spacing and steps: a continuous bundle's `guided_spacing` and `guided_steps` for a guided run.
+ * A continuous model's run carries no masked settings; a masked model's runs the ancestral method (the engine refuses
+ * the continuous samplers for it) with spacing 1 and no accept_at (it ignores both: its recipe should not name what
+ * did not run).
  */
 export function samplerForRun(
-  sampler: SamplerSettings, model: Pick<ModelSummary, 'kind' | 'continuousDefaults'> | null | undefined,
-  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] = [],
-  chosen: { spacing?: boolean; steps?: boolean } = {},
+  sampler: SamplerSettings,
+  model: Pick<ModelSummary, 'kind' | 'continuousDefaults' | 'pinnedCandidates' | 'guidedCandidates' | 'freeCandidates'> | null | undefined,
+  constraints: readonly { kind: string; enabled?: boolean; weight?: number }[],
+  chosen: ChosenSettings,
 ): SamplerSettings {
-  if (familyOf(model?.kind) === 'masked') {
-    const s: SamplerSettings = { ...sampler, method: 'ancestral', eta: 0, spacing: 1 };
-    delete s.accept_at; // masked runs ignore it (their scores are not probabilities of the constraints)
-    return s;
-  }
-  // a spacing and a step count left at the bundle's defaults (not chosen) take its settings for guided runs
-  const d = familyOf(model?.kind) === 'continuous' ? model?.continuousDefaults : undefined;
-  const s = withoutMasked(sampler);
+  const family = familyOf(model?.kind);
+  const s: SamplerSettings = family === 'masked' ? { ...sampler, method: 'ancestral', eta: 0, spacing: 1 } : withoutMasked(sampler);
+  if (!chosen.candidates) s.candidates = defaultCandidates(model ?? {}, constraints, s.guidance);
+  // masked runs ignore accept_at (their scores are not probabilities of the constraints)
+  const acceptAt = family === 'masked' ? undefined : chosen.acceptAt ? s.accept_at : defaultAcceptAt(model?.continuousDefaults?.acceptAt, constraints, s.guidance);
+  if (acceptAt === undefined) delete s.accept_at;
+  else s.accept_at = acceptAt;
+  const d = family === 'continuous' ? model?.continuousDefaults : undefined;
   if (!d) return s;
   const guided = isGuidedRun(constraints, s.guidance);
   if (!chosen.spacing && s.spacing === d.spacing) s.spacing = continuousSpacing(d, guided);

@@ -4,7 +4,7 @@
  * the user navigates, so this lives beside the shell's Studio, one per Studio.
  */
 import { untrack } from 'svelte';
-import { defaultAcceptAt, defaultCandidates, samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
+import { samplerSettings, type ConstraintKind, type ConstraintSet, type SamplerSettings } from '../../src-main/constraints/set';
 import type {
   CompileReport,
   DevicePreference,
@@ -475,13 +475,9 @@ export class Workbench {
     }
     try {
       // what the model's family reads: a continuous model's run carries no masked settings
-      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, body.constraints, { spacing: this.spacingChosen, steps: this.stepsChosen });
-      if (!this.candidatesChosen) sampler.candidates = defaultCandidates(this.studio.activeModel ?? {}, body.constraints, sampler.guidance);
-      if (!this.acceptChosen) {
-        const acceptAt = defaultAcceptAt(this.studio.activeModel?.continuousDefaults?.acceptAt, body.constraints, sampler.guidance);
-        if (acceptAt === undefined) delete sampler.accept_at;
-        else sampler.accept_at = acceptAt;
-      }
+      const sampler = samplerForRun($state.snapshot(this.sampler) as SamplerSettings, this.studio.activeModel, body.constraints, {
+        spacing: this.spacingChosen, steps: this.stepsChosen, candidates: this.candidatesChosen, acceptAt: this.acceptChosen,
+      });
       // a saved, unchanged set runs by id, so the run links back to it in the library
       const source = this.loaded && !this.dirty ? { constraintSetId: this.loaded.id } : { constraintSet: body };
       const r = await this.studio.client.call('runs.start', { model, device: this.device, sampler, ...source });

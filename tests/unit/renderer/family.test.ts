@@ -34,6 +34,8 @@ import {
 } from '../../../src-renderer/lib/family';
 
 const continuous = { id: 'e2e-default', kind: 'continuous-embedding-diffusion' };
+/** Candidates and accept_at as the sampler has them (chosen); spacing and steps left at the bundle's defaults. */
+const KEPT = { spacing: false, steps: false, candidates: true, acceptAt: true };
 const maskedA = { id: 'masked-tiny', kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1 } };
 const maskedB = { id: 'e2e-masked', kind: 'masked-diffusion', samplerDefaults: { steps: 64, block_length: 16, confidence: 'entropy', temperature: 0.7, top_p: 0.9 } };
 /** A bundle with sampler_defaults.temperature_unconditional: argmax when something is pinned, 0.5 when nothing is. */
@@ -130,12 +132,12 @@ describe('sampler settings follow the selected model', () => {
 
   it('a continuous model’s run carries no masked settings; a masked model’s carries them all', () => {
     const masked = fitSampler(base, null, maskedA, {}).sampler;
-    expect(samplerForRun(masked, continuous)).not.toHaveProperty('confidence');
-    expect(samplerForRun(masked, maskedA)).toMatchObject({ confidence: 'low_confidence', block_length: 0 });
-    expect(samplerForRun(masked, maskedA)).not.toHaveProperty('temperature');
+    expect(samplerForRun(masked, continuous, [], KEPT)).not.toHaveProperty('confidence');
+    expect(samplerForRun(masked, maskedA, [], KEPT)).toMatchObject({ confidence: 'low_confidence', block_length: 0 });
+    expect(samplerForRun(masked, maskedA, [], KEPT)).not.toHaveProperty('temperature');
     // accept_at (a continuous family's early stop) stays with continuous runs
-    expect(samplerForRun({ ...masked, accept_at: 0.9 }, maskedA)).not.toHaveProperty('accept_at');
-    expect(samplerForRun({ ...base, accept_at: 0.9 }, continuous).accept_at).toBe(0.9);
+    expect(samplerForRun({ ...masked, accept_at: 0.9 }, maskedA, [], KEPT)).not.toHaveProperty('accept_at');
+    expect(samplerForRun({ ...base, accept_at: 0.9 }, continuous, [], KEPT).accept_at).toBe(0.9);
   });
 
   it('the continuous sampler: kept aside while a masked model is selected (which runs ancestral), back on return; named in words', () => {
@@ -143,10 +145,10 @@ describe('sampler settings follow the selected model', () => {
     let s: typeof base = { ...base, method: 'ddim', eta: 0.5 };
     ({ sampler: s, stash } = fitSampler(s, continuous, maskedA, stash));
     expect(s).toMatchObject({ method: 'ancestral', eta: 0 });
-    expect(samplerForRun({ ...s, method: 'dpm2m' }, maskedA).method).toBe('ancestral');
+    expect(samplerForRun({ ...s, method: 'dpm2m' }, maskedA, [], KEPT).method).toBe('ancestral');
     ({ sampler: s, stash } = fitSampler(s, maskedA, continuous, stash));
     expect(s).toMatchObject({ method: 'ddim', eta: 0.5 });
-    expect(samplerForRun(s, continuous)).toMatchObject({ method: 'ddim', eta: 0.5 });
+    expect(samplerForRun(s, continuous, [], KEPT)).toMatchObject({ method: 'ddim', eta: 0.5 });
     for (const m of CONTINUOUS_SAMPLERS) expect(SAMPLER_INFO[m].hint.length).toBeGreaterThan(20);
     expect(continuousSamplerLabel({ method: 'ddim', eta: 0.5 })).toBe('DDIM (eta 0.5)');
     expect(continuousSamplerLabel({ method: 'dpm2m', eta: 0 })).toBe('DPM-Solver++(2M)');
@@ -185,14 +187,14 @@ describe('continuous bundles with sampler_defaults', () => {
     expect(s.spacing).toBe(0.5);
     expect(s).not.toHaveProperty('guidedSpacing'); // a sampler setting of its own would fail the run's schema
     const attribute = [{ kind: 'attribute', field: 'food', value: 'Thai' }];
-    expect(samplerForRun(s, guidedSp, attribute).spacing).toBe(1);
-    expect(samplerForRun(s, guidedSp, []).spacing).toBe(0.5);
+    expect(samplerForRun(s, guidedSp, attribute, KEPT).spacing).toBe(1);
+    expect(samplerForRun(s, guidedSp, [], KEPT).spacing).toBe(0.5);
     const record = [{ kind: 'record', value: { name: 'A' } }];
-    expect(samplerForRun(s, guidedSp, record).spacing).toBe(0.5);
-    expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSp, attribute).spacing).toBe(0.5);
-    expect(samplerForRun({ ...s, spacing: 0.7 }, guidedSp, attribute).spacing).toBe(0.7);
-    expect(samplerForRun(s, guidedSp, attribute, { spacing: true }).spacing).toBe(0.5); // chosen in Generate (typed, or a recipe's)
-    expect(samplerForRun(s, contSpaced, attribute).spacing).toBe(0.5); // no guided_spacing: the spacing as set
+    expect(samplerForRun(s, guidedSp, record, KEPT).spacing).toBe(0.5);
+    expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSp, attribute, KEPT).spacing).toBe(0.5);
+    expect(samplerForRun({ ...s, spacing: 0.7 }, guidedSp, attribute, KEPT).spacing).toBe(0.7);
+    expect(samplerForRun(s, guidedSp, attribute, { ...KEPT, spacing: true }).spacing).toBe(0.5); // chosen in Generate (typed, or a recipe's)
+    expect(samplerForRun(s, contSpaced, attribute, KEPT).spacing).toBe(0.5); // no guided_spacing: the spacing as set
   });
 
   it('a bundle with guided_steps: steps left at its default take them in guided runs; steps the user chose stay', () => {
@@ -203,13 +205,33 @@ describe('continuous bundles with sampler_defaults', () => {
     expect(s.steps).toBe(40);
     expect(s).not.toHaveProperty('guidedSteps');
     const pos = [{ kind: 'pos', tags: ['DET', 'NOUN'] }];
-    expect(samplerForRun(s, guidedSt, pos)).toMatchObject({ steps: 30, spacing: 1 });
+    expect(samplerForRun(s, guidedSt, pos, KEPT)).toMatchObject({ steps: 30, spacing: 1 });
     const record = [{ kind: 'record', value: { name: 'A' } }];
-    expect(samplerForRun(s, guidedSt, record)).toMatchObject({ steps: 40, spacing: 0.5 });
-    expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSt, pos).steps).toBe(40);
-    expect(samplerForRun({ ...s, steps: 60 }, guidedSt, pos).steps).toBe(60); // not the default: stays
-    expect(samplerForRun(s, guidedSt, pos, { steps: true })).toMatchObject({ steps: 40, spacing: 1 }); // typed 40, or a recipe's
-    expect(samplerForRun(s, guidedSt, pos, { spacing: true })).toMatchObject({ steps: 30, spacing: 0.5 });
+    expect(samplerForRun(s, guidedSt, record, KEPT)).toMatchObject({ steps: 40, spacing: 0.5 });
+    expect(samplerForRun({ ...s, guidance: { ...s.guidance, enabled: false } }, guidedSt, pos, KEPT).steps).toBe(40);
+    expect(samplerForRun({ ...s, steps: 60 }, guidedSt, pos, KEPT).steps).toBe(60); // not the default: stays
+    expect(samplerForRun(s, guidedSt, pos, { ...KEPT, steps: true })).toMatchObject({ steps: 40, spacing: 1 }); // typed 40, or a recipe's
+    expect(samplerForRun(s, guidedSt, pos, { ...KEPT, spacing: true })).toMatchObject({ steps: 30, spacing: 0.5 });
+  });
+
+  it('candidates and accept_at left at the defaults follow the bundle’s rule for what the run does; chosen ones stay', () => {
+    const cont = { id: 'e2e-c', kind: 'continuous-embedding-diffusion', pinnedCandidates: 4, guidedCandidates: 4, freeCandidates: 2,
+      continuousDefaults: { steps: 40, method: 'ancestral' as const, eta: 0, spacing: 1, acceptAt: 0.9 } };
+    const none = { spacing: false, steps: false, candidates: false, acceptAt: false };
+    const s = { ...startSampler(cont), candidates: 1 };
+    const pos = [{ kind: 'pos', tags: ['DET', 'NOUN'] }];
+    expect(samplerForRun(s, cont, pos, none)).toMatchObject({ candidates: 4, accept_at: 0.9 });
+    // a free run: the free candidates, and no accept_at (nothing scores its candidates)
+    const free = samplerForRun({ ...s, accept_at: 0.5 }, cont, [], none);
+    expect(free.candidates).toBe(2);
+    expect(free).not.toHaveProperty('accept_at');
+    expect(samplerForRun({ ...s, accept_at: 0.5 }, cont, pos, { ...none, candidates: true, acceptAt: true })).toMatchObject({ candidates: 1, accept_at: 0.5 });
+    // a chosen accept_at that is absent (draw all) stays absent
+    expect(samplerForRun(s, cont, pos, { ...none, acceptAt: true })).not.toHaveProperty('accept_at');
+    // a masked model's run never carries accept_at, chosen or not
+    const masked = { ...maskedA, guidedCandidates: 3 };
+    expect(samplerForRun({ ...s, accept_at: 0.5 }, masked, pos, { ...none, acceptAt: true })).not.toHaveProperty('accept_at');
+    expect(samplerForRun(s, masked, pos, none).candidates).toBe(3);
   });
 
   it('a first choice takes the bundle’s steps and sampler; a bundle without them leaves the start alone', () => {
@@ -262,8 +284,8 @@ describe('continuous bundles with sampler_defaults', () => {
   it('“Use the model’s defaults” and the run: the bundle’s steps and sampler, carried resolved in the run’s settings', () => {
     const reset = resetToContinuousDefaults({ ...base, steps: 9, method: 'dpm2m' }, continuousDefaults(contDdim));
     expect(reset).toEqual({ ...base, steps: 25, method: 'ddim', eta: 0.5 });
-    expect(samplerForRun(reset, contDdim)).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5 });
-    expect(() => parseConstraintSet({ version: 1, constraints: [], sampler: samplerForRun(reset, contDdim) })).not.toThrow();
+    expect(samplerForRun(reset, contDdim, [], KEPT)).toMatchObject({ steps: 25, method: 'ddim', eta: 0.5 });
+    expect(() => parseConstraintSet({ version: 1, constraints: [], sampler: samplerForRun(reset, contDdim, [], KEPT) })).not.toThrow();
     // a set loaded under it keeps its own steps and sampler
     expect(completeMasked({ ...base, steps: 200 }, contDdim)).toEqual({ ...base, steps: 200 });
   });
@@ -288,8 +310,8 @@ describe('the continuous step spacing', () => {
     expect(reset).toEqual({ ...base, steps: 20, spacing: 0.33 });
     expect(resetToContinuousDefaults({ ...base, spacing: 0.5 }, continuousDefaults(contSd)).spacing).toBe(1);
     // the run carries it, and the set it is saved in parses
-    expect(samplerForRun(reset, contSpaced).spacing).toBe(0.33);
-    expect(parseConstraintSet({ version: 1, constraints: [], sampler: samplerForRun(reset, contSpaced) }).sampler.spacing).toBe(0.33);
+    expect(samplerForRun(reset, contSpaced, [], KEPT).spacing).toBe(0.33);
+    expect(parseConstraintSet({ version: 1, constraints: [], sampler: samplerForRun(reset, contSpaced, [], KEPT) }).sampler.spacing).toBe(0.33);
     // a summary from a main process without the field: evenly spaced
     const old = { ...contDdim, continuousDefaults: { steps: 25, method: 'ddim' as const, eta: 0.5 } } as unknown as typeof contDdim;
     expect(continuousDefaults(old).spacing).toBe(1);
@@ -324,7 +346,7 @@ describe('the continuous step spacing', () => {
     let s = { ...fitSampler(base, null, contSd, {}).sampler, spacing: 0.5 };
     ({ sampler: s, stash } = fitSampler(s, contSd, maskedA, stash));
     expect(s.spacing).toBe(1);
-    expect(samplerForRun({ ...s, spacing: 0.25 }, maskedA).spacing).toBe(1);
+    expect(samplerForRun({ ...s, spacing: 0.25 }, maskedA, [], KEPT).spacing).toBe(1);
     ({ sampler: s, stash } = fitSampler(s, maskedA, maskedB, stash));
     expect(s.spacing).toBe(1);
     // back: the user's spacing, whichever continuous bundle
