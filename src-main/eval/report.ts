@@ -87,6 +87,11 @@ export function renderMarkdown(r: EvalResults): string {
       if (c.error) L.push(`- ${c.control}: error: ${c.error}`);
     }
   }
+  const timed = r.controls.filter((c) => c.guided && c.guided.samples > 0);
+  if (timed.length) {
+    L.push('');
+    L.push(`Guided generation time per output (seconds, scoring excluded; candidates drawn per output): ${timed.map((c) => `${c.control} ${c.guided!.secondsPerSample.toFixed(2)}${c.guided!.candidatesDrawn !== undefined ? ` (${c.guided!.candidatesDrawn.toFixed(2)})` : ''}`).join(', ')}.`);
+  }
   const ex = r.controls.filter((c) => c.examples);
   if (ex.length) {
     L.push('');

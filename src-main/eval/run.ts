@@ -127,6 +127,9 @@ export interface SideStats {
   fluencyMedian: number | null;
   /** Wall-clock seconds per sample (generation only). */
   secondsPerSample: number;
+  /** Guided side: candidates drawn per output, the mean (1 without candidates; fewer than sampler.candidates where
+   * accept_at stopped an output early). What a guided output's time goes to besides the steps. */
+  candidatesDrawn?: number;
 }
 
 export interface ControlResult {
@@ -287,9 +290,15 @@ async function score(deps: EvalDeps, constraints: Constraint[], outputs: Generat
 
 const FRACTION_SCORES = new Set(['pos', 'spans', 'length', 'record', 'text', 'words']);
 
-function stats(scored: Scored[], seconds: number): SideStats {
+/** Candidates one output drew (GeneratedOutput.consensus: `drawn` where accept_at stopped it early). */
+export function candidatesDrawnOf(o: Pick<GeneratedOutput, 'consensus'>): number {
+  return o.consensus ? (o.consensus.drawn ?? o.consensus.candidates) : 1;
+}
+
+function stats(scored: Scored[], seconds: number, drawn?: number[]): SideStats {
   const fl = scored.map((x) => x.fluency).filter((f): f is number => f !== null && Number.isFinite(f));
   return {
+    ...(drawn?.length ? { candidatesDrawn: mean(drawn) } : {}),
     samples: scored.length,
     success: scored.length ? scored.filter((x) => x.satisfiedAll).length / scored.length : 0,
     meanScore: scored.length ? mean(scored.map((x) => x.score)) : 0,
@@ -416,6 +425,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     log(`${control}: ${targets.length} targets x ${nSamples} samples`);
     const guided: Scored[] = [];
     const unguided: Scored[] = [];
+    const drawn: number[] = [];
     let gSeconds = 0;
     try {
       for (const t of targets) {
@@ -424,6 +434,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         device ??= g.summary.device;
         for (const w of g.summary.warnings ?? []) if (!res.warnings.includes(w)) res.warnings.push(w);
         gSeconds += g.seconds;
+        drawn.push(...g.outputs.map(candidatesDrawnOf));
         const report = (outs: GeneratedOutput[], sc: Scored[], isGuided: boolean) =>
           sc.forEach((x, j) => deps.onSample?.({ control, target: t.constraints, guided: isGuided, text: outs[j]!.text, record: outs[j]!.record, success: x.satisfiedAll, score: x.score, perKind: x.perKind, fluency: x.fluency }));
         const gs = await score(deps, t.constraints, g.outputs);
@@ -440,7 +451,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
           unguided.push(...us);
         }
       }
-      res.guided = stats(guided, gSeconds);
+      res.guided = stats(guided, gSeconds, drawn);
       if (pool.length) res.unguided = stats(unguided, poolSeconds * (unguided.length / pool.length));
       else res.error = `unguided pool failed: ${poolError}`;
       if (control.includes('+')) {
@@ -450,7 +461,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
       log(`${control}: guided ${(100 * res.guided.success).toFixed(1)}% / unguided ${res.unguided ? (100 * res.unguided.success).toFixed(1) : '-'}%`);
     } catch (e) {
       res.error = (e as Error).message;
-      if (guided.length) res.guided = stats(guided, gSeconds);
+      if (guided.length) res.guided = stats(guided, gSeconds, drawn);
       log(`${control}: failed: ${res.error}`);
     }
   }

@@ -56,6 +56,28 @@ const settings: EvalSettings = {
 };
 
 describe('runEvaluation (fake engine, fake evaluator)', () => {
+  it('reports the candidates a guided output drew (accept_at stops some early) and the guided time per output', async () => {
+    const base = fakeEngine([]);
+    // guided outputs of 4 candidates: even indexes accepted at their first, odd ones drew all 4
+    const engine: Engine = {
+      ...base,
+      generate: (req, hooks) => base.generate(req, {
+        onOutput: (o) => hooks.onOutput?.(req.constraints.sampler.guidance.enabled && req.constraints.constraints.length
+          ? { ...o, consensus: { candidates: 4, ...(o.index % 2 === 0 ? { drawn: 1 } : {}), chosen: 0, agreement: 1, by: 'classifiers' } }
+          : o),
+      }),
+    };
+    const r = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['pos', 'length'] }, { engine, evaluate });
+    for (const c of r.controls) {
+      expect(c.guided!.candidatesDrawn, c.control).toBe(2.5);
+      expect(c.unguided).not.toHaveProperty('candidatesDrawn');
+    }
+    expect(renderMarkdown(r)).toMatch(/Guided generation time per output \(seconds, scoring excluded; candidates drawn per output\): pos \d+\.\d\d \(2\.50\), length \d+\.\d\d \(2\.50\)\./);
+    // without candidates every output drew one
+    const plain = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['pos'] }, { engine: fakeEngine([]), evaluate });
+    expect(plain.controls[0]!.guided!.candidatesDrawn).toBe(1);
+  });
+
   it('aggregates guided and unguided rates, BLEU and per-field accuracy', async () => {
     const calls: GenerateRequest[] = [];
     const r = await runEvaluation(settings, { engine: fakeEngine(calls), evaluate });
