@@ -66,9 +66,10 @@ def card_samples(ref: M.MaskedReference, settings: M.MaskedSettings, dev_path: O
     uncond_settings = M.MaskedSettings(**settings.__dict__)
     if temperature_unconditional is not None:
         uncond_settings.temperature = temperature_unconditional
-    uncond = [decode(ref, r) for r in M.sample(ref, n, uncond_settings, seed)]
+    # --card-samples 0: no samples on the card (the sampler has nothing to plan for an empty batch)
+    uncond = [decode(ref, r) for r in M.sample(ref, n, uncond_settings, seed)] if n > 0 else []
     d2t = []
-    if ref.layout.record_len and dev_path and n:
+    if ref.layout.record_len and dev_path and n > 0:
         recs = dev_records(dev_path, n)
         givens, helds = zip(*[held_canvas(ref, r) for r in recs])
         ids = M.sample(ref, len(recs), settings, seed + 1, np.stack(givens), np.stack(helds))

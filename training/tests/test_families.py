@@ -294,6 +294,14 @@ class MaskedPipelineTest(unittest.TestCase):
             ref = M.load_masked_bundle(out)
             ids = M.sample(ref, 2, M.MaskedSettings(steps=8), seed=0)
             self.assertEqual(ids.shape, (2, 64))
+            # a card without samples (only the metrics wanted) exports too
+            bare = os.path.join(tmp, "bare")
+            r = subprocess.run([sys.executable, "-m", "training.dlm_train.masked_export", "--run", run, "--out", bare,
+                                "--steps", "8", "--card-samples", "0", "--dev", ""],
+                               cwd=ROOT, env=env, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            samples = json.load(open(os.path.join(bare, "samples.json")))
+            self.assertEqual((samples["unconditional"], samples["data_to_text"]), ([], []))
         finally:
             shutil.rmtree(tmp)
 
