@@ -277,11 +277,15 @@ class MaskedPipelineTest(unittest.TestCase):
             subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cp, "--run-dir", run],
                            check=True, cwd=ROOT, env=env, capture_output=True)
             self.assertTrue(os.path.exists(os.path.join(run, "snapshots", "ema-0000min.pt")))
+
+            def export(out: str, card_samples: int) -> None:
+                r = subprocess.run([sys.executable, "-m", "training.dlm_train.masked_export", "--run", run, "--out", out,
+                                    "--steps", "8", "--card-samples", str(card_samples), "--dev", ""],
+                                   cwd=ROOT, env=env, capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+
             out = os.path.join(tmp, "bundle")
-            r = subprocess.run([sys.executable, "-m", "training.dlm_train.masked_export", "--run", run, "--out", out,
-                                "--steps", "8", "--card-samples", "2", "--dev", ""],
-                               cwd=ROOT, env=env, capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            export(out, 2)
             man = json.load(open(os.path.join(out, "manifest.json")))
             self.assertEqual(man["kind"], "masked-diffusion")
             self.assertEqual(man["mask"], {"id": man["tokenizer"]["size"], "shifted_logits": False})
@@ -296,10 +300,7 @@ class MaskedPipelineTest(unittest.TestCase):
             self.assertEqual(ids.shape, (2, 64))
             # a card without samples (only the metrics wanted) exports too
             bare = os.path.join(tmp, "bare")
-            r = subprocess.run([sys.executable, "-m", "training.dlm_train.masked_export", "--run", run, "--out", bare,
-                                "--steps", "8", "--card-samples", "0", "--dev", ""],
-                               cwd=ROOT, env=env, capture_output=True, text=True)
-            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            export(bare, 0)
             samples = json.load(open(os.path.join(bare, "samples.json")))
             self.assertEqual((samples["unconditional"], samples["data_to_text"]), ([], []))
         finally:
