@@ -147,26 +147,27 @@ class Denoiser(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def load_grown(self, state: dict) -> int:
-        """Warm start from the weights of a shallower denoiser of the same width: its blocks fill the first layers,
-        and each extra block starts as the identity (its attention and MLP output projections zeroed, so the residual
-        passes through), so the grown model computes exactly what the source did. Returns the layers added."""
-        src_layers = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
-        added = self.cfg.layers - src_layers
-        if added < 0:
-            raise ValueError(f"train.init_from: the source has {src_layers} layers, more than model.layers "
-                             f"({self.cfg.layers})")
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        stray = [k for k in missing if not k.startswith("blocks.") or int(k.split(".")[1]) < src_layers]
-        if stray or unexpected:
-            raise ValueError(f"train.init_from: the source's shape differs from the model's beyond its depth "
-                             f"(missing {stray[:3]}, unexpected {list(unexpected)[:3]})")
-        with torch.no_grad():
-            for blk in self.blocks[src_layers:]:
-                for lin in (blk.attn.proj, blk.mlp[2]):
-                    lin.weight.zero_()
-                    lin.bias.zero_()
-        return added
+def load_grown(model: nn.Module, state: dict) -> int:
+    """Warm start from the weights of a shallower model of the same width (either family: both stack `Block`s in
+    `model.blocks`): its blocks fill the first layers, and each extra block starts as the identity (its attention and
+    MLP output projections zeroed, so the residual passes through), so the grown model computes exactly what the
+    source did. Returns the layers added."""
+    src_layers = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+    added = model.cfg.layers - src_layers
+    if added < 0:
+        raise ValueError(f"train.init_from: the source has {src_layers} layers, more than model.layers "
+                         f"({model.cfg.layers})")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    stray = [k for k in missing if not k.startswith("blocks.") or int(k.split(".")[1]) < src_layers]
+    if stray or unexpected:
+        raise ValueError(f"train.init_from: the source's shape differs from the model's beyond its depth "
+                         f"(missing {stray[:3]}, unexpected {list(unexpected)[:3]})")
+    with torch.no_grad():
+        for blk in model.blocks[src_layers:]:
+            for lin in (blk.attn.proj, blk.mlp[2]):
+                lin.weight.zero_()
+                lin.bias.zero_()
+    return added
 
 
 def diffusion_losses(model: Denoiser, ids: torch.Tensor, abar: torch.Tensor, generator=None) -> dict:

@@ -24,7 +24,7 @@ import torch
 from .bundle import WARM_START, describe_warm_start
 from .data import CanvasLayout, encode_split, read_corpus, record_schema, vocab_texts
 from .masked import MaskedConfig, MaskedDenoiser, masked_losses
-from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses
+from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses, load_grown
 from .schedule import training_schedule
 from .paths import expand
 from .tokenizer import Tokenizer, build_vocab
@@ -207,11 +207,7 @@ def main(argv: Optional[list] = None) -> int:
     if tc["init_from"] and not os.path.exists(os.path.join(run_dir, "ckpt.pt")):
         src = expand(tc["init_from"])
         weights = {k: v.float() for k, v in torch.load(src, map_location=device, weights_only=True).items()}
-        added = 0
-        if family == "masked":
-            model.load_state_dict(weights)
-        else:
-            added = model.load_grown(weights)  # a deeper config than the source grows by identity layers
+        added = load_grown(model, weights)  # a deeper config than the source grows by identity layers
         if is_main:
             with open(os.path.join(run_dir, WARM_START), "w", encoding="utf-8") as f:
                 json.dump({**describe_warm_start(src), **({"layers_added": added} if added else {})}, f)

@@ -1,4 +1,4 @@
-"""A warm start that grows the model (model.load_grown: identity layers) and keeps the source's embedding table
+"""A warm start that grows the model (model.load_grown: identity layers, either family) and keeps the source's embedding table
 (train.freeze_embeddings)."""
 import json
 import os
@@ -10,7 +10,8 @@ import unittest
 
 import torch
 
-from training.dlm_train.model import Denoiser, ModelConfig
+from training.dlm_train.masked import MaskedConfig, MaskedDenoiser
+from training.dlm_train.model import Denoiser, ModelConfig, load_grown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "training", "fixtures", "e2e-train-slice.csv")
@@ -23,16 +24,28 @@ class GrownWarmStartTest(unittest.TestCase):
                     objective="ce", self_condition=True, clean_flags=True)
         small = Denoiser(ModelConfig(layers=1, **base))
         deep = Denoiser(ModelConfig(layers=3, **base))
-        self.assertEqual(deep.load_grown(small.state_dict()), 2)
+        self.assertEqual(load_grown(deep, small.state_dict()), 2)
         x, t = torch.randn(2, 12, 4), torch.tensor([3.0, 900.0])
         with torch.no_grad():
             self.assertTrue(torch.allclose(small(x, t, torch.zeros_like(x), torch.zeros(2, 12)),
                                            deep(x, t, torch.zeros_like(x), torch.zeros(2, 12)), atol=1e-6))
         with self.assertRaisesRegex(ValueError, "more than model.layers"):
-            Denoiser(ModelConfig(layers=1, **base)).load_grown(deep.state_dict())
+            load_grown(Denoiser(ModelConfig(layers=1, **base)), deep.state_dict())
         wider = Denoiser(ModelConfig(layers=2, **{**base, "hidden": 32}))
         with self.assertRaises((ValueError, RuntimeError)):
-            wider.load_grown(small.state_dict())
+            load_grown(wider, small.state_dict())
+
+    def test_a_deeper_masked_model_starts_as_the_shallower_one(self):
+        torch.manual_seed(0)
+        base = dict(vocab_size=30, length=12, hidden=16, heads=2, mlp_ratio=2)
+        small = MaskedDenoiser(MaskedConfig(layers=2, **base))
+        deep = MaskedDenoiser(MaskedConfig(layers=4, **base))
+        before = deep(torch.randint(0, 31, (2, 12)))
+        self.assertEqual(load_grown(deep, small.state_dict()), 2)
+        ids = torch.randint(0, 31, (2, 12))
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(small(ids), deep(ids), atol=1e-5))
+            self.assertFalse(torch.allclose(before, deep(ids), atol=1e-3))
 
     def test_a_grown_run_with_frozen_embeddings_keeps_the_sources_table_exactly(self):
         d = tempfile.mkdtemp()
