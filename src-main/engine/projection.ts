@@ -30,6 +30,29 @@ export function glueRule(tokens: readonly string[]): GlueRule {
 }
 
 /**
+ * Which tokens write the same word: a token of letters or digits, with or without the space before it, maps to its
+ * lowercased word (an id per word), every other token to -1. Masked classifier guidance steers each position toward the
+ * tokens a template or span favours, and two neighbours committed from logits that did not see each other can take
+ * the same one ("Loch Loch is ..."); E2E's training texts repeat a word in 200 of 944,000 places, all typos.
+ */
+export interface RepeatRule {
+  word: Int32Array;
+}
+
+export function repeatRule(tokens: readonly string[]): RepeatRule {
+  const ids = new Map<string, number>();
+  return {
+    word: Int32Array.from(tokens, (t) => {
+      const m = /^ ?([\p{L}\p{N}]+)$/u.exec(t);
+      if (!m) return -1;
+      const key = m[1]!.toLowerCase();
+      if (!ids.has(key)) ids.set(key, ids.size);
+      return ids.get(key)!;
+    }),
+  };
+}
+
+/**
  * Positions [start, start + length) round to their best token by the rounding score plus `add` ([length, V]; -Infinity
  * bars a token there): a held length's barred tokens, a token label lexicon's weighted log-probabilities
  * (lexicon.ts). Held tokens are kept. With `glue`, left to right, a piece that would glue onto the one chosen before

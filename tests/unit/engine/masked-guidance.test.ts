@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { textExtent } from '../../../src-main/engine/extent';
 import { maskedGuidanceDefaults, type MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
 import { sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
+import { repeatRule } from '../../../src-main/engine/projection';
 import { END, PAD } from '../../../src-main/engine/tokenizer';
 
 const N = 6;
@@ -253,6 +254,45 @@ describe('no glued pieces in the guided text (sampler.ts, guide.glue)', () => {
     const out = await sampleMasked(base({ logits: onlyGlue, settings, guide: { ...noGrad(), glue } }));
     expect([...out.tokens!.subarray(2, 4)]).toEqual([1, 3]);
   });
+});
+
+describe('no word twice in a row in the guided text (sampler.ts, guide.repeats)', () => {
+  it('tokens of letters or digits, with or without their space, name their lowercased word; others none', () => {
+    const { word } = repeatRule(['Loch', ' Loch', ' loch', '.', ' ', '-', ' 5', 'ly', ' Fyne']);
+    expect(word[0]).toBe(word[1]);
+    expect(word[2]).toBe(word[0]);
+    expect([word[3], word[4], word[5]]).toEqual([-1, -1, -1]);
+    expect(new Set([word[0], word[6], word[7], word[8]]).size).toBe(4);
+  });
+
+  // tokens 6 and 7 write the same word ("Loch" / " Loch"), 8 another; the denoiser wants 6 or 7 everywhere
+  const rule = { word: Int32Array.from([-1, -1, -1, -1, -1, -1, 0, 0, 1, -1]) };
+  const sameWord: MaskedSampleOptions['logits'] = async (_ids, B) => {
+    const l = new Float32Array(B * N * V);
+    for (let r = 0; r < B * N; r++) {
+      l[r * V + 6] = 1;
+      l[r * V + 7] = 0.9;
+      l[r * V + 8] = 0.2;
+    }
+    return { logits: l, V };
+  };
+  const noGrad = (): NonNullable<MaskedSampleOptions['guide']> => ({ start: 2, length: 4, weightAt: () => 1 });
+  const repeated = (t: Int32Array, b: number) => [2, 3, 4].filter((i) => rule.word[t[b * N + i]!]! >= 0 && rule.word[t[b * N + i]!] === rule.word[t[b * N + i + 1]!]);
+
+  for (const steps of [N, N / 2]) {
+    it(`neighbours committed in earlier steps${steps < N ? ' and in the same step' : ''} are not repeated; without the rule they are`, async () => {
+      const settings = { steps, blockLength: 0, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+      const free = await sampleMasked(base({ logits: sameWord, settings, guide: noGrad() }));
+      expect(repeated(free.tokens!, 0).length).toBeGreaterThan(0);
+      const kept = await sampleMasked(base({ logits: sameWord, settings, guide: { ...noGrad(), repeats: rule } }));
+      for (let b = 0; b < 2; b++) {
+        expect(repeated(kept.tokens!, b)).toEqual([]);
+        expect([...kept.tokens!.subarray(b * N + 2, b * N + 6)]).toEqual([6, 8, 6, 8]);
+        // outside the guided segment nothing is barred
+        expect([...kept.tokens!.subarray(b * N, b * N + 2)]).toEqual([...free.tokens!.subarray(b * N, b * N + 2)]);
+      }
+    });
+  }
 });
 
 describe('where a masked text ends (extent.ts): lengths pinned, spans reached', () => {

@@ -13,7 +13,7 @@ import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } fro
 import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
-import { type GlueRule, glueRule } from '../../projection';
+import { type GlueRule, glueRule, type RepeatRule, repeatRule } from '../../projection';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
 import type { CompiledForEngine } from '../../constraints-adapter';
 
@@ -24,6 +24,8 @@ interface MaskedState {
   spaces: number[];
   /** Pieces that glue onto their neighbours: kept out of the guided text (sampler.ts). */
   glue: GlueRule;
+  /** Words a guided position may not repeat from its neighbours (sampler.ts). */
+  repeats: RepeatRule;
 }
 
 /**
@@ -81,7 +83,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   manifest: maskedManifest,
 
   async open(bundle) {
-    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens) };
+    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens), repeats: repeatRule(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -149,8 +151,9 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 cancelled: job.cancelled,
                 cache: logitsCache,
                 scoreModel: scoreCandidates,
-                // a guided text writes no piece glued onto its neighbour (DLM_MASKED_GLUE=0: as before, for comparisons)
-                ...(guide ? { guide: process.env.DLM_MASKED_GLUE === '0' ? guide : { ...guide, glue: state.glue } } : {}),
+                // a guided text writes no piece glued onto its neighbour and no word twice in a row (DLM_MASKED_GLUE=0,
+                // DLM_MASKED_REPEATS=0: without them, for comparisons)
+                ...(guide ? { guide: { ...guide, ...(process.env.DLM_MASKED_GLUE === '0' ? {} : { glue: state.glue }), ...(process.env.DLM_MASKED_REPEATS === '0' ? {} : { repeats: state.repeats }) } } : {}),
               });
               // candidates of a guided run are ranked by what the guided sampler samples from: the denoiser's own log p
               // of the guided tokens plus the lexicon and classifier terms (DLM_MASKED_SCORE_MODEL=0: the terms only)

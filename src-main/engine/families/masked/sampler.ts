@@ -5,7 +5,7 @@
  * softmax, top-p and confidence rules, and numpy's pairwise summation where the reference sums.
  */
 import { uniformsAt } from '../../prng';
-import { type GlueRule, SegmentReachability, type SegmentAutomaton } from '../../projection';
+import { type GlueRule, type RepeatRule, SegmentReachability, type SegmentAutomaton } from '../../projection';
 import type { Confidence } from './manifest';
 import type { LocalTerm } from '../../lexicon';
 
@@ -72,6 +72,8 @@ export interface MaskedSampleOptions {
      * one. Where that leaves no token, it gives way.
      */
     glue?: GlueRule;
+    /** At a masked position of the segment, no token writing the word a committed neighbour writes (projection.ts RepeatRule); where that leaves no token, it gives way. */
+    repeats?: RepeatRule;
     /**
      * After the plan, `rounds` times: the `fraction` of the segment's generated tokens that the denoiser found least
      * likely when they were committed go back to the mask and are generated again, one per step, under the last
@@ -377,6 +379,19 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
       }
       const buf = scratch;
       const w = guide ? guide.weightAt(Math.min(g, totalSteps - 1), totalSteps) : 0;
+      /** The committed tokens beside guided position i (-1: masked or outside the segment). */
+      const neighbours = (b: number, i: number): [number, number] => [
+        i > guide!.start && !masked[b * N + i - 1] ? x[b * N + i - 1]! : -1,
+        i + 1 < guide!.start + guide!.length && !masked[b * N + i + 1] ? x[b * N + i + 1]! : -1,
+      ];
+      /** Whether token v at guided position i breaks the glue or repeat rule next to what is committed now. */
+      const clashes = (b: number, i: number, v: number) => {
+        const [before, after] = neighbours(b, i);
+        const glue = guide!.glue;
+        const word = guide!.repeats?.word;
+        return (!!glue && ((before >= 0 && glue.endsWord[before] === 1 && glue.continues[v] === 1) || (after >= 0 && glue.continues[after] === 1 && glue.endsWord[v] === 1)))
+          || (!!word && word[v]! >= 0 && (word[v] === (before >= 0 ? word[before] : -2) || word[v] === (after >= 0 ? word[after] : -2)));
+      };
       /**
        * The float64 logits a position proposes from: its own (or shifted) row, plus the guidance term at a masked
        * position of the guided segment; invalid ids and disallowed tokens -inf.
@@ -387,7 +402,9 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const ex = o.exclude?.get(i);
         if (ex) for (const v of ex) if (v < V) row[v] = -Infinity;
         if (!inGuided(i)) return row;
-        if (guide!.glue) barGlue(row, guide!.glue, i > guide!.start && !masked[b * N + i - 1] ? x[b * N + i - 1]! : -1, i + 1 < guide!.start + guide!.length && !masked[b * N + i + 1] ? x[b * N + i + 1]! : -1);
+        const [before, after] = neighbours(b, i);
+        if (guide!.glue) barGlue(row, guide!.glue, before, after);
+        if (guide!.repeats) barRepeats(row, guide!.repeats, before, after);
         if (modelP) base.set(row);
         const local = guide!.local;
         if (local) {
@@ -443,11 +460,19 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         for (const pr of props.slice(0, k)) {
           const r = constrained(pr.i);
           let token = pr.token;
-          // an earlier commit of this step may have ruled the proposal out: propose again under what is left
-          if (r && !r.allows(pr.i - r.start, token)) token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, s, buf).token;
+          let pModel = pr.pModel;
+          // an earlier commit of this step may have ruled the proposal out (a hard segment's automaton, or a guided
+          // neighbour it would glue onto or repeat): propose again under what is left
+          if ((r && !r.allows(pr.i - r.start, token)) || (inGuided(pr.i) && clashes(b, pr.i, token))) {
+            token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, s, buf).token;
+            if (modelP && inGuided(pr.i)) {
+              softmaxInto(base, baseP);
+              pModel = baseP[token]!;
+            }
+          }
           x[b * N + pr.i] = token;
           masked[b * N + pr.i] = 0;
-          committedP[b * N + pr.i] = pr.pModel;
+          committedP[b * N + pr.i] = pModel;
           if (r) r.update(x.subarray(b * N, (b + 1) * N), masked.subarray(b * N, (b + 1) * N));
         }
         changed = true;
@@ -461,6 +486,19 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   const guidedGen = gen.filter(inGuided);
   for (let b = 0; b < B; b++) for (const i of guidedGen) guidedLogp[b] += Math.log(committedP[b * N + i]!);
   return { tokens: x, stepMs, calls, denoiserMs, guideMs, guidedLogp };
+}
+
+/** Bar the tokens writing the word of a committed neighbour (-1: none); a row left without a finite logit stays as it was. */
+function barRepeats(row: Float64Array, rule: RepeatRule, before: number, after: number): void {
+  const a = before >= 0 ? rule.word[before]! : -1;
+  const c = after >= 0 ? rule.word[after]! : -1;
+  if (a < 0 && c < 0) return;
+  const n = Math.min(row.length, rule.word.length);
+  const barred = (v: number) => rule.word[v]! >= 0 && (rule.word[v] === a || rule.word[v] === c);
+  let left = false;
+  for (let v = 0; v < n && !left; v++) if (row[v] !== -Infinity && !barred(v)) left = true;
+  if (!left) return;
+  for (let v = 0; v < n; v++) if (barred(v)) row[v] = -Infinity;
 }
 
 /**
