@@ -8,12 +8,21 @@
  * - Classifiers: in a classifier-guided run, the candidate the bundle's own guidance classifiers score highest on the
  *   guided constraints (their weighted log p on the finished canvas, what guidance pushed up). Consensus would pick
  *   the typical sample, and the typical guided sample is the one that drifted back to what the model writes unguided.
- *   The evaluators that report whether a constraint holds (constraints/evaluators) play no part in the choice.
+ *   The evaluators that report whether a constraint holds (constraints/evaluators) play no part in the choice, but for
+ *   the length count below.
  * - Model: in a run that neither guides nor pins (unconditional, or hard constraints only), the candidate the
  *   denoiser itself reconstructs best from a lightly re-noised copy of it (continuous family, sampler.ts
  *   SelfScoreConfig). Independent unconditional samples share no content, so consensus has nothing to agree on; the
  *   model's own check catches the slips (a stray quote, a value cut short) that make a record invalid.
+ * - Length: a length is a count, not a judgment, so where a run asks for one the candidates that have it (counted as
+ *   the constraint counts it, constraints/evaluators) are kept over those that do not, whatever else chooses among
+ *   them, and with sampler.accept_at the first that has it ends the drawing (runtime.ts). A held length is held in the
+ *   model's tokens, which are not always the constraint's ("£20-25" is four of the model's and two of wink-nlp's),
+ *   so about one guided continuous text in ten missed it.
  */
+import type { ConstraintSet } from '../constraints/set';
+import { evaluateForEngine } from './constraints-adapter';
+
 /** n-gram counts of a token sequence, keyed by the ids joined with commas. */
 function ngrams(tokens: readonly number[], n: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -60,8 +69,8 @@ export interface Selection {
   chosen: number;
   /** Its mean smoothed BLEU against the other candidates, in [0, 1] (1 with a single candidate). */
   agreement: number;
-  /** What chose it. */
-  by: 'consensus' | 'classifiers' | 'model';
+  /** What chose it ('length': the only candidate with the length asked for). */
+  by: 'consensus' | 'classifiers' | 'model' | 'length';
 }
 
 /** Per candidate, its mean smoothed BLEU against the others (its expected BLEU under their distribution). */
@@ -94,11 +103,35 @@ export function selectConsensus(candidates: readonly (readonly number[])[]): Sel
 /**
  * The candidate to keep: the best score where every candidate has one, else the consensus. `scores[c]`: candidate c's
  * score, higher is better (BatchResult.scores), measured by `scoredBy`: the guidance classifiers' weighted log p of
- * the guided constraints, or the model's own check of an unguided, unpinned canvas.
+ * the guided constraints, or the model's own check of an unguided, unpinned canvas. `lengthOk[c]` (a run with a length
+ * constraint): whether candidate c has the length asked for; where some do, the choice is among those.
  */
-export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[], scoredBy: 'classifiers' | 'model' = 'classifiers'): Selection {
+export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[], scoredBy: 'classifiers' | 'model' = 'classifiers', lengthOk?: readonly boolean[]): Selection {
   if (candidates.length === 0) throw new Error('selectCandidate: no candidates');
-  if (!scores || scores.length !== candidates.length || scores.some((s) => s === undefined || !Number.isFinite(s))) return selectConsensus(candidates);
-  const chosen = argmax(scores as number[]);
-  return { chosen, agreement: agreements(candidates)[chosen]!, by: scoredBy };
+  const all = candidates.map((_, c) => c);
+  const pool = lengthOk && lengthOk.length === candidates.length && lengthOk.some(Boolean) ? all.filter((c) => lengthOk[c]) : all;
+  const scored = !!scores && scores.length === candidates.length && scores.every((s) => s !== undefined && Number.isFinite(s));
+  if (pool.length === all.length && !scored && !(all.length === 1 && lengthOk?.[0])) return selectConsensus(candidates);
+  const agree = agreements(candidates);
+  // the length decided: it left one candidate, or the one drawn had it and no classifier also accepted it
+  if (pool.length === 1 && (pool.length < all.length || (lengthOk?.[pool[0]!] && !(scored && scoredBy === 'classifiers')))) {
+    return { chosen: pool[0]!, agreement: agree[pool[0]!]!, by: 'length' };
+  }
+  if (scored) {
+    const chosen = pool[argmax(pool.map((c) => scores![c]!))]!;
+    return { chosen, agreement: agree[chosen]!, by: scoredBy };
+  }
+  const chosen = pool[argmax(agreements(pool.map((c) => candidates[c]!)))]!;
+  return { chosen, agreement: agree[chosen]!, by: 'consensus' };
+}
+
+/**
+ * A run's length test for its candidates, or null without an enabled length constraint: per text, whether it has
+ * every length the set asks for, counted by the evaluator that reports the constraint.
+ */
+export function lengthCheck(set: ConstraintSet): ((texts: string[]) => Promise<boolean[]>) | null {
+  const lengths = set.constraints.filter((c) => c.kind === 'length' && c.enabled !== false && (c.weight ?? 1) > 0);
+  if (!lengths.length) return null;
+  const only = { ...set, constraints: lengths };
+  return async (texts) => (await evaluateForEngine(only, texts.map((text) => ({ text, record: null })))).map((scores) => scores.every((s) => s.satisfied));
 }

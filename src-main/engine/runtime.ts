@@ -13,7 +13,7 @@ import type { FamilyManifestBase, LoadedBundle, ModelFamily } from './families/f
 import { processClockMs } from './clock';
 import { EngineHost } from './host';
 import { sampleSeeds } from './prng';
-import { selectCandidate } from './candidates';
+import { lengthCheck, selectCandidate } from './candidates';
 import { END, PAD, SPECIALS } from './tokenizer';
 import { perplexities } from './scorer';
 import type { DevicePreference, DeviceReport, GeneratedOutput, GenerateRequest, RunSummary, StepProgress } from './types';
@@ -115,15 +115,33 @@ export class Runtime {
     // run without candidates draws, and a batch holds whole outputs where it can
     const seeds = sampleSeeds(sampler.seed, total * K);
     const item = (output: number, candidate: number) => ({ output, candidate, seed: seeds[output + candidate * total]! });
-    // sampler.accept_at where the classifiers score the candidates: candidates are drawn round by round (each open
-    // output's next one), and an output closes at its first candidate the classifiers accept (at strength 1)
+    // sampler.accept_at: candidates are drawn round by round (each open output's next one), and an output closes at
+    // its first candidate that passes every test the run has: the classifiers' p >= accept_at (at strength 1) where
+    // they score the candidates, and the length asked for, counted as the constraint counts it (candidates.ts)
     const acceptStrength = batches.scoring?.acceptStrength;
-    const acceptAbove = K > 1 && acceptStrength !== undefined && sampler.accept_at !== undefined && sampler.accept_at < 1 ? Math.log(sampler.accept_at) * acceptStrength : null;
-    const work = acceptAbove === null
+    const stopEarly = K > 1 && sampler.accept_at !== undefined && sampler.accept_at < 1;
+    const acceptAbove = stopEarly && acceptStrength !== undefined ? Math.log(sampler.accept_at!) * acceptStrength : null;
+    const counted = lengthCheck(set);
+    const roundByRound = stopEarly && (acceptAbove !== null || counted !== null);
+    const work = !roundByRound
       ? Array.from({ length: total * K }, (_, w) => item(Math.floor(w / K), w % K))
       : Array.from({ length: total }, (_, j) => item(j, 0));
-    /** Per output not yet emitted: its candidates' tokens and scores, by candidate index; closed once all are in. */
-    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; closed?: boolean }>();
+    /** Per output: how many of its candidates are queued (drawn, in the work list or in the batch being drawn). */
+    const queued = new Int32Array(total).fill(roundByRound ? 1 : K);
+    /**
+     * Per output not yet emitted: its candidates' tokens and scores, by candidate index, whether each passes the run's
+     * tests, and how many of them, in candidate order, have been looked at; closed at the first one that passes (or
+     * with all K in).
+     */
+    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; lengthOk: boolean[]; passes: boolean[]; considered: number; closed?: boolean }>();
+    /** Look at output j's candidates in order, up to the first not yet drawn: close it, or queue its next candidate. */
+    const settle = (j: number) => {
+      const p = pending.get(j)!;
+      for (; !p.closed && p.considered < K && p.tokens[p.considered]; p.considered++) {
+        if (p.passes[p.considered] || p.considered === K - 1) p.closed = true;
+      }
+      if (!p.closed && queued[j] === p.considered) work.push(item(j, queued[j]++));
+    };
     let emitted = 0;
     const stepTimes: number[] = [];
     let calls: number | undefined;
@@ -147,29 +165,31 @@ export class Runtime {
         cancelled = true;
         break;
       }
+      const lengthOk = counted && K > 1 ? await counted(batch.map((_, b) => decodeCanvas(res.tokens!, b * N, bundle).text)) : null;
       batch.forEach((w, b) => {
-        const p = pending.get(w.output) ?? { tokens: [], scores: [] };
+        const p = pending.get(w.output) ?? { tokens: [], scores: [], lengthOk: [], passes: [], considered: 0 };
+        const score = res.scores?.[b];
         p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
-        p.scores[w.candidate] = res.scores?.[b];
-        if (acceptAbove !== null) {
-          const score = res.scores?.[b];
-          if (w.candidate === K - 1 || (score !== undefined && score >= acceptAbove)) p.closed = true;
-          else work.push(item(w.output, w.candidate + 1));
-        } else p.closed = p.tokens.filter(Boolean).length === K;
+        p.scores[w.candidate] = score;
+        p.lengthOk[w.candidate] = lengthOk?.[b] ?? true;
+        p.passes[w.candidate] = roundByRound && (acceptAbove === null || (score !== undefined && score >= acceptAbove)) && p.lengthOk[w.candidate]!;
         pending.set(w.output, p);
       });
+      for (const j of new Set(batch.map((w) => w.output))) settle(j);
       // the outputs whose candidates are all in (or accepted), in order
       const ready: { index: number; tokens: Int32Array; seed: number; consensus?: GeneratedOutput['consensus'] }[] = [];
       for (; emitted < total && pending.get(emitted)?.closed; emitted++) {
-        const { tokens: list, scores } = pending.get(emitted)!;
+        const p = pending.get(emitted)!;
         pending.delete(emitted);
-        const pick = K > 1 ? selectCandidate(list.map((t) => generatedTokens(t, held, textSeg)), scores, batches.scoring?.by) : null;
-        const drawn = list.length < K ? { drawn: list.length } : {};
+        const n = p.considered;
+        const scores = p.scores.slice(0, n);
+        const pick = K > 1 ? selectCandidate(p.tokens.slice(0, n).map((t) => generatedTokens(t, held, textSeg)), scores, batches.scoring?.by, counted ? p.lengthOk.slice(0, n) : undefined) : null;
+        const drawn = n < K ? { drawn: n } : {};
         ready.push({
           index: emitted,
-          tokens: list[pick?.chosen ?? 0]!,
+          tokens: p.tokens[pick?.chosen ?? 0]!,
           seed: seeds[emitted + (pick?.chosen ?? 0) * total]!,
-          ...(pick ? { consensus: { candidates: K, ...drawn, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by !== 'consensus' ? { scores: scores as number[] } : {}) } } : {}),
+          ...(pick ? { consensus: { candidates: K, ...drawn, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by === 'classifiers' || pick.by === 'model' ? { scores: scores as number[] } : {}) } } : {}),
         });
       }
       if (!ready.length) continue;

@@ -179,11 +179,11 @@ export interface GeneratedOutput {
   /**
    * A run with sampler.candidates > 1: which candidate was chosen (0-based; its seed is `seed`), what chose it (the
    * consensus; in a classifier-guided run the guidance classifiers; in a run that neither guides nor pins, the model's
-   * own check) and its mean smoothed BLEU-4 against the others, in [0, 1] (candidates.ts); chosen by a score, every
+   * own check; 'length': the only one with the length asked for) and its mean smoothed BLEU-4 against the others, in [0, 1] (candidates.ts); chosen by a score, every
    * candidate's score (higher is better). `drawn`: the candidates drawn, where `sampler.accept_at` stopped the output
    * before all were. Live only: the store keeps the recipe, which reproduces it.
    */
-  consensus?: { candidates: number; drawn?: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers' | 'model'; scores?: number[] };
+  consensus?: { candidates: number; drawn?: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers' | 'model' | 'length'; scores?: number[] };
 }
 
 export interface RunTimings {

@@ -53,12 +53,14 @@ Writes a JSON results file and a Markdown table beside it.
                                without --temperature, runs that pin nothing take its temperature_unconditional)
   --candidates <n>             each output of every run chosen among n samples: by the guidance classifiers in
                                guided runs, by consensus in runs that pin, by the model's own check (continuous
-                               models) in the unguided pool (sampler.candidates, 1 to ${MAX_CANDIDATES}; default:
+                               models) in the unguided pool, among those with the length asked for where a
+                               length constraint is (sampler.candidates, 1 to ${MAX_CANDIDATES}; default:
                                the bundle's sampler_defaults.pinned_candidates for data-to-text and text-to-record,
                                which pin the record or the text, its guided_candidates for the guided runs of the
                                controls, its free_candidates for the unguided pool and json-schema, else 1)
   --accept-at <p>              guided runs with candidates: stop drawing an output's candidates at the first one
-                               the guidance classifiers give probability p or more (sampler.accept_at; 1 = draw
+                               the guidance classifiers give probability p or more and that has the length a
+                               length constraint asks for (sampler.accept_at; 1 = draw
                                all; default: the bundle's sampler_defaults.accept_at, else draw all)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3

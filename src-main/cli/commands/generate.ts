@@ -19,13 +19,15 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --candidates   each output chosen among C samples: in a classifier-guided run the one the model's guidance
                  classifiers score highest; in a run that pins, the one that agrees most with the others (consensus
                  decoding); in a run that does neither, the one a continuous model's denoiser reconstructs best
-                 (its own check; masked models: consensus). 1 to ${MAX_CANDIDATES}, costs C times the sampling;
+                 (its own check; masked models: consensus); with a length constraint, among the samples that
+                 have the length asked for. 1 to ${MAX_CANDIDATES}, costs C times the sampling;
                  default: the set's sampler.candidates, else the model's sampler_defaults.pinned_candidates for a
                  run that pins a record, text or template, its guided_candidates for a classifier-guided run, the
                  larger where both apply, its free_candidates for a run that does neither, else 1
   --accept-at    with candidates in a classifier-guided run of a continuous model: stop drawing an output's
                  candidates at the first one the guidance classifiers give probability P or more (their
-                 weighted log p >= log P), P in (0, 1], 1 = draw all; each output line's consensus.drawn says how
+                 weighted log p >= log P) and, with a length constraint, that has the length asked for (with a
+                 length alone, the first that has it), P in (0, 1], 1 = draw all; each output line's consensus.drawn says how
                  many were drawn (default: the set's sampler.accept_at, else the model's sampler_defaults.accept_at
                  for a classifier-guided run, else draw all)
   --device       execution provider (default auto: the best that works here)

@@ -440,6 +440,39 @@ describe('engine on the micro bundle (worker thread, ONNX Runtime)', () => {
     expect(off.outputs.every((o) => o.consensus!.drawn === undefined && o.consensus!.by === 'model')).toBe(true);
   });
 
+  it('a length: the candidates with the length asked for are kept, and with accept_at the first of them ends the drawing', async () => {
+    const K = 3;
+    const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'length', tokens: 13 }], sampler: { steps: 8, samples: 6, seed: 5 } };
+    // (the micro bundle holds no length: its texts run 13 to 18 tokens, so few candidates have 13)
+    const plain = await run(engine, { ...set, sampler: { ...set.sampler, samples: 6 * K } });
+    const has = (o: GeneratedOutput) => o.constraints[0]!.satisfied;
+    const stopped = await run(engine, { ...set, sampler: { ...set.sampler, candidates: K, accept_at: 0.5 } });
+    const drawnCounts: number[] = [];
+    for (const o of stopped.outputs) {
+      const own = Array.from({ length: K }, (_, c) => plain.outputs[o.index + 6 * c]!);
+      const first = own.findIndex(has);
+      const drawn = first < 0 ? K : first + 1;
+      expect(o.consensus!.drawn ?? K).toBe(drawn);
+      if (first >= 0) {
+        expect(o.consensus!.chosen).toBe(first);
+        expect(o.tokens).toEqual(own[first]!.tokens);
+        expect(has(o)).toBe(true);
+      }
+      drawnCounts.push(drawn);
+    }
+    // these outputs split: some find the length before their last candidate, some draw all
+    expect(drawnCounts.some((d) => d < K)).toBe(true);
+    expect(drawnCounts).toContain(K);
+    // drawing all (accept_at 1), an output keeps one with the length wherever one of its candidates has it
+    const all = await run(engine, { ...set, sampler: { ...set.sampler, candidates: K, accept_at: 1 } });
+    for (const o of all.outputs) {
+      const own = Array.from({ length: K }, (_, c) => plain.outputs[o.index + 6 * c]!);
+      expect(o.consensus!.drawn).toBeUndefined();
+      expect(has(o)).toBe(own.some(has));
+      if (own.filter(has).length === 1 && !has(own[0]!)) expect(o.consensus!.by).toBe('length');
+    }
+  });
+
   it('a run that neither guides nor pins keeps the candidate the denoiser reconstructs best from a re-noised copy', async () => {
     const steps = 10;
     const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps, samples: 3, seed: 8 } };

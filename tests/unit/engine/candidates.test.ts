@@ -68,3 +68,32 @@ describe('selectCandidate: the classifiers\' best in a guided run, else the cons
     }
   });
 });
+
+describe('selectCandidate with a length asked for (lengthOk)', () => {
+  const typical = [5, 6, 7, 8, 9, 10, 11];
+  const near = [5, 6, 7, 8, 9, 10, 12];
+  const outlier = [20, 21, 22, 23];
+
+  it('the one candidate with the length wins over scores and consensus, and says the length chose it', () => {
+    expect(selectCandidate([typical, near, outlier], [-0.1, -0.2, -5], 'classifiers', [false, false, true])).toMatchObject({ chosen: 2, by: 'length' });
+    expect(selectCandidate([typical, near, outlier], undefined, 'classifiers', [false, false, true])).toMatchObject({ chosen: 2, by: 'length' });
+  });
+
+  it('among several with the length, the scores (or the consensus among them) choose', () => {
+    expect(selectCandidate([typical, near, outlier], [-3, -2, -0.1], 'classifiers', [true, true, false])).toMatchObject({ chosen: 1, by: 'classifiers' });
+    expect(selectCandidate([outlier, typical, near, typical.slice()], undefined, 'classifiers', [true, false, true, true]).chosen).toBe(2);
+  });
+
+  it('none with the length, or all: as without the test', () => {
+    for (const ok of [[false, false, false], [true, true, true]]) {
+      expect(selectCandidate([typical, near, outlier], [-3, -2, -0.1], 'classifiers', ok)).toEqual(selectCandidate([typical, near, outlier], [-3, -2, -0.1]));
+      expect(selectCandidate([outlier, typical, near], undefined, 'classifiers', ok)).toEqual(selectConsensus([outlier, typical, near]));
+    }
+  });
+
+  it('a single candidate drawn: the length chose it unless the classifiers accepted it too', () => {
+    expect(selectCandidate([typical], [-0.01], 'model', [true]).by).toBe('length');
+    expect(selectCandidate([typical], undefined, 'classifiers', [true]).by).toBe('length');
+    expect(selectCandidate([typical], [-0.01], 'classifiers', [true]).by).toBe('classifiers');
+  });
+});
