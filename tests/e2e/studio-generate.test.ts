@@ -238,6 +238,24 @@ describe('compose and generate', () => {
     expect(byDefault.run.recipe.sampler.steps).toBe(cd?.guidedSteps ?? cd?.steps ?? 40);
   });
 
+  it('runs a length alone with 3 candidates: a card that has its length says the length chose it', async () => {
+    const { page } = h;
+    const runId = await runExample('Short, positive, mentions the price', async () => {
+      for (const kind of ['sentiment', 'attribute']) {
+        await page.locator(`[data-kind="${kind}"]`).getByTestId('block-enabled').uncheck();
+        await page.locator(`[data-kind="${kind}"] [data-testid="block-verdict"][data-status="disabled"]`).waitFor();
+      }
+    }, 3, 0.9);
+    const detail = await client.call('runs.get', { runId });
+    const cards = await page.getByTestId('output-consensus').allTextContents();
+    expect(cards).toHaveLength(detail.outputs.length);
+    detail.outputs.forEach((o, i) => {
+      // kept for its length, it was the first of its candidates to have it; none had it: the consensus of all 3
+      const has = o.constraints.find((c) => c.kind === 'length')!.satisfied;
+      expect(cards[i]).toMatch(has ? /^length pick of [123]$/ : /^consensus of 3 · [01]\.\d\d$/);
+    });
+  });
+
   it('runs an empty set at the model\'s rule: on the default bundle each card is the model\'s own pick of 2', async () => {
     const { page } = h;
     await openPlace(h, 'Compose');
