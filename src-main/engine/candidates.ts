@@ -110,19 +110,16 @@ export function selectCandidate(candidates: readonly (readonly number[])[], scor
   if (candidates.length === 0) throw new Error('selectCandidate: no candidates');
   const all = candidates.map((_, c) => c);
   const pool = lengthOk && lengthOk.length === candidates.length && lengthOk.some(Boolean) ? all.filter((c) => lengthOk[c]) : all;
+  const narrowed = pool.length < all.length;
   const scored = !!scores && scores.length === candidates.length && scores.every((s) => s !== undefined && Number.isFinite(s));
-  if (pool.length === all.length && !scored && !(all.length === 1 && lengthOk?.[0])) return selectConsensus(candidates);
-  const agree = agreements(candidates);
   // the length decided: it left one candidate, or the one drawn had it and no classifier also accepted it
-  if (pool.length === 1 && (pool.length < all.length || (lengthOk?.[pool[0]!] && !(scored && scoredBy === 'classifiers')))) {
-    return { chosen: pool[0]!, agreement: agree[pool[0]!]!, by: 'length' };
-  }
-  if (scored) {
-    const chosen = pool[argmax(pool.map((c) => scores![c]!))]!;
-    return { chosen, agreement: agree[chosen]!, by: scoredBy };
-  }
-  const chosen = pool[argmax(agreements(pool.map((c) => candidates[c]!)))]!;
-  return { chosen, agreement: agree[chosen]!, by: 'consensus' };
+  const byLength = pool.length === 1 && !!lengthOk?.[pool[0]!] && (narrowed || !(scored && scoredBy === 'classifiers'));
+  if (!byLength && !narrowed && !scored) return selectConsensus(candidates);
+  const agree = agreements(candidates);
+  const chosen = byLength ? pool[0]!
+    : scored ? pool[argmax(pool.map((c) => scores![c]!))]!
+    : pool[argmax(agreements(pool.map((c) => candidates[c]!)))]!;
+  return { chosen, agreement: agree[chosen]!, by: byLength ? 'length' : scored ? scoredBy : 'consensus' };
 }
 
 /**

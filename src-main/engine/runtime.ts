@@ -126,21 +126,24 @@ export class Runtime {
     const work = !roundByRound
       ? Array.from({ length: total * K }, (_, w) => item(Math.floor(w / K), w % K))
       : Array.from({ length: total }, (_, j) => item(j, 0));
-    /** Per output: how many of its candidates are queued (drawn, in the work list or in the batch being drawn). */
-    const queued = new Int32Array(total).fill(roundByRound ? 1 : K);
     /**
-     * Per output not yet emitted: its candidates' tokens and scores, by candidate index, whether each passes the run's
-     * tests, and how many of them, in candidate order, have been looked at; closed at the first one that passes (or
-     * with all K in).
+     * Per output not yet emitted: its candidates' tokens, scores and whether each has the length asked for, by
+     * candidate index, and how many of them, in candidate order, have been looked at; closed at the first one that
+     * passes the run's tests (round by round), or with all K in.
      */
-    const pending = new Map<number, { tokens: Int32Array[]; scores: (number | undefined)[]; lengthOk: boolean[]; passes: boolean[]; considered: number; closed?: boolean }>();
-    /** Look at output j's candidates in order, up to the first not yet drawn: close it, or queue its next candidate. */
+    type Pending = { tokens: Int32Array[]; scores: (number | undefined)[]; lengthOk: boolean[]; considered: number; closed?: boolean };
+    const pending = new Map<number, Pending>();
+    const passes = (p: Pending, c: number) => {
+      const score = p.scores[c];
+      return roundByRound && (acceptAbove === null || (score !== undefined && score >= acceptAbove)) && p.lengthOk[c]!;
+    };
+    /** Look at output j's candidates in order, up to the first not yet drawn: close it, or (round by round) draw its next. */
     const settle = (j: number) => {
       const p = pending.get(j)!;
       for (; !p.closed && p.considered < K && p.tokens[p.considered]; p.considered++) {
-        if (p.passes[p.considered] || p.considered === K - 1) p.closed = true;
+        if (passes(p, p.considered) || p.considered === K - 1) p.closed = true;
       }
-      if (!p.closed && queued[j] === p.considered) work.push(item(j, queued[j]++));
+      if (!p.closed && roundByRound) work.push(item(j, p.considered));
     };
     let emitted = 0;
     const stepTimes: number[] = [];
@@ -167,12 +170,10 @@ export class Runtime {
       }
       const lengthOk = counted && K > 1 ? await counted(batch.map((_, b) => decodeCanvas(res.tokens!, b * N, bundle).text)) : null;
       batch.forEach((w, b) => {
-        const p = pending.get(w.output) ?? { tokens: [], scores: [], lengthOk: [], passes: [], considered: 0 };
-        const score = res.scores?.[b];
+        const p = pending.get(w.output) ?? { tokens: [], scores: [], lengthOk: [], considered: 0 };
         p.tokens[w.candidate] = res.tokens!.slice(b * N, (b + 1) * N);
-        p.scores[w.candidate] = score;
+        p.scores[w.candidate] = res.scores?.[b];
         p.lengthOk[w.candidate] = lengthOk?.[b] ?? true;
-        p.passes[w.candidate] = roundByRound && (acceptAbove === null || (score !== undefined && score >= acceptAbove)) && p.lengthOk[w.candidate]!;
         pending.set(w.output, p);
       });
       for (const j of new Set(batch.map((w) => w.output))) settle(j);

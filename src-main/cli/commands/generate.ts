@@ -27,9 +27,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
   --accept-at    with candidates in a classifier-guided run of a continuous model: stop drawing an output's
                  candidates at the first one the guidance classifiers give probability P or more (their
                  weighted log p >= log P) and, with a length constraint, that has the length asked for (with a
-                 length alone, the first that has it), P in (0, 1], 1 = draw all; each output line's consensus.drawn says how
-                 many were drawn (default: the set's sampler.accept_at, else the model's sampler_defaults.accept_at
-                 for a classifier-guided run, else draw all)
+                 length alone, the first that has it), P in (0, 1], 1 = draw all; each output line's
+                 consensus.drawn says how many were drawn (default: the set's sampler.accept_at, else the model's
+                 sampler_defaults.accept_at for a classifier-guided run, else draw all)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)

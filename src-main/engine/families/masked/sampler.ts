@@ -387,10 +387,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
       /** Whether token v at guided position i breaks the glue or repeat rule next to what is committed now. */
       const clashes = (b: number, i: number, v: number) => {
         const [before, after] = neighbours(b, i);
-        const glue = guide!.glue;
-        const word = guide!.repeats?.word;
-        return (!!glue && ((before >= 0 && glue.endsWord[before] === 1 && glue.continues[v] === 1) || (after >= 0 && glue.continues[after] === 1 && glue.endsWord[v] === 1)))
-          || (!!word && word[v]! >= 0 && (word[v] === (before >= 0 ? word[before] : -2) || word[v] === (after >= 0 ? word[after] : -2)));
+        return (!!guide!.glue && gluesOn(guide!.glue, v, before, after)) || (!!guide!.repeats && repeatsWord(guide!.repeats, v, before, after));
       };
       /**
        * The float64 logits a position proposes from: its own (or shifted) row, plus the guidance term at a masked
@@ -488,17 +485,30 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   return { tokens: x, stepMs, calls, denoiserMs, guideMs, guidedLogp };
 }
 
+/** Whether piece v glues onto the committed neighbours `before` / `after` (-1: masked or outside the segment). */
+function gluesOn(glue: GlueRule, v: number, before: number, after: number): boolean {
+  return (before >= 0 && glue.endsWord[before] === 1 && glue.continues[v] === 1) || (after >= 0 && glue.continues[after] === 1 && glue.endsWord[v] === 1);
+}
+
+/** Whether token v writes the word of a committed neighbour `before` / `after` (-1: none). */
+function repeatsWord(rule: RepeatRule, v: number, before: number, after: number): boolean {
+  const w = rule.word[v] ?? -1;
+  return w >= 0 && ((before >= 0 && rule.word[before] === w) || (after >= 0 && rule.word[after] === w));
+}
+
+/** Set row[v] to -inf for the tokens v < n that `barred` names, unless that would leave the row without a finite logit. */
+function barUnlessEmpty(row: Float64Array, n: number, barred: (v: number) => boolean): void {
+  const m = Math.min(row.length, n);
+  let left = false;
+  for (let v = 0; v < m && !left; v++) if (row[v] !== -Infinity && !barred(v)) left = true;
+  if (!left) return;
+  for (let v = 0; v < m; v++) if (barred(v)) row[v] = -Infinity;
+}
+
 /** Bar the tokens writing the word of a committed neighbour (-1: none); a row left without a finite logit stays as it was. */
 function barRepeats(row: Float64Array, rule: RepeatRule, before: number, after: number): void {
-  const a = before >= 0 ? rule.word[before]! : -1;
-  const c = after >= 0 ? rule.word[after]! : -1;
-  if (a < 0 && c < 0) return;
-  const n = Math.min(row.length, rule.word.length);
-  const barred = (v: number) => rule.word[v]! >= 0 && (rule.word[v] === a || rule.word[v] === c);
-  let left = false;
-  for (let v = 0; v < n && !left; v++) if (row[v] !== -Infinity && !barred(v)) left = true;
-  if (!left) return;
-  for (let v = 0; v < n; v++) if (barred(v)) row[v] = -Infinity;
+  if ((before < 0 || rule.word[before]! < 0) && (after < 0 || rule.word[after]! < 0)) return;
+  barUnlessEmpty(row, rule.word.length, (v) => repeatsWord(rule, v, before, after));
 }
 
 /**
@@ -506,15 +516,8 @@ function barRepeats(row: Float64Array, rule: RepeatRule, before: number, after: 
  * segment); a row the rule would leave without a finite logit is left as it was.
  */
 function barGlue(row: Float64Array, glue: GlueRule, before: number, after: number): void {
-  const noContinues = before >= 0 && glue.endsWord[before] === 1;
-  const noEndsWord = after >= 0 && glue.continues[after] === 1;
-  if (!noContinues && !noEndsWord) return;
-  const n = Math.min(row.length, glue.continues.length);
-  const barred = (v: number) => (noContinues && glue.continues[v] === 1) || (noEndsWord && glue.endsWord[v] === 1);
-  let left = false;
-  for (let v = 0; v < n && !left; v++) if (row[v] !== -Infinity && !barred(v)) left = true;
-  if (!left) return;
-  for (let v = 0; v < n; v++) if (barred(v)) row[v] = -Infinity;
+  if (!(before >= 0 && glue.endsWord[before] === 1) && !(after >= 0 && glue.continues[after] === 1)) return;
+  barUnlessEmpty(row, glue.continues.length, (v) => gluesOn(glue, v, before, after));
 }
 
 /** A hard segment the held tokens leave no completion for (index into `hard`). */
