@@ -204,9 +204,13 @@ function runReference(python: string, bundle: string, batch: number, threads: nu
   return runPython(python, ['-c', REFERENCE_TIMER, bundle, String(batch), String(threads), String(steps), precision], 'reference sampler');
 }
 
-/** Two guided controls this bundle has classifiers for, with targets of the E2E kind. */
+/**
+ * Two guided controls this bundle has classifiers for, with targets of the E2E kind that one text can meet together:
+ * "Blue Spice is a French restaurant near the city centre." has the POS template, and wink-nlp tags "French" ADJ
+ * (it tags "Italian", "Chinese" or "Indian" there PROPN, which the template's ADJ slot would contradict).
+ */
 function guidedSet(m: ModelSummary, steps: number): { set: ConstraintSetInput; controls: string[] } | null {
-  const food = m.recordFields.food?.includes('Italian') ? 'Italian' : m.recordFields.food?.[0];
+  const food = m.recordFields.food?.includes('French') ? 'French' : m.recordFields.food?.[0];
   const targets: Record<string, ConstraintSetInput['constraints'][number]> = {
     pos: { kind: 'pos', tags: ['PROPN', 'PROPN', 'AUX', 'DET', 'ADJ', 'NOUN', 'ADP', 'DET', 'NOUN', 'NOUN', 'PUNCT'] },
     attribute: food ? { kind: 'attribute', field: 'food', value: food } : { kind: 'length', tokens: 12 },
