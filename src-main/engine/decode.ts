@@ -4,9 +4,11 @@ import { END, type Tokenizer } from './tokenizer';
 
 export interface Decoded {
   recordText: string;
-  /** The text segment up to its first <end>. */
+  /** The text segment up to its first <end>, without whitespace before its first word. */
   text: string;
   textIds: number[];
+  /** The surface of each of textIds, as `text` shows it (the first without its leading whitespace). */
+  pieces: string[];
 }
 
 /**
@@ -27,6 +29,7 @@ export function decodeCanvas(
   let recordText = '';
   if (rec) for (let i = 0; i < rec.length; i++) recordText += show(rec.start + i);
   const textIds: number[] = [];
+  const pieces: string[] = [];
   let text = '';
   for (let i = 0; i < txt.length; i++) {
     const id = tokens[off + txt.start + i]!;
@@ -36,10 +39,14 @@ export function decodeCanvas(
       continue;
     }
     if (id === END) break;
+    // a text does not begin with whitespace: a guided text's first token can be a word's space-prefixed piece
+    // (" Less than £20 ...": the POS lexicon rates " Less" an adjective as much as "Less"); it shows without it
+    const piece = text.trim() === '' ? bundle.tokenizer.surface(id).trimStart() : bundle.tokenizer.surface(id);
     textIds.push(id);
-    text += bundle.tokenizer.surface(id);
+    pieces.push(piece);
+    text = text.trim() === '' ? piece : text + piece;
   }
-  return { recordText, text, textIds };
+  return { recordText, text, textIds, pieces };
 }
 
 export function parseRecord(s: string): Record<string, unknown> | null {

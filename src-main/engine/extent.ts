@@ -21,25 +21,6 @@ export function whitespaceTokens(tokens: readonly string[]): number[] {
   return tokens.flatMap((t, id) => (/^\s+$/.test(t) ? [id] : []));
 }
 
-/** Token ids whose surface begins with whitespace (" Less", " 5", and the whitespace-only ones). */
-export function leadingSpaceTokens(tokens: readonly string[]): number[] {
-  return tokens.flatMap((t, id) => (/^\s/.test(t) ? [id] : []));
-}
-
-/**
- * A guided text does not begin with a space: `leading` (leadingSpaceTokens) are never committed at the first text
- * position unless it is held. The token label lexicon for a POS template's first tag rates " Less" as an adjective
- * as much as "Less", and 27 of 624 POS-guided continuous texts on dev had begun " Less than £20 ..." (the evaluators,
- * which read words, did not see it; a person does).
- */
-export function barLeadingSpace(ext: TextExtent, m: CanvasOf, leading: readonly number[]): TextExtent {
-  const first = m.canvas.segments.find((s) => s.name === 'text')!.start;
-  if (ext.held[first]! >= 0 || !leading.length) return ext;
-  const exclude = new Map(ext.exclude ?? []);
-  exclude.set(first, [...new Set([...(exclude.get(first) ?? []), ...leading])]);
-  return { ...ext, exclude };
-}
-
 export interface TextExtent {
   /** The held tokens with the pin (<end> at text position n, <pad> after it). */
   held: Int32Array;

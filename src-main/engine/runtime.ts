@@ -196,7 +196,7 @@ export class Runtime {
       if (!ready.length) continue;
       const decoded = ready.map((r) => decodeCanvas(r.tokens, 0, bundle));
       const fluency = scorer ? await perplexities(scorer, decoded.map((c) => c.textIds), textSeg.length + 1, m.scorer!.bos, m.scorer!.eos) : null;
-      const outputs = decoded.map((c) => ({ text: c.text, record: parseRecord(c.recordText), textPieces: c.textIds.map((id) => bundle.tokenizer.surface(id)) }));
+      const outputs = decoded.map((c) => ({ text: c.text, record: parseRecord(c.recordText), textPieces: c.pieces }));
       const scores = await evaluateForEngine(set, outputs);
       decoded.forEach((c, b) => {
         const r = ready[b]!;

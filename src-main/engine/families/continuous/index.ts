@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
-import { barLeadingSpace, leadingSpaceTokens, runExtent, type TextExtent, whitespaceTokens } from '../../extent';
+import { runExtent, type TextExtent, whitespaceTokens } from '../../extent';
 import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
@@ -48,8 +48,6 @@ interface ContinuousState {
   checked: Set<string>;
   /** Whitespace-only token ids (barred before a held <end>). */
   spaces: number[];
-  /** Tokens that begin with whitespace (a guided text does not start with one). */
-  leading: number[];
   /** Pieces that glue onto the one before them (guided runs round the text without such joins). */
   glue: GlueRule;
 }
@@ -75,14 +73,15 @@ function feedsFor(inputs: Record<string, string>, x: Float32Array, t: Float32Arr
 /**
  * What the rounding adds to -||x0 - e_v||^2 over a stretch of the text when guidance is on: a held length's barred
  * tokens (-Infinity before the held <end>) and the token label lexicons' term for POS templates and spans
- * (lexicon.ts). Null when neither applies. `guided`: a soft target is guided or a length is asked for (which the run
- * holds rather than guides); such a text is rounded whole, without glued pieces, since a glued non-word ("isstyle") is
- * what makes a text miss its word count.
+ * (lexicon.ts). Null when neither applies. `lengthAsked`: the set has a length constraint, which the run holds rather
+ * than guides; its text is rounded as a guided one's (no glued pieces), since a glued non-word ("isstyle") is what
+ * makes such a text miss its word count.
  */
 function roundingTerm(
-  m: ContinuousManifest, dir: string, pin: Pick<TextExtent, 'exclude' | 'rest'>, g: SamplerSettings['guidance'], V: number, guided: boolean,
+  m: ContinuousManifest, dir: string, pin: Pick<TextExtent, 'exclude' | 'rest'>, g: SamplerSettings['guidance'], V: number, lengthAsked: boolean,
 ): { start: number; length: number; add: Float32Array; lexicon: boolean; guided: boolean } | null {
   const text = m.canvas.segments.find((x) => x.name === 'text')!;
+  const guided = g.enabled && g.strength > 0 && (lengthAsked || pin.rest.some((t) => (t.weight ?? 1) > 0));
   const local = g.enabled && g.strength > 0 ? lexiconTerm(dir, m.lexicons, pin.rest, g.strength, text.length) : null;
   const add = local?.values ?? new Float32Array(text.length * V);
   for (const [p, barred] of pin.exclude ?? []) for (const v of barred) add[(p - text.start) * V + v] = -Infinity;
@@ -108,7 +107,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
 
   async open(bundle) {
     const emb = makeEmbeddings(await loadEmbeddings(bundle.dir, bundle.manifest, bundle.vocabSize), bundle.vocabSize, bundle.manifest.embedding.dim);
-    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), leading: leadingSpaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens) };
+    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -158,12 +157,10 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
         const extent = m.denoiser.held_length ? runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces, m.text_length, notes) : { held, exclude: null, rest: compiled.soft };
         // phrase spans are guided closed (the position after each is outside any chunk): without it the chunk ran on
         // past the span's end (docs/engine.md, "Phrase spans")
-        const lengthAsked = compiled.soft.some((t) => t.kind === 'length' && (t.weight ?? 1) > 0);
-        // guided: a soft target is guided, or a length is asked for, which the run holds rather than guides
-        const guided = sampler.guidance.enabled && sampler.guidance.strength > 0 && (lengthAsked || extent.rest.some((t) => (t.weight ?? 1) > 0));
-        const pin = { ...(guided ? barLeadingSpace(extent, m, state.leading) : extent), rest: extent.rest.map((t) => (t.kind === 'spans' ? { ...t, closed: true } : t)) };
+        const pin = { ...extent, rest: extent.rest.map((t) => (t.kind === 'spans' ? { ...t, closed: true } : t)) };
         const projectors: Projector[] = [...compiled.hard];
-        const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize, guided);
+        const lengthAsked = compiled.soft.some((t) => t.kind === 'length' && (t.weight ?? 1) > 0);
+        const rounding = roundingTerm(m, dir, pin, sampler.guidance, bundle.vocabSize, lengthAsked);
         if (rounding) {
           const covered = coveredPositions(projectors, N);
           // a hard text constraint already decides these positions' tokens; the held <end> still stands

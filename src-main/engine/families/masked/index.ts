@@ -10,7 +10,7 @@ import { checkGraphIo } from '../../host';
 import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
-import { barLeadingSpace, leadingSpaceTokens, runExtent, whitespaceTokens } from '../../extent';
+import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
 import { type GlueRule, glueRule, type RepeatRule, repeatRule } from '../../projection';
@@ -22,8 +22,6 @@ interface MaskedState {
   checked: Set<string>;
   /** Whitespace-only tokens: barred inside a pinned length, where they would count as a token but not as a word. */
   spaces: number[];
-  /** Tokens that begin with whitespace (a guided text does not start with one). */
-  leading: number[];
   /** Pieces that glue onto their neighbours: kept out of the guided text (sampler.ts). */
   glue: GlueRule;
   /** Words a guided position may not repeat from its neighbours (sampler.ts). */
@@ -85,7 +83,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   manifest: maskedManifest,
 
   async open(bundle) {
-    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), leading: leadingSpaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens), repeats: repeatRule(bundle.tokenizer.tokens) };
+    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens), repeats: repeatRule(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -120,9 +118,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
       async plan(compiled, held) {
         const settings = maskedSettings(m, sampler, pinned(compiled, held));
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
-        const extent = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
-        const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: extent.rest, settings: sampler.guidance, provider, warnings, notes });
-        const pin = guide ? barLeadingSpace(extent, m, state.leading) : extent;
+        const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
+        const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings, notes });
         const scoreCandidates = !!guide && sampler.candidates > 1;
         return {
           async sample(job) {
