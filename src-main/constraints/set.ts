@@ -279,16 +279,28 @@ export function defaultCandidates(
 }
 
 /**
- * A run's sampler.accept_at when it names none, the same in the CLI, the eval and the UI: a continuous bundle's
- * `accept_at` (sampler_defaults) for a classifier-guided run, else none (draw every candidate). Only runs whose
- * candidates the guidance classifiers score read it (docs/engine.md, "Choosing among candidates").
+ * A run's sampler.accept_at when it names none, the same in the CLI, the eval and the UI: for a classifier-guided run
+ * of a continuous bundle, the largest level among its guided kinds, each kind's `accept_at_by_kind` (sampler_defaults)
+ * where the bundle gives one, else its `accept_at`; none (draw every candidate) where a guided kind has no level. A
+ * length is judged by its count, not by a level, so it does not take part where other kinds are guided. Only runs
+ * whose candidates the guidance classifiers score read it (docs/engine.md, "Choosing among candidates").
  */
 export function defaultAcceptAt(
   bundleAcceptAt: number | undefined,
   constraints: readonly { kind: string; enabled?: boolean; weight?: number }[],
   guidance?: { enabled?: boolean; strength?: number },
+  byKind?: Readonly<Partial<Record<string, number>>>,
 ): number | undefined {
-  return bundleAcceptAt !== undefined && isGuidedRun(constraints, guidance) ? bundleAcceptAt : undefined;
+  if (!isGuidedRun(constraints, guidance)) return undefined;
+  const guided = new Set(constraints.filter((c) => c.enabled !== false && (c.weight ?? 1) > 0 && GUIDED_CONSTRAINT_KINDS.includes(c.kind as ConstraintKind)).map((c) => c.kind));
+  if (guided.size > 1) guided.delete('length');
+  let level = 0;
+  for (const kind of guided) {
+    const l = byKind?.[kind] ?? bundleAcceptAt;
+    if (l === undefined) return undefined;
+    level = Math.max(level, l);
+  }
+  return level;
 }
 
 export const constraintSetSchema = z.object({

@@ -64,6 +64,8 @@ export interface ContinuousDefaults {
    * first one the classifiers give this probability or more (constraints/set.ts defaultAcceptAt).
    */
   acceptAt?: number;
+  /** sampler_defaults.accept_at_by_kind: per guided kind, a level other than acceptAt (the run takes its kinds' largest). */
+  acceptAtByKind?: Partial<Record<string, number>>;
   /** How they were chosen (free-form, from the manifest). */
   measured?: string | Record<string, unknown>;
 }

@@ -1,5 +1,5 @@
 /** Markdown rendering of evaluation results (the table committed under docs/evaluation/). */
-import type { ControlResult, EvalResults, SideStats } from './run';
+import { acceptWords, type ControlResult, type EvalResults, type SideStats } from './run';
 
 const pct = (x: number | undefined | null) => (x === undefined || x === null || !Number.isFinite(x) ? '-' : (100 * x).toFixed(1));
 const num = (x: number | null | undefined, d = 2) => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
@@ -33,7 +33,8 @@ function spacingWords(s: EvalResults['settings']): string {
 function candidatesWords(s: EvalResults['settings']): string {
   const rule = candidatesRule(s);
   const level = s.sampler?.accept_at ?? s.acceptAt;
-  const accept = rule && level !== undefined && level < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${level}` : '';
+  const words = s.sampler?.accept_at !== undefined ? String(level) : level !== undefined ? acceptWords(level, s.acceptAtByKind) : '';
+  const accept = rule && level !== undefined && level < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${words}` : '';
   return rule + accept;
 }
 

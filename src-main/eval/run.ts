@@ -60,6 +60,8 @@ export interface EvalSettings {
   freeCandidates?: number;
   /** A continuous bundle's sampler_defaults.accept_at, when --accept-at is not given (samplerFor: defaultAcceptAt per run). */
   acceptAt?: number;
+  /** A continuous bundle's sampler_defaults.accept_at_by_kind, with acceptAt (samplerFor: defaultAcceptAt per run). */
+  acceptAtByKind?: Partial<Record<string, number>>;
   /** A continuous bundle's sampler_defaults.guided_steps, when --steps is not given (samplerFor: its guided runs). */
   guidedSteps?: number;
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
@@ -254,6 +256,12 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
   return { outputs, summary, seconds };
 }
 
+/** A bundle's accept_at levels in words: "0.9", or "0.9 (spans 0.5, attribute 0.5; a run takes its kinds' largest)". */
+export function acceptWords(level: number, byKind?: Partial<Record<string, number>>): string {
+  const kinds = Object.entries(byKind ?? {}).filter(([, l]) => l !== undefined);
+  return kinds.length ? `${level} (${kinds.map(([k, l]) => `${k} ${l}`).join(', ')}; a run takes its kinds' largest)` : String(level);
+}
+
 /** A run's sampler; `constraints` (parsed) decide a continuous bundle's default spacing (guided or not). */
 function samplerFor(s: EvalSettings, samples: number, seed: number, guided: boolean, constraints: readonly { kind: string; enabled?: boolean; weight?: number }[] = []): NonNullable<ConstraintSetInput['sampler']> {
   const guidance = { ...(s.guidance ?? {}), enabled: guided };
@@ -261,7 +269,7 @@ function samplerFor(s: EvalSettings, samples: number, seed: number, guided: bool
   const steps = continuousSteps({ steps: s.steps, guidedSteps: s.guidedSteps }, guidedRun);
   const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, guidedRun) } : {};
   const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints, guidance) };
-  const bundleAccept = s.sampler?.accept_at === undefined ? defaultAcceptAt(s.acceptAt, constraints, guidance) : undefined;
+  const bundleAccept = s.sampler?.accept_at === undefined ? defaultAcceptAt(s.acceptAt, constraints, guidance, s.acceptAtByKind) : undefined;
   const accept = bundleAccept !== undefined ? { accept_at: bundleAccept } : {};
   return { steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...accept, ...spacing, ...(s.masked ?? {}), guidance };
 }
@@ -352,7 +360,8 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (cd?.acceptAt !== undefined && given.sampler?.accept_at === undefined) {
     // the guided runs of the controls take it (samplerFor)
     settings.acceptAt = cd.acceptAt;
-    notes.push(`${model.id}: guided runs stop drawing an output's candidates at the first one the classifiers give p >= ${cd.acceptAt} (its sampler_defaults.accept_at)`);
+    if (cd.acceptAtByKind) settings.acceptAtByKind = cd.acceptAtByKind;
+    notes.push(`${model.id}: guided runs stop drawing an output's candidates at the first one the classifiers give p >= ${acceptWords(cd.acceptAt, cd.acceptAtByKind)} (its sampler_defaults.accept_at${cd.acceptAtByKind ? ' and accept_at_by_kind' : ''})`);
   }
   if (given.candidates === undefined && model.pinnedCandidates !== undefined) {
     // data-to-text and text-to-record pin the record or the text: they take the bundle's candidates (samplerFor)

@@ -61,7 +61,8 @@ Writes a JSON results file and a Markdown table beside it.
   --accept-at <p>              guided runs with candidates: stop drawing an output's candidates at the first one
                                the guidance classifiers give probability p or more and that has the length a
                                length constraint asks for (sampler.accept_at; 1 = draw
-                               all; default: the bundle's sampler_defaults.accept_at, else draw all)
+                               all; default: the bundle's level for each run, the largest among its guided kinds
+                               of sampler_defaults.accept_at_by_kind, else its accept_at; else draw all)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
                                (the names of a recipe's sampler.guidance; strength as --strength)

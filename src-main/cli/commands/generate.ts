@@ -28,8 +28,9 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                  candidates at the first one the guidance classifiers give probability P or more (their
                  weighted log p >= log P) and, with a length constraint, that has the length asked for (with a
                  length alone, the first that has it), P in (0, 1], 1 = draw all; each output line's
-                 consensus.drawn says how many were drawn (default: the set's sampler.accept_at, else the model's
-                 sampler_defaults.accept_at for a classifier-guided run, else draw all)
+                 consensus.drawn says how many were drawn (default: the set's sampler.accept_at, else for a
+                 classifier-guided run the model's level: the largest among the run's guided kinds of its
+                 sampler_defaults.accept_at_by_kind, else its accept_at; else draw all)
   --device       execution provider (default auto: the best that works here)
   --precision    denoiser weights (default: the set's sampler.precision, auto = int8 on cpu when the model has it)
   --out          write one JSON object per sample to this file (default: stdout)
@@ -180,7 +181,7 @@ export const generateCommand: CliCommand = {
     if (candidates === undefined && !setGives.candidates) sampler.candidates = defaultCandidates(summary, set.constraints, sampler.guidance);
     // and its accept_at for a classifier-guided run, unless --accept-at or the set chose one
     if (acceptAt === undefined && !setGives.accept_at) {
-      const bundleAccept = defaultAcceptAt(cd?.acceptAt, set.constraints, sampler.guidance);
+      const bundleAccept = defaultAcceptAt(cd?.acceptAt, set.constraints, sampler.guidance, cd?.acceptAtByKind);
       if (bundleAccept !== undefined) sampler.accept_at = bundleAccept;
     }
     if (eta !== undefined) {

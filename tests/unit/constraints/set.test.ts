@@ -127,6 +127,24 @@ describe('candidates a run names none of (defaultCandidates)', () => {
     expect(defaultAcceptAt(undefined, [{ kind: 'sentiment' }])).toBeUndefined();
   });
 
+  it('per kind: a run takes the largest level among its guided kinds, a length only where nothing else is guided', () => {
+    const byKind = { spans: 0.5, attribute: 0.5 };
+    expect(defaultAcceptAt(0.9, [{ kind: 'spans' }], undefined, byKind)).toBe(0.5);
+    expect(defaultAcceptAt(0.9, [{ kind: 'attribute' }, { kind: 'spans' }], undefined, byKind)).toBe(0.5);
+    // a kind without its own level takes accept_at, and the largest wins
+    expect(defaultAcceptAt(0.9, [{ kind: 'attribute' }, { kind: 'pos' }], undefined, byKind)).toBe(0.9);
+    expect(defaultAcceptAt(0.9, [{ kind: 'sentiment' }], undefined, byKind)).toBe(0.9);
+    // a length is judged by its count beside a guided kind; alone, it takes its level
+    expect(defaultAcceptAt(0.9, [{ kind: 'attribute' }, { kind: 'length' }], undefined, byKind)).toBe(0.5);
+    expect(defaultAcceptAt(0.9, [{ kind: 'length' }], undefined, { length: 0.7 })).toBe(0.7);
+    // a disabled or weightless constraint does not raise the level
+    expect(defaultAcceptAt(0.9, [{ kind: 'spans' }, { kind: 'pos', enabled: false }, { kind: 'sentiment', weight: 0 }], undefined, byKind)).toBe(0.5);
+    // a guided kind with no level at all: draw every candidate
+    expect(defaultAcceptAt(undefined, [{ kind: 'spans' }, { kind: 'pos' }], undefined, byKind)).toBeUndefined();
+    expect(defaultAcceptAt(undefined, [{ kind: 'spans' }], undefined, byKind)).toBe(0.5);
+    expect(defaultAcceptAt(0.9, [{ kind: 'spans' }], { enabled: false }, byKind)).toBeUndefined();
+  });
+
   it('candidates outside 1..16 are refused by name', () => {
     expect(parseConstraintSet({ version: 1, constraints: [], sampler: { candidates: 4 } }).sampler.candidates).toBe(4);
     expect(parseConstraintSet({ version: 1, constraints: [] }).sampler.candidates).toBe(1);

@@ -232,6 +232,11 @@ describe('continuous bundles with sampler_defaults', () => {
     const masked = { ...maskedA, guidedCandidates: 3 };
     expect(samplerForRun({ ...s, accept_at: 0.5 }, masked, pos, { ...none, acceptAt: true })).not.toHaveProperty('accept_at');
     expect(samplerForRun(s, masked, pos, none).candidates).toBe(3);
+    // a bundle's per-kind levels: spans alone stop at theirs, spans with POS at the larger
+    const byKind = { ...cont, continuousDefaults: { ...cont.continuousDefaults, acceptAtByKind: { spans: 0.5 } } };
+    const spans = [{ kind: 'spans', spans: [[0, 1, 'NP']] }];
+    expect(samplerForRun(s, byKind, spans, none).accept_at).toBe(0.5);
+    expect(samplerForRun(s, byKind, [...spans, ...pos], none).accept_at).toBe(0.9);
   });
 
   it('a first choice takes the bundle’s steps and sampler; a bundle without them leaves the start alone', () => {

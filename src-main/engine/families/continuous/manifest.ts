@@ -48,6 +48,11 @@ export const continuousSamplerDefaults = z.object({
    * an output closes at the first candidate the guidance classifiers give this probability or more.
    */
   accept_at: z.number().gt(0).max(1).optional(),
+  /**
+   * Per guided kind, a level other than accept_at: a run takes the largest among its guided kinds
+   * (constraints/set.ts defaultAcceptAt). Chosen on dev: a kind whose success holds at a lower level stops sooner.
+   */
+  accept_at_by_kind: z.partialRecord(z.enum(['pos', 'spans', 'attribute', 'length', 'sentiment']), z.number().gt(0).max(1)).optional(),
   measured: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
 }).passthrough();
 export type ContinuousSamplerDefaults = z.infer<typeof continuousSamplerDefaults>;
@@ -152,7 +157,7 @@ export const continuousManifest: FamilyManifest<ContinuousManifest> = {
   summary: (m) => {
     const d = m.sampler_defaults;
     if (!d) return {};
-    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.guided_steps !== undefined ? { guidedSteps: d.guided_steps } : {}), ...(d.accept_at !== undefined ? { acceptAt: d.accept_at } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
+    return { continuousDefaults: { steps: d.steps, method: d.method, eta: d.eta, spacing: d.spacing, ...(d.guided_spacing !== undefined ? { guidedSpacing: d.guided_spacing } : {}), ...(d.guided_steps !== undefined ? { guidedSteps: d.guided_steps } : {}), ...(d.accept_at !== undefined ? { acceptAt: d.accept_at } : {}), ...(d.accept_at_by_kind !== undefined ? { acceptAtByKind: d.accept_at_by_kind } : {}), ...(d.measured !== undefined ? { measured: d.measured } : {}) } };
   },
 };
 
