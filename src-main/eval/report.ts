@@ -32,9 +32,11 @@ function spacingWords(s: EvalResults['settings']): string {
 /** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
 function candidatesWords(s: EvalResults['settings']): string {
   const rule = candidatesRule(s);
-  const level = s.sampler?.accept_at ?? s.acceptAt;
-  const words = s.sampler?.accept_at !== undefined ? String(level) : level !== undefined ? acceptWords(level, s.acceptAtByKind) : '';
-  const accept = rule && level !== undefined && level < 1 ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${words}` : '';
+  const chosen = s.sampler?.accept_at;
+  // a level of 1 draws every candidate: nothing to say
+  const words = chosen !== undefined ? (chosen < 1 ? String(chosen) : '')
+    : s.acceptAtByKind || (s.acceptAt !== undefined && s.acceptAt < 1) ? acceptWords(s.acceptAt, s.acceptAtByKind) : '';
+  const accept = rule && words ? `; guided outputs stop drawing at the first candidate the classifiers give p >= ${words}` : '';
   return rule + accept;
 }
 

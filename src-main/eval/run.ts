@@ -256,10 +256,14 @@ async function generate(deps: EvalDeps, s: EvalSettings, set: ConstraintSetInput
   return { outputs, summary, seconds };
 }
 
-/** A bundle's accept_at levels in words: "0.9", or "0.9 (spans 0.5, attribute 0.5; a run takes its kinds' largest)". */
-export function acceptWords(level: number, byKind?: Partial<Record<string, number>>): string {
-  const kinds = Object.entries(byKind ?? {}).filter(([, l]) => l !== undefined);
-  return kinds.length ? `${level} (${kinds.map(([k, l]) => `${k} ${l}`).join(', ')}; a run takes its kinds' largest)` : String(level);
+/**
+ * A bundle's accept_at levels in words: "0.9", "0.9 (spans 0.5, attribute 0.5; a run takes its kinds' largest)", or
+ * without accept_at "spans 0.5 (other kinds: all drawn; ...)".
+ */
+export function acceptWords(level: number | undefined, byKind?: Partial<Record<string, number>>): string {
+  const kinds = Object.entries(byKind ?? {}).filter(([, l]) => l !== undefined).map(([k, l]) => `${k} ${l}`).join(', ');
+  if (!kinds) return String(level);
+  return level === undefined ? `${kinds} (other kinds: all drawn; a run takes its kinds' largest)` : `${level} (${kinds}; a run takes its kinds' largest)`;
 }
 
 /** A run's sampler; `constraints` (parsed) decide a continuous bundle's default spacing (guided or not). */
@@ -357,9 +361,9 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     // the Adagrad steps the guided runs take, in the results file (what ran, whatever the defaults become)
     settings.guidance = { iterations: GUIDANCE_DEFAULT_ITERATIONS, stepSize: GUIDANCE_DEFAULT_STEP_SIZE, ...given.guidance };
   }
-  if (cd?.acceptAt !== undefined && given.sampler?.accept_at === undefined) {
+  if ((cd?.acceptAt !== undefined || cd?.acceptAtByKind) && given.sampler?.accept_at === undefined) {
     // the guided runs of the controls take it (samplerFor)
-    settings.acceptAt = cd.acceptAt;
+    if (cd.acceptAt !== undefined) settings.acceptAt = cd.acceptAt;
     if (cd.acceptAtByKind) settings.acceptAtByKind = cd.acceptAtByKind;
     notes.push(`${model.id}: guided runs stop drawing an output's candidates at the first one the classifiers give p >= ${acceptWords(cd.acceptAt, cd.acceptAtByKind)} (its sampler_defaults.accept_at${cd.acceptAtByKind ? ' and accept_at_by_kind' : ''})`);
   }

@@ -298,6 +298,20 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(asked.every((c) => c.constraints.sampler.accept_at === 1)).toBe(true);
   });
 
+  it('a bundle with per-kind levels: each guided run takes the largest among its kinds, and the table says so', async () => {
+    const calls: GenerateRequest[] = [];
+    const engine = fakeEngine(calls);
+    engine.listModels = async () => [{ ...model, guidedCandidates: 4, continuousDefaults: { steps: 20, method: 'ancestral', eta: 0, spacing: 1, acceptAt: 0.9, acceptAtByKind: { spans: 0.5, attribute: 0.5 } } }];
+    const r = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['spans', 'attribute', 'pos', 'attribute+pos'] }, { engine, evaluate });
+    const levelOf = (kinds: string[]) => calls.filter((c) => c.constraints.sampler.guidance.enabled && c.constraints.constraints.map((x) => x.kind).sort().join('+') === kinds.sort().join('+')).map((c) => c.constraints.sampler.accept_at);
+    expect(new Set(levelOf(['spans']))).toEqual(new Set([0.5]));
+    expect(new Set(levelOf(['attribute']))).toEqual(new Set([0.5]));
+    expect(new Set(levelOf(['pos']))).toEqual(new Set([0.9]));
+    expect(new Set(levelOf(['attribute', 'pos']))).toEqual(new Set([0.9]));
+    expect(r.notes).toContainEqual(expect.stringMatching(/p >= 0\.9 \(spans 0\.5, attribute 0\.5; a run takes its kinds' largest\)/));
+    expect(renderMarkdown(r)).toMatch(/give p >= 0\.9 \(spans 0\.5, attribute 0\.5;/);
+  });
+
   it('a masked model without classifiers: only the json-schema control by default, its own steps, and the unconditional pool scored', async () => {
     const calls: GenerateRequest[] = [];
     const engine = fakeEngine(calls);
