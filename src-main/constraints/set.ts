@@ -233,8 +233,13 @@ export const GUIDED_CONSTRAINT_KINDS: readonly ConstraintKind[] = ['pos', 'spans
 
 /** Whether a run is classifier-guided: guidance on with strength > 0 and an enabled guided constraint of weight > 0. */
 export function isGuidedRun(constraints: readonly { kind: string; enabled?: boolean; weight?: number }[], guidance: { enabled?: boolean; strength?: number } | undefined): boolean {
-  if (guidance?.enabled === false || (guidance?.strength ?? 1) <= 0) return false;
-  return constraints.some((c) => c.enabled !== false && (c.weight ?? 1) > 0 && GUIDED_CONSTRAINT_KINDS.includes(c.kind as ConstraintKind));
+  return guidedKinds(constraints, guidance).size > 0;
+}
+
+/** The kinds a run guides: those of its enabled guided constraints of weight > 0; none with guidance off. */
+function guidedKinds(constraints: readonly { kind: string; enabled?: boolean; weight?: number }[], guidance: { enabled?: boolean; strength?: number } | undefined): Set<string> {
+  if (guidance?.enabled === false || (guidance?.strength ?? 1) <= 0) return new Set();
+  return new Set(constraints.filter((c) => c.enabled !== false && (c.weight ?? 1) > 0 && GUIDED_CONSTRAINT_KINDS.includes(c.kind as ConstraintKind)).map((c) => c.kind));
 }
 
 /**
@@ -291,8 +296,8 @@ export function defaultAcceptAt(
   guidance?: { enabled?: boolean; strength?: number },
   byKind?: Readonly<Partial<Record<string, number>>>,
 ): number | undefined {
-  if (!isGuidedRun(constraints, guidance)) return undefined;
-  const guided = new Set(constraints.filter((c) => c.enabled !== false && (c.weight ?? 1) > 0 && GUIDED_CONSTRAINT_KINDS.includes(c.kind as ConstraintKind)).map((c) => c.kind));
+  const guided = guidedKinds(constraints, guidance);
+  if (!guided.size) return undefined;
   if (guided.size > 1) guided.delete('length');
   let level = 0;
   for (const kind of guided) {

@@ -31,20 +31,24 @@ export function decodeCanvas(
   const textIds: number[] = [];
   const pieces: string[] = [];
   let text = '';
+  /** Whether `text` has a character other than whitespace yet. */
+  let begun = false;
   for (let i = 0; i < txt.length; i++) {
     const id = tokens[off + txt.start + i]!;
     const shown = surface?.(txt.start + i, id) ?? null;
     if (shown !== null) {
       text += shown;
+      begun ||= /\S/.test(shown);
       continue;
     }
     if (id === END) break;
     // a text does not begin with whitespace: a guided text's first token can be a word's space-prefixed piece
     // (" Less than £20 ...": the POS lexicon rates " Less" an adjective as much as "Less"); it shows without it
-    const piece = text.trim() === '' ? bundle.tokenizer.surface(id).trimStart() : bundle.tokenizer.surface(id);
+    const piece: string = begun ? bundle.tokenizer.surface(id) : bundle.tokenizer.surface(id).trimStart();
     textIds.push(id);
     pieces.push(piece);
-    text = text.trim() === '' ? piece : text + piece;
+    text += piece;
+    begun ||= piece !== '';
   }
   return { recordText, text, textIds, pieces };
 }
