@@ -3,7 +3,7 @@
  * run rounds its text left to right without writing "theKnown".
  */
 import { describe, expect, it } from 'vitest';
-import { glueRule, scoredProjector } from '../../../src-main/engine/projection';
+import { glueRule, repeatRule, scoredProjector } from '../../../src-main/engine/projection';
 
 const tokens = ['The', ' the', 'Known', '-', 'friendly', ' 5', '.', '<end>', 'é'];
 const V = tokens.length;
@@ -40,5 +40,36 @@ describe('which pieces glue onto the one before them', () => {
       if (!/^\p{L}/u.test(t)) onlyContinuations[V + v] = -Infinity;
     });
     expect([...scoredProjector(0, 2, onlyContinuations, V, glueRule(tokens)).project(prefer(' the', 'Known'))].map((t) => tokens[t])).toEqual([' the', 'Known']);
+  });
+
+  it('rounding passes over a token that writes the word before it again, and gives way where nothing else is left', () => {
+    const toks = [' a', ' restaurant', 'restaurant', ' Café', ' Rouge', '.', ' Restaurant'];
+    const W = toks.length;
+    const at = (t: string) => toks.indexOf(t);
+    const r = repeatRule(toks);
+    // a word with and without its space, and in another case, is one word; punctuation is none
+    expect(r.word[at(' restaurant')]).toBe(r.word[at('restaurant')]);
+    expect(r.word[at(' Restaurant')]).toBe(r.word[at(' restaurant')]);
+    expect(r.word[at('.')]).toBe(-1);
+    // each position: the listed token first, the second one next
+    const prefer = (...pairs: [string, string][]) => {
+      const s = new Float32Array(pairs.length * W).fill(-10);
+      pairs.forEach(([first, second], i) => {
+        s[i * W + at(first)] = 0;
+        s[i * W + at(second)] = -1;
+      });
+      return s;
+    };
+    const add = new Float32Array(4 * W);
+    const scores = prefer([' a', '.'], [' restaurant', '.'], ['restaurant', ' Café'], [' Café', ' Rouge']);
+    expect([...scoredProjector(0, 4, add, W).project(scores)].map((t) => toks[t])).toEqual([' a', ' restaurant', 'restaurant', ' Café']);
+    expect([...scoredProjector(0, 4, add, W, undefined, r).project(scores)].map((t) => toks[t])).toEqual([' a', ' restaurant', ' Café', ' Rouge']);
+    // a held token is kept even where it repeats
+    expect([...scoredProjector(0, 4, add, W, undefined, r).project(scores, Int32Array.from([-1, -1, at(' Restaurant'), -1]))].map((t) => toks[t])).toEqual([' a', ' restaurant', ' Restaurant', ' Café']);
+    // where every other token is barred, the rule gives way
+    const onlyRestaurant = new Float32Array(2 * W).fill(-Infinity);
+    onlyRestaurant[at(' restaurant')] = 0;
+    onlyRestaurant[W + at(' restaurant')] = 0;
+    expect([...scoredProjector(0, 2, onlyRestaurant, W, undefined, r).project(prefer([' restaurant', '.'], [' restaurant', '.']))].map((t) => toks[t])).toEqual([' restaurant', ' restaurant']);
   });
 });

@@ -11,7 +11,7 @@ import { denoiserRows, laneThreads } from '../../devices';
 import { buildGuidance } from '../../guidance-setup';
 import { checkGraphIo } from '../../host';
 import { buildSchedule, trainingAbar } from '../../schedule';
-import { coveredPositions, type GlueRule, glueRule, type Projector, scoredProjector } from '../../projection';
+import { coveredPositions, type GlueRule, glueRule, type Projector, type RepeatRule, repeatRule, scoredProjector } from '../../projection';
 import { lexiconTerm } from '../../lexicon';
 import { type Feeds, type Outputs, runRows } from '../../session-run';
 import { resolvePrecision } from '../../types';
@@ -50,6 +50,8 @@ interface ContinuousState {
   spaces: number[];
   /** Pieces that glue onto the one before them (guided runs round the text without such joins). */
   glue: GlueRule;
+  /** Tokens that write the same word (guided runs round the text without a word twice in a row). */
+  repeats: RepeatRule;
 }
 
 /** A continuous run's feeds for rows [from, to) of the batch. */
@@ -107,7 +109,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
 
   async open(bundle) {
     const emb = makeEmbeddings(await loadEmbeddings(bundle.dir, bundle.manifest, bundle.vocabSize), bundle.vocabSize, bundle.manifest.embedding.dim);
-    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens) };
+    return { emb, rounder: await ortRounder(emb), checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens), repeats: repeatRule(bundle.tokenizer.tokens) };
   },
 
   async probe(host, bundle, provider) {
@@ -164,7 +166,7 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
         if (rounding) {
           const covered = coveredPositions(projectors, N);
           // a hard text constraint already decides these positions' tokens; the held <end> still stands
-          if (!covered.subarray(rounding.start, rounding.start + rounding.length).some((c) => c)) projectors.push(scoredProjector(rounding.start, rounding.length, rounding.add, bundle.vocabSize, rounding.guided ? state.glue : undefined));
+          if (!covered.subarray(rounding.start, rounding.start + rounding.length).some((c) => c)) projectors.push(scoredProjector(rounding.start, rounding.length, rounding.add, bundle.vocabSize, rounding.guided ? state.glue : undefined, rounding.guided ? state.repeats : undefined));
           else if (rounding.lexicon) warnings.push('a hard constraint decides the text\'s tokens: the POS / span lexicon is not applied');
         }
         const guidance = await buildGuidance({ host, dir, manifest: m, soft: pin.rest, settings: guidanceAtSteps(sampler.guidance, sampler.steps), provider, lanes, N, d, warnings, weights: m.guidance_defaults?.weights });
