@@ -206,10 +206,41 @@ describe('guided masked sampling', () => {
     expect([...none.tokens!]).toEqual([...once.tokens!]);
   });
 
+  it('remasking by context: the token the finished text makes unlikely goes back, not the one forced at its commit', async () => {
+    // token 1 everywhere; a committed token's own logit gets +4 (a denoiser trained on committed positions reads them
+    // back); position 2 wants 6 once position 5 holds 8, which a lexicon forces there (segment offset 3); blocks of
+    // one position commit left to right, so 2 is committed before 5
+    const reads: MaskedSampleOptions['logits'] = async (ids, B) => {
+      const l = new Float32Array(B * N * V);
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < N; i++) {
+          l[(b * N + i) * V + 1] = 3;
+          const cur = ids[b * N + i]!;
+          if (cur !== MASK) l[(b * N + i) * V + cur] += 4;
+        }
+        if (ids[b * N + 5] === 8) l[(b * N + 2) * V + 6] = ids[b * N + 2] === MASK ? 6 : 9;
+      }
+      return { logits: l, V };
+    };
+    const Vl = 9;
+    const values = new Float32Array(4 * Vl);
+    values[3 * Vl + 8] = 10;
+    const guide = (by: 'commit' | 'context'): NonNullable<MaskedSampleOptions['guide']> =>
+      ({ start: 2, length: 4, weightAt: () => 1, local: { values, V: Vl }, remask: { rounds: 1, fraction: 0.25, by } });
+    const settings = { steps: N, blockLength: 1, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+    // at its commit, 8 at position 5 was the least likely: redone, the lexicon writes it again
+    const byCommit = await sampleMasked(base({ logits: reads, settings, guide: guide('commit') }));
+    for (let b = 0; b < 2; b++) expect([...byCommit.tokens!.subarray(b * N, (b + 1) * N)]).toEqual([1, 1, 1, 1, 1, 8]);
+    // on the finished text, 1 at position 2 is the least likely (p 0.12 against 0.67 for the 8): it becomes 6
+    const byContext = await sampleMasked(base({ logits: reads, settings, guide: guide('context') }));
+    for (let b = 0; b < 2; b++) expect([...byContext.tokens!.subarray(b * N, (b + 1) * N)]).toEqual([1, 1, 6, 1, 1, 8]);
+  });
+
   it('a bundle\'s remask setting is checked by name', () => {
-    expect(maskedGuidanceDefaults.parse({ remask: { rounds: 2, fraction: 0.35, controls: ['pos'] } }).remask).toEqual({ rounds: 2, fraction: 0.35, controls: ['pos'] });
+    expect(maskedGuidanceDefaults.parse({ remask: { rounds: 2, fraction: 0.35, controls: ['pos'] } }).remask).toEqual({ rounds: 2, fraction: 0.35, controls: ['pos'], by: 'commit' });
+    expect(maskedGuidanceDefaults.parse({ remask: { rounds: 2, fraction: 0.35, controls: ['pos'], by: 'context' } }).remask?.by).toBe('context');
     expect(maskedGuidanceDefaults.parse({}).remask).toBeUndefined();
-    for (const bad of [{ rounds: 2, fraction: 0, controls: ['pos'] }, { rounds: 9, fraction: 0.5, controls: ['pos'] }, { rounds: 1, fraction: 0.5, controls: [] }, { rounds: 1, fraction: 0.5, controls: ['pos'], extra: 1 }, { rounds: 1, fraction: 0.5, controls: ['Pos'] }]) {
+    for (const bad of [{ rounds: 2, fraction: 0, controls: ['pos'] }, { rounds: 9, fraction: 0.5, controls: ['pos'] }, { rounds: 1, fraction: 0.5, controls: [] }, { rounds: 1, fraction: 0.5, controls: ['pos'], extra: 1 }, { rounds: 1, fraction: 0.5, controls: ['Pos'] }, { rounds: 1, fraction: 0.5, controls: ['pos'], by: 'now' }]) {
       expect(() => maskedGuidanceDefaults.parse({ remask: bad })).toThrow(/remask/);
     }
   });

@@ -44,7 +44,7 @@ export interface MaskedGuide {
   topK: number;
   first: boolean;
   /** Remasking rounds after the plan (sampler.ts), when the bundle has them for a control this run guides. */
-  remask?: { rounds: number; fraction: number };
+  remask?: { rounds: number; fraction: number; by: 'commit' | 'context' };
 }
 
 export interface MaskedGuidanceSetup {
@@ -161,8 +161,8 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
   const N = m.canvas.length;
   const kinds = [...guided.map((x) => x.kind), ...(local ? s.soft.filter((x) => hasLexicon(x.kind)).map((x) => x.kind) : [])];
   const r = d.remask;
-  const remask = r && r.rounds > 0 && kinds.some((k) => r.controls.includes(k)) ? { rounds: r.rounds, fraction: r.fraction } : null;
-  if (remask) s.notes?.push(`remasking: ${remask.rounds} rounds of the ${Math.round(100 * remask.fraction)}% of the text's tokens the model found least likely, generated again (the bundle's guidance_defaults.remask for ${r!.controls.join(', ')})`);
+  const remask = r && r.rounds > 0 && kinds.some((k) => r.controls.includes(k)) ? { rounds: r.rounds, fraction: r.fraction, by: r.by } : null;
+  if (remask) s.notes?.push(`remasking: ${remask.rounds} rounds of the ${Math.round(100 * remask.fraction)}% of the text's tokens the model found least likely ${remask.by === 'context' ? 'in the finished text' : 'when they were committed'}, generated again (the bundle's guidance_defaults.remask for ${r!.controls.join(', ')})`);
   return {
     start: seg.start,
     length: seg.length,

@@ -52,11 +52,16 @@ export const maskedGuidanceDefaults = z.object({
   segment_first: z.boolean().default(false),
   /**
    * Remasking rounds after the plan (sampler.ts) in runs that guide one of `controls`: the `fraction` of the text's
-   * tokens least likely under the denoiser go back to the mask and are generated again. 0 rounds: none.
+   * tokens least likely under the denoiser go back to the mask and are generated again. 0 rounds: none. `by`:
+   * "commit" ranks a token by its probability when it was committed; "context" by the denoiser's probability of it
+   * on the canvas as it stands, read from its logits at the committed position (one call per round). A denoiser
+   * trained on masked positions only still ranks by them (e2e-masked 1.0.2 puts a substituted dev token below the
+   * clean ones with AUC 0.98), though it gives clean tokens low probabilities there.
    */
   remask: z.object({
     rounds: z.number().int().min(0).max(8),
     fraction: z.number().gt(0).max(1),
+    by: z.enum(['commit', 'context']).default('commit'),
     controls: z.array(z.enum(GUIDED_KINDS)).min(1),
   }).strict().optional(),
 }).passthrough();

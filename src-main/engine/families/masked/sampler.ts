@@ -76,10 +76,12 @@ export interface MaskedSampleOptions {
     repeats?: RepeatRule;
     /**
      * After the plan, `rounds` times: the `fraction` of the segment's generated tokens that the denoiser found least
-     * likely when they were committed go back to the mask and are generated again, one per step, under the last
-     * step's guidance weight, now with the text on both sides of them.
+     * likely go back to the mask and are generated again, one per step, under the last step's guidance weight, now
+     * with the text on both sides of them. `by` "commit" (default): their probability when they were committed;
+     * "context": the denoiser's probability of each on the canvas as it stands, from its logits at committed
+     * positions (one more denoiser call per round).
      */
-    remask?: { rounds: number; fraction: number };
+    remask?: { rounds: number; fraction: number; by?: 'commit' | 'context' };
   };
   /** Per canvas position, tokens never committed there (e.g. <end> and <pad> before a pinned length). */
   exclude?: Map<number, number[]>;
@@ -348,7 +350,13 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     const t0 = performance.now();
     const { k, positions, remask } = schedule[g]!;
     if (remask > 0) {
-      // the least likely guided tokens (under the denoiser, at their commit) go back to the mask
+      // the least likely guided tokens (under the denoiser, at their commit or on the canvas as it stands) go back to
+      // the mask
+      if (guide!.remask!.by === 'context') {
+        if (changed || !cache) await callDenoiser();
+        const { logits, V } = cache!;
+        for (let b = 0; b < B; b++) for (const i of positions) committedP[b * N + i] = probOfCommitted(logits, V, b * N + (o.shifted ? Math.max(i - 1, 0) : i), x[b * N + i]!, o.vocabSize, o.maskId);
+      }
       for (let b = 0; b < B; b++) {
         const worst = [...positions].sort((a, c) => committedP[b * N + a]! - committedP[b * N + c]! || a - c).slice(0, remask);
         for (const i of worst) {
@@ -483,6 +491,17 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   const guidedGen = gen.filter(inGuided);
   for (let b = 0; b < B; b++) for (const i of guidedGen) guidedLogp[b] += Math.log(committedP[b * N + i]!);
   return { tokens: x, stepMs, calls, denoiserMs, guideMs, guidedLogp };
+}
+
+/** softmax(logits[row]) at `token` over the real tokens (ids < vocabSize other than the mask), in float64. */
+function probOfCommitted(logits: Float32Array, V: number, row: number, token: number, vocabSize: number, maskId: number): number {
+  const n = Math.min(V, vocabSize);
+  const at = row * V;
+  let max = -Infinity;
+  for (let v = 0; v < n; v++) if (v !== maskId && logits[at + v]! > max) max = logits[at + v]!;
+  let sum = 0;
+  for (let v = 0; v < n; v++) if (v !== maskId) sum += Math.exp(logits[at + v]! - max);
+  return token < n ? Math.exp(logits[at + token]! - max) / sum : 0;
 }
 
 /** Whether piece v glues onto the committed neighbours `before` / `after` (-1: masked or outside the segment). */
