@@ -73,8 +73,15 @@ def segment_masks(length: int, text_start: int, device=None):
 
 
 def masked_losses(model: MaskedDenoiser, ids: torch.Tensor, text_start: int, eps: float = 1e-3,
-                  p_text_only: float = 0.5, p_record_only: float = 0.25, generator=None) -> dict:
-    """MDLM loss on canvases ids [B, N]; text_start = 0 for text-only corpora (everything is generated)."""
+                  p_text_only: float = 0.5, p_record_only: float = 0.25, generator=None,
+                  p_substitute: float = 0.0, visible_weight: float = 0.0) -> dict:
+    """MDLM loss on canvases ids [B, N]; text_start = 0 for text-only corpora (everything is generated).
+
+    p_substitute > 0 also replaces that share of the visible generated tokens with tokens drawn from elsewhere in the
+    batch (a draw from the corpus' own token frequencies), and visible_weight adds the cross-entropy of the clean
+    token at every visible generated position. The model then reads a finished canvas and says which of its tokens
+    it would change: the sampler's one-call check of committed tokens. Without them the logits at visible positions
+    are never trained and mean nothing."""
     B, N = ids.shape
     dev = ids.device
     rand = lambda *shape: torch.rand(*shape, device=dev, generator=generator)  # noqa: E731
@@ -89,10 +96,26 @@ def masked_losses(model: MaskedDenoiser, ids: torch.Tensor, text_start: int, eps
         eligible = torch.ones(B, N, dtype=torch.bool, device=dev)
     masked = eligible & (rand(B, N) < t[:, None])
     x = torch.where(masked, torch.full_like(ids, model.cfg.mask_id), ids)
+    visible = eligible & ~masked
+    substituted = torch.zeros_like(visible)
+    if p_substitute > 0:
+        pool = ids[eligible]
+        draw = pool[torch.randint(0, pool.numel(), (B, N), device=dev, generator=generator)]
+        substituted = visible & (rand(B, N) < p_substitute) & (draw != ids)
+        x = torch.where(substituted, draw, x)
     logits = model(x)
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids.reshape(-1), reduction="none").view(B, N)
     per_example = (ce * masked).sum(1) / t / eligible.sum(1).clamp(min=1)
     loss = per_example.mean()
+    out = {}
+    if visible_weight > 0:
+        vis_ce = (ce * visible).sum() / visible.sum().clamp(min=1)
+        loss = loss + visible_weight * vis_ce
+        out["visible_ce"] = vis_ce.detach()
+        with torch.no_grad():
+            fixed = ((logits.argmax(-1) == ids) & substituted).sum() / substituted.sum().clamp(min=1)
+        out["substitute_fixed"] = fixed
     with torch.no_grad():
         acc = ((logits.argmax(-1) == ids) & masked).sum() / masked.sum().clamp(min=1)
-    return {"loss": loss, "masked_acc": acc.detach(), "mask_share": (masked.sum() / eligible.sum().clamp(min=1)).detach()}
+    return {"loss": loss, "masked_acc": acc.detach(),
+            "mask_share": (masked.sum() / eligible.sum().clamp(min=1)).detach(), **out}

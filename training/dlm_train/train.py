@@ -44,7 +44,7 @@ DEFAULTS = {
               "grad_clip": 1.0, "ema_decay": 0.997, "ckpt_every": 200, "log_every": 10, "seed": 0,
               "threads": None, "device": "auto", "stop_at": None, "time_budget_s": None,
               "precision": "auto", "init_from": None, "snapshot_minutes": [], "p_tail_clean": 0.0,
-              "freeze_embeddings": False},
+              "freeze_embeddings": False, "p_substitute": 0.0, "visible_weight": 0.0},
 }
 
 
@@ -244,7 +244,10 @@ def main(argv: Optional[list] = None) -> int:
             state["start_wall"] = time.time() - state["train_time"]
     if rank:
         torch.manual_seed(tc["seed"] * 1000 + rank + state["step"])  # different noise per rank
-    loss_module = (MaskedLossModule(model, layout.text_start) if family == "masked"
+    if family != "masked" and (tc["p_substitute"] or tc["visible_weight"]):
+        raise ValueError("train.p_substitute / train.visible_weight: apply to the masked family only")
+    loss_module = (MaskedLossModule(model, layout.text_start, tc["p_substitute"], tc["visible_weight"])
+                   if family == "masked"
                    else LossModule(model, abar, layout.text_start, tc["p_tail_clean"]))
     train_model = torch.nn.parallel.DistributedDataParallel(loss_module) if ddp else loss_module
 
@@ -386,13 +389,17 @@ def pick_autocast(precision: str, device: torch.device):
 
 
 class MaskedLossModule(torch.nn.Module):
-    def __init__(self, model: MaskedDenoiser, text_start: int):
+    def __init__(self, model: MaskedDenoiser, text_start: int, p_substitute: float = 0.0,
+                 visible_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.text_start = text_start
+        self.p_substitute = p_substitute
+        self.visible_weight = visible_weight
 
     def forward(self, ids: torch.Tensor) -> dict:
-        return masked_losses(self.model, ids, self.text_start)
+        return masked_losses(self.model, ids, self.text_start, p_substitute=self.p_substitute,
+                             visible_weight=self.visible_weight)
 
 
 class LossModule(torch.nn.Module):

@@ -50,6 +50,29 @@ class MaskedLossTest(unittest.TestCase):
         self.assertTrue(torch.equal(x[~masked], ids[~masked]))
         self.assertGreater(float(out["loss"]), 0.0)
 
+    def test_substitution_replaces_visible_tokens_and_trains_them(self):
+        m = tiny_masked()
+        ids = torch.randint(0, 30, (64, 12))
+        seen = []
+        real_forward = m.forward
+        m.forward = lambda x: (seen.append(x.clone()), real_forward(x))[1]
+        plain = masked_losses(m, ids, 5, generator=torch.Generator().manual_seed(1))
+        # the record given in every row (data-to-text): only the text is generated, so only it may change
+        out = masked_losses(m, ids, 5, generator=torch.Generator().manual_seed(1), p_text_only=1.0, p_record_only=0.0,
+                            p_substitute=0.3, visible_weight=1.0)
+        x = seen[1]
+        changed = (x != ids) & (x != m.cfg.mask_id)
+        self.assertFalse(bool(changed[:, :5].any()), "a given record was changed")
+        self.assertTrue(bool((x[changed] < 30).all()))
+        visible_text = (x[:, 5:] != m.cfg.mask_id).sum()
+        share = float(changed[:, 5:].sum()) / float(visible_text)
+        self.assertGreater(share, 0.15)
+        self.assertLess(share, 0.4)
+        self.assertIn("visible_ce", out)
+        self.assertGreater(float(out["loss"]), float(plain["loss"]) * 0.5)
+        # without them the loss is the plain one (no visible term)
+        self.assertNotIn("visible_ce", plain)
+
     def test_training_lowers_the_loss(self):
         m = tiny_masked()
         ids = torch.randint(0, 30, (2, 12)).repeat(8, 1)  # two canvases to memorise
