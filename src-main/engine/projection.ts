@@ -94,12 +94,13 @@ export function barringProjector(start: number, length: number, barred: readonly
 
 /** The best-scoring token at position i (score + add, -Infinity barred), skipping `skip`ped ones; null if none is left. */
 function bestAt(logScores: Float32Array, add: Float32Array, i: number, V: number, skip: ((v: number) => boolean) | null): number | null {
+  const at = i * V;
   let best = -1;
   let bestScore = -Infinity;
+  // the first of the highest finite scores; `skip` is asked only about a token that would take the lead
   for (let v = 0; v < V; v++) {
-    if (skip?.(v)) continue;
-    const sc = logScores[i * V + v]! + add[i * V + v]!;
-    if (sc > -Infinity && (best < 0 || sc > bestScore)) {
+    const sc = logScores[at + v]! + add[at + v]!;
+    if (sc > bestScore && !(skip && skip(v))) {
       best = v;
       bestScore = sc;
     }
