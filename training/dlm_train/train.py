@@ -246,6 +246,10 @@ def main(argv: Optional[list] = None) -> int:
         torch.manual_seed(tc["seed"] * 1000 + rank + state["step"])  # different noise per rank
     if family != "masked" and (tc["p_substitute"] or tc["visible_weight"]):
         raise ValueError("train.p_substitute / train.visible_weight: apply to the masked family only")
+    if not 0.0 <= tc["p_substitute"] < 1.0:
+        raise ValueError(f"train.p_substitute: {tc['p_substitute']!r} is not a share in [0, 1)")
+    if tc["visible_weight"] < 0:
+        raise ValueError(f"train.visible_weight: {tc['visible_weight']!r} is negative")
     loss_module = (MaskedLossModule(model, layout.text_start, tc["p_substitute"], tc["visible_weight"])
                    if family == "masked"
                    else LossModule(model, abar, layout.text_start, tc["p_tail_clean"]))

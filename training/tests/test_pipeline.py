@@ -237,6 +237,12 @@ class TrainResumeTest(unittest.TestCase):
             r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("batch_sise", r.stderr)
+            # the masked family's read-back options are refused by name on a continuous run
+            with open(cfg, "w") as f:
+                json.dump({"data": {"train": TRAIN, "limit": 50}, "train": {"p_substitute": 0.2}}, f)
+            r = subprocess.run(cmd + ["--run-dir", os.path.join(d, "run2")], cwd=ROOT, env=env, capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("train.p_substitute", r.stderr)
         finally:
             shutil.rmtree(d)
 
