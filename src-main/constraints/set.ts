@@ -291,17 +291,16 @@ export function defaultCandidates(
  * whose candidates the guidance classifiers score read it (docs/engine.md, "Choosing among candidates").
  */
 export function defaultAcceptAt(
-  bundleAcceptAt: number | undefined,
+  levels: { acceptAt?: number; acceptAtByKind?: Readonly<Partial<Record<string, number>>> } | undefined,
   constraints: readonly { kind: string; enabled?: boolean; weight?: number }[],
   guidance?: { enabled?: boolean; strength?: number },
-  byKind?: Readonly<Partial<Record<string, number>>>,
 ): number | undefined {
   const guided = guidedKinds(constraints, guidance);
   if (!guided.size) return undefined;
   if (guided.size > 1) guided.delete('length');
   let level = 0;
   for (const kind of guided) {
-    const l = byKind?.[kind] ?? bundleAcceptAt;
+    const l = levels?.acceptAtByKind?.[kind] ?? levels?.acceptAt;
     if (l === undefined) return undefined;
     level = Math.max(level, l);
   }

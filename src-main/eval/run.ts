@@ -273,7 +273,7 @@ function samplerFor(s: EvalSettings, samples: number, seed: number, guided: bool
   const steps = continuousSteps({ steps: s.steps, guidedSteps: s.guidedSteps }, guidedRun);
   const spacing = s.sampler?.spacing === undefined && s.defaultSpacing ? { spacing: continuousSpacing(s.defaultSpacing, guidedRun) } : {};
   const candidates = { candidates: s.candidates ?? defaultCandidates(s, constraints, guidance) };
-  const bundleAccept = s.sampler?.accept_at === undefined ? defaultAcceptAt(s.acceptAt, constraints, guidance, s.acceptAtByKind) : undefined;
+  const bundleAccept = s.sampler?.accept_at === undefined ? defaultAcceptAt(s, constraints, guidance) : undefined;
   const accept = bundleAccept !== undefined ? { accept_at: bundleAccept } : {};
   return { steps, samples, seed, ...candidates, ...(s.precision ? { precision: s.precision } : {}), ...(s.sampler ?? {}), ...accept, ...spacing, ...(s.masked ?? {}), guidance };
 }

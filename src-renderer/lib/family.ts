@@ -374,7 +374,7 @@ export function samplerForRun(
   const s: SamplerSettings = family === 'masked' ? { ...sampler, method: 'ancestral', eta: 0, spacing: 1 } : withoutMasked(sampler);
   if (!chosen.candidates) s.candidates = defaultCandidates(model ?? {}, constraints, s.guidance);
   // masked runs ignore accept_at (their scores are not probabilities of the constraints)
-  const acceptAt = family === 'masked' ? undefined : chosen.acceptAt ? s.accept_at : defaultAcceptAt(model?.continuousDefaults?.acceptAt, constraints, s.guidance, model?.continuousDefaults?.acceptAtByKind);
+  const acceptAt = family === 'masked' ? undefined : chosen.acceptAt ? s.accept_at : defaultAcceptAt(model?.continuousDefaults, constraints, s.guidance);
   if (acceptAt === undefined) delete s.accept_at;
   else s.accept_at = acceptAt;
   const d = family === 'continuous' ? model?.continuousDefaults : undefined;

@@ -181,7 +181,7 @@ export const generateCommand: CliCommand = {
     if (candidates === undefined && !setGives.candidates) sampler.candidates = defaultCandidates(summary, set.constraints, sampler.guidance);
     // and its accept_at for a classifier-guided run, unless --accept-at or the set chose one
     if (acceptAt === undefined && !setGives.accept_at) {
-      const bundleAccept = defaultAcceptAt(cd?.acceptAt, set.constraints, sampler.guidance, cd?.acceptAtByKind);
+      const bundleAccept = defaultAcceptAt(cd, set.constraints, sampler.guidance);
       if (bundleAccept !== undefined) sampler.accept_at = bundleAccept;
     }
     if (eta !== undefined) {

@@ -118,31 +118,31 @@ describe('candidates a run names none of (defaultCandidates)', () => {
   });
 
   it('the bundle\'s accept_at for a classifier-guided set, and only there', () => {
-    expect(defaultAcceptAt(0.9, [{ kind: 'pos' }])).toBe(0.9);
-    expect(defaultAcceptAt(0.9, [{ kind: 'record' }, { kind: 'sentiment' }])).toBe(0.9);
-    expect(defaultAcceptAt(0.9, [{ kind: 'record' }])).toBeUndefined();
-    expect(defaultAcceptAt(0.9, [])).toBeUndefined();
-    expect(defaultAcceptAt(0.9, [{ kind: 'sentiment' }], { enabled: false })).toBeUndefined();
-    expect(defaultAcceptAt(0.9, [{ kind: 'sentiment', weight: 0 }])).toBeUndefined();
-    expect(defaultAcceptAt(undefined, [{ kind: 'sentiment' }])).toBeUndefined();
+    expect(defaultAcceptAt({ acceptAt: 0.9 }, [{ kind: 'pos' }])).toBe(0.9);
+    expect(defaultAcceptAt({ acceptAt: 0.9 }, [{ kind: 'record' }, { kind: 'sentiment' }])).toBe(0.9);
+    expect(defaultAcceptAt({ acceptAt: 0.9 }, [{ kind: 'record' }])).toBeUndefined();
+    expect(defaultAcceptAt({ acceptAt: 0.9 }, [])).toBeUndefined();
+    expect(defaultAcceptAt({ acceptAt: 0.9 }, [{ kind: 'sentiment' }], { enabled: false })).toBeUndefined();
+    expect(defaultAcceptAt({ acceptAt: 0.9 }, [{ kind: 'sentiment', weight: 0 }])).toBeUndefined();
+    expect(defaultAcceptAt({}, [{ kind: 'sentiment' }])).toBeUndefined();
   });
 
   it('per kind: a run takes the largest level among its guided kinds, a length only where nothing else is guided', () => {
     const byKind = { spans: 0.5, attribute: 0.5 };
-    expect(defaultAcceptAt(0.9, [{ kind: 'spans' }], undefined, byKind)).toBe(0.5);
-    expect(defaultAcceptAt(0.9, [{ kind: 'attribute' }, { kind: 'spans' }], undefined, byKind)).toBe(0.5);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'spans' }])).toBe(0.5);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'attribute' }, { kind: 'spans' }])).toBe(0.5);
     // a kind without its own level takes accept_at, and the largest wins
-    expect(defaultAcceptAt(0.9, [{ kind: 'attribute' }, { kind: 'pos' }], undefined, byKind)).toBe(0.9);
-    expect(defaultAcceptAt(0.9, [{ kind: 'sentiment' }], undefined, byKind)).toBe(0.9);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'attribute' }, { kind: 'pos' }])).toBe(0.9);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'sentiment' }])).toBe(0.9);
     // a length is judged by its count beside a guided kind; alone, it takes its level
-    expect(defaultAcceptAt(0.9, [{ kind: 'attribute' }, { kind: 'length' }], undefined, byKind)).toBe(0.5);
-    expect(defaultAcceptAt(0.9, [{ kind: 'length' }], undefined, { length: 0.7 })).toBe(0.7);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'attribute' }, { kind: 'length' }])).toBe(0.5);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: { length: 0.7 } }, [{ kind: 'length' }])).toBe(0.7);
     // a disabled or weightless constraint does not raise the level
-    expect(defaultAcceptAt(0.9, [{ kind: 'spans' }, { kind: 'pos', enabled: false }, { kind: 'sentiment', weight: 0 }], undefined, byKind)).toBe(0.5);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'spans' }, { kind: 'pos', enabled: false }, { kind: 'sentiment', weight: 0 }])).toBe(0.5);
     // a guided kind with no level at all: draw every candidate
-    expect(defaultAcceptAt(undefined, [{ kind: 'spans' }, { kind: 'pos' }], undefined, byKind)).toBeUndefined();
-    expect(defaultAcceptAt(undefined, [{ kind: 'spans' }], undefined, byKind)).toBe(0.5);
-    expect(defaultAcceptAt(0.9, [{ kind: 'spans' }], { enabled: false }, byKind)).toBeUndefined();
+    expect(defaultAcceptAt({ acceptAtByKind: byKind }, [{ kind: 'spans' }, { kind: 'pos' }])).toBeUndefined();
+    expect(defaultAcceptAt({ acceptAtByKind: byKind }, [{ kind: 'spans' }])).toBe(0.5);
+    expect(defaultAcceptAt({ acceptAt: 0.9, acceptAtByKind: byKind }, [{ kind: 'spans' }], { enabled: false })).toBeUndefined();
   });
 
   it('candidates outside 1..16 are refused by name', () => {
