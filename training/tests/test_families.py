@@ -32,13 +32,19 @@ def tiny_tok(V=30):
     return Tokenizer(["<pad>", "<sep>", "<end>", "<unk>"] + [f"w{i}" for i in range(V - 4)])
 
 
+def record_inputs(m: MaskedDenoiser) -> list:
+    """The canvases m is called on from now on, in call order."""
+    seen = []
+    real_forward = m.forward
+    m.forward = lambda x: (seen.append(x.clone()), real_forward(x))[1]
+    return seen
+
+
 class MaskedLossTest(unittest.TestCase):
     def test_only_generated_segments_are_masked(self):
         m = tiny_masked()
         ids = torch.randint(0, 30, (64, 12))
-        seen = []
-        real_forward = m.forward
-        m.forward = lambda x: (seen.append(x.clone()), real_forward(x))[1]
+        seen = record_inputs(m)
         out = masked_losses(m, ids, text_start=5, generator=torch.Generator().manual_seed(1))
         x = seen[0]
         masked = x == m.cfg.mask_id
@@ -53,9 +59,7 @@ class MaskedLossTest(unittest.TestCase):
     def test_substitution_replaces_visible_tokens_and_trains_them(self):
         m = tiny_masked()
         ids = torch.randint(0, 30, (64, 12))
-        seen = []
-        real_forward = m.forward
-        m.forward = lambda x: (seen.append(x.clone()), real_forward(x))[1]
+        seen = record_inputs(m)
         plain = masked_losses(m, ids, 5, generator=torch.Generator().manual_seed(1))
         # the record given in every row (data-to-text): only the text is generated, so only it may change
         out = masked_losses(m, ids, 5, generator=torch.Generator().manual_seed(1), p_text_only=1.0, p_record_only=0.0,
