@@ -88,9 +88,15 @@ export async function roundCanvas(
 ): Promise<void> {
   const { E, d } = emb;
   const covered = coveredPositions(projectors, N);
-  const near = await rounder.nearest(x, B * N);
+  // the nearest embedding only where neither a projector nor a held token decides (a guided text is half the canvas)
+  const free: number[] = [];
+  for (let i = 0; i < N; i++) if (!covered[i] && (held?.[i] ?? -1) < 0) free.push(i);
+  const near = free.length === N ? await rounder.nearest(x, B * N) : await nearestAt(x, B, N, d, free, rounder);
+  // each projector's scores for the whole batch in as few calls as the row limit allows
+  const scores = new Map<Projector, (b: number) => Float32Array>();
+  for (const p of projectors) scores.set(p, await segmentScores(x, B, N, d, p, rounder, emb.V));
   for (let b = 0; b < B; b++) {
-    await projectSegments(projectors, held, (p) => rounder.scores(x.subarray((b * N + p.start) * d, (b * N + p.start + p.length) * d), p.length), out, b * N);
+    await projectSegments(projectors, held, async (p) => scores.get(p)!(b), out, b * N);
     for (let i = 0; i < N; i++) {
       const h = held?.[i] ?? -1;
       if (h >= 0) out[b * N + i] = h;
@@ -104,6 +110,33 @@ export async function roundCanvas(
       }
     }
   }
+}
+
+/** Nearest embedding ids at `positions` of every sample, placed at their canvas index [B, N] (others left 0). */
+async function nearestAt(x: Float32Array, B: number, N: number, d: number, positions: number[], rounder: Rounder): Promise<Int32Array> {
+  const near = new Int32Array(B * N);
+  if (!positions.length) return near;
+  const rows = new Float32Array(B * positions.length * d);
+  let r = 0;
+  for (let b = 0; b < B; b++) for (const i of positions) rows.set(x.subarray((b * N + i) * d, (b * N + i + 1) * d), d * r++);
+  const ids = await rounder.nearest(rows, B * positions.length);
+  r = 0;
+  for (let b = 0; b < B; b++) for (const i of positions) near[b * N + i] = ids[r++]!;
+  return near;
+}
+
+/** A projector's segment scores for every sample, from calls of about ROUND_ROWS rows: sample b's [length, V]. */
+async function segmentScores(x: Float32Array, B: number, N: number, d: number, p: Projector, rounder: Rounder, V: number): Promise<(b: number) => Float32Array> {
+  const perCall = Math.max(1, Math.ceil(ROUND_ROWS / p.length));
+  const chunks: Float32Array[] = [];
+  for (let from = 0; from < B; from += perCall) {
+    const n = Math.min(perCall, B - from);
+    const rows = n === 1 ? x.subarray((from * N + p.start) * d, (from * N + p.start + p.length) * d) : new Float32Array(n * p.length * d);
+    if (n > 1) for (let b = 0; b < n; b++) rows.set(x.subarray(((from + b) * N + p.start) * d, ((from + b) * N + p.start + p.length) * d), b * p.length * d);
+    chunks.push(await rounder.scores(rows, n * p.length));
+  }
+  const size = p.length * V;
+  return (b) => chunks[Math.floor(b / perCall)]!.subarray((b % perCall) * size, (b % perCall + 1) * size);
 }
 
 /** Rows (canvas positions) per nearest-embedding call (docs/engine.md, "A faster step"). */
