@@ -135,6 +135,11 @@ export function renderMarkdown(r: EvalResults): string {
     L.push('| --- | ---: | --- | ---: |');
     L.push(`| this bundle (${d.items} MRs) | ${num(d.bleu)} | ${d.precisions.map((p) => num(p, 3)).join(' / ')} | ${num(d.brevityPenalty, 3)} |`);
     L.push(`| TGen (challenge baseline, all 630 MRs) | ${d.tgenBleu.toFixed(2)} | | |`);
+    if (d.slots) {
+      const sl = d.slots;
+      L.push('');
+      L.push(`Slot errors (the record's fields against the text, E2E phrasings; src-main/eval/slots.ts): ${num(100 * sl.errorRate)}% of ${sl.fields} fields — ${sl.missing} missing, ${sl.wrong} wrong (another value written), ${sl.added} added (a field the record lacks); ${sl.exact} of ${sl.texts} texts without one.`);
+    }
     if (d.stoppedEarly) L.push(`\nStopped early: ${d.stoppedEarly} (BLEU is over the MRs done).`);
     if (d.error) L.push(`\nError: ${d.error}`);
     if (d.examples.length) {

@@ -12,6 +12,7 @@ import { type CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAc
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
+import { slotCounts, slotErrorRate, slotErrors, type SlotCounts } from './slots';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
 import { DIFFUSION_LM_E2E, TGEN_E2E_TEST } from './published';
 import { COMPOSITIONS, CONTROLS, loadTargets, type EvalTarget } from './targets';
@@ -174,6 +175,8 @@ export interface EvalResults {
     stoppedEarly?: string;
     /** Items whose text length the bundle's text_length rule held (absent for bundles without one). */
     lengthHeld?: number;
+    /** Slot errors of the texts against their records (slots.ts) and their rate, (missing + wrong + added) / fields. */
+    slots?: SlotCounts & { errorRate: number };
     examples: { record: Record<string, string>; text: string }[];
     error?: string;
   };
@@ -512,6 +515,10 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         device ??= g.summary.device;
         seconds += g.seconds;
         hyps.push(g.outputs[0]?.text.trim() ?? '');
+        // written with the control samples: the record as the target, slot-exact as the success
+        const se = slotErrors(items[i]!.record, hyps[i]!, model.recordFields);
+        const errs = se.missing + se.wrong + se.added;
+        deps.onSample?.({ control: 'data-to-text', target: constraints.map((c) => ({ ...c, weight: 1, enabled: true })), guided: false, text: hyps[i]!, record: items[i]!.record, success: errs === 0, score: se.fields ? Math.max(0, 1 - errs / se.fields) : 0, perKind: { record: errs === 0 }, fluency: null });
         if ((g.summary.notes ?? []).some((n) => n.startsWith(RECORD_LENGTH_NOTE))) lengthHeld++;
       }
     } catch (e) {
@@ -520,6 +527,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     }
     const done = items.slice(0, hyps.length);
     const b = hyps.length ? corpusBleu(hyps, done.map((g) => g.refs)) : null;
+    const slots = slotCounts(done.map((g, i) => ({ record: g.record, text: hyps[i]! })), model.recordFields);
     dataToText = {
       items: hyps.length,
       totalMrs: groups.length,
@@ -530,11 +538,12 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
       tgenBleu: TGEN_E2E_TEST.bleu,
       secondsPerItem: hyps.length ? seconds / hyps.length : 0,
       examples: done.slice(0, 3).map((g, i) => ({ record: g.record, text: hyps[i]! })),
+      ...(hyps.length ? { slots: { ...slots, errorRate: slotErrorRate(slots) } } : {}),
       ...(lengthHeld ? { lengthHeld } : {}),
       ...(stoppedEarly ? { stoppedEarly } : {}),
       ...(error ? { error } : {}),
     };
-    log(`data-to-text: BLEU ${dataToText.bleu.toFixed(2)} over ${hyps.length} MRs`);
+    log(`data-to-text: BLEU ${dataToText.bleu.toFixed(2)} over ${hyps.length} MRs; slot errors ${(100 * slotErrorRate(slots)).toFixed(1)}% of ${slots.fields} fields (missing ${slots.missing}, wrong ${slots.wrong}, added ${slots.added}), ${slots.exact} texts exact`);
   }
 
   let textToRecord: EvalResults['textToRecord'] = null;

@@ -72,7 +72,8 @@ Writes a JSON results file and a Markdown table beside it.
                                same folder (the dev set is where models are tuned; the test set is for reporting)
   --out <file.json>            results file (default eval-results/<date>-<model>-<mode>.json); the .md goes beside it
   --samples-out <file.jsonl>   also write every scored control sample (guided and unguided: target, text, record,
-                               success, score, fluency perplexity), one JSON object per line`;
+                               success, score, fluency perplexity) and every data-to-text text (control
+                               "data-to-text": its record, success = no slot error), one JSON object per line`;
 
 /** "json-schema:2:4,pos:10:8" -> {json-schema: {targets: 2, samples: 4}, pos: {...}}; either number may be empty. */
 export function parseOverrides(text: string): Record<string, { targets?: number; samples?: number }> {

@@ -4,7 +4,7 @@ import type { Engine, GenerateRequest, GenerateHooks, GeneratedOutput, ModelSumm
 import { groupByMr, readE2ECsv } from '../../../src-main/eval/e2e';
 import { renderMarkdown } from '../../../src-main/eval/report';
 import { parseOverrides } from '../../../src-main/cli/commands/eval';
-import { runEvaluation, type EvalSettings, type EvaluateFn } from '../../../src-main/eval/run';
+import { runEvaluation, type EvalSettings, type EvaluateFn, type ScoredSample } from '../../../src-main/eval/run';
 import { e2eDataDir } from '../../../src-main/data-paths';
 
 const TEST = `${e2eDataDir()}/testset_w_refs.csv`;
@@ -106,6 +106,40 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     const md = renderMarkdown(r);
     expect(md).toContain('| pos | 2 | 4/4 | 100.0 | 100.0 | 2.00 (2.00) | 0.0 | 25.0 | 8.00 (8.00) | 100.0 | 90.0 / 5.16 |');
     expect(md).toContain('| TGen (challenge baseline, all 630 MRs) | 65.93 |');
+  });
+
+  it('counts data-to-text slot errors and writes each text with its record to the samples', async () => {
+    const values = { name: [...new Set(groups.map((g) => g.record.name!))], familyFriendly: ['yes', 'no'], area: ['riverside', 'city centre'] };
+    const withFields = { ...model, recordFields: values };
+    const engineWriting = (text: (ref: string) => string): Engine => {
+      const base = fakeEngine([]);
+      return {
+        ...base,
+        listModels: async () => [withFields],
+        async generate(req, hooks) {
+          return base.generate(req, { ...hooks, onOutput: (o) => hooks.onOutput?.({ ...o, text: text(o.text) }) });
+        },
+      };
+    };
+    const only = { ...settings, textToRecordItems: 0, controls: ['length'] };
+    // nothing written: every field is missing
+    const empty = await runEvaluation(only, { engine: engineWriting(() => 'Nothing here.'), evaluate });
+    const fields = empty.dataToText!.slots!.fields;
+    expect(fields).toBeGreaterThan(4);
+    expect(empty.dataToText!.slots).toMatchObject({ missing: fields, wrong: 0, added: 0, exact: 0, texts: 4, errorRate: 1 });
+    // the human references: the samples carry each record, and success is a text without a slot error
+    const samples: ScoredSample[] = [];
+    const refs = await runEvaluation(only, { engine: engineWriting((t) => t), evaluate, onSample: (x) => samples.push(x) });
+    const d2t = samples.filter((x) => x.control === 'data-to-text');
+    expect(d2t).toHaveLength(4);
+    expect(d2t.filter((x) => x.success)).toHaveLength(refs.dataToText!.slots!.exact);
+    expect(d2t.map((x) => x.target[0])).toEqual(d2t.map((x) => ({ kind: 'record', value: x.record, weight: 1, enabled: true })));
+    expect(refs.dataToText!.slots!.errorRate).toBeLessThan(0.5);
+    // a reference that says the opposite of its familyFriendly value is a wrong field
+    const flip = (t: string) => (/not family|non[- ]family/i.test(t) ? t.replace(/not family[- ]friendly|non[- ]family[- ]friendly/gi, 'family friendly') : `${t} It is not family friendly.`);
+    const flipped = await runEvaluation(only, { engine: engineWriting(flip), evaluate });
+    expect(flipped.dataToText!.slots!.wrong).toBeGreaterThan(refs.dataToText!.slots!.wrong);
+    expect(renderMarkdown(flipped)).toContain('Slot errors (the record\'s fields against the text');
   });
 
   it('text-to-record skips reference texts too long for the text segment, counts them, and reports the mean field accuracy', async () => {
