@@ -13,7 +13,10 @@
  * - Model: in a run that neither guides nor pins (unconditional, or hard constraints only), the candidate the
  *   denoiser itself reconstructs best from a lightly re-noised copy of it (continuous family, sampler.ts
  *   SelfScoreConfig). Independent unconditional samples share no content, so consensus has nothing to agree on; the
- *   model's own check catches the slips (a stray quote, a value cut short) that make a record invalid.
+ *   model's own check catches the slips (a stray quote, a value cut short) that make a record invalid. In a masked
+ *   data-to-text run (the record held, the text generated), the candidate from whose text the denoiser reads the
+ *   held record back best (masked/sampler.ts readBackLogp): a text that leaves a field out or writes another value
+ *   makes the record less likely, which consensus, rewarding the typical text, does not see.
  * - Length: a length is a count, not a judgment, so where a run asks for one the candidates that have it (counted as
  *   the constraint counts it, constraints/evaluators) are kept over those that do not, whatever else chooses among
  *   them, and with sampler.accept_at the first that has it ends the drawing (runtime.ts). A held length is held in the
@@ -70,7 +73,7 @@ export interface Selection {
   /** Its mean smoothed BLEU against the other candidates, in [0, 1] (1 with a single candidate). */
   agreement: number;
   /** What chose it ('length': the only candidate with the length asked for). */
-  by: 'consensus' | 'classifiers' | 'model' | 'length';
+  by: 'consensus' | 'classifiers' | 'model' | 'read-back' | 'length';
 }
 
 /** Per candidate, its mean smoothed BLEU against the others (its expected BLEU under their distribution). */
@@ -106,7 +109,10 @@ export function selectConsensus(candidates: readonly (readonly number[])[]): Sel
  * the guided constraints, or the model's own check of an unguided, unpinned canvas. `lengthOk[c]` (a run with a length
  * constraint): whether candidate c has the length asked for; where some do, the choice is among those.
  */
-export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[], scoredBy: 'classifiers' | 'model' = 'classifiers', lengthOk?: readonly boolean[]): Selection {
+/** What a run's candidate scores measure (FamilyRun.scoring). */
+export type CandidateScoring = 'classifiers' | 'model' | 'read-back';
+
+export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[], scoredBy: CandidateScoring = 'classifiers', lengthOk?: readonly boolean[]): Selection {
   if (candidates.length === 0) throw new Error('selectCandidate: no candidates');
   const all = candidates.map((_, c) => c);
   const pool = lengthOk && lengthOk.length === candidates.length && lengthOk.some(Boolean) ? all.filter((c) => lengthOk[c]) : all;

@@ -190,7 +190,7 @@ export class Runtime {
           index: emitted,
           tokens: p.tokens[pick?.chosen ?? 0]!,
           seed: seeds[emitted + (pick?.chosen ?? 0) * total]!,
-          ...(pick ? { consensus: { candidates: K, ...drawn, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by === 'classifiers' || pick.by === 'model' ? { scores: scores as number[] } : {}) } } : {}),
+          ...(pick ? { consensus: { candidates: K, ...drawn, chosen: pick.chosen, agreement: pick.agreement, by: pick.by, ...(pick.by === 'classifiers' || pick.by === 'model' || pick.by === 'read-back' ? { scores: scores as number[] } : {}) } } : {}),
         });
       }
       if (!ready.length) continue;

@@ -185,7 +185,7 @@ export interface GeneratedOutput {
    * candidate's score (higher is better). `drawn`: the candidates drawn, where `sampler.accept_at` stopped the output
    * before all were. Live only: the store keeps the recipe, which reproduces it.
    */
-  consensus?: { candidates: number; drawn?: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers' | 'model' | 'length'; scores?: number[] };
+  consensus?: { candidates: number; drawn?: number; chosen: number; agreement: number; by: 'consensus' | 'classifiers' | 'model' | 'read-back' | 'length'; scores?: number[] };
 }
 
 export interface RunTimings {

@@ -30,8 +30,8 @@ function spacingWords(s: EvalResults['settings']): string {
 }
 
 /** Candidates per output in words: --candidates' for every run, else the bundle's for the runs that pin; empty for 1. */
-function candidatesWords(s: EvalResults['settings']): string {
-  const rule = candidatesRule(s);
+function candidatesWords(s: EvalResults['settings'], masked: boolean): string {
+  const rule = candidatesRule(s, masked);
   const chosen = s.sampler?.accept_at;
   // a level of 1 draws every candidate: nothing to say
   const words = chosen !== undefined ? (chosen < 1 ? String(chosen) : '')
@@ -40,10 +40,15 @@ function candidatesWords(s: EvalResults['settings']): string {
   return rule + accept;
 }
 
-function candidatesRule(s: EvalResults['settings']): string {
-  if (s.candidates !== undefined) return s.candidates > 1 ? `, each output chosen among ${s.candidates} candidates (guided: by the classifiers; pinned: by consensus; otherwise by the model's own check)` : '';
+function candidatesRule(s: EvalResults['settings'], masked: boolean): string {
+  const pinned = masked ? 'data-to-text: by reading the record back, text-to-record: by consensus' : 'pinned: by consensus';
+  if (s.candidates !== undefined) return s.candidates > 1 ? `, each output chosen among ${s.candidates} candidates (guided: by the classifiers; ${pinned}; otherwise by the model's own check)` : '';
   const parts: string[] = [];
-  if (s.pinnedCandidates !== undefined && s.pinnedCandidates > 1) parts.push(`data-to-text and text-to-record outputs each the consensus of ${s.pinnedCandidates} candidates`);
+  if (s.pinnedCandidates !== undefined && s.pinnedCandidates > 1) {
+    parts.push(masked
+      ? `data-to-text outputs each the read-back pick of ${s.pinnedCandidates} candidates, text-to-record outputs the consensus of ${s.pinnedCandidates}`
+      : `data-to-text and text-to-record outputs each the consensus of ${s.pinnedCandidates} candidates`);
+  }
   if (s.guidedCandidates !== undefined && s.guidedCandidates > 1) parts.push(`guided outputs each the classifiers' pick of ${s.guidedCandidates} candidates`);
   if (s.freeCandidates !== undefined && s.freeCandidates > 1) parts.push(`unguided outputs each the model's pick of ${s.freeCandidates} candidates`);
   return parts.length ? `, ${parts.join(', ')}` : '';
@@ -63,7 +68,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${r.device.precision ? `, ${r.device.precision} denoiser` : ''}` : '-'} |`);
   L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
-  L.push(`| settings | ${s.steps} steps${s.guidedSteps !== undefined ? ` (${s.guidedSteps} for guided runs)` : ''}, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${spacingWords(s)}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${candidatesWords(s)}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
+  L.push(`| settings | ${s.steps} steps${s.guidedSteps !== undefined ? ` (${s.guidedSteps} for guided runs)` : ''}, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${spacingWords(s)}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${candidatesWords(s, r.model.kind === 'masked-diffusion')}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
   L.push(`| targets | ${s.targets.file} (sha256 \`${s.targets.sha256.slice(0, 16)}...\`, seed ${s.targets.seed}; built from the dev set) |`);
   L.push(`| wall time | ${(r.seconds / 60).toFixed(1)} min${s.maxMinutes !== undefined ? ` (budget ${s.maxMinutes} min)` : ''} |`);
   L.push('');

@@ -373,7 +373,9 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (given.candidates === undefined && model.pinnedCandidates !== undefined) {
     // data-to-text and text-to-record pin the record or the text: they take the bundle's candidates (samplerFor)
     settings.pinnedCandidates = model.pinnedCandidates;
-    notes.push(`${model.id}: data-to-text and text-to-record choose each output among ${model.pinnedCandidates} candidates by consensus (its sampler_defaults.pinned_candidates)`);
+    notes.push(model.kind === 'masked-diffusion'
+      ? `${model.id}: data-to-text and text-to-record choose each output among ${model.pinnedCandidates} candidates, data-to-text by how well the model reads the record back from each text, text-to-record by consensus (its sampler_defaults.pinned_candidates)`
+      : `${model.id}: data-to-text and text-to-record choose each output among ${model.pinnedCandidates} candidates by consensus (its sampler_defaults.pinned_candidates)`);
   }
   if (given.candidates === undefined && model.guidedCandidates !== undefined) {
     // guided control runs take the bundle's guided candidates; their unguided baselines one sample per output

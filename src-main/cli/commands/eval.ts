@@ -52,7 +52,8 @@ Writes a JSON results file and a Markdown table beside it.
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
   --candidates <n>             each output of every run chosen among n samples: by the guidance classifiers in
-                               guided runs, by consensus in runs that pin, by the model's own check (continuous
+                               guided runs, by consensus in runs that pin (a masked model's data-to-text: by how
+                               well it reads the record back from each text), by the model's own check (continuous
                                models) in the unguided pool, among those with the length asked for where a
                                length constraint is (sampler.candidates, 1 to ${MAX_CANDIDATES}; default:
                                the bundle's sampler_defaults.pinned_candidates for data-to-text and text-to-record,

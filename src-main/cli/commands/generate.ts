@@ -18,7 +18,8 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                  a continuous model without them: 200)
   --candidates   each output chosen among C samples: in a classifier-guided run the one the model's guidance
                  classifiers score highest; in a run that pins, the one that agrees most with the others (consensus
-                 decoding); in a run that does neither, the one a continuous model's denoiser reconstructs best
+                 decoding; a masked model's data-to-text run: the one whose text it reads the record back from
+                 best); in a run that does neither, the one a continuous model's denoiser reconstructs best
                  (its own check; masked models: consensus); with a length constraint, among the samples that
                  have the length asked for. 1 to ${MAX_CANDIDATES}, costs C times the sampling;
                  default: the set's sampler.candidates, else the model's sampler_defaults.pinned_candidates for a

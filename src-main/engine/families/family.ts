@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import type { CommonManifest, ManifestChecks } from '../bundle-schema';
+import type { CandidateScoring } from '../candidates';
 import type { CompiledForEngine } from '../constraints-adapter';
 import type { Provider } from '../devices';
 import type { EngineHost } from '../host';
@@ -104,11 +105,13 @@ export interface FamilyRun {
     sample(job: BatchJob): Promise<BatchResult>;
     /**
      * What the batches' `scores` measure (absent: the guidance classifiers'): `by` the classifiers, or by the model's
-     * own check of a run that neither guides nor pins (continuous: sampler.ts SelfScoreConfig). `acceptStrength`: set
+     * own check of a continuous run that neither guides nor pins (sampler.ts SelfScoreConfig), or `read-back`: how
+     * well a masked denoiser reads the held record back from a data-to-text candidate's text (masked/sampler.ts
+     * readBackLogp). `acceptStrength`: set
      * when they are the classifiers' weighted log p with the run's guidance strength in each weight;
      * `sampler.accept_at` compares score / acceptStrength (the bundle's weights at strength 1).
      */
-    scoring?: { by: 'classifiers' | 'model'; acceptStrength?: number };
+    scoring?: { by: CandidateScoring; acceptStrength?: number };
   }>;
 }
 

@@ -49,6 +49,22 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
     }
   });
 
+  it('data-to-text candidates: the one whose text the denoiser reads the record back from best; text-to-record keeps consensus', async () => {
+    const record = { name: 'Alimentum', area: 'city centre', familyFriendly: 'no' };
+    const d = await run({ version: 1, constraints: [{ kind: 'record', value: record }], sampler: { steps: 24, samples: 2, seed: 3, candidates: 3 } });
+    expect(d.outputs).toHaveLength(2);
+    for (const o of d.outputs) {
+      expect(o.record).toEqual(record);
+      expect(o.consensus).toMatchObject({ candidates: 3, by: 'read-back' });
+      const scores = o.consensus!.scores!;
+      expect(scores).toHaveLength(3);
+      for (const x of scores) expect(x).toBeLessThan(0);
+      expect(scores[o.consensus!.chosen]).toBe(Math.max(...scores));
+    }
+    const t = await run({ version: 1, constraints: [{ kind: 'text', value: 'Alimentum is not family-friendly and is in the city centre.' }], sampler: { steps: 24, samples: 1, seed: 3, candidates: 2 } });
+    expect(t.outputs[0]!.consensus).toMatchObject({ candidates: 2, by: 'consensus' });
+  });
+
   it('a JSON schema on the record holds in every output', async () => {
     const fields = JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')).record_schema.fields as Record<string, string[]>;
     const schema = { type: 'object', properties: { name: { enum: fields.name!.slice(0, 5) }, eatType: { enum: fields.eatType } }, required: ['name', 'eatType'], additionalProperties: false };

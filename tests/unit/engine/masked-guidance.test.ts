@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { textExtent } from '../../../src-main/engine/extent';
 import { maskedGuidanceDefaults, type MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
-import { sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
+import { readBackLogp, sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
 import { repeatRule } from '../../../src-main/engine/projection';
 import { END, PAD } from '../../../src-main/engine/tokenizer';
 
@@ -376,3 +376,35 @@ describe('where a masked text ends (extent.ts): lengths pinned, spans reached', 
     expect((await sampleMasked(base({ logits: oneThenTwo, scoreModel: true }))).guidedLogp).toBeUndefined();
   });
 });
+
+describe('reading a held record back from a candidate\'s text (data-to-text candidates)', () => {
+  it('scores the canvas whose text implies the record higher, masking the record in groups, one call each', async () => {
+    // record at positions 0-1 (tokens 5, 6), text at 2-5; a masked position 0 reads 5 when the text holds 7 at
+    // position 3, a masked position 1 reads 6 whatever the text
+    const calls: Int32Array[] = [];
+    const logits: MaskedSampleOptions['logits'] = async (ids, B) => {
+      calls.push(ids.slice());
+      const l = new Float32Array(B * N * V);
+      for (let b = 0; b < B; b++) {
+        if (ids[b * N] === MASK) l[b * N * V + 5] = ids[b * N + 3] === 7 ? 4 : -4;
+        if (ids[b * N + 1] === MASK) l[(b * N + 1) * V + 6] = 4;
+      }
+      return { logits: l, V };
+    };
+    const tokens = Int32Array.from([5, 6, 1, 7, 1, 1, 5, 6, 1, 2, 1, 1]);
+    const o = { vocabSize: V, maskId: MASK, shifted: false };
+    const two = await readBackLogp(logits, tokens, 2, N, [0, 1], 2, o);
+    expect(two[0]).toBeGreaterThan(two[1]!);
+    // p = e^4 / (e^4 + 8) at position 1 in both; at position 0, e^4 / (e^4 + 8) against e^-4 / (e^-4 + 8)
+    const p = (z: number) => Math.log(Math.exp(z) / (Math.exp(z) + 8));
+    expect(two[0]).toBeCloseTo(2 * p(4), 6);
+    expect(two[1]).toBeCloseTo(p(4) + p(-4), 6);
+    expect(calls.map((ids) => [...ids.subarray(0, N)].map((t) => (t === MASK ? 1 : 0)))).toEqual([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]]);
+    // one group: one call, everything masked at once; the same sums here (the positions do not read each other)
+    calls.length = 0;
+    const one = await readBackLogp(logits, tokens, 2, N, [0, 1], 1, o);
+    expect(calls).toHaveLength(1);
+    expect([...one].map((x) => x.toFixed(6))).toEqual([...two].map((x) => x.toFixed(6)));
+  });
+});
+

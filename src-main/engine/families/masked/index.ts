@@ -12,10 +12,13 @@ import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
 import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
-import { MaskedConstraintError, type MaskedSettings, sampleMasked } from './sampler';
+import { MaskedConstraintError, type MaskedSettings, readBackLogp, sampleMasked } from './sampler';
 import { type GlueRule, glueRule, type RepeatRule, repeatRule } from '../../projection';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
 import type { CompiledForEngine } from '../../constraints-adapter';
+
+/** Denoiser calls (groups of interleaved record positions) of a data-to-text candidate's read-back score. */
+const READ_BACK_GROUPS = 4;
 
 interface MaskedState {
   /** Graph files whose inputs and outputs were checked against the manifest. */
@@ -121,7 +124,14 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
         const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings, notes });
         const scoreCandidates = !!guide && sampler.candidates > 1;
+        // candidates of a run that holds the record and writes the text (data-to-text): the one from whose text the
+        // denoiser reads the record back best (DLM_MASKED_READ_BACK=0: consensus, as before)
+        const record = m.canvas.segments.find((x) => x.name === 'record');
+        const recordPos = record ? Array.from({ length: record.length }, (_, j) => record.start + j) : [];
+        const readBack = !guide && sampler.candidates > 1 && recordPos.length > 0 && recordPos.every((i) => pin.held[i]! >= 0)
+          && pin.held.some((h, i) => h < 0 && !recordPos.includes(i)) && process.env.DLM_MASKED_READ_BACK !== '0';
         return {
+          ...(readBack ? { scoring: { by: 'read-back' as const } } : {}),
           async sample(job) {
             try {
               const res = await sampleMasked({
@@ -161,6 +171,10 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
               if (guide && res.tokens && scoreCandidates) {
                 scores = await guide.score(res.tokens, job.seeds.length);
                 if (res.guidedLogp && process.env.DLM_MASKED_SCORE_MODEL !== '0') scores = scores.map((v, b) => v + res.guidedLogp![b]!);
+              }
+              if (readBack && res.tokens) {
+                const logits = (ids: Int32Array, B: number) => logitsOf(session, m, ids, B, N);
+                scores = Float32Array.from(await readBackLogp(logits, res.tokens, job.seeds.length, N, recordPos, READ_BACK_GROUPS, { vocabSize: bundle.vocabSize, maskId: m.mask.id, shifted: m.mask.shifted_logits }));
               }
               return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs, ...(scores ? { scores } : {}) };
             } catch (e) {

@@ -493,6 +493,31 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
   return { tokens: x, stepMs, calls, denoiserMs, guideMs, guidedLogp };
 }
 
+/**
+ * Per canvas, how well the denoiser reads `positions` back from the rest: the sum of log p of the token at each, with
+ * the positions masked in `groups` interleaved groups (one denoiser call per group; the rest of the canvas as it
+ * stands). A data-to-text candidate whose text leaves a field out, or says another value, makes its held record less
+ * likely.
+ */
+export async function readBackLogp(
+  logits: LogitsFn, tokens: Int32Array, B: number, N: number, positions: readonly number[], groups: number,
+  o: { vocabSize: number; maskId: number; shifted: boolean },
+): Promise<Float64Array> {
+  const out = new Float64Array(B);
+  const G = Math.max(1, Math.min(groups, positions.length));
+  const ids = new Int32Array(tokens.length);
+  for (let g = 0; g < G; g++) {
+    ids.set(tokens);
+    const group = positions.filter((_, j) => j % G === g);
+    for (let b = 0; b < B; b++) for (const i of group) ids[b * N + i] = o.maskId;
+    const { logits: l, V } = await logits(ids, B);
+    for (let b = 0; b < B; b++) {
+      for (const i of group) out[b] += Math.log(Math.max(probOfCommitted(l, V, b * N + (o.shifted ? Math.max(i - 1, 0) : i), tokens[b * N + i]!, o.vocabSize, o.maskId), 1e-30));
+    }
+  }
+  return out;
+}
+
 /** softmax(logits[row]) at `token` over the real tokens (ids < vocabSize other than the mask), in float64. */
 function probOfCommitted(logits: Float32Array, V: number, row: number, token: number, vocabSize: number, maskId: number): number {
   const n = Math.min(V, vocabSize);
