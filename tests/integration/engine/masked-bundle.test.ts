@@ -77,7 +77,7 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       { args: ['--samples', '3', '--steps', '16', '--seed', '7'], set: { version: 1, constraints: [], sampler: { samples: 3, steps: 16, seed: 7 } } },
       {
         args: ['--samples', '2', '--steps', '12', '--seed', '8', '--block-length', '16', '--temperature', '0.8', '--top-p', '0.9', '--record', '{"name":"Alimentum","food":"French"}'],
-        set: { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum', food: 'French' } }], sampler: { samples: 2, steps: 12, seed: 8, block_length: 16, temperature: 0.8, top_p: 0.9 } },
+        set: { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum', food: 'French' } }], sampler: { samples: 2, steps: 12, seed: 8, block_length: 16, temperature: 0.8, top_p: 0.9, candidates: 1 } },
       },
     ];
     let same = 0;
