@@ -122,8 +122,14 @@ def prepare_data(cfg: dict, run_dir: str, is_main: bool):
     has_records = all(e.record is not None for e in examples)
     layout = CanvasLayout(dc["canvas_length"], dc["record_len"] if has_records else 0)
     vocab_path = os.path.join(run_dir, "vocab.json")
+    # a warm start's weights index the vocabulary they were trained with (the vocab.json beside them, as in a bundle):
+    # one built from another corpus would give their rows to other tokens
+    init_from = cfg["train"].get("init_from")
+    source_vocab = os.path.join(os.path.dirname(expand(init_from)), "vocab.json") if init_from else None
     if os.path.exists(vocab_path):
         tok = Tokenizer.load(vocab_path)
+    elif source_vocab and os.path.exists(source_vocab):
+        tok = Tokenizer.load(source_vocab)
     else:
         tok = build_vocab(vocab_texts(examples), dc["min_count"])
     split = encode_split(tok, layout, examples)
@@ -131,6 +137,7 @@ def prepare_data(cfg: dict, run_dir: str, is_main: bool):
         raise ValueError(f"{dc['train']}: no example fits the canvas ({layout.to_json()})")
     if is_main and not os.path.exists(vocab_path):
         tok.save(vocab_path)
+    if is_main and not os.path.exists(os.path.join(run_dir, "data.json")):
         with open(os.path.join(run_dir, "data.json"), "w", encoding="utf-8") as f:
             json.dump({"train": dc["train"], "examples": split.total, "kept": len(split.ids), "dropped": split.dropped,
                        "canvas": layout.to_json(), "vocab_size": len(tok),

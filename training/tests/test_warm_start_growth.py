@@ -77,6 +77,39 @@ class GrownWarmStartTest(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_a_warm_start_on_another_corpus_keeps_the_sources_vocabulary(self):
+        d = tempfile.mkdtemp()
+        try:
+            model = {"hidden": 16, "heads": 2, "mlp_ratio": 2, "dropout": 0.0, "layers": 1}
+            train = {"batch_size": 8, "max_steps": 2, "ckpt_every": 2, "log_every": 1, "warmup": 1, "threads": 1}
+            env = {**os.environ, "PYTHONPATH": ROOT}
+
+            def run(name, data, **extra):
+                cfg = os.path.join(d, f"{name}.json")
+                with open(cfg, "w") as f:
+                    json.dump({"name": name, "family": "masked", "data": {"train": TRAIN, **data}, "model": model,
+                               "train": {**train, **extra}}, f)
+                r = subprocess.run([sys.executable, "-m", "training.dlm_train.train", "--config", cfg, "--run-dir",
+                                    os.path.join(d, name)], cwd=ROOT, env=env, capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                with open(os.path.join(d, name, "vocab.json")) as f:
+                    return json.load(f), r.stdout
+
+            src_vocab, _ = run("src", {"limit": 100, "min_count": 1})
+            src = torch.load(os.path.join(d, "src", "ckpt.pt"), weights_only=False)
+            torch.save(src["ema"], os.path.join(d, "src", "denoiser.pt"))  # as in a bundle: weights beside vocab.json
+            # another slice of the corpus would build another vocabulary (fewer texts, a higher count threshold)
+            own_vocab, _ = run("own", {"limit": 30, "min_count": 2})
+            self.assertNotEqual(own_vocab, src_vocab)
+            warm_vocab, out = run("warm", {"limit": 30, "min_count": 2}, init_from=os.path.join(d, "src", "denoiser.pt"))
+            self.assertIn("warm start from", out)
+            self.assertEqual(warm_vocab, src_vocab)
+            with open(os.path.join(d, "warm", "data.json")) as f:
+                info = json.load(f)
+            self.assertEqual(info["vocab_size"], len(src_vocab["tokens"]))
+        finally:
+            shutil.rmtree(d)
+
 
 if __name__ == "__main__":
     unittest.main()
