@@ -4,6 +4,7 @@
  */
 import type { CliCommand } from '../framework';
 import { benchCommand } from './bench';
+import { corpusCommand } from './corpus';
 import { evalCommand } from './eval';
 import { generateCommand } from './generate';
 import { modelsCommand } from './models';
@@ -12,4 +13,4 @@ import { runsCommand } from './runs';
 import { serveTestCommand } from './serve-test';
 import { setsCommand } from './sets';
 
-export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, evalCommand, setsCommand, runsCommand, recipesCommand, serveTestCommand];
+export const COMMANDS: CliCommand[] = [generateCommand, modelsCommand, benchCommand, evalCommand, setsCommand, runsCommand, recipesCommand, corpusCommand, serveTestCommand];

@@ -428,3 +428,30 @@ describe('dlm-studio bench on a masked-diffusion bundle', () => {
     expect(r.err).toMatch(/--batches must be a comma-separated list/);
   });
 });
+
+describe('dlm-studio corpus slot-exact', () => {
+  it('keeps the pairs whose text says every field of the MR and no other, and says why the others went', async () => {
+    const input = join(root, 'corpus.csv');
+    const output = join(root, 'exact.csv');
+    writeFileSync(input, [
+      'mr,ref',
+      '"name[Alimentum], food[Italian]","Alimentum serves Italian food, ""al dente""."',
+      '"name[Alimentum], food[Italian]",Alimentum is a nice place.',
+      '"name[Alimentum], food[Italian]",Alimentum serves French food.',
+      '"name[The Vaults], eatType[pub]",The Vaults is a pub with Italian food.',
+    ].join('\n'));
+    const r = await cli('corpus', 'slot-exact', '--in', input, '--out', output, '--model', 'masked-tiny');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('1 of 4 pairs kept');
+    expect(r.out).toContain('1 writing another value of a field, 1 adding a field, 1 leaving one out');
+    expect(readFileSync(output, 'utf8')).toBe('mr,ref\n"name[Alimentum], food[Italian]","Alimentum serves Italian food, ""al dente""."\n');
+    const json = await cli('--json', 'corpus', 'slot-exact', '--in', input, '--out', output, '--model', 'masked-tiny');
+    expect(JSON.parse(json.out)).toEqual({ pairs: 4, kept: 1, missing: 1, wrong: 1, added: 1 });
+    // bad input is named
+    const missing = await cli('corpus', 'slot-exact', '--in', join(root, 'nope.csv'), '--out', output, '--model', 'masked-tiny');
+    expect(missing.code).not.toBe(0);
+    expect(missing.err).toMatch(/--in: .*nope\.csv/);
+    expect((await cli('corpus', 'slot-exact', '--in', input, '--out', output, '--model', 'nope')).err).toContain('--model: no bundle "nope"');
+    expect((await cli('corpus', 'tidy', '--in', input, '--out', output)).err).toContain('unknown action "tidy"');
+  });
+});
