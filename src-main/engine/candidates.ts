@@ -103,15 +103,16 @@ export function selectConsensus(candidates: readonly (readonly number[])[]): Sel
   return { chosen, agreement: agree[chosen]!, by: 'consensus' };
 }
 
-/**
- * The candidate to keep: the best score where every candidate has one, else the consensus. `scores[c]`: candidate c's
- * score, higher is better (BatchResult.scores), measured by `scoredBy`: the guidance classifiers' weighted log p of
- * the guided constraints, or the model's own check of an unguided, unpinned canvas. `lengthOk[c]` (a run with a length
- * constraint): whether candidate c has the length asked for; where some do, the choice is among those.
- */
 /** What a run's candidate scores measure (FamilyRun.scoring). */
 export type CandidateScoring = 'classifiers' | 'model' | 'read-back';
 
+/**
+ * The candidate to keep: the best score where every candidate has one, else the consensus. `scores[c]`: candidate c's
+ * score, higher is better (BatchResult.scores), measured by `scoredBy`: the guidance classifiers' weighted log p of
+ * the guided constraints, the model's own check of an unguided, unpinned canvas, or its read-back of a held record.
+ * `lengthOk[c]` (a run with a length constraint): whether candidate c has the length asked for; where some do, the
+ * choice is among those.
+ */
 export function selectCandidate(candidates: readonly (readonly number[])[], scores?: readonly (number | undefined)[], scoredBy: CandidateScoring = 'classifiers', lengthOk?: readonly boolean[]): Selection {
   if (candidates.length === 0) throw new Error('selectCandidate: no candidates');
   const all = candidates.map((_, c) => c);
