@@ -69,7 +69,11 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     expect(stdout.join('')).toContain(`results: ${out}`);
     // --samples-out: every scored sample, and the rates in the results are their means
     const lines = readFileSync(samplesOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { control: string; guided: boolean; text: string; success: boolean; target: { kind: string }[] });
-    expect(lines).toHaveLength(r.controls.reduce((a, c) => a + c.guided!.samples + c.unguided!.samples, 0));
+    // and each data-to-text text with its record, success = no slot error
+    const d2t = lines.filter((x) => x.control === 'data-to-text');
+    expect(d2t).toHaveLength(r.dataToText!.items);
+    expect(d2t.filter((x) => x.success)).toHaveLength(r.dataToText!.slots!.exact);
+    expect(lines).toHaveLength(r.controls.reduce((a, c) => a + c.guided!.samples + c.unguided!.samples, 0) + d2t.length);
     for (const c of r.controls) {
       for (const guided of [true, false]) {
         const mine = lines.filter((x) => x.control === c.control && x.guided === guided);
