@@ -12,7 +12,7 @@ import { type CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAc
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
-import { slotCounts, slotErrorRate, slotErrors, type SlotCounts } from './slots';
+import { errorCount, slotErrorRate, slotErrors, type SlotCounts, type SlotErrors, sumSlotErrors } from './slots';
 import { E2E_FIELDS, groupByMr, readE2ECsv, type MrGroup } from './e2e';
 import { DIFFUSION_LM_E2E, TGEN_E2E_TEST } from './published';
 import { COMPOSITIONS, CONTROLS, loadTargets, type EvalTarget } from './targets';
@@ -504,6 +504,8 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     let error: string | undefined;
     let stoppedEarly: string | undefined;
     let lengthHeld = 0;
+    /** Per text done, its slot errors (the samples' success and the totals). */
+    const itemErrors: SlotErrors[] = [];
     try {
       for (let i = 0; i < items.length; i++) {
         // keep a share of the budget for text-to-record
@@ -519,7 +521,8 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         hyps.push(g.outputs[0]?.text.trim() ?? '');
         // written with the control samples: the record as the target, slot-exact as the success
         const se = slotErrors(items[i]!.record, hyps[i]!, model.recordFields);
-        const errs = se.missing + se.wrong + se.added;
+        itemErrors.push(se);
+        const errs = errorCount(se);
         deps.onSample?.({ control: 'data-to-text', target: constraints.map((c) => ({ ...c, weight: 1, enabled: true })), guided: false, text: hyps[i]!, record: items[i]!.record, success: errs === 0, score: se.fields ? Math.max(0, 1 - errs / se.fields) : 0, perKind: { record: errs === 0 }, fluency: null });
         if ((g.summary.notes ?? []).some((n) => n.startsWith(RECORD_LENGTH_NOTE))) lengthHeld++;
       }
@@ -529,7 +532,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     }
     const done = items.slice(0, hyps.length);
     const b = hyps.length ? corpusBleu(hyps, done.map((g) => g.refs)) : null;
-    const slots = slotCounts(done.map((g, i) => ({ record: g.record, text: hyps[i]! })), model.recordFields);
+    const slots = sumSlotErrors(itemErrors);
     dataToText = {
       items: hyps.length,
       totalMrs: groups.length,

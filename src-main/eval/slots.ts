@@ -28,8 +28,14 @@ const NAME_FIELDS = new Set(['name', 'near']);
 /** Fields whose absence from the record a text cannot be blamed for mentioning generically. */
 const NOT_ADDED = new Set(['eatType']);
 
+/** One text's slot errors against its record. */
+export type SlotErrors = Omit<SlotCounts, 'exact' | 'texts'>;
+
+/** Missing, wrong and added fields together (0: the text is slot-exact). */
+export const errorCount = (e: SlotErrors): number => e.missing + e.wrong + e.added;
+
 /** The slot errors of one text for its record, given every field's known values (a bundle's record_schema). */
-export function slotErrors(record: Record<string, string>, text: string, values: Record<string, string[]>): Omit<SlotCounts, 'exact' | 'texts'> {
+export function slotErrors(record: Record<string, string>, text: string, values: Record<string, string[]>): SlotErrors {
   const own = new Set(Object.entries(record).filter(([f]) => NAME_FIELDS.has(f)).map(([, v]) => v.toLowerCase()));
   // a name that is part of a name the record has ("Café" in "Café Rouge") is not another name
   const otherNames = [...new Set([...(values.name ?? []), ...(values.near ?? [])])]
@@ -53,19 +59,23 @@ export function slotErrors(record: Record<string, string>, text: string, values:
   return { fields: Object.keys(record).length, missing, wrong, added };
 }
 
-/** Slot counts summed over texts. */
-export function slotCounts(items: { record: Record<string, string>; text: string }[], values: Record<string, string[]>): SlotCounts {
-  const c: SlotCounts = { fields: 0, missing: 0, wrong: 0, added: 0, exact: 0, texts: items.length };
-  for (const { record, text } of items) {
-    const e = slotErrors(record, text, values);
+/** Slot errors summed over texts. */
+export function sumSlotErrors(errors: readonly SlotErrors[]): SlotCounts {
+  const c: SlotCounts = { fields: 0, missing: 0, wrong: 0, added: 0, exact: 0, texts: errors.length };
+  for (const e of errors) {
     c.fields += e.fields;
     c.missing += e.missing;
     c.wrong += e.wrong;
     c.added += e.added;
-    if (e.missing + e.wrong + e.added === 0) c.exact++;
+    if (errorCount(e) === 0) c.exact++;
   }
   return c;
 }
 
+/** Slot counts of texts against their records. */
+export function slotCounts(items: { record: Record<string, string>; text: string }[], values: Record<string, string[]>): SlotCounts {
+  return sumSlotErrors(items.map(({ record, text }) => slotErrors(record, text, values)));
+}
+
 /** The slot error rate: (missing + wrong + added) / record fields. */
-export const slotErrorRate = (c: SlotCounts): number => (c.fields ? (c.missing + c.wrong + c.added) / c.fields : 0);
+export const slotErrorRate = (c: SlotCounts): number => (c.fields ? errorCount(c) / c.fields : 0);

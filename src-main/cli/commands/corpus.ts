@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { readE2ECsv } from '../../eval/e2e';
-import { slotErrors } from '../../eval/slots';
+import { errorCount, slotErrors } from '../../eval/slots';
 import { CliError, requirePositional, type CliCommand } from '../framework';
 
 const usage = `usage: dlm-studio corpus slot-exact --in <corpus.csv> --out <exact.csv> [--model <id>]
@@ -45,7 +45,7 @@ export const corpusCommand: CliCommand = {
     const lines = ['mr,ref'];
     for (const r of rows) {
       const e = slotErrors(r.record, r.text, model.recordFields);
-      if (e.missing + e.wrong + e.added === 0) {
+      if (errorCount(e) === 0) {
         counts.kept++;
         lines.push(`${quote(r.mr)},${quote(r.text)}`);
       } else if (e.wrong) counts.wrong++;

@@ -130,6 +130,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const recordPos = record ? Array.from({ length: record.length }, (_, j) => record.start + j) : [];
         const readBack = !guide && sampler.candidates > 1 && recordPos.length > 0 && recordPos.every((i) => pin.held[i]! >= 0)
           && pin.held.some((h, i) => h < 0 && !recordPos.includes(i)) && process.env.DLM_MASKED_READ_BACK !== '0';
+        const logits = (ids: Int32Array, B: number) => logitsOf(session, m, ids, B, N);
         return {
           ...(readBack ? { scoring: { by: 'read-back' as const } } : {}),
           async sample(job) {
@@ -144,7 +145,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 held: pin.held,
                 ...(pin.exclude ? { exclude: pin.exclude } : {}),
                 hard,
-                logits: (ids, B) => logitsOf(session, m, ids, B, N),
+                logits,
                 onStep(step, steps, tokens, masked) {
                   const canvases: { record: string; text: string }[] = [];
                   const still: number[][] = [];
@@ -173,7 +174,6 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 if (res.guidedLogp && process.env.DLM_MASKED_SCORE_MODEL !== '0') scores = scores.map((v, b) => v + res.guidedLogp![b]!);
               }
               if (readBack && res.tokens) {
-                const logits = (ids: Int32Array, B: number) => logitsOf(session, m, ids, B, N);
                 scores = Float32Array.from(await readBackLogp(logits, res.tokens, job.seeds.length, N, recordPos, READ_BACK_GROUPS, { vocabSize: bundle.vocabSize, maskId: m.mask.id, shifted: m.mask.shifted_logits }));
               }
               return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs, ...(scores ? { scores } : {}) };
