@@ -104,7 +104,7 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
     const guided = manifest.classifiers.map((c) => c.control);
     const satisfied = (r: { outputs: GeneratedOutput[] }, k = 0) => r.outputs.filter((o) => o.constraints[k]!.satisfied).length;
 
-    it.skipIf(!guided.includes('attribute'))('an attribute constraint is guided: more outputs name the value than without guidance', async () => {
+    it.skipIf(!guided.includes('attribute'))('an attribute constraint is guided and holds the record, which is written first: more outputs name the value than without guidance', async () => {
       const set = (enabled: boolean): ConstraintSetInput => ({
         version: 1, constraints: [{ kind: 'attribute', field: 'food', value: 'Italian' }], sampler: { samples: 8, seed: 5, guidance: { enabled } },
       });
@@ -115,7 +115,35 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       expect(on.summary.guideMs).toBeGreaterThan(0);
       expect(off.summary.guideMs).toBeUndefined();
       expect(satisfied(on)).toBeGreaterThan(satisfied(off));
-      expect(satisfied(on)).toBeGreaterThanOrEqual(6);
+      expect(satisfied(on)).toBeGreaterThanOrEqual(7);
+      // the record segment is held to a valid record with food = Italian: every output's record says so
+      for (const o of on.outputs) expect(o.record?.food, o.recordText).toBe('Italian');
+    });
+
+    it.skipIf(!guided.includes('attribute'))('the attribute-held record is written before the text; without the hold (DLM_ATTRIBUTE_RECORD=0) the guided text goes first', async () => {
+      const TEXT_START = 45;
+      const firstCommitted = async (e: Engine): Promise<number[]> => {
+        let first: number[] | null = null;
+        await e.generate(
+          { model: 'e2e-masked', device: 'cpu', constraints: { version: 1, constraints: [{ kind: 'attribute', field: 'area', value: 'riverside' }], sampler: { samples: 1, seed: 3 } } as GenerateRequest['constraints'] },
+          { onProgress: (p) => { if (!first) first = Array.from({ length: 96 }, (_, i) => i).filter((i) => !p.masked![0]!.includes(i)); } },
+        );
+        return first!;
+      };
+      const held = await firstCommitted(engine);
+      expect(held.length).toBeGreaterThan(0);
+      expect(held.every((i) => i < TEXT_START), held.join(',')).toBe(true);
+      // the engine's worker takes the environment it starts with (on its first request)
+      process.env.DLM_ATTRIBUTE_RECORD = '0';
+      const without = createEngine({ modelDirs: [`${ROOT}models`] });
+      try {
+        const guidedFirst = await firstCommitted(without);
+        expect(guidedFirst.length).toBeGreaterThan(0);
+        expect(guidedFirst.every((i) => i >= TEXT_START), guidedFirst.join(',')).toBe(true);
+      } finally {
+        delete process.env.DLM_ATTRIBUTE_RECORD;
+        await without.dispose();
+      }
     });
 
     it.skipIf(!guided.includes('sentiment'))('sentiment is guided, together with a JSON schema on the record that still holds', async () => {

@@ -130,6 +130,9 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const recordPos = record ? Array.from({ length: record.length }, (_, j) => record.start + j) : [];
         const readBack = !guide && sampler.candidates > 1 && recordPos.length > 0 && recordPos.every((i) => pin.held[i]! >= 0)
           && pin.held.some((h, i) => h < 0 && !recordPos.includes(i)) && process.env.DLM_MASKED_READ_BACK !== '0';
+        // attributes that hold the record (the compiler's attribute-record projector): the record is written first and
+        // the text follows it, as in data-to-text; guided first, the text lost to a record that said another value
+        const recordFirst = !!record && compiled.hard.some((p) => p.start === record.start && p.constraints.some((i) => compiled.verdicts[i]?.kind === 'attribute'));
         const logits = (ids: Int32Array, B: number) => logitsOf(session, m, ids, B, N);
         return {
           ...(readBack ? { scoring: { by: 'read-back' as const } } : {}),
@@ -164,7 +167,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 scoreModel: scoreCandidates,
                 // a guided text writes no piece glued onto its neighbour and no word twice in a row (DLM_MASKED_GLUE=0,
                 // DLM_MASKED_REPEATS=0: without them, for comparisons)
-                ...(guide ? { guide: { ...guide, ...(process.env.DLM_MASKED_GLUE === '0' ? {} : { glue: state.glue }), ...(process.env.DLM_MASKED_REPEATS === '0' ? {} : { repeats: state.repeats }) } } : {}),
+                ...(guide ? { guide: { ...guide, first: guide.first && !recordFirst, ...(process.env.DLM_MASKED_GLUE === '0' ? {} : { glue: state.glue }), ...(process.env.DLM_MASKED_REPEATS === '0' ? {} : { repeats: state.repeats }) } } : {}),
               });
               // candidates of a guided run are ranked by what the guided sampler samples from: the denoiser's own log p
               // of the guided tokens plus the lexicon and classifier terms (DLM_MASKED_SCORE_MODEL=0: the terms only)

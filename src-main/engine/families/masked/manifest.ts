@@ -123,6 +123,9 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     }
   },
   precisions: () => ['fp32'],
+  // an attribute also holds the record segment to its value, and the record is then written before the text
+  // (masked/index.ts); DLM_ATTRIBUTE_RECORD=0 turns it off, for comparisons
+  attributeRecord: (m) => process.env.DLM_ATTRIBUTE_RECORD !== '0' && m.canvas.segments.some((s) => s.name === 'record') && Object.keys(m.record_schema?.fields ?? {}).length > 0,
   summary: (m) => ({
     samplerDefaults: {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
