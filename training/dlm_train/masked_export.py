@@ -1,7 +1,13 @@
 """Export a masked-diffusion training run as a model bundle (docs/ARCHITECTURE.md, "Masked family").
 
     python3 -m training.dlm_train.masked_export --run training/runs/e2e-masked --out models/e2e-masked \
-        [--id e2e-masked --name "E2E restaurants (masked)" --version 1.0.0] [--snapshot <ema-...pt>]
+        [--id e2e-masked --name "E2E restaurants (masked)" --version 1.0.0] [--snapshot <ema-...pt>] \
+        [--keep-from <bundle>]
+
+--keep-from carries what a bundle measured around its denoiser into the new one: the guidance classifiers and
+lexicons, the fluency scorer, guidance_defaults, joint_guidance and sampler_defaults, with their files and their
+data card sections. They read token ids, not the denoiser, so they hold for new weights over the same vocabulary
+and canvas (a warm start keeps both); anything else is refused by name.
 
 Writes manifest.json (kind "masked-diffusion"), denoiser.onnx (ids int64[B,N] -> logits float32[B,N,V], EMA
 weights, dynamic batch), vocab.json, denoiser.pt (the same weights for the PyTorch reference sampler),
@@ -23,11 +29,11 @@ import numpy as np
 import torch
 
 from . import masked_sample as M
-from .bundle import FORMAT, add_files_and_rehash, write_manifest
+from .bundle import FORMAT, add_files_and_rehash, read_manifest, write_manifest
 from .reference_weights import round_weights_to_float16, save_reference_weights
 from .data import CanvasLayout, canonical_record
 from .dev_eval import bleu_report, dev_mrs
-from .export import dev_records, loss_summary, sample_tables_and_license
+from .export import dev_records, loss_summary, sample_tables_and_license, warm_start_info
 from .masked import MASKED_KIND, MaskedConfig, MaskedDenoiser
 from .paths import E2E_DATA
 from .sample import decode, held_canvas
@@ -95,7 +101,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="default temperature when nothing is pinned (argmax would give one sample for every seed)")
     ap.add_argument("--card-samples", type=int, default=20)
     ap.add_argument("--dev-mrs", type=int, default=100, help="dev MRs for the BLEU in the manifest (0: skip)")
+    ap.add_argument("--keep-from", help="a bundle whose classifiers, lexicons, scorer, guidance and sampler defaults "
+                    "the new bundle keeps (same vocabulary and canvas)")
     args = ap.parse_args(argv)
+    kept = read_manifest(args.keep_from) if args.keep_from else None
+    if kept is not None and os.path.abspath(args.keep_from) == os.path.abspath(args.out):
+        raise SystemExit(f"--keep-from {args.keep_from}: is the --out bundle itself; export to another folder first")
 
     ck_path = os.path.join(args.run, "ckpt.pt")
     run_ck = torch.load(ck_path, map_location="cpu", weights_only=False) if os.path.exists(ck_path) else None
@@ -123,6 +134,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     log = [r for r in log if r.get("step", 0) <= step]
     layout = CanvasLayout(data_info["canvas"]["length"],
                           next((s["length"] for s in data_info["canvas"]["segments"] if s["name"] == "record"), 0))
+    if kept is not None:
+        check_keepable(kept, args.keep_from, tok, layout, os.path.join(args.run, "vocab.json"))
     bid = args.id or cfg["name"]
     os.makedirs(args.out, exist_ok=True)
     if os.path.exists(os.path.join(args.out, "manifest.json")):
@@ -178,17 +191,79 @@ def main(argv: Optional[List[str]] = None) -> int:
         "classifiers": [],
         "scorer": None,
     }
+    if warm := warm_start_info(args.run, train_time):
+        manifest["training"].update(warm)
+    carried: List[str] = []
+    if kept is not None:
+        carried = carry_measured(kept, args.keep_from, args.out, manifest)
     samples = card_samples(ref, settings, args.dev, args.card_samples, 0, args.temperature_unconditional)
     with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
         json.dump(samples, f, ensure_ascii=False, indent=1)
+    card = data_card(manifest, data_info, log, samples, is_e2e)
+    if kept is not None:
+        card += kept_card_sections(os.path.join(args.keep_from, "DATA_CARD.md"), card, kept)
     with open(os.path.join(args.out, "DATA_CARD.md"), "w", encoding="utf-8") as f:
-        f.write(data_card(manifest, data_info, log, samples, is_e2e))
+        f.write(card)
     write_manifest(args.out, manifest)
-    m = add_files_and_rehash(args.out, ["denoiser.onnx", "vocab.json", "denoiser.pt", "DATA_CARD.md", "samples.json"])
+    m = add_files_and_rehash(args.out, ["denoiser.onnx", "vocab.json", "denoiser.pt", "DATA_CARD.md", "samples.json", *carried])
     total = sum(f["bytes"] for f in m["files"])
     print(f"bundle {args.out}: {len(m['files'])} files, {total / 1e6:.2f} MB; steps {step}; "
           f"metrics {json.dumps(metrics)}", flush=True)
     return 0
+
+
+# What --keep-from carries: measured around the denoiser, valid for any weights over the same vocabulary and canvas
+KEPT_FIELDS = ("classifiers", "lexicons", "scorer", "joint_guidance", "guidance_defaults", "sampler_defaults")
+# Files the export writes itself, and the kept bundle's training curve (its own run's, not this one's)
+OWN_FILES = {"denoiser.onnx", "vocab.json", "denoiser.pt", "DATA_CARD.md", "samples.json", "curve.svg"}
+
+
+def check_keepable(kept: dict, where: str, tok: Tokenizer, layout: CanvasLayout, vocab_path: str) -> None:
+    """Refuse, by name, a bundle whose measured parts would read other tokens or another canvas."""
+    if kept.get("kind") != MASKED_KIND:
+        raise SystemExit(f"--keep-from {where}: kind {kept.get('kind')!r}, not {MASKED_KIND!r}")
+    with open(os.path.join(where, kept["tokenizer"]["vocab"]), encoding="utf-8") as f:
+        theirs = json.load(f)
+    with open(vocab_path, encoding="utf-8") as f:
+        ours = json.load(f)
+    if theirs != ours:
+        raise SystemExit(f"--keep-from {where}: its {kept['tokenizer']['vocab']} differs from the run's {vocab_path} "
+                         f"({len(theirs.get('tokens', []))} vs {len(tok)} tokens): "
+                         "its classifiers and lexicons index other tokens")
+    if kept.get("canvas") != layout.to_json():
+        raise SystemExit(f"--keep-from {where}: canvas {json.dumps(kept.get('canvas'))} differs from the run's "
+                         f"{json.dumps(layout.to_json())}")
+
+
+def carry_measured(kept: dict, where: str, out: str, manifest: dict) -> List[str]:
+    """Copy the kept bundle's measured fields into `manifest` and their files into `out`; the files' paths."""
+    for k in KEPT_FIELDS:
+        if k in kept:
+            manifest[k] = kept[k]
+    paths = [f["path"] for f in kept.get("files", []) if f["path"] not in OWN_FILES]
+    for rel in paths:
+        dst = os.path.join(out, rel)
+        os.makedirs(os.path.dirname(dst) or out, exist_ok=True)
+        shutil.copyfile(os.path.join(where, rel), dst)
+    return paths
+
+
+def kept_card_sections(path: str, card: str, kept: dict) -> str:
+    """The kept bundle's data card sections this card does not have (classifiers, scorer, guidance...), each marked
+    as measured on that bundle; its training curve is its own run's and stays behind."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    have = {ln.strip() for ln in card.splitlines() if ln.startswith("## ")}
+    out: List[str] = []
+    for block in ("\n" + text).split("\n## ")[1:]:
+        head, _, body = block.partition("\n")
+        if f"## {head}".strip() in have or head.startswith("Training curve"):
+            continue
+        out += ["", f"## {head}", "", f"Carried over from `{kept['id']}` {kept['version']} (`--keep-from`).",
+                body.rstrip()]
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: bool) -> str:
@@ -212,6 +287,8 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
              "masked tokens weighted 1/t); half the examples mask only the text, a quarter only the record.",
              f"- Steps: {tr['steps']} at batch {tc['batch_size']} ({tr['steps'] * tc['batch_size'] / max(1, data_info['kept']):.2f} epochs), "
              f"{tr['wall_time_s'] / 60:.1f} min of training.",
+             *([f"- Warm start: from {ws.get('bundle') or ws['from']} ({float(ws.get('wall_time_s', 0.0)) / 60:.1f} min of "
+                f"training before), {tr['cumulative_wall_time_s'] / 60:.1f} min in all."] if (ws := tr.get("warm_start")) else []),
              f"- Hardware: {tr['hardware']}; precision {tr['precision']} autocast.",
              f"- Optimizer: AdamW, lr {tc['lr']}, {tc['warmup']} warmup steps then linear decay to the stop time, "
              f"weight decay {tc['weight_decay']}, EMA {tc['ema_decay']} (exported weights are the EMA weights).", ""]

@@ -305,11 +305,13 @@ class MaskedPipelineTest(unittest.TestCase):
                            check=True, cwd=ROOT, env=env, capture_output=True)
             self.assertTrue(os.path.exists(os.path.join(run, "snapshots", "ema-0000min.pt")))
 
-            def export(out: str, card_samples: int) -> None:
+            def export(out: str, card_samples: int, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
                 r = subprocess.run([sys.executable, "-m", "training.dlm_train.masked_export", "--run", run, "--out", out,
-                                    "--steps", "8", "--card-samples", str(card_samples), "--dev", ""],
+                                    "--steps", "8", "--card-samples", str(card_samples), "--dev", "", *extra],
                                    cwd=ROOT, env=env, capture_output=True, text=True)
-                self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+                if ok:
+                    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+                return r
 
             out = os.path.join(tmp, "bundle")
             export(out, 2)
@@ -330,6 +332,40 @@ class MaskedPipelineTest(unittest.TestCase):
             export(bare, 0)
             samples = json.load(open(os.path.join(bare, "samples.json")))
             self.assertEqual((samples["unconditional"], samples["data_to_text"]), ([], []))
+
+            # --keep-from: a bundle's measured parts (classifiers, guidance and sampler defaults, their files and
+            # card sections) carry over to new weights over the same vocabulary
+            measured = os.path.join(tmp, "measured")
+            shutil.copytree(bare, measured)
+            os.makedirs(os.path.join(measured, "classifiers"))
+            with open(os.path.join(measured, "classifiers", "pos.b1.onnx"), "wb") as f:
+                f.write(b"not read by the export")
+            with open(os.path.join(measured, "DATA_CARD.md"), "a", encoding="utf-8") as f:
+                f.write("\n## Training curve (dev BLEU of the EMA snapshots)\n\nthe measured bundle's own run\n"
+                        "\n## Guidance defaults (measured on dev)\n\nattribute weight 60\n")
+            from training.dlm_train.bundle import add_files_and_rehash, verify_bundle
+            add_files_and_rehash(measured, ["classifiers/pos.b1.onnx"], {
+                "version": "9.9.9", "classifiers": [{"control": "pos", "files": {"1": "classifiers/pos.b1.onnx"}}],
+                "guidance_defaults": {"weights": {"attribute": 60}, "weight": 20},
+                "sampler_defaults": {**man["sampler_defaults"], "pinned_candidates": 4}})
+            kept = os.path.join(tmp, "kept")
+            export(kept, 0, "--keep-from", measured)
+            km = verify_bundle(kept)
+            self.assertEqual(km["guidance_defaults"]["weights"], {"attribute": 60})
+            self.assertEqual(km["sampler_defaults"]["pinned_candidates"], 4)
+            self.assertEqual(km["classifiers"][0]["files"]["1"], "classifiers/pos.b1.onnx")
+            self.assertIn("classifiers/pos.b1.onnx", [f["path"] for f in km["files"]])
+            card = open(os.path.join(kept, "DATA_CARD.md"), encoding="utf-8").read()
+            self.assertIn("## Guidance defaults (measured on dev)\n\nCarried over from `m` 9.9.9", card)
+            self.assertNotIn("the measured bundle's own run", card)
+            self.assertEqual(card.count("## Metrics"), 1)
+            # another vocabulary: refused, naming the file
+            voc = json.load(open(os.path.join(measured, "vocab.json")))
+            voc["tokens"] = voc["tokens"][:-1]
+            json.dump(voc, open(os.path.join(measured, "vocab.json"), "w"))
+            r = export(os.path.join(tmp, "other"), 0, "--keep-from", measured, ok=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("vocab.json differs from the run's", r.stderr)
         finally:
             shutil.rmtree(tmp)
 
