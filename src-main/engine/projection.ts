@@ -31,9 +31,10 @@ export function glueRule(tokens: readonly string[]): GlueRule {
 
 /**
  * Which tokens write the same word: a token of letters or digits, with or without the space before it, maps to its
- * lowercased word (an id per word), every other token to -1. Masked classifier guidance steers each position toward the
- * tokens a template or span favours, and two neighbours committed from logits that did not see each other can take
- * the same one ("Loch Loch is ..."); E2E's training texts repeat a word in 200 of 944,000 places, all typos.
+ * lowercased word (an id per word), a sentence or clause mark (. , ! ? ; :) to that mark; every other token to -1.
+ * Masked classifier guidance steers each position toward the tokens a template or span favours, and two neighbours
+ * committed from logits that did not see each other can take the same one ("Loch Loch is ...", "Holiday.. Expect");
+ * E2E's training texts repeat a word in 200 of 944,000 places and a mark in 20 of 964,000 tokens, all typos.
  */
 export interface RepeatRule {
   word: Int32Array;
@@ -43,7 +44,7 @@ export function repeatRule(tokens: readonly string[]): RepeatRule {
   const ids = new Map<string, number>();
   return {
     word: Int32Array.from(tokens, (t) => {
-      const m = /^ ?([\p{L}\p{N}]+)$/u.exec(t);
+      const m = /^ ?([\p{L}\p{N}]+|[.,!?;:])$/u.exec(t);
       if (!m) return -1;
       const key = m[1]!.toLowerCase();
       if (!ids.has(key)) ids.set(key, ids.size);

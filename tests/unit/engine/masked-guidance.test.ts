@@ -288,12 +288,14 @@ describe('no glued pieces in the guided text (sampler.ts, guide.glue)', () => {
 });
 
 describe('no word twice in a row in the guided text (sampler.ts, guide.repeats)', () => {
-  it('tokens of letters or digits, with or without their space, name their lowercased word; others none', () => {
-    const { word } = repeatRule(['Loch', ' Loch', ' loch', '.', ' ', '-', ' 5', 'ly', ' Fyne']);
+  it('tokens of letters or digits, with or without their space, name their lowercased word; a sentence or clause mark names itself; others none', () => {
+    const { word } = repeatRule(['Loch', ' Loch', ' loch', '.', ' ', '-', ' 5', 'ly', ' Fyne', ' .', ',', ' £', "'"]);
     expect(word[0]).toBe(word[1]);
     expect(word[2]).toBe(word[0]);
-    expect([word[3], word[4], word[5]]).toEqual([-1, -1, -1]);
-    expect(new Set([word[0], word[6], word[7], word[8]]).size).toBe(4);
+    expect([word[4], word[5], word[11], word[12]]).toEqual([-1, -1, -1, -1]);
+    expect(word[9]).toBe(word[3]);
+    expect(new Set([word[0], word[3], word[6], word[7], word[8], word[10]]).size).toBe(6);
+    expect(word[3]).toBeGreaterThanOrEqual(0);
   });
 
   // tokens 6 and 7 write the same word ("Loch" / " Loch"), 8 another; the denoiser wants 6 or 7 everywhere
