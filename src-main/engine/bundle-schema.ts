@@ -139,3 +139,12 @@ export function parseTensorSpec(spec: string): { type: string; dims: string[] } 
   if (!m) return null;
   return { type: m[1]!, dims: m[2]! === '' ? [] : m[2]!.split(',') };
 }
+
+/**
+ * Whether a bundle's attribute constraints also hold its record segment to their values (the compiler's
+ * CompileModel.attributeRecord): a joint record + text model writes its text from the record beside it, as in
+ * data-to-text. Any bundle with a record segment and a record schema; DLM_ATTRIBUTE_RECORD=0 turns it off, for comparisons.
+ */
+export function attributeHoldsRecord(m: { canvas: { segments: { name: string }[] }; record_schema?: { fields: Record<string, string[]> } | null }): boolean {
+  return process.env.DLM_ATTRIBUTE_RECORD !== '0' && m.canvas.segments.some((s) => s.name === 'record') && Object.keys(m.record_schema?.fields ?? {}).length > 0;
+}

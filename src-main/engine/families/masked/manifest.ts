@@ -4,7 +4,7 @@
  * (output i-1 predicts token i), and the sampler's defaults. No embeddings and no noise schedule.
  */
 import { z } from 'zod';
-import { commonManifestFields, GUIDED_KINDS, guidedWeights, parseTensorSpec, freeCandidatesField, guidedCandidatesField, pinnedCandidatesField, relPath } from '../../bundle-schema';
+import { attributeHoldsRecord, commonManifestFields, GUIDED_KINDS, guidedWeights, parseTensorSpec, freeCandidatesField, guidedCandidatesField, pinnedCandidatesField, relPath } from '../../bundle-schema';
 import { LENGTH_PIN_DETAIL } from '../../extent';
 import { LEXICON_DETAIL } from '../../lexicon';
 import type { FamilyManifest } from '../family';
@@ -123,9 +123,8 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
     }
   },
   precisions: () => ['fp32'],
-  // an attribute also holds the record segment to its value, and the record is then written before the text
-  // (masked/index.ts); DLM_ATTRIBUTE_RECORD=0 turns it off, for comparisons
-  attributeRecord: (m) => process.env.DLM_ATTRIBUTE_RECORD !== '0' && m.canvas.segments.some((s) => s.name === 'record') && Object.keys(m.record_schema?.fields ?? {}).length > 0,
+  // the held record is written before the text (masked/index.ts)
+  attributeRecord: attributeHoldsRecord,
   summary: (m) => ({
     samplerDefaults: {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
