@@ -137,11 +137,19 @@ def prepare_data(cfg: dict, run_dir: str, is_main: bool):
         raise ValueError(f"{dc['train']}: no example fits the canvas ({layout.to_json()})")
     if is_main and not os.path.exists(vocab_path):
         tok.save(vocab_path)
-    if is_main and not os.path.exists(os.path.join(run_dir, "data.json")):
+    if is_main:
+        # what this process reads, written at every start (a run dir's data.json from another corpus misstated the
+        # counts); a warm start keeps the values its source bundle knows, which a slice of the corpus may lack
+        fields = record_schema(examples) if has_records else None
+        source_manifest = os.path.join(os.path.dirname(expand(init_from)), "manifest.json") if init_from else None
+        if fields is not None and source_manifest and os.path.exists(source_manifest):
+            with open(source_manifest, encoding="utf-8") as f:
+                known = (json.load(f).get("record_schema") or {}).get("fields") or {}
+            fields = {k: sorted(set(fields.get(k, [])) | set(known.get(k, []))) for k in [*fields, *(k for k in known if k not in fields)]}
         with open(os.path.join(run_dir, "data.json"), "w", encoding="utf-8") as f:
             json.dump({"train": dc["train"], "examples": split.total, "kept": len(split.ids), "dropped": split.dropped,
                        "canvas": layout.to_json(), "vocab_size": len(tok),
-                       "record_schema": {"fields": record_schema(examples)} if has_records else None},
+                       "record_schema": {"fields": fields} if fields is not None else None},
                       f, ensure_ascii=False, indent=1)
     return tok, layout, split
 

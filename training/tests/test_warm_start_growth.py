@@ -98,6 +98,11 @@ class GrownWarmStartTest(unittest.TestCase):
             src_vocab, _ = run("src", {"limit": 100, "min_count": 1})
             src = torch.load(os.path.join(d, "src", "ckpt.pt"), weights_only=False)
             torch.save(src["ema"], os.path.join(d, "src", "denoiser.pt"))  # as in a bundle: weights beside vocab.json
+            with open(os.path.join(d, "src", "data.json")) as f:
+                src_fields = json.load(f)["record_schema"]["fields"]
+            # the source bundle's record schema knows a value the slice below may not
+            with open(os.path.join(d, "src", "manifest.json"), "w") as f:
+                json.dump({"record_schema": {"fields": {**src_fields, "area": [*src_fields.get("area", []), "Grantchester"]}}}, f)
             # another slice of the corpus would build another vocabulary (fewer texts, a higher count threshold)
             own_vocab, _ = run("own", {"limit": 30, "min_count": 2})
             self.assertNotEqual(own_vocab, src_vocab)
@@ -107,6 +112,11 @@ class GrownWarmStartTest(unittest.TestCase):
             with open(os.path.join(d, "warm", "data.json")) as f:
                 info = json.load(f)
             self.assertEqual(info["vocab_size"], len(src_vocab["tokens"]))
+            # data.json describes the slice this run read, and keeps every value the source knew
+            self.assertEqual(info["examples"], 30)
+            self.assertIn("Grantchester", info["record_schema"]["fields"]["area"])
+            for k, vals in src_fields.items():
+                self.assertTrue(set(vals) <= set(info["record_schema"]["fields"][k]), k)
         finally:
             shutil.rmtree(d)
 
