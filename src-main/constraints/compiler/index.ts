@@ -282,7 +282,9 @@ function encoder(model: CompileModel): (text: string) => number[] {
 
 export function compileConstraintSet(set: ConstraintSet, model: CompileModel, options: CompileSetOptions = {}): CompiledConstraintSet {
   const t0 = performance.now();
-  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(model.softDetail ?? null)}|${model.attributeRecord ? 'attribute-record' : ''}|${JSON.stringify(set.constraints)}`;
+  // the attributes' record hold is part of steering: a run with guidance off only scores its attributes
+  const holdsRecord = !!model.attributeRecord && set.sampler.guidance.enabled && set.sampler.guidance.strength > 0;
+  const key = `${vocabHash(model.vocab)}|${JSON.stringify(model.canvas)}|${JSON.stringify(model.specials)}|${JSON.stringify(options)}|${JSON.stringify(model.unservedSoft ?? null)}|${JSON.stringify(model.softDetail ?? null)}|${holdsRecord ? 'attribute-record' : ''}|${JSON.stringify(set.constraints)}`;
   const hit = setCache.get(key);
   if (hit) return { ...hit, cached: true, compileMs: performance.now() - t0 };
 
@@ -427,7 +429,7 @@ export function compileConstraintSet(set: ConstraintSet, model: CompileModel, op
   }
 
   build('record', recordHard.map((x) => ({ index: x.index, key: x.key, dfa: () => x.dfa })));
-  if (model.attributeRecord && recordHard.length === 0) hard.push(...attributeRecordProjector(model, soft, held, verdicts, topK));
+  if (holdsRecord && recordHard.length === 0) hard.push(...attributeRecordProjector(model, soft, held, verdicts, topK));
   build('text', textHard.map((x) => ({ index: x.index, key: x.key, dfa: () => dfaCache.get(x.key) ?? toDfa(x.lang()) })));
 
   const result: CompiledConstraintSet = { hard, held, soft, verdicts, compileMs: performance.now() - t0, cached: false };

@@ -183,6 +183,11 @@ describe('attributes on a joint record + text model (attributeRecord)', () => {
     expect(none([{ ...coffee, weight: 0 }]).hard).toEqual([]);
     // a family that does not write its text from the record: guidance alone
     expect(compileConstraintSet(set([coffee]), { ...joint, attributeRecord: false }).hard).toEqual([]);
+    // guidance off (or at strength 0): the attribute is only scored, the record not held (and not cached as held)
+    const unsteered = (guidance: { enabled?: boolean; strength?: number }) => compileConstraintSet(parseConstraintSet({ version: 1, constraints: [coffee], sampler: { guidance } }), joint);
+    expect(unsteered({ enabled: false }).hard).toEqual([]);
+    expect(unsteered({ strength: 0 }).hard).toEqual([]);
+    expect(unsteered({ enabled: true }).hard).toHaveLength(1);
     // a record segment too short for any record: guidance alone, and the verdict says why
     const short = { ...joint, canvas: { length: 56, segments: [{ name: 'record', start: 0, length: 4 }, { name: 'sep', start: 4, length: 1 }, { name: 'text', start: 5, length: 51 }] } };
     const c = compileConstraintSet(set([coffee]), short);
