@@ -225,7 +225,8 @@ def main(argv: Optional[list] = None) -> int:
         added = load_grown(model, weights)  # a deeper config than the source grows by identity layers
         if is_main:
             with open(os.path.join(run_dir, WARM_START), "w", encoding="utf-8") as f:
-                json.dump({**describe_warm_start(src), **({"layers_added": added} if added else {})}, f)
+                # "from" as the config names it: a committed manifest should not carry this machine's paths
+                json.dump({**describe_warm_start(src), "from": tc["init_from"], **({"layers_added": added} if added else {})}, f)
             print(f"warm start from {src}" + (f", grown by {added} identity layer{'s' if added > 1 else ''}" if added else ""), flush=True)
     autocast_dtype = pick_autocast(tc["precision"], device)
     if tc["freeze_embeddings"] and family == "masked":
