@@ -225,9 +225,7 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
               f"({tr['steps'] * tr['config']['train']['batch_size']:,} canvases, "
               f"{tr['steps'] * tr['config']['train']['batch_size'] / max(1, data_info['kept']):.2f} epochs).",
               f"- Wall time: {tr['wall_time_s'] / 60:.1f} min of training ({tr['stopped']}).",
-              *([f"- Warm start: from {ws.get('bundle') or ws['from']}"
-                 + (f" ({ws['wall_time_s'] / 60:.1f} min of training before), {tr['cumulative_wall_time_s'] / 60:.1f} "
-                    f"min in all." if 'cumulative_wall_time_s' in tr else ".")] if (ws := tr.get("warm_start")) else []),
+              *warm_start_lines(tr),
               *([f"- Length: the text's <end> and the padding after it were given clean in "
                  f"{tr['config']['train']['p_tail_clean']:.0%} of the examples, so the studio holds a length target "
                  f"(manifest denoiser.held_length)."] if m["denoiser"].get("held_length") else []),
@@ -278,6 +276,16 @@ def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str
         lines.append("")
     return lines + ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
                     f"Training data: {tr['data']} ({tr['license']}).", ""]
+
+
+def warm_start_lines(tr: dict) -> List[str]:
+    """The data card's warm start line for a manifest's `training` (none without a warm start)."""
+    ws = tr.get("warm_start")
+    if not ws:
+        return []
+    return [f"- Warm start: from {ws.get('bundle') or ws['from']}"
+            + (f" ({float(ws.get('wall_time_s', 0.0)) / 60:.1f} min of training before), {tr['cumulative_wall_time_s'] / 60:.1f} "
+               f"min in all." if 'cumulative_wall_time_s' in tr else ".")]
 
 
 def warm_start_info(run_dir: str, train_time: float) -> dict:

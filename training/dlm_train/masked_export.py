@@ -33,7 +33,7 @@ from .bundle import FORMAT, add_files_and_rehash, read_manifest, write_manifest
 from .reference_weights import round_weights_to_float16, save_reference_weights
 from .data import CanvasLayout, canonical_record
 from .dev_eval import bleu_report, dev_mrs
-from .export import dev_records, loss_summary, sample_tables_and_license, warm_start_info
+from .export import dev_records, loss_summary, sample_tables_and_license, warm_start_info, warm_start_lines
 from .masked import MASKED_KIND, MaskedConfig, MaskedDenoiser
 from .paths import E2E_DATA
 from .sample import decode, held_canvas
@@ -287,8 +287,7 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
              "masked tokens weighted 1/t); half the examples mask only the text, a quarter only the record.",
              f"- Steps: {tr['steps']} at batch {tc['batch_size']} ({tr['steps'] * tc['batch_size'] / max(1, data_info['kept']):.2f} epochs), "
              f"{tr['wall_time_s'] / 60:.1f} min of training.",
-             *([f"- Warm start: from {ws.get('bundle') or ws['from']} ({float(ws.get('wall_time_s', 0.0)) / 60:.1f} min of "
-                f"training before), {tr['cumulative_wall_time_s'] / 60:.1f} min in all."] if (ws := tr.get("warm_start")) else []),
+             *warm_start_lines(tr),
              f"- Hardware: {tr['hardware']}; precision {tr['precision']} autocast.",
              f"- Optimizer: AdamW, lr {tc['lr']}, {tc['warmup']} warmup steps then linear decay to the stop time, "
              f"weight decay {tc['weight_decay']}, EMA {tc['ema_decay']} (exported weights are the EMA weights).", ""]

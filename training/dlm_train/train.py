@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .bundle import WARM_START, describe_warm_start
+from .bundle import MANIFEST, WARM_START, describe_warm_start
 from .data import CanvasLayout, encode_split, read_corpus, record_schema, vocab_texts
 from .masked import MaskedConfig, MaskedDenoiser, masked_losses
 from .model import Denoiser, ModelConfig, ce_losses, diffusion_losses, load_grown
@@ -125,7 +125,8 @@ def prepare_data(cfg: dict, run_dir: str, is_main: bool):
     # a warm start's weights index the vocabulary they were trained with (the vocab.json beside them, as in a bundle):
     # one built from another corpus would give their rows to other tokens
     init_from = cfg["train"].get("init_from")
-    source_vocab = os.path.join(os.path.dirname(expand(init_from)), "vocab.json") if init_from else None
+    source_dir = os.path.dirname(expand(init_from)) if init_from else None
+    source_vocab = os.path.join(source_dir, "vocab.json") if source_dir else None
     if os.path.exists(vocab_path):
         tok = Tokenizer.load(vocab_path)
     elif source_vocab and os.path.exists(source_vocab):
@@ -141,11 +142,10 @@ def prepare_data(cfg: dict, run_dir: str, is_main: bool):
         # what this process reads, written at every start (a run dir's data.json from another corpus misstated the
         # counts); a warm start keeps the values its source bundle knows, which a slice of the corpus may lack
         fields = record_schema(examples) if has_records else None
-        source_manifest = os.path.join(os.path.dirname(expand(init_from)), "manifest.json") if init_from else None
-        if fields is not None and source_manifest and os.path.exists(source_manifest):
-            with open(source_manifest, encoding="utf-8") as f:
+        if fields is not None and source_dir and os.path.exists(os.path.join(source_dir, MANIFEST)):
+            with open(os.path.join(source_dir, MANIFEST), encoding="utf-8") as f:
                 known = (json.load(f).get("record_schema") or {}).get("fields") or {}
-            fields = {k: sorted(set(fields.get(k, [])) | set(known.get(k, []))) for k in [*fields, *(k for k in known if k not in fields)]}
+            fields = {k: sorted(set(fields.get(k, [])) | set(known.get(k, []))) for k in dict.fromkeys([*fields, *known])}
         with open(os.path.join(run_dir, "data.json"), "w", encoding="utf-8") as f:
             json.dump({"train": dc["train"], "examples": split.total, "kept": len(split.ids), "dropped": split.dropped,
                        "canvas": layout.to_json(), "vocab_size": len(tok),
