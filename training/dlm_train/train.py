@@ -228,7 +228,6 @@ def main(argv: Optional[list] = None) -> int:
                 # "from" as the config names it: a committed manifest should not carry this machine's paths
                 json.dump({**describe_warm_start(src), "from": tc["init_from"], **({"layers_added": added} if added else {})}, f)
             print(f"warm start from {src}" + (f", grown by {added} identity layer{'s' if added > 1 else ''}" if added else ""), flush=True)
-    autocast_dtype = pick_autocast(tc["precision"], device)
     if tc["freeze_embeddings"] and family == "masked":
         raise ValueError("train.freeze_embeddings: applies to the continuous family (its diffusion runs in the "
                          "embedding space); a masked model has no such table to keep")
@@ -270,6 +269,18 @@ def main(argv: Optional[list] = None) -> int:
                    if family == "masked"
                    else LossModule(model, abar, layout.text_start, tc["p_tail_clean"]))
     train_model = torch.nn.parallel.DistributedDataParallel(loss_module) if ddp else loss_module
+    measured: dict = {}
+
+    def measure() -> dict:
+        # one batch of this run's own data, on the one process (ranks would measure different batches)
+        measured.update(time_precisions(loss_module, [p for p in model.parameters() if p.requires_grad],
+                                        data[: tc["batch_size"]].to(device), device))
+        return measured
+
+    autocast_dtype = pick_autocast(tc["precision"], device, measure if world == 1 else None)
+    if measured and is_main:
+        print(f"train.precision auto: fp32 {measured['fp32']:.2f} s, bf16 autocast {measured['bf16']:.2f} s per "
+              f"forward and backward of one batch; training in {'bf16' if autocast_dtype else 'fp32'}", flush=True)
 
     def save(reason: str) -> None:
         state["saved_step"] = state["step"]
@@ -388,7 +399,7 @@ def main(argv: Optional[list] = None) -> int:
 
 
 def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: where bf16 autocast pays on the CPU (measured 2x over fp32 in training/README.md)."""
+    """AVX512-BF16 or AMX: the CPUs where bf16 autocast can pay (whether it does is measured: measure_autocast)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = next((ln for ln in f if ln.startswith("flags")), "")
@@ -397,15 +408,49 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def pick_autocast(precision: str, device: torch.device):
-    """train.precision: 'auto' (bf16 on CUDA and on CPUs with AVX512-BF16/AMX, else fp32), 'bf16' or 'fp32'."""
+def pick_autocast(precision: str, device: torch.device, measure=None):
+    """train.precision: 'auto', 'bf16' or 'fp32'.
+
+    'auto' is bf16 on CUDA. On a CPU with AVX512-BF16/AMX it is the faster of the two by `measure()` ({"bf16": s,
+    "fp32": s}; without one, bf16): without AMX bf16 autocast was 1.6x slower than fp32 on one Intel Xeon, with AMX
+    3-4x faster on another. Elsewhere fp32.
+    """
     if precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"train.precision: unknown value {precision!r} (known: auto, bf16, fp32)")
     if precision == "fp32":
         return None
-    if precision == "bf16" or device.type == "cuda" or cpu_has_bf16():
+    if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
-    return None
+    if not cpu_has_bf16():
+        return None
+    if measure is None:
+        return torch.bfloat16
+    times = measure()
+    return torch.bfloat16 if times["bf16"] < times["fp32"] else None
+
+
+def time_precisions(train_model: torch.nn.Module, params: list, ids: torch.Tensor, device: torch.device,
+                    repeats: int = 2) -> dict:
+    """Seconds per forward and backward pass on one batch in fp32 and under bf16 autocast (the median of `repeats`
+    after a warm-up pass). Gradients are cleared and the RNG state restored: the run that follows is the one it would
+    have been without the measurement."""
+    rng = torch.get_rng_state()
+    times = {}
+    try:
+        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            runs = []
+            for _ in range(repeats + 1):
+                t0 = time.perf_counter()
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    out = train_model(ids)
+                out["loss"].backward()
+                runs.append(time.perf_counter() - t0)
+                for p in params:
+                    p.grad = None
+            times[name] = sorted(runs[1:])[(len(runs) - 1) // 2]
+    finally:
+        torch.set_rng_state(rng)
+    return times
 
 
 class MaskedLossModule(torch.nn.Module):
