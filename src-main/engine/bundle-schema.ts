@@ -121,6 +121,11 @@ export const commonManifestFields = {
   scorer: scorerSchema.nullable().default(null),
   joint_guidance: jointGuidanceSchema.nullable().optional(),
   lexicons: z.array(lexiconEntry).default([]),
+  /**
+   * The tokens that may stand last in a text: those ending at least `min_texts` training texts and at least
+   * `min_share` of their occurrences (training/dlm_train/text_end.py). Guided texts end only on one of them.
+   */
+  text_end: z.object({ tokens: z.array(z.number().int().min(0)).min(1) }).passthrough().optional(),
 };
 
 const commonManifestSchema = z.object(commonManifestFields).passthrough();

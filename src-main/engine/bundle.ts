@@ -76,6 +76,8 @@ export async function readManifest(dir: string): Promise<Manifest> {
     if (!m.canvas.segments.some((s) => s.name === c.segment)) fail(`classifiers[${i}].segment`, `no canvas segment named ${JSON.stringify(c.segment)}`);
   });
   if (m.scorer) mustList('scorer.file', m.scorer.file);
+  const outside = m.text_end?.tokens.find((t) => t >= m.tokenizer.size);
+  if (outside !== undefined) fail('text_end.tokens', `names token ${outside}; the tokenizer has ${m.tokenizer.size} tokens`);
   m.lexicons.forEach((l, i) => {
     mustList(`lexicons[${i}].file`, l.file);
     if (l.shape[0] !== m.tokenizer.size) fail(`lexicons[${i}].shape`, `has ${l.shape[0]} rows; the tokenizer has ${m.tokenizer.size} tokens (one row per token id)`);

@@ -38,8 +38,9 @@ const active = (t: SoftTarget) => (t.weight ?? 1) > 0;
  * A length target n (or, without one, a part-of-speech template of n tags, one per text token with <pad> after):
  * <end> held at text position n, <pad> after it, and <end>, <pad> and `barred` tokens (whitespace-only ones, which
  * the evaluator's word count would not see) never committed before it. Phrase spans without a length: <end>, <pad> and
- * `barred` tokens barred up to the last span's token (a span past the text cannot hold, and a space that is no word
- * would shift the words the spans count); with `typicalTokens` (the bundle's
+ * `barred` tokens barred up to one token past the last span's (a span past the text cannot hold, a space that is no
+ * word would shift the words the spans count, and a text that stops on its span's last word ends mid-sentence: "...
+ * Indian restaurant. Rated", perplexity 44,000, for a one-word verb phrase at word 9); with `typicalTokens` (the bundle's
  * text_length.typical_tokens), the length is held at it or 3 past the last span's token, whichever is further. A
  * sentiment or attribute target and nothing that says the length: `typicalTokens` held. Guidance toward a whole-text
  * label or a closed span otherwise takes the shortcut of ending the text early (neutral on e2e-default 2.2.3: "The
@@ -69,7 +70,9 @@ export function textExtent(m: CanvasOf, soft: SoftTarget[], held: Int32Array, wa
       return { ...textExtent(m, [...soft, { kind: 'length', tokens, weight: 1 }], held, warnings, barred), typicalHeld: tokens };
     }
     if (reach < 0 || reach + 1 >= seg.length || textHeld) return { held, exclude: null, rest };
-    return { held, exclude: new Map(positions.slice(0, reach + 1).map((p) => [p, [END, PAD, ...barred]])), rest };
+    // and one token past it, where the segment has room: the span's sentence gets at least its closing mark
+    const upTo = Math.min(reach + 2, seg.length - 1);
+    return { held, exclude: new Map(positions.slice(0, upTo).map((p) => [p, [END, PAD, ...barred]])), rest };
   }
   const n = lengths[0]!.tokens;
   const other = lengths.find((t) => t.tokens !== n);

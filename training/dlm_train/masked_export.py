@@ -29,13 +29,14 @@ import numpy as np
 import torch
 
 from . import masked_sample as M
-from .bundle import FORMAT, add_files_and_rehash, read_manifest, write_manifest
+from . import text_end
+from .bundle import FORMAT, add_files_and_rehash, read_manifest, set_card_section, write_manifest
 from .reference_weights import round_weights_to_float16, save_reference_weights
 from .data import CanvasLayout, canonical_record
 from .dev_eval import bleu_report, dev_mrs
 from .export import dev_records, loss_summary, sample_tables_and_license, warm_start_info, warm_start_lines
 from .masked import MASKED_KIND, MaskedConfig, MaskedDenoiser
-from .paths import E2E_DATA
+from .paths import E2E_DATA, expand
 from .sample import decode, held_canvas
 from .tokenizer import Tokenizer
 
@@ -193,6 +194,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     if warm := warm_start_info(args.run, train_time):
         manifest["training"].update(warm)
+    if layout.text_len:
+        manifest["text_end"] = text_end.corpus_rule(tok, expand(dc["train"]), dc.get("limit"))
     carried: List[str] = []
     if kept is not None:
         carried = carry_measured(kept, args.keep_from, args.out, manifest)
@@ -204,6 +207,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         card += kept_card_sections(os.path.join(args.keep_from, "DATA_CARD.md"), card, kept)
     with open(os.path.join(args.out, "DATA_CARD.md"), "w", encoding="utf-8") as f:
         f.write(card)
+    if "text_end" in manifest:
+        set_card_section(args.out, text_end.CARD_HEADING, text_end.card_lines(manifest["text_end"], tok))
     write_manifest(args.out, manifest)
     m = add_files_and_rehash(args.out, ["denoiser.onnx", "vocab.json", "denoiser.pt", "DATA_CARD.md", "samples.json", *carried])
     total = sum(f["bytes"] for f in m["files"])

@@ -6,7 +6,10 @@ on the denoiser, only on the embeddings and the vocabulary. So a warm start that
 they are copied instead of retrained (retraining them briefly cost the 2.3 warm start guided POS success). Refused by
 name when the vocabularies differ, or the embedding tables by more than float16 rounding.
 
-    python3 -m training.guidance.carry --from models/e2e-default --to /path/to/new-bundle
+    python3 -m training.guidance.carry --from models/e2e-default --to /path/to/new-bundle [--sampler-defaults]
+
+--sampler-defaults also carries the source's sampler_defaults (steps, spacing, acceptance levels, candidates), which
+were measured on its denoiser: a starting point for the new one until they are measured again.
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def card_section(text: str, heading: str) -> Optional[List[str]]:
     return (rest[:nxt] if nxt >= 0 else rest).strip("\n").split("\n")
 
 
-def carry(src: str, dst: str) -> dict:
+def carry(src: str, dst: str, sampler_defaults: bool = False) -> dict:
     ms, md = read_manifest(src), read_manifest(dst)
     for name, a, b, same in (("tokenizer.vocab", ms["tokenizer"]["vocab"], md["tokenizer"]["vocab"], same_bytes),
                              ("embedding.file", ms["embedding"]["file"], md["embedding"]["file"], same_table)):
@@ -83,7 +86,7 @@ def carry(src: str, dst: str) -> dict:
                 set_card_section(dst, heading, lines + ["", f"(Carried from {ms['id']} {ms['version']}, whose "
                                                         "embedding table this model kept.)"])
                 card = ["DATA_CARD.md"]
-    updates = {k: ms[k] for k in FIELDS if k in ms}
+    updates = {k: ms[k] for k in FIELDS + (("sampler_defaults",) if sampler_defaults else ()) if k in ms}
     return add_files_and_rehash(dst, files + card, updates)
 
 
@@ -91,15 +94,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="src", required=True, help="the bundle whose guidance to carry")
     ap.add_argument("--to", dest="dst", required=True, help="the new bundle (same vocabulary and embedding table)")
+    ap.add_argument("--sampler-defaults", action="store_true",
+                    help="also carry the source's sampler_defaults (measured on its denoiser)")
     a = ap.parse_args(argv)
     try:
-        m = carry(a.src, a.dst)
+        m = carry(a.src, a.dst, a.sampler_defaults)
     except (ValueError, FileNotFoundError) as e:
         print(f"carry: {e}", file=sys.stderr)
         return 2
     print(f"{a.dst}: carried {len(m.get('classifiers', []))} classifiers, "
           f"{'a joint graph, ' if m.get('joint_guidance') else ''}{len(m.get('lexicons', []))} lexicons"
-          f"{', the scorer' if m.get('scorer') else ''} from {a.src}")
+          f"{', the scorer' if m.get('scorer') else ''}{', the sampler defaults' if a.sampler_defaults else ''} "
+          f"from {a.src}")
     return 0
 
 

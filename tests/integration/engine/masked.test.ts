@@ -354,6 +354,9 @@ describe('masked bundles the engine refuses, by name', () => {
       ['lex-unlisted', (m) => { m.lexicons = [{ ...lexicon(m, m.tokenizer.size), file: 'classifiers/pos.lexicon.f32' }]; }, /field lexicons\[0\]\.file: classifiers\/pos\.lexicon\.f32 is not listed/],
       ['lex-twice', (m) => { m.lexicons = [lexicon(m, m.tokenizer.size), lexicon(m, m.tokenizer.size)]; }, /field lexicons\[1\]\.control: a second pos lexicon/],
       ['lex-control', (m) => { m.lexicons = [{ ...lexicon(m, m.tokenizer.size), control: 'sentiment' }]; }, /field lexicons\[0\]\.control: Invalid option: expected one of "pos"\|"spans"/],
+      // where a guided text may end: token ids of the tokenizer, at least one
+      ['end-outside', (m) => { m.text_end = { tokens: [2, m.tokenizer.size] }; }, /field text_end\.tokens: names token \d+; the tokenizer has \d+ tokens/],
+      ['end-empty', (m) => { m.text_end = { tokens: [] }; }, /field text_end\.tokens: /],
     ];
     for (const [name, edit, re] of cases) expect(await refusal(copy(name, edit)), name).toMatch(re);
     // no embedding or schedule is needed

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { textExtent } from '../../../src-main/engine/extent';
 import { maskedGuidanceDefaults, type MaskedManifest } from '../../../src-main/engine/families/masked/manifest';
 import { readBackLogp, sampleMasked, type MaskedSampleOptions } from '../../../src-main/engine/families/masked/sampler';
-import { repeatRule } from '../../../src-main/engine/projection';
+import { endRule, endsEarly, repeatRule } from '../../../src-main/engine/projection';
 import { END, PAD } from '../../../src-main/engine/tokenizer';
 
 const N = 6;
@@ -345,10 +345,12 @@ describe('where a masked text ends (extent.ts): lengths pinned, spans reached', 
     expect([...textExtent(m, [{ kind: 'pos', tags: ['PROPN'] }, { kind: 'length', tokens: 2 }], free(), []).held].slice(2)).toEqual([-1, -1, END, PAD, PAD, PAD]);
   });
 
-  it('phrase spans bar <end>/<pad> and spaces up to their last token; a held text is left alone, with a warning for a length', () => {
+  it('phrase spans bar <end>/<pad> and spaces up to one token past their last; a held text is left alone, with a warning for a length', () => {
     const r = textExtent(m, [{ kind: 'spans', spans: [[1, 2, 'PP']] }], free(), [], [9]);
     expect(r.held).toEqual(free());
-    expect([...r.exclude!.entries()]).toEqual([[2, [END, PAD, 9]], [3, [END, PAD, 9]], [4, [END, PAD, 9]]]);
+    expect([...r.exclude!.entries()]).toEqual([[2, [END, PAD, 9]], [3, [END, PAD, 9]], [4, [END, PAD, 9]], [5, [END, PAD, 9]]]);
+    // a span up to the segment's last text position but one: <end> still has its place at the end
+    expect([...textExtent(m, [{ kind: 'spans', spans: [[3, 4, 'NP']] }], free(), []).exclude!.keys()]).toEqual([2, 3, 4, 5, 6]);
     const held = free();
     held[2] = 7;
     const warnings: string[] = [];
@@ -410,3 +412,55 @@ describe('reading a held record back from a candidate\'s text (data-to-text cand
   });
 });
 
+
+describe('a guided text ends only on a token that ends texts (sampler.ts, guide.ends)', () => {
+  // 6 never ends a training text ("It"), 7 and 8 do ("." and "centre"); <end> is 2, <pad> 0
+  const rule = endRule(['<pad>', '<sep>', '<end>', '<unk>', ' a', ' b', ' It', '.', ' centre'], [7, 8]);
+  const noGrad = (): NonNullable<MaskedSampleOptions['guide']> => ({ start: 2, length: 4, weightAt: () => 1 });
+  const settings = { steps: N, blockLength: 0, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+  /** Logits from a per-position table of {token: logit} over the guided positions 2..5; elsewhere flat. */
+  const table = (rows: Record<number, Record<number, number>>): MaskedSampleOptions['logits'] => async (_ids, B) => {
+    const l = new Float32Array(B * N * V);
+    for (let b = 0; b < B; b++) for (const [i, row] of Object.entries(rows)) for (const [v, x] of Object.entries(row)) l[(b * N + Number(i)) * V + Number(v)] = x;
+    return { logits: l, V };
+  };
+
+  it('the rule: a stop after a token that may not end a text, or such a token before a stop', () => {
+    expect(endsEarly(rule, END, 6, -1)).toBe(true);
+    expect(endsEarly(rule, PAD, 6, -1)).toBe(true);
+    expect(endsEarly(rule, END, 7, -1)).toBe(false);
+    expect(endsEarly(rule, PAD, END, -1)).toBe(false); // padding after <end>
+    expect(endsEarly(rule, END, -1, -1)).toBe(false); // nothing committed before it yet
+    expect(endsEarly(rule, 6, -1, END)).toBe(true);
+    expect(endsEarly(rule, 8, -1, END)).toBe(false);
+    expect(endsEarly(rule, 6, 7, 5)).toBe(false);
+  });
+
+  it('no <end> right after a committed "It"; without the rule the text stops there', async () => {
+    // "It" at position 3 first, then <pad> at 5, then position 4 wants <end> (then "centre")
+    const logits = table({ 3: { 6: 12 }, 4: { [END]: 6, 8: 3 }, 5: { [PAD]: 9 } });
+    const free = await sampleMasked(base({ logits, settings, guide: noGrad() }));
+    expect([...free.tokens!.subarray(3, 6)]).toEqual([6, END, PAD]);
+    const kept = await sampleMasked(base({ logits, settings, guide: { ...noGrad(), ends: rule } }));
+    for (let b = 0; b < 2; b++) expect([...kept.tokens!.subarray(b * N + 3, b * N + 6)]).toEqual([6, 8, PAD]);
+  });
+
+  it('before a committed <end> the last word is one that ends texts', async () => {
+    const logits = table({ 4: { [END]: 12 }, 3: { 6: 8, 7: 4 } });
+    const free = await sampleMasked(base({ logits, settings, guide: noGrad() }));
+    expect(free.tokens![3]).toBe(6);
+    const kept = await sampleMasked(base({ logits, settings, guide: { ...noGrad(), ends: rule } }));
+    expect([kept.tokens![3], kept.tokens![4]]).toEqual([7, END]);
+  });
+
+  it('where the rule would leave no token, it gives way', async () => {
+    const only = table({ 3: { 6: 12 }, 4: { [END]: 6 } });
+    const onlyStops: MaskedSampleOptions['logits'] = async (ids, B) => {
+      const r = await only(ids, B);
+      for (let b = 0; b < B; b++) for (let v = 0; v < V; v++) if (v !== END && v !== PAD) r.logits[(b * N + 4) * V + v] = -Infinity;
+      return r;
+    };
+    const out = await sampleMasked(base({ logits: onlyStops, settings, guide: { ...noGrad(), ends: rule } }));
+    expect(out.tokens![4]).toBe(END);
+  });
+});

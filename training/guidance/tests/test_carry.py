@@ -27,7 +27,7 @@ def make_bundle(d, emb=np.full(4, 1.0, dtype="<f4").tobytes(), guidance=False):
                   "joint_guidance": {"files": {"1": "classifiers/joint.b1.onnx"},
                                      "one_field": {"files": {"1": "classifiers/joint1.b1.onnx"}}},
                   "lexicons": [{"control": "pos", "file": "classifiers/pos.lexicon.f32"}],
-                  "scorer": {"file": "scorer.onnx"}})
+                  "scorer": {"file": "scorer.onnx"}, "sampler_defaults": {"steps": 40, "accept_at": 0.9}})
     for rel, data in files.items():
         with open(os.path.join(d, rel), "wb") as f:
             f.write(data)
@@ -47,6 +47,7 @@ class CarryTest(unittest.TestCase):
             verify_bundle(new)
             self.assertEqual(m["classifiers"][0]["control"], "pos")
             self.assertEqual(m["scorer"], {"file": "scorer.onnx"})
+            self.assertNotIn("sampler_defaults", m)  # measured on the old denoiser: carried only when asked
             listed = {f["path"] for f in m["files"]}
             self.assertTrue({"classifiers/pos.b1.onnx", "classifiers/joint1.b1.onnx", "classifiers/pos.lexicon.f32",
                              "scorer.onnx", "denoiser.onnx"} <= listed)
@@ -57,6 +58,8 @@ class CarryTest(unittest.TestCase):
             self.assertIn("POS lexicon.", card)
             self.assertIn("Carried from old 1.0.0", card)
             carry(old, rounded)  # float16 rounding of the same table is the same table
+            self.assertEqual(carry(old, rounded, sampler_defaults=True)["sampler_defaults"], {"steps": 40, "accept_at": 0.9})
+            verify_bundle(rounded)
             make_bundle(other, emb=np.full(4, 1.01, dtype="<f4").tobytes())
             with self.assertRaisesRegex(ValueError, r"embedding.file \(embeddings.f32\) differs"):
                 carry(old, other)

@@ -13,7 +13,7 @@ import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } fro
 import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, readBackLogp, sampleMasked } from './sampler';
-import { type GlueRule, glueRule, type RepeatRule, repeatRule } from '../../projection';
+import { type EndRule, endRule, type GlueRule, glueRule, type RepeatRule, repeatRule } from '../../projection';
 import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
 import type { CompiledForEngine } from '../../constraints-adapter';
 
@@ -29,6 +29,8 @@ interface MaskedState {
   glue: GlueRule;
   /** Words a guided position may not repeat from its neighbours (sampler.ts). */
   repeats: RepeatRule;
+  /** Where a guided text may end (the manifest's text_end; absent: anywhere). */
+  ends?: EndRule;
 }
 
 /**
@@ -86,7 +88,9 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   manifest: maskedManifest,
 
   async open(bundle) {
-    return { checked: new Set(), spaces: whitespaceTokens(bundle.tokenizer.tokens), glue: glueRule(bundle.tokenizer.tokens), repeats: repeatRule(bundle.tokenizer.tokens) };
+    const tokens = bundle.tokenizer.tokens;
+    const enders = bundle.manifest.text_end?.tokens;
+    return { checked: new Set(), spaces: whitespaceTokens(tokens), glue: glueRule(tokens), repeats: repeatRule(tokens), ...(enders ? { ends: endRule(tokens, enders) } : {}) };
   },
 
   async probe(host, bundle, provider) {
@@ -165,9 +169,10 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 cancelled: job.cancelled,
                 cache: logitsCache,
                 scoreModel: scoreCandidates,
-                // a guided text writes no piece glued onto its neighbour and no word twice in a row (DLM_MASKED_GLUE=0,
-                // DLM_MASKED_REPEATS=0: without them, for comparisons)
-                ...(guide ? { guide: { ...guide, first: guide.first && !recordFirst, ...(process.env.DLM_MASKED_GLUE === '0' ? {} : { glue: state.glue }), ...(process.env.DLM_MASKED_REPEATS === '0' ? {} : { repeats: state.repeats }) } } : {}),
+                // a guided text writes no piece glued onto its neighbour, no word twice in a row, and ends only on a
+                // token that ends training texts (DLM_MASKED_GLUE=0, DLM_MASKED_REPEATS=0, DLM_MASKED_ENDS=0: without
+                // them, for comparisons)
+                ...(guide ? { guide: { ...guide, first: guide.first && !recordFirst, ...(process.env.DLM_MASKED_GLUE === '0' ? {} : { glue: state.glue }), ...(process.env.DLM_MASKED_REPEATS === '0' ? {} : { repeats: state.repeats }), ...(state.ends && process.env.DLM_MASKED_ENDS !== '0' ? { ends: state.ends } : {}) } } : {}),
               });
               // candidates of a guided run are ranked by what the guided sampler samples from: the denoiser's own log p
               // of the guided tokens plus the lexicon and classifier terms (DLM_MASKED_SCORE_MODEL=0: the terms only)

@@ -5,7 +5,7 @@
  * softmax, top-p and confidence rules, and numpy's pairwise summation where the reference sums.
  */
 import { uniformsAt } from '../../prng';
-import { type GlueRule, type RepeatRule, SegmentReachability, type SegmentAutomaton } from '../../projection';
+import { type EndRule, endsEarly, type GlueRule, type RepeatRule, SegmentReachability, type SegmentAutomaton } from '../../projection';
 import type { Confidence } from './manifest';
 import type { LocalTerm } from '../../lexicon';
 
@@ -74,6 +74,12 @@ export interface MaskedSampleOptions {
     glue?: GlueRule;
     /** At a masked position of the segment, no token writing the word a committed neighbour writes (projection.ts RepeatRule); where that leaves no token, it gives way. */
     repeats?: RepeatRule;
+    /**
+     * At a masked position of the segment, no <end> or <pad> right after a committed token that may not end a text,
+     * and no such token right before a committed <end> or <pad> (projection.ts EndRule); where that leaves no token,
+     * it gives way.
+     */
+    ends?: EndRule;
     /**
      * After the plan, `rounds` times: the `fraction` of the segment's generated tokens that the denoiser found least
      * likely go back to the mask and are generated again, one per step, under the last step's guidance weight, now
@@ -395,7 +401,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
       /** Whether token v at guided position i breaks the glue or repeat rule next to what is committed now. */
       const clashes = (b: number, i: number, v: number) => {
         const [before, after] = neighbours(b, i);
-        return (!!guide!.glue && gluesOn(guide!.glue, v, before, after)) || (!!guide!.repeats && repeatsWord(guide!.repeats, v, before, after));
+        return (!!guide!.glue && gluesOn(guide!.glue, v, before, after)) || (!!guide!.repeats && repeatsWord(guide!.repeats, v, before, after)) || (!!guide!.ends && endsEarly(guide!.ends, v, before, after));
       };
       /**
        * The float64 logits a position proposes from: its own (or shifted) row, plus the guidance term at a masked
@@ -410,6 +416,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const [before, after] = neighbours(b, i);
         if (guide!.glue) barGlue(row, guide!.glue, before, after);
         if (guide!.repeats) barRepeats(row, guide!.repeats, before, after);
+        if (guide!.ends) barEarlyEnds(row, guide!.ends, before, after);
         if (modelP) base.set(row);
         const local = guide!.local;
         if (local) {
@@ -553,6 +560,14 @@ function barUnlessEmpty(row: Float64Array, n: number, barred: (v: number) => boo
 function barRepeats(row: Float64Array, rule: RepeatRule, before: number, after: number): void {
   if ((before < 0 || rule.word[before]! < 0) && (after < 0 || rule.word[after]! < 0)) return;
   barUnlessEmpty(row, rule.word.length, (v) => repeatsWord(rule, v, before, after));
+}
+
+/** Bar what would end the text too early next to the committed neighbours; a row left without a finite logit stays as it was. */
+function barEarlyEnds(row: Float64Array, rule: EndRule, before: number, after: number): void {
+  const stopAfter = before >= 0 && rule.stop[before] !== 1 && rule.ender[before] !== 1;
+  const enderBefore = after >= 0 && rule.stop[after] === 1;
+  if (!stopAfter && !enderBefore) return;
+  barUnlessEmpty(row, rule.stop.length, (v) => endsEarly(rule, v, before, after));
 }
 
 /**
