@@ -49,8 +49,11 @@ def fit(tok: Tokenizer, texts: List[str], min_texts: int = MIN_TEXTS, min_share:
             "covers": round(sum(last[t] for t in tokens) / sum(last.values()), 5)}
 
 
-def corpus_rule(tok: Tokenizer, path: str, limit: Optional[int] = None) -> dict:
-    return {**fit(tok, [ex.text for ex in read_corpus(path, limit)]), "fitted_on": os.path.basename(path)}
+def corpus_rule(tok: Tokenizer, path: str, limit: Optional[int] = None, min_texts: int = MIN_TEXTS,
+                min_share: float = MIN_SHARE) -> dict:
+    """fit on the texts of a training corpus (its first `limit` examples; all without one), naming the file."""
+    return {**fit(tok, [ex.text for ex in read_corpus(path, limit)], min_texts, min_share),
+            "fitted_on": os.path.basename(path)}
 
 
 def card_lines(rule: dict, tok: Tokenizer) -> List[str]:
@@ -74,8 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"--corpus {args.corpus}: no such file")
     tok = Tokenizer.load(os.path.join(args.bundle, m["tokenizer"]["vocab"]))
     try:
-        rule = {**fit(tok, [ex.text for ex in read_corpus(args.corpus)], args.min_texts, args.min_share),
-                "fitted_on": os.path.basename(args.corpus)}
+        rule = corpus_rule(tok, args.corpus, None, args.min_texts, args.min_share)
     except ValueError as e:
         raise SystemExit(f"--corpus/--min-texts/--min-share: {e}")
     set_card_section(args.bundle, CARD_HEADING, card_lines(rule, tok))

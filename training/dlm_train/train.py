@@ -399,7 +399,7 @@ def main(argv: Optional[list] = None) -> int:
 
 
 def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPUs where bf16 autocast can pay (whether it does is measured: measure_autocast)."""
+    """AVX512-BF16 or AMX: the CPUs where bf16 autocast can pay (whether it does is measured: time_precisions)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = next((ln for ln in f if ln.startswith("flags")), "")
