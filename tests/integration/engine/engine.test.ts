@@ -99,7 +99,9 @@ for (const b of REAL_BUNDLES) {
     it('int8 denoiser: picked by auto on cpu and reported, batch-independent, close to fp32', async () => {
       const m = (await e.listModels()).find((x) => x.id === b.id)!;
       if (!m.precisions?.includes('int8')) return;
-      const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 30, samples: 5, seed: 9 } };
+      // agreement with fp32 is estimated over 32 samples: in 5, one trajectory that diverges is about 15 points
+      const samples = b.id === 'e2e-default' ? 32 : 5;
+      const set: ConstraintSetInput = { version: 1, constraints: [], sampler: { steps: 30, samples, seed: 9 } };
       const auto = await go(set);
       expect(auto.summary.device.precision).toBe('int8');
       const fp32 = await go({ ...set, sampler: { ...set.sampler, precision: 'fp32' } });
@@ -108,9 +110,10 @@ for (const b of REAL_BUNDLES) {
       const one = createEngine({ modelDirs: [dirname(b.dir)], batchSize: 1 });
       try {
         const outs: GeneratedOutput[] = [];
-        const s1 = await one.generate({ model: b.id, device: 'cpu', constraints: { ...set, sampler: { ...set.sampler, precision: 'int8' } } as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
+        // sample i draws the same seed in a run of 5 as in a run of 32
+        const s1 = await one.generate({ model: b.id, device: 'cpu', constraints: { ...set, sampler: { ...set.sampler, samples: 5, precision: 'int8' } } as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
         expect(s1.device.precision).toBe('int8');
-        expect(outs.map((o) => o.tokens)).toEqual(auto.outputs.map((o) => o.tokens));
+        expect(outs.map((o) => o.tokens)).toEqual(auto.outputs.slice(0, 5).map((o) => o.tokens));
       } finally {
         await one.dispose();
       }
