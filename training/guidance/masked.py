@@ -355,6 +355,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--data", default=E2E_DATA, help="folder with trainset.csv and devset.csv")
     ap.add_argument("--labels", default=os.path.join(ROOT, "training", "labels"))
     ap.add_argument("--budget-min", type=float, default=15.0)
+    ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: the budget only); "
+                    "the learning rate then decays over whichever bound is nearer, so a busy machine takes longer "
+                    "instead of training less")
     ap.add_argument("--batch-sizes", default="1,8", help="batch sizes of the all-controls graph")
     ap.add_argument("--control-batch-sizes", default="1", help="batch sizes of the per-control graphs")
     ap.add_argument("--hidden", type=int, default=128)
@@ -408,7 +411,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         model.eval()
         run = ck["run"]
     else:
-        out = train(cfg, tr, a.budget_min * 60, lr=a.lr, seed=a.seed, max_steps=30 if a.tiny else None)
+        out = train(cfg, tr, a.budget_min * 60, lr=a.lr, seed=a.seed, max_steps=30 if a.tiny else (a.max_steps or None))
         model = out["model"]
         run = {k: v for k, v in out.items() if k != "model"}
     run.update({"train_examples": int(len(tr.ids)), "dev_examples": int(len(dv.ids))})

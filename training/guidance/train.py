@@ -23,8 +23,8 @@ LOSS_WEIGHTS = {"pos": 1.0, "spans": 1.0, "attribute": 2.0, "length": 1.0, "sent
 
 class TimedSteps:
     """The steps of a run bounded by a time budget (and optionally a step count): iterate it to get the step index,
-    with the optimizer's learning rate set first (linear warmup over `warmup` steps, then cosine over the budget down
-    to `floor` x lr). `.step` is the number of steps taken and `.seconds` the time since the start."""
+    with the optimizer's learning rate set first (linear warmup over `warmup` steps, then cosine over the budget, or
+    the step count when that is nearer, down to `floor` x lr). `.step` is the number of steps taken and `.seconds` the time since the start."""
 
     def __init__(self, opt: torch.optim.Optimizer, lr: float, budget_s: float, max_steps: Optional[int] = None,
                  floor: float = 0.1, warmup: int = 100):
@@ -41,7 +41,8 @@ class TimedSteps:
             el = self.seconds
             if el >= self.budget_s or (self.max_steps is not None and self.step >= self.max_steps):
                 return
-            frac = min(1.0, el / self.budget_s)
+            # the schedule follows whichever bound is nearer, so a step-bounded run still decays to its floor
+            frac = min(1.0, max(el / self.budget_s, self.step / self.max_steps if self.max_steps else 0.0))
             for pg in self.opt.param_groups:
                 pg["lr"] = self.lr * min(1.0, (self.step + 1) / self.warmup) * \
                     (self.floor + (1.0 - self.floor) * 0.5 * (1 + math.cos(math.pi * frac)))
