@@ -4,6 +4,7 @@
  * outputs. Lives in the worker thread (worker.ts); nothing here touches the main thread.
  */
 import { loadBundle } from './bundle';
+import { isGuidedRun } from '../constraints/set';
 import { compileForEngine, evaluateForEngine, type EngineModelInfo } from './constraints-adapter';
 import { decodeCanvas, parseRecord } from './decode';
 import { chooseProvider } from './devices';
@@ -96,7 +97,8 @@ export class Runtime {
     const warnings: string[] = [];
     const notes: string[] = [];
     const logitsCache = job.logitsCache ?? process.env.DLM_MASKED_CACHE !== '0';
-    const run = await l.family.prepare({ host: this.host, bundle, state: l.state, provider, sampler, warnings, notes, logitsCache });
+    const guided = isGuidedRun(set.constraints, sampler.guidance);
+    const run = await l.family.prepare({ host: this.host, bundle, state: l.state, provider, sampler, guided, warnings, notes, logitsCache });
     const tLoaded = performance.now();
 
     const N = m.canvas.length;

@@ -105,9 +105,11 @@ export interface ModelSummary {
   /**
    * Masked-family bundles only (kind masked-diffusion; every masked bundle has it): the manifest's sampler_defaults
    * (steps, block_length, confidence, temperature, top_p, and temperature_unconditional when the bundle has one: the
-   * temperature when nothing is pinned). Whether a model is masked is its `kind`, not the presence of this field.
+   * temperature when nothing is pinned; record_temperature_unconditional: the record segment's then; record_schema_hold:
+   * such a run's record is held to the record schema). Whether a model is masked is its `kind`, not the presence of
+   * this field.
    */
-  samplerDefaults?: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number; temperature_unconditional?: number };
+  samplerDefaults?: { steps: number; block_length: number; confidence: string; temperature: number; top_p: number; temperature_unconditional?: number; record_temperature_unconditional?: number; record_schema_hold?: boolean };
   /**
    * Continuous-family bundles only (kind continuous-embedding-diffusion), when the manifest has sampler_defaults: the
    * steps, method and eta a run takes when it chooses none (absent: 200 ancestral steps), and how they were measured.

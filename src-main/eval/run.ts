@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
-import { type CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
+import { type CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedRecordTemperature, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
 import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
@@ -68,7 +68,7 @@ export interface EvalSettings {
   /** A continuous bundle's default spacings, when the run gives none (samplerFor picks per run). */
   defaultSpacing?: { spacing: number; guidedSpacing?: number };
   /** Masked-family sampler settings for every run (absent ones: the bundle's sampler_defaults). */
-  masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number };
+  masked?: { block_length?: number; confidence?: (typeof MASKED_CONFIDENCES)[number]; temperature?: number; top_p?: number; record_temperature?: number };
   /** --steps was not given: a model with sampler_defaults (every masked-diffusion model, continuous ones that have
    * them) runs its own sampler_defaults.steps instead of `steps`. */
   stepsFromModel?: boolean;
@@ -394,6 +394,9 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (d && given.masked?.temperature === undefined && d.temperature_unconditional !== undefined) {
     // the engine's rule (docs/ARCHITECTURE.md, "Masked family"): each run's temperature follows what it pins
     notes.push(`${model.id}: temperature ${maskedTemperature(d, undefined, false)} for the unguided pool and the controls, which pin nothing (its sampler_defaults.temperature_unconditional); ${maskedTemperature(d, undefined, true)} for data-to-text and text-to-record, which pin the record or the text`);
+  }
+  if (d && given.masked?.temperature === undefined && given.masked?.record_temperature === undefined && d.record_temperature_unconditional !== undefined) {
+    notes.push(`${model.id}: the record segment at temperature ${maskedRecordTemperature(d, {}, false, false)} in the unguided pool, which neither pins nor guides (its sampler_defaults.record_temperature_unconditional)`);
   }
   const ownControls = masked ? maskedControls(model.controls) : [...CONTROLS, ...COMPOSITIONS];
   if (masked && !given.controls && ownControls.length < CONTROLS.length + COMPOSITIONS.length) {

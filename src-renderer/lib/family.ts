@@ -10,7 +10,7 @@
  *   unless the user sets one, so the engine's rule picks it per run (`temperature_unconditional` when nothing is
  *   pinned).
  */
-import { CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
+import { CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_REFERENCE_STEPS, guidanceAtSteps, isGuidedRun, MASKED_CONFIDENCES, MAX_SPACING, maskedRecordTemperature, maskedTemperature, samplerSettings, type SamplerSettings } from '../../src-main/constraints/set';
 import { MASK_GLYPH, type ModelSummary } from '../../src-main/engine/types';
 
 export type Family = 'continuous' | 'masked';
@@ -122,7 +122,7 @@ export function continuousGuidanceLabel(g: SamplerSettings['guidance'], steps: n
   return eff === scaled ? base : `${base} (step ${g.stepSize} and ${g.offLastSteps} steps at ${GUIDANCE_REFERENCE_STEPS}, scaled to ${steps})`;
 }
 
-export const MASKED_KEYS = ['block_length', 'confidence', 'temperature', 'top_p'] as const;
+export const MASKED_KEYS = ['block_length', 'confidence', 'temperature', 'top_p', 'record_temperature'] as const;
 export type MaskedKey = (typeof MASKED_KEYS)[number];
 /** The masked settings prefilled from the bundle; the temperature is not (left out: the engine's rule decides). */
 export const PREFILLED_MASKED_KEYS = ['block_length', 'confidence', 'top_p'] as const;
@@ -134,6 +134,12 @@ export interface MaskedSettings {
   top_p: number;
   /** The temperature of runs that pin nothing, when the bundle has one. */
   temperature_unconditional?: number;
+  /** Never a bundle default (left out: maskedRecordTemperature's rule); here so that every MaskedKey is a field. */
+  record_temperature?: number;
+  /** The record segment's temperature in runs that pin nothing, when the bundle has one. */
+  record_temperature_unconditional?: number;
+  /** Runs that pin nothing write a valid record (held to the bundle's record schema). */
+  record_schema_hold?: boolean;
 }
 
 /** The engine's defaults for a setting a masked bundle's sampler_defaults leaves out (docs/ARCHITECTURE.md). */
@@ -150,6 +156,8 @@ export function maskedDefaults(model: Pick<ModelSummary, 'samplerDefaults'> | nu
     temperature: d?.temperature ?? ENGINE_MASKED_DEFAULTS.temperature,
     top_p: d?.top_p ?? ENGINE_MASKED_DEFAULTS.top_p,
     ...(d?.temperature_unconditional !== undefined ? { temperature_unconditional: d.temperature_unconditional } : {}),
+    ...(d?.record_temperature_unconditional !== undefined ? { record_temperature_unconditional: d.record_temperature_unconditional } : {}),
+    ...(d?.record_schema_hold ? { record_schema_hold: true } : {}),
   };
 }
 
@@ -157,6 +165,13 @@ export function maskedDefaults(model: Pick<ModelSummary, 'samplerDefaults'> | nu
 export function autoTemperature(d: MaskedSettings): string {
   if (d.temperature_unconditional === undefined) return String(d.temperature);
   return `auto: ${maskedTemperature(d, undefined, true)} with a record, text or infill given, ${maskedTemperature(d, undefined, false)} unconditional`;
+}
+
+/** What a record temperature left out means, given the temperature field (the record temperature field's placeholder). */
+export function autoRecordTemperature(d: MaskedSettings, temperature: number | undefined): string {
+  if (temperature !== undefined) return `the temperature (${temperature})`;
+  if (d.record_temperature_unconditional === undefined) return 'the temperature';
+  return `auto: ${maskedRecordTemperature(d, {}, false, false)} unconditional and unguided, else the temperature`;
 }
 
 /** Whether top-p can matter: some run of these settings samples (temperature above 0) rather than taking the argmax. */
@@ -170,6 +185,7 @@ export function resetToDefaults(sampler: SamplerSettings, d: MaskedSettings): Sa
   const s: SamplerSettings = { ...sampler, steps: d.steps };
   for (const k of PREFILLED_MASKED_KEYS) (s as Record<MaskedKey, unknown>)[k] = d[k];
   delete s.temperature;
+  delete s.record_temperature;
   return s;
 }
 
@@ -255,7 +271,7 @@ export interface SamplerStash {
   /** The defaults of the continuous model those were chosen under (settings left at them follow the next one's). */
   continuousDefaults?: ContinuousSettings;
   /** Masked settings chosen for a masked model, kept while a continuous model is selected (temperature: if set). */
-  masked?: { modelId: string } & Omit<MaskedSettings, 'temperature' | 'temperature_unconditional'> & { temperature?: number };
+  masked?: { modelId: string } & Omit<MaskedSettings, 'temperature' | 'temperature_unconditional' | 'record_temperature_unconditional' | 'record_schema_hold'> & { temperature?: number };
 }
 
 type FitModel = Pick<ModelSummary, 'id' | 'kind' | 'samplerDefaults' | 'continuousDefaults'>;
@@ -308,6 +324,8 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
     if (back) {
       if (back.temperature === undefined) delete s.temperature;
       else s.temperature = back.temperature;
+      if (back.record_temperature === undefined) delete s.record_temperature;
+      else s.record_temperature = back.record_temperature;
     }
     return { sampler: s, stash: out };
   }
@@ -319,6 +337,7 @@ export function fitSampler(sampler: SamplerSettings, prev: FitModel | null, next
       block_length: sampler.block_length ?? p.block_length,
       confidence: sampler.confidence ?? p.confidence,
       ...(sampler.temperature !== undefined ? { temperature: sampler.temperature } : {}),
+      ...(sampler.record_temperature !== undefined ? { record_temperature: sampler.record_temperature } : {}),
       top_p: sampler.top_p ?? p.top_p,
     };
     let s = withoutMasked(sampler);
@@ -390,7 +409,7 @@ export function samplerForRun(
  * temperature left out with a bundle that has temperature_unconditional is "model default (auto)" (the engine's
  * rule: it depends on what the set pins).
  */
-export function maskedSummary(sampler: SamplerSettings, defaults?: MaskedSettings | null): { block: string; confidence: string; temperature: string; topP: string } {
+export function maskedSummary(sampler: SamplerSettings, defaults?: MaskedSettings | null): { block: string; confidence: string; temperature: string; topP: string; recordTemperature: string } {
   const pick = <K extends MaskedKey>(k: K): { v: MaskedSettings[K] | undefined; dflt: boolean } =>
     sampler[k] !== undefined ? { v: sampler[k] as MaskedSettings[K], dflt: false } : { v: defaults?.[k], dflt: true };
   const tag = (x: { dflt: boolean }) => (x.dflt ? ' (model default)' : '');
@@ -404,6 +423,9 @@ export function maskedSummary(sampler: SamplerSettings, defaults?: MaskedSetting
     temperature: t.dflt && defaults?.temperature_unconditional !== undefined ? 'model default (auto)'
       : t.v === undefined ? 'model default' : `${t.v === 0 ? '0 (argmax)' : String(t.v)}${tag(t)}`,
     topP: p.v === undefined ? 'model default' : `${p.v}${tag(p)}`,
+    recordTemperature: sampler.record_temperature !== undefined ? String(sampler.record_temperature)
+      : sampler.temperature !== undefined ? 'the temperature'
+        : defaults?.record_temperature_unconditional !== undefined ? 'model default (auto)' : 'the temperature',
   };
 }
 

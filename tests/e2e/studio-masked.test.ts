@@ -41,13 +41,15 @@ beforeAll(async () => {
   cpSync(MASKED_FIXTURE, bundle, { recursive: true });
   const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8'));
   manifest.sampler_defaults.temperature_unconditional = 0.5;
+  manifest.sampler_defaults.record_temperature_unconditional = 1;
+  manifest.sampler_defaults.record_schema_hold = true;
   writeFileSync(join(bundle, 'manifest.json'), JSON.stringify(manifest));
   h = await startHarness();
   client = await serviceClient(h);
   const extra = extraModelFolder();
   await client.call('settings.set', { modelFolders: [...(extra ? [extra] : []), bundle] });
   const models = await client.call('models.list');
-  expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, temperature_unconditional: 0.5 } });
+  expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, temperature_unconditional: 0.5, record_temperature_unconditional: 1, record_schema_hold: true } });
   const continuous = models.find((m) => !m.error && m.kind === 'continuous-embedding-diffusion')!;
   continuousId = continuous.id;
   continuousSteps = String(continuous.continuousDefaults?.steps ?? 40);
@@ -108,18 +110,24 @@ describe('masked diffusion models in the studio', () => {
     // no temperature unless the user sets one: the placeholder says what the bundle's rule picks
     expect(await value('generate-temperature')).toBe('');
     expect(await page.getByTestId('generate-temperature').getAttribute('placeholder')).toBe(AUTO);
-    expect(await page.getByTestId('masked-defaults').textContent()).toContain('temperature 0 with a record, text or infill given, 0.5 unconditional');
+    expect(await page.getByTestId('masked-defaults').textContent()).toContain('temperature 0 with a record, text or infill given, 0.5 unconditional (the record 1 unconditional), top-p 1; an unconditional record is held to its record schema');
+    expect(await value('generate-record-temperature')).toBe('');
+    expect(await page.getByTestId('generate-record-temperature').getAttribute('placeholder')).toBe('auto: 1 unconditional and unguided, else the temperature');
     expect(await value('generate-top-p')).toBe('1');
     // top-p can matter: an unconditional run samples at 0.5
     expect(await page.getByTestId('generate-top-p').isEnabled()).toBe(true);
     // a temperature the user types goes into the set; "Use the model's defaults" leaves it out again
     await page.getByTestId('generate-temperature').fill('0');
     expect(await page.getByTestId('generate-top-p').isDisabled()).toBe(true);
+    // a given temperature holds for the record too, unless a record temperature is given
+    expect(await page.getByTestId('generate-record-temperature').getAttribute('placeholder')).toBe('the temperature (0)');
+    await page.getByTestId('generate-record-temperature').fill('1.5');
     await openPlace(h, 'Compose');
-    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler.temperature).toBe(0);
+    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler).toMatchObject({ temperature: 0, record_temperature: 1.5 });
     await openPlace(h, 'Generate');
     await page.getByTestId('masked-reset').click();
     expect(await value('generate-temperature')).toBe('');
+    expect(await value('generate-record-temperature')).toBe('');
     expect(await page.getByTestId('generate-top-p').isEnabled()).toBe(true);
     await openPlace(h, 'Compose');
     expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler).not.toHaveProperty('temperature');
@@ -304,6 +312,7 @@ describe('masked diffusion models in the studio', () => {
     expect(await row('Confidence')).toEqual(['top-k margin', 'n/a (continuous)']);
     expect(await row('Temperature')).toEqual(['model default (auto)', 'n/a (continuous)']);
     expect(await row('Top-p')).toEqual(['1', 'n/a (continuous)']);
+    expect(await row('Record temperature')).toEqual(['model default (auto)', 'n/a (continuous)']);
     // the masked run had guidance on (the default) and a sentiment constraint: its guidance is over tokens
     expect((await row('Guidance'))[0]).toBe('×1 (on tokens)');
     expect((await row('Guidance'))[1]).toMatch(/^×1, 3 it\.$|^off$/);

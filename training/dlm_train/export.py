@@ -261,6 +261,12 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
 
 def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str]:
     """The data card's sample tables (unconditional; data-to-text with dev records held) and its license section."""
+    return sample_tables(samples) + ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
+                                     f"Training data: {tr['data']} ({tr['license']}).", ""]
+
+
+def sample_tables(samples: dict) -> List[str]:
+    """The data card's sample tables: unconditional, and data-to-text with dev records held."""
     lines: List[str] = []
     if samples["unconditional"]:
         lines += [f"### {len(samples['unconditional'])} unconditional samples", "",
@@ -274,8 +280,7 @@ def sample_tables_and_license(samples: dict, tr: dict, is_e2e: bool) -> List[str
         lines += [f"| {i} | `{md_escape(s['record'])}` | {md_escape(s['text'])} |"
                   for i, s in enumerate(samples["data_to_text"])]
         lines.append("")
-    return lines + ["## License and attribution", "", E2E_ATTRIBUTION if is_e2e else
-                    f"Training data: {tr['data']} ({tr['license']}).", ""]
+    return lines
 
 
 def warm_start_lines(tr: dict) -> List[str]:

@@ -3,6 +3,7 @@
     python3 -m training.dlm_train.masked_export --run training/runs/e2e-masked --out models/e2e-masked \
         [--id e2e-masked --name "E2E restaurants (masked)" --version 1.0.0] [--snapshot <ema-...pt>] \
         [--keep-from <bundle>]
+    python3 -m training.dlm_train.masked_export --redraw-samples models/e2e-masked   (after its sampler_defaults changed)
 
 --keep-from carries what a bundle measured around its denoiser into the new one: the guidance classifiers and
 lexicons, the fluency scorer, guidance_defaults, joint_guidance and sampler_defaults, with their files and their
@@ -34,7 +35,7 @@ from .bundle import FORMAT, add_files_and_rehash, read_manifest, set_card_sectio
 from .reference_weights import round_weights_to_float16, save_reference_weights
 from .data import CanvasLayout, canonical_record
 from .dev_eval import bleu_report, dev_mrs
-from .export import dev_records, loss_summary, sample_tables_and_license, warm_start_info, warm_start_lines
+from .export import dev_records, loss_summary, sample_tables, sample_tables_and_license, warm_start_info, warm_start_lines
 from .masked import MASKED_KIND, MaskedConfig, MaskedDenoiser
 from .paths import E2E_DATA, expand
 from .sample import decode, held_canvas
@@ -68,11 +69,14 @@ def check_onnx(model: MaskedDenoiser, path: str) -> Optional[float]:
 
 
 def card_samples(ref: M.MaskedReference, settings: M.MaskedSettings, dev_path: Optional[str], n: int,
-                 seed: int, temperature_unconditional: Optional[float] = None) -> dict:
+                 seed: int, temperature_unconditional: Optional[float] = None,
+                 record_temperature_unconditional: Optional[float] = None) -> dict:
     t0 = time.time()
     uncond_settings = M.MaskedSettings(**settings.__dict__)
     if temperature_unconditional is not None:
         uncond_settings.temperature = temperature_unconditional
+    if record_temperature_unconditional is not None:
+        uncond_settings.record_temperature = record_temperature_unconditional
     # --card-samples 0: no samples on the card (the sampler has nothing to plan for an empty batch)
     uncond = [decode(ref, r) for r in M.sample(ref, n, uncond_settings, seed)] if n > 0 else []
     d2t = []
@@ -88,9 +92,11 @@ def card_samples(ref: M.MaskedReference, settings: M.MaskedSettings, dev_path: O
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", help="the training run to export (required unless --redraw-samples)")
+    ap.add_argument("--redraw-samples", metavar="BUNDLE", help="only draw this bundle's card samples again under its "
+                    "manifest's sampler_defaults (samples.json and the card's Samples section), with --dev and --card-samples")
     ap.add_argument("--snapshot", help="export this EMA snapshot instead of the run's checkpoint")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", help="the bundle folder to write (required unless --redraw-samples)")
     ap.add_argument("--id")
     ap.add_argument("--name")
     ap.add_argument("--version", default="1.0.0")
@@ -100,11 +106,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--temperature", type=float, default=0.0)
     ap.add_argument("--temperature-unconditional", type=float, default=0.5,
                     help="default temperature when nothing is pinned (argmax would give one sample for every seed)")
+    ap.add_argument("--record-temperature-unconditional", type=float, default=1.0,
+                    help="the record segment's default temperature when nothing is pinned: a free run writes its "
+                    "record first, and at the text's temperature it settles on a few restaurants (< 0: none)")
     ap.add_argument("--card-samples", type=int, default=20)
     ap.add_argument("--dev-mrs", type=int, default=100, help="dev MRs for the BLEU in the manifest (0: skip)")
     ap.add_argument("--keep-from", help="a bundle whose classifiers, lexicons, scorer, guidance and sampler defaults "
                     "the new bundle keeps (same vocabulary and canvas)")
     args = ap.parse_args(argv)
+    if args.redraw_samples:
+        samples = redraw_card_samples(args.redraw_samples, args.dev or None, args.card_samples)
+        print(f"{args.redraw_samples}: {len(samples['unconditional'])} unconditional and "
+              f"{len(samples['data_to_text'])} data-to-text card samples drawn again ({samples['seconds']} s)", flush=True)
+        return 0
+    if not args.run or not args.out:
+        ap.error("--run and --out are required (or --redraw-samples BUNDLE)")
     kept = read_manifest(args.keep_from) if args.keep_from else None
     if kept is not None and os.path.abspath(args.keep_from) == os.path.abspath(args.out):
         raise SystemExit(f"--keep-from {args.keep_from}: is the --out bundle itself; export to another folder first")
@@ -173,7 +189,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "mask": {"id": mcfg.mask_id, "shifted_logits": False},
         "sampler_defaults": {"steps": settings.steps, "block_length": settings.block_length,
                              "confidence": settings.confidence, "temperature": settings.temperature,
-                             "top_p": settings.top_p, "temperature_unconditional": args.temperature_unconditional},
+                             "top_p": settings.top_p, "temperature_unconditional": args.temperature_unconditional,
+                             **({"record_temperature_unconditional": args.record_temperature_unconditional}
+                                if args.record_temperature_unconditional >= 0 else {}),
+                             # the engine holds a free record to the record schema (the reference sampler does not)
+                             **({"record_schema_hold": True}
+                                if (data_info.get("record_schema") or {}).get("fields") else {})},
         "record_schema": data_info.get("record_schema") or {"fields": {}},
         "files": [],
         "training": {
@@ -199,7 +220,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     carried: List[str] = []
     if kept is not None:
         carried = carry_measured(kept, args.keep_from, args.out, manifest)
-    samples = card_samples(ref, settings, args.dev, args.card_samples, 0, args.temperature_unconditional)
+    samples = card_samples(ref, settings, args.dev, args.card_samples, 0, args.temperature_unconditional,
+                           args.record_temperature_unconditional if args.record_temperature_unconditional >= 0 else None)
     with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
         json.dump(samples, f, ensure_ascii=False, indent=1)
     card = data_card(manifest, data_info, log, samples, is_e2e)
@@ -303,13 +325,31 @@ def data_card(m: dict, data_info: dict, log: List[dict], samples: dict, is_e2e: 
         lines += [f"| {r['step']} | {r['loss']:.4f} | {r.get('masked_acc', 0):.3f} | {r['lr']:.2e} |" for r in summ]
         lines.append("")
     lines += ["## Metrics", "", "```json", json.dumps(m["metrics"], indent=1), "```", "",
-              "## Samples", "",
-              f"From the PyTorch reference sampler (`python3 -m training.dlm_train.masked_sample`), data-to-text "
-              f"settings `{json.dumps(samples['settings'])}`, unconditional settings "
-              f"`{json.dumps(samples.get('unconditional_settings', samples['settings']))}`, seed {samples['seed']} "
-              f"(data-to-text: seed {samples['seed'] + 1}); not cherry-picked.", ""]
+              "## Samples", "", *samples_intro(samples)]
     lines += sample_tables_and_license(samples, tr, is_e2e)
     return "\n".join(lines)
+
+
+def samples_intro(samples: dict) -> List[str]:
+    return [f"From the PyTorch reference sampler (`python3 -m training.dlm_train.masked_sample`), data-to-text "
+            f"settings `{json.dumps(samples['settings'])}`, unconditional settings "
+            f"`{json.dumps(samples.get('unconditional_settings', samples['settings']))}`, seed {samples['seed']} "
+            f"(data-to-text: seed {samples['seed'] + 1}); not cherry-picked.", ""]
+
+
+def redraw_card_samples(bundle_dir: str, dev_path: Optional[str], n: int) -> dict:
+    """Draw a bundle's card samples again under its manifest's sampler_defaults (after they changed): samples.json
+    and the card's Samples section, rehashed."""
+    man = read_manifest(bundle_dir)
+    d = man.get("sampler_defaults") or {}
+    ref = M.load_masked_bundle(bundle_dir)
+    samples = card_samples(ref, M.settings_from_defaults(d, pinned=True), dev_path, n, 0,
+                           d.get("temperature_unconditional"), d.get("record_temperature_unconditional"))
+    with open(os.path.join(bundle_dir, "samples.json"), "w", encoding="utf-8") as f:
+        json.dump(samples, f, ensure_ascii=False, indent=1)
+    set_card_section(bundle_dir, "## Samples", samples_intro(samples) + sample_tables(samples))
+    add_files_and_rehash(bundle_dir, ["samples.json", "DATA_CARD.md"])
+    return samples
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
@@ -38,6 +38,8 @@ class MaskedSettings:
     confidence: str = "low_confidence"
     temperature: float = 0.0
     top_p: float = 1.0
+    # the record segment's temperature (None: `temperature`); the engine's maskedRecordTemperature rule
+    record_temperature: Optional[float] = None
 
     def check(self) -> None:
         if self.steps < 1:
@@ -46,6 +48,8 @@ class MaskedSettings:
             raise ValueError(f"sampler.confidence: unknown value {self.confidence!r} (known: {', '.join(CONFIDENCES)})")
         if self.temperature < 0:
             raise ValueError(f"sampler.temperature must be >= 0, got {self.temperature}")
+        if self.record_temperature is not None and self.record_temperature < 0:
+            raise ValueError(f"sampler.record_temperature must be >= 0, got {self.record_temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"sampler.top_p must be in (0, 1], got {self.top_p}")
 
@@ -118,6 +122,12 @@ def sample(ref: MaskedReference, n: int, settings: MaskedSettings, seed: int = 0
     if given is not None:
         x = np.where(held_b, np.broadcast_to(given, (n, N)), x)
     seeds = [int(s) for s in sample_seeds(seed, first_index + n)[first_index:]]
+    # the settings each position proposes under: the record segment at its own temperature
+    in_record = np.zeros(N, dtype=bool)
+    in_record[:ref.layout.record_len] = True
+    record_settings = (replace(settings, temperature=settings.record_temperature)
+                       if settings.record_temperature is not None else settings)
+    at = lambda q: record_settings if in_record[q] else settings  # noqa: E731
     gen = [np.nonzero(~held_b[r])[0] for r in range(n)]
     # every row of a batch shares one plan when the rows hold the same positions (the usual case)
     plans = [step_plan(len(g), settings) for g in gen]
@@ -147,7 +157,7 @@ def sample(ref: MaskedReference, n: int, settings: MaskedSettings, seed: int = 0
             masked = [int(q) for q in block if x[r, q] == ref.mask_id]
             k = plan[b][i]
             if k and masked:
-                props = [(q,) + propose(logits_cache[r, q], float(u[q]), float(u[N + q]), settings) for q in masked]
+                props = [(q,) + propose(logits_cache[r, q], float(u[q]), float(u[N + q]), at(q)) for q in masked]
                 props.sort(key=lambda e: (-e[2], e[0]))
                 for q, tok, _ in props[:k]:
                     x[r, q] = tok
@@ -163,10 +173,13 @@ def sample(ref: MaskedReference, n: int, settings: MaskedSettings, seed: int = 0
 
 def settings_from_defaults(defaults: dict, pinned: bool) -> MaskedSettings:
     """A bundle's sampler_defaults as settings. With nothing pinned (unconditional), `temperature_unconditional`
-    (when given) replaces `temperature`: argmax decoding would give one sample whatever the seed."""
+    (when given) replaces `temperature`: argmax decoding would give one sample whatever the seed; and
+    `record_temperature_unconditional` (when given) is the record segment's, which a free run writes first."""
     s = MaskedSettings(**{k: v for k, v in defaults.items() if k in MaskedSettings.__dataclass_fields__})
     if not pinned and defaults.get("temperature_unconditional") is not None:
         s.temperature = float(defaults["temperature_unconditional"])
+    if not pinned and defaults.get("record_temperature_unconditional") is not None:
+        s.record_temperature = float(defaults["record_temperature_unconditional"])
     return s
 
 
@@ -210,6 +223,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--confidence", choices=CONFIDENCES)
     ap.add_argument("--temperature", type=float)
     ap.add_argument("--top-p", type=float)
+    ap.add_argument("--record-temperature", type=float,
+                    help="the record segment's (default: --temperature when given, else the bundle's rule)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--record", help="data-to-text: a JSON object or an E2E MR 'name[...], eatType[...]'")
@@ -228,10 +243,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.record:
         record = json.loads(args.record) if args.record.strip().startswith("{") else parse_mr(args.record, "--record")
     settings = settings_from_defaults(defaults, pinned=record is not None or args.text is not None)
-    for k in ("steps", "block_length", "confidence", "temperature", "top_p"):
+    for k in ("steps", "block_length", "confidence", "temperature", "top_p", "record_temperature"):
         v = getattr(args, k)
         if v is not None:
             setattr(settings, k, v)
+    if args.temperature is not None and args.record_temperature is None:
+        settings.record_temperature = None  # one temperature for the whole canvas, as in the engine
     if record is not None and args.text is not None:
         raise SystemExit("give --record or --text, not both")
     given, held = (held_canvas(ref, record, args.text) if (record is not None or args.text is not None)

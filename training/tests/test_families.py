@@ -165,6 +165,14 @@ class DefaultsTest(unittest.TestCase):
         self.assertEqual(M.settings_from_defaults({"temperature": 0.2}, pinned=False).temperature, 0.2)
         self.assertEqual(M.settings_from_defaults(d, pinned=True).steps, 9)
 
+    def test_record_temperature_applies_only_when_nothing_is_pinned(self):
+        d = {"temperature": 0.3, "temperature_unconditional": 0.5, "record_temperature_unconditional": 1.0}
+        self.assertEqual(M.settings_from_defaults(d, pinned=False).record_temperature, 1.0)
+        self.assertIsNone(M.settings_from_defaults(d, pinned=True).record_temperature)
+        self.assertIsNone(M.settings_from_defaults({"temperature": 0.2}, pinned=False).record_temperature)
+        with self.assertRaisesRegex(ValueError, "record_temperature"):
+            M.MaskedSettings(record_temperature=-1).check()
+
 
 class RecipeBTest(unittest.TestCase):
     def test_ce_loss_skips_clean_positions_and_x0_is_in_the_embedding_hull(self):
@@ -319,6 +327,8 @@ class MaskedPipelineTest(unittest.TestCase):
             self.assertEqual(man["kind"], "masked-diffusion")
             self.assertEqual(man["mask"], {"id": man["tokenizer"]["size"], "shifted_logits": False})
             self.assertEqual(man["sampler_defaults"]["temperature_unconditional"], 0.5)
+            self.assertEqual(man["sampler_defaults"]["record_temperature_unconditional"], 1.0)
+            self.assertEqual(man["sampler_defaults"].get("record_schema_hold", False), bool(man["record_schema"]["fields"]))
             import onnx
             g = onnx.load(os.path.join(out, "denoiser.onnx")).graph
             self.assertEqual([i.name for i in g.input], ["ids"])

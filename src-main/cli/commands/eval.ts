@@ -51,6 +51,9 @@ Writes a JSON results file and a Markdown table beside it.
   --temperature <t>, --top-p <p>, --block-length <n>, --confidence <c>
                                masked-diffusion models: sampler settings for every run (default: the bundle's;
                                without --temperature, runs that pin nothing take its temperature_unconditional)
+  --record-temperature <t>     masked-diffusion models: the record segment's temperature in every run (default: the
+                               temperature when given, else in runs that pin nothing the bundle's
+                               record_temperature_unconditional)
   --candidates <n>             each output of every run chosen among n samples: by the guidance classifiers in
                                guided runs, by consensus in runs that pin (a masked model's data-to-text: by how
                                well it reads the record back from each text), by the model's own check (continuous
@@ -171,6 +174,8 @@ function maskedOptions(args: Parameters<typeof intOption>[0]): Pick<EvalSettings
   if (temperature !== undefined) masked.temperature = temperature;
   const topP = num('top-p', (n) => n > 0 && n <= 1, 'in (0, 1]');
   if (topP !== undefined) masked.top_p = topP;
+  const recordTemperature = num('record-temperature', (n) => n >= 0, 'a non-negative number');
+  if (recordTemperature !== undefined) masked.record_temperature = recordTemperature;
   const blockLength = intOption(args, 'block-length');
   if (blockLength !== undefined) masked.block_length = blockLength;
   const confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES);
@@ -204,6 +209,7 @@ export const evalCommand: CliCommand = {
     'samples-out': { type: 'string' },
     temperature: { type: 'string' },
     'top-p': { type: 'string' },
+    'record-temperature': { type: 'string' },
     'block-length': { type: 'string' },
     confidence: { type: 'string' },
     sampler: { type: 'string' },

@@ -1,7 +1,7 @@
 /** `dlm-studio generate`: one run through the services (the same API the UI calls), outputs as JSON lines. */
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, isGuidedRun, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
+import { CONTINUOUS_SAMPLERS, MASKED_CONFIDENCES, MAX_CANDIDATES, MAX_SPACING, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, isGuidedRun, maskedRecordTemperature, maskedTemperature, parseConstraintSet, PRECISION_PREFERENCES, setPinsCanvas, type ConstraintSet } from '../../constraints/set';
 import { DEFAULT_MODEL_ID } from '../../engine/bundle';
 import { DEVICE_PREFERENCES, type GeneratedOutput, isMaskedModel, modelDefaultSteps, resolvePrecision } from '../../engine/types';
 import { acceptAtOption, candidatesOption, choiceOption, CliError, intOption, type CliCommand } from '../framework';
@@ -10,6 +10,7 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                           [--device auto|cpu|cuda|dml|coreml|webgpu] [--precision auto|fp32|int8] [--out <file.jsonl>]
                           [--sampler ${CONTINUOUS_SAMPLERS.join('|')}] [--eta E] [--spacing P]
                           [--block-length L] [--confidence ${MASKED_CONFIDENCES.join('|')}] [--temperature T] [--top-p P]
+                          [--record-temperature T]
 
   --model        model bundle id (default: ${DEFAULT_MODEL_ID}; see dlm-studio models)
   --constraints  constraint-set file ({"version": 1, "constraints": [...], "sampler": {...}}); none = unconstrained
@@ -47,6 +48,11 @@ const usage = `usage: dlm-studio generate [--model <id>] [--constraints <set.jso
                  masked-diffusion models: override the set's (else the model's sampler_defaults); without a
                  temperature, a run that pins nothing (no record, text or infill) takes
                  sampler_defaults.temperature_unconditional when the model has one
+  --record-temperature
+                 masked-diffusion models: the record segment's temperature (default: the set's
+                 sampler.record_temperature, else the temperature when one is given, else for a run that neither
+                 pins nor guides the model's sampler_defaults.record_temperature_unconditional, else the run's
+                 temperature)
 Progress goes to stderr.`;
 
 /** The sampler settings a constraint-set file sets itself (for the others the zod defaults stand in). */
@@ -110,6 +116,7 @@ export const generateCommand: CliCommand = {
     confidence: { type: 'string' },
     temperature: { type: 'string' },
     'top-p': { type: 'string' },
+    'record-temperature': { type: 'string' },
   },
   async run(ctx, args) {
     if (args.positionals.length) throw new CliError('USAGE', `unexpected argument ${JSON.stringify(args.positionals[0])}\n\n${usage}`);
@@ -144,6 +151,8 @@ export const generateCommand: CliCommand = {
     sampler.confidence = choiceOption(args, 'confidence', MASKED_CONFIDENCES) ?? sampler.confidence;
     const temperature = numberOption(args, 'temperature');
     if (temperature !== undefined) sampler.temperature = temperature;
+    const recordTemperature = numberOption(args, 'record-temperature');
+    if (recordTemperature !== undefined) sampler.record_temperature = recordTemperature;
     const topP = numberOption(args, 'top-p');
     if (topP !== undefined) {
       if (!(topP > 0 && topP <= 1)) throw new CliError('INVALID_INPUT', `--top-p must be in (0, 1] (got ${topP})`);
@@ -196,6 +205,7 @@ export const generateCommand: CliCommand = {
         block_length: sampler.block_length ?? summary.samplerDefaults.block_length,
         confidence: sampler.confidence ?? summary.samplerDefaults.confidence,
         temperature: maskedTemperature(summary.samplerDefaults, sampler.temperature, setPinsCanvas(set.constraints)),
+        record_temperature: maskedRecordTemperature(summary.samplerDefaults, sampler, setPinsCanvas(set.constraints), isGuidedRun(set.constraints, sampler.guidance)),
         top_p: sampler.top_p ?? summary.samplerDefaults.top_p,
       }
       : null;

@@ -57,6 +57,8 @@ export interface RunSetup<M extends FamilyManifestBase, S> {
   state: S;
   provider: Provider;
   sampler: SamplerSettings;
+  /** Whether the set is classifier-guided (set.ts isGuidedRun: an enabled guided kind of weight > 0, guidance on). */
+  guided: boolean;
   /** Things the run cannot honour but does not fail on. */
   warnings: string[];
   /** What the run chose for itself that a person may want to know (e.g. the text length it held for a record). */

@@ -324,14 +324,15 @@ describe('dlm-studio generate / models', () => {
       expect(l.text).toBe(tok.decode(end < 0 ? text : text.slice(0, end)));
     });
     const out2 = join(root, 'masked2.jsonl');
-    const flags = await cli('generate', '--model', 'masked-tiny', '--samples', '2', '--steps', '6', '--block-length', '4', '--confidence', 'origin', '--temperature', '0.7', '--top-p', '0.9', '--out', out2);
+    const flags = await cli('generate', '--model', 'masked-tiny', '--samples', '2', '--steps', '6', '--block-length', '4', '--confidence', 'origin', '--temperature', '0.7', '--top-p', '0.9', '--record-temperature', '1.2', '--out', out2);
     expect(flags.code, flags.err).toBe(0);
     const first = JSON.parse(readFileSync(out2, 'utf8').trim().split('\n')[0]!) as Record<string, unknown>;
-    expect(first).toMatchObject({ steps: 6, sampler: { block_length: 4, confidence: 'origin', temperature: 0.7, top_p: 0.9 } });
+    expect(first).toMatchObject({ steps: 6, sampler: { block_length: 4, confidence: 'origin', temperature: 0.7, top_p: 0.9, record_temperature: 1.2 } });
     for (const [args, re] of [
       [['--confidence', 'vibes'], /--confidence must be one of low_confidence, maskgit_plus, topk_margin, entropy, origin/],
       [['--top-p', '1.5'], /--top-p must be in \(0, 1\]/],
       [['--temperature', 'hot'], /--temperature must be a non-negative number/],
+      [['--record-temperature', 'warm'], /--record-temperature must be a non-negative number/],
     ] as const) {
       const bad = await cli('generate', '--model', 'masked-tiny', ...args);
       expect(bad.code).not.toBe(0);

@@ -84,14 +84,15 @@ for (const b of REAL_BUNDLES) {
       const again = await go(set);
       expect(a.summary.warnings ?? []).toEqual([]);
       expect(again.outputs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
+      // an engine's worker thread copies the environment when it starts, on its first run: set until then
       process.env.DLM_GUIDANCE_PARALLEL = '0';
       const seq = createEngine({ modelDirs: [dirname(b.dir)] });
-      delete process.env.DLM_GUIDANCE_PARALLEL;
       try {
         const outs: GeneratedOutput[] = [];
         await seq.generate({ model: b.id, device: 'cpu', constraints: set as GenerateRequest['constraints'] }, { onOutput: (o) => outs.push(o) });
         expect(outs.map((o) => o.tokens)).toEqual(a.outputs.map((o) => o.tokens));
       } finally {
+        delete process.env.DLM_GUIDANCE_PARALLEL;
         await seq.dispose();
       }
     });

@@ -16,6 +16,7 @@ import { loadBundle } from '../../../src-main/engine/bundle';
 import { FLOAT, INT64, model as onnxModel, node, tensor, valueInfo } from '../../../src-main/engine/onnx-graph';
 import { createEngine } from '../../../src-main/engine/index';
 import { type Engine, type GeneratedOutput, type GenerateRequest, MASK_GLYPH, type RunSummary, type StepProgress } from '../../../src-main/engine/types';
+import { recordSchemaOf } from '../../../src-main/engine/families/masked/index';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/masked-tiny/', import.meta.url));
 
@@ -285,6 +286,99 @@ describe('sampler_defaults.temperature_unconditional: the temperature when nothi
     expect(distinct(await tokens([], { steps: 8, samples: 4, seed: 3, temperature: 0 }))).toBe(1);
     const other = await tokens([], { steps: 8, samples: 4, seed: 3, temperature: 1.5 });
     expect(other).not.toEqual(await tokens([], { steps: 8, samples: 4, seed: 3 }));
+  });
+});
+
+describe('sampler_defaults.record_temperature_unconditional: the record segment\'s temperature when nothing is pinned', () => {
+  let root: string;
+  let e: Engine;
+  const T_REC = 1.5;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'dlm-masked-rec-'));
+    const dir = join(root, 'masked-rec');
+    cpSync(FIXTURE, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    m.id = 'masked-rec';
+    m.sampler_defaults.record_temperature_unconditional = T_REC;
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    e = createEngine({ modelDirs: [root], batchSize: 4 });
+  });
+  afterAll(async () => {
+    await e.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const tokens = async (constraints: ConstraintSetInput['constraints'], sampler: NonNullable<ConstraintSetInput['sampler']>, model = 'masked-rec') =>
+    (await run(model === 'masked-rec' ? e : engine, { version: 1, constraints, sampler }, model)).outputs.map((o) => o.tokens);
+  const distinct = (ts: number[][]) => new Set(ts.map((t) => t.join(','))).size;
+  const records = (ts: number[][]) => ts.map((t) => t.slice(0, RECORD));
+
+  it('is listed in the model summary', async () => {
+    const models = await e.listModels();
+    expect(models.find((m) => m.id === 'masked-rec')?.samplerDefaults).toMatchObject({ temperature: 0, record_temperature_unconditional: T_REC });
+  });
+
+  it('unconditional, nothing given: the record is sampled at it and the text at the run\'s temperature (0 here)', async () => {
+    const auto = await tokens([], { steps: 8, samples: 4, seed: 21 });
+    expect(distinct(records(auto))).toBeGreaterThan(1);
+    expect(auto).toEqual(await tokens([], { steps: 8, samples: 4, seed: 21, temperature: 0, record_temperature: T_REC }, 'masked-tiny'));
+    // the bundle without the field writes one sample whatever the seed (argmax)
+    expect(distinct(await tokens([], { steps: 8, samples: 4, seed: 21 }, 'masked-tiny'))).toBe(1);
+  });
+
+  it('a given temperature holds for the whole canvas, unless record_temperature is given too; a pinned run uses the run\'s', async () => {
+    expect(distinct(await tokens([], { steps: 8, samples: 4, seed: 21, temperature: 0 }))).toBe(1);
+    expect(distinct(records(await tokens([], { steps: 8, samples: 4, seed: 21, temperature: 0, record_temperature: T_REC })))).toBeGreaterThan(1);
+    const text: ConstraintSetInput['constraints'] = [{ kind: 'text', value: 'The Vaults is a pub.' }];
+    expect(await tokens(text, { steps: 8, samples: 4, seed: 21 })).toEqual(await tokens(text, { steps: 8, samples: 4, seed: 21 }, 'masked-tiny'));
+    // a classifier-guided set (isGuidedRun) keeps the run's temperature for its record too
+    const guided: ConstraintSetInput['constraints'] = [{ kind: 'sentiment', label: 'positive' }];
+    expect(await tokens(guided, { steps: 8, samples: 4, seed: 21 })).toEqual(await tokens(guided, { steps: 8, samples: 4, seed: 21 }, 'masked-tiny'));
+    expect(distinct(await tokens(guided, { steps: 8, samples: 4, seed: 21 }))).toBe(1);
+  });
+});
+
+describe('sampler_defaults.record_schema_hold: a free run writes a valid record', () => {
+  let root: string;
+  let e: Engine;
+  let fields: Record<string, string[]>;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'dlm-masked-hold-'));
+    const dir = join(root, 'masked-hold');
+    cpSync(FIXTURE, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    m.id = 'masked-hold';
+    m.sampler_defaults.record_schema_hold = true;
+    fields = m.record_schema.fields;
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    e = createEngine({ modelDirs: [root], batchSize: 4 });
+  });
+  afterAll(async () => {
+    await e.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const valid = (r: Record<string, unknown> | null) => !!r && Object.keys(r).length > 0 && Object.entries(r).every(([k, v]) => fields[k]?.includes(v as string));
+  const sampler = { steps: 12, samples: 6, seed: 5, temperature: 1 };
+
+  it('holds every free record to the record schema (the random fixture writes invalid ones without it), and says so', async () => {
+    const held = await run(e, { version: 1, constraints: [], sampler }, 'masked-hold');
+    expect(held.outputs.map((o) => valid(o.record))).toEqual(Array(6).fill(true));
+    expect(held.summary.notes?.join(' ') ?? '').toMatch(/record is held to the model's record schema/);
+    const free = await run(engine, { version: 1, constraints: [], sampler });
+    expect(free.outputs.filter((o) => valid(o.record)).length).toBeLessThan(6);
+    // the same as asking for that schema on the record
+    const asked = await run(engine, { version: 1, constraints: [{ kind: 'json-schema', schema: recordSchemaOf(fields) }], sampler });
+    expect(held.outputs.map((o) => o.tokens)).toEqual(asked.outputs.map((o) => o.tokens));
+  });
+
+  it('leaves a pinned run, and a run with its own hard constraint on the record, as they were', async () => {
+    for (const constraints of [
+      [{ kind: 'text', value: 'The Vaults is a pub.' }],
+      [{ kind: 'json-schema', schema: { type: 'object', properties: { name: { const: 'Alimentum' } }, required: ['name'] } }],
+    ] as ConstraintSetInput['constraints'][]) {
+      const a = await run(e, { version: 1, constraints, sampler }, 'masked-hold');
+      const b = await run(engine, { version: 1, constraints, sampler });
+      expect(a.outputs.map((o) => o.tokens)).toEqual(b.outputs.map((o) => o.tokens));
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedRecordTemperature, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
@@ -74,6 +74,20 @@ describe('the masked family’s temperature rule', () => {
     expect(maskedTemperature(d, 0, false)).toBe(0);
     expect(maskedTemperature(d, 1.2, true)).toBe(1.2);
     expect(maskedTemperature({ temperature: 0.3 }, undefined, false)).toBe(0.3);
+  });
+
+  it('the record segment: record_temperature, else a given temperature, else in a free run the bundle\'s record default, else the run\'s', () => {
+    const d = { temperature: 0.3, temperature_unconditional: 0.5, record_temperature_unconditional: 1 };
+    expect(maskedRecordTemperature(d, {}, false, false)).toBe(1);
+    expect(maskedRecordTemperature(d, {}, true, false)).toBe(0.3);
+    // a guided run keeps the run's temperature for its record
+    expect(maskedRecordTemperature(d, {}, false, true)).toBe(0.5);
+    expect(maskedRecordTemperature(d, { temperature: 0.7 }, false, false)).toBe(0.7);
+    expect(maskedRecordTemperature(d, { temperature: 0.7, record_temperature: 0 }, false, false)).toBe(0);
+    expect(maskedRecordTemperature(d, { record_temperature: 2 }, true, true)).toBe(2);
+    expect(maskedRecordTemperature({ temperature: 0.3, temperature_unconditional: 0.5 }, {}, false, false)).toBe(0.5);
+    expect(parseConstraintSet({ version: 1, constraints: [], sampler: { record_temperature: 1.5 } }).sampler.record_temperature).toBe(1.5);
+    expect(refusal({ version: 1, constraints: [], sampler: { record_temperature: -1 } }).message).toMatch(/record_temperature/);
   });
 });
 

@@ -18,6 +18,7 @@ import {
   maskedDefaults,
   maskedRecordPiecesOf,
   maskedSummary,
+  autoRecordTemperature,
   maskedWordsOf,
   mayRunHot,
   resetToContinuousDefaults,
@@ -158,12 +159,22 @@ describe('sampler settings follow the selected model', () => {
 
   it('summarises a recipe’s masked settings, naming the ones that fell back to the model’s defaults', () => {
     const s = maskedSummary({ ...base, block_length: 8, confidence: 'topk_margin' }, maskedDefaults(maskedA));
-    expect(s).toEqual({ block: '8 positions', confidence: 'top-k margin', temperature: '0 (argmax) (model default)', topP: '1 (model default)' });
+    expect(s).toEqual({ block: '8 positions', confidence: 'top-k margin', temperature: '0 (argmax) (model default)', topP: '1 (model default)', recordTemperature: 'the temperature' });
     expect(maskedSummary(base, null).block).toBe('model default');
     // a bundle with temperature_unconditional: the temperature depended on what the set pinned
     expect(maskedSummary(base, maskedDefaults(maskedAuto)).temperature).toBe('model default (auto)');
     expect(maskedSummary({ ...base, temperature: 0 }, maskedDefaults(maskedAuto)).temperature).toBe('0 (argmax)');
     expect(maskedSummary({ ...base, temperature: 0.5 }, maskedDefaults(maskedAuto)).temperature).toBe('0.5');
+    // a bundle with record_temperature_unconditional: the record's temperature too
+    const rec = maskedDefaults({ ...maskedAuto, samplerDefaults: { ...maskedAuto.samplerDefaults, record_temperature_unconditional: 1 } });
+    expect(maskedSummary(base, rec).recordTemperature).toBe('model default (auto)');
+    expect(maskedSummary({ ...base, temperature: 0.3 }, rec).recordTemperature).toBe('the temperature');
+    expect(maskedSummary({ ...base, record_temperature: 1.2 }, rec).recordTemperature).toBe('1.2');
+    expect(autoRecordTemperature(rec, undefined)).toBe('auto: 1 unconditional and unguided, else the temperature');
+    expect(autoRecordTemperature(rec, 0.4)).toBe('the temperature (0.4)');
+    expect(autoRecordTemperature(maskedDefaults(maskedAuto), undefined)).toBe('the temperature');
+    // "Use the model's defaults" leaves both temperatures to the engine's rule
+    expect(resetToDefaults({ ...base, temperature: 0.2, record_temperature: 2 }, rec)).not.toHaveProperty('record_temperature');
   });
 });
 

@@ -14,8 +14,11 @@ import { runExtent, whitespaceTokens } from '../../extent';
 import { buildMaskedGuidance } from './guidance';
 import { MaskedConstraintError, type MaskedSettings, readBackLogp, sampleMasked } from './sampler';
 import { type EndRule, endRule, type GlueRule, glueRule, type RepeatRule, repeatRule } from '../../projection';
-import { maskedTemperature, type SamplerSettings } from '../../../constraints/set';
-import type { CompiledForEngine } from '../../constraints-adapter';
+import { maskedRecordTemperature, maskedTemperature, parseConstraintSet, type SamplerSettings } from '../../../constraints/set';
+import { compileForEngine, type CompiledForEngine } from '../../constraints-adapter';
+import type { SegmentAutomaton } from '../../projection';
+import { SPECIALS } from '../../tokenizer';
+import type { LoadedBundle } from '../family';
 
 /** Denoiser calls (groups of interleaved record positions) of a data-to-text candidate's read-back score. */
 const READ_BACK_GROUPS = 4;
@@ -31,20 +34,52 @@ interface MaskedState {
   repeats: RepeatRule;
   /** Where a guided text may end (the manifest's text_end; absent: anywhere). */
   ends?: EndRule;
+  /** The record segment held to the bundle's record schema (sampler_defaults.record_schema_hold), compiled once. */
+  recordHold?: Promise<SegmentAutomaton>;
+}
+
+/** The bundle's record schema as a JSON Schema: known fields, each one of its known values, at least one field. */
+export function recordSchemaOf(fields: Record<string, string[]>): Record<string, unknown> {
+  return {
+    type: 'object',
+    properties: Object.fromEntries(Object.entries(fields).map(([k, values]) => [k, { enum: values }])),
+    additionalProperties: false,
+    minProperties: 1,
+  };
+}
+
+/** A promise awaited later (by a run): its rejection is not reported as unhandled in between. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+async function compileRecordHold(bundle: LoadedBundle<MaskedManifest>): Promise<SegmentAutomaton> {
+  const m = bundle.manifest;
+  const set = parseConstraintSet({ version: 1, constraints: [{ kind: 'json-schema', schema: recordSchemaOf(m.record_schema!.fields) }] });
+  const c = await compileForEngine(set, { vocab: bundle.tokenizer.tokens, specials: SPECIALS, canvas: m.canvas, recordFields: m.record_schema!.fields, tokenizer: bundle.tokenizer });
+  const p = c.hard.find((h) => h.segment === 'record');
+  if (!p) throw new EngineInputError(`${m.id}: sampler_defaults.record_schema_hold: its record_schema compiled to no hold on the record segment`);
+  return { start: p.start, length: p.length, automaton: p.automaton };
 }
 
 /**
  * The run's masked settings: what the request gives, else the bundle's defaults (steps always from the request).
- * The temperature follows maskedTemperature: with nothing pinned, the bundle's temperature_unconditional if it has one.
+ * The temperature follows maskedTemperature: with nothing pinned, the bundle's temperature_unconditional if it has one;
+ * the record segment's follows maskedRecordTemperature.
  */
-export function maskedSettings(m: MaskedManifest, sampler: SamplerSettings, pinned: boolean): MaskedSettings {
+export function maskedSettings(m: MaskedManifest, sampler: SamplerSettings, pinned: boolean, guided: boolean): MaskedSettings {
   const d = m.sampler_defaults;
+  const temperature = maskedTemperature(d, sampler.temperature, pinned);
+  const recordTemperature = maskedRecordTemperature(d, sampler, pinned, guided);
+  const record = m.canvas.segments.find((x) => x.name === 'record');
   return {
     steps: sampler.steps,
     blockLength: sampler.block_length ?? d.block_length,
     confidence: sampler.confidence ?? d.confidence,
-    temperature: maskedTemperature(d, sampler.temperature, pinned),
+    temperature,
     topP: sampler.top_p ?? d.top_p,
+    ...(record && recordTemperature !== temperature ? { segmentTemperature: { start: record.start, length: record.length, temperature: recordTemperature } } : {}),
   };
 }
 
@@ -90,7 +125,13 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   async open(bundle) {
     const tokens = bundle.tokenizer.tokens;
     const enders = bundle.manifest.text_end?.tokens;
-    return { checked: new Set(), spaces: whitespaceTokens(tokens), glue: glueRule(tokens), repeats: repeatRule(tokens), ...(enders ? { ends: endRule(tokens, enders) } : {}) };
+    const fields = bundle.manifest.record_schema?.fields ?? {};
+    const hold = bundle.manifest.sampler_defaults.record_schema_hold && Object.keys(fields).length > 0 && bundle.manifest.canvas.segments.some((x) => x.name === 'record');
+    return {
+      checked: new Set(), spaces: whitespaceTokens(tokens), glue: glueRule(tokens), repeats: repeatRule(tokens),
+      ...(enders ? { ends: endRule(tokens, enders) } : {}),
+      ...(hold ? { recordHold: quiet(compileRecordHold(bundle)) } : {}),
+    };
   },
 
   async probe(host, bundle, provider) {
@@ -107,7 +148,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     }
   },
 
-  async prepare({ host, bundle, state, provider, sampler, logitsCache, warnings, notes }) {
+  async prepare({ host, bundle, state, provider, sampler, guided, logitsCache, warnings, notes }) {
     const m = bundle.manifest;
     // ddim and dpm2m are continuous-family samplers: a masked model unmasks by confidence, there is no x_t to move
     if (sampler.method && sampler.method !== 'ancestral') {
@@ -123,8 +164,14 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     return {
       precision,
       async plan(compiled, held) {
-        const settings = maskedSettings(m, sampler, pinned(compiled, held));
+        const isPinned = pinned(compiled, held);
+        const settings = maskedSettings(m, sampler, isPinned, guided);
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
+        // a free record (nothing pinned, no hard constraint on it) is a valid one (DLM_MASKED_RECORD_HOLD=0: off)
+        if (state.recordHold && !isPinned && !compiled.hard.some((p) => p.segment === 'record') && process.env.DLM_MASKED_RECORD_HOLD !== '0') {
+          hard.push({ ...(await state.recordHold), constraints: [] });
+          notes.push(`${m.id}: the record is held to the model's record schema (sampler_defaults.record_schema_hold)`);
+        }
         const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
         const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings, notes });
         const scoreCandidates = !!guide && sampler.candidates > 1;
@@ -187,7 +234,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
               return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs, ...(scores ? { scores } : {}) };
             } catch (e) {
               if (e instanceof MaskedConstraintError) {
-                const which = hard[e.segment]!.constraints.map((i) => `constraints[${i}]`).join(', ');
+                const which = hard[e.segment]!.constraints.map((i) => `constraints[${i}]`).join(', ') || 'sampler_defaults.record_schema_hold';
                 throw new EngineInputError(`${which}: ${e.message}`);
               }
               throw e;

@@ -31,6 +31,13 @@ export const maskedSamplerDefaults = z.object({
   temperature: z.number().min(0).default(0),
   /** The temperature when nothing is pinned (unconditional samples); absent: `temperature` there too. */
   temperature_unconditional: z.number().min(0).optional(),
+  /** The record segment's temperature when nothing is pinned (its record is then written first); absent: the run's. */
+  record_temperature_unconditional: z.number().min(0).optional(),
+  /**
+   * true: a run that pins nothing and puts no hard constraint on the record writes a valid record (every field and
+   * value one of record_schema's), as a JSON-schema constraint would hold it.
+   */
+  record_schema_hold: z.boolean().optional(),
   top_p: z.number().gt(0).max(1).default(1),
   pinned_candidates: pinnedCandidatesField,
   guided_candidates: guidedCandidatesField,
@@ -130,6 +137,8 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
       temperature: m.sampler_defaults.temperature, top_p: m.sampler_defaults.top_p,
       ...(m.sampler_defaults.temperature_unconditional !== undefined ? { temperature_unconditional: m.sampler_defaults.temperature_unconditional } : {}),
+      ...(m.sampler_defaults.record_temperature_unconditional !== undefined ? { record_temperature_unconditional: m.sampler_defaults.record_temperature_unconditional } : {}),
+      ...(m.sampler_defaults.record_schema_hold ? { record_schema_hold: true } : {}),
     },
   }),
   /** Kinds without a classifier on masked canvases in this bundle (training/guidance/masked.py makes them); length

@@ -17,6 +17,8 @@ export interface MaskedSettings {
   /** 0: argmax; else sample from softmax(logits / temperature) restricted to the top-p nucleus. */
   temperature: number;
   topP: number;
+  /** Positions start .. start+length-1 (the record segment) sample at this temperature instead. */
+  segmentTemperature?: { start: number; length: number; temperature: number };
 }
 
 /** The denoiser: ids [B, N] (int64 values as numbers) -> logits [B, N, V]. */
@@ -282,6 +284,10 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     const inSeg = (i: number) => i >= o.guide!.start && i < o.guide!.start + o.guide!.length;
     gen = [...gen.filter(inSeg), ...gen.filter((i) => !inSeg(i))];
   }
+  // the settings a position proposes under (its segment's temperature)
+  const st = s.segmentTemperature;
+  const sSeg = st ? { ...s, temperature: st.temperature } : s;
+  const settingsAt = (i: number) => (st && i >= st.start && i < st.start + st.length ? sSeg : s);
   const plan = stepPlan(gen.length, s);
   const blocks = plan.length === 1 ? [gen] : plan.map((_, b) => gen.slice(b * s.blockLength, (b + 1) * s.blockLength));
   const topK = o.guide?.topK ?? 0;
@@ -460,7 +466,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           return r ? r.allowed(i - r.start, allowed) : null;
         };
         const props = open.map((i) => {
-          const pr = propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, s, buf);
+          const pr = propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, settingsAt(i), buf);
           let pModel = 1;
           if (modelP && inGuided(i)) {
             softmaxInto(base, baseP);
@@ -476,7 +482,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           // an earlier commit of this step may have ruled the proposal out (a hard segment's automaton, or a guided
           // neighbour it would glue onto or repeat): propose again under what is left
           if ((r && !r.allows(pr.i - r.start, token)) || (inGuided(pr.i) && clashes(b, pr.i, token))) {
-            token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, s, buf).token;
+            token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, settingsAt(pr.i), buf).token;
             if (modelP && inGuided(pr.i)) {
               softmaxInto(base, baseP);
               pModel = baseP[token]!;
