@@ -220,31 +220,39 @@ describe('masked family through the engine', () => {
   });
 });
 
-describe('sampler_defaults.temperature_unconditional: the temperature when nothing is pinned', () => {
-  let root: string;
-  let e: Engine;
-  const T_UNC = 0.8;
+/**
+ * An engine over a copy of the tiny fixture whose manifest `edit` changed (the manifest is not among the hashed
+ * files: editing it needs no new sha256), made before and disposed after the enclosing describe's tests.
+ */
+function fixtureVariant(id: string, edit: (manifest: Record<string, any>) => void): { engine: () => Engine } {
+  let root = '';
+  let e: Engine | null = null;
   beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'dlm-masked-unc-'));
-    const dir = join(root, 'masked-unc');
+    root = mkdtempSync(join(tmpdir(), `dlm-${id}-`));
+    const dir = join(root, id);
     cpSync(FIXTURE, dir, { recursive: true });
-    // the manifest is not among the hashed files: editing it needs no new sha256
     const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    m.id = 'masked-unc';
-    m.sampler_defaults.temperature_unconditional = T_UNC;
+    m.id = id;
+    edit(m);
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
     e = createEngine({ modelDirs: [root], batchSize: 4 });
   });
   afterAll(async () => {
-    await e.dispose();
+    await e?.dispose();
     rmSync(root, { recursive: true, force: true });
   });
+  return { engine: () => e! };
+}
+
+describe('sampler_defaults.temperature_unconditional: the temperature when nothing is pinned', () => {
+  const T_UNC = 0.8;
+  const variant = fixtureVariant('masked-unc', (m) => void (m.sampler_defaults.temperature_unconditional = T_UNC));
   const tokens = async (constraints: ConstraintSetInput['constraints'], sampler: NonNullable<ConstraintSetInput['sampler']>) =>
-    (await run(e, { version: 1, constraints, sampler }, 'masked-unc')).outputs.map((o) => o.tokens);
+    (await run(variant.engine(), { version: 1, constraints, sampler }, 'masked-unc')).outputs.map((o) => o.tokens);
   const distinct = (ts: number[][]) => new Set(ts.map((t) => t.join(','))).size;
 
   it('is listed in the model summary', async () => {
-    const models = await e.listModels();
+    const models = await variant.engine().listModels();
     expect(models.find((m) => m.id === 'masked-unc')?.samplerDefaults).toEqual({ steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, top_p: 1, temperature_unconditional: T_UNC });
     expect((await engine.listModels()).find((m) => m.id === 'masked-tiny')?.samplerDefaults).not.toHaveProperty('temperature_unconditional');
   });
@@ -290,30 +298,15 @@ describe('sampler_defaults.temperature_unconditional: the temperature when nothi
 });
 
 describe('sampler_defaults.record_temperature_unconditional: the record segment\'s temperature when nothing is pinned', () => {
-  let root: string;
-  let e: Engine;
   const T_REC = 1.5;
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'dlm-masked-rec-'));
-    const dir = join(root, 'masked-rec');
-    cpSync(FIXTURE, dir, { recursive: true });
-    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    m.id = 'masked-rec';
-    m.sampler_defaults.record_temperature_unconditional = T_REC;
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
-    e = createEngine({ modelDirs: [root], batchSize: 4 });
-  });
-  afterAll(async () => {
-    await e.dispose();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const variant = fixtureVariant('masked-rec', (m) => void (m.sampler_defaults.record_temperature_unconditional = T_REC));
   const tokens = async (constraints: ConstraintSetInput['constraints'], sampler: NonNullable<ConstraintSetInput['sampler']>, model = 'masked-rec') =>
-    (await run(model === 'masked-rec' ? e : engine, { version: 1, constraints, sampler }, model)).outputs.map((o) => o.tokens);
+    (await run(model === 'masked-rec' ? variant.engine() : engine, { version: 1, constraints, sampler }, model)).outputs.map((o) => o.tokens);
   const distinct = (ts: number[][]) => new Set(ts.map((t) => t.join(','))).size;
   const records = (ts: number[][]) => ts.map((t) => t.slice(0, RECORD));
 
   it('is listed in the model summary', async () => {
-    const models = await e.listModels();
+    const models = await variant.engine().listModels();
     expect(models.find((m) => m.id === 'masked-rec')?.samplerDefaults).toMatchObject({ temperature: 0, record_temperature_unconditional: T_REC });
   });
 
@@ -338,29 +331,16 @@ describe('sampler_defaults.record_temperature_unconditional: the record segment\
 });
 
 describe('sampler_defaults.record_schema_hold: a free run writes a valid record', () => {
-  let root: string;
-  let e: Engine;
-  let fields: Record<string, string[]>;
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'dlm-masked-hold-'));
-    const dir = join(root, 'masked-hold');
-    cpSync(FIXTURE, dir, { recursive: true });
-    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    m.id = 'masked-hold';
+  let fields: Record<string, string[]> = {};
+  const variant = fixtureVariant('masked-hold', (m) => {
     m.sampler_defaults.record_schema_hold = true;
     fields = m.record_schema.fields;
-    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
-    e = createEngine({ modelDirs: [root], batchSize: 4 });
-  });
-  afterAll(async () => {
-    await e.dispose();
-    rmSync(root, { recursive: true, force: true });
   });
   const valid = (r: Record<string, unknown> | null) => !!r && Object.keys(r).length > 0 && Object.entries(r).every(([k, v]) => fields[k]?.includes(v as string));
   const sampler = { steps: 12, samples: 6, seed: 5, temperature: 1 };
 
   it('holds every free record to the record schema (the random fixture writes invalid ones without it), and says so', async () => {
-    const held = await run(e, { version: 1, constraints: [], sampler }, 'masked-hold');
+    const held = await run(variant.engine(), { version: 1, constraints: [], sampler }, 'masked-hold');
     expect(held.outputs.map((o) => valid(o.record))).toEqual(Array(6).fill(true));
     expect(held.summary.notes?.join(' ') ?? '').toMatch(/record is held to the model's record schema/);
     const free = await run(engine, { version: 1, constraints: [], sampler });
@@ -375,7 +355,7 @@ describe('sampler_defaults.record_schema_hold: a free run writes a valid record'
       [{ kind: 'text', value: 'The Vaults is a pub.' }],
       [{ kind: 'json-schema', schema: { type: 'object', properties: { name: { const: 'Alimentum' } }, required: ['name'] } }],
     ] as ConstraintSetInput['constraints'][]) {
-      const a = await run(e, { version: 1, constraints, sampler }, 'masked-hold');
+      const a = await run(variant.engine(), { version: 1, constraints, sampler }, 'masked-hold');
       const b = await run(engine, { version: 1, constraints, sampler });
       expect(a.outputs.map((o) => o.tokens)).toEqual(b.outputs.map((o) => o.tokens));
     }
