@@ -34,8 +34,6 @@ interface MaskedState {
   repeats: RepeatRule;
   /** Where a guided text may end (the manifest's text_end; absent: anywhere). */
   ends?: EndRule;
-  /** The record segment held to the bundle's record schema (sampler_defaults.record_schema_hold), compiled once. */
-  recordHold?: Promise<SegmentAutomaton>;
 }
 
 /** The bundle's record schema as a JSON Schema: known fields, each one of its known values, at least one field. */
@@ -48,13 +46,13 @@ export function recordSchemaOf(fields: Record<string, string[]>): Record<string,
   };
 }
 
-/** A promise awaited later (by a run): its rejection is not reported as unhandled in between. */
-function quiet<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
+/** Whether the bundle holds a free record to its record schema (sampler_defaults.record_schema_hold). */
+function holdsFreeRecord(m: MaskedManifest): boolean {
+  return !!m.sampler_defaults.record_schema_hold && Object.keys(m.record_schema?.fields ?? {}).length > 0 && m.canvas.segments.some((x) => x.name === 'record');
 }
 
-async function compileRecordHold(bundle: LoadedBundle<MaskedManifest>): Promise<SegmentAutomaton> {
+/** The record segment held to the bundle's record schema: compiled on a free run's first need, then from the compiler's cache. */
+async function recordHold(bundle: LoadedBundle<MaskedManifest>): Promise<SegmentAutomaton> {
   const m = bundle.manifest;
   const set = parseConstraintSet({ version: 1, constraints: [{ kind: 'json-schema', schema: recordSchemaOf(m.record_schema!.fields) }] });
   const c = await compileForEngine(set, { vocab: bundle.tokenizer.tokens, specials: SPECIALS, canvas: m.canvas, recordFields: m.record_schema!.fields, tokenizer: bundle.tokenizer });
@@ -125,13 +123,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
   async open(bundle) {
     const tokens = bundle.tokenizer.tokens;
     const enders = bundle.manifest.text_end?.tokens;
-    const fields = bundle.manifest.record_schema?.fields ?? {};
-    const hold = bundle.manifest.sampler_defaults.record_schema_hold && Object.keys(fields).length > 0 && bundle.manifest.canvas.segments.some((x) => x.name === 'record');
-    return {
-      checked: new Set(), spaces: whitespaceTokens(tokens), glue: glueRule(tokens), repeats: repeatRule(tokens),
-      ...(enders ? { ends: endRule(tokens, enders) } : {}),
-      ...(hold ? { recordHold: quiet(compileRecordHold(bundle)) } : {}),
-    };
+    return { checked: new Set(), spaces: whitespaceTokens(tokens), glue: glueRule(tokens), repeats: repeatRule(tokens), ...(enders ? { ends: endRule(tokens, enders) } : {}) };
   },
 
   async probe(host, bundle, provider) {
@@ -168,8 +160,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const settings = maskedSettings(m, sampler, isPinned, guided);
         const hard = compiled.hard.map((p) => ({ start: p.start, length: p.length, automaton: p.automaton, constraints: p.constraints }));
         // a free record (nothing pinned, no hard constraint on it) is a valid one (DLM_MASKED_RECORD_HOLD=0: off)
-        if (state.recordHold && !isPinned && !compiled.hard.some((p) => p.segment === 'record') && process.env.DLM_MASKED_RECORD_HOLD !== '0') {
-          hard.push({ ...(await state.recordHold), constraints: [] });
+        if (holdsFreeRecord(m) && !isPinned && !compiled.hard.some((p) => p.segment === 'record') && process.env.DLM_MASKED_RECORD_HOLD !== '0') {
+          hard.push({ ...(await recordHold(bundle)), constraints: [] });
           notes.push(`${m.id}: the record is held to the model's record schema (sampler_defaults.record_schema_hold)`);
         }
         const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
