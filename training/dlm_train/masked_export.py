@@ -68,15 +68,12 @@ def check_onnx(model: MaskedDenoiser, path: str) -> Optional[float]:
     return float(np.abs(got - want).max())
 
 
-def card_samples(ref: M.MaskedReference, settings: M.MaskedSettings, dev_path: Optional[str], n: int,
-                 seed: int, temperature_unconditional: Optional[float] = None,
-                 record_temperature_unconditional: Optional[float] = None) -> dict:
+def card_samples(ref: M.MaskedReference, sampler_defaults: dict, dev_path: Optional[str], n: int, seed: int) -> dict:
+    """The card's samples under a bundle's sampler_defaults: unconditional ones as a run that pins nothing takes them,
+    data-to-text ones as a pinned run does (the reference sampler's settings_from_defaults)."""
     t0 = time.time()
-    uncond_settings = M.MaskedSettings(**settings.__dict__)
-    if temperature_unconditional is not None:
-        uncond_settings.temperature = temperature_unconditional
-    if record_temperature_unconditional is not None:
-        uncond_settings.record_temperature = record_temperature_unconditional
+    settings = M.settings_from_defaults(sampler_defaults, pinned=True)
+    uncond_settings = M.settings_from_defaults(sampler_defaults, pinned=False)
     # --card-samples 0: no samples on the card (the sampler has nothing to plan for an empty batch)
     uncond = [decode(ref, r) for r in M.sample(ref, n, uncond_settings, seed)] if n > 0 else []
     d2t = []
@@ -176,6 +173,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                                        "mrs": len(groups), "note": "PyTorch reference sampler, manifest defaults"}
     dc = cfg["data"]
     is_e2e = "e2e" in (dc.get("corpus_name") or dc["train"]).lower()
+    sampler_defaults = {"steps": settings.steps, "block_length": settings.block_length, "confidence": settings.confidence,
+                        "temperature": settings.temperature, "top_p": settings.top_p,
+                        "temperature_unconditional": args.temperature_unconditional,
+                        **({"record_temperature_unconditional": args.record_temperature_unconditional}
+                           if args.record_temperature_unconditional >= 0 else {}),
+                        # the engine holds a free record to the record schema (the reference sampler does not)
+                        **({"record_schema_hold": True} if (data_info.get("record_schema") or {}).get("fields") else {})}
     manifest = {
         "format": FORMAT,
         "id": bid,
@@ -187,14 +191,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "denoiser": {"file": "denoiser.onnx", "inputs": {"ids": "int64[B,N]"}, "outputs": {"logits": "float32[B,N,V]"},
                      "opset": 17},
         "mask": {"id": mcfg.mask_id, "shifted_logits": False},
-        "sampler_defaults": {"steps": settings.steps, "block_length": settings.block_length,
-                             "confidence": settings.confidence, "temperature": settings.temperature,
-                             "top_p": settings.top_p, "temperature_unconditional": args.temperature_unconditional,
-                             **({"record_temperature_unconditional": args.record_temperature_unconditional}
-                                if args.record_temperature_unconditional >= 0 else {}),
-                             # the engine holds a free record to the record schema (the reference sampler does not)
-                             **({"record_schema_hold": True}
-                                if (data_info.get("record_schema") or {}).get("fields") else {})},
+        "sampler_defaults": sampler_defaults,
         "record_schema": data_info.get("record_schema") or {"fields": {}},
         "files": [],
         "training": {
@@ -220,8 +217,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     carried: List[str] = []
     if kept is not None:
         carried = carry_measured(kept, args.keep_from, args.out, manifest)
-    samples = card_samples(ref, settings, args.dev, args.card_samples, 0, args.temperature_unconditional,
-                           args.record_temperature_unconditional if args.record_temperature_unconditional >= 0 else None)
+    samples = card_samples(ref, sampler_defaults, args.dev, args.card_samples, 0)
     with open(os.path.join(args.out, "samples.json"), "w", encoding="utf-8") as f:
         json.dump(samples, f, ensure_ascii=False, indent=1)
     card = data_card(manifest, data_info, log, samples, is_e2e)
@@ -343,8 +339,7 @@ def redraw_card_samples(bundle_dir: str, dev_path: Optional[str], n: int) -> dic
     man = read_manifest(bundle_dir)
     d = man.get("sampler_defaults") or {}
     ref = M.load_masked_bundle(bundle_dir)
-    samples = card_samples(ref, M.settings_from_defaults(d, pinned=True), dev_path, n, 0,
-                           d.get("temperature_unconditional"), d.get("record_temperature_unconditional"))
+    samples = card_samples(ref, d, dev_path, n, 0)
     with open(os.path.join(bundle_dir, "samples.json"), "w", encoding="utf-8") as f:
         json.dump(samples, f, ensure_ascii=False, indent=1)
     set_card_section(bundle_dir, "## Samples", samples_intro(samples) + sample_tables(samples))
