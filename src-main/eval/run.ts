@@ -380,7 +380,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   if (given.candidates === undefined && model.guidedCandidates !== undefined) {
     // guided control runs take the bundle's guided candidates; their unguided baselines one sample per output
     settings.guidedCandidates = model.guidedCandidates;
-    notes.push(`${model.id}: guided runs choose each output among ${model.guidedCandidates} candidates by ${masked ? "the guided sampler's score (classifiers, lexicons and the denoiser's own log p)" : 'the guidance classifiers'} (its sampler_defaults.guided_candidates)`);
+    notes.push(`${model.id}: guided runs choose each output among ${model.guidedCandidates} candidates by ${masked ? "the guidance terms (classifiers, lexicons) plus the denoiser's own log p of the text (its guidance_defaults.candidate_fluency)" : 'the guidance classifiers'} (its sampler_defaults.guided_candidates)`);
   }
   if (given.candidates === undefined && model.freeCandidates !== undefined) {
     // the unguided pool and json-schema neither guide nor pin: the bundle's free candidates

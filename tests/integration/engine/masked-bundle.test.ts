@@ -9,7 +9,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
+import * as ort from 'onnxruntime-node';
 import { createEngine } from '../../../src-main/engine/index';
+import { logitsOf } from '../../../src-main/engine/families/masked/index';
+import { maskedManifestSchema } from '../../../src-main/engine/families/masked/manifest';
+import { readBackLogp } from '../../../src-main/engine/families/masked/sampler';
 import type { Engine, GeneratedOutput, GenerateRequest, RunSummary } from '../../../src-main/engine/types';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -171,6 +175,39 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       const off = await run(set(false));
       for (const o of on.outputs) expect(o.constraints[1]!.satisfied, o.recordText).toBe(true);
       expect(satisfied(on)).toBeGreaterThan(satisfied(off));
+    });
+
+    it.skipIf(!guided.includes('sentiment'))('guided candidates are ranked by the guidance terms plus the denoiser\'s read-back of their text (candidate_fluency)', async () => {
+      const m = maskedManifestSchema.parse(JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')));
+      const fluency = m.guidance_defaults.candidate_fluency;
+      expect(fluency.by).toBe('read-back');
+      const set: ConstraintSetInput = { version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { samples: 1, steps: 32, seed: 9, candidates: 3 } };
+      const ranked = (await run(set)).outputs[0]!;
+      // the same candidates ranked by the guidance terms alone (the read-back changes no token: it scores finished texts)
+      process.env.DLM_MASKED_SCORE_MODEL = '0';
+      const termsOnly = createEngine({ modelDirs: [`${ROOT}models`] });
+      let terms: GeneratedOutput;
+      try {
+        terms = (await run(set, termsOnly)).outputs[0]!;
+      } finally {
+        delete process.env.DLM_MASKED_SCORE_MODEL;
+        await termsOnly.dispose();
+      }
+      const withFluency = ranked.consensus!.scores!;
+      const termScores = terms.consensus!.scores!;
+      expect(withFluency).toHaveLength(3);
+      expect(ranked.consensus!.chosen).toBe(withFluency.indexOf(Math.max(...withFluency)));
+      const added = withFluency.map((s, c) => s - termScores[c]!);
+      for (const a of added) expect(a).toBeLessThan(0);
+      expect(new Set(added.map((a) => a.toFixed(3))).size, 'the read-back differs between candidates').toBeGreaterThan(1);
+      // the chosen candidate's share: weight x the log p of its text tokens, each masked in one of 4 groups, from the graph
+      const session = await ort.InferenceSession.create(`${DIR}/${m.denoiser.file}`);
+      const N = m.canvas.length;
+      const text = m.canvas.segments.find((s) => s.name === 'text')!;
+      const pll = await readBackLogp((ids, B) => logitsOf(session, m, ids, B, N), Int32Array.from(ranked.tokens), 1, N,
+        Array.from({ length: text.length }, (_, j) => text.start + j), 4, { vocabSize: m.tokenizer.size, maskId: m.mask.id, shifted: m.mask.shifted_logits });
+      await session.release();
+      expect(added[ranked.consensus!.chosen]).toBeCloseTo(fluency.weight * pll[0]!, 2);
     });
 
     it('a length is pinned: every output has exactly that many tokens, with or without classifiers', async () => {

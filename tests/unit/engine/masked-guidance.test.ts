@@ -244,6 +244,14 @@ describe('guided masked sampling', () => {
       expect(() => maskedGuidanceDefaults.parse({ remask: bad })).toThrow(/remask/);
     }
   });
+
+  it('a bundle\'s candidate_fluency: commit at weight 1 without it, checked by name', () => {
+    expect(maskedGuidanceDefaults.parse({}).candidate_fluency).toEqual({ by: 'commit', weight: 1 });
+    expect(maskedGuidanceDefaults.parse({ candidate_fluency: { by: 'read-back', weight: 0.5 } }).candidate_fluency).toEqual({ by: 'read-back', weight: 0.5 });
+    for (const bad of [{ by: 'readback', weight: 1 }, { by: 'commit', weight: -1 }, { by: 'commit' }, { by: 'commit', weight: 1, extra: 1 }]) {
+      expect(() => maskedGuidanceDefaults.parse({ candidate_fluency: bad })).toThrow(/candidate_fluency/);
+    }
+  });
 });
 
 describe('no glued pieces in the guided text (sampler.ts, guide.glue)', () => {

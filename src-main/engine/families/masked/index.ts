@@ -103,7 +103,8 @@ function feeds(m: MaskedManifest, ids: Int32Array, B: number, N: number): Record
   return f;
 }
 
-async function logitsOf(s: ort.InferenceSession, m: MaskedManifest, ids: Int32Array, B: number, N: number): Promise<{ logits: Float32Array; V: number }> {
+/** The denoiser's logits for ids [B, N] (exported for the tests that check a score against the graph). */
+export async function logitsOf(s: ort.InferenceSession, m: MaskedManifest, ids: Int32Array, B: number, N: number): Promise<{ logits: Float32Array; V: number }> {
   const out = await s.run(feeds(m, ids, B, N));
   const t = out.logits!;
   const V = t.dims[2]!;
@@ -167,6 +168,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const pin = runExtent(sampler.guidance, m, compiled.soft, held, warnings, state.spaces);
         const guide = await buildMaskedGuidance({ host, dir: bundle.dir, manifest: m, soft: pin.rest, settings: sampler.guidance, provider, warnings, notes });
         const scoreCandidates = !!guide && sampler.candidates > 1;
+        // what the ranking of guided candidates adds to the guidance terms (DLM_MASKED_SCORE_MODEL=0: nothing)
+        const fluency = process.env.DLM_MASKED_SCORE_MODEL === '0' ? null : m.guidance_defaults.candidate_fluency;
         // candidates of a run that holds the record and writes the text (data-to-text): the one from whose text the
         // denoiser reads the record back best (DLM_MASKED_READ_BACK=0: consensus, as before)
         const record = m.canvas.segments.find((x) => x.name === 'record');
@@ -177,6 +180,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         // the text follows it, as in data-to-text; guided first, the text lost to a record that said another value
         const recordFirst = !!record && compiled.hard.some((p) => p.start === record.start && p.constraints.some((i) => compiled.verdicts[i]?.kind === 'attribute'));
         const logits = (ids: Int32Array, B: number) => logitsOf(session, m, ids, B, N);
+        const readOptions = { vocabSize: bundle.vocabSize, maskId: m.mask.id, shifted: m.mask.shifted_logits };
         return {
           ...(readBack ? { scoring: { by: 'read-back' as const } } : {}),
           async sample(job) {
@@ -207,21 +211,24 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
                 },
                 cancelled: job.cancelled,
                 cache: logitsCache,
-                scoreModel: scoreCandidates,
+                scoreModel: scoreCandidates && fluency?.by === 'commit',
                 // a guided text writes no piece glued onto its neighbour, no word twice in a row, and ends only on a
                 // token that ends training texts (DLM_MASKED_GLUE=0, DLM_MASKED_REPEATS=0, DLM_MASKED_ENDS=0: without
                 // them, for comparisons)
                 ...(guide ? { guide: { ...guide, first: guide.first && !recordFirst, ...(process.env.DLM_MASKED_GLUE === '0' ? {} : { glue: state.glue }), ...(process.env.DLM_MASKED_REPEATS === '0' ? {} : { repeats: state.repeats }), ...(state.ends && process.env.DLM_MASKED_ENDS !== '0' ? { ends: state.ends } : {}) } } : {}),
               });
-              // candidates of a guided run are ranked by what the guided sampler samples from: the denoiser's own log p
-              // of the guided tokens plus the lexicon and classifier terms (DLM_MASKED_SCORE_MODEL=0: the terms only)
+              // candidates of a guided run are ranked by the lexicon and classifier terms plus the denoiser's own log p
+              // of the guided text (guidance_defaults.candidate_fluency)
               let scores: Float32Array | undefined;
               if (guide && res.tokens && scoreCandidates) {
                 scores = await guide.score(res.tokens, job.seeds.length);
-                if (res.guidedLogp && process.env.DLM_MASKED_SCORE_MODEL !== '0') scores = scores.map((v, b) => v + res.guidedLogp![b]!);
+                const lp = fluency?.by === 'read-back'
+                  ? await readBackLogp(logits, res.tokens, job.seeds.length, N, Array.from({ length: guide.length }, (_, j) => guide.start + j), READ_BACK_GROUPS, readOptions)
+                  : res.guidedLogp;
+                if (lp && fluency!.weight > 0) scores = scores.map((v, b) => v + fluency!.weight * lp[b]!);
               }
               if (readBack && res.tokens) {
-                scores = Float32Array.from(await readBackLogp(logits, res.tokens, job.seeds.length, N, recordPos, READ_BACK_GROUPS, { vocabSize: bundle.vocabSize, maskId: m.mask.id, shifted: m.mask.shifted_logits }));
+                scores = Float32Array.from(await readBackLogp(logits, res.tokens, job.seeds.length, N, recordPos, READ_BACK_GROUPS, readOptions));
               }
               return { tokens: res.tokens, stepMs: res.stepMs, calls: res.calls, denoiserMs: res.denoiserMs, guideMs: res.guideMs, ...(scores ? { scores } : {}) };
             } catch (e) {

@@ -65,6 +65,16 @@ export const maskedGuidanceDefaults = z.object({
    * trained on masked positions only still ranks by them (e2e-masked 1.0.2 puts a substituted dev token below the
    * clean ones with AUC 0.98), though it gives clean tokens low probabilities there.
    */
+  /**
+   * What a guided run's candidates add to the guidance terms (classifiers' weighted log p, lexicons) when they are
+   * ranked: `weight` x the denoiser's own log p of the guided text, either as each guided token was committed
+   * ("commit") or read back from the finished text ("read-back": its tokens masked in 4 interleaved groups and each
+   * predicted from the rest, 4 denoiser calls per batch of candidates). Without the field: commit, weight 1.
+   */
+  candidate_fluency: z.object({
+    by: z.enum(['commit', 'read-back']),
+    weight: z.number().min(0),
+  }).strict().default({ by: 'commit', weight: 1 }),
   remask: z.object({
     rounds: z.number().int().min(0).max(8),
     fraction: z.number().gt(0).max(1),
