@@ -83,6 +83,9 @@ def carry(src: str, dst: str, sampler_defaults: bool = False) -> dict:
         for heading in CARD_SECTIONS:
             lines = card_section(text, heading)
             if lines is not None:
+                # a section carried before says so once: its earlier "Carried from" line gives way to this one
+                while lines and (lines[-1].startswith("(Carried from ") or not lines[-1].strip()):
+                    lines = lines[:-1]
                 set_card_section(dst, heading, lines + ["", f"(Carried from {ms['id']} {ms['version']}, whose "
                                                         "embedding table this model kept.)"])
                 card = ["DATA_CARD.md"]

@@ -57,6 +57,15 @@ class CarryTest(unittest.TestCase):
                 card = f.read()
             self.assertIn("POS lexicon.", card)
             self.assertIn("Carried from old 1.0.0", card)
+            # carried on again: the section names its latest source once
+            newer = os.path.join(root, "newer")
+            make_bundle(newer)
+            carry(new, newer)
+            with open(os.path.join(newer, "DATA_CARD.md")) as f:
+                card = f.read()
+            self.assertIn("POS lexicon.", card)
+            self.assertEqual(card.count("(Carried from "), 1, card)
+            self.assertIn("(Carried from new 1.0.0", card)
             carry(old, rounded)  # float16 rounding of the same table is the same table
             self.assertEqual(carry(old, rounded, sampler_defaults=True)["sampler_defaults"], {"steps": 40, "accept_at": 0.9})
             verify_bundle(rounded)
