@@ -7,14 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { buildTargets } from '../src-main/eval/targets';
 import { e2eDataDir } from '../src-main/data-paths';
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return dflt;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
+import { arg } from './arg';
 
 const dev = arg('--dev', `${e2eDataDir()}/devset.csv`);
 const out = resolve(arg('--out', 'tests/fixtures/eval/targets.json'));

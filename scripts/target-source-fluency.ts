@@ -10,14 +10,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { perplexities } from '../src-main/engine/scorer';
 import { Tokenizer } from '../src-main/engine/tokenizer';
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return dflt;
-  const v = process.argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
+import { arg } from './arg';
 
 const dir = arg('--model', 'models/e2e-masked');
 const targetsFile = arg('--targets', 'tests/fixtures/eval/targets.json');
