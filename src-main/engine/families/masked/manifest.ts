@@ -58,14 +58,6 @@ export const maskedGuidanceDefaults = z.object({
   /** Generate the guided segment (the text) before the rest of the canvas (an unpinned record then follows it). */
   segment_first: z.boolean().default(false),
   /**
-   * Remasking rounds after the plan (sampler.ts) in runs that guide one of `controls`: the `fraction` of the text's
-   * tokens least likely under the denoiser go back to the mask and are generated again. 0 rounds: none. `by`:
-   * "commit" ranks a token by its probability when it was committed; "context" by the denoiser's probability of it
-   * on the canvas as it stands, read from its logits at the committed position (one call per round). A denoiser
-   * trained on masked positions only still ranks by them (e2e-masked 1.0.2 puts a substituted dev token below the
-   * clean ones with AUC 0.98), though it gives clean tokens low probabilities there.
-   */
-  /**
    * What a guided run's candidates add to the guidance terms (classifiers' weighted log p, lexicons) when they are
    * ranked: `weight` x the denoiser's own log p of the guided text, either as each guided token was committed
    * ("commit") or read back from the finished text ("read-back": its tokens masked in 4 interleaved groups and each
@@ -75,6 +67,14 @@ export const maskedGuidanceDefaults = z.object({
     by: z.enum(['commit', 'read-back']),
     weight: z.number().min(0),
   }).strict().default({ by: 'commit', weight: 1 }),
+  /**
+   * Remasking rounds after the plan (sampler.ts) in runs that guide one of `controls`: the `fraction` of the text's
+   * tokens least likely under the denoiser go back to the mask and are generated again. 0 rounds: none. `by`:
+   * "commit" ranks a token by its probability when it was committed; "context" by the denoiser's probability of it
+   * on the canvas as it stands, read from its logits at the committed position (one call per round). A denoiser
+   * trained on masked positions only still ranks by them (e2e-masked 1.0.2 puts a substituted dev token below the
+   * clean ones with AUC 0.98), though it gives clean tokens low probabilities there.
+   */
   remask: z.object({
     rounds: z.number().int().min(0).max(8),
     fraction: z.number().gt(0).max(1),
