@@ -181,6 +181,8 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
         const recordFirst = !!record && compiled.hard.some((p) => p.start === record.start && p.constraints.some((i) => compiled.verdicts[i]?.kind === 'attribute'));
         const logits = (ids: Int32Array, B: number) => logitsOf(session, m, ids, B, N);
         const readOptions = { vocabSize: bundle.vocabSize, maskId: m.mask.id, shifted: m.mask.shifted_logits };
+        // the guided text's positions, read back to rank a guided run's candidates
+        const guidedPos = guide && fluency?.by === 'read-back' ? Array.from({ length: guide.length }, (_, j) => guide.start + j) : [];
         return {
           ...(readBack ? { scoring: { by: 'read-back' as const } } : {}),
           async sample(job) {
@@ -223,7 +225,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
               if (guide && res.tokens && scoreCandidates) {
                 scores = await guide.score(res.tokens, job.seeds.length);
                 const lp = fluency?.by === 'read-back'
-                  ? await readBackLogp(logits, res.tokens, job.seeds.length, N, Array.from({ length: guide.length }, (_, j) => guide.start + j), READ_BACK_GROUPS, readOptions)
+                  ? await readBackLogp(logits, res.tokens, job.seeds.length, N, guidedPos, READ_BACK_GROUPS, readOptions)
                   : res.guidedLogp;
                 if (lp && fluency!.weight > 0) scores = scores.map((v, b) => v + fluency!.weight * lp[b]!);
               }
