@@ -57,10 +57,26 @@ def quantizable_weight(n: onnx.NodeProto, inits: Dict[str, onnx.TensorProto], mi
     return w
 
 
-def quantizable(model: onnx.ModelProto, min_dim: int = 64) -> List[str]:
+def output_heads(model: onnx.ModelProto) -> set:
+    """Names of the MatMul nodes whose product reaches a graph output through Add, Cast or Identity only: the
+    projection that writes the logits (or x0)."""
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    heads = set()
+    for out in g.output:
+        n = producer.get(out.name)
+        while n is not None and n.op_type in ("Add", "Cast", "Identity"):
+            n = next((producer[i] for i in n.input if i in producer), None)
+        if n is not None and n.op_type == "MatMul":
+            heads.add(n.name)
+    return heads
+
+
+def quantizable(model: onnx.ModelProto, min_dim: int = 64, keep_head: bool = False) -> List[str]:
     """Names of the activation inputs (A) of the MatMuls quantize_model rewrites."""
     inits = {i.name: i for i in model.graph.initializer}
-    return [n.input[0] for n in model.graph.node if quantizable_weight(n, inits, min_dim) is not None]
+    kept = output_heads(model) if keep_head else set()
+    return [n.input[0] for n in model.graph.node if n.name not in kept and quantizable_weight(n, inits, min_dim) is not None]
 
 
 def activation_qparams(lo: float, hi: float):
@@ -72,10 +88,12 @@ def activation_qparams(lo: float, hi: float):
 
 
 def quantize_model(model: onnx.ModelProto, min_dim: int = 64,
-                   ranges: Optional[Dict[str, tuple]] = None) -> Dict[str, int]:
+                   ranges: Optional[Dict[str, tuple]] = None, keep_head: bool = False) -> Dict[str, int]:
     """Rewrite `model` in place; returns counts of quantized and kept MatMuls. With `ranges` (activation name ->
-    (min, max)), activations get those fixed ranges (static); without, a range per call (dynamic)."""
+    (min, max)), activations get those fixed ranges (static); without, a range per call (dynamic). keep_head: the
+    output projection (output_heads) stays fp32."""
     g = model.graph
+    kept = output_heads(model) if keep_head else set()
     inits = {i.name: i for i in g.initializer}
     consumers: Dict[str, List[onnx.NodeProto]] = {}
     for n in g.node:
@@ -88,7 +106,7 @@ def quantize_model(model: onnx.ModelProto, min_dim: int = 64,
     for n in g.node:
         if id(n) in drop:
             continue
-        w_init = quantizable_weight(n, inits, min_dim)
+        w_init = None if n.name in kept else quantizable_weight(n, inits, min_dim)
         if w_init is None:
             if n.op_type == "MatMul":
                 counts["kept"] += 1
@@ -186,6 +204,44 @@ def calibration_inputs(bundle_dir: str, samples: int = 8, steps: int = 50, seed:
     return {k: v[pick] for k, v in out.items()}
 
 
+def masked_calibration_inputs(bundle_dir: str, samples: int = 8, seed: int = 0, rows: int = 256) -> Dict[str, np.ndarray]:
+    """A masked-diffusion bundle's denoiser inputs (ids) along its reference sampler's trajectories at the bundle's
+    sampler_defaults: unconditional (the record written too) and data-to-text (a record from record_schema held);
+    `rows` of them, drawn evenly. Returns {"ids": int64 [rows, N]}."""
+    import torch
+
+    from . import masked_sample as MS
+
+    ref = MS.load_masked_bundle(bundle_dir)
+    real = ref.model
+    seen: List[torch.Tensor] = []
+
+    def recorder(ids: torch.Tensor) -> torch.Tensor:
+        seen.append(ids.detach().clone())
+        return real(ids)
+
+    man = read_manifest(bundle_dir)
+    defaults = man.get("sampler_defaults") or {}
+    ref.model = recorder
+    try:
+        MS.sample(ref, samples, MS.settings_from_defaults(defaults, pinned=False), seed=seed)
+        fields = (man.get("record_schema") or {}).get("fields") or {}
+        if ref.layout.record_len and fields:
+            rng = np.random.default_rng(seed)
+            record = {f: vals[int(rng.integers(len(vals)))] for f, vals in fields.items() if vals}
+            try:
+                given, held = MS.held_canvas(ref, record=record)
+                MS.sample(ref, samples, MS.settings_from_defaults(defaults, pinned=True), seed=seed + 1,
+                          given=given, held=held)
+            except ValueError:
+                pass  # the record does not fit this bundle's record segment: unconditional trajectories only
+    finally:
+        ref.model = real
+    ids = torch.cat(seen).numpy().astype(np.int64)
+    pick = np.linspace(0, len(ids) - 1, num=min(rows, len(ids))).round().astype(int)
+    return {"ids": ids[pick]}
+
+
 def calibrate(model_path: str, names: List[str], feeds: Dict[str, np.ndarray], chunk: int = 64) -> Dict[str, tuple]:
     """(min, max) of each named activation when the fp32 graph runs on the calibration feeds (onnxruntime-node)."""
     from training.guidance.ort import run_onnx
@@ -200,7 +256,7 @@ def calibrate(model_path: str, names: List[str], feeds: Dict[str, np.ndarray], c
     with tempfile.TemporaryDirectory() as d:
         probe = os.path.join(d, "calibrate.onnx")
         onnx.save(m, probe)
-        for i in range(0, len(feeds["x_t"]), chunk):
+        for i in range(0, len(next(iter(feeds.values()))), chunk):
             out = run_onnx(probe, {k: v[i:i + chunk] for k, v in feeds.items()})
             for n in names:
                 lo, hi = float(out[safe[n]].min()), float(out[safe[n]].max())
@@ -209,26 +265,35 @@ def calibrate(model_path: str, names: List[str], feeds: Dict[str, np.ndarray], c
     return ranges
 
 
-def add_int8_denoiser(bundle_dir: str, min_dim: int = 64, activations: str = "static") -> dict:
-    """Write denoiser.int8.onnx next to the bundle's fp32 denoiser and record it in the manifest."""
+def add_int8_denoiser(bundle_dir: str, min_dim: int = 64, activations: str = "static", keep_head: bool = False,
+                      guided_runs: Optional[str] = None) -> dict:
+    """Write denoiser.int8.onnx next to the bundle's fp32 denoiser and record it in the manifest. guided_runs (masked
+    bundles): "fp32" keeps classifier-guided runs on the fp32 graph under precision auto."""
     m = read_manifest(bundle_dir)
+    masked = m.get("kind") == "masked-diffusion"
+    if guided_runs not in (None, "int8", "fp32"):
+        raise ValueError(f"guided_runs must be 'int8' or 'fp32', got {guided_runs!r}")
+    if guided_runs is not None and not masked:
+        raise ValueError(f"{bundle_dir}: --guided-runs is a masked-diffusion bundle's setting (this one is {m.get('kind')!r})")
     src = os.path.join(bundle_dir, m["denoiser"]["file"])
     model = onnx.load(src)
-    names = quantizable(model, min_dim)
+    names = quantizable(model, min_dim, keep_head)
     if not names:
         raise ValueError(f"{src}: no MatMul with a 2-D weight of both sides >= {min_dim}; nothing to quantize")
     ranges = None
     calib = None
     if activations == "static":
-        if not os.path.exists(os.path.join(bundle_dir, "denoiser.pt")):
-            raise FileNotFoundError(f"{bundle_dir}/denoiser.pt: static calibration runs the PyTorch reference sampler "
+        weights = (m.get("reference") or {}).get("file", "denoiser.pt") if masked else "denoiser.pt"
+        if not os.path.exists(os.path.join(bundle_dir, weights)):
+            raise FileNotFoundError(f"{bundle_dir}/{weights}: static calibration runs the PyTorch reference sampler "
                                     "(or use --activations dynamic)")
-        feeds = calibration_inputs(bundle_dir)
+        feeds = masked_calibration_inputs(bundle_dir) if masked else calibration_inputs(bundle_dir)
         ranges = calibrate(src, sorted(set(names)), feeds)
-        calib = {"inputs": int(len(feeds["x_t"])), "source": "reference-sampler trajectories (unconditional and data-to-text)"}
+        calib = {"inputs": int(len(next(iter(feeds.values())))),
+                 "source": "reference-sampler trajectories (unconditional and data-to-text)"}
     elif activations != "dynamic":
         raise ValueError(f"activations must be 'static' or 'dynamic', got {activations!r}")
-    counts = quantize_model(model, min_dim, ranges)
+    counts = quantize_model(model, min_dim, ranges, keep_head)
     onnx.checker.check_model(model)
     onnx.save(model, os.path.join(bundle_dir, INT8_FILE))
     set_card_section(bundle_dir, "## Int8 denoiser", [
@@ -238,13 +303,17 @@ def add_int8_denoiser(bundle_dir: str, min_dim: int = 64, activations: str = "st
         + ("activations quantized to uint8 with fixed ranges calibrated on "
            f"{calib['inputs']} denoiser inputs of reference-sampler trajectories (unconditional and data-to-text)."
            if calib else "activations quantized to uint8 with a range per call.")
-        + " The studio runs it on the cpu provider (sampler precision `auto`); choose `fp32` for the exact weights. "
+        + " The studio runs it on the cpu provider (sampler precision `auto`"
+        + ("; classifier-guided runs stay on the fp32 graph there, `guided_runs: fp32`" if guided_runs == "fp32" else "")
+        + "); choose `fp32` for the exact weights. "
         "Made by `python -m training.dlm_train.quantize`.",
     ])
     den = dict(m["denoiser"])
     den["int8"] = {"file": INT8_FILE, "weights": "int8, one scale per output column",
                    "activations": activations, "matmuls_quantized": counts["quantized"],
-                   "matmuls_fp32": counts["kept"], **({"calibration": calib} if calib else {})}
+                   "matmuls_fp32": counts["kept"], **({"output_head": "fp32"} if keep_head else {}),
+                   **({"guided_runs": guided_runs} if guided_runs else {}),
+                   **({"calibration": calib} if calib else {})}
     return add_files_and_rehash(bundle_dir, [INT8_FILE, "DATA_CARD.md"], {"denoiser": den})
 
 
@@ -254,8 +323,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--min-dim", type=int, default=64, help="quantize MatMuls whose weight has both sides >= this")
     ap.add_argument("--activations", choices=["static", "dynamic"], default="static",
                     help="static: calibrated fixed ranges (samples stay batch-independent); dynamic: a range per call")
+    ap.add_argument("--keep-head", action="store_true",
+                    help="keep the output projection (the MatMul that writes the logits or x0) in fp32")
+    ap.add_argument("--guided-runs", choices=["int8", "fp32"],
+                    help="masked bundles: the graph classifier-guided runs take under precision auto (default int8)")
     args = ap.parse_args(argv)
-    m = add_int8_denoiser(args.bundle, args.min_dim, args.activations)
+    m = add_int8_denoiser(args.bundle, args.min_dim, args.activations, args.keep_head, args.guided_runs)
     q = m["denoiser"]["int8"]
     size = next(f["bytes"] for f in m["files"] if f["path"] == INT8_FILE)
     print(f"{args.bundle}: {INT8_FILE} ({size / 1e6:.2f} MB), {q['matmuls_quantized']} MatMuls int8 "

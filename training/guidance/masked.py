@@ -41,6 +41,7 @@ from torch._decomp import get_decompositions
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, write_manifest
 from training.guidance.bundle import take_scorer
 from training.dlm_train.paths import E2E_DATA
+from training.dlm_train.train import pick_autocast
 
 from . import lexicon
 from .export import DECOMPOSE, MASKED as WITH_MASK, _rewrite, target_shape
@@ -116,8 +117,27 @@ def losses(model: MaskedGuidanceClassifier, ids: torch.Tensor, b: Dict[str, torc
     return out
 
 
+def time_precisions(model: MaskedGuidanceClassifier, ids: torch.Tensor, b: Dict[str, torch.Tensor],
+                    repeats: int = 2) -> Dict[str, float]:
+    """Seconds per forward and backward pass on one batch in fp32 and under bf16 autocast (median of `repeats` after
+    a warm-up); gradients cleared afterwards."""
+    times = {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        runs = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                sum(losses(model, ids, b).values()).backward()
+            runs.append(time.perf_counter() - t0)
+            model.zero_grad(set_to_none=True)
+        times[name] = sorted(runs[1:])[(len(runs) - 1) // 2]
+    return times
+
+
 def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batch: int = 64, lr: float = 2e-3,
-          seed: int = 0, max_steps: Optional[int] = None, log=print) -> Dict:
+          seed: int = 0, max_steps: Optional[int] = None, log=print, precision: str = "fp32") -> Dict:
+    """precision as the denoiser's train.precision: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the CPU has
+    AVX512-BF16/AMX and a timed batch says it is faster)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -126,12 +146,24 @@ def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batc
     n = len(data.ids)
     hist = []
     model.train()
+    first = _batch(data, np.arange(min(n, batch)), cfg.text_start, cfg.text_len)
+    measured = {}
+
+    def measure():
+        measured.update(time_precisions(model, mask_canvases(first["ids"], cfg, torch.Generator().manual_seed(seed)), first))
+        return measured
+    autocast = pick_autocast(precision, torch.device("cpu"), measure)
+    if measured:
+        log("masked classifiers: s per batch " + ", ".join(f"{k} {v:.3f}" for k, v in measured.items()))
     steps = TimedSteps(opt, lr, budget_s, max_steps)
     for _ in steps:
         b = _batch(data, rng.integers(0, n, size=batch), cfg.text_start, cfg.text_len)
-        joint_update(model, opt, losses(model, mask_canvases(b["ids"], cfg, g), b), steps, hist, log, "masked classifiers")
+        with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            ls = losses(model, mask_canvases(b["ids"], cfg, g), b)
+        joint_update(model, opt, {c: v.float() for c, v in ls.items()}, steps, hist, log, "masked classifiers")
     model.eval()
-    return {"model": model, "steps": steps.step, "seconds": round(steps.seconds, 1), "history": hist, "batch": batch}
+    return {"model": model, "steps": steps.step, "seconds": round(steps.seconds, 1), "history": hist, "batch": batch,
+            "precision": "bf16" if autocast is not None else "fp32"}
 
 
 @torch.no_grad()
@@ -255,7 +287,8 @@ def export_all(model: MaskedGuidanceClassifier, bundle_dir: str, value_labels: D
                batch_sizes: Sequence[int], run: Dict, acc: Dict, log=print,
                control_batch_sizes: Sequence[int] = (1,)) -> Tuple[List[dict], dict, List[str]]:
     """Per-control graphs classifiers/<control>.b<B>.onnx (control_batch_sizes: the engine uses them only with
-    DLM_GUIDANCE_JOINT=0, so one size keeps the bundle small) and the all-controls graph classifiers/joint.b<B>.onnx
+    DLM_GUIDANCE_JOINT=0, so one size keeps the bundle small; none: the entries describe the heads only and the joint
+    graph serves every control) and the all-controls graph classifiers/joint.b<B>.onnx
     (batch_sizes), each checked against autograd in onnxruntime-node; returns the manifest entries and the files."""
     cfg = model.cfg
     os.makedirs(os.path.join(bundle_dir, "classifiers"), exist_ok=True)
@@ -263,7 +296,7 @@ def export_all(model: MaskedGuidanceClassifier, bundle_dir: str, value_labels: D
     grad_spec = f"float32[B,{Lt},{V}]"
     model_info = {"shared_trunk": "one trunk over token ids trained jointly for all five controls; one head per graph",
                   "config": cfg.to_json(), "steps": run["steps"], "batch": run["batch"], "train_seconds": run["seconds"],
-                  "train_examples": run["train_examples"], "dev_examples": run["dev_examples"]}
+                  "precision": run.get("precision", "fp32"), "train_examples": run["train_examples"], "dev_examples": run["dev_examples"]}
     files_all: List[str] = []
 
     def graphs(controls: Sequence[str], stem: str, sizes: Sequence[int]) -> Tuple[Dict[str, str], float, float]:
@@ -299,7 +332,7 @@ def export_all(model: MaskedGuidanceClassifier, bundle_dir: str, value_labels: D
             entry["labels"] = SENTIMENT_LABELS
         entry["metrics"] = {"dev_accuracy_by_masked_share": acc[c],
                             "dev_accuracy_key": "share of text positions masked independently (1.0: all masked)",
-                            "grad_check_max_abs_err": gerr, "logp_check_max_abs_err": lerr}
+                            **({"grad_check_max_abs_err": gerr, "logp_check_max_abs_err": lerr} if files else {})}
         entry["model"] = model_info
         entries.append(entry)
         log(f"exported {c}: {files}, grad max abs err {gerr:.2e}")
@@ -326,12 +359,15 @@ def card_lines(entries: List[dict], joint: dict, tiny: bool) -> List[str]:
         "(parts of speech, phrase spans, record values, length, sentiment), trained jointly on training texts masked "
         "either independently at a uniform random rate or left to right (a kept prefix, a partly masked block of "
         f"{m0['config']['block']}, masks after it) as the semi-autoregressive sampler leaves them "
-        f"({m0['steps']} steps of batch {m0['batch']}, {m0['train_seconds']:.0f} s on {platform.machine()} CPU, "
+        f"({m0['steps']} steps of batch {m0['batch']}, {m0['train_seconds']:.0f} s on {platform.machine()} CPU in "
+        f"{m0.get('precision', 'fp32')}, "
         f"{m0['train_examples']} training texts; labels as for the continuous classifiers, training/labels/). "
         "Each graph returns log p(target | ids) and its gradient with respect to the one-hot token inputs "
         f"[B, {m0['config']['text_len']}, {m0['config']['vocab_size']}]; the engine adds weight x (g[i, v] - g[i, mask]) "
         "to the denoiser's logits at masked text positions. `classifiers/joint.b<B>.onnx` runs the trunk once for all "
-        f"controls (batch sizes {', '.join(joint['files'])}). Checked against PyTorch autograd in onnxruntime-node: "
+        f"controls (batch sizes {', '.join(joint['files'])})"
+        + ("" if entries[0]["files"] else "; it is the only graph: the per-control entries describe the heads")
+        + ". Checked against PyTorch autograd in onnxruntime-node: "
         f"max abs gradient error {joint['metrics']['grad_check_max_abs_err']:.1e}. Made by "
         "`python -m training.guidance.masked`.",
         "",
@@ -359,11 +395,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "the learning rate then decays over whichever bound is nearer, so a busy machine takes longer "
                     "instead of training less")
     ap.add_argument("--batch-sizes", default="1,8", help="batch sizes of the all-controls graph")
-    ap.add_argument("--control-batch-sizes", default="1", help="batch sizes of the per-control graphs")
+    ap.add_argument("--control-batch-sizes", default="1", help="batch sizes of the per-control graphs; none: no "
+                    "per-control graphs (the joint graph serves every control, and the bundle is smaller)")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                    help="bf16 autocast where the CPU has AVX512-BF16/AMX and it times faster (auto), always, or never")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", default="", help="also save the PyTorch weights here (a .pt file)")
     ap.add_argument("--ckpt", default="", help="export this saved .pt instead of training")
@@ -411,7 +450,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         model.eval()
         run = ck["run"]
     else:
-        out = train(cfg, tr, a.budget_min * 60, lr=a.lr, seed=a.seed, max_steps=30 if a.tiny else (a.max_steps or None))
+        out = train(cfg, tr, a.budget_min * 60, lr=a.lr, seed=a.seed, max_steps=30 if a.tiny else (a.max_steps or None),
+                    precision=a.precision)
         model = out["model"]
         run = {k: v for k, v in out.items() if k != "model"}
     run.update({"train_examples": int(len(tr.ids)), "dev_examples": int(len(dv.ids))})
@@ -428,7 +468,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     old["files"] = [f for f in old.get("files", []) if not f["path"].startswith("classifiers/")]
     old["classifiers"], old["joint_guidance"], old["lexicons"] = [], None, []
     write_manifest(a.bundle, old)
-    parse_sizes = lambda s: sorted({int(x) for x in s.split(",")})  # noqa: E731
+    parse_sizes = lambda s: [] if s.strip() in ("", "none") else sorted({int(x) for x in s.split(",")})  # noqa: E731
     entries, joint, files = export_all(model, a.bundle, value_labels, parse_sizes(a.batch_sizes), run, acc,
                                        control_batch_sizes=parse_sizes(a.control_batch_sizes))
     set_card_section(a.bundle, CARD_HEADING, card_lines(entries, joint, a.tiny))

@@ -296,6 +296,34 @@ class ContinuousSamplersTest(unittest.TestCase):
 class MaskedPipelineTest(unittest.TestCase):
     """Train a few steps on the fixture slice, export, and sample the bundle (CPU, seconds)."""
 
+    def check_int8(self, bundle: str) -> None:
+        """The int8 denoiser of a masked bundle: calibrated on its own sampler's ids, listed in the manifest, and its
+        logits those of the fp32 graph within int8 error."""
+        if not (shutil.which("node") and os.path.isdir(os.path.join(ROOT, "node_modules", "onnxruntime-node"))):
+            return
+        from training.dlm_train.bundle import verify_bundle
+        from training.dlm_train.quantize import add_int8_denoiser, masked_calibration_inputs
+        from training.guidance.ort import run_onnx
+        feeds = masked_calibration_inputs(bundle, samples=2, rows=16)
+        man = json.load(open(os.path.join(bundle, "manifest.json")))
+        self.assertEqual(feeds["ids"].shape[1], man["canvas"]["length"])
+        self.assertTrue((feeds["ids"] == man["mask"]["id"]).any() and (feeds["ids"] != man["mask"]["id"]).any())
+        with self.assertRaisesRegex(ValueError, "guided_runs must be"):
+            add_int8_denoiser(bundle, min_dim=16, guided_runs="bf16")
+        m = add_int8_denoiser(bundle, min_dim=16, guided_runs="fp32")
+        self.assertEqual(m["denoiser"]["int8"]["activations"], "static")
+        self.assertEqual(m["denoiser"]["int8"]["guided_runs"], "fp32")
+        self.assertIn("classifier-guided runs stay on the fp32 graph", open(os.path.join(bundle, "DATA_CARD.md")).read())
+        self.assertGreater(m["denoiser"]["int8"]["matmuls_quantized"], 0)
+        verify_bundle(bundle)
+        ids = feeds["ids"][:4]
+        fp32 = run_onnx(os.path.join(bundle, "denoiser.onnx"), {"ids": ids})["logits"]
+        int8 = run_onnx(os.path.join(bundle, m["denoiser"]["int8"]["file"]), {"ids": ids})["logits"]
+        self.assertEqual(fp32.shape, int8.shape)
+        spread = float(fp32.max() - fp32.min())
+        self.assertLess(float(np.abs(fp32 - int8).max()), 0.1 * spread)
+        self.assertGreater(float((fp32.argmax(-1) == int8.argmax(-1)).mean()), 0.9)
+
     def test_train_export_sample(self):
         tmp = tempfile.mkdtemp()
         try:
@@ -337,6 +365,7 @@ class MaskedPipelineTest(unittest.TestCase):
             ref = M.load_masked_bundle(out)
             ids = M.sample(ref, 2, M.MaskedSettings(steps=8), seed=0)
             self.assertEqual(ids.shape, (2, 64))
+            self.check_int8(out)
             # a card without samples (only the metrics wanted) exports too
             bare = os.path.join(tmp, "bare")
             export(bare, 0)

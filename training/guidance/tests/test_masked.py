@@ -136,6 +136,15 @@ class MaskedGraphTest(unittest.TestCase):
             res = run_onnx(os.path.join(d, rel), feeds)
             self.assertEqual(res["grad"].shape, (1, 51, 1792))
             self.assertTrue(np.isfinite(res["grad"]).all())
+            # --control-batch-sizes none: the joint graph alone; the entries describe the heads, with no graph files
+            self.assertEqual(M.main(["--bundle", d, "--tiny", "--threads", "1", "--control-batch-sizes", "none"]), 0)
+            with open(os.path.join(d, "manifest.json"), encoding="utf-8") as f:
+                joint_only = json.load(f)
+            self.assertEqual([(e["files"], e["batch_sizes"]) for e in joint_only["classifiers"]], [({}, [])] * len(CONTROLS))
+            self.assertEqual(sorted(joint_only["joint_guidance"]["controls"]), sorted(CONTROLS))
+            self.assertFalse(any(os.path.exists(os.path.join(d, "classifiers", f"{c}.b1.onnx")) for c in CONTROLS))
+            self.assertEqual(sorted(x["path"] for x in joint_only["files"] if x["path"].endswith(".onnx")),
+                             sorted(joint_only["joint_guidance"]["files"].values()))
 
 
 if __name__ == "__main__":
