@@ -36,8 +36,12 @@ export const guidedWeights = z.object(Object.fromEntries(GUIDED_KINDS.map((k) =>
 
 export const classifierSchema = z.object({
   control: z.enum(GUIDED_KINDS),
+  /**
+   * The control's own gradient graph per batch size. Empty (no batch sizes) when joint_guidance covers the control:
+   * the entry then only describes the head (labels, fields), and every run guides it through the joint graph.
+   */
   files: z.record(z.string().regex(/^\d+$/), relPath),
-  batch_sizes: z.array(z.number().int().min(1)).min(1),
+  batch_sizes: z.array(z.number().int().min(1)),
   segment: z.string().min(1),
   labels: z.array(z.string()),
   fields: z.array(z.string()).optional(),

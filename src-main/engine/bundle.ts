@@ -68,6 +68,9 @@ export async function readManifest(dir: string): Promise<Manifest> {
   };
   mustList('tokenizer.vocab', m.tokenizer.vocab);
   m.classifiers.forEach((c, i) => {
+    if (!c.batch_sizes.length && !m.joint_guidance?.controls.includes(c.control)) {
+      fail(`classifiers[${i}].batch_sizes`, `empty: a ${c.control} entry without graphs of its own needs joint_guidance to cover ${c.control}`);
+    }
     for (const b of c.batch_sizes) {
       const f = c.files[String(b)];
       if (!f) fail(`classifiers[${i}].files`, `no graph for batch size ${b}`);

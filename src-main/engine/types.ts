@@ -43,6 +43,16 @@ export function resolvePrecision(pref: PrecisionPreference, provider: string, ha
   return provider === 'cpu' && hasInt8 ? 'int8' : 'fp32';
 }
 
+/**
+ * The precision of one run (engine and UI): resolvePrecision, except that `auto` keeps a classifier-guided run on the
+ * fp32 graph where the bundle's int8 graph says so (a masked bundle's `denoiser.int8.guided_runs: "fp32"`:
+ * ModelSummary.int8GuidedRuns), because guidance measured worse on it.
+ */
+export function runPrecision(pref: PrecisionPreference, provider: string, hasInt8: boolean, int8GuidedRuns: 'int8' | 'fp32' | undefined, guided: boolean, modelId: string): DenoiserPrecision {
+  if (pref === 'auto' && guided && int8GuidedRuns === 'fp32') return 'fp32';
+  return resolvePrecision(pref, provider, hasInt8, modelId);
+}
+
 /** A request the engine cannot honour as asked (the message names the setting or field). */
 export class EngineInputError extends Error {
   readonly code = 'INVALID_INPUT';
@@ -102,6 +112,8 @@ export interface ModelSummary {
   hasScorer: boolean;
   /** Denoiser weights the bundle ships (int8 when it has a quantized variant). */
   precisions?: DenoiserPrecision[];
+  /** 'fp32': precision auto runs classifier-guided runs on the fp32 graph though the bundle has an int8 one (runPrecision). */
+  int8GuidedRuns?: 'int8' | 'fp32';
   /**
    * Masked-family bundles only (kind masked-diffusion; every masked bundle has it): the manifest's sampler_defaults
    * (steps, block_length, confidence, temperature, top_p, and temperature_unconditional when the bundle has one: the

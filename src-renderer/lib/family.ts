@@ -45,7 +45,7 @@ export const FAMILY_INFO: Record<Family, { label: string; title: string; tooltip
     tooltip:
       'Masked (absorbing-state) diffusion, MDLM / LLaDA style: every position to generate starts as a mask and each step commits ' +
       'the predictions it is most confident about, so the masks fill in until none is left. Hard constraints are enforced; soft ' +
-      'constraints are scored on the outputs but not steered yet.',
+      'ones are steered by classifiers on masked canvases when the bundle has them, and scored on the outputs otherwise.',
   },
 };
 

@@ -74,6 +74,18 @@ export interface MaskedGuidanceRow {
   ratio: number;
 }
 
+/** The int8 denoiser against the fp32 one at the base setting (bundles with both). */
+export interface MaskedPrecisionRow {
+  condition: MaskedCondition;
+  batch: number;
+  int8: MaskedBenchFigures;
+  fp32: MaskedBenchFigures;
+  /** fp32 / int8 on the medians of ms per sample (x), on CPU time per sample (xCpu) and on ms per denoiser call (xCall). */
+  x: number;
+  xCpu: number;
+  xCall: number;
+}
+
 export interface MaskedBenchResult {
   kind: 'masked-diffusion';
   model: { id: string; version: string; path: string; hash: string };
@@ -98,6 +110,15 @@ export interface MaskedBenchResult {
   cache: MaskedCacheRow[];
   /** Guided vs unguided time per step (empty when the bundle has no classifiers). */
   guidance: MaskedGuidanceRow[];
+  /** The denoiser precision of the other tables (the engine's auto on cpu: int8 where the bundle has it). */
+  precision: 'int8' | 'fp32';
+  /**
+   * The precision of both sides of the guided vs unguided rows: the one a guided run takes (fp32 where the bundle
+   * keeps guided runs off its int8 graph), so the ratio is what guidance costs, not what int8 saves.
+   */
+  guidancePrecision: 'int8' | 'fp32';
+  /** int8 vs fp32 (empty when the bundle has no int8 denoiser). */
+  precisions: MaskedPrecisionRow[];
   notes: string[];
 }
 
@@ -218,11 +239,14 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
     if (!e) engines.set(k, (e = createEngine({ modelDirs: o.modelDirs, batchSize: batch, logitsCache: cache })));
     return e;
   };
-  const setFor = (c: MaskedCondition, s: MaskedBenchSetting, steps: number, samples: number, soft: ConstraintSetInput['constraints'] = []): ConstraintSetInput => ({
+  const setFor = (c: MaskedCondition, s: MaskedBenchSetting, steps: number, samples: number, soft: ConstraintSetInput['constraints'] = [], precision?: 'int8' | 'fp32'): ConstraintSetInput => ({
     version: 1,
     constraints: [...(c === 'data-to-text' ? [{ kind: 'record' as const, value: record!.value }] : []), ...soft],
-    sampler: { steps, samples, seed, confidence: s.confidence, temperature: s.temperature, top_p: s.topP, block_length: s.blockLength },
+    sampler: { steps, samples, seed, confidence: s.confidence, temperature: s.temperature, top_p: s.topP, block_length: s.blockLength, ...(precision ? { precision } : {}) },
   });
+  const hasInt8 = !!m.precisions?.includes('int8');
+  const guidancePrecision: 'int8' | 'fp32' = hasInt8 && m.int8GuidedRuns !== 'fp32' ? 'int8' : 'fp32';
+  if (!hasInt8) notes.push('the bundle has no int8 denoiser: every run in fp32, no int8 vs fp32 rows');
   // guided runs: the soft kinds served by classifier guidance alone, one constraint each (not length or a POS
   // template: those also pin the text's end, which changes how many positions are generated)
   const foodValues = m.recordFields.food ?? [];
@@ -269,6 +293,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       return cacheBatches.map((batch) => ({ condition, batch, s: { ...base, blockLength }, positions }));
     }));
     const guideRows = soft.length ? conditions.flatMap((condition) => o.batches.map((batch) => ({ condition, batch, s: base }))) : [];
+    const precisionRows = hasInt8 ? conditions.flatMap((condition) => o.batches.map((batch) => ({ condition, batch, s: base }))) : [];
     const runs = new Map<string, RunFigures[]>();
     const push = (k: string, r: RunFigures) => (runs.get(k) ?? runs.set(k, []).get(k)!).push(r);
     const key = (part: string, x: { condition: string; batch: number; s: MaskedBenchSetting }, cache: boolean) => `${part}|${x.condition}|${x.batch}|${JSON.stringify(x.s)}|${cache}`;
@@ -287,7 +312,13 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       if (guideRows.length) o.log(`round ${round}/${o.rounds}: guided vs unguided, ${guideRows.length} settings (${cacheSteps} steps)...`);
       for (const x of guideRows) {
         for (const guided of round % 2 ? [true, false] : [false, true]) {
-          push(key('guide', x, guided), await timedRun(engineFor(x.batch, true), m.id, setFor(x.condition, x.s, cacheSteps, x.batch, guided ? soft : [])));
+          push(key('guide', x, guided), await timedRun(engineFor(x.batch, true), m.id, setFor(x.condition, x.s, cacheSteps, x.batch, guided ? soft : [], guidancePrecision)));
+        }
+      }
+      if (precisionRows.length) o.log(`round ${round}/${o.rounds}: int8 vs fp32, ${precisionRows.length} settings (${o.steps} steps)...`);
+      for (const x of precisionRows) {
+        for (const p of round % 2 ? (['int8', 'fp32'] as const) : (['fp32', 'int8'] as const)) {
+          push(key(`precision-${p}`, x, true), await timedRun(engineFor(x.batch, true), m.id, setFor(x.condition, x.s, o.steps, x.batch, [], p)));
         }
       }
     }
@@ -309,6 +340,12 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       const off = figures(runs.get(key('guide', x, false))!, empty);
       return { condition: x.condition, batch: x.batch, guided: soft.map((c) => `${c.kind}:${'label' in c ? c.label : 'value' in c ? `${(c as { field: string }).field}=${c.value}` : JSON.stringify((c as { spans: unknown }).spans)}`), on, off, ratio: on.msPerStep / off.msPerStep };
     });
+    const precisions: MaskedPrecisionRow[] = precisionRows.map((x) => {
+      const empty = planOf(positionsOf(m, x.condition), o.steps, x.s.blockLength).empty;
+      const int8 = figures(runs.get(key('precision-int8', x, true))!, empty);
+      const fp32 = figures(runs.get(key('precision-fp32', x, true))!, empty);
+      return { condition: x.condition, batch: x.batch, int8, fp32, x: fp32.msPerSample / int8.msPerSample, xCpu: fp32.cpuMsPerSample / int8.cpuMsPerSample, xCall: fp32.msPerCall / int8.msPerCall };
+    });
     if (rows.every((r) => r.emptySteps === 0)) notes.push(`settings table: at ${o.steps} steps every step commits a position, so the calls equal the steps and reuse saves nothing there`);
     const env = process.env.DLM_ENGINE_THREADS ?? null;
     return {
@@ -326,7 +363,7 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       load: { before: load0, after: loadavg(), rounds },
       started: started.toISOString(),
       seconds: (performance.now() - t0) / 1000,
-      rows, cache, guidance, notes,
+      rows, cache, guidance, precision: hasInt8 ? 'int8' : 'fp32', guidancePrecision, precisions, notes,
     };
   } finally {
     for (const e of engines.values()) await e.dispose();
@@ -347,7 +384,7 @@ export function formatMaskedBench(r: MaskedBenchResult): string {
     `load average (1 / 5 / 15 min): ${la(r.load.before)} before, ${la(r.load.after)} after; 1-min at each round's start: ${r.load.rounds.map(f2).join(', ')} (other processes skew every figure)`,
     `started ${r.started}, ${(r.seconds / 60).toFixed(1)} min; seed ${r.seed}; data-to-text record (pinned): ${r.record.value ? JSON.stringify(r.record.value) : 'none'} (${r.record.source})`,
     '',
-    `time per output, logits reuse on (the default): ${r.steps} steps asked (at least one per block), ${r.rounds} alternating rounds, medians;`,
+    `time per output, logits reuse on (the default), ${r.precision} denoiser (the engine's default on cpu): ${r.steps} steps asked (at least one per block), ${r.rounds} alternating rounds, medians;`,
     'ms/sample = the whole run (sampling, decoding, scoring) / batch; ms/step = sampling / steps; ms/call = time in the denoiser / calls;',
     'sampler ms/step = sampling outside the denoiser (proposals, commits, progress) / steps; cpu = process CPU time (all threads) / batch, least over rounds',
     table(['condition', 'batch', 'confidence', 'tokens', 'blocks', 'positions', 'steps', 'calls', 'ms/sample (median / min)', 'ms/step', 'ms/call', 'sampler ms/step', 'cpu ms/sample'], r.rows.map((x) => [
@@ -362,12 +399,19 @@ export function formatMaskedBench(r: MaskedBenchResult): string {
       ]))
       : '(no setting where reuse can save a call)',
     '',
-    `classifier guidance: guided vs unguided (${r.cacheSteps} steps, low_confidence, greedy, blocks of the table; the guided runs add the soft constraints listed, one joint gradient-graph call per denoiser call, and write the text before an unpinned record as the bundle's guidance_defaults say):`,
+    `classifier guidance: guided vs unguided (${r.cacheSteps} steps, low_confidence, greedy, blocks of the table, both sides on the ${r.guidancePrecision} denoiser, the one guided runs take; the guided runs add the soft constraints listed, one joint gradient-graph call per denoiser call, and write the text before an unpinned record as the bundle's guidance_defaults say):`,
     r.guidance.length
       ? table(['condition', 'batch', 'guided constraints', 'ms/step guided / unguided', 'guided / unguided', 'guidance ms/step', 'ms/sample guided / unguided'], r.guidance.map((x) => [
         x.condition, x.batch, x.guided.join(', '), `${f1(x.on.msPerStep)} / ${f1(x.off.msPerStep)}`, `${f2(x.ratio)}x`, f1(x.on.guideMsPerStep), `${f2(x.on.msPerSample)} / ${f2(x.off.msPerSample)}`,
       ]))
       : '(the bundle has no classifiers on masked canvases)',
+    '',
+    `int8 vs fp32 denoiser (${r.steps} steps, low_confidence, greedy, blocks of the table; int8 on cpu is the engine's default where the bundle has it):`,
+    r.precisions.length
+      ? table(['condition', 'batch', 'ms/sample int8 / fp32', 'speedup', 'speedup (cpu)', 'ms/call int8 / fp32', 'speedup per call'], r.precisions.map((x) => [
+        x.condition, x.batch, `${f2(x.int8.msPerSample)} / ${f2(x.fp32.msPerSample)}`, `${f2(x.x)}x`, `${f2(x.xCpu)}x`, `${f1(x.int8.msPerCall)} / ${f1(x.fp32.msPerCall)}`, `${f2(x.xCall)}x`,
+      ]))
+      : '(the bundle has no int8 denoiser)',
     ...(r.notes.length ? ['', ...r.notes.map((n) => `note: ${n}`)] : []),
   ];
   return lines.join('\n');

@@ -48,6 +48,15 @@ beforeAll(() => {
   m.id = 'masked-unc';
   m.sampler_defaults.temperature_unconditional = 0.8;
   writeFileSync(join(unc, 'manifest.json'), JSON.stringify(m));
+  // and with an "int8" denoiser (the fp32 graph under another name: the bench's int8 vs fp32 rows need two files)
+  const q = join(models, 'masked-int8');
+  cpSync(MASKED, q, { recursive: true });
+  cpSync(join(q, 'denoiser.onnx'), join(q, 'denoiser.int8.onnx'));
+  const mq = JSON.parse(readFileSync(join(q, 'manifest.json'), 'utf8'));
+  mq.id = 'masked-int8';
+  mq.denoiser.int8 = { file: 'denoiser.int8.onnx', activations: 'static' };
+  mq.files.push({ ...mq.files.find((f: { path: string }) => f.path === 'denoiser.onnx'), path: 'denoiser.int8.onnx' });
+  writeFileSync(join(q, 'manifest.json'), JSON.stringify(mq));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -421,6 +430,32 @@ describe('dlm-studio bench on a masked-diffusion bundle', () => {
     expect(r.out).toMatch(/threads: DLM_ENGINE_THREADS/);
     expect(r.out).toMatch(/data-to-text\s+64\s+low_confidence\s+greedy\s+one\s+15\s+24\s+9\s+15 \/ 24/);
     expect(r.out).toMatch(/unconditional\s+8\s+maskgit_plus\s+T 1\s+8\s+32\s+6\s+6\s+\d/);
+    // no int8 graph in this bundle: every run in fp32, and the report says why there are no int8 rows
+    expect(j.precision).toBe('fp32');
+    expect(j.precisions).toEqual([]);
+    expect(j.guidancePrecision).toBe('fp32');
+    expect(j.notes.join('\n')).toMatch(/no int8 denoiser/);
+    expect(r.out).toMatch(/\(the bundle has no int8 denoiser\)/);
+  }, 300_000);
+
+  it('with an int8 denoiser: the tables run int8 (the cpu default), and int8 vs fp32 per condition and batch', async () => {
+    const out = join(root, 'bench-masked-int8.json');
+    const r = await cli('bench', '--model', 'masked-int8', '--steps', '6', '--cache-steps', '24', '--rounds', '2', '--batches', '8', '--out', out);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/round 2\/2: int8 vs fp32, 2 settings/);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as MaskedBenchResult;
+    expect(j.precision).toBe('int8');
+    // guided vs unguided compare on one precision: this bundle's guided runs take int8 too
+    expect(j.guidancePrecision).toBe('int8');
+    expect(j.precisions.map((x) => `${x.condition} ${x.batch}`)).toEqual(['unconditional 8', 'data-to-text 8']);
+    for (const x of j.precisions) {
+      for (const f of [x.int8, x.fp32]) expect(f.msPerSample).toBeGreaterThan(0);
+      // the same settings and seed: the same steps and calls either way
+      expect(x.int8.calls).toBe(x.fp32.calls);
+      expect(x.x).toBeCloseTo(x.fp32.msPerSample / x.int8.msPerSample, 6);
+    }
+    expect(r.out).toMatch(/int8 vs fp32 denoiser \(6 steps/);
+    expect(r.out).toMatch(/data-to-text\s+8\s+[\d.]+ \/ [\d.]+\s+[\d.]+x/);
   }, 300_000);
 
   it('refuses bad masked options by name', async () => {

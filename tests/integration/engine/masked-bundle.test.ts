@@ -44,6 +44,12 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
     expect(m.samplerDefaults?.steps).toBeGreaterThan(0);
     const u = await run({ version: 1, constraints: [], sampler: { steps: 24, samples: 4, seed: 1 } });
     expect(u.summary.status).toBe('completed');
+    // its int8 graph runs what does not guide; a classifier-guided run keeps the fp32 graph (denoiser.int8.guided_runs)
+    expect(m.precisions).toEqual(['fp32', 'int8']);
+    expect(m.int8GuidedRuns).toBe('fp32');
+    expect(u.summary.device.precision).toBe('int8');
+    const g = await run({ version: 1, constraints: [{ kind: 'sentiment', label: 'positive' }], sampler: { steps: 24, samples: 1, seed: 1, candidates: 1 } });
+    expect(g.summary.device.precision).toBe('fp32');
     expect(u.outputs).toHaveLength(4);
     const record = { name: 'The Vaults', eatType: 'pub', food: 'Italian' };
     const d = await run({ version: 1, constraints: [{ kind: 'record', value: record }], sampler: { steps: 24, samples: 2, seed: 2 } });
@@ -88,10 +94,10 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
 
   it.skipIf(!hasTorch)(`same tokens as the PyTorch reference sampler${hasTorch ? '' : ` [skipped: ${PY} with torch is not available]`}`, async () => {
     const cases: { args: string[]; set: ConstraintSetInput }[] = [
-      { args: ['--samples', '3', '--steps', '16', '--seed', '7'], set: { version: 1, constraints: [], sampler: { samples: 3, steps: 16, seed: 7 } } },
+      { args: ['--samples', '3', '--steps', '16', '--seed', '7'], set: { version: 1, constraints: [], sampler: { samples: 3, steps: 16, seed: 7, precision: 'fp32' } } },
       {
         args: ['--samples', '2', '--steps', '12', '--seed', '8', '--block-length', '16', '--temperature', '0.8', '--top-p', '0.9', '--record', '{"name":"Alimentum","food":"French"}'],
-        set: { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum', food: 'French' } }], sampler: { samples: 2, steps: 12, seed: 8, block_length: 16, temperature: 0.8, top_p: 0.9, candidates: 1 } },
+        set: { version: 1, constraints: [{ kind: 'record', value: { name: 'Alimentum', food: 'French' } }], sampler: { samples: 2, steps: 12, seed: 8, block_length: 16, temperature: 0.8, top_p: 0.9, candidates: 1, precision: 'fp32' } },
       },
     ];
     // the reference has no hard constraints: the engine's hold on a free record (record_schema_hold) is off here

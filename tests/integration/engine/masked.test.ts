@@ -422,6 +422,8 @@ describe('masked bundles the engine refuses, by name', () => {
       // classifier graphs of a masked bundle read token ids and return the gradient over one-hot tokens
       ['clf-x_t', (m) => { m.classifiers = [classifier(m, { x_t: 'float32[B,N,16]', t: 'float32[B]' }, { grad: 'float32[B,N,16]' })]; }, /field classifiers\[0\]\.inputs\.ids: .*got x_t \(a continuous classifier\)/],
       ['clf-grad', (m) => { m.classifiers = [classifier(m, { ids: `int64[B,${m.canvas.length}]` }, { grad: 'float32[B,V]' })]; }, /field classifiers\[0\]\.outputs\.grad: must be float32\[B,Lt,V\]/],
+      // an entry without graphs of its own is a head the joint graph serves: without one it is refused
+      ['clf-no-graphs', (m) => { m.classifiers = [{ ...classifier(m, { ids: `int64[B,${m.canvas.length}]` }, { grad: 'float32[B,Lt,V]' }), files: {}, batch_sizes: [] }]; }, /field classifiers\[0\]\.batch_sizes: empty: a sentiment entry without graphs of its own needs joint_guidance to cover sentiment/],
       // token label lexicons: one row per tokenizer id, one column per label, a file the bundle lists, one per control
       ['lex-rows', (m) => { m.lexicons = [lexicon(m, m.tokenizer.size - 1)]; }, new RegExp(`field lexicons\\[0\\]\\.shape: has \\d+ rows; the tokenizer has \\d+ tokens`)],
       ['lex-cols', (m) => { m.lexicons = [{ ...lexicon(m, m.tokenizer.size), labels: ['NOUN'] }]; }, /field lexicons\[0\]\.shape: has 2 columns for 1 labels/],
@@ -481,5 +483,57 @@ describe('masked bundles the engine refuses, by name', () => {
     } finally {
       await e.dispose();
     }
+  });
+
+  it('an int8 denoiser: precision auto on cpu runs it, fp32 the fp32 graph; a dynamic or unlisted one is refused by name', async () => {
+    // a stand-in "int8" graph whose logits always favour token 7, so the tokens show which graph ran
+    const V = 1796;
+    const emb = new Float32Array(1791 * 4).fill(0.01);
+    const out = new Float32Array(4 * V);
+    for (let r = 0; r < 4; r++) out[r * V + 7] = 50;
+    const favour7 = onnxModel(
+      [node('Gather', ['EMB', 'ids'], ['E']), node('MatMul', ['E', 'OUT'], ['logits'])],
+      [tensor('EMB', [1791, 4], emb, FLOAT), tensor('OUT', [4, V], out, FLOAT)],
+      [valueInfo('ids', INT64, ['B', N])], [valueInfo('logits', FLOAT, ['B', N, V])],
+    );
+    const withInt8 = (name: string, int8: Record<string, unknown>, listed = true) => {
+      const dir = copy(name, (m) => {
+        m.denoiser.int8 = int8;
+        if (listed) m.files.push({ path: 'denoiser.int8.onnx', bytes: favour7.length, sha256: createHash('sha256').update(favour7).digest('hex') });
+      });
+      writeFileSync(join(dir, 'denoiser.int8.onnx'), favour7);
+      return dir;
+    };
+    withInt8('int8-static', { file: 'denoiser.int8.onnx', activations: 'static' });
+    expect(await refusal(withInt8('int8-dynamic', { file: 'denoiser.int8.onnx', activations: 'dynamic' }))).toMatch(/field denoiser\.int8\.activations: /);
+    expect(await refusal(withInt8('int8-unlisted', { file: 'denoiser.int8.onnx', activations: 'static' }, false))).toMatch(/denoiser\.int8\.file: denoiser\.int8\.onnx is not listed/);
+    const e = createEngine({ modelDirs: [root] });
+    try {
+      const set = (precision?: 'int8' | 'fp32'): ConstraintSetInput => ({ version: 1, constraints: [], sampler: { steps: 6, samples: 2, seed: 3, ...(precision ? { precision } : {}) } });
+      const auto = await run(e, set(), 'int8-static');
+      expect(auto.summary.device.precision).toBe('int8');
+      expect(auto.outputs.every((o) => o.tokens.every((t) => t === 7))).toBe(true);
+      const fp32 = await run(e, set('fp32'), 'int8-static');
+      expect(fp32.summary.device.precision).toBe('fp32');
+      expect(fp32.outputs.some((o) => o.tokens.some((t) => t !== 7))).toBe(true);
+      await expect(e.generate({ model: 'int8-static', device: 'cpu', constraints: parseConstraintSet(set('int8')) }, {})).resolves.toMatchObject({ status: 'completed' });
+      // guided_runs fp32: under auto a classifier-guided run takes the fp32 graph, an unguided one the int8 graph;
+      // asking for int8 still gets it
+      withInt8('int8-guided-fp32', { file: 'denoiser.int8.onnx', activations: 'static', guided_runs: 'fp32' });
+      const guidedSet = (precision?: 'int8' | 'fp32'): ConstraintSetInput => ({ ...set(precision), constraints: [{ kind: 'sentiment', label: 'positive' }] });
+      const plain = await run(e, set(), 'int8-guided-fp32');
+      expect(plain.summary.device.precision).toBe('int8');
+      const guided = await run(e, guidedSet(), 'int8-guided-fp32');
+      expect(guided.summary.device.precision).toBe('fp32');
+      expect(guided.outputs.some((o) => o.tokens.some((t) => t !== 7))).toBe(true);
+      const forced = await run(e, guidedSet('int8'), 'int8-guided-fp32');
+      expect(forced.summary.device.precision).toBe('int8');
+      expect(forced.outputs.every((o) => o.tokens.every((t) => t === 7))).toBe(true);
+    } finally {
+      await e.dispose();
+    }
+    // a bundle without an int8 graph: asking for one names the fix
+    await expect(engine.generate({ model: 'masked-tiny', device: 'cpu', constraints: parseConstraintSet({ version: 1, constraints: [], sampler: { steps: 2, samples: 1, precision: 'int8' } }) }, {}))
+      .rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/sampler\.precision: model masked-tiny has no int8 denoiser/) });
   });
 });

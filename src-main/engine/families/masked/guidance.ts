@@ -90,6 +90,9 @@ async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; w
   const out: Graph[] = [];
   for (const [kind, list] of byKind) {
     const entry = m.classifiers.find((c) => c.control === kind)!;
+    if (!entry.batch_sizes.length) {
+      throw new GuidanceError(`classifiers: ${m.id} has no ${kind} graph of its own (its joint_guidance graph serves ${kind}${process.env.DLM_GUIDANCE_JOINT === '0' ? ', and DLM_GUIDANCE_JOINT=0 turns that off' : ''})`);
+    }
     const sessions = await load(entry.files, entry.batch_sizes);
     const session = sessions.values().next().value!;
     let acc: JointTargets[string] | null = null;

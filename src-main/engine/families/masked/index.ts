@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { decodeCanvas } from '../../decode';
 import { checkGraphIo } from '../../host';
-import { EngineInputError, MASK_GLYPH, resolvePrecision } from '../../types';
+import { EngineInputError, MASK_GLYPH, runPrecision } from '../../types';
 import type { ModelFamily } from '../family';
 import { type MaskedManifest, maskedInputs, maskedManifest, MASKED_OUTPUTS } from './manifest';
 import { runExtent, whitespaceTokens } from '../../extent';
@@ -147,11 +147,12 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     if (sampler.method && sampler.method !== 'ancestral') {
       throw new EngineInputError(`sampler.method: ${sampler.method} is a sampler for continuous models; ${m.id} is a masked-diffusion model, which takes only ancestral (its steps are set by sampler.confidence, temperature, top_p and block_length)`);
     }
-    const precision = resolvePrecision(sampler.precision, provider, false, m.id);
-    const session = await host.session(bundle.dir, m.denoiser.file, provider);
-    if (!state.checked.has(m.denoiser.file)) {
+    const precision = runPrecision(sampler.precision, provider, !!m.denoiser.int8, m.denoiser.int8?.guided_runs, guided, m.id);
+    const denoiserFile = precision === 'int8' ? m.denoiser.int8!.file : m.denoiser.file;
+    const session = await host.session(bundle.dir, denoiserFile, provider);
+    if (!state.checked.has(denoiserFile)) {
       checkGraph(session, m);
-      state.checked.add(m.denoiser.file);
+      state.checked.add(denoiserFile);
     }
     const N = m.canvas.length;
     return {

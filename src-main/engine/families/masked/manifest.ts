@@ -92,6 +92,17 @@ export const maskedManifestSchema = z.object({
     inputs: z.record(z.string(), z.string()),
     outputs: z.record(z.string(), z.string()),
     opset: z.number().int().min(1).optional(),
+    /**
+     * Int8-weight variant of the same denoiser (training/dlm_train/quantize.py), used on cpu by precision auto. Static
+     * activations only: a range per call (dynamic) would couple the samples of a batch, and a masked run's candidates
+     * share one.
+     */
+    int8: z.object({
+      file: relPath,
+      activations: z.literal('static'),
+      /** 'fp32': precision auto runs classifier-guided runs on the fp32 graph (guidance measured worse on the int8 one). */
+      guided_runs: z.enum(['int8', 'fp32']).default('int8'),
+    }).passthrough().optional(),
   }).passthrough(),
   mask: z.object({
     id: z.number().int().min(0),
@@ -115,6 +126,7 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
   schema: maskedManifestSchema,
   check(m, c) {
     c.mustList('denoiser.file', m.denoiser.file);
+    if (m.denoiser.int8) c.mustList('denoiser.int8.file', m.denoiser.int8.file);
     for (const [name, spec] of Object.entries(m.denoiser.inputs)) {
       const known = MASKED_INPUTS[name];
       if (!known) c.fail(`denoiser.inputs.${name}`, `unknown denoiser input (known: ${Object.keys(MASKED_INPUTS).join(', ')})`);
@@ -139,10 +151,11 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
       if (!grad || grad.type !== 'float32' || grad.dims.length !== 3) c.fail(`${where}.outputs.grad`, `must be float32[B,Lt,V] (the gradient over one-hot text tokens), got ${outputs?.grad ?? 'none'}`);
     }
   },
-  precisions: () => ['fp32'],
+  precisions: (m) => (m.denoiser.int8 ? ['fp32', 'int8'] : ['fp32']),
   // the held record is written before the text (masked/index.ts)
   attributeRecord: attributeHoldsRecord,
   summary: (m) => ({
+    ...(m.denoiser.int8 ? { int8GuidedRuns: m.denoiser.int8.guided_runs } : {}),
     samplerDefaults: {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
       temperature: m.sampler_defaults.temperature, top_p: m.sampler_defaults.top_p,
