@@ -8,8 +8,8 @@ import type * as ort from 'onnxruntime-node';
 import type { ClassifierEntry, CommonManifest } from './bundle-schema';
 import type { Provider } from './devices';
 import {
-  buildTargets, chooseJointGraph, GuidanceError, type ClassifierRunner, DEFAULT_LAMBDA, type GuidanceConfig, type GuidanceTerm, guideStep,
-  type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm, type SoftTarget,
+  buildTargets, chooseJointGraph, type ClassifierRunner, DEFAULT_LAMBDA, type GuidanceConfig, type GuidanceTerm, guideStep,
+  type JointRunner, type JointTargets, jointTargets, jointTermFromTargets, makeTerm, noGraphOfItsOwn, type SoftTarget,
 } from './guidance';
 import type { EngineHost } from './host';
 import type { SamplerSettings } from '../constraints/set';
@@ -104,9 +104,7 @@ export async function buildGuidance(s: GuidanceSetup): Promise<GuidanceConfig | 
   } else {
     for (const [i, soft] of guided.entries()) {
       const entry = m.classifiers.find((c) => c.control === soft.kind)!;
-      if (!entry.batch_sizes.length) {
-        throw new GuidanceError(`classifiers: ${m.id} has no ${soft.kind} graph of its own (its joint_guidance graph serves ${soft.kind}${process.env.DLM_GUIDANCE_JOINT === '0' ? ', and DLM_GUIDANCE_JOINT=0 turns that off' : ''})`);
-      }
+      if (!entry.batch_sizes.length) throw noGraphOfItsOwn(m.id, soft.kind);
       // with several classifiers, every other one runs on the helper thread, in parallel
       const runner = await classifierRunner(host, dir, entry, provider, guided.length > 1 && i % 2 === 0);
       const seg = m.canvas.segments.find((x) => x.name === entry.segment)!;

@@ -21,6 +21,12 @@ export const DEFAULT_LAMBDA: Record<string, number> = { attribute: 0.01, pos: 0.
 
 export class GuidanceError extends EngineInputError {}
 
+/** The error when a run would guide `kind` through its own graph (one per control) and the bundle's entry has none: only its joint graph serves it. */
+export function noGraphOfItsOwn(modelId: string, kind: string): GuidanceError {
+  const off = process.env.DLM_GUIDANCE_JOINT === '0' ? ', and DLM_GUIDANCE_JOINT=0 turns that off' : '';
+  return new GuidanceError(`classifiers: ${modelId} has no ${kind} graph of its own (its joint_guidance graph serves ${kind}${off})`);
+}
+
 /** One active guidance term: d log p(target | x, t) / dx for the batch (targets are baked into the term). */
 export interface GuidanceTerm {
   control: string;

@@ -159,6 +159,29 @@ def quantize_model(model: onnx.ModelProto, min_dim: int = 64,
     return counts
 
 
+def sample_one_record(man: dict, ref, held_canvas, sample_held, seed: int) -> None:
+    """Data-to-text trajectories for calibration: a record drawn from the bundle's record schema, held with
+    `held_canvas(ref, record=...)` and sampled by `sample_held(given, held)`; nothing when the bundle has no record
+    segment or schema, or the record does not fit its segment."""
+    fields = (man.get("record_schema") or {}).get("fields") or {}
+    if not (ref.layout.record_len and fields):
+        return
+    rng = np.random.default_rng(seed)
+    record = {f: vals[int(rng.integers(len(vals)))] for f, vals in fields.items() if vals}
+    try:
+        given, held = held_canvas(ref, record=record)
+        sample_held(given, held)
+    except ValueError:
+        pass  # the record does not fit this bundle's record segment: unconditional trajectories only
+
+
+def evenly(arrays: Dict[str, np.ndarray], rows: int) -> Dict[str, np.ndarray]:
+    """`rows` of each array's first axis (all the same length), drawn evenly."""
+    n = len(next(iter(arrays.values())))
+    pick = np.linspace(0, n - 1, num=min(rows, n)).round().astype(int)
+    return {k: v[pick] for k, v in arrays.items()}
+
+
 def calibration_inputs(bundle_dir: str, samples: int = 8, steps: int = 50, seed: int = 0, rows: int = 256):
     """The denoiser inputs the reference sampler feeds it (x_t, t, and x_self_cond / clean for a recipe-B denoiser):
     unconditional and data-to-text trajectories of the bundle's PyTorch weights (denoiser.pt); `rows` of them, drawn
@@ -187,21 +210,12 @@ def calibration_inputs(bundle_dir: str, samples: int = 8, steps: int = 50, seed:
     ref.model = Recorder()
     try:
         S.sample(ref, samples, steps=steps, seed=seed)
-        fields = (read_manifest(bundle_dir).get("record_schema") or {}).get("fields") or {}
-        if ref.layout.record_len and fields:
-            rng = np.random.default_rng(seed)
-            record = {f: vals[int(rng.integers(len(vals)))] for f, vals in fields.items() if vals}
-            try:
-                given, held = S.held_canvas(ref, record=record)
-                S.sample(ref, samples, steps=steps, seed=seed + 1, given=given, held=held)
-            except ValueError:
-                pass  # the record does not fit this bundle's record segment: unconditional trajectories only
+        sample_one_record(read_manifest(bundle_dir), ref, S.held_canvas,
+                          lambda given, held: S.sample(ref, samples, steps=steps, seed=seed + 1, given=given, held=held),
+                          seed)
     finally:
         ref.model = real
-    out = {k: torch.cat(v).numpy().astype(np.float32) for k, v in seen.items()}
-    n = len(out["x_t"])
-    pick = np.linspace(0, n - 1, num=min(rows, n)).round().astype(int)
-    return {k: v[pick] for k, v in out.items()}
+    return evenly({k: torch.cat(v).numpy().astype(np.float32) for k, v in seen.items()}, rows)
 
 
 def masked_calibration_inputs(bundle_dir: str, samples: int = 8, seed: int = 0, rows: int = 256) -> Dict[str, np.ndarray]:
@@ -225,21 +239,13 @@ def masked_calibration_inputs(bundle_dir: str, samples: int = 8, seed: int = 0, 
     ref.model = recorder
     try:
         MS.sample(ref, samples, MS.settings_from_defaults(defaults, pinned=False), seed=seed)
-        fields = (man.get("record_schema") or {}).get("fields") or {}
-        if ref.layout.record_len and fields:
-            rng = np.random.default_rng(seed)
-            record = {f: vals[int(rng.integers(len(vals)))] for f, vals in fields.items() if vals}
-            try:
-                given, held = MS.held_canvas(ref, record=record)
-                MS.sample(ref, samples, MS.settings_from_defaults(defaults, pinned=True), seed=seed + 1,
-                          given=given, held=held)
-            except ValueError:
-                pass  # the record does not fit this bundle's record segment: unconditional trajectories only
+        sample_one_record(man, ref, MS.held_canvas,
+                          lambda given, held: MS.sample(ref, samples, MS.settings_from_defaults(defaults, pinned=True),
+                                                        seed=seed + 1, given=given, held=held),
+                          seed)
     finally:
         ref.model = real
-    ids = torch.cat(seen).numpy().astype(np.int64)
-    pick = np.linspace(0, len(ids) - 1, num=min(rows, len(ids))).round().astype(int)
-    return {"ids": ids[pick]}
+    return evenly({"ids": torch.cat(seen).numpy().astype(np.int64)}, rows)
 
 
 def calibrate(model_path: str, names: List[str], feeds: Dict[str, np.ndarray], chunk: int = 64) -> Dict[str, tuple]:

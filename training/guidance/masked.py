@@ -41,7 +41,7 @@ from torch._decomp import get_decompositions
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, write_manifest
 from training.guidance.bundle import take_scorer
 from training.dlm_train.paths import E2E_DATA
-from training.dlm_train.train import pick_autocast
+from training.dlm_train.train import pick_autocast, time_precisions
 
 from . import lexicon
 from .export import DECOMPOSE, MASKED as WITH_MASK, _rewrite, target_shape
@@ -117,23 +117,6 @@ def losses(model: MaskedGuidanceClassifier, ids: torch.Tensor, b: Dict[str, torc
     return out
 
 
-def time_precisions(model: MaskedGuidanceClassifier, ids: torch.Tensor, b: Dict[str, torch.Tensor],
-                    repeats: int = 2) -> Dict[str, float]:
-    """Seconds per forward and backward pass on one batch in fp32 and under bf16 autocast (median of `repeats` after
-    a warm-up); gradients cleared afterwards."""
-    times = {}
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        runs = []
-        for _ in range(repeats + 1):
-            t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-                sum(losses(model, ids, b).values()).backward()
-            runs.append(time.perf_counter() - t0)
-            model.zero_grad(set_to_none=True)
-        times[name] = sorted(runs[1:])[(len(runs) - 1) // 2]
-    return times
-
-
 def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batch: int = 64, lr: float = 2e-3,
           seed: int = 0, max_steps: Optional[int] = None, log=print, precision: str = "fp32") -> Dict:
     """precision as the denoiser's train.precision: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the CPU has
@@ -150,7 +133,9 @@ def train(cfg: MaskedClassifierConfig, data: GuidanceData, budget_s: float, batc
     measured = {}
 
     def measure():
-        measured.update(time_precisions(model, mask_canvases(first["ids"], cfg, torch.Generator().manual_seed(seed)), first))
+        ids = mask_canvases(first["ids"], cfg, torch.Generator().manual_seed(seed))
+        loss = lambda x: {"loss": sum(losses(model, x, first).values())}  # noqa: E731
+        measured.update(time_precisions(loss, list(model.parameters()), ids, torch.device("cpu")))
         return measured
     autocast = pick_autocast(precision, torch.device("cpu"), measure)
     if measured:

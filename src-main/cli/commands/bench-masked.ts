@@ -292,8 +292,10 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       }
       return cacheBatches.map((batch) => ({ condition, batch, s: { ...base, blockLength }, positions }));
     }));
-    const guideRows = soft.length ? conditions.flatMap((condition) => o.batches.map((batch) => ({ condition, batch, s: base }))) : [];
-    const precisionRows = hasInt8 ? conditions.flatMap((condition) => o.batches.map((batch) => ({ condition, batch, s: base }))) : [];
+    // guided vs unguided, and int8 vs fp32: each condition and batch at the base setting
+    const baseRows = conditions.flatMap((condition) => o.batches.map((batch) => ({ condition, batch, s: base })));
+    const guideRows = soft.length ? baseRows : [];
+    const precisionRows = hasInt8 ? baseRows : [];
     const runs = new Map<string, RunFigures[]>();
     const push = (k: string, r: RunFigures) => (runs.get(k) ?? runs.set(k, []).get(k)!).push(r);
     const key = (part: string, x: { condition: string; batch: number; s: MaskedBenchSetting }, cache: boolean) => `${part}|${x.condition}|${x.batch}|${JSON.stringify(x.s)}|${cache}`;

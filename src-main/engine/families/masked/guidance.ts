@@ -17,7 +17,7 @@
 import type * as ort from 'onnxruntime-node';
 import type { EngineHost } from '../../host';
 import type { Provider } from '../../devices';
-import { buildTargets, GuidanceError, type JointTargets, jointTargets, repeatTargets, type SoftTarget } from '../../guidance';
+import { buildTargets, GuidanceError, type JointTargets, jointTargets, noGraphOfItsOwn, repeatTargets, type SoftTarget } from '../../guidance';
 import { type Feeds, runRows } from '../../session-run';
 import type { SamplerSettings } from '../../../constraints/set';
 import type { MaskedManifest } from './manifest';
@@ -90,9 +90,7 @@ async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; w
   const out: Graph[] = [];
   for (const [kind, list] of byKind) {
     const entry = m.classifiers.find((c) => c.control === kind)!;
-    if (!entry.batch_sizes.length) {
-      throw new GuidanceError(`classifiers: ${m.id} has no ${kind} graph of its own (its joint_guidance graph serves ${kind}${process.env.DLM_GUIDANCE_JOINT === '0' ? ', and DLM_GUIDANCE_JOINT=0 turns that off' : ''})`);
-    }
+    if (!entry.batch_sizes.length) throw noGraphOfItsOwn(m.id, kind);
     const sessions = await load(entry.files, entry.batch_sizes);
     const session = sessions.values().next().value!;
     let acc: JointTargets[string] | null = null;

@@ -114,8 +114,9 @@ export async function logitsOf(s: ort.InferenceSession, m: MaskedManifest, ids: 
   return { logits: t.data as Float32Array, V };
 }
 
-function checkGraph(s: ort.InferenceSession, m: MaskedManifest): void {
-  checkGraphIo(s, m.denoiser.file, maskedInputs(m), { logits: MASKED_OUTPUTS.logits! });
+/** The denoiser graph's inputs and output against the manifest; `file` (the fp32 or the int8 graph) is named in errors. */
+function checkGraph(s: ort.InferenceSession, m: MaskedManifest, file = m.denoiser.file): void {
+  checkGraphIo(s, file, maskedInputs(m), { logits: MASKED_OUTPUTS.logits! });
 }
 
 export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
@@ -151,7 +152,7 @@ export const maskedFamily: ModelFamily<MaskedManifest, MaskedState> = {
     const denoiserFile = precision === 'int8' ? m.denoiser.int8!.file : m.denoiser.file;
     const session = await host.session(bundle.dir, denoiserFile, provider);
     if (!state.checked.has(denoiserFile)) {
-      checkGraph(session, m);
+      checkGraph(session, m, denoiserFile);
       state.checked.add(denoiserFile);
     }
     const N = m.canvas.length;
