@@ -65,7 +65,7 @@ export function renderMarkdown(r: EvalResults): string {
   L.push('| --- | --- |');
   L.push(`| date | ${r.date} |`);
   L.push(`| hardware | ${r.hardware.cpu}, ${r.hardware.cores} logical cores visible, ${r.hardware.memoryGiB} GiB, ${r.hardware.platform}, Node ${r.hardware.node} |`);
-  L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${r.device.precision ? `, ${r.device.precision} denoiser` : ''}` : '-'} |`);
+  L.push(`| device | ${r.device ? `${r.device.active} (requested ${r.device.requested})${denoiserWords(r)}` : '-'} |`);
   L.push(`| bundle | ${r.model.id} ${r.model.version}, hash \`${r.model.hash}\` |`);
   L.push(`| classifiers | ${r.model.controls.join(', ') || 'none'}; scorer: ${r.model.hasScorer ? 'yes' : 'no'} |`);
   L.push(`| settings | ${s.steps} steps${s.guidedSteps !== undefined ? ` (${s.guidedSteps} for guided runs)` : ''}, ${s.sampler ? `sampler ${s.sampler.method ?? 'ancestral'}${s.sampler.method === 'ddim' ? ` (eta ${s.sampler.eta ?? 0})` : ''}${spacingWords(s)}, ` : ''}${s.samplesPerTarget} samples per target, up to ${s.targetsPerControl} targets per control, unguided pool ${s.unguidedPool}, seed ${s.seed}${candidatesWords(s, r.model.kind === 'masked-diffusion')}${s.overrides ? `, per-control overrides ${JSON.stringify(s.overrides)}` : ''}${s.guidance ? `, guidance ${JSON.stringify(s.guidance)}` : ''} |`);
@@ -171,4 +171,13 @@ export function renderMarkdown(r: EvalResults): string {
   L.push('Published references: Diffusion-LM, Li et al. 2022, Table 2 (E2E); TGen, E2E NLG Challenge baseline (test set).');
   L.push('E2E data: Novikova, Dušek and Rieser (2017), CC BY-SA 4.0.');
   return L.join('\n') + '\n';
+}
+
+/** The denoiser weights the runs took: one for all, or which parts ran on which (precision auto mixes them). */
+export function denoiserWords(r: Pick<EvalResults, 'device' | 'precisions'>): string {
+  if (r.device?.precision) return `, ${r.device.precision} denoiser`;
+  const byPrecision = new Map<string, string[]>();
+  for (const [part, ps] of Object.entries(r.precisions ?? {})) for (const p of ps) byPrecision.set(p, [...(byPrecision.get(p) ?? []), part]);
+  if (byPrecision.size === 0) return '';
+  return `, denoiser ${[...byPrecision].map(([p, parts]) => `${p} (${parts.join(', ')})`).join('; ')}`;
 }

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { z } from 'zod';
 import { type CONTINUOUS_SAMPLERS, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, GUIDANCE_DEFAULT_ITERATIONS, GUIDANCE_DEFAULT_STEP_SIZE, guidanceSettings, isGuidedRun, type MASKED_CONFIDENCES, maskedRecordTemperature, maskedTemperature, parseConstraintSet, type Constraint, type ConstraintSet, type ConstraintSetInput } from '../constraints/set';
-import { type ConstraintScore, type DevicePreference, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
+import { type ConstraintScore, type DevicePreference, type DenoiserPrecision, type DeviceReport, type Engine, type GeneratedOutput, isMaskedModel, type ModelSummary, modelDefaultSteps, type PrecisionPreference, type RunSummary } from '../engine/types';
 import { RECORD_LENGTH_NOTE } from '../engine/extent';
 import { corpusBleu } from './bleu';
 import { errorCount, slotErrorRate, slotErrors, type SlotCounts, type SlotErrors, sumSlotErrors } from './slots';
@@ -156,6 +156,12 @@ export interface EvalResults {
   hardware: { cpu: string; cores: number; memoryGiB: number; platform: string; node: string };
   model: { id: string; version: string; hash: string; path: string; controls: string[]; hasScorer: boolean; kind?: string };
   device: DeviceReport | null;
+  /**
+   * The denoiser weights each part of the evaluation ran on ('unguided pool', a control's name, 'data-to-text',
+   * 'text-to-record'): precision auto can take int8 for some runs and fp32 for others (a masked bundle's guided runs),
+   * so `device.precision` is set only when every part ran on the same one.
+   */
+  precisions?: Record<string, DenoiserPrecision[]>;
   settings: Omit<EvalSettings, 'targetsPath' | 'testPath'> & { targets: { file: string; sha256: string; seed: number }; testFile: string };
   controls: ControlResult[];
   /** The unguided pool scored as unconditional samples (null when it failed or was empty). */
@@ -409,6 +415,13 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   for (const c of Object.keys(settings.overrides ?? {})) if (!known.has(c)) throw new Error(`--override: unknown control ${JSON.stringify(c)} (known: ${[...known].join(', ')})`);
 
   let device: DeviceReport | null = null;
+  const precisions: Record<string, DenoiserPrecision[]> = {};
+  /** Notes the device and the denoiser weights one run of a part of the evaluation took. */
+  const ran = (part: string, summary: RunSummary) => {
+    device ??= summary.device;
+    const p = summary.device.precision;
+    if (p && !(precisions[part] ??= []).includes(p)) precisions[part]!.push(p);
+  };
   const results: ControlResult[] = [];
 
   // Unguided pool: samples from the model with no constraints at all, shared by every target.
@@ -420,7 +433,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     const g = await generate(deps, settings, { version: 1, constraints: [], sampler: samplerFor(settings, settings.unguidedPool, settings.seed, false) });
     pool = g.outputs;
     poolSeconds = g.seconds;
-    device = g.summary.device;
+    ran('unguided pool', g.summary);
   } catch (e) {
     poolError = (e as Error).message;
     log(`unguided pool failed: ${poolError}`);
@@ -452,7 +465,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
       for (const t of targets) {
         const seed = (settings.seed + 1000 + targetIndex++) >>> 0;
         const g = await generate(deps, settings, { version: 1, constraints: t.constraints, sampler: samplerFor(settings, nSamples, seed, true, t.constraints) });
-        device ??= g.summary.device;
+        ran(control, g.summary);
         for (const w of g.summary.warnings ?? []) if (!res.warnings.includes(w)) res.warnings.push(w);
         gSeconds += g.seconds;
         drawn.push(...g.outputs.map(candidatesDrawnOf));
@@ -519,7 +532,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
         }
         const constraints = [{ kind: 'record' as const, value: items[i]!.record }];
         const g = await generate(deps, settings, { version: 1, constraints, sampler: samplerFor(settings, 1, (settings.seed + 500000 + i) >>> 0, true, constraints) });
-        device ??= g.summary.device;
+        ran('data-to-text', g.summary);
         seconds += g.seconds;
         hyps.push(g.outputs[0]?.text.trim() ?? '');
         // written with the control samples: the record as the target, slot-exact as the success
@@ -587,7 +600,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
           }
           throw e;
         }
-        device ??= g.summary.device;
+        ran('text-to-record', g.summary);
         seconds += g.seconds;
         n++;
         const rec = g.outputs[0]?.record ?? null;
@@ -618,6 +631,11 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
   }
 
   const { targetsPath: _t, testPath: _p, stepsFromModel: _s, ...rest } = settings;
+  const used = new Set(Object.values(precisions).flat());
+  if (device && used.size > 1) {
+    const { precision: _mixed, ...one } = device as DeviceReport;
+    device = one;
+  }
   return {
     format: 'dlm-eval-results/1',
     date: new Date().toISOString(),
@@ -625,6 +643,7 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     hardware: hardwareInfo(),
     model: { id: model.id, version: model.version, hash: model.hash, path: model.path, controls: model.controls, hasScorer: model.hasScorer, kind: model.kind },
     device,
+    ...(used.size ? { precisions } : {}),
     settings: {
       ...rest,
       targets: { file: relative(process.cwd(), settings.targetsPath) || settings.targetsPath, sha256: sha256(settings.targetsPath), seed: targetsFile.seed },

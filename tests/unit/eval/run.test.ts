@@ -78,6 +78,30 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     expect(plain.controls[0]!.guided!.candidatesDrawn).toBe(1);
   });
 
+  it('names the denoiser weights each part ran on when precision auto mixes them, and one precision when it does not', async () => {
+    const base = fakeEngine([]);
+    // as a masked bundle whose guided runs stay fp32: guided runs fp32, everything else int8
+    const engine = (guidedOn: 'fp32' | 'int8'): Engine => ({
+      ...base,
+      generate: async (req, hooks) => {
+        const s = await base.generate(req, hooks);
+        const guided = req.constraints.sampler.guidance.enabled && req.constraints.constraints.some((c) => c.kind !== 'record' && c.kind !== 'text');
+        return { ...s, device: { ...s.device, precision: guided ? guidedOn : 'int8' } };
+      },
+    });
+    const mixed = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 1, controls: ['pos'] }, { engine: engine('fp32'), evaluate });
+    expect(mixed.device).not.toHaveProperty('precision');
+    expect(mixed.precisions).toEqual({ 'unguided pool': ['int8'], pos: ['fp32'], 'data-to-text': ['int8'], 'text-to-record': ['int8'] });
+    expect(renderMarkdown(mixed)).toContain('| device | cpu (requested cpu), denoiser int8 (unguided pool, data-to-text, text-to-record); fp32 (pos) |');
+    const one = await runEvaluation({ ...settings, dataToTextItems: 1, textToRecordItems: 0, controls: ['pos'] }, { engine: engine('int8'), evaluate });
+    expect(one.device?.precision).toBe('int8');
+    expect(renderMarkdown(one)).toContain('| device | cpu (requested cpu), int8 denoiser |');
+    // an engine that reports no precision: none claimed
+    const none = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, controls: ['pos'] }, { engine: base, evaluate });
+    expect(none).not.toHaveProperty('precisions');
+    expect(renderMarkdown(none)).toContain('| device | cpu (requested cpu) |');
+  });
+
   it('aggregates guided and unguided rates, BLEU and per-field accuracy', async () => {
     const calls: GenerateRequest[] = [];
     const r = await runEvaluation(settings, { engine: fakeEngine(calls), evaluate });
