@@ -129,6 +129,13 @@ export const guidanceSettings = z.object({
    * run moves x as far, and stop guiding over the same share of the schedule. Continuous models only.
    */
   scaleToSteps: z.boolean().default(true),
+  /**
+   * Masked models: at each guided position a step commits, the denoiser's top-k candidates (the bundle's
+   * guidance_defaults.top_k) are scored exactly, each written into the canvas and read by the classifiers, instead of
+   * by the first-order estimate from one gradient (docs/engine.md, "Exact top-k re-scoring"). null: the bundle's
+   * guidance_defaults.exact_top_k (false where it has none). Continuous models take none.
+   */
+  exactTopK: z.boolean().nullable().default(null),
 }).strict();
 
 /** The step count guidance settings are stated for when they scale to the run's (scaleToSteps). */

@@ -186,6 +186,8 @@ export function resetToDefaults(sampler: SamplerSettings, d: MaskedSettings): Sa
   for (const k of PREFILLED_MASKED_KEYS) (s as Record<MaskedKey, unknown>)[k] = d[k];
   delete s.temperature;
   delete s.record_temperature;
+  // exact top-k re-scoring back to the bundle's choice
+  s.guidance = { ...s.guidance, exactTopK: null };
   return s;
 }
 

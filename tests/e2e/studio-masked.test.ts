@@ -14,6 +14,8 @@ import { clearNotices, extraModelFolder, type FrameGate, gateServerFrames, openP
 
 const MASKED_FIXTURE = join(ROOT, 'tests', 'fixtures', 'masked-tiny');
 const MASKED = 'masked-tiny';
+/** A copy of it whose manifest lists a classifier and a top-k (the exact top-k switch). */
+const GUIDED = 'masked-tiny-guided';
 /** The fixture's sampler_defaults plus temperature_unconditional (argmax when something is pinned, 0.5 when not). */
 const AUTO = 'auto: 0 with a record, text or infill given, 0.5 unconditional';
 let bundleRoot = '';
@@ -44,10 +46,19 @@ beforeAll(async () => {
   manifest.sampler_defaults.record_temperature_unconditional = 1;
   manifest.sampler_defaults.record_schema_hold = true;
   writeFileSync(join(bundle, 'manifest.json'), JSON.stringify(manifest));
+  // the same bundle with a sentiment classifier entry and a top-k, as a bundle that offers exact top-k re-scoring
+  // (its graph is the denoiser's file: listing reads no graph, and no guided run is made on it)
+  const guided = join(bundleRoot, GUIDED);
+  cpSync(bundle, guided, { recursive: true });
+  writeFileSync(join(guided, 'manifest.json'), JSON.stringify({
+    ...manifest, id: GUIDED, name: GUIDED,
+    classifiers: [{ control: 'sentiment', files: { 1: manifest.denoiser.file }, batch_sizes: [1], segment: 'text', labels: ['negative', 'neutral', 'positive'], inputs: { ids: `int64[B,${manifest.canvas.length}]` }, outputs: { grad: 'float32[B,Lt,V]' } }],
+    guidance_defaults: { ...manifest.guidance_defaults, top_k: 4 },
+  }));
   h = await startHarness();
   client = await serviceClient(h);
   const extra = extraModelFolder();
-  await client.call('settings.set', { modelFolders: [...(extra ? [extra] : []), bundle] });
+  await client.call('settings.set', { modelFolders: [...(extra ? [extra] : []), bundleRoot] });
   const models = await client.call('models.list');
   expect(models.find((m) => m.id === MASKED)).toMatchObject({ kind: 'masked-diffusion', samplerDefaults: { steps: 12, block_length: 0, confidence: 'low_confidence', temperature: 0, temperature_unconditional: 0.5, record_temperature_unconditional: 1, record_schema_hold: true } });
   const continuous = models.find((m) => !m.error && m.kind === 'continuous-embedding-diffusion')!;
@@ -339,6 +350,36 @@ describe('masked diffusion models in the studio', () => {
     expect(await block.getByTestId('verdict-how').textContent()).toMatch(/<end> is pinned at the target position/);
     expect(await block.getByTestId('verdict-unguided').count()).toBe(0);
     expect(await block.getByTestId('verdict-unserved').count()).toBe(0);
+    expect(h.problems).toEqual([]);
+  });
+  it('a masked model with classifiers and a top-k offers exact top-k re-scoring: the bundle\u2019s default, carried into the set, reset with the model\u2019s defaults', async () => {
+    const { page } = h;
+    await openPlace(h, 'Generate');
+    // the fixture itself has no classifiers: no switch
+    await page.getByTestId('generate-model').selectOption(MASKED);
+    await page.getByTestId('masked-settings').waitFor();
+    expect(await page.getByTestId('masked-exact-top-k').count()).toBe(0);
+    await page.getByTestId('generate-model').selectOption(GUIDED);
+    const exact = page.getByTestId('masked-exact-top-k');
+    await exact.waitFor();
+    // the bundle's default (exact_top_k absent: off), not marked as the model's default
+    expect(await exact.isChecked()).toBe(false);
+    expect(await page.locator('label', { has: exact }).textContent()).not.toMatch(/model default/);
+    await exact.check();
+    await openPlace(h, 'Compose');
+    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler.guidance.exactTopK).toBe(true);
+    await openPlace(h, 'Generate');
+    expect(await page.getByTestId('masked-exact-top-k').isChecked()).toBe(true);
+    // guidance off: the switch has nothing to do
+    await page.getByTestId('masked-guidance').uncheck();
+    expect(await page.getByTestId('masked-exact-top-k').isDisabled()).toBe(true);
+    await page.getByTestId('masked-guidance').check();
+    await page.getByTestId('masked-reset').click();
+    expect(await page.getByTestId('masked-exact-top-k').isChecked()).toBe(false);
+    await openPlace(h, 'Compose');
+    expect(JSON.parse(await page.getByTestId('compose-body').inputValue()).sampler.guidance.exactTopK).toBeNull();
+    await openPlace(h, 'Generate');
+    await page.getByTestId('generate-model').selectOption(MASKED);
     expect(h.problems).toEqual([]);
   });
 });

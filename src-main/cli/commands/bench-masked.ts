@@ -68,10 +68,13 @@ export interface MaskedGuidanceRow {
   batch: number;
   /** The soft constraints of the guided runs, as `kind:value`. */
   guided: string[];
+  /** Guided with the first-order estimate (sampler.guidance.exactTopK false). */
   on: MaskedBenchFigures & { guideMsPerStep: number };
   off: MaskedBenchFigures;
   /** guided / unguided ms per step (medians). */
   ratio: number;
+  /** Guided with exact top-k re-scoring (exactTopK true), where the bundle offers it; ratio: exact / unguided. */
+  exact?: MaskedBenchFigures & { guideMsPerStep: number; ratio: number };
 }
 
 /** The int8 denoiser against the fp32 one at the base setting (bundles with both). */
@@ -239,11 +242,13 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
     if (!e) engines.set(k, (e = createEngine({ modelDirs: o.modelDirs, batchSize: batch, logitsCache: cache })));
     return e;
   };
-  const setFor = (c: MaskedCondition, s: MaskedBenchSetting, steps: number, samples: number, soft: ConstraintSetInput['constraints'] = [], precision?: 'int8' | 'fp32'): ConstraintSetInput => ({
+  const setFor = (c: MaskedCondition, s: MaskedBenchSetting, steps: number, samples: number, soft: ConstraintSetInput['constraints'] = [], precision?: 'int8' | 'fp32', exactTopK?: boolean): ConstraintSetInput => ({
     version: 1,
     constraints: [...(c === 'data-to-text' ? [{ kind: 'record' as const, value: record!.value }] : []), ...soft],
-    sampler: { steps, samples, seed, confidence: s.confidence, temperature: s.temperature, top_p: s.topP, block_length: s.blockLength, ...(precision ? { precision } : {}) },
+    sampler: { steps, samples, seed, confidence: s.confidence, temperature: s.temperature, top_p: s.topP, block_length: s.blockLength, ...(precision ? { precision } : {}), ...(exactTopK !== undefined ? { guidance: { exactTopK } } : {}) },
   });
+  // exact top-k re-scoring timed beside the first-order guided runs where the bundle offers it
+  const exactToo = m.exactTopK !== undefined;
   const hasInt8 = !!m.precisions?.includes('int8');
   const guidancePrecision: 'int8' | 'fp32' = hasInt8 && m.int8GuidedRuns !== 'fp32' ? 'int8' : 'fp32';
   if (!hasInt8) notes.push('the bundle has no int8 denoiser: every run in fp32, no int8 vs fp32 rows');
@@ -313,8 +318,9 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
       }
       if (guideRows.length) o.log(`round ${round}/${o.rounds}: guided vs unguided, ${guideRows.length} settings (${cacheSteps} steps)...`);
       for (const x of guideRows) {
-        for (const guided of round % 2 ? [true, false] : [false, true]) {
-          push(key('guide', x, guided), await timedRun(engineFor(x.batch, true), m.id, setFor(x.condition, x.s, cacheSteps, x.batch, guided ? soft : [], guidancePrecision)));
+        const sides = ['guided', 'unguided', ...(exactToo ? ['exact'] : [])];
+        for (const side of round % 2 ? sides : [...sides].reverse()) {
+          push(key(`guide-${side}`, x, true), await timedRun(engineFor(x.batch, true), m.id, setFor(x.condition, x.s, cacheSteps, x.batch, side === 'unguided' ? [] : soft, guidancePrecision, side === 'unguided' ? undefined : side === 'exact')));
         }
       }
       if (precisionRows.length) o.log(`round ${round}/${o.rounds}: int8 vs fp32, ${precisionRows.length} settings (${o.steps} steps)...`);
@@ -337,10 +343,17 @@ export async function runMaskedBench(o: MaskedBenchOptions): Promise<MaskedBench
     });
     const guidance: MaskedGuidanceRow[] = guideRows.map((x) => {
       const empty = planOf(positionsOf(m, x.condition), cacheSteps, x.s.blockLength).empty;
-      const onRuns = runs.get(key('guide', x, true))!;
-      const on = { ...figures(onRuns, empty), guideMsPerStep: median(onRuns.map((r) => r.guideMs / r.steps)) };
-      const off = figures(runs.get(key('guide', x, false))!, empty);
-      return { condition: x.condition, batch: x.batch, guided: soft.map((c) => `${c.kind}:${'label' in c ? c.label : 'value' in c ? `${(c as { field: string }).field}=${c.value}` : JSON.stringify((c as { spans: unknown }).spans)}`), on, off, ratio: on.msPerStep / off.msPerStep };
+      const guidedFigures = (side: string) => {
+        const r = runs.get(key(`guide-${side}`, x, true))!;
+        return { ...figures(r, empty), guideMsPerStep: median(r.map((f) => f.guideMs / f.steps)) };
+      };
+      const on = guidedFigures('guided');
+      const off = figures(runs.get(key('guide-unguided', x, true))!, empty);
+      const exact = exactToo ? guidedFigures('exact') : null;
+      return {
+        condition: x.condition, batch: x.batch, guided: soft.map((c) => `${c.kind}:${'label' in c ? c.label : 'value' in c ? `${(c as { field: string }).field}=${c.value}` : JSON.stringify((c as { spans: unknown }).spans)}`), on, off, ratio: on.msPerStep / off.msPerStep,
+        ...(exact ? { exact: { ...exact, ratio: exact.msPerStep / off.msPerStep } } : {}),
+      };
     });
     const precisions: MaskedPrecisionRow[] = precisionRows.map((x) => {
       const empty = planOf(positionsOf(m, x.condition), o.steps, x.s.blockLength).empty;
@@ -401,10 +414,11 @@ export function formatMaskedBench(r: MaskedBenchResult): string {
       ]))
       : '(no setting where reuse can save a call)',
     '',
-    `classifier guidance: guided vs unguided (${r.cacheSteps} steps, low_confidence, greedy, blocks of the table, both sides on the ${r.guidancePrecision} denoiser, the one guided runs take; the guided runs add the soft constraints listed, one joint gradient-graph call per denoiser call, and write the text before an unpinned record as the bundle's guidance_defaults say):`,
+    `classifier guidance: guided vs unguided (${r.cacheSteps} steps, low_confidence, greedy, blocks of the table, both sides on the ${r.guidancePrecision} denoiser, the one guided runs take; the guided runs add the soft constraints listed, one joint gradient-graph call per denoiser call, and write the text before an unpinned record as the bundle's guidance_defaults say; exact: with exact top-k re-scoring, one more batch of the top-k canvases per step that commits a guided position):`,
     r.guidance.length
-      ? table(['condition', 'batch', 'guided constraints', 'ms/step guided / unguided', 'guided / unguided', 'guidance ms/step', 'ms/sample guided / unguided'], r.guidance.map((x) => [
+      ? table(['condition', 'batch', 'guided constraints', 'ms/step guided / unguided', 'guided / unguided', 'guidance ms/step', 'ms/sample guided / unguided', ...(r.guidance.some((x) => x.exact) ? ['exact ms/step', 'exact / unguided', 'exact guidance ms/step'] : [])], r.guidance.map((x) => [
         x.condition, x.batch, x.guided.join(', '), `${f1(x.on.msPerStep)} / ${f1(x.off.msPerStep)}`, `${f2(x.ratio)}x`, f1(x.on.guideMsPerStep), `${f2(x.on.msPerSample)} / ${f2(x.off.msPerSample)}`,
+        ...(x.exact ? [f1(x.exact.msPerStep), `${f2(x.exact.ratio)}x`, f1(x.exact.guideMsPerStep)] : []),
       ]))
       : '(the bundle has no classifiers on masked canvases)',
     '',

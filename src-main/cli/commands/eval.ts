@@ -69,6 +69,7 @@ Writes a JSON results file and a Markdown table beside it.
                                of sampler_defaults.accept_at_by_kind, else its accept_at; else draw all)
   --strength <x>               guidance strength of the guided runs (default 1: the bundle's measured weights)
   --guidance <k=v,...>         other guidance settings of the guided runs, e.g. iterations=3,stepSize=0.2,offLastSteps=3
+                               (continuous), exactTopK=true (masked)
                                (the names of a recipe's sampler.guidance; strength as --strength)
   --targets <file>             targets file (default tests/fixtures/eval/targets.json)
   --test-set <file>            E2E testset_w_refs.csv (default $E2E_DATA, else ../shared/data/e2e beside the checkout)

@@ -36,7 +36,7 @@ export interface FamilyManifest<M extends FamilyManifestBase> {
   /** Whether an attribute also holds the record segment to its value (the compiler's CompileModel.attributeRecord). */
   attributeRecord?(m: M): boolean;
   /** What `dlm-studio models` and the UI show of the family's own sampler settings. */
-  summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults' | 'continuousDefaults' | 'int8GuidedRuns'>>;
+  summary?(m: M): Partial<Pick<ModelSummary, 'samplerDefaults' | 'continuousDefaults' | 'int8GuidedRuns' | 'exactTopK'>>;
 }
 
 /** A verified bundle with its tokenizer (family resources come from `ModelFamily.open`). */

@@ -5,7 +5,9 @@
  * torch is there ($PYTHON, default /usr/bin/python3). Skipped while the bundle is absent.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
@@ -275,6 +277,46 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       expect(satisfied(on), on.outputs.map((o) => o.text).join(' | ')).toBeGreaterThan(satisfied(off));
       expect(satisfied(on)).toBeGreaterThanOrEqual(4);
     }, 180_000);
+
+    it.skipIf(!guided.includes('spans'))('exact top-k re-scoring (sampler.guidance.exactTopK): noted, more classifier time, other tokens than the first-order estimate; refused where it cannot run', async () => {
+      const set = (exactTopK: boolean | null, model = 'e2e-masked'): GenerateRequest => ({
+        model, device: 'cpu',
+        constraints: { version: 1, constraints: [{ kind: 'spans', spans: [[3, 5, 'PP']] }], sampler: { samples: 2, seed: 11, steps: 32, candidates: 1, guidance: { exactTopK } } } as GenerateRequest['constraints'],
+      });
+      const collect = async (req: GenerateRequest, e: Engine = engine) => {
+        const outputs: GeneratedOutput[] = [];
+        const summary = await e.generate(req, { onOutput: (o) => outputs.push(o) });
+        return { outputs, summary };
+      };
+      const exact = await collect(set(true));
+      const first = await collect(set(null));
+      expect(exact.summary.status).toBe('completed');
+      expect(exact.summary.notes ?? []).toContainEqual(expect.stringMatching(/exact top-k re-scoring: at each guided position a step commits, the denoiser's top 6 tokens/));
+      expect((first.summary.notes ?? []).some((n) => /exact top-k/.test(n))).toBe(false);
+      // one batch of top-k canvases per step besides the gradient call: more time in the classifiers
+      expect(exact.summary.guideMs!).toBeGreaterThan(first.summary.guideMs!);
+      expect(exact.outputs.map((o) => o.tokens)).not.toEqual(first.outputs.map((o) => o.tokens));
+      // a continuous model has no candidate tokens to score
+      await expect(collect({ ...set(true), model: 'e2e-default' })).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/sampler\.guidance\.exactTopK: exact top-k re-scoring is for masked models; e2e-default is a continuous model/) });
+      // a bundle whose guidance re-ranks every token (top_k 0) has no top k to score: refused by name; its default is off
+      const root = mkdtempSync(join(tmpdir(), 'dlm-exact-'));
+      const dir = join(root, 'masked-all-tokens');
+      mkdirSync(dir);
+      for (const f of readdirSync(DIR)) if (f !== 'manifest.json') symlinkSync(join(DIR, f), join(dir, f));
+      const m = JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { id: string; guidance_defaults: { top_k: number } };
+      m.id = 'masked-all-tokens';
+      m.guidance_defaults.top_k = 0;
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+      const e = createEngine({ modelDirs: [root] });
+      try {
+        expect((await e.listModels())[0]).not.toHaveProperty('exactTopK');
+        await expect(collect(set(true, 'masked-all-tokens'), e)).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringMatching(/sampler\.guidance\.exactTopK: masked-all-tokens lets guidance re-rank every token \(its guidance_defaults\.top_k is 0\)/) });
+      } finally {
+        await e.dispose();
+        rmSync(root, { recursive: true, force: true });
+      }
+      expect((await engine.listModels()).find((x) => x.id === 'e2e-masked')?.exactTopK).toBe(false);
+    });
 
     it('two different lengths are refused by name', async () => {
       await expect(run({ version: 1, constraints: [{ kind: 'length', tokens: 10 }, { kind: 'length', tokens: 12 }], sampler: { samples: 1, seed: 1 } }))

@@ -128,6 +128,54 @@ describe('guided masked sampling', () => {
     expect(new Set((await sampleMasked(base({ logits, guide: grad(1) }))).tokens)).toEqual(new Set([1]));
   });
 
+  it('exact top-k re-scoring: each candidate written into the canvas and scored, where the first-order estimate ranks them otherwise', async () => {
+    // the denoiser ranks 1 (0.5), 2 (0.4), 3 (0.3), the rest 0; the classifier's log p is 4 when the canvas has token 3
+    // at position 3 and 0 otherwise, but its gradient there points at token 2 (a first-order estimate that misleads)
+    const logits: MaskedSampleOptions['logits'] = async (_ids, B) => {
+      const l = new Float32Array(B * N * V);
+      for (let r = 0; r < B * N; r++) {
+        l[r * V + 1] = 0.5;
+        l[r * V + 2] = 0.4;
+        l[r * V + 3] = 0.3;
+      }
+      return { logits: l, V };
+    };
+    const scored: number[][] = [];
+    let batches = 0;
+    const guide = (exact: boolean): NonNullable<MaskedSampleOptions['guide']> => ({
+      start: 2, length: 4, weightAt: () => 1, topK: 3,
+      async grad(_ids, B) {
+        const g = new Float32Array(B * 4 * V);
+        for (let b = 0; b < B; b++) g[(b * 4 + 1) * V + 2] = 4;
+        return { grad: g, V };
+      },
+      ...(exact ? {
+        async exact(ids: Int32Array, B: number) {
+          batches++;
+          const out = new Float32Array(B);
+          for (let r = 0; r < B; r++) {
+            scored.push([...ids.subarray(r * N, (r + 1) * N)]);
+            out[r] = ids[r * N + 3] === 3 ? 4 : 0;
+          }
+          return out;
+        },
+      } : {}),
+    });
+    const settings = { steps: N, blockLength: 0, confidence: 'low_confidence' as const, temperature: 0, topP: 1 };
+    const firstOrder = await sampleMasked(base({ logits, settings, guide: guide(false) }));
+    expect(firstOrder.tokens![3]).toBe(2);
+    const exact = await sampleMasked(base({ logits, settings, guide: guide(true) }));
+    for (let b = 0; b < 2; b++) expect([...exact.tokens!.subarray(b * N, (b + 1) * N)]).toEqual([1, 1, 1, 3, 1, 1]);
+    // one batch per step that commits a guided position (4 of the 6 steps), both samples' candidates in it: the top 3
+    // tokens, each written at the position being committed into the canvas as it stood
+    expect(batches).toBe(4);
+    expect(scored.length).toBe(4 * 2 * 3);
+    const atThree = scored.filter((ids) => ids[3] !== MASK && ids.filter((t) => t !== MASK).length === 1);
+    expect(new Set(atThree.map((ids) => ids[3]))).toEqual(new Set([1, 2, 3]));
+    // the guidance time includes the exact scoring
+    expect(exact.guideMs).toBeGreaterThan(0);
+  });
+
   it('the guided segment first: with blocks, its positions are committed before the rest', async () => {
     const order: number[] = [];
     await sampleMasked(base({

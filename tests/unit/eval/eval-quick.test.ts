@@ -114,7 +114,7 @@ describe.skipIf(missing !== '')(`eval --quick on the tiny bundle${missing ? ` [s
     expect(text).toMatch(/--sampler must be one of ancestral, ddim, dpm2m \(got "euler"\)/);
     expect(text).toMatch(/--eta must be a number from 0 to 1 \(got "2"\)/);
     expect(text).toMatch(/--eta applies to --sampler ddim only \(the sampler is dpm2m\)/);
-    expect(text).toMatch(/--guidance foo: not a guidance setting \(names: iterations, stepSize, strength, fluencyWeight, offLastSteps, scaleToSteps\)/);
+    expect(text).toMatch(/--guidance foo: not a guidance setting \(names: iterations, stepSize, strength, fluencyWeight, offLastSteps, scaleToSteps, exactTopK\)/);
     expect(text).toMatch(/--guidance stepSize=-1: Too small/);
     expect(text).toMatch(/--guidance scaleToSteps=1: .*expected boolean/);
   });

@@ -92,9 +92,12 @@ describe('sampler settings follow the selected model', () => {
   });
 
   it('“Use the model’s defaults”: the bundle’s settings, the temperature left out again', () => {
-    const chosen = { ...fitSampler(base, null, maskedAuto, {}).sampler, steps: 9, block_length: 2, confidence: 'origin' as const, temperature: 1.3, top_p: 0.5 };
+    const fitted = fitSampler(base, null, maskedAuto, {}).sampler;
+    const chosen = { ...fitted, steps: 9, block_length: 2, confidence: 'origin' as const, temperature: 1.3, top_p: 0.5, guidance: { ...fitted.guidance, exactTopK: true, strength: 2 } };
     const reset = resetToDefaults(chosen, maskedDefaults(maskedAuto));
     expect(reset).toMatchObject({ steps: 64, block_length: 8, confidence: 'low_confidence', top_p: 1, samples: 4 });
+    // exact top-k re-scoring back to the bundle's choice; the guidance strength is the user's own
+    expect(reset.guidance).toMatchObject({ exactTopK: null, strength: 2 });
     expect(reset).not.toHaveProperty('temperature');
     expect(reset).not.toHaveProperty('temperature_unconditional');
     expect(() => parseConstraintSet({ version: 1, constraints: [], sampler: reset })).not.toThrow();

@@ -14,7 +14,7 @@ import { buildSchedule, trainingAbar } from '../../schedule';
 import { coveredPositions, type GlueRule, glueRule, type Projector, type RepeatRule, repeatRule, scoredProjector } from '../../projection';
 import { lexiconTerm } from '../../lexicon';
 import { type Feeds, type Outputs, runRows } from '../../session-run';
-import { resolvePrecision } from '../../types';
+import { EngineInputError, resolvePrecision } from '../../types';
 import { guidanceAtSteps, type SamplerSettings } from '../../../constraints/set';
 import type { ModelFamily } from '../family';
 import { type ContinuousManifest, continuousManifest, denoiserInputs, loadEmbeddings } from './manifest';
@@ -134,6 +134,8 @@ export const continuousFamily: ModelFamily<ContinuousManifest, ContinuousState> 
   async prepare({ host, bundle, state, provider, sampler, warnings, notes }) {
     const m = bundle.manifest;
     const dir = bundle.dir;
+    // a continuous model moves x_t along the classifiers' gradient: it has no candidate tokens to score
+    if (sampler.guidance.exactTopK) throw new EngineInputError(`sampler.guidance.exactTopK: exact top-k re-scoring is for masked models; ${m.id} is a continuous model, whose guidance moves x_t by the classifiers' gradient`);
     const precision = resolvePrecision(sampler.precision, provider, !!m.denoiser.int8, m.id);
     const denoiserFile = precision === 'int8' ? m.denoiser.int8!.file : m.denoiser.file;
     // two lanes on cpu: this thread and the helper thread each denoise half of the batch with one intra-op thread

@@ -22,6 +22,7 @@ import { type Feeds, runRows } from '../../session-run';
 import type { SamplerSettings } from '../../../constraints/set';
 import type { MaskedManifest } from './manifest';
 import { lexiconTerm, type LocalTerm } from '../../lexicon';
+import { EngineInputError } from '../../types';
 
 /** What the sampler needs: the gradient over one-hot tokens of the text segment, and the weight at a step. */
 export interface MaskedGuide {
@@ -32,6 +33,11 @@ export interface MaskedGuide {
   grad?(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
   /** The lexicons' exact term [length, V] (lexicon.ts), added before the top-k cut. */
   local?: LocalTerm;
+  /**
+   * Exact top-k re-scoring (sampler.guidance.exactTopK): ids [B, N] -> the graphs' weighted log p of their targets per
+   * canvas; the sampler scores each top-k candidate at a position it commits with it instead of the first-order term.
+   */
+  exact?(ids: Int32Array, batch: number): Promise<Float32Array>;
   /**
    * Per finished canvas (ids [B, N]), what the guidance pushed up: the graphs' weighted log p of their targets plus the
    * lexicon term of the tokens written. Candidates are ranked by it (runtime.ts).
@@ -163,6 +169,9 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
   const kinds = [...guided.map((x) => x.kind), ...(local ? s.soft.filter((x) => hasLexicon(x.kind)).map((x) => x.kind) : [])];
   const r = d.remask;
   const remask = r && r.rounds > 0 && kinds.some((k) => r.controls.includes(k)) ? { rounds: r.rounds, fraction: r.fraction, by: r.by } : null;
+  const exact = (gs.exactTopK ?? d.exact_top_k) && graphs.length > 0;
+  if (exact && d.top_k <= 0) throw new EngineInputError(`sampler.guidance.exactTopK: ${m.id} lets guidance re-rank every token (its guidance_defaults.top_k is 0); exact re-scoring scores the denoiser's top k`);
+  if (exact) s.notes?.push(`exact top-k re-scoring: at each guided position a step commits, the denoiser's top ${d.top_k} tokens are each written into the canvas and scored by the classifiers`);
   if (remask) s.notes?.push(`remasking: ${remask.rounds} rounds of the ${Math.round(100 * remask.fraction)}% of the text's tokens the model found least likely ${remask.by === 'context' ? 'in the finished text' : 'when they were committed'}, generated again (the bundle's guidance_defaults.remask for ${r!.controls.join(', ')})`);
   return {
     start: seg.start,
@@ -173,6 +182,7 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
     ...(remask ? { remask } : {}),
     ...(local ? { local } : {}),
     ...(graphs.length ? { grad: (ids: Int32Array, B: number) => gradOf(graphs, ids, B, N, seg.length) } : {}),
+    ...(exact ? { exact: (ids: Int32Array, B: number) => scoreOf(graphs, null, ids, B, N, seg.start, seg.length) } : {}),
     score: (ids, B) => scoreOf(graphs, local, ids, B, N, seg.start, seg.length),
     weightAt(step, total) {
       return total > 1 ? 1 + (d.anneal_end - 1) * (step / (total - 1)) : 1;

@@ -55,6 +55,8 @@ export const maskedGuidanceDefaults = z.object({
   anneal_end: z.number().min(0).default(1),
   /** > 0: guidance re-ranks the denoiser's top_k tokens at a position (the others are not proposed there). */
   top_k: z.number().int().min(0).default(0),
+  /** Score those top_k candidates exactly at the positions a step commits (sampler.guidance.exactTopK's default). */
+  exact_top_k: z.boolean().default(false),
   /** Generate the guided segment (the text) before the rest of the canvas (an unpinned record then follows it). */
   segment_first: z.boolean().default(false),
   /**
@@ -156,6 +158,8 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
   attributeRecord: attributeHoldsRecord,
   summary: (m) => ({
     ...(m.denoiser.int8 ? { int8GuidedRuns: m.denoiser.int8.guided_runs } : {}),
+    // exact top-k re-scoring is offered where classifier graphs and a top-k cut are (masked/guidance.ts)
+    ...(m.classifiers.length && m.guidance_defaults.top_k > 0 ? { exactTopK: m.guidance_defaults.exact_top_k } : {}),
     samplerDefaults: {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
       temperature: m.sampler_defaults.temperature, top_p: m.sampler_defaults.top_p,

@@ -59,6 +59,12 @@ export interface MaskedSampleOptions {
     /** Absent: no classifier graph, only the local term. */
     grad?(ids: Int32Array, batch: number): Promise<{ grad: Float32Array; V: number }>;
     /**
+     * Exact top-k re-scoring: ids [B, N] -> the classifiers' weighted log p per canvas. With it (and topK > 0), the
+     * positions a step commits are chosen as without it, and each then samples from its top-k candidates scored
+     * exactly, weightAt(step) x log p(target | the canvas with the candidate written), in one batch for the step.
+     */
+    exact?(ids: Int32Array, batch: number): Promise<Float32Array>;
+    /**
      * An exact per-position term [length, V] (a token label lexicon's weight x log p(target label | v)), added to the
      * logits of every candidate at a masked position of the segment before the top-k cut and the classifier term.
      */
@@ -335,6 +341,38 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
     changed = false;
     guideStale = true;
   };
+  /**
+   * Exact top-k re-scoring: each chosen guided position's candidates (the finite entries of its row: the top k before
+   * the step's commits) written one at a time into its sample's canvas and scored by guide.exact in one batch.
+   * Returns, per b * N + i, each candidate's weighted log p.
+   */
+  const exactScores = async (chosenBy: { b: number; chosen: { i: number }[] }[], rowOf: (b: number, i: number) => Float64Array) => {
+    const asked: { b: number; i: number; candidates: number[] }[] = [];
+    for (const c of chosenBy) {
+      for (const { i } of c.chosen) {
+        if (!inGuided(i)) continue;
+        const r = rowOf(c.b, i);
+        const candidates: number[] = [];
+        for (let v = 0; v < r.length; v++) if (r[v] !== -Infinity) candidates.push(v);
+        if (candidates.length) asked.push({ b: c.b, i, candidates });
+      }
+    }
+    const out = new Map<number, Map<number, number>>();
+    const total = asked.reduce((a, q) => a + q.candidates.length, 0);
+    if (!total) return out;
+    const ids = new Int32Array(total * N);
+    let n = 0;
+    for (const q of asked) {
+      for (const v of q.candidates) {
+        ids.set(x.subarray(q.b * N, (q.b + 1) * N), n * N);
+        ids[n++ * N + q.i] = v;
+      }
+    }
+    const logp = await guide!.exact!(ids, total);
+    n = 0;
+    for (const q of asked) out.set(q.b * N + q.i, new Map(q.candidates.map((v) => [v, logp[n++]!])));
+    return out;
+  };
   const stepMs: number[] = [];
   const u = new Float64Array(2 * N);
   let scratch: Scratch | null = null;
@@ -413,7 +451,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
        * The float64 logits a position proposes from: its own (or shifted) row, plus the guidance term at a masked
        * position of the guided segment; invalid ids and disallowed tokens -inf.
        */
-      const rowFor = (b: number, i: number, only: Uint8Array | null) => {
+      const rowFor = (b: number, i: number, only: Uint8Array | null, exactAt?: Map<number, number>) => {
         const src = (b * N + (o.shifted ? Math.max(i - 1, 0) : i)) * V;
         for (let v = 0; v < V; v++) row[v] = v >= o.vocabSize || v === o.maskId || (only && !only[v]) ? -Infinity : logits[src + v]!;
         const ex = o.exclude?.get(i);
@@ -429,6 +467,11 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           const at = (i - guide!.start) * local.V;
           const n = Math.min(V, local.V);
           for (let v = 0; v < n; v++) if (row[v] !== -Infinity) row[v] = row[v]! + local.values[at + v]!;
+        }
+        if (exactAt) {
+          // the candidates scored exactly (the top k of this row before the step's commits); the rest are not proposed
+          for (let v = 0; v < V; v++) row[v] = row[v] !== -Infinity && exactAt.has(v) ? row[v]! + w * exactAt.get(v)! : -Infinity;
+          return row;
         }
         const gg = guideGrad;
         if (gg && w !== 0) {
@@ -456,33 +499,29 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         }
         return row;
       };
-      for (let b = 0; b < B; b++) {
-        uniformsAt(o.seeds[b]!, g * 2 * N, 2 * N, u);
-        const open = positions.filter((i) => masked[b * N + i]);
-        if (!open.length) continue;
-        const constrained = (i: number) => (segOf[i]! >= 0 ? reach[b]![segOf[i]!]! : null);
-        const only = (i: number) => {
-          const r = constrained(i);
-          return r ? r.allowed(i - r.start, allowed) : null;
-        };
-        const props = open.map((i) => {
-          const pr = propose(rowFor(b, i, only(i)), u[i]!, u[N + i]!, settingsAt(i), buf);
-          let pModel = 1;
-          if (modelP && inGuided(i)) {
-            softmaxInto(base, baseP);
-            pModel = baseP[pr.token]!;
-          }
-          return { i, pModel, ...pr };
-        });
-        props.sort((a, c) => c.confidence - a.confidence || a.i - c.i);
-        for (const pr of props.slice(0, k)) {
-          const r = constrained(pr.i);
+      const constrained = (b: number, i: number) => (segOf[i]! >= 0 ? reach[b]![segOf[i]!]! : null);
+      const onlyAt = (b: number, i: number) => {
+        const r = constrained(b, i);
+        return r ? r.allowed(i - r.start, allowed) : null;
+      };
+      /** Commits sample b's chosen proposals in order (exact: the exact scores of its guided positions). */
+      const commit = (b: number, ub: Float64Array, chosen: { i: number; token: number; pModel: number }[], exact: Map<number, Map<number, number>> | null) => {
+        for (const pr of chosen) {
+          const r = constrained(b, pr.i);
+          const exactAt = exact?.get(b * N + pr.i);
           let token = pr.token;
           let pModel = pr.pModel;
+          if (exactAt) {
+            token = propose(rowFor(b, pr.i, onlyAt(b, pr.i), exactAt), ub[pr.i]!, ub[N + pr.i]!, settingsAt(pr.i), buf).token;
+            if (modelP) {
+              softmaxInto(base, baseP);
+              pModel = baseP[token]!;
+            }
+          }
           // an earlier commit of this step may have ruled the proposal out (a hard segment's automaton, or a guided
           // neighbour it would glue onto or repeat): propose again under what is left
           if ((r && !r.allows(pr.i - r.start, token)) || (inGuided(pr.i) && clashes(b, pr.i, token))) {
-            token = propose(rowFor(b, pr.i, only(pr.i)), u[pr.i]!, u[N + pr.i]!, settingsAt(pr.i), buf).token;
+            token = propose(rowFor(b, pr.i, onlyAt(b, pr.i), exactAt), ub[pr.i]!, ub[N + pr.i]!, settingsAt(pr.i), buf).token;
             if (modelP && inGuided(pr.i)) {
               softmaxInto(base, baseP);
               pModel = baseP[token]!;
@@ -494,6 +533,33 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           if (r) r.update(x.subarray(b * N, (b + 1) * N), masked.subarray(b * N, (b + 1) * N));
         }
         changed = true;
+      };
+      // exact top-k re-scoring: every sample's positions are chosen first, then their candidates scored in one batch
+      const exactOn = !!guide?.exact && !!guideGrad && w !== 0 && topK > 0;
+      const chosenBy: { b: number; u: Float64Array; chosen: { i: number; token: number; pModel: number }[] }[] = [];
+      for (let b = 0; b < B; b++) {
+        const ub = exactOn ? new Float64Array(2 * N) : u;
+        uniformsAt(o.seeds[b]!, g * 2 * N, 2 * N, ub);
+        const open = positions.filter((i) => masked[b * N + i]);
+        if (!open.length) continue;
+        const props = open.map((i) => {
+          const pr = propose(rowFor(b, i, onlyAt(b, i)), ub[i]!, ub[N + i]!, settingsAt(i), buf);
+          let pModel = 1;
+          if (modelP && inGuided(i)) {
+            softmaxInto(base, baseP);
+            pModel = baseP[pr.token]!;
+          }
+          return { i, pModel, ...pr };
+        });
+        props.sort((a, c) => c.confidence - a.confidence || a.i - c.i);
+        if (exactOn) chosenBy.push({ b, u: ub, chosen: props.slice(0, k) });
+        else commit(b, ub, props.slice(0, k), null);
+      }
+      if (exactOn && chosenBy.length) {
+        const tg = performance.now();
+        const exact = await exactScores(chosenBy, (b, i) => rowFor(b, i, onlyAt(b, i)));
+        guideMs += performance.now() - tg;
+        for (const c of chosenBy) commit(c.b, c.u, c.chosen, exact);
       }
     }
     stepMs.push(performance.now() - t0);
