@@ -133,7 +133,8 @@ export const guidanceSettings = z.object({
    * Masked models: at each guided position a step commits, the denoiser's top-k candidates (the bundle's
    * guidance_defaults.top_k) are scored exactly, each written into the canvas and read by the classifiers, instead of
    * by the first-order estimate from one gradient (docs/engine.md, "Exact top-k re-scoring"). null: the bundle's
-   * guidance_defaults.exact_top_k (false where it has none). Continuous models take none.
+   * default, on when the run guides one of its guidance_defaults.exact_top_k.controls (exactTopKOf). Continuous
+   * models take none.
    */
   exactTopK: z.boolean().nullable().default(null),
 }).strict();
@@ -263,6 +264,16 @@ export const GUIDED_CONSTRAINT_KINDS: readonly ConstraintKind[] = ['pos', 'spans
 /** Whether a run is classifier-guided: guidance on with strength > 0 and an enabled guided constraint of weight > 0. */
 export function isGuidedRun(constraints: readonly { kind: string; enabled?: boolean; weight?: number }[], guidance: { enabled?: boolean; strength?: number } | undefined): boolean {
   return guidedKinds(constraints, guidance).size > 0;
+}
+
+/**
+ * Whether a masked run scores its top-k candidates exactly: its sampler.guidance.exactTopK, else whether it guides one
+ * of the bundle's default kinds (ModelSummary.exactTopK, the manifest's guidance_defaults.exact_top_k.controls).
+ */
+export function exactTopKOf(constraints: readonly { kind: string; enabled?: boolean; weight?: number }[], guidance: { enabled?: boolean; strength?: number; exactTopK?: boolean | null } | undefined, defaultKinds: readonly string[] | undefined): boolean {
+  if (guidance?.exactTopK !== undefined && guidance.exactTopK !== null) return guidance.exactTopK;
+  const kinds = guidedKinds(constraints, guidance);
+  return (defaultKinds ?? []).some((k) => kinds.has(k));
 }
 
 /** The kinds a run guides: those of its enabled guided constraints of weight > 0; none with guidance off. */

@@ -61,6 +61,11 @@ const jointGuidanceSchema = z.object({
   segment: z.string().min(1),
   /** The same graphs with the attribute head scored for one field (select_attribute input): same batch sizes. */
   one_field: z.object({ files: z.record(z.string().regex(/^\d+$/), relPath) }).passthrough().nullable().optional(),
+  /**
+   * Forward-only copies of the graphs (log p out, no gradient; training/guidance/logp_graphs.py) at these batch
+   * sizes, for the masked family's exact top-k re-scoring, which scores many canvases per step.
+   */
+  logp: z.object({ files: z.record(z.string().regex(/^\d+$/), relPath), batch_sizes: z.array(z.number().int().min(1)).min(1) }).passthrough().nullable().optional(),
 }).passthrough();
 
 const scorerSchema = z.object({

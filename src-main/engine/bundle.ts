@@ -97,6 +97,11 @@ export async function readManifest(dir: string): Promise<Manifest> {
         else mustList(`${where}.${b}`, f);
       }
     }
+    for (const b of j.logp?.batch_sizes ?? []) {
+      const f = j.logp!.files[String(b)];
+      if (!f) fail('joint_guidance.logp.files', `no graph for batch size ${b}`);
+      else mustList(`joint_guidance.logp.files.${b}`, f);
+    }
     for (const c of j.controls) if (!m.classifiers.some((e) => e.control === c)) fail('joint_guidance.controls', `${c} has no entry in classifiers (its labels come from there)`);
     if (!m.canvas.segments.some((s) => s.name === j.segment)) fail('joint_guidance.segment', `no canvas segment named ${JSON.stringify(j.segment)}`);
   }

@@ -115,10 +115,11 @@ export interface ModelSummary {
   /** 'fp32': precision auto runs classifier-guided runs on the fp32 graph though the bundle has an int8 one (runPrecision). */
   int8GuidedRuns?: 'int8' | 'fp32';
   /**
-   * Masked bundles whose guidance can score its top-k candidates exactly (classifier graphs and a top_k): whether it
-   * does by default (guidance_defaults.exact_top_k); a run's sampler.guidance.exactTopK decides.
+   * Masked bundles whose guidance can score its top-k candidates exactly (classifier graphs and a top_k): the guided
+   * kinds whose runs do by default (guidance_defaults.exact_top_k.controls; [] for none); a run's
+   * sampler.guidance.exactTopK decides (constraints/set.ts exactTopKOf).
    */
-  exactTopK?: boolean;
+  exactTopK?: string[];
   /**
    * Masked-family bundles only (kind masked-diffusion; every masked bundle has it): the manifest's sampler_defaults
    * (steps, block_length, confidence, temperature, top_p, and temperature_unconditional when the bundle has one: the

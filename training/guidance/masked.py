@@ -40,6 +40,7 @@ from torch._decomp import get_decompositions
 
 from training.dlm_train.bundle import add_files_and_rehash, read_manifest, set_card_section, write_manifest
 from training.guidance.bundle import take_scorer
+from training.guidance.logp_graphs import add_logp_graphs
 from training.dlm_train.paths import E2E_DATA
 from training.dlm_train.train import pick_autocast, time_precisions
 
@@ -461,6 +462,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # the token label lexicons live beside the graphs (classifiers/), which were just replaced: written anew
     lexicon.attach(a.bundle, read_manifest(a.bundle), tr, dv, layout, len(tok))
     files += [e["file"] for e in read_manifest(a.bundle)["lexicons"]]
+    # forward-only copies of the joint graph for exact top-k re-scoring
+    files += list(add_logp_graphs(a.bundle)["joint_guidance"]["logp"]["files"].values())
     sizes = sum(os.path.getsize(os.path.join(a.bundle, p)) for p in files)
     print(f"done in {time.time() - t_start:.0f} s; {len(files)} graphs, {sizes / 1e6:.1f} MB", flush=True)
     return 0

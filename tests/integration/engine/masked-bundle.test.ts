@@ -5,6 +5,7 @@
  * torch is there ($PYTHON, default /usr/bin/python3). Skipped while the bundle is absent.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConstraintSetInput } from '../../../src-main/constraints/set';
 import * as ort from 'onnxruntime-node';
 import { createEngine } from '../../../src-main/engine/index';
+import { FLOAT, INT64, model as onnxModel, node, tensor, valueInfo } from '../../../src-main/engine/onnx-graph';
 import { logitsOf } from '../../../src-main/engine/families/masked/index';
 import { maskedManifestSchema } from '../../../src-main/engine/families/masked/manifest';
 import { readBackLogp } from '../../../src-main/engine/families/masked/sampler';
@@ -289,7 +291,11 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
         return { outputs, summary };
       };
       const exact = await collect(set(true));
-      const first = await collect(set(null));
+      const first = await collect(set(false));
+      // unset: the bundle's default for the kinds the run guides (guidance_defaults.exact_top_k.controls)
+      const defaults = (await engine.listModels()).find((x) => x.id === 'e2e-masked')!.exactTopK!;
+      const byDefault = await collect(set(null));
+      expect(byDefault.outputs.map((o) => o.tokens)).toEqual((defaults.includes('spans') ? exact : first).outputs.map((o) => o.tokens));
       expect(exact.summary.status).toBe('completed');
       expect(exact.summary.notes ?? []).toContainEqual(expect.stringMatching(/exact top-k re-scoring: at each guided position a step commits, the denoiser's top 6 tokens/));
       expect((first.summary.notes ?? []).some((n) => /exact top-k/.test(n))).toBe(false);
@@ -303,9 +309,11 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
       const dir = join(root, 'masked-all-tokens');
       mkdirSync(dir);
       for (const f of readdirSync(DIR)) if (f !== 'manifest.json') symlinkSync(join(DIR, f), join(dir, f));
-      const m = JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { id: string; guidance_defaults: { top_k: number } };
+      const m = JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { id: string; guidance_defaults: { top_k: number; exact_top_k?: unknown } };
       m.id = 'masked-all-tokens';
       m.guidance_defaults.top_k = 0;
+      // (a default for some kinds would make the manifest invalid without a top k: masked.test.ts)
+      delete m.guidance_defaults.exact_top_k;
       writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
       const e = createEngine({ modelDirs: [root] });
       try {
@@ -315,7 +323,64 @@ describe.skipIf(!present)(`engine on the masked bundle${present ? '' : ` [skippe
         await e.dispose();
         rmSync(root, { recursive: true, force: true });
       }
-      expect((await engine.listModels()).find((x) => x.id === 'e2e-masked')?.exactTopK).toBe(false);
+      expect((await engine.listModels()).find((x) => x.id === 'e2e-masked')?.exactTopK).toBeDefined();
+    });
+
+    const logpGraphs = (JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8')) as { joint_guidance?: { files: Record<string, string>; logp?: { files: Record<string, string> } } }).joint_guidance;
+    it.skipIf(!logpGraphs?.logp)('exact re-scoring reads the forward-only graph (joint_guidance.logp): the same log p as the gradient graph, and it is the one consulted', async () => {
+      const cut = await ort.InferenceSession.create(`${DIR}/${logpGraphs!.logp!.files['8']}`);
+      const full = await ort.InferenceSession.create(`${DIR}/${logpGraphs!.files['8']}`);
+      expect(cut.outputNames).toEqual(['logp']);
+      // 8 canvases: the mask everywhere, then text tokens written into some rows; targets for every control
+      const N = 96;
+      const ids = new BigInt64Array(8 * N).fill(1791n);
+      for (let r = 1; r < 8; r++) for (let i = 45; i < 45 + 6 * r; i++) ids[r * N + i] = BigInt(100 + ((i * 7 + r) % 1500));
+      const feeds: Record<string, ort.Tensor> = { ids: new ort.Tensor('int64', ids, [8, N]) };
+      for (const name of full.inputNames.filter((n) => n !== 'ids')) {
+        const meta = (full.inputMetadata as unknown as { name: string; shape: (number | string)[] }[]).find((x) => x.name === name)!;
+        const dims = meta.shape.map((d) => (typeof d === 'number' ? d : 8));
+        const n = dims.reduce((a, b) => a * b, 1);
+        feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: n }, (_, k) => ((k * 37) % 11 === 0 ? 1 : 0)), dims);
+      }
+      const a = (await cut.run(feeds)).logp!.data as Float32Array;
+      const b = (await full.run(feeds)).logp!.data as Float32Array;
+      const scale = Math.max(1, ...Array.from(b, Math.abs));
+      for (let k = 0; k < b.length; k++) expect(Math.abs(a[k]! - b[k]!)).toBeLessThan(1e-5 * scale);
+      await cut.release();
+      await full.release();
+      // a copy whose forward-only graph says log p = 0 for every canvas: exact scores then add nothing, so its outputs
+      // are not those of the bundle's own exact run
+      const root = mkdtempSync(join(tmpdir(), 'dlm-logp-'));
+      const dir = join(root, 'masked-zero-logp');
+      mkdirSync(dir);
+      for (const f of readdirSync(DIR)) if (f !== 'manifest.json' && f !== 'classifiers') symlinkSync(join(DIR, f), join(dir, f));
+      mkdirSync(join(dir, 'classifiers'));
+      for (const f of readdirSync(join(DIR, 'classifiers'))) symlinkSync(join(DIR, 'classifiers', f), join(dir, 'classifiers', f));
+      const inputs = Object.entries(feeds).map(([name, t]) => valueInfo(name, name === 'ids' ? INT64 : FLOAT, t.dims as number[]));
+      const zero = onnxModel([node('MatMul', ['target_sentiment', 'ZERO'], ['logp'])], [tensor('ZERO', [3, 1], new Float32Array(3), FLOAT)], inputs, [valueInfo('logp', FLOAT, [8, 1])]);
+      writeFileSync(join(dir, 'classifiers', 'zero.logp.b8.onnx'), zero);
+      const m = JSON.parse(readFileSync(`${DIR}/manifest.json`, 'utf8'));
+      m.id = 'masked-zero-logp';
+      m.joint_guidance.logp = { files: { 8: 'classifiers/zero.logp.b8.onnx' }, batch_sizes: [8] };
+      m.files.push({ path: 'classifiers/zero.logp.b8.onnx', sha256: createHash('sha256').update(zero).digest('hex'), bytes: zero.length });
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+      const set = (model: string): GenerateRequest => ({
+        model, device: 'cpu',
+        constraints: { version: 1, constraints: [{ kind: 'spans', spans: [[3, 5, 'PP']] }], sampler: { samples: 2, seed: 11, steps: 32, candidates: 1, guidance: { exactTopK: true } } } as GenerateRequest['constraints'],
+      });
+      const e = createEngine({ modelDirs: [root] });
+      try {
+        const tokens = async (eng: Engine, model: string) => {
+          const outs: GeneratedOutput[] = [];
+          const summary = await eng.generate(set(model), { onOutput: (o) => outs.push(o) });
+          expect(summary.status).toBe('completed');
+          return outs.map((o) => o.tokens);
+        };
+        expect(await tokens(e, 'masked-zero-logp')).not.toEqual(await tokens(engine, 'e2e-masked'));
+      } finally {
+        await e.dispose();
+        rmSync(root, { recursive: true, force: true });
+      }
     });
 
     it('two different lengths are refused by name', async () => {

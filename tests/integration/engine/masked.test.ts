@@ -423,6 +423,8 @@ describe('masked bundles the engine refuses, by name', () => {
       ['clf-x_t', (m) => { m.classifiers = [classifier(m, { x_t: 'float32[B,N,16]', t: 'float32[B]' }, { grad: 'float32[B,N,16]' })]; }, /field classifiers\[0\]\.inputs\.ids: .*got x_t \(a continuous classifier\)/],
       ['clf-grad', (m) => { m.classifiers = [classifier(m, { ids: `int64[B,${m.canvas.length}]` }, { grad: 'float32[B,V]' })]; }, /field classifiers\[0\]\.outputs\.grad: must be float32\[B,Lt,V\]/],
       // an entry without graphs of its own is a head the joint graph serves: without one it is refused
+      ['exact-no-top-k', (m) => { m.guidance_defaults = { ...m.guidance_defaults, top_k: 0, exact_top_k: { controls: ['pos'] } }; }, /field guidance_defaults\.exact_top_k: exact re-scoring scores the denoiser's top k candidates: guidance_defaults\.top_k must be above 0/],
+      ['exact-kind', (m) => { m.guidance_defaults = { ...m.guidance_defaults, top_k: 6, exact_top_k: { controls: ['json-schema'] } }; }, /field guidance_defaults\.exact_top_k\.controls\[0\]: Invalid option: expected one of "pos"\|"spans"/],
       ['clf-no-graphs', (m) => { m.classifiers = [{ ...classifier(m, { ids: `int64[B,${m.canvas.length}]` }, { grad: 'float32[B,Lt,V]' }), files: {}, batch_sizes: [] }]; }, /field classifiers\[0\]\.batch_sizes: empty: a sentiment entry without graphs of its own needs joint_guidance to cover sentiment/],
       // token label lexicons: one row per tokenizer id, one column per label, a file the bundle lists, one per control
       ['lex-rows', (m) => { m.lexicons = [lexicon(m, m.tokenizer.size - 1)]; }, new RegExp(`field lexicons\\[0\\]\\.shape: has \\d+ rows; the tokenizer has \\d+ tokens`)],

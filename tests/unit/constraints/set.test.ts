@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintSetError, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, guidanceAtSteps, isGuidedRun, maskedRecordTemperature, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
+import { ConstraintSetError, continuousSpacing, continuousSteps, defaultAcceptAt, defaultCandidates, exactTopKOf, guidanceAtSteps, isGuidedRun, maskedRecordTemperature, maskedTemperature, parseConstraintSet, setPinsCanvas } from '../../../src-main/constraints/set';
 import { barringProjector } from '../../../src-main/engine/projection';
 
 function refusal(value: unknown, source?: string): ConstraintSetError {
@@ -192,6 +192,24 @@ describe('a continuous bundle\'s spacing for guided runs (isGuidedRun, continuou
     expect(continuousSpacing({ spacing: 0.5, guidedSpacing: 1 }, true)).toBe(1);
     expect(continuousSpacing({ spacing: 0.5, guidedSpacing: 1 }, false)).toBe(0.5);
     expect(continuousSpacing({ spacing: 0.5 }, true)).toBe(0.5);
+  });
+});
+
+describe('exact top-k re-scoring by default (exactTopKOf)', () => {
+  const pos = [{ kind: 'pos' }];
+  it('the run\'s own setting wins; else on when it guides one of the bundle\'s kinds', () => {
+    expect(exactTopKOf(pos, { exactTopK: false }, ['pos'])).toBe(false);
+    expect(exactTopKOf([{ kind: 'attribute' }], { exactTopK: true }, [])).toBe(true);
+    expect(exactTopKOf(pos, { exactTopK: null }, ['pos', 'spans'])).toBe(true);
+    expect(exactTopKOf([{ kind: 'attribute' }, { kind: 'spans' }], {}, ['pos', 'spans'])).toBe(true);
+    expect(exactTopKOf([{ kind: 'attribute' }, { kind: 'sentiment' }], {}, ['pos', 'spans'])).toBe(false);
+    expect(exactTopKOf(pos, {}, undefined)).toBe(false);
+  });
+  it('a kind that is not guided (disabled, weight 0, guidance off) does not count', () => {
+    expect(exactTopKOf([{ kind: 'pos', enabled: false }], {}, ['pos'])).toBe(false);
+    expect(exactTopKOf([{ kind: 'pos', weight: 0 }], {}, ['pos'])).toBe(false);
+    expect(exactTopKOf(pos, { enabled: false }, ['pos'])).toBe(false);
+    expect(exactTopKOf([{ kind: 'record' }], {}, ['pos'])).toBe(false);
   });
 });
 

@@ -136,6 +136,17 @@ class MaskedGraphTest(unittest.TestCase):
             res = run_onnx(os.path.join(d, rel), feeds)
             self.assertEqual(res["grad"].shape, (1, 51, 1792))
             self.assertTrue(np.isfinite(res["grad"]).all())
+            # the forward-only copy for exact re-scoring (the largest batch size): listed, log p alone, the same log p
+            logp = out["joint_guidance"]["logp"]
+            self.assertEqual(logp["batch_sizes"], [8])
+            self.assertIn(logp["files"]["8"], listed)
+            feeds8 = {k: np.repeat(v, 8, axis=0) for k, v in feeds.items()}
+            feeds8["ids"][3, 50:60] = 7  # rows that differ
+            cut = run_onnx(os.path.join(d, logp["files"]["8"]), feeds8)
+            self.assertEqual(sorted(cut), ["logp"])
+            full = run_onnx(os.path.join(d, out["joint_guidance"]["files"]["8"]), feeds8)["logp"]
+            np.testing.assert_allclose(cut["logp"], full, rtol=1e-5, atol=1e-5)
+            self.assertNotEqual(float(np.abs(cut["logp"][3] - cut["logp"][0]).max()), 0.0)
             # --control-batch-sizes none: the joint graph alone; the entries describe the heads, with no graph files
             self.assertEqual(M.main(["--bundle", d, "--tiny", "--threads", "1", "--control-batch-sizes", "none"]), 0)
             with open(os.path.join(d, "manifest.json"), encoding="utf-8") as f:
@@ -144,7 +155,7 @@ class MaskedGraphTest(unittest.TestCase):
             self.assertEqual(sorted(joint_only["joint_guidance"]["controls"]), sorted(CONTROLS))
             self.assertFalse(any(os.path.exists(os.path.join(d, "classifiers", f"{c}.b1.onnx")) for c in CONTROLS))
             self.assertEqual(sorted(x["path"] for x in joint_only["files"] if x["path"].endswith(".onnx")),
-                             sorted(joint_only["joint_guidance"]["files"].values()))
+                             sorted([*joint_only["joint_guidance"]["files"].values(), *joint_only["joint_guidance"]["logp"]["files"].values()]))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import type { EngineHost } from '../../host';
 import type { Provider } from '../../devices';
 import { buildTargets, GuidanceError, type JointTargets, jointTargets, noGraphOfItsOwn, repeatTargets, type SoftTarget } from '../../guidance';
 import { type Feeds, runRows } from '../../session-run';
-import type { SamplerSettings } from '../../../constraints/set';
+import { exactTopKOf, type SamplerSettings } from '../../../constraints/set';
 import type { MaskedManifest } from './manifest';
 import { lexiconTerm, type LocalTerm } from '../../lexicon';
 import { EngineInputError } from '../../types';
@@ -65,7 +65,8 @@ export interface MaskedGuidanceSetup {
   notes?: string[];
 }
 
-type Graph = { sessions: Map<number, ort.InferenceSession>; feedsFor(bs: number): Feeds };
+/** A gradient graph by batch size, with its forward-only copies (log p alone) where the bundle has them. */
+type Graph = { sessions: Map<number, ort.InferenceSession>; logpSessions?: Map<number, ort.InferenceSession>; feedsFor(bs: number): Feeds };
 
 /** Every kind's per-sample target rows repeated over a batch of bs (the graph's input names per kind). */
 function repeat(targets: JointTargets, bs: number, names: (kind: string) => { target: string; mask: string }, inputs: Set<string>): Feeds {
@@ -75,7 +76,7 @@ function repeat(targets: JointTargets, bs: number, names: (kind: string) => { ta
 }
 
 /** The joint graph when the bundle has one (one trunk pass for all controls), else one graph per guided control. */
-async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; weight: number }[], segLength: number): Promise<Graph[]> {
+async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; weight: number }[], segLength: number, exact: boolean): Promise<Graph[]> {
   const { host, dir, manifest: m, provider } = s;
   const load = async (files: Record<string, string>, sizes: number[]) => {
     const sessions = new Map<number, ort.InferenceSession>();
@@ -85,10 +86,12 @@ async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; w
   const j = m.joint_guidance;
   if (j && process.env.DLM_GUIDANCE_JOINT !== '0' && weighted.every(({ soft }) => j.controls.includes(soft.kind))) {
     const sessions = await load(j.files, j.batch_sizes);
+    // forward-only graphs only where exact re-scoring will read them
+    const logpSessions = exact && j.logp ? await load(j.logp.files, j.logp.batch_sizes) : undefined;
     const entries = new Map(m.classifiers.filter((c) => j.controls.includes(c.control)).map((c) => [c.control as string, c]));
     const targets = jointTargets({ controls: j.controls, entries, sessions }, weighted, segLength);
     const inputs = new Set(sessions.values().next().value!.inputNames);
-    return [{ sessions, feedsFor: (bs) => repeat(targets, bs, (k) => ({ target: `target_${k}`, mask: `mask_${k}` }), inputs) }];
+    return [{ sessions, ...(logpSessions ? { logpSessions } : {}), feedsFor: (bs) => repeat(targets, bs, (k) => ({ target: `target_${k}`, mask: `mask_${k}` }), inputs) }];
   }
   // per control: the constraints of one kind add up in its target
   const byKind = new Map<string, { soft: SoftTarget; weight: number }[]>();
@@ -164,12 +167,13 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
   if (!guided.length && !local) return null;
   const d = m.guidance_defaults;
   const weighted = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength * (d.weights[soft.kind as keyof typeof d.weights] ?? d.weight) }));
-  const graphs = guided.length ? await graphsFor(s, weighted, seg.length) : [];
+  const wantsExact = exactTopKOf(s.soft.map((x) => ({ kind: x.kind, weight: x.weight })), gs, d.exact_top_k?.controls) && guided.length > 0;
+  const graphs = guided.length ? await graphsFor(s, weighted, seg.length, wantsExact) : [];
   const N = m.canvas.length;
   const kinds = [...guided.map((x) => x.kind), ...(local ? s.soft.filter((x) => hasLexicon(x.kind)).map((x) => x.kind) : [])];
   const r = d.remask;
   const remask = r && r.rounds > 0 && kinds.some((k) => r.controls.includes(k)) ? { rounds: r.rounds, fraction: r.fraction, by: r.by } : null;
-  const exact = (gs.exactTopK ?? d.exact_top_k) && graphs.length > 0;
+  const exact = wantsExact && graphs.length > 0;
   if (exact && d.top_k <= 0) throw new EngineInputError(`sampler.guidance.exactTopK: ${m.id} lets guidance re-rank every token (its guidance_defaults.top_k is 0); exact re-scoring scores the denoiser's top k`);
   if (exact) s.notes?.push(`exact top-k re-scoring: at each guided position a step commits, the denoiser's top ${d.top_k} tokens are each written into the canvas and scored by the classifiers`);
   if (remask) s.notes?.push(`remasking: ${remask.rounds} rounds of the ${Math.round(100 * remask.fraction)}% of the text's tokens the model found least likely ${remask.by === 'context' ? 'in the finished text' : 'when they were committed'}, generated again (the bundle's guidance_defaults.remask for ${r!.controls.join(', ')})`);
@@ -182,7 +186,7 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
     ...(remask ? { remask } : {}),
     ...(local ? { local } : {}),
     ...(graphs.length ? { grad: (ids: Int32Array, B: number) => gradOf(graphs, ids, B, N, seg.length) } : {}),
-    ...(exact ? { exact: (ids: Int32Array, B: number) => scoreOf(graphs, null, ids, B, N, seg.start, seg.length) } : {}),
+    ...(exact ? { exact: (ids: Int32Array, B: number) => logpOf(graphs, ids, B, N, seg.length) } : {}),
     score: (ids, B) => scoreOf(graphs, local, ids, B, N, seg.start, seg.length),
     weightAt(step, total) {
       return total > 1 ? 1 + (d.anneal_end - 1) * (step / (total - 1)) : 1;
@@ -204,6 +208,40 @@ async function scoreOf(graphs: Graph[], local: LocalTerm | null, ids: Int32Array
     }
   }
   return out;
+}
+
+/**
+ * Per canvas, the graphs' weighted log p of their targets: from the forward-only graphs where the bundle has them
+ * (joint_guidance.logp; the same numbers without the gradient's work), else from the gradient graphs.
+ */
+async function logpOf(graphs: Graph[], ids: Int32Array, B: number, N: number, Lt: number): Promise<Float32Array> {
+  const out = new Float32Array(B);
+  for (const g of graphs) {
+    const lp = g.logpSessions ? await runLogp(g, g.logpSessions, ids, B, N) : (await runGraph(g, ids, B, N, Lt)).logp;
+    for (let b = 0; b < B; b++) out[b]! += lp[b]!;
+  }
+  return out;
+}
+
+/** ids [B, N] through a forward-only graph in chunks padded to its batch sizes: per sample, its logp columns summed. */
+async function runLogp(g: Graph, sessions: Map<number, ort.InferenceSession>, ids: Int32Array, B: number, N: number): Promise<Float32Array> {
+  const sizes = [...sessions.keys()].sort((a, b) => a - b);
+  const logp = new Float32Array(B);
+  for (let start = 0; start < B; ) {
+    const left = B - start;
+    const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
+    const n = Math.min(bs, left);
+    const data = new BigInt64Array(bs * N);
+    for (let i = 0; i < n * N; i++) data[i] = BigInt(ids[start * N + i]!);
+    for (let r = n; r < bs; r++) data.copyWithin(r * N, 0, N);
+    const feeds = { ...g.feedsFor(bs), ids: { type: 'int64', data, dims: [bs, N] } } as unknown as Feeds;
+    const lp = (await runRows(sessions.get(bs)!, feeds, 0)).logp;
+    if (!lp) throw new GuidanceError(`masked classifier log p graph: no output 'logp'`);
+    const cols = lp.data.length / bs;
+    for (let r = 0; r < n; r++) for (let c = 0; c < cols; c++) logp[start + r]! += lp.data[r * cols + c]!;
+    start += n;
+  }
+  return logp;
 }
 
 /** The graphs' gradients summed: g [B, Lt, V]. */

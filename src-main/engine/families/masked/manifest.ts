@@ -55,8 +55,11 @@ export const maskedGuidanceDefaults = z.object({
   anneal_end: z.number().min(0).default(1),
   /** > 0: guidance re-ranks the denoiser's top_k tokens at a position (the others are not proposed there). */
   top_k: z.number().int().min(0).default(0),
-  /** Score those top_k candidates exactly at the positions a step commits (sampler.guidance.exactTopK's default). */
-  exact_top_k: z.boolean().default(false),
+  /**
+   * Runs that guide one of `controls` score those top_k candidates exactly at the positions a step commits
+   * (sampler.guidance.exactTopK's default; constraints/set.ts exactTopKOf); absent: no run does by default.
+   */
+  exact_top_k: z.object({ controls: z.array(z.enum(GUIDED_KINDS)).min(1) }).strict().optional(),
   /** Generate the guided segment (the text) before the rest of the canvas (an unpinned record then follows it). */
   segment_first: z.boolean().default(false),
   /**
@@ -138,6 +141,7 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
       if (required && !(name in m.denoiser.inputs)) c.fail(`denoiser.inputs.${name}`, `missing (the denoiser takes ${name} ${spec})`);
     }
     const logits = m.denoiser.outputs.logits;
+    if (m.guidance_defaults.exact_top_k && m.guidance_defaults.top_k <= 0) c.fail('guidance_defaults.exact_top_k', 'exact re-scoring scores the denoiser\'s top k candidates: guidance_defaults.top_k must be above 0');
     if (logits === undefined) c.fail('denoiser.outputs.logits', `missing (the denoiser returns logits ${MASKED_OUTPUTS.logits})`);
     const parsed = parseTensorSpec(logits!);
     if (!parsed || parsed.type !== 'float32' || parsed.dims.length !== 3) c.fail('denoiser.outputs.logits', `must be ${MASKED_OUTPUTS.logits}, got ${logits}`);
@@ -159,7 +163,7 @@ export const maskedManifest: FamilyManifest<MaskedManifest> = {
   summary: (m) => ({
     ...(m.denoiser.int8 ? { int8GuidedRuns: m.denoiser.int8.guided_runs } : {}),
     // exact top-k re-scoring is offered where classifier graphs and a top-k cut are (masked/guidance.ts)
-    ...(m.classifiers.length && m.guidance_defaults.top_k > 0 ? { exactTopK: m.guidance_defaults.exact_top_k } : {}),
+    ...(m.classifiers.length && m.guidance_defaults.top_k > 0 ? { exactTopK: m.guidance_defaults.exact_top_k?.controls ?? [] } : {}),
     samplerDefaults: {
       steps: m.sampler_defaults.steps, block_length: m.sampler_defaults.block_length, confidence: m.sampler_defaults.confidence,
       temperature: m.sampler_defaults.temperature, top_p: m.sampler_defaults.top_p,
