@@ -18,7 +18,7 @@ import type * as ort from 'onnxruntime-node';
 import type { EngineHost } from '../../host';
 import type { Provider } from '../../devices';
 import { buildTargets, GuidanceError, type JointTargets, jointTargets, noGraphOfItsOwn, repeatTargets, type SoftTarget } from '../../guidance';
-import { type Feeds, runRows } from '../../session-run';
+import { type Feeds, type Outputs, runRows } from '../../session-run';
 import { exactTopKOf, type SamplerSettings } from '../../../constraints/set';
 import type { MaskedManifest } from './manifest';
 import { lexiconTerm, type LocalTerm } from '../../lexicon';
@@ -117,36 +117,47 @@ async function graphsFor(s: MaskedGuidanceSetup, weighted: { soft: SoftTarget; w
 }
 
 /**
- * ids [B, N] through one graph, in chunks padded to its exported batch sizes: g [B, Lt, V], and per sample the sum of
- * its logp columns (each a control's weighted log p).
+ * ids [B, N] through `sessions` in chunks padded to their batch sizes (padding rows repeat the chunk's first row, and
+ * their outputs are dropped): `each` gets a chunk's outputs, its batch size bs, its real rows n and its first row.
  */
-async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: number): Promise<{ grad: Float32Array; V: number; logp: Float32Array }> {
-  const sizes = [...g.sessions.keys()].sort((a, b) => a - b);
-  let out: Float32Array | null = null;
-  let V = 0;
-  const logp = new Float32Array(B);
+async function inChunks(g: Graph, sessions: Map<number, ort.InferenceSession>, ids: Int32Array, B: number, N: number,
+  each: (res: Outputs, bs: number, n: number, start: number) => void): Promise<void> {
+  const sizes = [...sessions.keys()].sort((a, b) => a - b);
   for (let start = 0; start < B; ) {
     const left = B - start;
     const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
     const n = Math.min(bs, left);
     const data = new BigInt64Array(bs * N);
     for (let i = 0; i < n * N; i++) data[i] = BigInt(ids[start * N + i]!);
-    // padding rows repeat the chunk's first row (their gradients are dropped)
     for (let r = n; r < bs; r++) data.copyWithin(r * N, 0, N);
     const feeds = { ...g.feedsFor(bs), ids: { type: 'int64', data, dims: [bs, N] } } as unknown as Feeds;
-    const res = await runRows(g.sessions.get(bs)!, feeds, 0);
+    each(await runRows(sessions.get(bs)!, feeds, 0), bs, n, start);
+    start += n;
+  }
+}
+
+/** Adds each of a chunk's n real rows' logp columns (each a control's weighted log p) into logp from row `start`. */
+function addLogp(logp: Float32Array, lp: Float32Array, bs: number, n: number, start: number): void {
+  const cols = lp.length / bs;
+  for (let r = 0; r < n; r++) for (let c = 0; c < cols; c++) logp[start + r]! += lp[r * cols + c]!;
+}
+
+/**
+ * ids [B, N] through one graph, in chunks padded to its exported batch sizes: g [B, Lt, V], and per sample the sum of
+ * its logp columns (each a control's weighted log p).
+ */
+async function runGraph(g: Graph, ids: Int32Array, B: number, N: number, Lt: number): Promise<{ grad: Float32Array; V: number; logp: Float32Array }> {
+  let out: Float32Array | null = null;
+  let V = 0;
+  const logp = new Float32Array(B);
+  await inChunks(g, g.sessions, ids, B, N, (res, bs, n, start) => {
     const grad = res.grad!;
     if (grad.dims.length !== 3 || grad.dims[1] !== Lt) throw new GuidanceError(`masked classifier graph: output 'grad' has shape [${grad.dims.join(', ')}], expected [${bs}, ${Lt}, V]`);
     V = grad.dims[2]!;
     out ??= new Float32Array(B * Lt * V);
     out.set(grad.data.subarray(0, n * Lt * V), start * Lt * V);
-    const lp = res.logp?.data;
-    if (lp) {
-      const cols = lp.length / bs;
-      for (let r = 0; r < n; r++) for (let c = 0; c < cols; c++) logp[start + r]! += lp[r * cols + c]!;
-    }
-    start += n;
-  }
+    if (res.logp) addLogp(logp, res.logp.data, bs, n, start);
+  });
   return { grad: out!, V, logp };
 }
 
@@ -225,22 +236,11 @@ async function logpOf(graphs: Graph[], ids: Int32Array, B: number, N: number, Lt
 
 /** ids [B, N] through a forward-only graph in chunks padded to its batch sizes: per sample, its logp columns summed. */
 async function runLogp(g: Graph, sessions: Map<number, ort.InferenceSession>, ids: Int32Array, B: number, N: number): Promise<Float32Array> {
-  const sizes = [...sessions.keys()].sort((a, b) => a - b);
   const logp = new Float32Array(B);
-  for (let start = 0; start < B; ) {
-    const left = B - start;
-    const bs = sizes.find((s) => s >= left) ?? sizes[sizes.length - 1]!;
-    const n = Math.min(bs, left);
-    const data = new BigInt64Array(bs * N);
-    for (let i = 0; i < n * N; i++) data[i] = BigInt(ids[start * N + i]!);
-    for (let r = n; r < bs; r++) data.copyWithin(r * N, 0, N);
-    const feeds = { ...g.feedsFor(bs), ids: { type: 'int64', data, dims: [bs, N] } } as unknown as Feeds;
-    const lp = (await runRows(sessions.get(bs)!, feeds, 0)).logp;
-    if (!lp) throw new GuidanceError(`masked classifier log p graph: no output 'logp'`);
-    const cols = lp.data.length / bs;
-    for (let r = 0; r < n; r++) for (let c = 0; c < cols; c++) logp[start + r]! += lp.data[r * cols + c]!;
-    start += n;
-  }
+  await inChunks(g, sessions, ids, B, N, (res, bs, n, start) => {
+    if (!res.logp) throw new GuidanceError(`masked classifier log p graph: no output 'logp'`);
+    addLogp(logp, res.logp.data, bs, n, start);
+  });
   return logp;
 }
 
