@@ -388,6 +388,9 @@ export async function runEvaluation(given: EvalSettings, deps: EvalDeps): Promis
     settings.guidedCandidates = model.guidedCandidates;
     notes.push(`${model.id}: guided runs choose each output among ${model.guidedCandidates} candidates by ${masked ? "the guidance terms (classifiers, lexicons) plus the denoiser's own log p of the text (its guidance_defaults.candidate_fluency)" : 'the guidance classifiers'} (its sampler_defaults.guided_candidates)`);
   }
+  if (model.exactTopK?.length && (settings.guidance?.exactTopK ?? null) === null) {
+    notes.push(`${model.id}: guided runs of ${model.exactTopK.join(', ')} score the denoiser's top-k candidates exactly with the classifiers, the others by the first-order estimate (its guidance_defaults.exact_top_k; --guidance exactTopK=true|false for every guided run)`);
+  }
   if (given.candidates === undefined && model.freeCandidates !== undefined) {
     // the unguided pool and json-schema neither guide nor pin: the bundle's free candidates
     settings.freeCandidates = model.freeCandidates;

@@ -412,6 +412,12 @@ describe('runEvaluation (fake engine, fake evaluator)', () => {
     const all = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, steps: 3 }, { engine, evaluate });
     expect(all.controls).toHaveLength(9);
     expect(all.notes).toBeUndefined();
+    // a bundle that scores some kinds' candidates exactly says which, unless --guidance exactTopK decides for every run
+    masked.exactTopK = ['pos', 'spans'];
+    const exact = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, steps: 3, controls: ['pos'] }, { engine, evaluate });
+    expect(exact.notes).toContainEqual(expect.stringMatching(/fake: guided runs of pos, spans score the denoiser's top-k candidates exactly .*guidance_defaults\.exact_top_k/));
+    const decided = await runEvaluation({ ...settings, dataToTextItems: 0, textToRecordItems: 0, steps: 3, controls: ['pos'], guidance: { exactTopK: false } }, { engine, evaluate });
+    expect(decided.notes ?? []).not.toContainEqual(expect.stringMatching(/exactly/));
   });
 
   it('a masked model with temperature_unconditional and no --temperature: no temperature forced, the rule in the notes', async () => {
