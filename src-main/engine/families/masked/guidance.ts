@@ -178,14 +178,14 @@ export async function buildMaskedGuidance(s: MaskedGuidanceSetup): Promise<Maske
   if (!guided.length && !local) return null;
   const d = m.guidance_defaults;
   const weighted = guided.map((soft) => ({ soft, weight: (soft.weight ?? 1) * gs.strength * (d.weights[soft.kind as keyof typeof d.weights] ?? d.weight) }));
-  const wantsExact = exactTopKOf(s.soft.map((x) => ({ kind: x.kind, weight: x.weight })), gs, d.exact_top_k?.controls) && guided.length > 0;
-  const graphs = guided.length ? await graphsFor(s, weighted, seg.length, wantsExact) : [];
+  // exact re-scoring needs the classifier graphs (guided kinds), and a top k to score: checked before they load
+  const exact = exactTopKOf(s.soft, gs, d.exact_top_k?.controls) && guided.length > 0;
+  if (exact && d.top_k <= 0) throw new EngineInputError(`sampler.guidance.exactTopK: ${m.id} lets guidance re-rank every token (its guidance_defaults.top_k is 0); exact re-scoring scores the denoiser's top k`);
+  const graphs = guided.length ? await graphsFor(s, weighted, seg.length, exact) : [];
   const N = m.canvas.length;
   const kinds = [...guided.map((x) => x.kind), ...(local ? s.soft.filter((x) => hasLexicon(x.kind)).map((x) => x.kind) : [])];
   const r = d.remask;
   const remask = r && r.rounds > 0 && kinds.some((k) => r.controls.includes(k)) ? { rounds: r.rounds, fraction: r.fraction, by: r.by } : null;
-  const exact = wantsExact && graphs.length > 0;
-  if (exact && d.top_k <= 0) throw new EngineInputError(`sampler.guidance.exactTopK: ${m.id} lets guidance re-rank every token (its guidance_defaults.top_k is 0); exact re-scoring scores the denoiser's top k`);
   if (exact) s.notes?.push(`exact top-k re-scoring: at each guided position a step commits, the denoiser's top ${d.top_k} tokens are each written into the canvas and scored by the classifiers`);
   if (remask) s.notes?.push(`remasking: ${remask.rounds} rounds of the ${Math.round(100 * remask.fraction)}% of the text's tokens the model found least likely ${remask.by === 'context' ? 'in the finished text' : 'when they were committed'}, generated again (the bundle's guidance_defaults.remask for ${r!.controls.join(', ')})`);
   return {

@@ -504,6 +504,11 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         const r = constrained(b, i);
         return r ? r.allowed(i - r.start, allowed) : null;
       };
+      /** The denoiser's own probability (before the guidance terms) of `token` in the row rowFor built last. */
+      const modelProb = (token: number) => {
+        softmaxInto(base, baseP);
+        return baseP[token]!;
+      };
       /** Commits sample b's chosen proposals in order (exact: the exact scores of its guided positions). */
       const commit = (b: number, ub: Float64Array, chosen: { i: number; token: number; pModel: number }[], exact: Map<number, Map<number, number>> | null) => {
         for (const pr of chosen) {
@@ -513,19 +518,13 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
           let pModel = pr.pModel;
           if (exactAt) {
             token = propose(rowFor(b, pr.i, onlyAt(b, pr.i), exactAt), ub[pr.i]!, ub[N + pr.i]!, settingsAt(pr.i), buf).token;
-            if (modelP) {
-              softmaxInto(base, baseP);
-              pModel = baseP[token]!;
-            }
+            if (modelP) pModel = modelProb(token);
           }
           // an earlier commit of this step may have ruled the proposal out (a hard segment's automaton, or a guided
           // neighbour it would glue onto or repeat): propose again under what is left
           if ((r && !r.allows(pr.i - r.start, token)) || (inGuided(pr.i) && clashes(b, pr.i, token))) {
             token = propose(rowFor(b, pr.i, onlyAt(b, pr.i), exactAt), ub[pr.i]!, ub[N + pr.i]!, settingsAt(pr.i), buf).token;
-            if (modelP && inGuided(pr.i)) {
-              softmaxInto(base, baseP);
-              pModel = baseP[token]!;
-            }
+            if (modelP && inGuided(pr.i)) pModel = modelProb(token);
           }
           x[b * N + pr.i] = token;
           masked[b * N + pr.i] = 0;
@@ -544,12 +543,7 @@ export async function sampleMasked(o: MaskedSampleOptions): Promise<MaskedSample
         if (!open.length) continue;
         const props = open.map((i) => {
           const pr = propose(rowFor(b, i, onlyAt(b, i)), ub[i]!, ub[N + i]!, settingsAt(i), buf);
-          let pModel = 1;
-          if (modelP && inGuided(i)) {
-            softmaxInto(base, baseP);
-            pModel = baseP[pr.token]!;
-          }
-          return { i, pModel, ...pr };
+          return { i, pModel: modelP && inGuided(i) ? modelProb(pr.token) : 1, ...pr };
         });
         props.sort((a, c) => c.confidence - a.confidence || a.i - c.i);
         if (exactOn) chosenBy.push({ b, u: ub, chosen: props.slice(0, k) });
